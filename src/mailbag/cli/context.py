@@ -1,0 +1,68 @@
+"""What every command gets: where things live and how to talk to the user.
+
+stdout carries data only (one JSON document with --json); human text,
+progress and warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mailbag.errors import MailbagError
+from mailbag.paths import Paths
+from mailbag.textsafe import clean_terminal
+
+
+@dataclass
+class Context:
+    paths: Paths
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+    debug: bool = False
+    trace_file: str | None = None
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Context:
+        return cls(
+            paths=Paths.from_env(),
+            json=bool(getattr(args, "json", False)),
+            quiet=bool(getattr(args, "quiet", False)),
+            verbose=int(getattr(args, "verbose", 0) or 0),
+            debug=bool(getattr(args, "debug", False)),
+            trace_file=getattr(args, "trace", None),
+        )
+
+    @property
+    def interactive(self) -> bool:
+        return self.stdout.isatty()
+
+    def out(self, text: str = "") -> None:
+        """A line of human output on stdout (text that is data, e.g. a listing)."""
+        print(clean_terminal(text, keep_newlines=True), file=self.stdout)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            print(clean_terminal(text, keep_newlines=True), file=self.stderr)
+
+    def warn(self, text: str) -> None:
+        print(f"mailbag: warning: {clean_terminal(text)}", file=self.stderr)
+
+    def emit_json(self, document: Any) -> None:
+        json.dump(document, self.stdout, ensure_ascii=False, indent=2, default=str)
+        self.stdout.write("\n")
+
+    def error(self, exc: MailbagError) -> None:
+        line = f"mailbag: error: {clean_terminal(exc.message)}"
+        if exc.hint:
+            line += f"\n  hint: {clean_terminal(exc.hint)}"
+        print(line, file=self.stderr)
+
+    def close(self) -> None:
+        self.stdout.flush()

@@ -1,0 +1,99 @@
+"""Entry point: parse arguments, call the library, render the result.
+
+Startup must stay fast (`mailbag --version` well under 150 ms), so this module
+imports only argparse; each command module imports what it needs when it runs.
+Commands are listed in `COMMANDS`; each module provides `register(subparsers)`
+which adds its parser and sets `run` as the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mailbag import __version__
+from mailbag.cli.context import Context
+from mailbag.errors import MailbagError
+
+# module name under mailbag.cli -> registers one or more subcommands
+# Keep one per line, sorted: several people add commands at once.
+COMMANDS: tuple[str, ...] = ("cmd_demo",)
+
+DESCRIPTION = """\
+mailbag: email for the terminal and for scripts.
+
+Add an account (settings found from the address, or given by hand), test it,
+sync IMAP or download POP3 mail into a local Maildir, then read, search and send.
+
+Try it without an account:  mailbag demo
+"""
+
+EPILOG = """\
+environment:
+  MAILBAG_HOME   keep config, secrets fallback, mail, state and logs under this folder
+
+exit codes: 0 success, 1 the operation ran and failed, 2 usage or configuration error
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("global options")
+    g.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    g.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail on stderr (repeatable)"
+    )
+    g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    g.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write the protocol transcript to FILE (credentials redacted)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="mailbag",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"mailbag {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"mailbag.cli.{name}")
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["--version"]:
+        # fast path: no parser, no command modules
+        print(f"mailbag {__version__}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    ctx = Context.from_args(args)
+    try:
+        code: int = args.run(args, ctx)
+        return code
+    except MailbagError as exc:
+        if ctx.debug:
+            raise
+        ctx.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mailbag: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The one I/O seam every protocol goes through: connect, TLS, STARTTLS, timeouts.
+
+Certificate policy lives here and only here, so IMAP, POP3 and SMTP get the
+same security: certificates are always verified (against the system store, or
+the account's CA file), host names are always checked, and there is no switch
+that turns verification off. Errors are translated into `NetworkError` /
+`TLSError` with a plain-language hint.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from mailbag.errors import NetworkError, TLSError
+
+
+class Security(StrEnum):
+    """How the connection is protected."""
+
+    SSL = "ssl"  # implicit TLS from the first byte (993, 995, 465)
+    STARTTLS = "starttls"  # plaintext greeting, then upgrade; refusing to upgrade is fatal
+    NONE = "none"  # only with an explicit --insecure
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A server to connect to and how."""
+
+    host: str
+    port: int
+    security: Security
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} ({self.security.value})"
+
+
+def make_tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """A verifying client context: system roots, or exactly the given CA file."""
+    if ca_file is not None:
+        if not Path(ca_file).is_file():
+            raise TLSError(
+                f"CA file {ca_file} does not exist",
+                hint="give the path of a PEM file with the server's CA certificate",
+            )
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+    else:
+        ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def connect_tcp(endpoint: Endpoint) -> socket.socket:
+    """Open a TCP connection, turning OS errors into explained `NetworkError`s."""
+    try:
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
+    except socket.gaierror as exc:
+        raise NetworkError(
+            f"cannot resolve host name {endpoint.host!r}: {exc.strerror}",
+            hint="check the server name for typos; is this machine online?",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="dns",
+        ) from exc
+    except TimeoutError as exc:
+        raise NetworkError(
+            f"connection to {endpoint.host}:{endpoint.port} timed out",
+            hint="check the port number; a firewall may be dropping it",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="timeout",
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise NetworkError(
+            f"connection to {endpoint.host}:{endpoint.port} refused: nothing listens there",
+            hint="check the port number and whether the service is enabled at the provider",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="refused",
+        ) from exc
+    except OSError as exc:
+        cause = "unreachable" if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else "os"
+        raise NetworkError(
+            f"cannot connect to {endpoint.host}:{endpoint.port}: {exc.strerror or exc}",
+            hint="check the network connection and the server name",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause=cause,
+        ) from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def wrap_tls(sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
+    """Do the TLS handshake on a connected socket, verifying the certificate."""
+    ctx = make_tls_context(endpoint.ca_file)
+    try:
+        return ctx.wrap_socket(sock, server_hostname=endpoint.host)
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise explain_certificate_error(exc, endpoint) from exc
+    except ssl.SSLError as exc:
+        sock.close()
+        raise explain_handshake_error(exc, endpoint) from exc
+    except TimeoutError as exc:
+        sock.close()
+        raise TLSError(
+            f"TLS handshake with {endpoint.host}:{endpoint.port} timed out",
+            hint="the port may expect STARTTLS (plain text first) rather than SSL/TLS",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="handshake-timeout",
+        ) from exc
+    except OSError as exc:
+        sock.close()
+        raise TLSError(
+            f"connection to {endpoint.host}:{endpoint.port} closed during the TLS handshake",
+            hint="the port may expect STARTTLS rather than SSL/TLS",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="handshake-closed",
+        ) from exc
+
+
+def explain_certificate_error(exc: ssl.SSLCertVerificationError, endpoint: Endpoint) -> TLSError:
+    """Name the exact certificate problem and what the user can do about it."""
+    code = exc.verify_code
+    msg = exc.verify_message or str(exc)
+    where = f"{endpoint.host}:{endpoint.port}"
+    if code == 62 or "hostname mismatch" in msg.lower() or "IP address mismatch" in msg:
+        return TLSError(
+            f"the certificate of {where} is not valid for the name {endpoint.host!r}",
+            hint="use the server name the certificate was issued for (your provider's "
+            "documented host name), not an alias or IP address",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="hostname-mismatch",
+        )
+    if code == 10:
+        return TLSError(
+            f"the certificate of {where} has expired",
+            hint="the server's administrator must renew it; mailbag will not connect meanwhile",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="expired",
+        )
+    if code in (18, 19, 20, 21):
+        return TLSError(
+            f"the certificate of {where} is not signed by a trusted authority ({msg})",
+            hint="if this is a private server, get its CA certificate and pass it with "
+            "--ca-file PEM; never accept an unknown certificate blindly",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="untrusted",
+        )
+    return TLSError(
+        f"the certificate of {where} was rejected: {msg}",
+        hint="if this is a private server, pass its CA certificate with --ca-file PEM",
+        host=endpoint.host,
+        port=endpoint.port,
+        cause="certificate",
+    )
+
+
+def explain_handshake_error(exc: ssl.SSLError, endpoint: Endpoint) -> TLSError:
+    reason = (exc.reason or "").upper()
+    where = f"{endpoint.host}:{endpoint.port}"
+    if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "HTTP_REQUEST" in reason:
+        return TLSError(
+            f"{where} did not answer with TLS: it speaks plain text first",
+            hint="this port expects STARTTLS: set the security to 'starttls' "
+            "(or use the implicit-TLS port: 993 IMAP, 995 POP3, 465 SMTP)",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="not-tls",
+        )
+    if "UNSUPPORTED_PROTOCOL" in reason or "VERSION" in reason:
+        return TLSError(
+            f"{where} only offers an outdated TLS version",
+            hint="mailbag requires TLS 1.2 or newer; ask the provider to upgrade",
+            host=endpoint.host,
+            port=endpoint.port,
+            cause="old-tls",
+        )
+    return TLSError(
+        f"TLS handshake with {where} failed: {exc.reason or exc}",
+        hint="check the port and security setting (SSL/TLS vs STARTTLS)",
+        host=endpoint.host,
+        port=endpoint.port,
+        cause="handshake",
+    )
+
+
+def open_stream(endpoint: Endpoint) -> socket.socket:
+    """Connect; for implicit TLS also do the handshake.
+
+    For STARTTLS the caller speaks the protocol's upgrade command and then calls
+    `wrap_tls` itself, after discarding anything buffered before the upgrade.
+    """
+    sock = connect_tcp(endpoint)
+    if endpoint.security is Security.SSL:
+        return wrap_tls(sock, endpoint)
+    return sock

@@ -1,0 +1,351 @@
+"""A throwaway Dovecot (IMAP, POP3, LMTP) on loopback ports.
+
+Runs Dovecot's master in the foreground as a child process with a generated
+configuration in a private directory. As root, Dovecot refuses to run its
+login processes as root, so they run as the packaged `dovenull` user and mail
+is owned by an unprivileged system user that this module creates if needed.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbag.errors import SandboxError
+from mailbag.sandbox.certs import SandboxCerts
+
+MAIL_USER_AS_ROOT = "mailbag-sandbox"
+INSTALL_HINT = (
+    "install Dovecot: sudo apt-get install dovecot-imapd dovecot-pop3d dovecot-lmtpd "
+    "(or run scripts/setup, which does it for you)"
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def find_dovecot() -> Path:
+    for candidate in (shutil.which("dovecot"), "/usr/sbin/dovecot"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    raise SandboxError("Dovecot is not installed (no 'dovecot' binary found)", hint=INSTALL_HINT)
+
+
+def _check_protocol_installed(protocol: str) -> None:
+    # Debian splits the protocols into packages; a missing one makes dovecot fail obscurely
+    lib = {"imap": "imap", "pop3": "pop3", "lmtp": "lmtp"}[protocol]
+    for base in ("/usr/lib/dovecot", "/usr/libexec/dovecot"):
+        if Path(base, lib).exists():
+            return
+    raise SandboxError(f"Dovecot's {protocol} service is not installed", hint=INSTALL_HINT)
+
+
+@dataclass(frozen=True)
+class DovecotPorts:
+    imap: int  # plaintext + STARTTLS
+    imaps: int  # implicit TLS
+    pop3: int  # plaintext + STLS
+    pop3s: int  # implicit TLS
+    lmtp: int
+
+
+def _mail_identity() -> tuple[int, int, str, str, str]:
+    """(uid, gid, internal user, internal group, login user) for the services."""
+    if os.geteuid() != 0:
+        me = pwd.getpwuid(os.geteuid())
+        import grp
+
+        group = grp.getgrgid(os.getegid()).gr_name
+        return me.pw_uid, me.pw_gid, me.pw_name, group, me.pw_name
+    try:
+        entry = pwd.getpwnam(MAIL_USER_AS_ROOT)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                MAIL_USER_AS_ROOT,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(MAIL_USER_AS_ROOT)
+    for needed in ("dovecot", "dovenull"):
+        try:
+            pwd.getpwnam(needed)
+        except KeyError as exc:
+            raise SandboxError(f"system user {needed!r} missing", hint=INSTALL_HINT) from exc
+    return entry.pw_uid, entry.pw_gid, "dovecot", "dovecot", "dovenull"
+
+
+class Dovecot:
+    """One Dovecot instance. Use `start()`/`stop()`; `restart()` keeps ports and mail."""
+
+    def __init__(
+        self,
+        root: Path,
+        certs: SandboxCerts,
+        users: Mapping[str, str],
+        *,
+        protocols: Iterable[str] = ("imap", "pop3", "lmtp"),
+        domain: str = "sandbox.test",
+    ) -> None:
+        self.root = root
+        self.certs = certs
+        self.users = dict(users)
+        self.protocols = tuple(protocols)
+        self.domain = domain
+        self.ports = DovecotPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+        self.binary = find_dovecot()
+        for proto in self.protocols:
+            _check_protocol_installed(proto)
+        self.uid, self.gid, self._internal_user, self._internal_group, self._login_user = (
+            _mail_identity()
+        )
+        self.config_file = root / "dovecot.conf"
+        self.log_file = root / "log" / "dovecot.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # --- configuration -------------------------------------------------------------
+
+    def mail_home(self, user: str) -> Path:
+        return self.root / "mail" / user
+
+    def maildir(self, user: str) -> Path:
+        return self.mail_home(user) / "Maildir"
+
+    def _write_config(self) -> None:
+        for sub in ("run", "log", "mail"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"{user}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{self.mail_home(user)}"
+            for user, password in self.users.items()
+        ]
+        users_file = self.root / "users"
+        users_file.write_text("\n".join(lines) + "\n")
+        users_file.chmod(0o644)
+        for user in self.users:
+            home = self.mail_home(user)
+            home.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                os.chown(home, self.uid, self.gid)
+        if os.geteuid() == 0:
+            os.chown(self.root / "mail", self.uid, self.gid)
+        p = self.ports
+        listeners = []
+        if "imap" in self.protocols:
+            listeners.append(f"""
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {p.imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {p.imaps}
+    ssl = yes
+  }}
+}}""")
+        if "pop3" in self.protocols:
+            listeners.append(f"""
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {p.pop3}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {p.pop3s}
+    ssl = yes
+  }}
+}}""")
+        if "lmtp" in self.protocols:
+            listeners.append(f"""
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {p.lmtp}
+  }}
+}}""")
+        conf = f"""# generated by mailbag.sandbox: a throwaway Dovecot on loopback
+base_dir = {self.root}/run
+state_dir = {self.root}/run
+log_path = {self.log_file}
+instance_name = mailbag-sandbox-{p.imap}
+protocols = {" ".join(self.protocols)}
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{self.certs.cert_file}
+ssl_key = <{self.certs.key_file}
+ssl_min_protocol = TLSv1.2
+# plaintext logins only after STARTTLS, as a real provider would insist
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:~/Maildir
+mailbox_list_index = yes
+default_internal_user = {self._internal_user}
+default_internal_group = {self._internal_group}
+default_login_user = {self._login_user}
+postmaster_address = postmaster@{self.domain}
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = yes
+pop3_uidl_format = %08Xu%08Xv
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {users_file}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%n {users_file}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+  mailbox Archive {{
+    special_use = \\Archive
+    auto = subscribe
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 64
+  imap_idle_notify_interval = 1 secs
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@{self.domain}
+}}
+service anvil {{
+  chroot =
+}}
+{"".join(listeners)}
+"""
+        self.config_file.write_text(conf)
+
+    # --- process control -----------------------------------------------------------
+
+    def start(self, timeout: float = 20.0) -> None:
+        if self._proc is None:
+            self._write_config()
+        log = (self.root / "log" / "master.out").open("ab")
+        self._proc = subprocess.Popen(
+            [str(self.binary), "-F", "-c", str(self.config_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        wanted = []
+        if "imap" in self.protocols:
+            wanted += [self.ports.imap, self.ports.imaps]
+        if "pop3" in self.protocols:
+            wanted += [self.ports.pop3, self.ports.pop3s]
+        if "lmtp" in self.protocols:
+            wanted.append(self.ports.lmtp)
+        deadline = time.monotonic() + timeout
+        for port in wanted:
+            while True:
+                if self._proc.poll() is not None:
+                    raise SandboxError(
+                        f"Dovecot exited at start (code {self._proc.returncode}): "
+                        f"{self._tail_logs()}",
+                        hint=f"see {self.log_file}",
+                    )
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise SandboxError(
+                            f"Dovecot did not open port {port} in {timeout:.0f}s",
+                            hint=f"see {self.log_file}",
+                        ) from None
+                    time.sleep(0.02)
+
+    def _tail_logs(self) -> str:
+        text = ""
+        for f in (self.root / "log" / "master.out", self.log_file):
+            if f.exists():
+                text += f.read_text(errors="replace")[-1500:]
+        return text.strip() or "(no log output)"
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # the master's children (login, imap, ...) go with it; wait until ports are free
+        self._wait_ports_closed()
+
+    def _wait_ports_closed(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        for port in (self.ports.imap, self.ports.imaps):
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    time.sleep(0.05)
+                except OSError:
+                    break
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def doveadm(self, *args: str, check: bool = True) -> str:
+        """Run a doveadm command against this instance and return its stdout."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        res = subprocess.run(
+            [doveadm, "-c", str(self.config_file), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and res.returncode != 0:
+            raise SandboxError(f"doveadm {' '.join(args)} failed: {res.stderr.strip()}")
+        return res.stdout
+
+    def kick(self, user: str) -> None:
+        """Drop every connection of `user` (for fault tests)."""
+        self.doveadm("kick", user, check=False)

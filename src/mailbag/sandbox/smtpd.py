@@ -1,0 +1,191 @@
+"""A real SMTP submission server on loopback, built on aiosmtpd.
+
+Two listeners: STARTTLS (like port 587) and implicit TLS (like port 465).
+AUTH PLAIN/LOGIN is required before MAIL FROM, the size limit is advertised,
+and accepted mail for sandbox users is delivered to Dovecot over LMTP, so a
+message sent through it really arrives in the recipient's INBOX. Mail for
+other domains is refused as relaying unless `relay` is on, in which case it is
+kept in `relayed` for tests to inspect.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailbag.sandbox.certs import SandboxCerts
+
+
+@dataclass
+class RelayedMessage:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class SmtpPolicy:
+    """Switches tests flip to provoke the failures users meet."""
+
+    relay: bool = False  # accept mail for other domains (kept in `relayed`)
+    reject_data: str | None = None  # e.g. "554 5.7.1 Message rejected as spam"
+    auth_error: str | None = None  # e.g. "535 5.7.139 Authentication unsuccessful, ..."
+    save_sent: bool = False  # file a copy in the sender's Sent folder, as Gmail does
+    relayed: list[RelayedMessage] = field(default_factory=list)
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_RCPT(
+        self, smtp: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.server.is_local(address) or self.server.policy.relay:
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+        return f"554 5.7.1 <{address}>: Relay access denied"
+
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+        policy = self.server.policy
+        if policy.reject_data:
+            return policy.reject_data
+        data: bytes = envelope.original_content or envelope.content
+        local = [r for r in envelope.rcpt_tos if self.server.is_local(r)]
+        remote = [r for r in envelope.rcpt_tos if not self.server.is_local(r)]
+        if remote:
+            policy.relayed.append(RelayedMessage(envelope.mail_from, remote, data))
+        if local:
+            try:
+                self.server.deliver(envelope.mail_from, local, data)
+            except (OSError, smtplib.SMTPException) as exc:
+                return f"451 4.3.0 local delivery failed, try again later ({exc})"
+        if policy.save_sent and session.auth_data:
+            sent_box = f"{session.auth_data}+Sent@{self.server.domain}"
+            self.server.deliver(envelope.mail_from, [sent_box], data)
+        return "250 2.0.0 OK: queued"
+
+
+class SmtpServer:
+    """Both submission listeners; `start()` and `stop()` run them in threads."""
+
+    def __init__(
+        self,
+        certs: SandboxCerts,
+        users: Mapping[str, str],
+        domain: str,
+        lmtp_port: int,
+        *,
+        size_limit: int = 50 * 1024 * 1024,
+    ) -> None:
+        from mailbag.sandbox.dovecot import free_port
+
+        self.certs = certs
+        self.users = dict(users)
+        self.domain = domain
+        self.lmtp_port = lmtp_port
+        self.size_limit = size_limit
+        self.policy = SmtpPolicy()
+        self.submission_port = free_port()
+        self.smtps_port = free_port()
+        self._controllers: list[Any] = []
+        self._lock = threading.Lock()
+
+    def is_local(self, address: str) -> bool:
+        local, _, domain = address.strip("<>").rpartition("@")
+        return domain.lower() == self.domain and local.split("+")[0] in self.users
+
+    def deliver(self, mail_from: str, recipients: list[str], data: bytes) -> None:
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
+            lmtp.sendmail(mail_from or "<>", recipients, data)
+
+    def _authenticator(self) -> Callable[..., Any]:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> Any:
+            if self.policy.auth_error:
+                # a provider-specific refusal; handled=True because we answer ourselves
+                return AuthResult(success=False, handled=False, message=self.policy.auth_error)
+            if not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            user = data.login.decode("utf-8", "replace")
+            local = user.split("@")[0]
+            password = data.password.decode("utf-8", "replace")
+            if self.users.get(local) == password and (
+                "@" not in user or user.split("@", 1)[1].lower() == self.domain
+            ):
+                return AuthResult(success=True, auth_data=local)
+            # handled=False: aiosmtpd then answers 535 itself (True would leave the client hanging)
+            return AuthResult(success=False, handled=False)
+
+        return authenticate
+
+    def _server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.certs.cert_file), str(self.certs.key_file))
+        return ctx
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP
+
+        class ImplicitTLSSMTP(SMTP):
+            # aiosmtpd only counts STARTTLS as TLS; on the implicit-TLS port the
+            # transport is TLS from the first byte, so AUTH is allowed there.
+            def connection_made(self, transport: Any) -> None:
+                super().connection_made(transport)
+                if transport.get_extra_info("ssl_object") is not None:
+                    self._auth_require_tls = False
+
+        class ImplicitTLSController(Controller):
+            def factory(self) -> SMTP:
+                return ImplicitTLSSMTP(self.handler, **self.SMTP_kwargs)
+
+        common: dict[str, Any] = {
+            "authenticator": self._authenticator(),
+            "auth_required": True,
+            "data_size_limit": self.size_limit,
+            "enable_SMTPUTF8": True,
+            "ident": "mailbag sandbox ESMTP",
+            "hostname": "localhost",
+        }
+        handler = _Handler(self)
+        submission = Controller(
+            handler,
+            hostname="127.0.0.1",
+            port=self.submission_port,
+            server_hostname="localhost",
+            server_kwargs={
+                **common,
+                "tls_context": self._server_context(),
+                "require_starttls": True,
+                "auth_require_tls": True,
+            },
+        )
+        smtps = ImplicitTLSController(
+            handler,
+            hostname="127.0.0.1",
+            port=self.smtps_port,
+            server_hostname="localhost",
+            ssl_context=self._server_context(),
+            server_kwargs={**common, "auth_require_tls": True},
+        )
+        with self._lock:
+            for c in (submission, smtps):
+                c.start()
+                self._controllers.append(c)
+
+    def stop(self) -> None:
+        with self._lock:
+            while self._controllers:
+                self._controllers.pop().stop()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._controllers)
