@@ -72,7 +72,7 @@ def summary(report: TestReport) -> str:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from mailbag.config import load_config  # type: ignore[attr-defined, unused-ignore]
+    from mailbag.config import load_config
     from mailbag.diagnose import test_account
     from mailbag.protocols.trace import Transcript
 

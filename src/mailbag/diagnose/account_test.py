@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from mailbag.config.model import Account, Server
+from mailbag.config.secrets import Which
 from mailbag.diagnose import causes, netcheck, providers
 from mailbag.diagnose.sessions import (
     IncomingSession,
@@ -35,7 +36,7 @@ from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security
 
 #: which: "incoming" | "smtp" -> the password or token
-SecretGetter = Callable[[str], str]
+SecretGetter = Callable[[Which], str]
 
 INCOMING_STEPS = ("dns", "connect", "tls", "capabilities", "login", "inbox")
 OUTGOING_STEPS = ("smtp-dns", "smtp-connect", "smtp-tls", "smtp-capabilities", "smtp-login")
@@ -44,7 +45,7 @@ ALL_STEPS = INCOMING_STEPS + OUTGOING_STEPS + ROUND_TRIP_STEPS
 
 
 def _default_secret(account: Account) -> SecretGetter:
-    from mailbag.config.secrets import get_secret  # type: ignore[import-not-found, unused-ignore]
+    from mailbag.config.secrets import get_secret
 
     return lambda which: get_secret(account, which)
 
@@ -260,7 +261,7 @@ def _capabilities(side: _Side) -> Done:
     return Done(f"{shown}; login methods: {login}")
 
 
-def _login(side: _Side, get_secret: SecretGetter, which: str) -> Done:
+def _login(side: _Side, get_secret: SecretGetter, which: Which) -> Done:
     assert side.session is not None
     secret = get_secret(which)
     server = side.server

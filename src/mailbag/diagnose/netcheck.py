@@ -107,15 +107,20 @@ def handshake(sock: socket.socket, endpoint: Endpoint, protocol: str) -> ssl.SSL
     try:
         return wrap_tls(sock, endpoint)
     except TLSError as exc:
-        if exc.fields.get("cause") in (
-            "not-tls",
-            "handshake-closed",
-            "handshake-timeout",
-            "handshake",
-        ):
+        cause = exc.fields.get("cause")
+        if cause in ("not-tls", "handshake-closed", "handshake-timeout", "handshake"):
             better = probe_plaintext(endpoint, protocol)
             if better is not None:
                 raise better from exc
+            if cause == "handshake-timeout":
+                # neither TLS nor a plain greeting: the service is stuck or filtered
+                raise NetworkError(
+                    f"{endpoint.host}:{endpoint.port} accepted the connection but never "
+                    f"answered within {endpoint.timeout:g} s (no TLS handshake, no greeting)",
+                    host=endpoint.host,
+                    port=endpoint.port,
+                    cause="timeout",
+                ) from exc
         raise
 
 
