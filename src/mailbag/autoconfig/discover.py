@@ -87,7 +87,9 @@ def autoconfig_source(
     if found or not options.allow_http:
         return found
     # consented plain HTTP: no address in the request, and the answer is not trusted blindly
-    http_url = f"http://autoconfig.{domain}/mail/config-v1.1.xml"
+    http_port = options.settings.http_port
+    http_netloc = f"autoconfig.{domain}" + (f":{http_port}" if http_port != 80 else "")
+    http_url = f"http://{http_netloc}/mail/config-v1.1.xml"
     return [
         c.with_notes(
             "fetched over plain HTTP: it could have been altered on the way; check the servers"
