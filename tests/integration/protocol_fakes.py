@@ -31,8 +31,15 @@ class Peer:
     def start_tls(self, cert_file: Path, key_file: Path) -> None:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(cert_file), str(key_file))
+        self.file.close()
         self.sock = ctx.wrap_socket(self.sock, server_side=True)
         self.file = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class FakeServer:
@@ -60,8 +67,7 @@ class FakeServer:
         except (OSError, ssl.SSLError) as exc:  # the client hanging up is expected
             self.error = exc
         finally:
-            with contextlib.suppress(OSError):
-                self.peer.sock.close()
+            self.peer.close()
 
     def __enter__(self) -> FakeServer:
         self.thread.start()

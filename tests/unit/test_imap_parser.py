@@ -56,21 +56,59 @@ STATUS_CASES = [
     (b"a1 OK done", "a1", "OK", None, [], "done"),
     (b"a2 NO [AUTHENTICATIONFAILED] bad pass", "a2", "NO", "AUTHENTICATIONFAILED", [], "bad pass"),
     (b"a3 BAD Error in IMAP command", "a3", "BAD", None, [], "Error in IMAP command"),
-    (b"* OK [UIDVALIDITY 3857529045] UIDs valid", None, "OK", "UIDVALIDITY", ["3857529045"], "UIDs valid"),
+    (
+        b"* OK [UIDVALIDITY 3857529045] UIDs valid",
+        None,
+        "OK",
+        "UIDVALIDITY",
+        ["3857529045"],
+        "UIDs valid",
+    ),
     (b"* OK [UIDNEXT 4392] Predicted", None, "OK", "UIDNEXT", ["4392"], "Predicted"),
     (b"* OK [HIGHESTMODSEQ 715194045007]", None, "OK", "HIGHESTMODSEQ", ["715194045007"], ""),
-    (b"a OK [APPENDUID 38505 3955] APPEND done", "a", "OK", "APPENDUID", ["38505", "3955"], "APPEND done"),
-    (b"a OK [COPYUID 38505 304,319:320 3956:3958] Done", "a", "OK", "COPYUID",
-     ["38505", "304,319:320", "3956:3958"], "Done"),
+    (
+        b"a OK [APPENDUID 38505 3955] APPEND done",
+        "a",
+        "OK",
+        "APPENDUID",
+        ["38505", "3955"],
+        "APPEND done",
+    ),
+    (
+        b"a OK [COPYUID 38505 304,319:320 3956:3958] Done",
+        "a",
+        "OK",
+        "COPYUID",
+        ["38505", "304,319:320", "3956:3958"],
+        "Done",
+    ),
     (b"* OK [CLOSED] Previous mailbox closed", None, "OK", "CLOSED", [], "Previous mailbox closed"),
-    (b"* OK [ALERT] System shutdown in 10 minutes", None, "OK", "ALERT", [],
-     "System shutdown in 10 minutes"),
+    (
+        b"* OK [ALERT] System shutdown in 10 minutes",
+        None,
+        "OK",
+        "ALERT",
+        [],
+        "System shutdown in 10 minutes",
+    ),
     (b"a OK [READ-WRITE] SELECT completed", "a", "OK", "READ-WRITE", [], "SELECT completed"),
-    (b"* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited", None, "OK", "PERMANENTFLAGS",
-     [["\\Deleted", "\\Seen", "\\*"]], "Limited"),
+    (
+        b"* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited",
+        None,
+        "OK",
+        "PERMANENTFLAGS",
+        [["\\Deleted", "\\Seen", "\\*"]],
+        "Limited",
+    ),
     (b'* NO [BADCHARSET (UTF-8 "X Y")] no', None, "NO", "BADCHARSET", [["UTF-8", b"X Y"]], "no"),
-    (b"a OK [MODIFIED 7,9] Conditional STORE failed", "a", "OK", "MODIFIED", ["7,9"],
-     "Conditional STORE failed"),
+    (
+        b"a OK [MODIFIED 7,9] Conditional STORE failed",
+        "a",
+        "OK",
+        "MODIFIED",
+        ["7,9"],
+        "Conditional STORE failed",
+    ),
     # a server that forgets the closing bracket: text kept, no crash
     (b"a NO [OOPS no bracket", "a", "NO", None, [], "[OOPS no bracket"),
 ]
@@ -87,7 +125,11 @@ def test_status_responses(
 def test_capability_in_greeting_and_untagged() -> None:
     s = status(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS STARTTLS AUTH=PLAIN] ready")
     assert parse_capabilities(s.code_args) == {
-        "IMAP4REV1", "SASL-IR", "LOGIN-REFERRALS", "STARTTLS", "AUTH=PLAIN"
+        "IMAP4REV1",
+        "SASL-IR",
+        "LOGIN-REFERRALS",
+        "STARTTLS",
+        "AUTH=PLAIN",
     }
     u = untagged(b"* CAPABILITY IMAP4rev1 LITERAL+ CONDSTORE QRESYNC Compress=Deflate ID")
     assert u.name == "CAPABILITY"
@@ -106,8 +148,12 @@ def test_continuation() -> None:
         (b"* 23 EXISTS", "EXISTS", 23, []),
         (b"* 0 RECENT", "RECENT", 0, []),
         (b"* 5 EXPUNGE", "EXPUNGE", 5, []),
-        (b"* FLAGS (\\Answered \\Flagged $Forwarded)", "FLAGS", None,
-         [["\\Answered", "\\Flagged", "$Forwarded"]]),
+        (
+            b"* FLAGS (\\Answered \\Flagged $Forwarded)",
+            "FLAGS",
+            None,
+            [["\\Answered", "\\Flagged", "$Forwarded"]],
+        ),
         (b"* ENABLED QRESYNC", "ENABLED", None, ["QRESYNC"]),
         (b'* ID ("name" "Dovecot")', "ID", None, [[b"name", b"Dovecot"]]),
         (b"* SEARCH", "SEARCH", None, []),
@@ -206,10 +252,15 @@ def test_fetch_full_set_of_items() -> None:
         (b'* 1 FETCH (UID 9 BODY[] "")', lambda f: f.body == b""),
         (b"* 2 FETCH (UID 10 RFC822 {2}\r\nhi)", lambda f: f.body == b"hi"),
         (b"* 2 FETCH (uid 10 flags (\\Seen))", lambda f: f.uid == 10 and f.flags == ("\\Seen",)),
-        (b"* 3 FETCH (UID 11 BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL "
-         b"NIL \"7BIT\" 3028 92))", lambda f: isinstance(f.bodystructure, list)),
-        (b'* 4 FETCH (UID 1 INTERNALDATE " 7-Feb-2026 10:00:00 +0100")',
-         lambda f: f.internaldate is not None and f.internaldate.day == 7),
+        (
+            b'* 3 FETCH (UID 11 BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL '
+            b'NIL "7BIT" 3028 92))',
+            lambda f: isinstance(f.bodystructure, list),
+        ),
+        (
+            b'* 4 FETCH (UID 1 INTERNALDATE " 7-Feb-2026 10:00:00 +0100")',
+            lambda f: f.internaldate is not None and f.internaldate.day == 7,
+        ),
         (b"* 5 FETCH (UID 1 X-UNKNOWN (a b))", lambda f: f.other["X-UNKNOWN"] == ["a", "b"]),
     ],
 )
@@ -227,12 +278,22 @@ def test_fetch_odd_items_is_an_error() -> None:
 
 LIST_CASES = [
     (b'* LIST (\\HasNoChildren) "/" INBOX', "INBOX", "/", ("\\HasNoChildren",), None),
-    (b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"', "Sent Items", "/",
-     ("\\HasNoChildren", "\\Sent"), "\\Sent"),
+    (
+        b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"',
+        "Sent Items",
+        "/",
+        ("\\HasNoChildren", "\\Sent"),
+        "\\Sent",
+    ),
     (b'* LIST (\\Noselect) "." "[Gmail]"', "[Gmail]", ".", ("\\Noselect",), None),
-    (b'* LIST (\\All \\HasNoChildren) "/" "[Gmail]/All Mail"', "[Gmail]/All Mail", "/",
-     ("\\All", "\\HasNoChildren"), "\\All"),
-    (b'* LIST () NIL Flat', "Flat", None, (), None),
+    (
+        b'* LIST (\\All \\HasNoChildren) "/" "[Gmail]/All Mail"',
+        "[Gmail]/All Mail",
+        "/",
+        ("\\All", "\\HasNoChildren"),
+        "\\All",
+    ),
+    (b"* LIST () NIL Flat", "Flat", None, (), None),
     (b'* LIST () "/" "Entw&APw-rfe"', "Entwürfe", "/", (), None),
     (b'* LIST () "/" "&ZeVnLIqe-"', "日本語", "/", (), None),
     (b'* LSUB () "/" "A&-B"', "A&B", "/", (), None),
@@ -248,7 +309,10 @@ def test_list(
 ) -> None:
     info = parse_list(untagged(raw))
     assert (info.name, info.delimiter, info.flags, info.special_use) == (
-        name, delim, flags, special
+        name,
+        delim,
+        flags,
+        special,
     )
 
 
@@ -259,11 +323,19 @@ def test_list_noselect() -> None:
 
 def test_status() -> None:
     s = parse_status(
-        untagged(b'* STATUS "Entw&APw-rfe" (MESSAGES 231 UIDNEXT 44292 UIDVALIDITY 7 '
-                 b"UNSEEN 3 HIGHESTMODSEQ 90 RECENT 0)")
+        untagged(
+            b'* STATUS "Entw&APw-rfe" (MESSAGES 231 UIDNEXT 44292 UIDVALIDITY 7 '
+            b"UNSEEN 3 HIGHESTMODSEQ 90 RECENT 0)"
+        )
     )
     assert (s.name, s.messages, s.uidnext, s.uidvalidity, s.unseen, s.highestmodseq, s.recent) == (
-        "Entwürfe", 231, 44292, 7, 3, 90, 0
+        "Entwürfe",
+        231,
+        44292,
+        7,
+        3,
+        90,
+        0,
     )
 
 
@@ -301,13 +373,19 @@ def test_esearch(
 ) -> None:
     r = parse_esearch(untagged(raw))
     assert (r.tag, list(r.uids), r.count, r.min, r.max, r.modseq) == (
-        tag, uids, count, mn, mx, modseq
+        tag,
+        uids,
+        count,
+        mn,
+        mx,
+        modseq,
     )
 
 
 def test_vanished() -> None:
     assert parse_vanished(untagged(b"* VANISHED (EARLIER) 41,43:45")) == (
-        True, UidSet([(41, 41), (43, 45)])
+        True,
+        UidSet([(41, 41), (43, 45)]),
     )
     earlier, uids = parse_vanished(untagged(b"* VANISHED 405"))
     assert not earlier and list(uids) == [405]
@@ -318,7 +396,8 @@ def test_vanished() -> None:
 
 def test_appenduid_copyuid() -> None:
     assert parse_appenduid(status(b"a OK [APPENDUID 38505 3955] done")) == (
-        38505, UidSet([(3955, 3955)])
+        38505,
+        UidSet([(3955, 3955)]),
     )
     assert parse_appenduid(status(b"a OK done")) is None
     got = parse_copyuid(status(b"a OK [COPYUID 38505 304,319:320 3956:3958] Done"))
