@@ -14,6 +14,8 @@ import ssl
 from typing import Protocol
 
 from mailbag.config.model import AuthMethod
+from mailbag.errors import AuthError
+from mailbag.protocols import sasl
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint
 
@@ -79,6 +81,8 @@ def open_incoming(
     protocol: str, sock: socket.socket, endpoint: Endpoint, transcript: Transcript
 ) -> IncomingSession:
     """A session over an already connected (and, for SSL, already TLS) socket."""
+    if protocol == "imap":
+        return ImapSession(sock, endpoint, transcript)
     raise NotImplementedError(f"{protocol} client has not landed yet")
 
 
@@ -86,3 +90,127 @@ def open_outgoing(
     sock: socket.socket, endpoint: Endpoint, transcript: Transcript
 ) -> OutgoingSession:
     raise NotImplementedError("SMTP client has not landed yet")
+
+
+def _mechanisms(capabilities: frozenset[str] | set[str], prefix: str) -> list[str]:
+    return sorted(c[len(prefix) :] for c in capabilities if c.upper().startswith(prefix))
+
+
+def _token_login(
+    offered: list[str], username: str, token: str, host: str, port: int
+) -> tuple[str, bytes]:
+    """The OAuth2 mechanism to use and its initial response; AuthError if none is offered."""
+    mech = sasl.choose(set(offered), sasl.TOKEN_MECHANISMS)
+    if mech is None:
+        raise AuthError(
+            f"{host}:{port} offers no OAuth2 login (XOAUTH2 or OAUTHBEARER); "
+            f"it offers: {', '.join(offered) or 'nothing'}",
+            cause="auth-mechanism",
+        )
+    if mech is sasl.Mechanism.OAUTHBEARER:
+        return mech.value, sasl.oauthbearer(username, token, host, port)
+    return mech.value, sasl.xoauth2(username, token)
+
+
+#: names servers give the Sent folder when they do not announce SPECIAL-USE
+SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "inbox.sent")
+
+
+class ImapSession:
+    """The account test's view of an `ImapClient`."""
+
+    refreshes = True
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
+        from mailbag.protocols.imap import ImapClient
+
+        self._sock: socket.socket | None = sock
+        self.client = ImapClient(endpoint, transcript)
+        self.endpoint = endpoint
+
+    def greet(self) -> str:
+        sock, self._sock = self._sock, None
+        return self.client.connect(sock).text
+
+    def capabilities(self) -> list[str]:
+        return sorted(self.client.capability())
+
+    def offers_starttls(self) -> bool:
+        return "STARTTLS" in self.client.capabilities
+
+    def starttls(self) -> ssl.SSLSocket:
+        self.client.starttls()
+        sock = self.client.stream.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        return sock
+
+    def login_mechanisms(self) -> list[str]:
+        caps = self.client.capabilities
+        mechs = _mechanisms(caps, "AUTH=")
+        if "LOGINDISABLED" not in caps:
+            mechs.append("LOGIN command")
+        return mechs
+
+    def login(self, username: str, secret: str, method: AuthMethod) -> str:
+        caps = self.client.capabilities
+        if method is AuthMethod.OAUTH2:
+            mech, payload = _token_login(
+                _mechanisms(caps, "AUTH="), username, secret, self.endpoint.host, self.endpoint.port
+            )
+            self.client.authenticate(mech, payload)
+            return f"AUTHENTICATE {mech}"
+        self.client.login_sasl(username, secret)
+        return "AUTHENTICATE PLAIN" if "AUTH=PLAIN" in caps else "LOGIN"
+
+    def inbox(self) -> str:
+        box = self.client.examine("INBOX")
+        return f"INBOX opened: {box.exists} message{'s' if box.exists != 1 else ''}" + (
+            f" (UIDVALIDITY {box.uidvalidity})" if box.uidvalidity else ""
+        )
+
+    def _search(self, message_id: str) -> list[int]:
+        if '"' in message_id or "\\" in message_id:
+            raise ValueError("unexpected characters in a generated Message-ID")
+        found = self.client.uid_search(f'HEADER Message-ID "{message_id}"')
+        return list(found.uids)
+
+    def find_message(self, message_id: str) -> object | None:
+        if self.client.selected != "INBOX":
+            self.client.select("INBOX")
+        else:
+            self.client.noop()  # lets the server report new arrivals
+        uids = self._search(message_id)
+        return uids[0] if uids else None
+
+    def _remove(self, uids: list[int]) -> bool:
+        self.client.uid_store(uids, "+FLAGS", ["\\Deleted"])
+        if "UIDPLUS" not in self.client.capabilities:
+            # plain EXPUNGE would also remove mail the user flagged \Deleted: leave it flagged
+            return False
+        self.client.uid_expunge(uids)
+        return True
+
+    def remove_message(self, handle: object) -> bool:
+        assert isinstance(handle, int)
+        if self.client.selected != "INBOX":
+            self.client.select("INBOX")
+        return self._remove([handle])
+
+    def find_in_sent(self, message_id: str) -> bool | None:
+        folders = self.client.list_folders()
+        sent = [f for f in folders if (f.special_use or "").upper() == "\\SENT"]
+        if not sent:
+            sent = [f for f in folders if f.name.lower() in SENT_NAMES]
+        for folder in sent:
+            self.client.select(folder.name)
+            uids = self._search(message_id)
+            if uids:
+                self._remove(uids)
+                return True
+        return False
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self.client.logout()
