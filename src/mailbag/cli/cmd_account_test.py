@@ -76,6 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from mailbag.diagnose import test_account
 
     account = load_config(ctx.paths).account(args.name)
+
     def show(step: StepResult) -> None:
         for line in format_step(step):
             if ctx.json:

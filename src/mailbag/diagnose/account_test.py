@@ -217,22 +217,7 @@ def _tls(side: _Side, trace: Transcript) -> Done:
         side.session = _open(side, tls, trace)
         side.session.greet()
         return Done(netcheck.describe_tls(tls))
-    side.session = session = _open(side, sock, trace)
-    try:
-        session.greet()
-    except NetworkError as exc:
-        if ep.security is Security.STARTTLS and exc.fields.get("cause") == "timeout":
-            better = netcheck.probe_tls(ep, side.protocol)
-            if better is not None:
-                raise better from exc
-            raise NetworkError(
-                f"{ep.host}:{ep.port} accepted the connection but sent no greeting "
-                f"within {ep.timeout:g} s",
-                host=ep.host,
-                port=ep.port,
-                cause="timeout",
-            ) from exc
-        raise
+    session = _greet_plain(side, sock, trace)
     if ep.security is Security.NONE:
         return Done(
             "not encrypted: security is 'none', so passwords and mail cross the network "
@@ -250,6 +235,54 @@ def _tls(side: _Side, trace: Transcript) -> Done:
         )
     tls = session.starttls()
     return Done(f"STARTTLS: {netcheck.describe_tls(tls)}")
+
+
+#: how long to wait for a plain-text greeting before asking whether the port wants TLS
+FIRST_GREETING_WAIT = 3.0
+
+
+def _greet_plain(side: _Side, sock: socket.socket, trace: Transcript) -> Session:
+    """Read the plain greeting (STARTTLS or none). A server on an implicit-TLS port
+    waits for our handshake and never greets: after a short wait, probe for that."""
+    ep = side.endpoint
+    first_wait = min(ep.timeout, FIRST_GREETING_WAIT)
+    sock.settimeout(first_wait)
+    side.session = session = _open(side, sock, trace)
+    try:
+        session.greet()
+    except NetworkError as exc:
+        if exc.fields.get("cause") != "timeout":
+            raise
+        session.close(polite=False)
+        side.session = None
+        better = netcheck.probe_tls(ep, side.protocol)
+        if better is not None:
+            raise better from exc
+        if first_wait >= ep.timeout:
+            raise NetworkError(
+                f"{ep.host}:{ep.port} accepted the connection but sent no greeting "
+                f"within {ep.timeout:g} s",
+                host=ep.host,
+                port=ep.port,
+                cause="timeout",
+            ) from exc
+        # a slow greeter (some servers pause on purpose): try again with the full timeout
+        sock = netcheck.connect(ep)
+        side.session = session = _open(side, sock, trace)
+        try:
+            session.greet()
+        except NetworkError as again:
+            if again.fields.get("cause") == "timeout":
+                raise NetworkError(
+                    f"{ep.host}:{ep.port} accepted the connection but sent no greeting "
+                    f"within {ep.timeout:g} s",
+                    host=ep.host,
+                    port=ep.port,
+                    cause="timeout",
+                ) from again
+            raise
+    sock.settimeout(ep.timeout)
+    return session
 
 
 def _capabilities(side: _Side) -> Done:

@@ -14,8 +14,9 @@ import ssl
 from typing import Protocol
 
 from mailbag.config.model import AuthMethod
-from mailbag.errors import AuthError
+from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError
 from mailbag.protocols import sasl
+from mailbag.protocols.stream import LineStream
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint
 
@@ -45,7 +46,9 @@ class Session(Protocol):
         """Log in; returns the mechanism used. Raises AuthError with the server's reply."""
         ...
 
-    def close(self) -> None: ...
+    def close(self, *, polite: bool = True) -> None:
+        """Say goodbye (LOGOUT/QUIT) unless `polite` is False or the connection failed."""
+        ...
 
 
 class IncomingSession(Session, Protocol):
@@ -89,7 +92,7 @@ def open_incoming(
 def open_outgoing(
     sock: socket.socket, endpoint: Endpoint, transcript: Transcript
 ) -> OutgoingSession:
-    raise NotImplementedError("SMTP client has not landed yet")
+    return SmtpSession(sock, endpoint, transcript)
 
 
 def _mechanisms(capabilities: frozenset[str] | set[str], prefix: str) -> list[str]:
@@ -209,8 +212,124 @@ class ImapSession:
                 return True
         return False
 
-    def close(self) -> None:
+    def close(self, *, polite: bool = True) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        self.client.logout()
+        if polite and self.client.greeting is not None:
+            _shorten_timeout(_live_sock(self.client))
+            self.client.logout()
+        else:
+            self.client.close()
+
+
+class SmtpSession:
+    """The account test's view of an `SmtpClient`."""
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
+        from mailbag.protocols.smtp import SmtpClient
+
+        self._sock: socket.socket | None = sock
+        self.client = SmtpClient(endpoint, transcript)
+        self.endpoint = endpoint
+
+    def greet(self) -> str:
+        sock, self._sock = self._sock, None
+        greeting = self.client.connect(sock)
+        self.client.ehlo()
+        return str(greeting)
+
+    def capabilities(self) -> list[str]:
+        if not self.client.extensions:
+            self.client.ehlo()
+        return sorted(
+            f"{name} {value}".strip() if name in ("AUTH", "SIZE") else name
+            for name, value in self.client.extensions.items()
+        )
+
+    def offers_starttls(self) -> bool:
+        return self.client.has("STARTTLS")
+
+    def starttls(self) -> ssl.SSLSocket:
+        self.client.starttls()
+        sock = self.client.stream.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        return sock
+
+    def login_mechanisms(self) -> list[str]:
+        return sorted(self.client.auth_mechanisms)
+
+    def login(self, username: str, secret: str, method: AuthMethod) -> str:
+        if method is AuthMethod.OAUTH2:
+            mech, payload = _token_login(
+                self.login_mechanisms(), username, secret, self.endpoint.host, self.endpoint.port
+            )
+            self.client.authenticate(mech, [payload])
+            return f"AUTH {mech}"
+        offered = self.client.auth_mechanisms
+        if not offered:
+            raise AuthError(
+                f"{self.endpoint.host}:{self.endpoint.port} offers no login (no AUTH in EHLO)",
+                cause="auth-mechanism",
+            )
+        self.client.login(username, secret)
+        used = sasl.choose(offered, sasl.PASSWORD_MECHANISMS)
+        return f"AUTH {used.value if used else '?'}"
+
+    def send(self, sender: str, recipients: list[str], message: bytes) -> str:
+        try:
+            result = self.client.send(sender, recipients, message)
+        except ProtocolError as exc:
+            cause = smtp_refusal_cause(exc)
+            if cause is not None:
+                exc.fields["cause"] = cause
+            raise
+        return str(result.reply) if result.reply is not None else "accepted"
+
+    def close(self, *, polite: bool = True) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if polite and self.client.greeting is not None:
+            _shorten_timeout(_live_sock(self.client))
+            self.client.quit()
+        else:
+            self.client.close()
+
+
+def smtp_refusal_cause(exc: MailbagError) -> str | None:
+    """What an SMTP refusal means for the user: needs login, no relaying, or the message."""
+    code = exc.fields.get("smtp_code")
+    text = f"{exc.fields.get('smtp_text', '')} {exc.message}".lower()
+    if code == 530 or "authentication required" in text or "must authenticate" in text:
+        return "smtp-auth-required"
+    if "relay" in text:
+        return "relay-denied"
+    if isinstance(code, int) and code >= 500 and "refused the message" in exc.message:
+        return "rejected"
+    if isinstance(code, int) and code >= 500 and "refused DATA" in exc.message:
+        return "rejected"
+    return None
+
+
+#: a goodbye to a server that stopped answering must not hold the test up
+GOODBYE_TIMEOUT = 2.0
+
+
+def _shorten_timeout(sock: socket.socket | None) -> None:
+    if sock is not None:
+        timeout = sock.gettimeout()
+        if timeout is None or timeout > GOODBYE_TIMEOUT:
+            sock.settimeout(GOODBYE_TIMEOUT)
+
+
+class _HasStream(Protocol):
+    @property
+    def stream(self) -> LineStream: ...
+
+
+def _live_sock(client: _HasStream) -> socket.socket | None:
+    try:
+        return client.stream.sock
+    except NetworkError:
+        return None  # already closed
