@@ -153,3 +153,14 @@ def test_unknown_cause_keeps_lower_layer_hint() -> None:
         == "lower hint"
     )
     assert explain("inbox", MailbagError("odd"), IMAP) is None
+
+
+def test_enable_url_comes_from_the_provider_table() -> None:
+    from mailbag.diagnose.providers import enable_settings_url
+
+    gmail_pop = enable_settings_url("someone@gmail.com", "pop.gmail.com", "pop3")
+    assert gmail_pop is not None and gmail_pop.startswith("https://mail.google.com/")
+    # found by the server's host name when the address is a company domain
+    outlook = enable_settings_url("me@company.example", "outlook.office365.com", "imap")
+    assert outlook is not None and outlook.startswith("https://outlook.live.com/")
+    assert enable_settings_url("me@sandbox.test", "localhost", "pop3") is None

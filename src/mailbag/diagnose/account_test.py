@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 from mailbag.config.model import Account, Server
 from mailbag.config.secrets import Which
@@ -170,7 +170,7 @@ def _runner(
     account: Account, side: _Side, on_step: Callable[[StepResult], None] | None
 ) -> StepRunner:
     url = (
-        providers.enable_settings_url(account.email, side.protocol)
+        providers.enable_settings_url(account.email, side.endpoint.host, side.protocol)
         if side.protocol != "smtp"
         else None
     )
@@ -325,7 +325,7 @@ def build_test_message(account: Account) -> tuple[str, bytes]:
     """A small, clearly labelled message from and to the account's own address."""
     domain = account.email.rpartition("@")[2]
     token = uuid.uuid4().hex[:16]
-    message_id = make_msgid(idstring=f"mailbag-test.{token}", domain=domain)
+    message_id = f"<mailbag-test.{token}@{domain}>"
     msg = EmailMessage()
     msg["From"] = account.email
     msg["To"] = account.email
@@ -416,7 +416,8 @@ def _receive(
         facts["server_saves_sent"] = saved
     finally:
         session.close()
-    parts = [f"arrived in INBOX after {rtt_ms / 1000:.1f} s"]
+    took = f"{rtt_ms:.0f} ms" if rtt_ms < 1000 else f"{rtt_ms / 1000:.1f} s"
+    parts = [f"arrived in INBOX after {took}"]
     parts.append("removed again" if removed else "could not be removed: delete it by hand")
     if saved is True:
         parts.append(

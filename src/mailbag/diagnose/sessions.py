@@ -150,8 +150,8 @@ class ImapSession:
     def login_mechanisms(self) -> list[str]:
         caps = self.client.capabilities
         mechs = _mechanisms(caps, "AUTH=")
-        if "LOGINDISABLED" not in caps:
-            mechs.append("LOGIN command")
+        if "LOGINDISABLED" in caps:
+            mechs.append("(LOGIN command disabled)")
         return mechs
 
     def login(self, username: str, secret: str, method: AuthMethod) -> str:
