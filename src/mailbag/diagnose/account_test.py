@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailbag.config.model import Account, Server
+from mailbag.config.model import Account, AuthMethod, Server
 from mailbag.config.secrets import Which
 from mailbag.diagnose import causes, netcheck, providers
 from mailbag.diagnose.sessions import (
@@ -45,9 +45,19 @@ ALL_STEPS = INCOMING_STEPS + OUTGOING_STEPS + ROUND_TRIP_STEPS
 
 
 def _default_secret(account: Account) -> SecretGetter:
-    from mailbag.config.secrets import get_secret
+    """The configured password, or for OAuth2 servers a current access token."""
 
-    return lambda which: get_secret(account, which)
+    def get(which: Which) -> str:
+        server = account.incoming if which == "incoming" else account.smtp
+        if server.auth is AuthMethod.OAUTH2:
+            from mailbag.auth import get_access_token
+
+            return get_access_token(account)
+        from mailbag.config.secrets import get_secret
+
+        return get_secret(account, which)
+
+    return get
 
 
 @dataclass
