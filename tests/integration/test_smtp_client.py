@@ -176,17 +176,37 @@ def test_step_by_step_api_returns_replies(sandbox: Sandbox, smtp: SmtpClient) ->
     delivered(sandbox, mid)
 
 
-def test_dropped_server_is_network_error(fresh_sandbox: Sandbox) -> None:
-    sb = fresh_sandbox
-    c = SmtpClient.open(submission(sb), sb.address(SENDER), sb.password(SENDER))
-    sb.stop_service("smtp")
-    with pytest.raises(NetworkError) as err:
-        c.noop()
-    assert err.value.fields["cause"] == "dropped"
-    c.close()
+def test_stopped_server_is_refused(fresh_sandbox: Sandbox) -> None:
+    fresh_sandbox.stop_service("smtp")
     with pytest.raises(NetworkError) as refused:
-        SmtpClient(submission(sb)).connect()
+        SmtpClient(submission(fresh_sandbox)).connect()
     assert refused.value.fields["cause"] == "refused"
+
+
+def test_connection_cut_after_final_dot_is_marked() -> None:
+    def script(peer: Peer) -> None:
+        peer.send(b"220 fake\r\n")
+        peer.readline()
+        peer.send(b"250 fake\r\n")
+        peer.readline()  # MAIL
+        peer.send(b"250 ok\r\n")
+        peer.readline()  # RCPT
+        peer.send(b"250 ok\r\n")
+        peer.readline()  # DATA
+        peer.send(b"354 go\r\n")
+        while peer.readline() not in (b".\r\n", b""):
+            pass
+        peer.sock.shutdown(2)  # gone before the reply: delivered or not, nobody knows
+
+    with FakeServer(script) as srv:
+        c = SmtpClient(Endpoint("127.0.0.1", srv.port, Security.NONE, None))
+        c.connect()
+        c.ehlo()
+        with pytest.raises(NetworkError) as err:
+            c.send("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nbody\r\n")
+        assert err.value.fields["cause"] == "dropped"
+        assert err.value.fields["after_end"] is True
+        c.close()
 
 
 # --- misbehaving servers ----------------------------------------------------------------
