@@ -66,7 +66,7 @@ def test_human_output_lists_steps_with_marks_and_fix_exit_1(
 ) -> None:
     # SSL/TLS configured on the STARTTLS port
     add_account(mailbag_home, sandbox, "broken", sandbox.password("carol"), port=sandbox.ports.imap)
-    code, out, err = cli("account", "test", "broken", "--no-send")
+    code, out, _ = cli("account", "test", "broken", "--no-send")
     assert code == 1
     lines = out.splitlines()
     assert lines[0].startswith("✓ dns")

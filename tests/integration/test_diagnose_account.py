@@ -258,7 +258,10 @@ def test_smtp_starttls_not_offered(sb: Sandbox) -> None:
 
 
 def test_provider_reply_is_translated(sb: Sandbox) -> None:
-    sb.smtp_policy.auth_error = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant"
+    sb.smtp_policy.auth_error = (
+        "535 5.7.139 Authentication unsuccessful, "
+        "SmtpClientAuthentication is disabled for the Tenant"
+    )
     report, _ = run(sb, make_account(sb), send=True)
     login = report.step("smtp-login")
     assert login.status is StepStatus.FAILED
@@ -300,18 +303,6 @@ def test_message_rejected_quotes_the_server(sb: Sandbox) -> None:
 
 
 # --- POP3 --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("security", [Security.SSL, Security.STARTTLS])
-def test_pop3_round_trip(sb: Sandbox, security: Security) -> None:
-    before = inbox_count(sb, "finn")
-    report, _ = run(sb, make_account(sb, "finn", protocol=Protocol.POP3, security=security))
-    assert report.ok, report.to_json()
-    assert "message" in report.step("inbox").detail
-    receive = report.step("receive")
-    assert "arrived in INBOX" in receive.detail and "removed again" in receive.detail
-    assert report.server_saves_sent is None
-    assert inbox_count(sb, "finn") == before
 
 
 def test_pop3_service_not_available() -> None:

@@ -213,9 +213,13 @@ def _connect(side: _Side) -> Done:
 
 
 def _open(side: _Side, sock: socket.socket, trace: Transcript) -> Session:
-    if side.protocol == "smtp":
-        return open_outgoing(sock, side.endpoint, trace)
-    return open_incoming(side.protocol, sock, side.endpoint, trace)
+    try:
+        if side.protocol == "smtp":
+            return open_outgoing(sock, side.endpoint, trace)
+        return open_incoming(side.protocol, sock, side.endpoint, trace)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _tls(side: _Side, trace: Transcript) -> Done:
@@ -373,7 +377,11 @@ def _reopen(
     sock = netcheck.connect(ep)
     if ep.security is Security.SSL:
         sock = netcheck.handshake(sock, ep, side.protocol)
-    session = open_incoming(side.protocol, sock, ep, trace)
+    try:
+        session = open_incoming(side.protocol, sock, ep, trace)
+    except BaseException:
+        sock.close()
+        raise
     try:
         session.greet()
         if ep.security is Security.STARTTLS:

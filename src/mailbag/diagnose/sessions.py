@@ -86,7 +86,11 @@ def open_incoming(
     """A session over an already connected (and, for SSL, already TLS) socket."""
     if protocol == "imap":
         return ImapSession(sock, endpoint, transcript)
-    raise NotImplementedError(f"{protocol} client has not landed yet")
+    raise ProtocolError(
+        f"testing {protocol.upper()} accounts is not available in this build yet",
+        hint="the connection, TLS and certificate checks above still apply",
+        cause="unsupported",
+    )
 
 
 def open_outgoing(
