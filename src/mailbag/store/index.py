@@ -329,7 +329,9 @@ class Store:
         try:
             index_file.parent.mkdir(parents=True, exist_ok=True)
             mail_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(index_file, timeout=60.0, isolation_level=None)
+            conn = sqlite3.connect(
+                index_file, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the index {index_file}: {exc}",
@@ -424,8 +426,10 @@ class Store:
         if not create:
             return None
         self._begin()
-        cur = self.conn.execute("INSERT INTO accounts(name) VALUES (?)", (name,))
-        return int(cur.lastrowid or 0)
+        # another connection may have created it meanwhile: that is fine
+        self.conn.execute("INSERT OR IGNORE INTO accounts(name) VALUES (?)", (name,))
+        row = self.conn.execute("SELECT id FROM accounts WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
 
     def accounts(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM accounts ORDER BY name")]
@@ -474,7 +478,8 @@ class Store:
             acc = self.account_id(account)
             self._begin()
             self.conn.execute(
-                "INSERT INTO folders(account_id, name, delimiter, role) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO folders(account_id, name, delimiter, role) "
+                "VALUES (?, ?, ?, ?)",
                 (acc, name, delimiter, role),
             )
             row = self.conn.execute(

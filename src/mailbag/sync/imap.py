@@ -669,6 +669,8 @@ def _sync_locked(
 ) -> None:
     store = Store.open(paths)
     try:
+        store.account_id(account.name)
+        store.commit()
         with pool.client() as client:
             infos = [i for i in client.list_folders() if i.selectable]
             server = {i.name: i for i in infos}
