@@ -31,3 +31,63 @@ def mailbag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("MAILBAG_HOME", str(home))
     return home
+
+
+class MemoryKeyring:
+    """An in-memory keyring backend, so no test touches the user's real keyring."""
+
+    def __init__(self) -> None:
+        import keyring.backend
+
+        class _Backend(keyring.backend.KeyringBackend):
+            priority = 1  # type: ignore[assignment]
+
+            def __init__(inner) -> None:
+                super().__init__()
+                inner.store: dict[tuple[str, str], str] = {}
+
+            def get_password(inner, service: str, username: str) -> str | None:
+                return inner.store.get((service, username))
+
+            def set_password(inner, service: str, username: str, password: str) -> None:
+                inner.store[(service, username)] = password
+
+            def delete_password(inner, service: str, username: str) -> None:
+                import keyring.errors
+
+                if inner.store.pop((service, username), None) is None:
+                    raise keyring.errors.PasswordDeleteError(username)
+
+        self.backend = _Backend()
+
+    @property
+    def store(self) -> dict[tuple[str, str], str]:
+        return self.backend.store  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """Route keyring calls to memory for the test (`.store` holds (service, key) -> secret)."""
+    import keyring
+
+    previous = keyring.get_keyring()
+    kr = MemoryKeyring()
+    keyring.set_keyring(kr.backend)
+    try:
+        yield kr
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    """No usable keyring backend, as on a headless machine."""
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        yield
+    finally:
+        keyring.set_keyring(previous)

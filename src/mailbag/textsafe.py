@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import re
 
-# C0 controls except TAB/LF, DEL, C1 controls, and the Unicode bidi controls
+# C0 controls except TAB/LF/CR, DEL, C1 controls, and the Unicode bidi controls
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
-_UNSAFE_NO_NL = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]")
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\t]")
 # a whole escape sequence (CSI/OSC/...) is dropped, not just its ESC byte
 _ESCAPE_SEQ = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 
 
 def clean_terminal(text: str, *, keep_newlines: bool = False) -> str:
     """Remove escape sequences, control characters and bidi overrides."""
-    text = _ESCAPE_SEQ.sub("", text)
+    text = _UNSAFE.sub("", _ESCAPE_SEQ.sub("", text))
     if keep_newlines:
-        return _UNSAFE.sub("", text.replace("\r\n", "\n"))
-    return _UNSAFE_NO_NL.sub(" ", text.replace("\r\n", " ")).replace("\t", " ")
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    return _LINE_BREAKS.sub(" ", text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,7 +20,10 @@ from mailbag.errors import MailbagError
 
 # module name under mailbag.cli -> registers one or more subcommands
 # Keep one per line, sorted: several people add commands at once.
-COMMANDS: tuple[str, ...] = ("cmd_demo",)
+COMMANDS: tuple[str, ...] = (
+    "cmd_completion",
+    "cmd_demo",
+)
 
 DESCRIPTION = """\
 mailbag: email for the terminal and for scripts.
@@ -75,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailbag {__version__}")
         return 0
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (mailbag completion)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(args_list)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)

@@ -1,1 +1,48 @@
-"""config."""
+"""Accounts and their configuration: the model, `config.toml`, and secrets.
+
+config = load_config(paths)
+account = config.account(None)          # the default account
+password = get_secret(account, "incoming")   # from mailbag.config.secrets
+"""
+
+from mailbag.config.file import (
+    Config,
+    load_config,
+    parse_config,
+    remove_account,
+    save_account,
+    set_default_account,
+)
+from mailbag.config.model import (
+    Account,
+    AuthMethod,
+    DiscoverySettings,
+    PopOptions,
+    Protocol,
+    SecretRef,
+    SecretSource,
+    Server,
+    SmtpServer,
+    SyncOptions,
+)
+from mailbag.config.secrets import get_secret
+
+__all__ = [
+    "Account",
+    "AuthMethod",
+    "Config",
+    "DiscoverySettings",
+    "PopOptions",
+    "Protocol",
+    "SecretRef",
+    "SecretSource",
+    "Server",
+    "SmtpServer",
+    "SyncOptions",
+    "get_secret",
+    "load_config",
+    "parse_config",
+    "remove_account",
+    "save_account",
+    "set_default_account",
+]

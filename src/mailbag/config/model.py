@@ -65,6 +65,47 @@ class SmtpServer(Server):
 
 
 @dataclass(frozen=True)
+class SyncOptions:
+    """Per-account IMAP sync options (`[accounts.NAME.sync]`)."""
+
+    #: folder name globs to sync (fnmatch syntax, `/` or the server's delimiter as written)
+    include: tuple[str, ...] = ("*",)
+    #: folder name globs never synced, even when `include` matches
+    exclude: tuple[str, ...] = ()
+    #: a run that would delete more than this many messages from one side of one
+    #: folder stops and asks for --force (missing local state is never a deletion)
+    mass_delete_threshold: int = 50
+
+    def __post_init__(self) -> None:
+        if self.mass_delete_threshold < 0:
+            raise ConfigError(
+                f"invalid mass_delete_threshold {self.mass_delete_threshold}: must be 0 or more"
+            )
+
+
+@dataclass(frozen=True)
+class PopOptions:
+    """Per-account POP3 download options (`[accounts.NAME.pop]`)."""
+
+    #: keep messages on the server after downloading them (the safe default)
+    leave_on_server: bool = True
+    #: when leaving mail on the server, delete it there this many days after download
+    delete_after_days: int | None = None
+    #: delete a message on the server when it is deleted here
+    delete_when_deleted_here: bool = False
+    #: messages larger than this many bytes are not downloaded (None = no limit)
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.delete_after_days is not None and self.delete_after_days < 0:
+            raise ConfigError(
+                f"invalid delete_after_days {self.delete_after_days}: must be 0 or more"
+            )
+        if self.max_size is not None and self.max_size <= 0:
+            raise ConfigError(f"invalid max_size {self.max_size}: must be a positive number")
+
+
+@dataclass(frozen=True)
 class Account:
     name: str
     email: str
@@ -76,6 +117,8 @@ class Account:
     ca_file: Path | None = None
     #: the server files sent mail into Sent by itself (learned by `account test`)
     server_saves_sent: bool = False
+    sync: SyncOptions = field(default_factory=SyncOptions)
+    pop: PopOptions = field(default_factory=PopOptions)
 
     def __post_init__(self) -> None:
         if "@" not in self.email or self.email.startswith("@") or self.email.endswith("@"):
@@ -86,3 +129,24 @@ class Account:
     @property
     def all_addresses(self) -> tuple[str, ...]:
         return (self.email, *self.identities)
+
+
+#: Thunderbird's public ISPDB (clientConfig v1.1 by domain); queried at run time only
+DEFAULT_ISPDB_URL = "https://autoconfig.thunderbird.net/v1.1/"
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """Where discovery looks (`[discovery]`); every endpoint can be pointed elsewhere."""
+
+    #: base URL of the ISPDB; the domain is appended
+    ispdb_url: str = DEFAULT_ISPDB_URL
+    #: DNS server for SRV/MX/A look-ups (None = the system's resolver)
+    dns_server: str | None = None
+    dns_port: int = 53
+    #: port for the provider's autoconfig HTTPS fetches
+    https_port: int = 443
+    #: trust exactly this CA for autoconfig/ISPDB HTTPS (None = the system's roots)
+    ca_file: Path | None = None
+    #: seconds each source may take
+    timeout: float = 6.0

@@ -189,11 +189,13 @@ log_path = {self.log_file}
 instance_name = mailbag-sandbox-{p.imap}
 protocols = {" ".join(self.protocols)}
 listen = 127.0.0.1
-ssl = yes
+ssl = required
 ssl_cert = <{self.certs.cert_file}
 ssl_key = <{self.certs.key_file}
 ssl_min_protocol = TLSv1.2
-# plaintext logins only after STARTTLS, as a real provider would insist
+# plaintext logins only after STARTTLS, as a real provider would insist (Dovecot
+# exempts connections whose remote and local address are equal, i.e. loopback:
+# clients here must upgrade because their settings say so, not because we force it)
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_failure_delay = 0

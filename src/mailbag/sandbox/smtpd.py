@@ -153,7 +153,6 @@ class SmtpServer:
             "data_size_limit": self.size_limit,
             "enable_SMTPUTF8": True,
             "ident": "mailbag sandbox ESMTP",
-            "hostname": "localhost",
         }
         handler = _Handler(self)
         submission = Controller(
@@ -161,12 +160,10 @@ class SmtpServer:
             hostname="127.0.0.1",
             port=self.submission_port,
             server_hostname="localhost",
-            server_kwargs={
-                **common,
-                "tls_context": self._server_context(),
-                "require_starttls": True,
-                "auth_require_tls": True,
-            },
+            **common,
+            tls_context=self._server_context(),
+            require_starttls=True,
+            auth_require_tls=True,
         )
         smtps = ImplicitTLSController(
             handler,
@@ -174,7 +171,8 @@ class SmtpServer:
             port=self.smtps_port,
             server_hostname="localhost",
             ssl_context=self._server_context(),
-            server_kwargs={**common, "auth_require_tls": True},
+            **common,
+            auth_require_tls=True,
         )
         with self._lock:
             for c in (submission, smtps):
@@ -184,7 +182,11 @@ class SmtpServer:
     def stop(self) -> None:
         with self._lock:
             while self._controllers:
-                self._controllers.pop().stop()
+                controller = self._controllers.pop()
+                controller.stop()
+                # aiosmtpd creates an event loop per controller and leaves it open
+                if not controller.loop.is_closed():
+                    controller.loop.close()
 
     @property
     def running(self) -> bool:

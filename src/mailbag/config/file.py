@@ -1,0 +1,320 @@
+"""Reading and writing `config.toml`: strict, located errors; atomic, comment-keeping writes.
+
+The file is meant to be edited by hand, so every error names the file, the
+line (where it can be found) and the key, and every rewrite goes through
+tomlkit so the user's comments and layout survive. Secrets never go here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailbag.config.model import Account, DiscoverySettings
+from mailbag.config.schema import (
+    DEFAULTS,
+    TOP_KEYS,
+    KeyPath,
+    Plain,
+    SchemaError,
+    account_plain,
+    parse_account,
+    parse_discovery,
+)
+from mailbag.errors import ConfigError
+from mailbag.paths import Paths
+
+__all__ = [
+    "Config",
+    "load_config",
+    "remove_account",
+    "save_account",
+    "set_default_account",
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `config.toml` says, validated."""
+
+    path: Path
+    accounts: dict[str, Account] = field(default_factory=dict)
+    #: the default account's name (`default = "..."`, else the first account), None if none
+    default_account: str | None = None
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+
+    def account(self, name: str | None = None) -> Account:
+        """The named account, or the default one; ConfigError with a hint otherwise."""
+        if not self.accounts:
+            raise ConfigError(
+                "no account is configured",
+                hint="add one with: mailbag account add YOU@EXAMPLE.COM",
+                file=str(self.path),
+            )
+        if name is None:
+            assert self.default_account is not None
+            return self.accounts[self.default_account]
+        if name in self.accounts:
+            return self.accounts[name]
+        # also accept the email address of an account
+        for account in self.accounts.values():
+            if account.email.lower() == name.lower():
+                return account
+        raise ConfigError(
+            f"no account named {name!r}",
+            hint="known accounts: " + ", ".join(sorted(self.accounts)) + " (mailbag account list)",
+            file=str(self.path),
+        )
+
+
+# --- locating keys in the text, for error messages ------------------------------------
+
+_HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEYLINE = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+
+def _split_dotted(text: str) -> KeyPath:
+    parts: list[str] = []
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_\-]+)', text):
+        parts.append(next(g for g in m.groups() if g is not None))
+    return tuple(parts)
+
+
+def locate(text: str, path: KeyPath) -> int | None:
+    """1-based line where the key (or table) `path` is defined, if it can be found."""
+    table: KeyPath = ()
+    best: int | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        m = _HEADER.match(line)
+        if m:
+            table = _split_dotted(m.group("name"))
+            if table == path:
+                return lineno
+            continue
+        m = _KEYLINE.match(line)
+        if m:
+            full = table + _split_dotted(m.group("key"))
+            if full == path:
+                return lineno
+            # a key under an inline table, or a dotted key that starts the path
+            if best is None and len(full) < len(path) and path[: len(full)] == full:
+                best = lineno
+    return best
+
+
+def _located(exc: SchemaError, file: Path, text: str) -> ConfigError:
+    line = locate(text, exc.path)
+    # a missing key is best reported at its table
+    if line is None:
+        for cut in range(len(exc.path) - 1, 0, -1):
+            line = locate(text, exc.path[:cut])
+            if line is not None:
+                break
+    where = f"{file}:{line}" if line else str(file)
+    return ConfigError(
+        f"{where}: {exc.message}",
+        hint=exc.hint or f"edit {file} and fix the key {'.'.join(exc.path)!r}",
+        file=str(file),
+        line=line,
+        key=".".join(exc.path),
+    )
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+def _parse_text(text: str, file: Path) -> Any:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(
+            f"{file}:{exc.line}: not valid TOML: {exc}",
+            hint="fix the syntax at that line (strings need quotes; tables look like [name])",
+            file=str(file),
+            line=exc.line,
+        ) from None
+
+
+def parse_config(text: str, file: Path) -> Config:
+    """Validate the text of a config file (no I/O)."""
+    doc = _parse_text(text, file)
+    raw: dict[str, Any] = doc.unwrap()
+    try:
+        for key in raw:
+            if key not in TOP_KEYS:
+                raise SchemaError(
+                    (key,),
+                    f"unknown key {key!r}",
+                    "known top-level keys: default, [accounts.NAME], [discovery]",
+                )
+        accounts: dict[str, Account] = {}
+        accounts_raw = raw.get("accounts", {})
+        if not isinstance(accounts_raw, dict):
+            raise SchemaError(("accounts",), "'accounts' must be tables like [accounts.NAME]")
+        for name, table in accounts_raw.items():
+            accounts[name] = parse_account(name, table)
+        default = raw.get("default")
+        if default is not None:
+            if not isinstance(default, str):
+                raise SchemaError(("default",), "'default' must be an account name in quotes")
+            if default not in accounts:
+                raise SchemaError(
+                    ("default",),
+                    f"default account {default!r} is not configured",
+                    "known accounts: " + (", ".join(accounts) or "none"),
+                )
+        elif accounts:
+            default = next(iter(accounts))
+        discovery = parse_discovery(raw["discovery"]) if "discovery" in raw else DiscoverySettings()
+    except SchemaError as exc:
+        raise _located(exc, file, text) from None
+    return Config(path=file, accounts=accounts, default_account=default, discovery=discovery)
+
+
+def load_config(paths: Paths) -> Config:
+    """Read and validate `paths.config_file`; a missing file is an empty config."""
+    file = paths.config_file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config(path=file)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file} is not UTF-8 text", file=str(file)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}", file=str(file)) from exc
+    return parse_config(text, file)
+
+
+# --- writing -----------------------------------------------------------------------
+
+
+def write_atomically(file: Path, text: str) -> None:
+    """Temp file in the same folder, fsync, rename over, fsync the folder."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(file.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_doc(file: Path) -> tuple[Any, str]:
+    import tomlkit
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        doc = tomlkit.document()
+        doc.add(
+            tomlkit.comment("mailbag configuration: edit freely; passwords are never kept here")
+        )
+        return doc, ""
+    # refuse to rewrite a file we would not load (never clobber the user's edits)
+    parse_config(text, file)
+    return _parse_text(text, file), text
+
+
+def _merge(target: Any, values: Plain, defaults: Plain) -> None:
+    """Update a tomlkit table in place so untouched keys keep their comments."""
+    import tomlkit
+
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, dict):
+            if key in target:
+                _merge(target[key], value, default if isinstance(default, dict) else {})
+            else:
+                sub = {k: v for k, v in value.items() if v is not None}
+                sub_defaults = default if isinstance(default, dict) else {}
+                sub = {
+                    k: v for k, v in sub.items() if k not in sub_defaults or sub_defaults[k] != v
+                }
+                if sub:
+                    table = tomlkit.table()
+                    for k, v in sub.items():
+                        table[k] = v
+                    target[key] = table
+        elif value is None:
+            if key in target:
+                del target[key]
+        elif key in target:
+            if target[key] != value:
+                target[key] = value
+        elif not (key in defaults and defaults[key] == value):
+            target[key] = value
+
+
+def save_account(paths: Paths, account: Account, *, make_default: bool = False) -> None:
+    """Add or update `account` in the config file, keeping everything else as it is."""
+    import tomlkit
+
+    file = paths.config_file
+    doc, _ = _read_doc(file)
+    if "accounts" not in doc:
+        doc["accounts"] = tomlkit.table(is_super_table=True)
+    accounts = doc["accounts"]
+    values = account_plain(account)
+    if account.name in accounts:
+        _merge(accounts[account.name], values, DEFAULTS)
+    else:
+        table = tomlkit.table()
+        _merge(table, values, DEFAULTS)
+        accounts[account.name] = table
+    if make_default:
+        _set_default(doc, account.name)
+    text = tomlkit.dumps(doc)
+    parse_config(text, file)  # never write what we could not read back
+    write_atomically(file, text)
+
+
+def _set_default(doc: Any, name: str) -> None:
+    # tomlkit places a new top-level key before the first table
+    doc["default"] = name
+
+
+def set_default_account(paths: Paths, name: str) -> None:
+    import tomlkit
+
+    file = paths.config_file
+    doc, _ = _read_doc(file)
+    if name not in doc.get("accounts", {}):
+        raise ConfigError(f"no account named {name!r}", hint="see: mailbag account list")
+    _set_default(doc, name)
+    text = tomlkit.dumps(doc)
+    parse_config(text, file)
+    write_atomically(file, text)
+
+
+def remove_account(paths: Paths, name: str) -> Account:
+    """Remove the account's table (and `default` if it named it); returns what was removed."""
+    import tomlkit
+
+    file = paths.config_file
+    config = load_config(paths)
+    account = config.account(name)
+    doc, _ = _read_doc(file)
+    del doc["accounts"][account.name]
+    if doc.get("default") == account.name:
+        del doc["default"]
+    text = tomlkit.dumps(doc)
+    parse_config(text, file)
+    write_atomically(file, text)
+    return account

@@ -1,0 +1,206 @@
+"""Secrets: the system keyring, a password command, or standard input.
+
+Secrets never go into `config.toml`, logs or error messages. When no keyring
+backend works (keyring's fail/null backend, as on a headless machine) this
+module says so and names the alternatives; it never falls back to writing a
+plaintext file by itself.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from typing import IO, Literal
+
+from mailbag.config.model import Account, SecretRef, SecretSource
+from mailbag.errors import SecretError
+
+__all__ = [
+    "SERVICE",
+    "Which",
+    "delete_secret",
+    "get_secret",
+    "keyring_problem",
+    "read_secret_stream",
+    "require_keyring",
+    "run_password_command",
+    "secret_ref",
+    "store_secret",
+]
+
+#: the keyring "service" every mailbag secret is stored under
+SERVICE = "mailbag"
+Which = Literal["incoming", "smtp"]
+#: characters that need a shell; commands without them run directly
+_SHELL_SYNTAX = set("|&;<>()$`\\\n*?[]{}~")
+COMMAND_TIMEOUT = 120.0
+
+NO_KEYRING_HINT = (
+    "use --password-command CMD (any command that prints the password, e.g. "
+    "'pass show mail/work'), or --password-stdin; or install a keyring backend "
+    "deliberately (a desktop Secret Service such as GNOME Keyring or KWallet, or "
+    "'pip install keyrings.alt', which keeps passwords in a file you must protect)"
+)
+
+
+def secret_ref(account: Account, which: Which) -> SecretRef:
+    if which == "incoming":
+        return account.incoming.secret
+    if which == "smtp":
+        return account.smtp.secret
+    raise ValueError(f"unknown secret {which!r}")
+
+
+def keyring_problem() -> str | None:
+    """Why the keyring cannot be used, or None when a real backend is active."""
+    import keyring
+    from keyring.backends import chainer, fail, null
+
+    backend = keyring.get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    if isinstance(backend, fail.Keyring):
+        return f"no system keyring backend is available on this machine ({name})"
+    if isinstance(backend, null.Keyring):
+        return f"the keyring is disabled ({name})"
+    if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
+        return f"no system keyring backend is available on this machine ({name})"
+    return None
+
+
+def require_keyring() -> None:
+    problem = keyring_problem()
+    if problem is not None:
+        raise SecretError(problem, hint=NO_KEYRING_HINT, cause="no-keyring")
+
+
+def store_secret(ref: SecretRef, secret: str) -> None:
+    """Put `secret` into the keyring entry `ref` names (only keyring refs can be stored)."""
+    if ref.source is not SecretSource.KEYRING:
+        raise SecretError(f"a {ref.source.value} secret cannot be stored")
+    require_keyring()
+    import keyring
+    from keyring.errors import KeyringError
+
+    try:
+        keyring.set_password(SERVICE, ref.key, secret)
+    except KeyringError as exc:
+        raise SecretError(
+            f"the keyring refused to store the password: {exc}",
+            hint="unlock your keyring and try again, or " + NO_KEYRING_HINT,
+            cause="keyring",
+        ) from exc
+
+
+def delete_secret(ref: SecretRef) -> bool:
+    """Remove a keyring entry; True if there was one. Other sources are left alone."""
+    if ref.source is not SecretSource.KEYRING or keyring_problem() is not None:
+        return False
+    import keyring
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    try:
+        keyring.delete_password(SERVICE, ref.key)
+    except PasswordDeleteError:
+        return False
+    except KeyringError as exc:
+        raise SecretError(f"the keyring refused to delete the password: {exc}") from exc
+    return True
+
+
+def get_secret(account: Account, which: Which) -> str:
+    """The account's password (or token) for `which` server."""
+    ref = secret_ref(account, which)
+    if ref.source is SecretSource.COMMAND:
+        return run_password_command(ref.key)
+    if ref.source is SecretSource.NONE:
+        raise SecretError(
+            f"account {account.name!r} has no {which} password configured",
+            hint=f"set one with: mailbag account set-password {account.name}"
+            + (" --smtp" if which == "smtp" else ""),
+        )
+    require_keyring()
+    import keyring
+    from keyring.errors import KeyringError
+
+    try:
+        secret = keyring.get_password(SERVICE, ref.key)
+    except KeyringError as exc:
+        raise SecretError(
+            f"cannot read the password of {account.name!r} from the keyring: {exc}",
+            hint="unlock your keyring and try again",
+            cause="keyring",
+        ) from exc
+    if secret is None:
+        raise SecretError(
+            f"no password for {account.name!r} ({which}) in the keyring",
+            hint=f"store it with: mailbag account set-password {account.name}"
+            + (" --smtp" if which == "smtp" else ""),
+            cause="missing",
+        )
+    return secret
+
+
+def _argv(command: str) -> list[str]:
+    if set(command) & _SHELL_SYNTAX:
+        return ["/bin/sh", "-c", command]
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise SecretError(f"cannot parse password command: {exc}") from exc
+    if not argv:
+        raise SecretError("the password command is empty")
+    return argv
+
+
+def run_password_command(command: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    """Run `command` (without a shell unless it uses shell syntax); first stdout line."""
+    argv = _argv(command)
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError as exc:
+        raise SecretError(
+            f"password command not found: {argv[0]!r}",
+            hint="check the command (is the program installed and on PATH?)",
+            cause="command",
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SecretError(
+            f"password command did not finish within {timeout:.0f} s: {command!r}",
+            hint="does it wait for input? it must print the password and exit",
+            cause="command",
+        ) from exc
+    except OSError as exc:
+        raise SecretError(f"cannot run password command {command!r}: {exc.strerror}") from exc
+    if proc.returncode != 0:
+        # stderr is the command's own message; stdout may hold a secret and is never shown
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = f": {err[-1][:300]}" if err else ""
+        raise SecretError(
+            f"password command {command!r} failed with exit status {proc.returncode}{detail}",
+            hint="run the command yourself to see what it needs",
+            cause="command",
+        )
+    try:
+        out = proc.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SecretError(f"password command {command!r} printed something not UTF-8") from exc
+    line = out.split("\n", 1)[0].rstrip("\r")
+    if not line:
+        raise SecretError(
+            f"password command {command!r} printed no password",
+            hint="the first line of its output is used as the password",
+            cause="command",
+        )
+    return line
+
+
+def read_secret_stream(stream: IO[str]) -> str:
+    """`--password-stdin`: the first line of the stream, without its line ending."""
+    line = stream.readline()
+    secret = line.rstrip("\r\n")
+    if not secret:
+        raise SecretError(
+            "--password-stdin was given but standard input had no password",
+            hint="pipe the password in, e.g.: pass show mail/work | mailbag ... --password-stdin",
+        )
+    return secret

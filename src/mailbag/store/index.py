@@ -1,0 +1,865 @@
+"""The local store: Maildir folders on disk plus one SQLite index (WAL).
+
+Layout: `Paths.mail_dir/<account>/<folder path>` is a Maildir per folder
+(server folder names are split at their delimiter and each part made safe, see
+`folder_dir`); `Paths.index_file` is the index. The index maps Maildir keys to
+server UIDs, holds the envelope fields `list`/`search` show, and the flags as
+last synced (for three-way merges).
+
+API (all a `Store` method unless said otherwise)::
+
+    store = Store.open(paths)                  # or `with Store.open(paths) as store:`
+    f = store.folder("acct", "INBOX")          # creates the row (and Maildir) if new
+    store.folders("acct") -> [Folder]          # every known folder of an account
+    key, fh = store.maildir(f).open_tmp()      # stream the message into tmp/ ...
+    fh.write(data); fh.close()
+    m = store.add_message(f, key, flags={"\\Seen"})     # ... then index + deliver it
+    store.add_bytes(f, data, flags=...)        # the same for bytes already in memory
+    store.set_flags(m, {"\\Seen", "\\Flagged"})          # renames the file, updates the row
+    store.remove(m)                            # deletes the file; next sync expunges it
+    store.move(m, other_folder) -> Message     # moves the file; next sync moves on the server
+    store.get(id) / store.lookup("42")         # by short stable local ID (`Message.short_id`)
+    store.messages(account=, folder=, unread=, limit=)   # newest first
+    store.path(m) -> Path                      # where the file is now
+    store.close()
+
+Durability: `add_message(..., commit=False)` leaves the file unsynced in tmp/;
+`commit()` fsyncs every pending file, commits the index, then renames the
+files into place. A crash before the commit leaves only tmp/ files (removed by
+`recover()`); a crash after it leaves indexed files in tmp/ that `recover()`
+delivers. So a row never points at mail that is not on disk.
+
+Hooks: the full-text index plugs in through `Store.hooks` (objects with
+`message_added(store, message, path)` and `message_removed(store, message_id)`),
+called inside the same transaction. If `mailbag.store.fulltext` defines
+`store_hook(store)`, `Store.open` adds what it returns.
+
+This module must never delete a file it has not been asked to delete, and
+never turn a missing file or a missing index into a deletion anywhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+from mailbag.errors import StoreError, UsageError
+from mailbag.paths import Paths
+from mailbag.store.envelope import Envelope, envelope_from_bytes, envelope_from_file
+from mailbag.store.maildir import Maildir, fsync_dir, fsync_file, is_own_tmp_name
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Folder",
+    "Message",
+    "Store",
+    "StoreHook",
+    "flags_text",
+    "folder_dir",
+    "parse_flags",
+]
+
+# --- schema ------------------------------------------------------------------------------
+
+_MIGRATIONS: list[str] = [
+    # 1: first schema
+    """
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        state TEXT                       -- JSON: capabilities seen, sync notes
+    );
+    CREATE TABLE folders (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,              -- the server's name (decoded), '/'-free not assumed
+        delimiter TEXT,
+        role TEXT,                       -- inbox, sent, drafts, trash, junk, archive, all
+        uidvalidity INTEGER,             -- NULL until the first sync pairs it
+        uidnext INTEGER,
+        highestmodseq INTEGER,
+        messages INTEGER,                -- count on the server at the last sync
+        sync_state TEXT,                 -- JSON, engine-private
+        last_sync REAL,
+        UNIQUE (account_id, name)
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER,                     -- NULL: only here (not yet uploaded)
+        key TEXT NOT NULL,               -- Maildir base name
+        flags TEXT NOT NULL DEFAULT '',  -- current local flags, sorted, space separated
+        synced_flags TEXT,               -- flags both sides agreed on last (NULL: never)
+        gone INTEGER NOT NULL DEFAULT 0, -- file deleted here, the server copy goes next sync
+        size INTEGER,
+        internal_date REAL,
+        date REAL,
+        message_id TEXT,
+        subject TEXT,
+        from_addr TEXT,
+        to_addrs TEXT,
+        cc_addrs TEXT,
+        in_reply_to TEXT,
+        refs TEXT,
+        modseq INTEGER,
+        email_id TEXT,                   -- OBJECTID EMAILID or X-GM-MSGID
+        has_attachments INTEGER NOT NULL DEFAULT 0,
+        moved_from_folder INTEGER,       -- set by `move`: where the server copy still is
+        moved_from_uid INTEGER,
+        added REAL NOT NULL,
+        UNIQUE (folder_id, key)
+    );
+    CREATE UNIQUE INDEX messages_folder_uid ON messages(folder_id, uid) WHERE uid IS NOT NULL;
+    CREATE INDEX messages_when ON messages(date);
+    CREATE INDEX messages_msgid ON messages(message_id);
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,              -- 'flags' | 'delete' | 'move' (for the next sync)
+        message_row INTEGER,
+        folder_id INTEGER,
+        uid INTEGER,
+        detail TEXT,
+        created REAL NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+# --- values --------------------------------------------------------------------------------
+
+
+def parse_flags(text: str | None) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+def flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    account: str
+    name: str
+    delimiter: str | None
+    role: str | None
+    uidvalidity: int | None
+    uidnext: int | None
+    highestmodseq: int | None
+    messages: int | None
+    sync_state: str | None
+    path: Path
+
+    @property
+    def maildir(self) -> Maildir:
+        return Maildir(self.path)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    folder_id: int
+    account: str
+    folder: str
+    uid: int | None
+    key: str
+    flags: frozenset[str]
+    synced_flags: frozenset[str] | None
+    gone: bool
+    size: int | None
+    internal_date: float | None
+    date: float | None
+    message_id: str
+    subject: str
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    in_reply_to: str
+    references: str
+    modseq: int | None
+    email_id: str | None
+    has_attachments: bool
+    moved_from_folder: int | None
+    moved_from_uid: int | None
+
+    @property
+    def short_id(self) -> str:
+        """The ID users type: stable for the life of the message in this store."""
+        return str(self.id)
+
+    @property
+    def seen(self) -> bool:
+        return "\\Seen" in self.flags
+
+
+class StoreHook(Protocol):
+    def message_added(self, store: Store, message: Message, path: Path) -> None: ...
+
+    def message_removed(self, store: Store, message_id: int) -> None: ...
+
+
+_UNSAFE_PARTS = {"", ".", "..", "cur", "new", "tmp"}
+
+
+def _safe_part(part: str) -> str:
+    """One path component from a server name: never '..', never a Maildir subdir."""
+    out = []
+    for ch in part:
+        if ch in "%/\\\x00" or ord(ch) < 32:
+            out.append(f"%{ord(ch):02X}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    if text.startswith("."):
+        text = "%2E" + text[1:]
+    if text in _UNSAFE_PARTS:
+        text = "%" + text
+    return text
+
+
+def folder_dir(mail_dir: Path, account: str, name: str, delimiter: str | None) -> Path:
+    """Where folder `name` of `account` lives on disk.
+
+    Server names are split at the server's delimiter into nested directories;
+    each part is escaped so that it stays inside the account's directory and
+    never collides with a Maildir's own cur/new/tmp.
+    """
+    parts = name.split(delimiter) if delimiter else [name]
+    return mail_dir.joinpath(_safe_part(account), *(_safe_part(p) for p in parts))
+
+
+_MESSAGE_COLUMNS = (
+    "m.id, m.folder_id, a.name, f.name, m.uid, m.key, m.flags, m.synced_flags, m.gone, m.size, "
+    "m.internal_date, m.date, m.message_id, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, "
+    "m.in_reply_to, m.refs, m.modseq, m.email_id, m.has_attachments, m.moved_from_folder, "
+    "m.moved_from_uid"
+)
+_MESSAGE_FROM = (
+    "messages m JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id"
+)
+
+
+def _message(row: Sequence[Any]) -> Message:
+    return Message(
+        id=row[0],
+        folder_id=row[1],
+        account=row[2],
+        folder=row[3],
+        uid=row[4],
+        key=row[5],
+        flags=parse_flags(row[6]),
+        synced_flags=None if row[7] is None else parse_flags(row[7]),
+        gone=bool(row[8]),
+        size=row[9],
+        internal_date=row[10],
+        date=row[11],
+        message_id=row[12] or "",
+        subject=row[13] or "",
+        from_addr=row[14] or "",
+        to_addrs=row[15] or "",
+        cc_addrs=row[16] or "",
+        in_reply_to=row[17] or "",
+        references=row[18] or "",
+        modseq=row[19],
+        email_id=row[20],
+        has_attachments=bool(row[21]),
+        moved_from_folder=row[22],
+        moved_from_uid=row[23],
+    )
+
+
+@dataclass
+class _Pending:
+    """Work that follows the next commit: files to fsync before it, renames after."""
+
+    fsync: list[Path] = field(default_factory=list)
+    deliver: list[tuple[Maildir, str, frozenset[str]]] = field(default_factory=list)
+
+
+class Store:
+    """Maildir + index for one mailbag home. Not shared between threads: open one each."""
+
+    def __init__(self, conn: sqlite3.Connection, mail_dir: Path) -> None:
+        self.conn = conn
+        self.mail_dir = mail_dir
+        self.hooks: list[StoreHook] = []
+        self._pending = _Pending()
+        self._folder_cache: dict[int, Folder] = {}
+
+    # --- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, paths: Paths, *, hooks: bool = True) -> Store:
+        return cls.open_at(paths.index_file, paths.mail_dir, hooks=hooks)
+
+    @classmethod
+    def open_at(cls, index_file: Path, mail_dir: Path, *, hooks: bool = True) -> Store:
+        try:
+            index_file.parent.mkdir(parents=True, exist_ok=True)
+            mail_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(index_file, timeout=60.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the index {index_file}: {exc}",
+                hint="check that the data directory is writable",
+                path=str(index_file),
+            ) from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when it returns (the sync relies on it)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            _migrate(conn, index_file)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                f"the index {index_file} is damaged: {exc}",
+                hint="move it aside and run `mailbag sync`: the mail in the Maildir is kept "
+                "and paired again with the server (nothing is downloaded twice or deleted)",
+                path=str(index_file),
+            ) from exc
+        store = cls(conn, mail_dir)
+        if hooks:
+            store._load_hooks()
+        return store
+
+    def _load_hooks(self) -> None:
+        try:
+            fulltext = importlib.import_module("mailbag.store.fulltext")
+        except ModuleNotFoundError as exc:
+            if exc.name != "mailbag.store.fulltext":
+                raise
+            return
+        make = getattr(fulltext, "store_hook", None)
+        if callable(make):
+            hook = make(self)
+            if hook is not None:
+                self.hooks.append(hook)
+
+    def close(self) -> None:
+        if self.conn.in_transaction:
+            self.rollback()
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if e is None:
+            self.commit()
+        self.close()
+
+    # --- transactions -------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self, *, fsync: bool = True) -> None:
+        """fsync pending files, commit the index, then rename the files into place."""
+        pending, self._pending = self._pending, _Pending()
+        if fsync:
+            for path in pending.fsync:
+                fsync_file(path)
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+        dirs: set[Path] = set()
+        for maildir, key, flags in pending.deliver:
+            entry = maildir.deliver(key, flags)
+            dirs.add(entry.path.parent)
+        if fsync:
+            for d in dirs:
+                fsync_dir(d)
+
+    def rollback(self) -> None:
+        pending, self._pending = self._pending, _Pending()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        for maildir, key, _ in pending.deliver:
+            with contextlib.suppress(FileNotFoundError):
+                maildir.tmp_path(key).unlink()
+        self._folder_cache.clear()
+
+    # --- accounts and folders -----------------------------------------------------------
+
+    def account_id(self, name: str, *, create: bool = True) -> int | None:
+        row = self.conn.execute("SELECT id FROM accounts WHERE name = ?", (name,)).fetchone()
+        if row:
+            return int(row[0])
+        if not create:
+            return None
+        self._begin()
+        cur = self.conn.execute("INSERT INTO accounts(name) VALUES (?)", (name,))
+        return int(cur.lastrowid or 0)
+
+    def accounts(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM accounts ORDER BY name")]
+
+    def _folder_from_row(self, row: Sequence[Any]) -> Folder:
+        account, name, delimiter = row[1], row[2], row[3]
+        return Folder(
+            id=row[0],
+            account=account,
+            name=name,
+            delimiter=delimiter,
+            role=row[4],
+            uidvalidity=row[5],
+            uidnext=row[6],
+            highestmodseq=row[7],
+            messages=row[8],
+            sync_state=row[9],
+            path=folder_dir(self.mail_dir, account, name, delimiter),
+        )
+
+    _FOLDER_SELECT = (
+        "SELECT f.id, a.name, f.name, f.delimiter, f.role, f.uidvalidity, f.uidnext, "
+        "f.highestmodseq, f.messages, f.sync_state FROM folders f "
+        "JOIN accounts a ON a.id = f.account_id"
+    )
+
+    def folder(
+        self,
+        account: str,
+        name: str,
+        *,
+        delimiter: str | None = "/",
+        role: str | None = None,
+        create: bool = True,
+    ) -> Folder:
+        """The folder `name` of `account`; created (row and Maildir) when `create`."""
+        row = self.conn.execute(
+            self._FOLDER_SELECT + " WHERE a.name = ? AND f.name = ?", (account, name)
+        ).fetchone()
+        if row is None:
+            if not create:
+                raise UsageError(
+                    f"no folder {name!r} in account {account!r}",
+                    hint="`mailbag folders` lists the folders; run `mailbag sync` first",
+                )
+            acc = self.account_id(account)
+            self._begin()
+            self.conn.execute(
+                "INSERT INTO folders(account_id, name, delimiter, role) VALUES (?, ?, ?, ?)",
+                (acc, name, delimiter, role),
+            )
+            row = self.conn.execute(
+                self._FOLDER_SELECT + " WHERE a.name = ? AND f.name = ?", (account, name)
+            ).fetchone()
+        folder = self._folder_from_row(row)
+        folder.maildir.create()
+        return folder
+
+    def folder_by_id(self, folder_id: int) -> Folder:
+        row = self.conn.execute(self._FOLDER_SELECT + " WHERE f.id = ?", (folder_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"folder #{folder_id} is not in the index")
+        return self._folder_from_row(row)
+
+    def find_folder(self, account: str, name: str) -> Folder | None:
+        row = self.conn.execute(
+            self._FOLDER_SELECT + " WHERE a.name = ? AND f.name = ?", (account, name)
+        ).fetchone()
+        return None if row is None else self._folder_from_row(row)
+
+    def folders(self, account: str | None = None) -> list[Folder]:
+        if account is None:
+            rows = self.conn.execute(self._FOLDER_SELECT + " ORDER BY a.name, f.name")
+        else:
+            rows = self.conn.execute(
+                self._FOLDER_SELECT + " WHERE a.name = ? ORDER BY f.name", (account,)
+            )
+        return [self._folder_from_row(r) for r in rows]
+
+    def folder_by_role(self, account: str, role: str) -> Folder | None:
+        row = self.conn.execute(
+            self._FOLDER_SELECT + " WHERE a.name = ? AND f.role = ? ORDER BY f.id LIMIT 1",
+            (account, role),
+        ).fetchone()
+        return None if row is None else self._folder_from_row(row)
+
+    def update_folder(self, folder: Folder, **values: Any) -> None:
+        """Set folder columns (uidvalidity, uidnext, highestmodseq, role, ...)."""
+        allowed = {
+            "delimiter",
+            "role",
+            "uidvalidity",
+            "uidnext",
+            "highestmodseq",
+            "messages",
+            "sync_state",
+            "last_sync",
+            "name",
+        }
+        bad = set(values) - allowed
+        if bad:
+            raise ValueError(f"not folder columns: {sorted(bad)}")
+        if not values:
+            return
+        self._begin()
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.conn.execute(f"UPDATE folders SET {sets} WHERE id = ?", (*values.values(), folder.id))  # noqa: S608
+
+    def delete_folder(self, folder: Folder) -> None:
+        """Forget a folder in the index (its Maildir is left on disk for the caller)."""
+        self._begin()
+        for (mid,) in self.conn.execute(
+            "SELECT id FROM messages WHERE folder_id = ?", (folder.id,)
+        ):
+            for hook in self.hooks:
+                hook.message_removed(self, mid)
+        self.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
+
+    # --- messages: adding -------------------------------------------------------------
+
+    def maildir(self, folder: Folder) -> Maildir:
+        return folder.maildir
+
+    def add_message(
+        self,
+        folder: Folder,
+        key: str,
+        *,
+        flags: Iterable[str] = (),
+        uid: int | None = None,
+        synced: bool = False,
+        internal_date: float | None = None,
+        modseq: int | None = None,
+        email_id: str | None = None,
+        envelope: Envelope | None = None,
+        size: int | None = None,
+        commit: bool = True,
+    ) -> Message:
+        """Index the message written to tmp/KEY of `folder` and deliver it.
+
+        `synced=True` records `flags` as agreed with the server (set by the
+        sync when it downloads); otherwise the message is new here and the next
+        sync uploads it. With `commit=False` the file stays in tmp/ until the
+        next `commit()` (which fsyncs it first): that is how batches share fsyncs.
+        """
+        maildir = folder.maildir
+        tmp = maildir.tmp_path(key)
+        try:
+            st = tmp.stat()
+        except FileNotFoundError as exc:
+            raise StoreError(f"no message {key} in {maildir.root / 'tmp'}") from exc
+        if envelope is None:
+            envelope = envelope_from_file(tmp)
+        flagset = frozenset(flags)
+        now = time.time()
+        self._begin()
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO messages(folder_id, uid, key, flags, synced_flags, size, "
+                "internal_date, date, message_id, subject, from_addr, to_addrs, cc_addrs, "
+                "in_reply_to, refs, modseq, email_id, has_attachments, added) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    folder.id,
+                    uid,
+                    key,
+                    flags_text(flagset),
+                    flags_text(flagset) if synced else None,
+                    size if size is not None else st.st_size,
+                    internal_date if internal_date is not None else st.st_mtime,
+                    envelope.date,
+                    envelope.message_id,
+                    envelope.subject,
+                    envelope.from_addr,
+                    envelope.to_addrs,
+                    envelope.cc_addrs,
+                    envelope.in_reply_to,
+                    envelope.references,
+                    modseq,
+                    email_id,
+                    int(envelope.has_attachments),
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(
+                f"message {key} (UID {uid}) is already in folder {folder.name!r}: {exc}"
+            ) from exc
+        message = Message(
+            id=int(cur.lastrowid or 0),
+            folder_id=folder.id,
+            account=folder.account,
+            folder=folder.name,
+            uid=uid,
+            key=key,
+            flags=flagset,
+            synced_flags=flagset if synced else None,
+            gone=False,
+            size=size if size is not None else st.st_size,
+            internal_date=internal_date,
+            date=envelope.date,
+            message_id=envelope.message_id,
+            subject=envelope.subject,
+            from_addr=envelope.from_addr,
+            to_addrs=envelope.to_addrs,
+            cc_addrs=envelope.cc_addrs,
+            in_reply_to=envelope.in_reply_to,
+            references=envelope.references,
+            modseq=modseq,
+            email_id=email_id,
+            has_attachments=envelope.has_attachments,
+            moved_from_folder=None,
+            moved_from_uid=None,
+        )
+        for hook in self.hooks:
+            hook.message_added(self, message, tmp)
+        self._pending.fsync.append(tmp)
+        self._pending.deliver.append((maildir, key, flagset))
+        if commit:
+            self.commit()
+        return message
+
+    def add_bytes(
+        self, folder: Folder, data: bytes, *, flags: Iterable[str] = (), commit: bool = True
+    ) -> Message:
+        """Store a message given as bytes (a draft, a sent copy); the next sync uploads it."""
+        key, fh = folder.maildir.open_tmp()
+        with fh:
+            fh.write(data)
+        return self.add_message(
+            folder, key, flags=flags, envelope=envelope_from_bytes(data), commit=commit
+        )
+
+    # --- messages: reading --------------------------------------------------------------
+
+    def get(self, message_id: int) -> Message | None:
+        row = self.conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.id = ?",  # noqa: S608
+            (message_id,),
+        ).fetchone()
+        return None if row is None else _message(row)
+
+    def lookup(self, short_id: str) -> Message:
+        """The message a user means by ID (as printed by `list`); UsageError if none."""
+        text = short_id.strip().lstrip("#")
+        message = self.get(int(text)) if text.isdigit() else None
+        if message is None or message.gone:
+            raise UsageError(
+                f"no message with ID {short_id!r}",
+                hint="IDs are shown by `mailbag list` and `mailbag search`",
+            )
+        return message
+
+    def messages(
+        self,
+        *,
+        account: str | None = None,
+        folder: str | None = None,
+        unread: bool = False,
+        limit: int | None = None,
+        include_gone: bool = False,
+    ) -> list[Message]:
+        """Messages newest first (by Date header, else arrival)."""
+        where = []
+        args: list[Any] = []
+        if not include_gone:
+            where.append("m.gone = 0")
+        if account is not None:
+            where.append("a.name = ?")
+            args.append(account)
+        if folder is not None:
+            where.append("f.name = ?")
+            args.append(folder)
+        if unread:
+            where.append("(' ' || m.flags || ' ') NOT LIKE '% \\Seen %'")
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}"  # noqa: S608
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY COALESCE(m.date, m.internal_date) DESC, m.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_message(r) for r in self.conn.execute(sql, args)]
+
+    def folder_messages(self, folder: Folder) -> Iterator[Message]:
+        """Every row of a folder, including tombstones (for the sync)."""
+        rows = self.conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.folder_id = ?",  # noqa: S608
+            (folder.id,),
+        )
+        for row in rows:
+            yield _message(row)
+
+    def path(self, message: Message) -> Path:
+        folder = self.folder_by_id(message.folder_id)
+        entry = folder.maildir.find(message.key)
+        if entry is None:
+            raise StoreError(
+                f"the file of message {message.short_id} is gone from {folder.path}",
+                hint="another program may have removed it; `mailbag sync` brings it back "
+                "from the server or forgets it",
+            )
+        return entry.path
+
+    def read_bytes(self, message: Message) -> bytes:
+        return self.path(message).read_bytes()
+
+    # --- messages: changing -------------------------------------------------------------
+
+    def set_flags(self, message: Message, flags: Iterable[str], *, commit: bool = True) -> Message:
+        """Set the local flags (file name and row); the next sync pushes the change."""
+        flagset = frozenset(flags)
+        folder = self.folder_by_id(message.folder_id)
+        entry = folder.maildir.find(message.key)
+        if entry is None:
+            raise StoreError(f"the file of message {message.short_id} is gone from {folder.path}")
+        folder.maildir.set_flags(entry, flagset)
+        self._begin()
+        self.conn.execute(
+            "UPDATE messages SET flags = ? WHERE id = ?", (flags_text(flagset), message.id)
+        )
+        if commit:
+            self.commit()
+        return _replace(message, flags=flagset)
+
+    def remove(self, message: Message, *, commit: bool = True) -> None:
+        """Delete the local copy. A message known to the server stays as a tombstone
+        until the next sync expunges it there; one that never reached it is forgotten."""
+        folder = self.folder_by_id(message.folder_id)
+        entry = folder.maildir.find(message.key)
+        self._begin()
+        if message.uid is None and message.moved_from_uid is None:
+            self.conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+        else:
+            self.conn.execute("UPDATE messages SET gone = 1 WHERE id = ?", (message.id,))
+        for hook in self.hooks:
+            hook.message_removed(self, message.id)
+        if commit:
+            self.commit()
+        if entry is not None:
+            folder.maildir.remove(entry)
+
+    def move(self, message: Message, target: Folder, *, commit: bool = True) -> Message:
+        """Move to another folder of the same account; the next sync moves it on the server.
+
+        The moved message gets a new ID in the target folder.
+        """
+        source = self.folder_by_id(message.folder_id)
+        if source.account != target.account:
+            raise UsageError("messages can only be moved within one account")
+        if source.id == target.id:
+            return message
+        entry = source.maildir.find(message.key)
+        if entry is None:
+            raise StoreError(f"the file of message {message.short_id} is gone from {source.path}")
+        key, fh = target.maildir.open_tmp()
+        fh.close()
+        os.replace(entry.path, target.maildir.tmp_path(key))
+        self._begin()
+        moved = self.add_message(
+            target,
+            key,
+            flags=message.flags,
+            envelope=Envelope(
+                message_id=message.message_id,
+                subject=message.subject,
+                from_addr=message.from_addr,
+                to_addrs=message.to_addrs,
+                cc_addrs=message.cc_addrs,
+                date=message.date,
+                in_reply_to=message.in_reply_to,
+                references=message.references,
+                has_attachments=message.has_attachments,
+            ),
+            internal_date=message.internal_date,
+            commit=False,
+        )
+        from_folder = message.moved_from_folder if message.uid is None else source.id
+        from_uid = message.moved_from_uid if message.uid is None else message.uid
+        self.conn.execute(
+            "UPDATE messages SET moved_from_folder = ?, moved_from_uid = ? WHERE id = ?",
+            (from_folder, from_uid, moved.id),
+        )
+        # the source row is no tombstone: the server-side MOVE takes the copy away
+        self.conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+        for hook in self.hooks:
+            hook.message_removed(self, message.id)
+        if commit:
+            self.commit()
+        return _replace(moved, moved_from_folder=from_folder, moved_from_uid=from_uid)
+
+    # --- recovery -----------------------------------------------------------------------
+
+    def recover(self, folder: Folder) -> int:
+        """Finish deliveries a crash interrupted; remove our own unindexed tmp files.
+
+        Returns how many indexed messages were delivered from tmp/.
+        """
+        maildir = folder.maildir
+        names = maildir.tmp_names()
+        if not names:
+            return 0
+        known = {
+            r[0]: parse_flags(r[1])
+            for r in self.conn.execute(
+                "SELECT key, flags FROM messages WHERE folder_id = ?", (folder.id,)
+            )
+        }
+        delivered = 0
+        for name in names:
+            if name in known:
+                if maildir.find(name) is None:
+                    maildir.deliver(name, known[name])
+                    delivered += 1
+                else:  # delivered already; tmp copy is a leftover hard link or duplicate
+                    maildir.tmp_path(name).unlink()
+            elif is_own_tmp_name(name):
+                with contextlib.suppress(FileNotFoundError):
+                    maildir.tmp_path(name).unlink()
+        return delivered
+
+
+def _replace(message: Message, **changes: Any) -> Message:
+    import dataclasses
+
+    return dataclasses.replace(message, **changes)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements (executescript would commit mid-migration)."""
+    buf = ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                yield buf
+            buf = ""
+
+
+def _migrate(conn: sqlite3.Connection, index_file: Path) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the index {index_file} was written by a newer mailbag (schema {version})",
+            hint="upgrade mailbag, or move the index aside to rebuild it with `mailbag sync`",
+        )
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # re-check under the write lock: another process may have migrated meanwhile
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version < SCHEMA_VERSION:
+                for statement in _statements(_MIGRATIONS[version]):
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,271 @@
+"""One Maildir folder on disk: unique names, tmp -> cur/new delivery, `:2,` flags.
+
+The files are the user's mail and other programs (mutt, neomutt, notmuch, mu)
+read and rename them, so this module keeps to the Maildir conventions:
+
+- a message is written to `tmp/` first and renamed into `new/` (no flags yet,
+  never seen by a reader) or `cur/` (with the `:2,FLAGS` info) when complete;
+- the *key* of a message is its base name, the part before the `:`; other
+  programs change the info part when they change flags, so a key plus a scan
+  tells us the flags as they are now;
+- no server UID ever goes into a file name (programs that move or rename files
+  would lose or duplicate it); the key -> UID mapping lives in the index.
+
+This module must never read a message into memory to deliver it and never
+delete a file it did not find by key. Durability (fsync) is the caller's
+choice so that callers can batch it; `fsync_file`/`fsync_dir` do the work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from mailbag.errors import StoreError
+
+__all__ = [
+    "FLAG_LETTERS",
+    "Maildir",
+    "MaildirEntry",
+    "flags_to_info",
+    "fsync_dir",
+    "fsync_file",
+    "info_to_flags",
+    "is_own_tmp_name",
+    "split_name",
+]
+
+#: IMAP system flag -> Maildir info letter (letters must be stored sorted)
+FLAG_LETTERS: dict[str, str] = {
+    "\\Draft": "D",
+    "\\Flagged": "F",
+    "$Forwarded": "P",
+    "\\Answered": "R",
+    "\\Seen": "S",
+    "\\Deleted": "T",
+}
+_LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
+
+_counter = itertools.count()
+_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+# names we create: "<sec>.M<usec>P<pid>Q<n>R<hex>.<host>" (the R part marks ours)
+_OWN_NAME = re.compile(r"^\d+\.M\d+P\d+Q\d+R[0-9a-f]{8}\.")
+
+
+def flags_to_info(flags: Iterable[str]) -> str:
+    """The `:2,` info letters for the flags Maildir can express, sorted."""
+    return "".join(sorted({FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS}))
+
+
+def info_to_flags(info: str) -> frozenset[str]:
+    """IMAP flags from Maildir info letters (unknown letters are ignored)."""
+    return frozenset(_LETTER_FLAGS[c] for c in info if c in _LETTER_FLAGS)
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(key, info letters) of a file name in cur/ or new/."""
+    key, sep, info = name.partition(":")
+    if sep and info.startswith("2,"):
+        return key, info[2:]
+    return key, ""
+
+
+def is_own_tmp_name(name: str) -> bool:
+    """Whether a tmp/ file name has the shape of names this module makes."""
+    return bool(_OWN_NAME.match(name))
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames and creations in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class MaildirEntry:
+    """A message file as found on disk."""
+
+    key: str
+    subdir: str  # "new" or "cur"
+    name: str  # the file name in subdir (key plus info)
+    root: Path
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.subdir / self.name
+
+    @property
+    def flags(self) -> frozenset[str]:
+        return info_to_flags(split_name(self.name)[1])
+
+
+class Maildir:
+    """The folder at `root` (with `cur`, `new`, `tmp` inside)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Maildir({str(self.root)!r})"
+
+    # --- structure -------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return all((self.root / d).is_dir() for d in ("cur", "new", "tmp"))
+
+    def create(self) -> None:
+        try:
+            for d in ("cur", "new", "tmp"):
+                (self.root / d).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create Maildir {self.root}: {exc.strerror or exc}",
+                hint="check that the mail directory is writable and the disk not full",
+                path=str(self.root),
+            ) from exc
+
+    # --- writing ----------------------------------------------------------------------
+
+    @staticmethod
+    def new_key() -> str:
+        now = time.time()
+        sec = int(now)
+        usec = int((now - sec) * 1_000_000)
+        rand = secrets.token_hex(4)
+        return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{rand}.{_HOST}"
+
+    def tmp_path(self, key: str) -> Path:
+        return self.root / "tmp" / key
+
+    def open_tmp(self, key: str | None = None) -> tuple[str, BinaryIO]:
+        """Create a new file in tmp/; returns (key, file open for binary writing)."""
+        key = key or self.new_key()
+        try:
+            f = self.tmp_path(key).open("xb")
+        except FileNotFoundError:
+            self.create()
+            f = self.tmp_path(key).open("xb")
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write in {self.root / 'tmp'}: {exc.strerror or exc}",
+                hint="check that the mail directory is writable and the disk not full",
+            ) from exc
+        return key, f
+
+    @staticmethod
+    def target_for(flags: Iterable[str]) -> tuple[str, str]:
+        """(subdir, suffix) a message with these flags is delivered to.
+
+        Unseen mail without flags goes to new/ (readers show it as new); the
+        rest to cur/ with its info, which is what Maildir readers expect.
+        """
+        info = flags_to_info(flags)
+        if not info:
+            return "new", ""
+        return "cur", ":2," + info
+
+    def deliver(self, key: str, flags: Iterable[str]) -> MaildirEntry:
+        """Rename tmp/KEY into new/ or cur/. The caller fsyncs what it needs."""
+        subdir, suffix = self.target_for(flags)
+        name = key + suffix
+        try:
+            os.rename(self.tmp_path(key), self.root / subdir / name)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot deliver {key} into {self.root}: {exc.strerror or exc}",
+                hint="check that the mail directory is writable",
+                path=str(self.root),
+            ) from exc
+        return MaildirEntry(key, subdir, name, self.root)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def scan(self) -> dict[str, MaildirEntry]:
+        """key -> entry for every message in new/ and cur/ (one listing each)."""
+        out: dict[str, MaildirEntry] = {}
+        for subdir in ("new", "cur"):
+            try:
+                names = os.listdir(self.root / subdir)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                key = split_name(name)[0]
+                out[key] = MaildirEntry(key, subdir, name, self.root)
+        return out
+
+    def tmp_names(self) -> list[str]:
+        try:
+            return [n for n in os.listdir(self.root / "tmp") if not n.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+    def find(self, key: str, hint: MaildirEntry | None = None) -> MaildirEntry | None:
+        """Locate a message by key; `hint` (a previous location) makes it one stat."""
+        if hint is not None and hint.path.exists():
+            return hint
+        new = self.root / "new" / key
+        if new.exists():
+            return MaildirEntry(key, "new", key, self.root)
+        try:
+            with os.scandir(self.root / "cur") as it:
+                for e in it:
+                    if e.name == key or e.name.startswith(key + ":"):
+                        return MaildirEntry(key, "cur", e.name, self.root)
+        except FileNotFoundError:
+            return None
+        return None
+
+    def iter_entries(self) -> Iterator[MaildirEntry]:
+        yield from self.scan().values()
+
+    # --- changing ---------------------------------------------------------------------
+
+    def set_flags(self, entry: MaildirEntry, flags: Iterable[str]) -> MaildirEntry:
+        """Rename the file so its info says `flags`; keeps letters we do not know.
+
+        A message whose flags are set is no longer new, so it moves to cur/
+        (as every Maildir reader does when it has seen a message).
+        """
+        _, old_info = split_name(entry.name)
+        foreign = "".join(c for c in old_info if c not in _LETTER_FLAGS)
+        info = "".join(sorted(set(flags_to_info(flags)) | set(foreign)))
+        name = f"{entry.key}:2,{info}"
+        if entry.subdir == "cur" and name == entry.name:
+            return entry
+        try:
+            os.rename(entry.path, self.root / "cur" / name)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot rename {entry.path}: {exc.strerror or exc}",
+                hint="another program may have moved the file; run `mailbag sync` again",
+            ) from exc
+        return MaildirEntry(entry.key, "cur", name, self.root)
+
+    def remove(self, entry: MaildirEntry) -> None:
+        try:
+            entry.path.unlink()
+        except FileNotFoundError:
+            pass  # already gone: that is what was asked
+        except OSError as exc:
+            raise StoreError(f"cannot remove {entry.path}: {exc.strerror or exc}") from exc

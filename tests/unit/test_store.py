@@ -1,0 +1,220 @@
+"""The local store: Maildir conventions, the index, crash recovery. Real files, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailbag.errors import StoreError, UsageError
+from mailbag.paths import Paths
+from mailbag.store.envelope import envelope_from_bytes
+from mailbag.store.index import SCHEMA_VERSION, Store, folder_dir
+from mailbag.store.maildir import Maildir, flags_to_info, info_to_flags, split_name
+
+MSG = (
+    b"From: =?utf-8?q?Chlo=C3=A9?= <chloe@example.org>\r\n"
+    b"To: bob@example.net, carol@example.net\r\n"
+    b"Subject: =?utf-8?q?R=C3=A9union?= de\r\n projet\r\n"
+    b"Date: Tue, 03 Feb 2026 10:00:00 +0100\r\n"
+    b"Message-ID: <abc@example.org>\r\n"
+    b"In-Reply-To: <parent@example.org>\r\n"
+    b"References: <root@example.org>\r\n  <parent@example.org>\r\n"
+    b"Content-Type: multipart/mixed; boundary=x\r\n"
+    b"\r\n--x\r\nSubject: not a header\r\n\r\nbody\xff\xfe\r\n--x--\r\n"
+)
+
+
+def paths(tmp_path: Path) -> Paths:
+    return Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+
+def test_flags_round_trip() -> None:
+    flags = {"\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Deleted", "$Forwarded", "work"}
+    assert flags_to_info(flags) == "DFPRST"
+    assert info_to_flags("DFPRST") == flags - {"work"}
+    assert split_name("123.M1P2.host:2,FS") == ("123.M1P2.host", "FS")
+    assert split_name("123.M1P2.host") == ("123.M1P2.host", "")
+
+
+def test_envelope_decodes_and_stops_at_the_body() -> None:
+    env = envelope_from_bytes(MSG)
+    assert env.subject == "Réunion de projet"
+    assert env.from_addr == "Chloé <chloe@example.org>"
+    assert env.to_addrs == "bob@example.net, carol@example.net"
+    assert env.message_id == "<abc@example.org>"
+    assert env.in_reply_to == "<parent@example.org>"
+    assert env.references == "<root@example.org> <parent@example.org>"
+    assert env.has_attachments
+    assert env.date == 1770109200.0
+
+
+def test_envelope_of_garbage_does_not_raise() -> None:
+    env = envelope_from_bytes(b"\x00\xff: \r\nSubject: =?bogus?x?zz?=\r\nDate: yesterday\r\n\r\n")
+    assert env.date is None
+    assert env.message_id == ""
+
+
+def test_folder_names_stay_inside_the_account(tmp_path: Path) -> None:
+    base = tmp_path / "mail"
+    for name in ("../../etc", "a/../../b", "INBOX/cur", ".hidden", "x\\y", "", "a\x00b"):
+        p = folder_dir(base, "acct", name, "/")
+        assert base / "acct" in p.parents
+        assert ".." not in p.relative_to(base).parts
+        assert p.name not in ("cur", "new", "tmp")
+    assert folder_dir(base, "acct", "Work/Projects", "/") == base / "acct" / "Work" / "Projects"
+    assert folder_dir(base, "acct", "Work.Projects", ".") == base / "acct" / "Work" / "Projects"
+    assert folder_dir(base, "acct", "a/b", ".") == base / "acct" / "a%2Fb"
+
+
+def test_add_list_flag_remove(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX", role="inbox")
+        assert inbox.maildir.exists()
+        m = store.add_bytes(inbox, MSG)
+        assert store.read_bytes(m) == MSG  # bytes kept exactly
+        assert store.path(m).parent.name == "new"  # unseen, no flags: new/
+        m2 = store.add_bytes(inbox, MSG.replace(b"abc@", b"def@"), flags={"\\Seen"})
+        assert store.path(m2).parent.name == "cur"
+        assert store.path(m2).name.endswith(":2,S")
+        assert [x.id for x in store.messages(account="acct", unread=True)] == [m.id]
+        assert store.lookup(m.short_id).subject == "Réunion de projet"
+
+        m = store.set_flags(m, {"\\Seen", "\\Flagged", "work"})
+        assert store.path(m).name.endswith(":2,FS")
+        assert store.lookup(m.short_id).flags == {"\\Seen", "\\Flagged", "work"}
+        assert store.messages(unread=True) == []
+
+        store.remove(m)
+        assert not any(inbox.maildir.scan().keys() & {m.key})
+        with pytest.raises(UsageError):
+            store.lookup(m.short_id)
+        # never on the server: forgotten entirely
+        assert store.get(m.id) is None
+        assert [x.id for x in store.messages(limit=5)] == [m2.id]
+
+
+def test_remove_of_a_synced_message_leaves_a_tombstone(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        key, fh = inbox.maildir.open_tmp()
+        fh.write(MSG)
+        fh.close()
+        m = store.add_message(inbox, key, flags={"\\Seen"}, uid=7, synced=True)
+        store.remove(m)
+        gone = store.get(m.id)
+        assert gone is not None and gone.gone and gone.uid == 7
+        assert store.messages() == []
+
+
+def test_move_keeps_the_server_copy_reference(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        arch = store.folder("acct", "Archive", role="archive")
+        key, fh = inbox.maildir.open_tmp()
+        fh.write(MSG)
+        fh.close()
+        m = store.add_message(inbox, key, uid=3, synced=True)
+        moved = store.move(m, arch)
+        assert moved.folder == "Archive" and moved.uid is None
+        assert (moved.moved_from_folder, moved.moved_from_uid) == (inbox.id, 3)
+        assert store.read_bytes(moved) == MSG
+        assert inbox.maildir.scan() == {}
+        assert store.get(m.id) is None
+
+
+def test_index_ids_ordering_newest_first(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        ids = []
+        for day in (3, 1, 2):
+            data = MSG.replace(b"Tue, 03 Feb", f"Tue, 0{day} Feb".encode())
+            ids.append(store.add_bytes(inbox, data.replace(b"abc", str(day).encode())).id)
+        assert [m.id for m in store.messages(limit=2)] == [ids[0], ids[2]]
+
+
+def test_uncommitted_delivery_stays_in_tmp_and_is_cleaned(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    store = Store.open(p)
+    inbox = store.folder("acct", "INBOX")
+    store.commit()
+    store.add_bytes(inbox, MSG, commit=False)
+    # the process dies here: no commit
+    store.conn.close()
+    store = Store.open(p)
+    inbox = store.folder("acct", "INBOX")
+    assert len(inbox.maildir.tmp_names()) == 1
+    assert store.recover(inbox) == 0
+    assert inbox.maildir.tmp_names() == []
+    assert store.messages() == []
+    store.close()
+
+
+def test_committed_but_not_renamed_is_delivered_by_recover(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    store = Store.open(p)
+    inbox = store.folder("acct", "INBOX")
+    store.add_bytes(inbox, MSG, flags={"\\Seen"}, commit=False)
+    # simulate a crash between the index commit and the renames
+    store._pending.deliver.clear()
+    store.commit()
+    store.close()
+    store = Store.open(p)
+    inbox = store.folder("acct", "INBOX")
+    (m,) = store.messages()
+    with pytest.raises(StoreError):
+        store.path(m)
+    assert store.recover(inbox) == 1
+    assert store.read_bytes(m) == MSG
+    assert store.path(m).name.endswith(":2,S")
+    store.close()
+
+
+def test_foreign_tmp_files_are_left_alone(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        (inbox.path / "tmp" / "1700000000.12345_1.otherhost").write_bytes(b"mutt writing")
+        store.recover(inbox)
+        assert inbox.maildir.tmp_names() == ["1700000000.12345_1.otherhost"]
+
+
+def test_schema_version_and_newer_index_refused(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    Store.open(p).close()
+    conn = sqlite3.connect(p.index_file)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer mailbag"):
+        Store.open(p)
+
+
+def test_damaged_index_is_explained(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    p.index_file.parent.mkdir(parents=True)
+    p.index_file.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError) as info:
+        Store.open(p)
+    assert info.value.hint and "nothing is downloaded twice" in info.value.hint
+
+
+def test_other_program_changes_are_visible_in_a_scan(tmp_path: Path) -> None:
+    md = Maildir(tmp_path / "box")
+    md.create()
+    key, fh = md.open_tmp()
+    fh.write(MSG)
+    fh.close()
+    entry = md.deliver(key, ())
+    assert entry.subdir == "new"
+    # mutt reads it: moves to cur with S, then flags it
+    os.rename(entry.path, md.root / "cur" / f"{key}:2,FS")
+    (found,) = md.scan().values()
+    assert found.flags == {"\\Seen", "\\Flagged"}
+    # set_flags keeps letters it does not know (e.g. Dovecot keywords a-z)
+    moved = md.set_flags(found, {"\\Seen"})
+    os.rename(moved.path, md.root / "cur" / f"{key}:2,Sa")
+    again = md.set_flags(md.scan()[key], {"\\Seen", "\\Answered"})
+    assert again.name == f"{key}:2,RSa"
