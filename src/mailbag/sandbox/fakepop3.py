@@ -9,6 +9,7 @@ holds messages in memory and serves one client per thread.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import socketserver
 import ssl
@@ -26,7 +27,7 @@ __all__ = ["FakePop3", "FakePopMessage"]
 @dataclass
 class FakePopMessage:
     data: bytes
-    uidl: str | None = None  # None: served as "uidl-<n>" when UIDL is offered
+    uidl: str = ""  # "": the server gives it a unique one when it is added
 
 
 @dataclass
@@ -58,9 +59,13 @@ class FakePop3:
         self.offer_uidl = uidl
         self.offer_top = top
         self.offer_pipelining = pipelining
-        self.drop = _Maildrop(
-            [m if isinstance(m, FakePopMessage) else FakePopMessage(m) for m in messages]
-        )
+        self._seq = itertools.count(1)
+        self.drop = _Maildrop()
+        for m in messages:
+            if isinstance(m, FakePopMessage):
+                self.add(m.data, m.uidl)
+            else:
+                self.add(m)
         #: every command line received, for assertions (PASS arguments blanked)
         self.commands: list[str] = []
         self._ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -104,9 +109,10 @@ class FakePop3:
     ) -> None:
         self.stop()
 
-    def add(self, data: bytes, uidl: str | None = None) -> None:
+    def add(self, data: bytes, uidl: str = "") -> None:
+        """Add a message; UIDLs stay with their message, as RFC 1939 requires."""
         with self.drop.lock:
-            self.drop.messages.append(FakePopMessage(data, uidl))
+            self.drop.messages.append(FakePopMessage(data, uidl or f"fake-{next(self._seq)}"))
 
     @property
     def messages(self) -> list[bytes]:
@@ -202,7 +208,7 @@ class FakePop3:
         elif cmd == "LIST" and not arg:
             multiline([f"{i} {len(m.data)}".encode() for i, m in live])
         elif cmd == "UIDL" and self.offer_uidl and not arg:
-            multiline([f"{i} {m.uidl or f'uidl-{i}'}".encode() for i, m in live])
+            multiline([f"{i} {m.uidl}".encode() for i, m in live])
         elif cmd in ("LIST", "UIDL", "RETR", "DELE", "TOP") and (found := pick()) is not None:
             n, m = found
             lines = m.data.split(b"\r\n")
@@ -211,7 +217,7 @@ class FakePop3:
             if cmd == "LIST":
                 send(f"+OK {n} {len(m.data)}".encode())
             elif cmd == "UIDL" and self.offer_uidl:
-                send(f"+OK {n} {m.uidl or f'uidl-{n}'}".encode())
+                send(f"+OK {n} {m.uidl}".encode())
             elif cmd == "RETR":
                 multiline(lines)
             elif cmd == "TOP" and self.offer_top:
