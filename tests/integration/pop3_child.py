@@ -70,7 +70,7 @@ def main() -> int:
     if what == "add":
         index_mod.Store.add_message = counting(index_mod.Store.add_message, n)  # type: ignore[method-assign]
     elif what == "fsync":
-        index_mod.fsync_file = counting(index_mod.fsync_file, n)  # type: ignore[assignment]
+        engine.fsync_file = counting(engine.fsync_file, n)  # type: ignore[assignment]
     elif what == "deliver":
         Maildir.deliver = counting(Maildir.deliver, n)  # type: ignore[method-assign]
     elif what == "commit":
