@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
+from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.textsafe import clean_terminal
 
 
@@ -27,6 +28,7 @@ class Context:
     trace_file: str | None = None
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    _transcript: Transcript | None = field(default=None, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Context:
@@ -64,5 +66,16 @@ class Context:
             line += f"\n  hint: {clean_terminal(exc.hint)}"
         print(line, file=self.stderr)
 
+    @property
+    def transcript(self) -> Transcript:
+        """Where protocol clients write their lines (`--trace FILE`; else nowhere)."""
+        if self.trace_file is None:
+            return NO_TRACE
+        if self._transcript is None:
+            self._transcript = Transcript(self.trace_file)
+        return self._transcript
+
     def close(self) -> None:
         self.stdout.flush()
+        if self._transcript is not None:
+            self._transcript.close()

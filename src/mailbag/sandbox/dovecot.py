@@ -36,8 +36,8 @@ def free_port() -> int:
         return port
 
 
-def find_dovecot() -> Path:
-    for candidate in (shutil.which("dovecot"), "/usr/sbin/dovecot"):
+def find_dovecot(extra: tuple[str, ...] = ("/usr/sbin/dovecot",)) -> Path:
+    for candidate in (shutil.which("dovecot"), *extra):
         if candidate and Path(candidate).exists():
             return Path(candidate)
     raise SandboxError("Dovecot is not installed (no 'dovecot' binary found)", hint=INSTALL_HINT)
