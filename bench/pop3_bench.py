@@ -33,7 +33,7 @@ from mailbag.sandbox.dovecot import MAIL_USER_AS_ROOT
 USER = "bench"
 #: every tool runs pinned to the same single CPU (see bench_getmail for why)
 PIN = ["taskset", "-c", "0"]
-PASSWORD = "bench-secret"  # noqa: S105 - a throwaway sandbox login
+PASSWORD = "bench-secret"
 
 
 @dataclass
@@ -230,9 +230,9 @@ def main() -> None:
                 for sub in ("cur", "new")
                 for f in (sb.maildir(USER) / sub).iterdir()
             )
+            took = time.perf_counter() - t
             print(
-                f"INBOX: {n} messages, {size / 1e6:.1f} MB, filled in {time.perf_counter() - t:.0f}s",
-                file=sys.stderr,
+                f"INBOX: {n} messages, {size / 1e6:.1f} MB, filled in {took:.0f}s", file=sys.stderr
             )
             results = [bench_mailbag(sb, work, n), bench_getmail(sb, work, n)]
             if not args.no_fetchmail:
@@ -248,8 +248,10 @@ def main() -> None:
         print(f"{r.tool:<20} {r.wall:>8.2f} {r.cpu:>8.2f} {r.max_rss_mb:>12.1f} {r.messages:>8}")
     mb = results[0]
     for r in results[1:]:
-        print(f"mailbag is {r.wall / mb.wall:.1f}x faster than {r.tool} (wall), "
-              f"{r.cpu / mb.cpu:.1f}x less CPU")
+        print(
+            f"mailbag is {r.wall / mb.wall:.1f}x faster than {r.tool} (wall), "
+            f"{r.cpu / mb.cpu:.1f}x less CPU"
+        )
     bad = [r.tool for r in results if r.messages != n]
     if bad:
         sys.exit(f"incomplete download by: {', '.join(bad)}")
