@@ -14,6 +14,7 @@ Exit code 0: the session finished; -9: it was killed where asked.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -47,15 +48,14 @@ def die() -> None:
 
 
 def counting(original: Callable[..., Any], n: int, *, before: bool = False) -> Callable[..., Any]:
-    calls = 0
+    calls = itertools.count(1)  # next() is atomic: the fsyncs run in threads
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if before and calls == n:
+        mine = next(calls)
+        if before and mine == n:
             die()
         result = original(*args, **kwargs)
-        if not before and calls == n:
+        if not before and mine == n:
             die()
         return result
 

@@ -44,12 +44,12 @@ def spec(sb: Sandbox, user: str, home: Path, *, leave: bool, crash: str = "") ->
     )
 
 
-def run_child(spec_json: str) -> int:
+def run_child(spec_json: str) -> tuple[int, str]:
     proc = subprocess.run(
         [sys.executable, str(CHILD), spec_json], capture_output=True, timeout=120, check=False
     )
     assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.decode()[-3000:]
-    return proc.returncode
+    return proc.returncode, proc.stdout.decode().strip()
 
 
 def local(home: Path, user: str) -> Counter[bytes]:
@@ -89,13 +89,13 @@ def test_sigkill_at_each_step_of_download_and_removal(pop_sandbox: Sandbox, tmp_
         "quit:0",  # every DELE sent, killed before QUIT
         "quit:1",  # QUIT acknowledged, killed before the ledger heard of it
     ]
-    killed = 0
+    outcomes = []
     for point in points:
-        code = run_child(spec(sb, user, home, leave=False, crash=point))
-        killed += code != 0
+        outcomes.append((point, *run_child(spec(sb, user, home, leave=False, crash=point))))
         check_invariants(sb, user, home, original)
-    assert killed >= 6, "the crash points were not reached; the test would prove nothing"
-    assert run_child(spec(sb, user, home, leave=False)) == 0
+    # each point must really have been reached, or the test proves nothing
+    assert all(code == -signal.SIGKILL for _, code, _ in outcomes), outcomes
+    assert run_child(spec(sb, user, home, leave=False))[0] == 0
     check_invariants(sb, user, home, original)
     assert server_bodies(sb, user) == []
     assert local(home, user) == original
@@ -118,6 +118,6 @@ def test_sigkill_at_random_moments_leave_on_server(pop_sandbox: Sandbox, tmp_pat
         _, err = proc.communicate(timeout=60)
         assert proc.returncode in (0, -signal.SIGKILL), err.decode()[-3000:]
         check_invariants(sb, user, home, original)
-    assert run_child(spec(sb, user, home, leave=True)) == 0
+    assert run_child(spec(sb, user, home, leave=True))[0] == 0
     assert local(home, user) == original
     assert Counter(server_bodies(sb, user)) == original
