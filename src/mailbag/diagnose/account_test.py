@@ -191,6 +191,7 @@ def _runner(
         security=side.endpoint.security.value,
         timeout=side.endpoint.timeout,
         enable_url=url,
+        account=account.name,
     )
     return StepRunner(on_step=on_step, explain=lambda step, exc: causes.explain(step, exc, ctx))
 
