@@ -94,6 +94,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         receive_timeout=args.receive_timeout,
         transcript=ctx.transcript,
     )
+    learned = report.server_saves_sent
+    if learned is not None and learned != account.server_saves_sent:
+        # sending later must know whether to file its own copy in Sent
+        from dataclasses import replace
+
+        from mailbag.config import save_account
+
+        save_account(ctx.paths, replace(account, server_saves_sent=learned))
+        ctx.info(f"noted in the configuration: server_saves_sent = {str(learned).lower()}")
     if ctx.json:
         ctx.emit_json(report.to_json())
     else:
