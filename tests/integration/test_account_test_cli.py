@@ -73,6 +73,10 @@ def test_json_report_and_exit_0(sandbox: Sandbox, mailbag_home: Path, cli: Any) 
         assert step["status"] in ("ok", "skipped")
         assert isinstance(step["ms"], (int, float))
     assert doc["steps"][-1]["status"] == "skipped"
+    # without NAME the default account is tested
+    code, out, err = cli("account", "test", "--json", "--no-send")
+    assert code == 0, err
+    assert json.loads(out)["account"] == "good"
 
 
 def test_human_output_lists_steps_with_marks_and_fix_exit_1(

@@ -31,7 +31,9 @@ def register(account_sub: Any, common: argparse.ArgumentParser) -> None:
         "account's own address and wait for it to arrive (removed afterwards). Every "
         "failed step names the problem and the fix. Exit 1 when any step failed.",
     )
-    p.add_argument("name", metavar="NAME", help="the account to test")
+    p.add_argument(
+        "name", metavar="NAME", nargs="?", help="the account to test (default: the default account)"
+    )
     p.add_argument(
         "--no-send", action="store_true", help="skip the test message round trip (send/receive)"
     )
