@@ -30,6 +30,7 @@ __all__ = [
     "IndexedText",
     "ensure_schema",
     "extract",
+    "index_missing",
     "needs_rebuild",
     "rebuild",
     "store_hook",
@@ -171,6 +172,48 @@ def store_hook(store: Store) -> FulltextHook:
     """Called by `Store.open`: make sure the tables exist, then index as mail arrives."""
     ensure_schema(store.conn)
     return FulltextHook()
+
+
+def index_missing(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
+    """Index the messages that have no full-text row yet; returns how many.
+
+    The sync stores mail with indexing deferred (extracting text costs as much as
+    downloading), so `search` calls this first. Commits in batches.
+    """
+    conn = store.conn
+    ensure_schema(conn)
+    if conn.in_transaction:
+        store.commit()
+    rows = conn.execute(
+        "SELECT id FROM messages WHERE gone = 0 AND id NOT IN (SELECT rowid FROM fulltext) "
+        "ORDER BY id"
+    ).fetchall()
+    if not rows:
+        return 0
+    from mailbag.errors import StoreError
+
+    total = len(rows)
+    done = 0
+    conn.execute("BEGIN IMMEDIATE")
+    for i, (mid,) in enumerate(rows, 1):
+        message = store.get(mid)
+        if message is None:
+            continue
+        try:
+            raw = store.read_bytes(message)
+        except (StoreError, OSError):
+            continue
+        _write(conn, mid, extract(raw))
+        done += 1
+        if i % 500 == 0:
+            conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            if progress is not None:
+                progress(i, total)
+    conn.execute("COMMIT")
+    if progress is not None:
+        progress(total, total)
+    return done
 
 
 def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
