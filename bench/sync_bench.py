@@ -34,11 +34,38 @@ from mailbag.sandbox import Sandbox
 USER = "bench"
 FOLDERS = ["INBOX", "Work", "Lists", "Receipts", "Family", "Archive"]
 SHARES = [0.45, 0.2, 0.15, 0.08, 0.07, 0.05]
-WORDS = (
-    "meeting report invoice budget quarterly release deploy review schedule lunch "
-    "server client folder message sync draft thanks please attached update notes "
-    "Grüße café naïve Zürich Ελλάδα привет 日本語 straße"
-).split()
+WORDS = [
+    *(
+        [
+            "meeting",
+            "report",
+            "invoice",
+            "budget",
+            "quarterly",
+            "release",
+            "deploy",
+            "review",
+            "schedule",
+            "lunch",
+        ]
+    ),
+    *(
+        [
+            "server",
+            "client",
+            "folder",
+            "message",
+            "sync",
+            "draft",
+            "thanks",
+            "please",
+            "attached",
+            "update",
+            "notes",
+        ]
+    ),
+    *(["Grüße", "café", "naïve", "Zürich", "Ελλάδα", "привет", "日本語", "straße"]),
+]
 NAMES = ["Ada Lovelace", "Björn Åström", "Chloé Dupré", "Dmitri Иванов", "Eun-ji 김", "Femi Okafor"]
 
 

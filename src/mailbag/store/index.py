@@ -31,8 +31,9 @@ delivers. So a row never points at mail that is not on disk.
 
 Hooks: the full-text index plugs in through `Store.hooks` (objects with
 `message_added(store, message, path)` and `message_removed(store, message_id)`),
-called inside the same transaction (the sync defers `message_added`, see `open`). If `mailbag.store.fulltext` defines
-`store_hook(store)`, `Store.open` adds what it returns.
+called inside the same transaction (the sync defers `message_added`, see `open`).
+If `mailbag.store.fulltext` defines `store_hook(store)`, `Store.open` adds what
+it returns.
 
 This module must never delete a file it has not been asked to delete, and
 never turn a missing file or a missing index into a deletion anywhere else.
