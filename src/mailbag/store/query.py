@@ -434,7 +434,7 @@ def search(
     if fulltext.needs_rebuild(store.conn):
         fulltext.rebuild(store)
     else:
-        fulltext.index_missing(store)  # what the sync stored since (it defers indexing)
+        fulltext.index_missing(store)  # what was stored with indexing deferred
     sql = f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.gone = 0 AND {where}"  # noqa: S608
     if account is not None:
         sql += " AND a.name = ?"
