@@ -118,12 +118,11 @@ class MailView:
         """Every local folder: per account, roles first (inbox, drafts, ...), then by name."""
         if not self.paths.index_file.exists():
             return []
-        rows = []
         with self._store() as store:
-            for f in store.folders():
-                msgs = store.messages(account=f.account, folder=f.name)
-                unread = sum(1 for m in msgs if not m.seen)
-                rows.append(FolderRow(f.account, f.name, f.role, len(msgs), unread))
+            rows = [
+                FolderRow(f.account, f.name, f.role, total, unread)
+                for f, total, unread in store.folder_counts()
+            ]
 
         def order(r: FolderRow) -> tuple[str, int, str]:
             rank = ROLE_ORDER.index(r.role) if r.role in ROLE_ORDER else len(ROLE_ORDER)
