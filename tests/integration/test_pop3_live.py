@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pop3_support import pop_account, server_bodies, take_user
 
-from mailbag.config import save_account
+from mailbag.config import PopOptions, save_account
 from mailbag.errors import NetworkError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import Transcript
@@ -141,3 +141,33 @@ def test_mailbag_sync_reports_pop_turned_off(mailbag_home: Path, cli: Any) -> No
     account = json.loads(out)["accounts"][0]
     assert account["ok"] is False and "POP3 is not available" in account["error"]
     assert "turned off" in err
+
+
+def test_mailbag_delete_then_sync_removes_the_server_copy(
+    pop_sandbox: Sandbox, mailbag_home: Path, cli: Any
+) -> None:
+    sb, user = pop_sandbox, take_user()
+    sb.fill(user, 5)
+    paths = Paths.from_env()
+    acct = pop_account(sb, user, name="pop", pop=PopOptions(delete_when_deleted_here=True))
+    save_account(paths, acct, make_default=True)
+    assert cli("sync")[0] == 0
+    code, out, _ = cli("list", "--account", "pop", "--folder", "INBOX", "--json")
+    listed = json.loads(out)
+    assert code == 0 and len(listed) == 5
+    # one to the local Trash, one deleted for good
+    assert cli("delete", listed[0]["id"])[0] == 0
+    assert cli("delete", "--expunge", listed[1]["id"])[0] == 0
+    # moving a message to another local folder is not deleting it
+    with Store.open(paths) as store:
+        store.folder("pop", "Keep")
+        store.commit()
+    assert cli("move", listed[2]["id"], "Keep")[0] == 0
+    code, out, _ = cli("sync", "--json")
+    assert code == 0
+    assert json.loads(out)["accounts"][0]["folders"][0]["deleted"] == 2
+    left = server_bodies(sb, user)
+    assert len(left) == 3
+    code, out, _ = cli("folders", "--json")
+    names = {(f["name"], f["role"]) for f in json.loads(out)}
+    assert ("INBOX", "inbox") in names and ("Trash", "trash") in names

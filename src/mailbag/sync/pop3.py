@@ -301,6 +301,8 @@ def run_pop_session(
     if removals:
         ledger.mark_removed([r.uidl for r in removals], clock())
         report.removed = len(removals)
+    store.update_folder(folder, last_sync=clock(), messages=len(listing))
+    store.commit()
     if progress is not None:
         progress(Progress(folder.account, folder.name, "folder-done"))
     return report
@@ -531,6 +533,10 @@ def sync_pop3_account(
     )
     with Store.open(paths) as store:
         folder = store.folder(account.name, "INBOX", role="inbox")
+        # POP3 has only an INBOX on the server; a local Trash lets `mailbag delete`
+        # work as in any mail client (and is the evidence "deleted here" looks for)
+        store.folder(account.name, "Trash", role="trash")
+        store.commit()
         ledger = PopLedger(store.conn, account.name, server_key(server.username, server.host))
         try:
             wire = opener(account, password, transcript)
