@@ -15,7 +15,7 @@ from mailbag.config.model import (
     Server,
     SmtpServer,
 )
-from mailbag.errors import SyncError
+from mailbag.errors import AuthError, SyncError
 from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
 from mailbag.sandbox.fakepop3 import FakePop3
@@ -109,3 +109,14 @@ def test_cap_per_session(tmp_path: Path) -> None:
         r = sync_pop3_account(acct, paths, password="pass", max_per_session=2)
         assert (r.new, r.deferred) == (1, 0)
         assert len(stored(paths)) == 5
+
+
+def test_login_refused_because_pop_is_off_is_explained(tmp_path: Path) -> None:
+    refusal = b"-ERR [SYS/PERM] POP access is disabled for this account"
+    with FakePop3(tmp_path / "srv", [msg(1)], password="", login_refusal=refusal) as srv:
+        with pytest.raises(AuthError) as err:
+            sync_pop3_account(fake_account(srv), home(tmp_path / "h"), password="pass")
+        assert err.value.fields["cause"] == "pop-disabled"
+        assert "POP access is disabled" in err.value.message
+        assert err.value.hint and "turned off" in err.value.hint
+        assert not any(c.startswith("RETR") for c in srv.commands)
