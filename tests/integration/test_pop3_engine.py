@@ -8,12 +8,13 @@ import pytest
 from pop3_support import pop_account, server_bodies, take_user
 
 from mailbag.config.model import Account, PopOptions
-from mailbag.errors import NetworkError
+from mailbag.errors import NetworkError, SyncError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import Transcript
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from mailbag.store.pop_ledger import LedgerState, PopLedger, server_key
+from mailbag.sync.imap import sync_lock
 from mailbag.sync.pop3 import PopWire, open_pop3, sync_pop3_account
 from mailbag.sync.pop3_plan import DAY
 
@@ -159,3 +160,15 @@ def test_quit_never_acknowledged_leaves_removals_pending(
     assert (r.new, r.removed) == (0, 3)
     assert server_bodies(sb, user) == []
     assert len(local_bodies(paths, user)) == 3
+
+
+def test_a_second_sync_of_the_same_account_is_refused(pop_sandbox: Sandbox, tmp_path: Path) -> None:
+    sb, user = pop_sandbox, take_user()
+    sb.fill(user, 2)
+    paths = home(tmp_path)
+    acct = pop_account(sb, user)
+    with sync_lock(paths, acct.name):
+        with pytest.raises(SyncError) as err:
+            sync_pop3_account(acct, paths)
+        assert err.value.fields["cause"] == "locked"
+    assert sync_pop3_account(acct, paths).new == 2

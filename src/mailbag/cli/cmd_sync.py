@@ -125,7 +125,9 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _sync_pop3(account: Any, ctx: Context, force: bool, transcript: Any) -> dict[str, Any]:
+def _sync_pop3(
+    account: Any, ctx: Context, force: bool, transcript: Any, wait: float
+) -> dict[str, Any]:
     from mailbag.sync.pop3 import sync_pop3_account
 
     bar = ProgressBar(ctx.stderr, account.name) if not ctx.quiet and ctx.stderr.isatty() else None
@@ -137,6 +139,7 @@ def _sync_pop3(account: Any, ctx: Context, force: bool, transcript: Any) -> dict
             force=force,
             progress=bar,
             warn=lambda text: ctx.warn(f"{account.name}: {text}"),
+            lock_wait=wait,
         )
     finally:
         if bar is not None:
@@ -181,7 +184,7 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
         for account in accounts:
             try:
                 if account.protocol is Protocol.POP3:
-                    results.append(_sync_pop3(account, ctx, args.force, transcript))
+                    results.append(_sync_pop3(account, ctx, args.force, transcript, args.wait))
                     continue
                 secret = get_secret(account, "incoming")
                 show_bar = not ctx.quiet and ctx.stderr.isatty()

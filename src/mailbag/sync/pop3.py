@@ -502,13 +502,47 @@ def sync_pop3_account(
     max_per_session: int | None = None,
     progress: ProgressCallback | None = None,
     warn: Warn | None = None,
+    lock_wait: float = 0.0,
 ) -> PopReport:
     """Download a POP3 account's new mail into its local INBOX and apply its server-copy policy.
 
     `password` defaults to the account's stored secret; `connect` (for tests)
     replaces the network client. Errors are `MailbagError`s with hints; "POP is
-    turned off at the provider" is recognised and explained.
+    turned off at the provider" is recognised and explained. Holds the account's
+    sync lock (the one `mailbag sync` uses), waiting up to `lock_wait` seconds.
     """
+    from mailbag.sync.imap import sync_lock
+
+    with sync_lock(paths, account.name, lock_wait):
+        return _sync_locked(
+            account,
+            paths,
+            password=password,
+            connect=connect,
+            transcript=transcript,
+            clock=clock,
+            force=force,
+            oversize=oversize,
+            max_per_session=max_per_session,
+            progress=progress,
+            warn=warn,
+        )
+
+
+def _sync_locked(
+    account: Account,
+    paths: Paths,
+    *,
+    password: str | None,
+    connect: Connect | None,
+    transcript: Transcript | None,
+    clock: Callable[[], float],
+    force: bool,
+    oversize: OversizeAction | None,
+    max_per_session: int | None,
+    progress: ProgressCallback | None,
+    warn: Warn | None,
+) -> PopReport:
     from mailbag.config.model import Protocol as AccountProtocol
     from mailbag.store.index import Store
     from mailbag.store.pop_ledger import server_key
