@@ -120,3 +120,31 @@ def test_login_refused_because_pop_is_off_is_explained(tmp_path: Path) -> None:
         assert "POP access is disabled" in err.value.message
         assert err.value.hint and "turned off" in err.value.hint
         assert not any(c.startswith("RETR") for c in srv.commands)
+
+
+def test_a_storing_failure_keeps_index_and_ledger_in_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbag.errors import StoreError
+    from mailbag.store.pop_ledger import PopLedger
+
+    real = PopLedger.record_stored
+    calls = 0
+
+    def failing(self: PopLedger, uidl: str, **kw: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise StoreError("disk trouble")
+        real(self, uidl, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PopLedger, "record_stored", failing)
+    with FakePop3(tmp_path / "srv", [msg(i) for i in range(5)]) as srv:
+        paths = home(tmp_path / "h")
+        with pytest.raises(StoreError):
+            sync_pop3_account(fake_account(srv), paths, password="pass")
+        # nothing of the failed batch is half-stored: no index row without a ledger row
+        assert stored(paths) == []
+        monkeypatch.setattr(PopLedger, "record_stored", real)
+        assert sync_pop3_account(fake_account(srv), paths, password="pass").new == 5
+        assert stored(paths) == sorted(msg(i) for i in range(5))

@@ -286,7 +286,9 @@ def run_pop_session(
 
     if progress is not None:
         progress(Progress(folder.account, folder.name, "plan", len(plan.to_download)))
-    stored = _download(wire, store, folder, ledger, plan.to_download, clock, report, progress)
+    stored = _download(
+        wire, store, folder, ledger, plan.to_download, clock, report, progress, _warn
+    )
 
     removals = list(plan.to_delete)
     removals += [Removal(d.number, d.uidl, "downloaded") for d in stored if d.remove_after]
@@ -323,6 +325,7 @@ def _download(
     clock: Callable[[], float],
     report: PopReport,
     progress: ProgressCallback | None,
+    warn: Warn,
 ) -> list[Download]:
     """Fetch `downloads` in server order; returns those committed to the store."""
     if not downloads:
@@ -391,18 +394,25 @@ def _download(
             else:
                 # listed a moment ago, refused now (another client took it?): it is
                 # simply not stored; the next listing tells what became of it
-                report.warnings.append(f"the server refused message {number}: {error}")
+                warn(f"the server refused message {number}: {error}")
         for number in heads:
             fh = open_sink(number)
             fh.write(wire.top(number, 0))
             finish(number)
-    except (MailbagError, OSError):
+    except (NetworkError, ProtocolError):
+        # the line failed: what arrived complete is worth keeping, the partial
+        # message is dropped, and the rest comes next session
         _discard_partial(maildir, open_files)
-        # what arrived complete is worth keeping; the rest comes next session
         try:
             flush()
         except (MailbagError, OSError):
             store.rollback()
+        raise
+    except BaseException:
+        # storing failed (disk full, index trouble, interrupted): keep nothing of
+        # this batch, so no index row can ever exist without its ledger row
+        _discard_partial(maildir, open_files)
+        store.rollback()
         raise
     flush()
     return committed
