@@ -471,3 +471,25 @@ username = "{sb.address(user)}"
     assert {"account": "sync", "name": "INBOX", "role": "inbox"}.items() <= next(
         f for f in folders if f["name"] == "INBOX"
     ).items()
+
+
+def test_fast_no_op_path_still_sees_changes_made_by_other_programs(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    import time
+
+    sb.fill(user, 6, "INBOX", seed=12, seen_ratio=0.0)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    time.sleep(0.25)
+    assert_ok(sync(t, home))  # records the directory stamp (old enough now)
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        assert inbox.sync_state and inbox.sync_state.startswith("dirs=")
+        entry = next(iter(inbox.maildir.scan().values()))
+    # mutt reads a message: new/ -> cur/ with the S flag
+    os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,S")
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["updated"] == 1
+    assert_same(sb, user, home)
