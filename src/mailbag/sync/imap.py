@@ -366,17 +366,20 @@ def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
     )
 
 
+#: a change within one file-system timestamp tick (a few ms) of the last one would not
+#: show in the directory times, so only a stamp this much older than now is trusted
+_STAMP_SAFE_NS = 30_000_000
+
+
 def _dir_stamp(folder: Folder) -> str | None:
     """Modification times of cur/ and new/: adding, removing or renaming a file (which
-    is how Maildir programs change flags) changes them."""
+    is how Maildir programs change flags) changes them. None when too fresh to trust."""
     try:
         cur = os.stat(folder.path / "cur").st_mtime_ns
         new = os.stat(folder.path / "new").st_mtime_ns
     except FileNotFoundError:
         return None
-    # a change within the file system's timestamp tick after this stat would not show;
-    # so only a stamp old enough to be safe is worth recording
-    if time.time_ns() - max(cur, new) < 100_000_000:
+    if time.time_ns() - max(cur, new) < _STAMP_SAFE_NS:
         return None
     return f"dirs={cur}:{new}"
 
@@ -391,8 +394,11 @@ def _pending_rows(store: Store, folder: Folder) -> bool:
     return bool(row[0])
 
 
-def _record_stamp(store: Store, folder: Folder) -> None:
-    stamp = _dir_stamp(folder)
+def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> None:
+    """Remember the directory times taken before the scan, when nothing has changed
+    them since: then the scan saw everything up to them. Otherwise forget the stamp,
+    so the next run scans (and records then)."""
+    stamp = before_scan if before_scan is not None and _dir_stamp(folder) == before_scan else None
     if stamp != folder.sync_state:
         store.update_folder(folder, sync_state=stamp)
         store.commit()
@@ -490,10 +496,11 @@ def _sync_folder(
     store.commit()
     if store.recover(folder):
         report.notes.append("finished deliveries an earlier run left incomplete")
+    stamp = _dir_stamp(folder)
     local = _read_local(store, folder)
     if not local.changed and not exclude_uids and not dir_missing and _unchanged(folder, status):
         report.skipped = True
-        _record_stamp(store, folder)
+        _record_stamp(store, folder, stamp)
         return report
     # a connection only for folders with work to do
     with pool.client() as client:
@@ -509,6 +516,8 @@ def _sync_folder(
             report,
             exclude_uids,
         )
+    # only a completed run has put into the index all the scan saw
+    _record_stamp(store, store.folder_by_id(folder.id), stamp if report.error is None else None)
     return report
 
 
@@ -570,7 +579,6 @@ def _sync_folder_remote(
         last_sync=time.time(),
     )
     store.commit()
-    _record_stamp(store, store.folder_by_id(folder.id))
 
 
 # --- folders that appear, move or disappear ----------------------------------------------
