@@ -17,5 +17,7 @@ def test_folder_counts_totals_and_unread(tmp_path: Path) -> None:
             store.add_bytes(inbox, f"Subject: {n}\r\n\r\nx\r\n".encode(), flags=flags)
         gone = store.add_bytes(other, b"Subject: gone\r\n\r\nx\r\n")
         store.remove(gone)
-        counts = {(f.account, f.name): (total, unread) for f, total, unread in store.folder_counts()}
+        counts = {
+            (f.account, f.name): (total, unread) for f, total, unread in store.folder_counts()
+        }
     assert counts == {("a", "INBOX"): (5, 3), ("a", "Empty"): (0, 0), ("b", "INBOX"): (0, 0)}
