@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "cmd_read",
     "cmd_sync",
     "cmd_tui",
+    "cmd_watch",
 )
 
 DESCRIPTION = """\
