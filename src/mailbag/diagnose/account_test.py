@@ -45,9 +45,19 @@ ALL_STEPS = INCOMING_STEPS + OUTGOING_STEPS + ROUND_TRIP_STEPS
 
 
 def _default_secret(account: Account) -> SecretGetter:
+    from mailbag.config.model import AuthMethod
     from mailbag.config.secrets import get_secret
 
-    return lambda which: get_secret(account, which)
+    def secret(which: Which) -> str:
+        server = account.incoming if which == "incoming" else account.smtp
+        if server.auth is AuthMethod.OAUTH2:
+            # an OAuth2 account's "password" is a current access token
+            from mailbag.auth import get_access_token
+
+            return get_access_token(account)
+        return get_secret(account, which)
+
+    return secret
 
 
 @dataclass
