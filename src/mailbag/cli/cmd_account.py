@@ -484,19 +484,15 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
             f"an account named {name!r} already exists",
             hint=f"choose another --name, or remove it first: mailbag account remove {name}",
         )
-    if args.auth == "oauth2":
-        raise UsageError(
-            "OAuth2 sign-in is not available yet",
-            hint="use an app password where the provider offers one (--auth password)",
-        )
     plan, found = _plan_settings(args, ctx)
     account = _account_from(args, plan)
     if not ctx.json:
         _show_plan(ctx, account, plan)
     if account.incoming.auth.value == "oauth2":
+        # the one place where `account add` would run the OAuth2 sign-in (issue 8)
         raise UsageError(
-            f"{account.incoming.host} accepts only OAuth2 sign-in, which mailbag does not "
-            "support yet",
+            f"{account.email}: OAuth2 sign-in is not available in `account add` yet"
+            + ("" if args.auth else f" ({account.incoming.host} accepts only OAuth2)"),
             hint="if the provider offers app passwords, create one and add --auth password",
         )
     secrets = _obtain_secrets(args, ctx, account)
