@@ -311,3 +311,45 @@ def test_password_command_switch_and_oauth2_only_provider(env: Any, cli: Any) ->
     )
     assert code == 2 and "OAuth2" in err
     assert "someone@outlook.com" not in load_config(env.paths).accounts
+
+
+def test_smtp_own_credentials_and_no_auth(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    env.serve_autoconfig()
+    code, _, err = cli(
+        "account",
+        "add",
+        sb.address("alice"),
+        "--name",
+        "own",
+        "--yes",
+        "--no-test",
+        "--password-command",
+        "echo in",
+        "--smtp-username",
+        "sender",
+        "--smtp-password-command",
+        "echo out",
+    )
+    assert code == 0, err
+    own = load_config(env.paths).account("own")
+    assert (own.incoming.username, own.smtp.username) == (sb.address("alice"), "sender")
+    assert own.smtp.secret.key == "echo out" and own.incoming.secret.key == "echo in"
+    code, _, err = cli(
+        "account",
+        "add",
+        sb.address("alice"),
+        "--name",
+        "open",
+        "--yes",
+        "--no-test",
+        "--password-command",
+        "echo in",
+        "--smtp-no-auth",
+    )
+    assert code == 0, err
+    relay = load_config(env.paths).account("open")
+    assert relay.smtp.requires_auth is False
+    assert relay.smtp.secret.source is SecretSource.NONE
+    code, out, _ = cli("account", "list", "--json")
+    assert [a["name"] for a in json.loads(out)] == ["own", "open"]
