@@ -71,7 +71,7 @@ def test_new_mail_is_reported_as_it_arrives(watch_sandbox: Sandbox, tmp_path: Pa
     )
     t.start()
     try:
-        time.sleep(1.5)  # the first catch-up sync is not reported as new
+        time.sleep(1.5)  # the initial download (empty local INBOX) is not reported as new
         assert got.empty()
         subject = f"pushed {time.time_ns()}"
         watch_sandbox.deliver("bob", _message(subject))

@@ -56,7 +56,9 @@ async def _wait(pilot: object, check: object, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            raise AssertionError("the screen did not get there in time")
+            app = pilot.app  # type: ignore[attr-defined]
+            status = app.query_one("#status", Static).render()
+            raise AssertionError(f"the screen did not get there in time (status: {status})")
         await pilot.pause(0.1)  # type: ignore[attr-defined]
 
 
@@ -131,7 +133,7 @@ def test_new_mail_appears_without_a_keypress(tui_sandbox: Sandbox, tmp_path: Pat
                 "alice",
                 f"From: bob@sandbox.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode(),
             )
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows))
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows), timeout=40)
             assert len(app.rows) == before + 1
             assert app.rows[0].subject == subject  # newest first
 

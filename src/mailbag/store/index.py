@@ -810,18 +810,13 @@ class Store:
             args.append(limit)
         return [_message(r) for r in self.conn.execute(sql, args)]
 
-    def newest_id(self) -> int:
-        """The highest message row ID so far (IDs only grow): a mark for `added_since`."""
-        row = self.conn.execute("SELECT MAX(id) FROM messages").fetchone()
-        return int(row[0] or 0)
-
-    def added_since(self, mark: int, *, account: str, folder: str) -> list[Message]:
-        """Messages of `account`/`folder` stored after `newest_id()` returned `mark`."""
+    def messages_from_uid(self, account: str, folder: str, uid: int) -> list[Message]:
+        """Messages of `account`/`folder` whose server UID is `uid` or higher, by UID."""
         sql = (
             f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} "  # noqa: S608
-            "WHERE m.id > ? AND m.gone = 0 AND a.name = ? AND f.name = ? ORDER BY m.id"
+            "WHERE m.uid >= ? AND m.gone = 0 AND a.name = ? AND f.name = ? ORDER BY m.uid"
         )
-        return [_message(r) for r in self.conn.execute(sql, (mark, account, folder))]
+        return [_message(r) for r in self.conn.execute(sql, (uid, account, folder))]
 
     def folder_messages(self, folder: Folder) -> Iterator[Message]:
         """Every row of a folder, including tombstones (for the sync)."""

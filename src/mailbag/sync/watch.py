@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from mailbag.config.model import Account, AuthMethod
 from mailbag.errors import MailbagError, NetworkError
 from mailbag.paths import Paths
+from mailbag.protocols.imap.client import ImapClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import Message, Store
 
@@ -32,13 +33,10 @@ class WatchOptions:
     max_backoff: float = 300.0
 
 
-def _sync_inbox(account: Account, paths: Paths, transcript: Transcript) -> list[Message]:
-    """Sync INBOX and return what it brought in."""
+def _sync_inbox(account: Account, paths: Paths, transcript: Transcript) -> None:
     from mailbag.config.secrets import get_secret
     from mailbag.sync.imap import SyncOptions, sync_account
 
-    with Store.open(paths) as store:
-        mark = store.newest_id()
     if account.incoming.auth is AuthMethod.OAUTH2:
         from mailbag.auth.tokens import get_access_token
 
@@ -54,13 +52,35 @@ def _sync_inbox(account: Account, paths: Paths, transcript: Transcript) -> list[
     )
     if report.error:
         raise NetworkError(report.error, hint=report.hint)
-    with Store.open(paths) as store:
-        return store.added_since(mark, account=account.name, folder=INBOX)
 
 
-def _open_idle_client(account: Account, paths: Paths, transcript: Transcript) -> object:
+class _NewMail:
+    """What counts as new: server UIDs from the INBOX's UIDNEXT when the watch began
+    (so neither the initial download nor a race with another sync is reported, and
+    nothing that arrives after the start is missed), each message reported once."""
+
+    def __init__(self) -> None:
+        self.uidvalidity: int | None = None
+        self.next_uid: int | None = None
+
+    def baseline(self, uidvalidity: int | None, uidnext: int | None) -> None:
+        if uidvalidity != self.uidvalidity or self.next_uid is None:
+            # first connection, or the server renumbered the folder: start afresh
+            self.uidvalidity, self.next_uid = uidvalidity, uidnext or 1
+
+    def collect(self, account: Account, paths: Paths) -> list[Message]:
+        assert self.next_uid is not None
+        with Store.open(paths) as store:
+            new = store.messages_from_uid(account.name, INBOX, self.next_uid)
+        if new:
+            self.next_uid = max(m.uid or 0 for m in new) + 1
+        return new
+
+
+def _open_idle_client(
+    account: Account, paths: Paths, transcript: Transcript, seen: _NewMail
+) -> ImapClient:
     from mailbag.auth.login import login_imap
-    from mailbag.protocols.imap.client import ImapClient
 
     endpoint = account.incoming.endpoint(account.ca_file)
     client = ImapClient(endpoint, transcript)
@@ -69,10 +89,11 @@ def _open_idle_client(account: Account, paths: Paths, transcript: Transcript) ->
         if endpoint.security.value == "starttls":
             client.starttls()
         login_imap(client, account, paths=paths)
-        client.select(INBOX)
+        selected = client.select(INBOX)
     except BaseException:
         client.close()
         raise
+    seen.baseline(selected.uidvalidity, selected.uidnext)
     return client
 
 
@@ -87,22 +108,19 @@ def watch_account(
     transcript: Transcript = NO_TRACE,
 ) -> None:
     """Run until `stop` is set: report new INBOX mail of an IMAP account as it arrives."""
-    from mailbag.protocols.imap.client import ImapClient
 
     options = options or WatchOptions()
+    seen = _NewMail()
     backoff = 1.0
-    first = True
     while not stop.is_set():
         client: ImapClient | None = None
         try:
-            # catch up first (also after every reconnect), then wait for news
-            new = _sync_inbox(account, paths, transcript)
-            if new and not first:
+            # SELECT first, then catch up: whatever arrives after the SELECT is
+            # announced to this session, so nothing falls between the two
+            client = _open_idle_client(account, paths, transcript, seen)
+            _sync_inbox(account, paths, transcript)
+            if new := seen.collect(account, paths):
                 on_new(new)
-            first = False
-            opened = _open_idle_client(account, paths, transcript)
-            assert isinstance(opened, ImapClient)
-            client = opened
             if "IDLE" not in client.capabilities:
                 client.logout()
                 client = None
@@ -113,8 +131,8 @@ def watch_account(
             while not stop.is_set():
                 changed = client.idle(options.wake_every)
                 if any(u.name in ("EXISTS", "FETCH", "EXPUNGE", "VANISHED") for u in changed):
-                    new = _sync_inbox(account, paths, transcript)
-                    if new:
+                    _sync_inbox(account, paths, transcript)
+                    if new := seen.collect(account, paths):
                         on_new(new)
                 if time.monotonic() - started > options.idle_seconds:
                     break  # a fresh IDLE before the server's inactivity cut-off

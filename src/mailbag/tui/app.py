@@ -114,7 +114,7 @@ class MailbagApp(App[None]):
             self.action_sync()
         if self.push:
             # new mail shows up without a keypress: IMAP IDLE per account ...
-            for name in self.view.start_push(self._pushed, self._stop_push):
+            for name in self.view.start_push(self._pushed, self._stop_push, self._push_error):
                 self.log(f"push mail on for {name}")
         if self.poll_seconds > 0:
             # ... and a background sync every poll_seconds (POP3, other folders)
@@ -123,6 +123,9 @@ class MailbagApp(App[None]):
 
     def _pushed(self, account: str, count: int) -> None:
         self.call_from_thread(self._new_mail, account, count)
+
+    def _push_error(self, account: str, message: str) -> None:
+        self.call_from_thread(self.status, f"{account}: {message} (retrying)")
 
     def _new_mail(self, account: str, count: int) -> None:
         self.status(f"{account}: {count} new")

@@ -242,7 +242,12 @@ class MailView:
                 lines.append(f"{account.name}: {new} new")
         return lines
 
-    def start_push(self, on_new: Callable[[str, int], None], stop: threading.Event) -> list[str]:
+    def start_push(
+        self,
+        on_new: Callable[[str, int], None],
+        stop: threading.Event,
+        on_error: Callable[[str, str], None] = lambda name, message: None,
+    ) -> list[str]:
         """Watch every IMAP account's INBOX (IDLE) in daemon threads; returns their names."""
         from mailbag.config.model import Protocol
         from mailbag.sync.watch import watch_account
@@ -259,6 +264,7 @@ class MailView:
                     "account": account,
                     "paths": self.paths,
                     "on_new": lambda new, name=name: on_new(name, len(new)),
+                    "on_error": lambda exc, name=name: on_error(name, exc.message),
                     "stop": stop,
                 },
                 daemon=True,
