@@ -1,0 +1,997 @@
+"""Mailbag's own IMAP client: a thin owner of the socket around the pure parser.
+
+Why not the stdlib `imaplib`: it keeps every literal in memory (a 300 MB message
+becomes a 300 MB bytes object, and a server announcing `{4294967295}` is
+believed), it cannot send a second command before the first one is answered,
+and it knows no CONDSTORE/QRESYNC. Here message bodies go straight to a
+caller-supplied sink in bounded chunks, commands can be pipelined
+(`submit`/`finish`, `uid_fetch_many`), and every connection goes through
+`transport.py` (verified TLS) with the STARTTLS rules of FIELD-NOTES: refuse
+when STARTTLS is missing or refused, refuse bytes sent before the handshake,
+re-read capabilities after TLS, treat PREAUTH as fatal when TLS was required.
+
+Blocking and synchronous on purpose: the sync runs several connections in
+threads. One client is not thread-safe. It never prints and never retries;
+callers decide.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO
+
+from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
+from mailbag.protocols import sasl
+from mailbag.protocols.imap import command as cmd
+from mailbag.protocols.imap.command import Literal, Piece
+from mailbag.protocols.imap.parser import (
+    LITERAL_AT_END,
+    Continuation,
+    FetchResult,
+    MailboxInfo,
+    MailboxStatus,
+    SearchResult,
+    StatusResponse,
+    StreamedLiteral,
+    UidSet,
+    Untagged,
+    Value,
+    flag_tuple,
+    format_internaldate,
+    parse_appenduid,
+    parse_capabilities,
+    parse_copyuid,
+    parse_esearch,
+    parse_fetch,
+    parse_list,
+    parse_response,
+    parse_search,
+    parse_status,
+    parse_vanished,
+)
+from mailbag.protocols.stream import LineStream
+from mailbag.protocols.trace import NO_TRACE, Transcript
+from mailbag.protocols.transport import Endpoint, Security, open_stream
+
+PROTO = "imap"
+
+#: called when a message body literal starts: (sequence number, item name, size) -> sink
+BodySink = Callable[[int, str, int], IO[bytes] | None]
+
+_BODY_ITEM_BEFORE_LITERAL = re.compile(
+    rb"(?:(?:BODY|BINARY)\[[^\]]*\](?:<\d+>)?|RFC822(?:\.TEXT|\.HEADER)?) $", re.IGNORECASE
+)
+_FETCH_START = re.compile(rb"^\* (\d+) FETCH ", re.IGNORECASE)
+
+
+@dataclass
+class Pending:
+    """A command that was sent; `status` is set when its tagged response arrives."""
+
+    tag: str
+    name: str
+    untagged: list[Untagged] = field(default_factory=list)
+    status: StatusResponse | None = None
+
+
+@dataclass
+class SelectResult:
+    mailbox: str
+    readonly: bool = False
+    exists: int = 0
+    recent: int | None = None
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    #: the server keeps no MODSEQs for this mailbox ([NOMODSEQ])
+    nomodseq: bool = False
+    flags: tuple[str, ...] = ()
+    permanentflags: tuple[str, ...] = ()
+    unseen_seq: int | None = None
+    #: QRESYNC: UIDs expunged since the given MODSEQ (VANISHED (EARLIER))
+    vanished: UidSet = field(default_factory=UidSet)
+    #: QRESYNC: messages whose flags changed since the given MODSEQ
+    changed: list[FetchResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    uidvalidity: int
+    source: UidSet
+    dest: UidSet
+
+    def mapping(self) -> dict[int, int]:
+        """source UID -> destination UID (RFC 4315 pairs the sets in order)."""
+        return dict(zip(self.source, self.dest, strict=False))
+
+
+@dataclass
+class StoreResult:
+    #: UIDs not changed because they were modified since UNCHANGEDSINCE ([MODIFIED])
+    modified: UidSet = field(default_factory=UidSet)
+    fetched: list[FetchResult] = field(default_factory=list)
+
+
+class ImapClient:
+    """One IMAP connection. Step by step:
+
+    >>> c = ImapClient(endpoint, transcript)
+    >>> greeting = c.connect()
+    >>> c.starttls()            # only for Security.STARTTLS; login() refuses without it
+    >>> c.login(user, password)
+    >>> box = c.select("INBOX")
+    >>> for msg in c.uid_fetch("1:*", ["UID", "FLAGS"]): ...
+    >>> c.logout()
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        transcript: Transcript = NO_TRACE,
+        *,
+        max_literal: int = 8 * 1024 * 1024,
+        max_body_in_memory: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.endpoint = endpoint
+        self.transcript = transcript
+        #: non-body literals (names, envelope strings) larger than this are refused
+        self.max_literal = max_literal
+        #: bodies fetched without a sink larger than this are refused (use a sink)
+        self.max_body_in_memory = max_body_in_memory
+        self._stream: LineStream | None = None
+        self._caps: frozenset[str] | None = None
+        self._tag_counter = 0
+        self._inflight: dict[str, Pending] = {}
+        self._order: deque[Pending] = deque()
+        self.greeting: StatusResponse | None = None
+        self.authenticated = False
+        self.enabled: set[str] = set()
+        self.selected: str | None = None
+        self.compressed = False
+        self._bye: StatusResponse | None = None
+
+    # --- connection ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        endpoint: Endpoint,
+        username: str,
+        password: str,
+        transcript: Transcript = NO_TRACE,
+    ) -> ImapClient:
+        """Connect, upgrade with STARTTLS when the endpoint says so, and log in."""
+        client = cls(endpoint, transcript)
+        try:
+            client.connect()
+            if endpoint.security is Security.STARTTLS:
+                client.starttls()
+            client.login(username, password)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def connect(self) -> StatusResponse:
+        """Open the connection and read the greeting (OK or PREAUTH; BYE is refused)."""
+        sock = open_stream(self.endpoint)
+        self._stream = LineStream(sock, self.endpoint, PROTO)
+        resp = self._read_response(None)
+        if not isinstance(resp, Untagged) or resp.status is None:
+            self.close()
+            raise ProtocolError(
+                f"{self._where()} did not greet like an IMAP server",
+                hint="check the port: is this the IMAP port (993 SSL, 143 STARTTLS)?",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="not-imap",
+            )
+        greeting = resp.status
+        self.greeting = greeting
+        if greeting.kind == "BYE":
+            self.close()
+            raise NetworkError(
+                f"{self._where()} refused the connection: {greeting.text}",
+                hint="the server may be overloaded or blocking this address; try again later",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="refused-by-server",
+                server_text=greeting.text,
+            )
+        if greeting.kind == "PREAUTH":
+            if self.endpoint.security is Security.STARTTLS:
+                self.close()
+                raise TLSError(
+                    f"{self._where()} logged us in before TLS (PREAUTH), so STARTTLS "
+                    "is impossible; refusing to continue in plain text",
+                    hint="use implicit TLS (port 993) or contact the provider",
+                    host=self.endpoint.host,
+                    port=self.endpoint.port,
+                    cause="preauth",
+                )
+            self.authenticated = True
+        elif greeting.kind != "OK":
+            self.close()
+            raise ProtocolError(
+                f"{self._where()} sent an unexpected greeting: {greeting.describe()}",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="greeting",
+            )
+        return greeting
+
+    @property
+    def stream(self) -> LineStream:
+        if self._stream is None:
+            raise NetworkError(
+                f"not connected to {self._where()}",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="closed",
+            )
+        return self._stream
+
+    @property
+    def is_tls(self) -> bool:
+        return self._stream is not None and self._stream.is_tls
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The server's capabilities (asked with CAPABILITY when not known yet)."""
+        if self._caps is None:
+            self.capability()
+        assert self._caps is not None
+        return self._caps
+
+    def has(self, capability: str) -> bool:
+        return capability.upper() in self.capabilities
+
+    def capability(self) -> frozenset[str]:
+        self._caps = None
+        self.simple(b"CAPABILITY")
+        if self._caps is None:
+            raise ProtocolError(f"{self._where()} sent no CAPABILITY list", cause="no-capability")
+        return self._caps
+
+    def starttls(self) -> None:
+        """Upgrade to TLS. Missing or refused STARTTLS is a TLSError, never a downgrade."""
+        if self.is_tls:
+            raise TLSError("the connection is already encrypted", cause="already-tls")
+        caps = self.capabilities
+        if "STARTTLS" not in caps:
+            self.close()
+            raise TLSError(
+                f"{self._where()} does not offer STARTTLS; refusing to log in without encryption",
+                hint="use implicit TLS (port 993) if the provider offers it; someone may "
+                "also be stripping STARTTLS from the connection",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="starttls-missing",
+            )
+        p = self.submit(b"STARTTLS")
+        self._pump_all(p)
+        assert p.status is not None
+        if not p.status.ok:
+            self.close()
+            raise TLSError(
+                f"{self._where()} refused STARTTLS: {p.status.text}",
+                hint="the server cannot encrypt this connection; use implicit TLS (port 993)",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="starttls-refused",
+                server_text=p.status.text,
+            )
+        self.stream.start_tls()  # refuses if anything arrived after the go-ahead
+        # capabilities seen before TLS are not trustworthy: forget them and ask again
+        self._caps = None
+        self.capability()
+
+    def _require_tls(self) -> None:
+        if self.endpoint.security is not Security.NONE and not self.is_tls:
+            raise TLSError(
+                f"refusing to send credentials to {self._where()} without TLS",
+                hint="call starttls() first (security 'starttls') or use implicit TLS",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="no-tls",
+            )
+
+    def login(self, username: str, password: str) -> None:
+        self._require_tls()
+        if "LOGINDISABLED" in self.capabilities:
+            raise AuthError(
+                f"{self._where()} does not allow LOGIN here (LOGINDISABLED)",
+                hint="use an AUTHENTICATE mechanism the server offers, or TLS",
+                host=self.endpoint.host,
+                cause="login-disabled",
+            )
+        p = self.submit(b"LOGIN", cmd.astring(username), cmd.secret_astring(password))
+        self._pump_all(p)
+        self._after_auth(p, "LOGIN")
+
+    def authenticate(self, mechanism: str, responses: bytes | Sequence[bytes]) -> None:
+        """SASL: `responses` are answered to the server's challenges in order (the first
+        one goes as initial response when SASL-IR is offered). Payloads come from sasl.py."""
+        self._require_tls()
+        queue = [responses] if isinstance(responses, bytes) else list(responses)
+        mech = str(mechanism).upper().encode("ascii")
+        if queue and "SASL-IR" in self.capabilities and mech != b"LOGIN":
+            first = base64.b64encode(queue.pop(0)) or b"="
+            p = self.submit(b"AUTHENTICATE", mech, first)
+        else:
+            p = self.submit(b"AUTHENTICATE", mech)
+        challenges: list[str] = []
+        while True:
+            cont = self._wait_continuation(p)
+            if cont is None:
+                break
+            if queue:
+                self._send_line(base64.b64encode(queue.pop(0)), secret=True)
+            else:
+                # an error challenge (XOAUTH2 sends JSON): answer empty to get the NO
+                challenges.append(_b64_text(cont.text))
+                self._send_line(b"")
+        self._pump_all(p)
+        self._after_auth(p, f"AUTHENTICATE {mech.decode()}", challenges)
+
+    def login_sasl(self, username: str, password: str) -> None:
+        """Password login, preferring SASL PLAIN when offered, else LOGIN."""
+        offered = {c[5:] for c in self.capabilities if c.startswith("AUTH=")}
+        if sasl.Mechanism.PLAIN.value in offered:
+            self.authenticate("PLAIN", sasl.plain(username, password))
+        else:
+            self.login(username, password)
+
+    def _after_auth(self, p: Pending, what: str, challenges: Sequence[str] = ()) -> None:
+        assert p.status is not None
+        if not p.status.ok:
+            raise AuthError(
+                f"{self._where()} refused the login: {p.status.text}",
+                hint="check the user name and password (an app password or OAuth2 may be "
+                "required by the provider)",
+                host=self.endpoint.host,
+                command=what,
+                server_status=p.status.kind,
+                server_code=p.status.code,
+                server_text=p.status.text,
+                challenges=list(challenges),
+            )
+        self.authenticated = True
+        if p.status.code != "CAPABILITY":
+            self._caps = None  # the server may offer more after login
+
+    def enable(self, capabilities: Iterable[str]) -> set[str]:
+        """ENABLE (RFC 5161), e.g. ["QRESYNC"]; returns what the server enabled."""
+        caps = [c.upper() for c in capabilities]
+        p = self.simple(b"ENABLE", *(c.encode("ascii") for c in caps))
+        got: set[str] = set()
+        for u in p.untagged:
+            if u.name == "ENABLED":
+                got |= {str(v).upper() for v in u.values if isinstance(v, str)}
+        self.enabled |= got
+        if "QRESYNC" in got:
+            self.enabled.add("CONDSTORE")  # RFC 7162: QRESYNC implies CONDSTORE
+        return got
+
+    def compress(self) -> bool:
+        """COMPRESS=DEFLATE (RFC 4978) when offered; returns whether it is now on."""
+        if self.compressed or "COMPRESS=DEFLATE" not in self.capabilities:
+            return self.compressed
+        p = self.submit(b"COMPRESS", b"DEFLATE")
+        self._pump_all(p)
+        assert p.status is not None
+        if p.status.ok:
+            self.stream.start_deflate()
+            self.compressed = True
+        return self.compressed
+
+    def noop(self) -> list[Untagged]:
+        return self.simple(b"NOOP").untagged
+
+    def logout(self) -> None:
+        """LOGOUT and close; a connection that is already gone is not an error here."""
+        if self._stream is None:
+            return
+        try:
+            p = self.submit(b"LOGOUT")
+            self._pump_all(p)
+        except NetworkError:
+            pass  # the server may close right after its BYE
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def __enter__(self) -> ImapClient:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self.logout()
+        else:
+            self.close()
+
+    # --- mailboxes -----------------------------------------------------------------
+
+    @property
+    def utf8(self) -> bool:
+        return "UTF8=ACCEPT" in self.enabled
+
+    def select(
+        self,
+        mailbox: str,
+        *,
+        readonly: bool = False,
+        condstore: bool = False,
+        qresync: tuple[int, int] | tuple[int, int, str] | None = None,
+    ) -> SelectResult:
+        """SELECT (or EXAMINE when `readonly`). `qresync=(uidvalidity, modseq[, known_uids])`
+        asks for VANISHED and changed flags since `modseq` (ENABLE QRESYNC is sent first)."""
+        p = self.submit_select(mailbox, readonly=readonly, condstore=condstore, qresync=qresync)
+        return self.finish_select(p, mailbox)
+
+    def examine(self, mailbox: str, **kw: object) -> SelectResult:
+        return self.select(mailbox, readonly=True, **kw)  # type: ignore[arg-type]
+
+    def submit_select(
+        self,
+        mailbox: str,
+        *,
+        readonly: bool = False,
+        condstore: bool = False,
+        qresync: tuple[int, int] | tuple[int, int, str] | None = None,
+    ) -> Pending:
+        """Send SELECT/EXAMINE without waiting (pipelining); finish with `finish_select`."""
+        params: list[bytes] = []
+        if qresync is not None:
+            if "QRESYNC" not in self.enabled:
+                if "QRESYNC" not in self.capabilities:
+                    raise ProtocolError(
+                        f"{self._where()} does not support QRESYNC", cause="no-qresync"
+                    )
+                self.enable(["QRESYNC"])
+            inner = f"{qresync[0]} {qresync[1]}"
+            if len(qresync) == 3 and qresync[2]:
+                inner += f" {qresync[2]}"
+            params.append(b"(QRESYNC (" + inner.encode("ascii") + b"))")
+        elif condstore:
+            params.append(b"(CONDSTORE)")
+        verb = b"EXAMINE" if readonly else b"SELECT"
+        self.selected = None
+        return self.submit(verb, cmd.mailbox(mailbox, self.utf8), *params)
+
+    def finish_select(self, p: Pending, mailbox: str) -> SelectResult:
+        res = SelectResult(mailbox)
+        for u in self._pump(p, None):
+            if u.name == "FETCH":
+                res.changed.append(parse_fetch(u))
+            elif u.name == "VANISHED":
+                _, uids = parse_vanished(u)
+                res.vanished.ranges.extend(uids.ranges)
+            else:
+                p.untagged.append(u)
+        self._check(p, f"SELECT {mailbox}")
+        assert p.status is not None
+        for u in p.untagged:
+            if u.name == "EXISTS" and u.number is not None:
+                res.exists = u.number
+            elif u.name == "RECENT" and u.number is not None:
+                res.recent = u.number
+            elif u.name == "FLAGS" and u.values:
+                res.flags = flag_tuple(u.values[0])
+            elif u.status is not None:
+                _apply_select_code(res, u.status)
+        _apply_select_code(res, p.status)
+        res.readonly = p.status.code == "READ-ONLY" or p.name == "EXAMINE"
+        self.selected = mailbox
+        return res
+
+    def unselect(self) -> None:
+        """UNSELECT (RFC 3691) when offered. CLOSE is never used for this: it expunges."""
+        if "UNSELECT" in self.capabilities:
+            self.simple(b"UNSELECT")
+        self.selected = None
+
+    def list_folders(
+        self, reference: str = "", pattern: str = "*", *, subscribed: bool = False
+    ) -> list[MailboxInfo]:
+        """LIST (or LSUB) with flags, delimiter and special-use flags."""
+        verb = b"LSUB" if subscribed else b"LIST"
+        ref = cmd.astring(reference) if reference else b'""'
+        pat = cmd.mailbox(pattern, self.utf8) if pattern not in ("*", "%") else pattern.encode()
+        p = self.simple(verb, ref, pat)
+        return [parse_list(u, self.utf8) for u in p.untagged if u.name == verb.decode()]
+
+    def status(
+        self,
+        mailbox: str,
+        items: Sequence[str] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"),
+    ) -> MailboxStatus:
+        wanted = list(items)
+        if "HIGHESTMODSEQ" not in wanted and "CONDSTORE" in self.capabilities:
+            wanted.append("HIGHESTMODSEQ")
+        p = self.simple(b"STATUS", cmd.mailbox(mailbox, self.utf8), cmd.item_list(wanted))
+        for u in p.untagged:
+            if u.name == "STATUS":
+                return parse_status(u, self.utf8)
+        raise ProtocolError(f"{self._where()} sent no STATUS for {mailbox}", cause="no-status")
+
+    def create(self, mailbox: str) -> None:
+        self.simple(b"CREATE", cmd.mailbox(mailbox, self.utf8))
+
+    def delete(self, mailbox: str) -> None:
+        self.simple(b"DELETE", cmd.mailbox(mailbox, self.utf8))
+
+    def rename(self, old: str, new: str) -> None:
+        self.simple(b"RENAME", cmd.mailbox(old, self.utf8), cmd.mailbox(new, self.utf8))
+
+    def subscribe(self, mailbox: str) -> None:
+        self.simple(b"SUBSCRIBE", cmd.mailbox(mailbox, self.utf8))
+
+    # --- messages -------------------------------------------------------------------
+
+    def uid_fetch(
+        self,
+        uids: str | UidSet | Iterable[int],
+        items: str | Sequence[str],
+        *,
+        changedsince: int | None = None,
+        vanished: bool = False,
+        body_sink: BodySink | None = None,
+    ) -> FetchStream:
+        """UID FETCH; iterate the result to get `FetchResult`s as they arrive.
+
+        Message bodies (BODY[...], BINARY[...], RFC822) go to `body_sink(seq, item, size)`
+        in bounded chunks when a sink is given, else into memory (up to
+        `max_body_in_memory`). `vanished=True` (QRESYNC) also reports expunged UIDs in
+        `.vanished`. Unsolicited FETCH responses (flag changes by others) may appear too.
+        """
+        p = self.submit(*_uid_fetch_args(uids, items, changedsince, vanished))
+        return FetchStream(self, p, body_sink)
+
+    def uid_fetch_many(
+        self,
+        uid_sets: Iterable[str | UidSet | Iterable[int]],
+        items: str | Sequence[str],
+        *,
+        body_sink: BodySink | None = None,
+        window: int = 4,
+    ) -> Iterator[FetchResult]:
+        """Pipelined UID FETCH over many chunks: keeps `window` commands in flight so the
+        server never waits for us between chunks."""
+        chunks = iter(uid_sets)
+        inflight: deque[Pending] = deque()
+
+        def refill() -> None:
+            while len(inflight) < max(1, window):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                inflight.append(self.submit(*_uid_fetch_args(chunk, items, None, False)))
+
+        refill()
+        while inflight:
+            p = inflight[0]
+            for u in self._pump(p, body_sink):
+                if u.name == "FETCH":
+                    yield parse_fetch(u)
+                else:
+                    p.untagged.append(u)
+            inflight.popleft()
+            self._check(p, "UID FETCH")
+            refill()
+
+    def uid_search(self, criteria: str = "ALL", *, esearch: bool | None = None) -> SearchResult:
+        """UID SEARCH with raw `criteria` (the caller quotes strings, e.g. with
+        `command.astring`). ESEARCH (RFC 4731) is used when offered: UIDs come as ranges."""
+        use_esearch = ("ESEARCH" in self.capabilities) if esearch is None else esearch
+        args: list[Piece] = [b"UID", b"SEARCH"]
+        if use_esearch:
+            args.append(b"RETURN (ALL)")
+        args.append(criteria.encode("utf-8"))
+        p = self.simple(*args)
+        merged = SearchResult(UidSet())
+        found = False
+        for u in p.untagged:
+            if u.name == "ESEARCH":
+                r = parse_esearch(u)
+            elif u.name == "SEARCH":
+                r = parse_search(u)
+            else:
+                continue
+            found = True
+            merged.uids.ranges.extend(r.uids.ranges)
+            merged.modseq = r.modseq if r.modseq is not None else merged.modseq
+            merged.min, merged.max = r.min, r.max
+        if found:
+            merged.count = len(merged.uids)
+        else:
+            merged.count = 0
+        return merged
+
+    def uid_store(
+        self,
+        uids: str | UidSet | Iterable[int],
+        op: str,
+        flags: Iterable[str],
+        *,
+        unchangedsince: int | None = None,
+        silent: bool = True,
+    ) -> StoreResult:
+        """UID STORE; `op` is "+FLAGS", "-FLAGS" or "FLAGS". With `unchangedsince`
+        (CONDSTORE) messages changed meanwhile are left alone and listed in `.modified`."""
+        if op.upper() not in ("+FLAGS", "-FLAGS", "FLAGS"):
+            raise ValueError(f"bad STORE operation {op!r}")
+        args: list[Piece] = [b"UID", b"STORE", cmd.uid_set(uids)]
+        if unchangedsince is not None:
+            args.append(f"(UNCHANGEDSINCE {unchangedsince})".encode("ascii"))
+        args.append((op.upper() + (".SILENT" if silent else "")).encode("ascii"))
+        args.append(cmd.flag_list(flags))
+        p = self.simple(*args)
+        res = StoreResult()
+        res.fetched = [parse_fetch(u) for u in p.untagged if u.name == "FETCH"]
+        assert p.status is not None
+        if p.status.code == "MODIFIED" and p.status.code_args:
+            res.modified = UidSet.parse(str(p.status.code_args[0]))
+        return res
+
+    def append(
+        self,
+        mailbox: str,
+        data: bytes | IO[bytes],
+        flags: Iterable[str] = (),
+        internal_date: dt.datetime | None = None,
+    ) -> AppendResult | None:
+        """APPEND a message (bytes, or a binary file streamed in chunks). Returns the new
+        UID when the server offers UIDPLUS (APPENDUID), else None."""
+        args: list[Piece] = [b"APPEND", cmd.mailbox(mailbox, self.utf8)]
+        flag_items = list(flags)
+        if flag_items:
+            args.append(cmd.flag_list(flag_items))
+        if internal_date is not None:
+            args.append(format_internaldate(internal_date).encode("ascii"))
+        args.append(Literal.of(data))
+        p = self.simple(*args)
+        assert p.status is not None
+        got = parse_appenduid(p.status)
+        if got is None:
+            return None
+        validity, uids = got
+        return AppendResult(validity, next(iter(uids)))
+
+    def uid_copy(self, uids: str | UidSet | Iterable[int], mailbox: str) -> CopyResult | None:
+        p = self.simple(b"UID", b"COPY", cmd.uid_set(uids), cmd.mailbox(mailbox, self.utf8))
+        return _copy_result(p)
+
+    def uid_move(self, uids: str | UidSet | Iterable[int], mailbox: str) -> CopyResult | None:
+        """UID MOVE (RFC 6851). Dovecot sends COPYUID in an untagged OK before expunging."""
+        if "MOVE" not in self.capabilities:
+            raise ProtocolError(
+                f"{self._where()} does not support MOVE",
+                hint="copy, flag \\Deleted and expunge instead",
+                cause="no-move",
+            )
+        p = self.simple(b"UID", b"MOVE", cmd.uid_set(uids), cmd.mailbox(mailbox, self.utf8))
+        return _copy_result(p)
+
+    def uid_expunge(self, uids: str | UidSet | Iterable[int]) -> list[Untagged]:
+        """UID EXPUNGE (UIDPLUS): only these UIDs, never others flagged \\Deleted."""
+        return self.simple(b"UID", b"EXPUNGE", cmd.uid_set(uids)).untagged
+
+    def expunge(self) -> list[Untagged]:
+        return self.simple(b"EXPUNGE").untagged
+
+    # --- pipelining primitives ----------------------------------------------------------
+
+    def submit(self, *args: Piece) -> Pending:
+        """Send a command now and return without waiting for its answer."""
+        self._tag_counter += 1
+        tag = f"M{self._tag_counter}"
+        name = args[0].decode("ascii").upper() if isinstance(args[0], bytes) else "?"
+        if name == "UID" and len(args) > 1 and isinstance(args[1], bytes):
+            name = "UID " + args[1].decode("ascii").upper()
+        p = Pending(tag, name)
+        self._inflight[tag] = p
+        self._order.append(p)
+        self._send_command(p, args)
+        return p
+
+    def finish(self, p: Pending) -> Pending:
+        """Read until `p` is answered; untagged responses are kept in `p.untagged`.
+        Raises ProtocolError on NO/BAD with the server's text."""
+        self._pump_all(p)
+        self._check(p, p.name)
+        return p
+
+    def simple(self, *args: Piece) -> Pending:
+        return self.finish(self.submit(*args))
+
+    # --- reading -------------------------------------------------------------------
+
+    def _check(self, p: Pending, what: str) -> None:
+        assert p.status is not None
+        if p.status.kind == "OK":
+            return
+        kind = "refused" if p.status.kind == "NO" else "rejected as invalid (BAD)"
+        raise ProtocolError(
+            f"{self._where()} {kind} {what}: {p.status.text}",
+            hint=_hint_for(p.status),
+            host=self.endpoint.host,
+            command=what,
+            server_status=p.status.kind,
+            server_code=p.status.code,
+            server_text=p.status.text,
+        )
+
+    def _pump_all(self, p: Pending) -> None:
+        for u in self._pump(p, None):
+            p.untagged.append(u)
+
+    def _pump(self, p: Pending, body_sink: BodySink | None) -> Iterator[Untagged]:
+        """Yield untagged responses until `p`'s tagged response has arrived. Tagged
+        responses of earlier pipelined commands are recorded on their Pending."""
+        while p.status is None:
+            resp = self._read_response(body_sink)
+            if isinstance(resp, Untagged):
+                yield resp
+            elif isinstance(resp, StatusResponse):
+                self._complete(resp)
+            else:
+                raise ProtocolError(
+                    f"{self._where()} sent an unexpected continuation: {resp.text}",
+                    cause="unexpected-continuation",
+                )
+
+    def _complete(self, resp: StatusResponse) -> None:
+        assert resp.tag is not None
+        done = self._inflight.pop(resp.tag, None)
+        if done is None:
+            raise ProtocolError(
+                f"{self._where()} answered a command we did not send ({resp.tag})",
+                cause="unknown-tag",
+            )
+        done.status = resp
+        self._order.remove(done)
+
+    def _wait_continuation(self, p: Pending) -> Continuation | None:
+        """Read until the server says `+` (returned) or `p` completes (None)."""
+        while p.status is None:
+            resp = self._read_response(None)
+            if isinstance(resp, Continuation):
+                return resp
+            if isinstance(resp, StatusResponse):
+                self._complete(resp)
+            else:
+                owner = self._order[0] if self._order else p
+                owner.untagged.append(resp)
+        return None
+
+    def _read_response(
+        self, body_sink: BodySink | None
+    ) -> Continuation | Untagged | StatusResponse:
+        stream = self.stream
+        parts: list[bytes] = []
+        literals: list[Value] = []
+        try:
+            while True:
+                line = stream.readline()
+                if not line.endswith(b"\n"):
+                    raise ProtocolError("incomplete line", cause="parse")
+                text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+                self.transcript.received(PROTO, text)
+                parts.append(text)
+                m = LITERAL_AT_END.search(text)
+                if m is None:
+                    break
+                size = int(m.group(1))
+                literals.append(self._read_literal(parts, m.start(), size, body_sink))
+        except NetworkError as exc:
+            if self._bye is not None:
+                exc.fields["server_text"] = self._bye.text
+                exc.message = f"{exc.message} (server said: {self._bye.text})"
+                exc.args = (exc.message,)
+            self.close()
+            raise
+        resp = parse_response(parts, literals)
+        if isinstance(resp, Untagged):
+            self._observe(resp)
+        elif isinstance(resp, StatusResponse) and resp.code == "CAPABILITY":
+            self._caps = parse_capabilities(resp.code_args)
+        return resp
+
+    def _read_literal(
+        self, parts: list[bytes], marker: int, size: int, body_sink: BodySink | None
+    ) -> Value:
+        stream = self.stream
+        first = parts[0]
+        fetch = _FETCH_START.match(first)
+        before = parts[-1][:marker]
+        body_item = _BODY_ITEM_BEFORE_LITERAL.search(before) if fetch is not None else None
+        if body_item is not None:
+            if body_sink is not None:
+                assert fetch is not None
+                item = body_item.group(0).rstrip().decode("latin-1").upper()
+                sink = body_sink(int(fetch.group(1)), item, size)
+                stream.read_into(sink, size)
+                return StreamedLiteral(size, sink)
+            return stream.read_bytes(size, self.max_body_in_memory)
+        return stream.read_bytes(size, self.max_literal)
+
+    def _observe(self, u: Untagged) -> None:
+        if u.name == "CAPABILITY":
+            self._caps = parse_capabilities(u.values)
+        elif u.status is not None:
+            if u.status.code == "CAPABILITY":
+                self._caps = parse_capabilities(u.status.code_args)
+            if u.name == "BYE":
+                self._bye = u.status
+
+    # --- writing -------------------------------------------------------------------
+
+    def _send_line(self, data: bytes, *, secret: bool = False) -> None:
+        self.transcript.sent(PROTO, data, secret=secret)
+        self.stream.send(data + b"\r\n")
+
+    def _send_command(self, p: Pending, args: Sequence[Piece]) -> None:
+        buf = p.tag.encode("ascii")
+        for arg in args:
+            if isinstance(arg, Literal):
+                plus = "LITERAL+" in self.capabilities or (
+                    "LITERAL-" in self.capabilities and arg.size <= 4096
+                )
+                buf += b" {" + str(arg.size).encode() + (b"+}" if plus else b"}")
+                self.transcript.sent(PROTO, buf)
+                self.stream.send(buf + b"\r\n")
+                if not plus and self._wait_continuation(p) is None:
+                    return  # refused before the data (e.g. NO [TOOBIG]); status is set
+                self._send_literal(arg)
+                buf = b""
+            else:
+                buf += b" " + arg
+        self.transcript.sent(PROTO, buf)
+        self.stream.send(buf + b"\r\n")
+
+    def _send_literal(self, lit: Literal) -> None:
+        self.transcript.sent(PROTO, b"<%d bytes>" % lit.size, secret=lit.secret)
+        if isinstance(lit.data, bytes):
+            self.stream.send(lit.data)
+            return
+        remaining = lit.size
+        while remaining > 0:
+            chunk = lit.data.read(min(remaining, 256 * 1024))
+            if not chunk:
+                raise ProtocolError("the message file ended early", cause="short-file")
+            self.stream.send(chunk)
+            remaining -= len(chunk)
+
+    def _where(self) -> str:
+        return f"{self.endpoint.host}:{self.endpoint.port}"
+
+
+class FetchStream:
+    """The answer to one UID FETCH, read lazily. Iterate it fully (or use it as a context
+    manager, which drains what is left) before sending the next command."""
+
+    def __init__(self, client: ImapClient, pending: Pending, body_sink: BodySink | None) -> None:
+        self.client = client
+        self.pending = pending
+        self.body_sink = body_sink
+        self.vanished = UidSet()
+        self._started = False
+
+    def __iter__(self) -> Iterator[FetchResult]:
+        if self._started:
+            raise RuntimeError("a FetchStream can be iterated once")
+        self._started = True
+        for u in self.client._pump(self.pending, self.body_sink):
+            if u.name == "FETCH":
+                yield parse_fetch(u)
+            elif u.name == "VANISHED":
+                self.vanished.ranges.extend(parse_vanished(u)[1].ranges)
+            else:
+                self.pending.untagged.append(u)
+        self.client._check(self.pending, "UID FETCH")
+
+    def all(self) -> list[FetchResult]:
+        return list(self)
+
+    def drain(self) -> None:
+        if not self._started:
+            for _ in self:
+                pass
+        elif self.pending.status is None:
+            for _ in self.client._pump(self.pending, None):
+                pass
+
+    def __enter__(self) -> FetchStream:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self.drain()
+
+
+def _uid_fetch_args(
+    uids: str | UidSet | Iterable[int],
+    items: str | Sequence[str],
+    changedsince: int | None,
+    vanished: bool,
+) -> list[Piece]:
+    args: list[Piece] = [b"UID", b"FETCH", cmd.uid_set(uids), cmd.item_list(items)]
+    if changedsince is not None:
+        mod = f"CHANGEDSINCE {changedsince}" + (" VANISHED" if vanished else "")
+        args.append(f"({mod})".encode("ascii"))
+    elif vanished:
+        raise ValueError("VANISHED needs changedsince (RFC 7162)")
+    return args
+
+
+def _apply_select_code(res: SelectResult, status: StatusResponse) -> None:
+    code = status.code
+    if code == "UIDVALIDITY":
+        res.uidvalidity = status.code_number()
+    elif code == "UIDNEXT":
+        res.uidnext = status.code_number()
+    elif code == "HIGHESTMODSEQ":
+        res.highestmodseq = status.code_number()
+    elif code == "NOMODSEQ":
+        res.nomodseq = True
+    elif code == "UNSEEN":
+        res.unseen_seq = status.code_number()
+    elif code == "PERMANENTFLAGS" and status.code_args:
+        res.permanentflags = flag_tuple(status.code_args[0])
+    elif code == "READ-ONLY":
+        res.readonly = True
+
+
+def _copy_result(p: Pending) -> CopyResult | None:
+    statuses = [u.status for u in p.untagged if u.status is not None]
+    if p.status is not None:
+        statuses.append(p.status)
+    for status in statuses:
+        got = parse_copyuid(status)
+        if got is not None:
+            return CopyResult(*got)
+    return None
+
+
+def _hint_for(status: StatusResponse) -> str | None:
+    code = status.code or ""
+    return {
+        "TRYCREATE": "the target mailbox does not exist; create it first",
+        "NONEXISTENT": "the mailbox does not exist on the server",
+        "ALREADYEXISTS": "a mailbox with that name exists already",
+        "OVERQUOTA": "the mailbox is full: delete mail or ask the provider for more space",
+        "TOOBIG": "the message is larger than the server accepts",
+        "LIMIT": "the server refuses requests this large; try smaller batches",
+        "UNAVAILABLE": "the server is temporarily unavailable; try again later",
+        "SERVERBUG": "the server hit an internal error; try again later",
+        "INUSE": "another client holds the mailbox; try again later",
+        "EXPUNGEISSUED": "messages were removed meanwhile; sync again",
+    }.get(code)
+
+
+def _b64_text(text: str) -> str:
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8", "replace")
+    except ValueError:
+        return text

@@ -1,0 +1,792 @@
+"""IMAP response parser: bytes in, typed values out. Pure: no sockets, no clocks.
+
+A response arrives as text lines and literals. The client (which owns the
+socket) reads a line; when it ends with a literal announcement `{n}` it reads
+the `n` bytes (into memory, or streamed to a sink for message bodies) and then
+the next line. It hands the parser `parts` (the lines without CRLF, each but the
+last ending in `{n}`) and `literals` (one value per announcement: `bytes` or a
+`StreamedLiteral`). `parse_raw()` does the same from one byte string, for tests.
+
+Values: `Atom` (a str) for atoms and numbers, `bytes` for quoted strings and
+literals, `None` for NIL, `list` for parenthesised lists, `StreamedLiteral` for
+a literal that went to a sink. Typed views (`FetchResult`, `MailboxInfo`, ...)
+are built from those by the `parse_*` functions.
+
+It must never allocate what a server announces: sizes are the client's business.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TypeAlias
+
+from mailbag.errors import ProtocolError
+from mailbag.protocols.imap.mutf7 import decode_mailbox
+
+
+class Atom(str):
+    """An unquoted IMAP atom (also numbers and flags), as opposed to a string."""
+
+    __slots__ = ()
+
+
+@dataclass
+class StreamedLiteral:
+    """A literal the client copied to a sink instead of keeping it in memory."""
+
+    size: int
+    sink: IO[bytes] | None
+
+
+Value: TypeAlias = "bytes | Atom | StreamedLiteral | list[Value] | None"
+
+LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}$")
+
+
+class ParseError(ProtocolError):
+    """A response that does not follow the IMAP grammar."""
+
+
+# --- responses ---------------------------------------------------------------------
+
+
+@dataclass
+class StatusResponse:
+    """OK / NO / BAD / PREAUTH / BYE, tagged or untagged, with its response code."""
+
+    tag: str | None
+    kind: str
+    code: str | None = None
+    code_args: list[Value] = field(default_factory=list)
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "OK"
+
+    def code_number(self) -> int | None:
+        if self.code_args and isinstance(self.code_args[0], Atom):
+            return to_int(self.code_args[0])
+        return None
+
+    def describe(self) -> str:
+        code = f"[{self.code}] " if self.code else ""
+        return f"{self.kind} {code}{self.text}".strip()
+
+
+@dataclass
+class Untagged:
+    """`* [n] NAME values...`; `status` is set for OK/NO/BAD/PREAUTH/BYE."""
+
+    name: str
+    number: int | None = None
+    values: list[Value] = field(default_factory=list)
+    status: StatusResponse | None = None
+
+
+@dataclass
+class Continuation:
+    """`+ text` (base64 challenge for AUTHENTICATE, go-ahead for literals)."""
+
+    text: str
+
+
+Response: TypeAlias = "StatusResponse | Untagged | Continuation"
+
+STATUS_KINDS = frozenset({"OK", "NO", "BAD", "PREAUTH", "BYE"})
+
+
+# --- the lexer -----------------------------------------------------------------------
+
+
+class _Lexer:
+    """Walks the lines of one response; a literal announcement at the end of a line
+    is replaced by the literal's value and the lexer continues on the next line."""
+
+    def __init__(self, parts: Sequence[bytes], literals: Sequence[Value]) -> None:
+        self.parts = parts
+        self.literals = literals
+        self.index = 0
+        self.cur = parts[0] if parts else b""
+        self.pos = 0
+
+    def error(self, what: str) -> ParseError:
+        line = b" ".join(self.parts)[:200]
+        return ParseError(
+            f"cannot parse the IMAP server's response ({what}): {line!r}",
+            hint="the server sent something mailbag does not understand; "
+            "run with --trace FILE and report it",
+            cause="parse",
+        )
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.cur) and self.index >= len(self.parts) - 1
+
+    def peek(self) -> int:
+        return self.cur[self.pos] if self.pos < len(self.cur) else -1
+
+    def skip_spaces(self) -> None:
+        while self.pos < len(self.cur) and self.cur[self.pos] == 0x20:
+            self.pos += 1
+
+    def rest_of_line(self) -> bytes:
+        text = self.cur[self.pos :]
+        self.pos = len(self.cur)
+        return text
+
+    def value(self) -> Value:
+        self.skip_spaces()
+        c = self.peek()
+        if c == -1:
+            raise self.error("value expected")
+        if c == 0x28:  # (
+            self.pos += 1
+            items: list[Value] = []
+            while True:
+                self.skip_spaces()
+                c = self.peek()
+                if c == 0x29:  # )
+                    self.pos += 1
+                    return items
+                if c == -1:
+                    raise self.error("unclosed list")
+                items.append(self.value())
+        if c == 0x22:  # "
+            return self.quoted()
+        if c == 0x7B:  # {
+            m = LITERAL_AT_END.match(self.cur, self.pos)
+            if m and m.end() == len(self.cur):
+                return self.literal()
+        return self.atom()
+
+    def quoted(self) -> bytes:
+        out = bytearray()
+        i = self.pos + 1
+        cur = self.cur
+        while i < len(cur):
+            c = cur[i]
+            if c == 0x5C:  # backslash escapes the next byte
+                if i + 1 >= len(cur):
+                    break
+                out.append(cur[i + 1])
+                i += 2
+            elif c == 0x22:
+                self.pos = i + 1
+                return bytes(out)
+            else:
+                out.append(c)
+                i += 1
+        raise self.error("unterminated quoted string")
+
+    def literal(self) -> Value:
+        if self.index >= len(self.literals):
+            raise self.error("literal announced but missing")
+        value = self.literals[self.index]
+        self.index += 1
+        self.cur = self.parts[self.index] if self.index < len(self.parts) else b""
+        self.pos = 0
+        return value
+
+    def atom(self) -> Value:
+        cur = self.cur
+        start = i = self.pos
+        n = len(cur)
+        while i < n:
+            c = cur[i]
+            if c in (0x20, 0x28, 0x29):
+                break
+            if c == 0x5B:  # [ section ] inside an atom, e.g. BODY[HEADER.FIELDS (TO)]
+                close = cur.find(b"]", i)
+                if close < 0:
+                    raise self.error("unclosed [")
+                i = close + 1
+                if i < n and cur[i] == 0x3C:  # <origin>
+                    gt = cur.find(b">", i)
+                    if gt < 0:
+                        raise self.error("unclosed <")
+                    i = gt + 1
+                break
+            i += 1
+        if i == start:
+            raise self.error(f"unexpected {chr(cur[i])!r}")
+        self.pos = i
+        text = cur[start:i].decode("latin-1")
+        if text.upper() == "NIL":
+            return None
+        return Atom(text)
+
+
+# --- entry points ----------------------------------------------------------------------
+
+
+def split_raw(raw: bytes) -> tuple[list[bytes], list[Value]]:
+    """Cut one complete response (CRLF line ends, literals inline) into parts and literals."""
+    parts: list[bytes] = []
+    literals: list[Value] = []
+    pos = 0
+    while True:
+        eol = raw.find(b"\r\n", pos)
+        line = raw[pos:] if eol < 0 else raw[pos:eol]
+        parts.append(line)
+        m = LITERAL_AT_END.search(line)
+        if eol < 0 or m is None:
+            return parts, literals
+        size = int(m.group(1))
+        start = eol + 2
+        literals.append(raw[start : start + size])
+        pos = start + size
+
+
+def parse_raw(raw: bytes) -> Response:
+    """Parse one complete response given as bytes (CRLF line ends, literals inline)."""
+    parts, literals = split_raw(raw)
+    return parse_response(parts, literals)
+
+
+def parse_response(parts: Sequence[bytes], literals: Sequence[Value] = ()) -> Response:
+    lx = _Lexer(parts, literals)
+    first = lx.cur
+    if first.startswith(b"+"):
+        return Continuation(first[1:].strip().decode("utf-8", "replace"))
+    sp = first.find(b" ")
+    if sp <= 0:
+        raise lx.error("no tag")
+    tag = first[:sp].decode("latin-1")
+    lx.pos = sp + 1
+    word = _word(lx)
+    if tag == "*":
+        number = None
+        if word.isdigit():
+            number = int(word)
+            word = _word(lx)
+        name = word.upper()
+        if name in STATUS_KINDS and number is None:
+            status = _resp_text(lx, None, name)
+            return Untagged(name, None, [], status)
+        values: list[Value] = []
+        while True:
+            lx.skip_spaces()
+            if lx.at_end():
+                break
+            if lx.peek() == -1:
+                # only a literal's following line can be empty here
+                break
+            values.append(lx.value())
+        return Untagged(name, number, values)
+    kind = word.upper()
+    if kind not in STATUS_KINDS:
+        raise lx.error(f"unknown tagged response {kind!r}")
+    return _resp_text(lx, tag, kind)
+
+
+def _word(lx: _Lexer) -> str:
+    lx.skip_spaces()
+    start = lx.pos
+    end = lx.cur.find(b" ", start)
+    if end < 0:
+        end = len(lx.cur)
+    lx.pos = end
+    return lx.cur[start:end].decode("latin-1")
+
+
+def _resp_text(lx: _Lexer, tag: str | None, kind: str) -> StatusResponse:
+    lx.skip_spaces()
+    rest = lx.rest_of_line()
+    code: str | None = None
+    args: list[Value] = []
+    if rest.startswith(b"["):
+        close = _code_end(rest)
+        if close < 0:
+            # some servers forget the "]"; keep the text rather than fail
+            return StatusResponse(tag, kind, None, [], rest.decode("utf-8", "replace"))
+        inner = rest[1:close]
+        rest = rest[close + 1 :].lstrip(b" ")
+        name, _, arg_text = inner.partition(b" ")
+        code = name.decode("latin-1").upper()
+        if arg_text:
+            sub = _Lexer([arg_text], [])
+            while True:
+                sub.skip_spaces()
+                if sub.peek() == -1:
+                    break
+                args.append(sub.value())
+    return StatusResponse(tag, kind, code, args, rest.decode("utf-8", "replace"))
+
+
+def _code_end(text: bytes) -> int:
+    depth = 0
+    quoted = False
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if quoted:
+            if c == 0x5C:
+                i += 1
+            elif c == 0x22:
+                quoted = False
+        elif c == 0x22:
+            quoted = True
+        elif c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+        elif c == 0x5D and depth <= 0:
+            return i
+        i += 1
+    return -1
+
+
+# --- value helpers -------------------------------------------------------------------------
+
+
+def to_int(value: Value) -> int | None:
+    if isinstance(value, (str, bytes)) and value.isdigit():
+        return int(value)
+    return None
+
+
+def to_text(value: Value) -> str | None:
+    """A string value as text (UTF-8, bad bytes replaced); None for NIL."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return str(value)
+    raise ProtocolError(f"expected a string, got {value!r}", cause="parse")
+
+
+def to_bytes(value: Value) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    raise ProtocolError(f"expected a string, got {value!r}", cause="parse")
+
+
+def to_list(value: Value) -> list[Value]:
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    raise ProtocolError(f"expected a list, got {value!r}", cause="parse")
+
+
+def flag_tuple(value: Value) -> tuple[str, ...]:
+    return tuple(str(v) for v in to_list(value) if isinstance(v, (str, bytes)) and v != b"")
+
+
+# --- sequence sets -------------------------------------------------------------------------
+
+
+class UidSet:
+    """A set of UIDs kept as ranges, so `1:4294967295` costs nothing."""
+
+    def __init__(self, ranges: Sequence[tuple[int, int]] = ()) -> None:
+        self.ranges: list[tuple[int, int]] = [(min(a, b), max(a, b)) for a, b in ranges]
+
+    @classmethod
+    def parse(cls, text: str) -> UidSet:
+        ranges = []
+        if text:
+            for piece in text.split(","):
+                a, sep, b = piece.partition(":")
+                if not a.isdigit() or (sep and not b.isdigit()):
+                    raise ProtocolError(f"bad sequence set {text!r}", cause="parse")
+                ranges.append((int(a), int(b) if sep else int(a)))
+        return cls(ranges)
+
+    def __contains__(self, uid: object) -> bool:
+        return isinstance(uid, int) and any(a <= uid <= b for a, b in self.ranges)
+
+    def __iter__(self) -> Iterator[int]:
+        for a, b in self.ranges:
+            yield from range(a, b + 1)
+
+    def __len__(self) -> int:
+        return sum(b - a + 1 for a, b in self.ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UidSet) and sorted(set(self)) == sorted(set(other))
+
+    def __repr__(self) -> str:
+        return f"UidSet({format_sequence_set(self)!r})"
+
+
+def format_sequence_set(uids: UidSet | Sequence[int] | Iterator[int]) -> str:
+    """`[1,2,3,7]` -> `1:3,7` (sorted, duplicates dropped)."""
+    if isinstance(uids, UidSet):
+        return ",".join(f"{a}:{b}" if a != b else str(a) for a, b in sorted(uids.ranges))
+    ordered = sorted(set(uids))
+    out: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+# --- CAPABILITY ------------------------------------------------------------------------------
+
+
+def parse_capabilities(values: Sequence[Value]) -> frozenset[str]:
+    return frozenset(str(v).upper() for v in values if isinstance(v, str))
+
+
+# --- FETCH -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str | None
+    mailbox: str | None
+    host: str | None
+
+    @property
+    def email(self) -> str:
+        if self.mailbox and self.host:
+            return f"{self.mailbox}@{self.host}"
+        return self.mailbox or ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    date: str | None
+    subject: str | None
+    from_: tuple[Address, ...]
+    sender: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    bcc: tuple[Address, ...]
+    in_reply_to: str | None
+    message_id: str | None
+
+
+BodyValue: TypeAlias = "bytes | StreamedLiteral | None"
+
+
+@dataclass
+class FetchResult:
+    """One `* n FETCH (...)` response. `bodies` is keyed by the item name as the server
+    sent it, upper-cased: `BODY[]`, `BODY[HEADER.FIELDS (FROM TO)]`, `BODY[]<0>`, ..."""
+
+    seq: int
+    uid: int | None = None
+    flags: tuple[str, ...] | None = None
+    size: int | None = None
+    internaldate: dt.datetime | None = None
+    modseq: int | None = None
+    envelope: Envelope | None = None
+    bodystructure: Value = None
+    bodies: dict[str, BodyValue] = field(default_factory=dict)
+    x_gm_msgid: int | None = None
+    x_gm_thrid: int | None = None
+    x_gm_labels: tuple[str, ...] | None = None
+    emailid: str | None = None
+    threadid: str | None = None
+    other: dict[str, Value] = field(default_factory=dict)
+
+    @property
+    def body(self) -> BodyValue:
+        """The whole message (BODY[] / BODY.PEEK[] / RFC822 / BINARY[])."""
+        for key in ("BODY[]", "RFC822", "BINARY[]"):
+            if key in self.bodies:
+                return self.bodies[key]
+        return None
+
+
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    )
+}
+_DATE_TIME = re.compile(
+    r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$"
+)
+
+
+def parse_internaldate(text: str) -> dt.datetime:
+    """`17-Jul-1996 02:44:25 -0700` -> aware datetime (month names are not localised)."""
+    m = _DATE_TIME.match(text)
+    if not m or m.group(2).upper() not in _MONTHS:
+        raise ProtocolError(f"bad INTERNALDATE {text!r}", cause="parse")
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    offset = dt.timedelta(hours=int(oh), minutes=int(om))
+    tz = dt.timezone(-offset if sign == "-" else offset)
+    return dt.datetime(int(year), _MONTHS[mon.upper()], int(day), int(hh), int(mm), int(ss), 0, tz)
+
+
+def format_internaldate(when: dt.datetime) -> str:
+    """Aware datetime -> `"17-Jul-1996 02:44:25 -0700"` (quoted, for APPEND)."""
+    if when.tzinfo is None:
+        when = when.astimezone()
+    offset = when.utcoffset() or dt.timedelta(0)
+    total = int(offset.total_seconds()) // 60
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    months = list(_MONTHS)
+    zone = f"{sign}{total // 60:02d}{total % 60:02d}"
+    return (
+        f'"{when.day:02d}-{months[when.month - 1].title()}-{when.year:04d} '
+        f'{when.hour:02d}:{when.minute:02d}:{when.second:02d} {zone}"'
+    )
+
+
+def _addresses(value: Value) -> tuple[Address, ...]:
+    out = []
+    for item in to_list(value):
+        parts = to_list(item)
+        if len(parts) != 4:
+            raise ProtocolError(f"bad address in ENVELOPE: {item!r}", cause="parse")
+        out.append(Address(to_text(parts[0]), to_text(parts[2]), to_text(parts[3])))
+    return tuple(out)
+
+
+def parse_envelope(value: Value) -> Envelope:
+    f = to_list(value)
+    if len(f) < 10:
+        raise ProtocolError(f"ENVELOPE has {len(f)} fields, 10 expected", cause="parse")
+    return Envelope(
+        date=to_text(f[0]),
+        subject=to_text(f[1]),
+        from_=_addresses(f[2]),
+        sender=_addresses(f[3]),
+        reply_to=_addresses(f[4]),
+        to=_addresses(f[5]),
+        cc=_addresses(f[6]),
+        bcc=_addresses(f[7]),
+        in_reply_to=to_text(f[8]),
+        message_id=to_text(f[9]),
+    )
+
+
+_BODY_ITEMS = ("BODY[", "BINARY[", "RFC822", "BINARY.SIZE[")
+
+
+def parse_fetch(u: Untagged) -> FetchResult:
+    if u.number is None or not u.values:
+        raise ProtocolError("FETCH response without a sequence number or items", cause="parse")
+    items = to_list(u.values[0])
+    if len(items) % 2:
+        raise ProtocolError(f"FETCH items do not pair up: {items!r}"[:300], cause="parse")
+    r = FetchResult(seq=u.number)
+    for i in range(0, len(items), 2):
+        key_value, value = items[i], items[i + 1]
+        if not isinstance(key_value, str):
+            raise ProtocolError(f"bad FETCH item name {key_value!r}", cause="parse")
+        key = key_value.upper()
+        if key == "UID":
+            r.uid = to_int(value)
+        elif key == "FLAGS":
+            r.flags = flag_tuple(value)
+        elif key == "RFC822.SIZE":
+            r.size = to_int(value)
+        elif key == "INTERNALDATE":
+            text = to_text(value)
+            r.internaldate = parse_internaldate(text) if text else None
+        elif key == "MODSEQ":
+            r.modseq = to_int(to_list(value)[0]) if value else None
+        elif key == "ENVELOPE":
+            r.envelope = parse_envelope(value)
+        elif key in ("BODYSTRUCTURE", "BODY"):
+            r.bodystructure = value
+        elif key == "X-GM-MSGID":
+            r.x_gm_msgid = to_int(value)
+        elif key == "X-GM-THRID":
+            r.x_gm_thrid = to_int(value)
+        elif key == "X-GM-LABELS":
+            r.x_gm_labels = tuple(to_text(v) or "" for v in to_list(value))
+        elif key == "EMAILID":
+            r.emailid = to_text(to_list(value)[0]) if value else None
+        elif key == "THREADID":
+            r.threadid = to_text(to_list(value)[0]) if value else None
+        elif key.startswith(_BODY_ITEMS):
+            if value is not None and not isinstance(value, (bytes, StreamedLiteral)):
+                if isinstance(value, str):
+                    value = value.encode("latin-1")
+                else:
+                    raise ProtocolError(f"bad {key} value", cause="parse")
+            r.bodies[key] = value
+        else:
+            r.other[key] = value
+    return r
+
+
+# --- LIST / STATUS / SEARCH / ESEARCH / VANISHED -------------------------------------------
+
+SPECIAL_USE = ("\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH")
+
+
+@dataclass(frozen=True)
+class MailboxInfo:
+    """One LIST/LSUB line. `name` is decoded; `raw_name` is what goes back on the wire."""
+
+    name: str
+    raw_name: bytes
+    delimiter: str | None
+    flags: tuple[str, ...]
+
+    @property
+    def special_use(self) -> str | None:
+        """`\\Sent`, `\\Drafts`, ... (RFC 6154), as the server spelled it."""
+        for f in self.flags:
+            if f.upper() in SPECIAL_USE:
+                return f
+        return None
+
+    @property
+    def selectable(self) -> bool:
+        upper = {f.upper() for f in self.flags}
+        return not ({"\\NOSELECT", "\\NONEXISTENT"} & upper)
+
+
+def decode_name(raw: bytes, utf8: bool = False) -> str:
+    """Mailbox name from the wire; falls back to the raw text when the encoding is broken."""
+    if utf8:
+        return raw.decode("utf-8", "replace")
+    try:
+        return decode_mailbox(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def parse_list(u: Untagged, utf8: bool = False) -> MailboxInfo:
+    if len(u.values) < 3:
+        raise ProtocolError(f"short {u.name} response", cause="parse")
+    flags = flag_tuple(u.values[0])
+    delim = to_text(u.values[1])
+    raw = to_bytes(u.values[2]) or b""
+    if not isinstance(u.values[2], (bytes, str)):
+        raise ProtocolError(f"bad mailbox name in {u.name}", cause="parse")
+    return MailboxInfo(decode_name(raw, utf8), raw, delim, flags)
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    name: str
+    messages: int | None = None
+    recent: int | None = None
+    uidnext: int | None = None
+    uidvalidity: int | None = None
+    unseen: int | None = None
+    highestmodseq: int | None = None
+    size: int | None = None
+
+
+def parse_status(u: Untagged, utf8: bool = False) -> MailboxStatus:
+    if len(u.values) < 2:
+        raise ProtocolError("short STATUS response", cause="parse")
+    raw = to_bytes(u.values[0]) or b""
+    items = to_list(u.values[1])
+    found: dict[str, int | None] = {}
+    for i in range(0, len(items) - 1, 2):
+        found[str(items[i]).upper()] = to_int(items[i + 1])
+    return MailboxStatus(
+        name=decode_name(raw, utf8),
+        messages=found.get("MESSAGES"),
+        recent=found.get("RECENT"),
+        uidnext=found.get("UIDNEXT"),
+        uidvalidity=found.get("UIDVALIDITY"),
+        unseen=found.get("UNSEEN"),
+        highestmodseq=found.get("HIGHESTMODSEQ"),
+        size=found.get("SIZE"),
+    )
+
+
+@dataclass
+class SearchResult:
+    """SEARCH or ESEARCH, one shape. `uids` is a UidSet (ranges)."""
+
+    uids: UidSet
+    modseq: int | None = None
+    count: int | None = None
+    min: int | None = None
+    max: int | None = None
+    tag: str | None = None
+
+
+def parse_search(u: Untagged) -> SearchResult:
+    numbers: list[int] = []
+    modseq = None
+    for v in u.values:
+        if isinstance(v, list):  # (MODSEQ n), RFC 7162
+            if len(v) == 2 and str(v[0]).upper() == "MODSEQ":
+                modseq = to_int(v[1])
+            continue
+        n = to_int(v)
+        if n is None:
+            raise ProtocolError(f"bad SEARCH result {v!r}", cause="parse")
+        numbers.append(n)
+    return SearchResult(UidSet([(n, n) for n in numbers]), modseq, len(numbers))
+
+
+def parse_esearch(u: Untagged) -> SearchResult:
+    values = list(u.values)
+    res = SearchResult(UidSet())
+    if values and isinstance(values[0], list):
+        corr = values.pop(0)
+        if isinstance(corr, list) and len(corr) == 2 and str(corr[0]).upper() == "TAG":
+            res.tag = to_text(corr[1])
+    if values and str(values[0]).upper() == "UID":
+        values.pop(0)
+    for i in range(0, len(values) - 1, 2):
+        key = str(values[i]).upper()
+        val = values[i + 1]
+        if key == "ALL":
+            res.uids = UidSet.parse(str(val))
+        elif key == "COUNT":
+            res.count = to_int(val)
+        elif key == "MIN":
+            res.min = to_int(val)
+        elif key == "MAX":
+            res.max = to_int(val)
+        elif key == "MODSEQ":
+            res.modseq = to_int(val)
+    if res.count is None and res.uids:
+        res.count = len(res.uids)
+    return res
+
+
+def parse_vanished(u: Untagged) -> tuple[bool, UidSet]:
+    """`* VANISHED (EARLIER) 1:5,9` -> (earlier, UIDs)."""
+    values = list(u.values)
+    earlier = False
+    if values and isinstance(values[0], list):
+        earlier = any(str(v).upper() == "EARLIER" for v in values[0])
+        values.pop(0)
+    if not values or not isinstance(values[0], str):
+        raise ProtocolError("VANISHED without UIDs", cause="parse")
+    return earlier, UidSet.parse(str(values[0]))
+
+
+def parse_copyuid(status: StatusResponse) -> tuple[int, UidSet, UidSet] | None:
+    """[COPYUID uidvalidity source-uids dest-uids] (RFC 4315)."""
+    if status.code != "COPYUID" or len(status.code_args) < 3:
+        return None
+    validity = to_int(status.code_args[0])
+    if validity is None:
+        return None
+    return validity, UidSet.parse(str(status.code_args[1])), UidSet.parse(str(status.code_args[2]))
+
+
+def parse_appenduid(status: StatusResponse) -> tuple[int, UidSet] | None:
+    """[APPENDUID uidvalidity uid(s)] (RFC 4315; a set after MULTIAPPEND)."""
+    if status.code != "APPENDUID" or len(status.code_args) < 2:
+        return None
+    validity = to_int(status.code_args[0])
+    if validity is None:
+        return None
+    return validity, UidSet.parse(str(status.code_args[1]))

@@ -1,0 +1,201 @@
+"""A buffered byte stream over a connected socket, shared by the IMAP, POP3 and SMTP clients.
+
+It reads lines with a length limit and copies fixed-size payloads (literals,
+message bodies) to a sink in bounded chunks, so memory never depends on what a
+server announces. It knows what it has buffered, which is what STARTTLS needs:
+bytes that arrived before the TLS handshake must never be read as if they came
+through TLS. Socket errors become `NetworkError` (`cause="dropped"` or
+`"timeout"`). It also carries the optional DEFLATE layer (IMAP COMPRESS).
+
+It never interprets the protocol and never disables certificate checks (the
+TLS upgrade itself is `transport.wrap_tls`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import zlib
+from typing import IO
+
+from mailbag.errors import NetworkError, ProtocolError
+from mailbag.protocols.transport import Endpoint, wrap_tls
+
+#: how much one recv() asks for; also the unit in which payloads are copied
+CHUNK = 256 * 1024
+#: longest protocol line we accept (a SEARCH answer for 200,000 UIDs is ~1.4 MB)
+MAX_LINE = 64 * 1024 * 1024
+
+
+class LineStream:
+    """Owns a socket; `readline`, `read_into`, `read_bytes`, `send`."""
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint, proto: str) -> None:
+        self.sock = sock
+        self.endpoint = endpoint
+        self.proto = proto
+        self._buf = bytearray()
+        self._pos = 0
+        self._inflate: zlib._Decompress | None = None
+        self._deflate: zlib._Compress | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def is_tls(self) -> bool:
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def buffered(self) -> int:
+        """Bytes received but not consumed yet."""
+        return len(self._buf) - self._pos
+
+    def start_tls(self) -> None:
+        """Upgrade to TLS (STARTTLS). Refuses if anything arrived after the server's go-ahead:
+        those bytes came in plain text and could be an injected response."""
+        if self.buffered():
+            extra = bytes(self._buf[self._pos : self._pos + 80])
+            self.close()
+            raise _tls_injection(self.endpoint, self.proto, extra)
+        self._buf = bytearray()
+        self._pos = 0
+        self.sock = wrap_tls(self.sock, self.endpoint)
+
+    def start_deflate(self) -> None:
+        """Switch both directions to raw DEFLATE (RFC 4978)."""
+        self._inflate = zlib.decompressobj(-15)
+        self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        if self.buffered():
+            # anything already buffered was compressed too
+            rest = bytes(self._buf[self._pos :])
+            self._buf = bytearray(self._inflate.decompress(rest))
+            self._pos = 0
+
+    # --- I/O -----------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        """Receive at least one more byte into the buffer (or raise)."""
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        elif self._pos > CHUNK:
+            del self._buf[: self._pos]
+            self._pos = 0
+        while True:
+            try:
+                data = self.sock.recv(CHUNK)
+            except TimeoutError as exc:
+                raise self._error("timed out waiting for the server", "timeout") from exc
+            except ssl.SSLError as exc:
+                raise self._error(f"TLS error: {exc.reason or exc}", "dropped") from exc
+            except OSError as exc:
+                raise self._error(f"connection lost: {exc.strerror or exc}", "dropped") from exc
+            if not data:
+                raise self._error("the server closed the connection", "dropped")
+            self.bytes_in += len(data)
+            if self._inflate is not None:
+                data = self._inflate.decompress(data)
+                if not data:
+                    continue
+            self._buf += data
+            return
+
+    def readline(self, limit: int = MAX_LINE) -> bytes:
+        """One line including its CRLF/LF."""
+        scan = self._pos
+        while True:
+            nl = self._buf.find(b"\n", scan)
+            if nl >= 0:
+                line = bytes(self._buf[self._pos : nl + 1])
+                self._pos = nl + 1
+                return line
+            pending = len(self._buf) - self._pos
+            if pending > limit:
+                raise ProtocolError(
+                    f"the {self.proto.upper()} server sent a line longer than {limit} bytes",
+                    hint="the server is misbehaving; try again later or report it",
+                    host=self.endpoint.host,
+                    cause="line-too-long",
+                )
+            self._fill()  # may compact the buffer, so rescan from a relative offset
+            scan = self._pos + pending
+
+    def read_into(self, sink: IO[bytes] | None, size: int) -> None:
+        """Copy exactly `size` bytes to `sink` (or discard them) in bounded chunks."""
+        remaining = size
+        while remaining > 0:
+            if self._pos >= len(self._buf):
+                self._fill()
+            take = min(remaining, len(self._buf) - self._pos, CHUNK)
+            if sink is not None:
+                sink.write(memoryview(self._buf)[self._pos : self._pos + take])
+            self._pos += take
+            remaining -= take
+
+    def read_bytes(self, size: int, limit: int) -> bytes:
+        """Read `size` bytes into memory, refusing sizes over `limit` before reading any."""
+        if size > limit:
+            raise ProtocolError(
+                f"the {self.proto.upper()} server announced {size} bytes where at most "
+                f"{limit} are expected",
+                hint="the server is misbehaving; try again later or report it",
+                host=self.endpoint.host,
+                cause="literal-too-large",
+            )
+        out = bytearray()
+        remaining = size
+        while remaining > 0:
+            if self._pos >= len(self._buf):
+                self._fill()
+            take = min(remaining, len(self._buf) - self._pos)
+            out += self._buf[self._pos : self._pos + take]
+            self._pos += take
+            remaining -= take
+        return bytes(out)
+
+    def send(self, data: bytes) -> None:
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        try:
+            self.sock.sendall(data)
+        except TimeoutError as exc:
+            raise self._error("timed out sending to the server", "timeout") from exc
+        except OSError as exc:
+            raise self._error(f"connection lost: {exc.strerror or exc}", "dropped") from exc
+        self.bytes_out += len(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # closing a dead socket; nothing to report
+            self.sock.close()
+
+    def _error(self, what: str, cause: str) -> NetworkError:
+        ep = self.endpoint
+        hint = (
+            "the connection was interrupted; run the command again"
+            if cause == "dropped"
+            else "the server is slow or unreachable; try again later"
+        )
+        return NetworkError(
+            f"{self.proto.upper()} connection to {ep.host}:{ep.port}: {what}",
+            hint=hint,
+            host=ep.host,
+            port=ep.port,
+            cause=cause,
+        )
+
+
+def _tls_injection(endpoint: Endpoint, proto: str, extra: bytes) -> NetworkError:
+    from mailbag.errors import TLSError
+
+    return TLSError(
+        f"{endpoint.host}:{endpoint.port} sent data after agreeing to start TLS "
+        f"({extra[:40]!r}); refusing the connection",
+        hint="someone may be tampering with the connection (STARTTLS injection); "
+        "use implicit TLS (SSL) if the provider offers it",
+        host=endpoint.host,
+        port=endpoint.port,
+        cause="starttls-injection",
+        proto=proto,
+    )
