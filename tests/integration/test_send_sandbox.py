@@ -146,7 +146,7 @@ def test_message_arrives_byte_for_byte(sb: Sandbox, tmp_path: Path) -> None:
     outbox = Outbox.open(paths)
     record = enqueue(outbox, config.account("sam"), composed)
     result = send_outbox(paths, config, ids=[record.id])
-    assert result.ok, result.reports[0].to_json()
+    assert result.ok, result.reports[0].error
     report = result.reports[0]
     assert sorted(r["address"] for r in report.recipients if r["status"] == "accepted") == [
         "rita@sandbox.test",
@@ -175,7 +175,7 @@ def test_message_arrives_byte_for_byte(sb: Sandbox, tmp_path: Path) -> None:
 
 
 def test_bcc_gets_it_without_a_bcc_header(sb: Sandbox, tmp_path: Path) -> None:
-    paths, config = setup_home(tmp_path / "home", make_account(sb, "sam"))
+    setup_home(tmp_path / "home", make_account(sb, "sam"))
     home = str(tmp_path / "home")
     code = run_cli(
         home,

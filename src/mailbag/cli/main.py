@@ -23,6 +23,7 @@ from mailbag.errors import MailbagError
 COMMANDS: tuple[str, ...] = (
     "cmd_completion",
     "cmd_demo",
+    "cmd_send",
 )
 
 DESCRIPTION = """\

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from mailbag.config import Account, Config
 from mailbag.config.model import Protocol
 from mailbag.config.secrets import Which, get_secret
-from mailbag.errors import MailbagError, ProtocolError
+from mailbag.errors import MailbagError, NetworkError, ProtocolError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.outbox import Outbox, OutboxRecord
 from mailbag.sync.outbox import (
+    DataOutcome,
     EventCallback,
     FlushResult,
+    Reply,
     SmtpSession,
     flush,
 )
+
+if TYPE_CHECKING:
+    from mailbag.protocols.smtp import SmtpClient, SmtpReply
 
 __all__ = ["SecretGetter", "send_outbox"]
 
@@ -71,10 +77,58 @@ def send_outbox(
 
 def open_smtp(account: Account, secret: SecretGetter, transcript: Transcript) -> SmtpSession:
     """A logged-in submission session for `account`."""
-    from mailbag.sync.smtp_session import SubmissionSession
+    from mailbag.protocols.smtp import SmtpClient
 
-    password = secret(account, "smtp") if account.smtp.requires_auth else None
-    return SubmissionSession.open(account, password, transcript)
+    smtp = account.smtp
+    password = secret(account, "smtp") if smtp.requires_auth else None
+    username = smtp.username if password is not None else None
+    client = SmtpClient.open(smtp.endpoint(account.ca_file), username, password, transcript)
+    return SubmissionSession(client)
+
+
+class SubmissionSession:
+    """`SmtpSession` on top of `mailbag.protocols.smtp.SmtpClient`."""
+
+    def __init__(self, client: SmtpClient) -> None:
+        self.client = client
+
+    @property
+    def size_limit(self) -> int | None:
+        return self.client.size_limit
+
+    @property
+    def smtputf8(self) -> bool:
+        return self.client.smtputf8
+
+    @property
+    def eight_bit_mime(self) -> bool:
+        return self.client.eight_bit_mime
+
+    def mail(self, sender: str, *, size: int, smtputf8: bool, eight_bit: bool) -> Reply:
+        return _reply(self.client.mail(sender, size=size, smtputf8=smtputf8, eight_bit=eight_bit))
+
+    def rcpt(self, recipient: str) -> Reply:
+        return _reply(self.client.rcpt(recipient))
+
+    def data(self, message: bytes, *, before_end: Callable[[], None]) -> DataOutcome:
+        try:
+            start, end = self.client.data(message, before_end=before_end)
+        except NetworkError as exc:
+            if exc.fields.get("after_end"):
+                return DataOutcome(cut_after_end=exc)
+            raise
+        if end is None:
+            return DataOutcome(refused=_reply(start))
+        return DataOutcome(end=_reply(end))
+
+    def close(self) -> None:
+        # QUIT politely; a broken connection is simply closed
+        self.client.quit()
+
+
+def _reply(reply: SmtpReply) -> Reply:
+    text = f"{reply.enhanced} {reply.text}" if reply.enhanced else reply.text
+    return Reply(reply.code, text.strip())
 
 
 # --- Sent and Drafts copies ---------------------------------------------------------------
@@ -122,7 +176,6 @@ def _append_imap(
     transcript: Transcript,
 ) -> None:
     from mailbag.protocols.imap.client import ImapClient
-    from mailbag.protocols.imap.command import astring
 
     server = account.incoming
     endpoint = server.endpoint(account.ca_file)
@@ -130,16 +183,22 @@ def _append_imap(
     try:
         folder = _find_folder(client, role)
         client.select(folder)
-        criteria = b"HEADER Message-ID " + astring(record.message_id)
-        found = client.uid_search(criteria.decode("utf-8"))
-        if found.count:
-            return
+        quoted = _quoted(record.message_id)
+        if quoted is not None and client.uid_search(f"HEADER Message-ID {quoted}").count:
+            return  # a copy from an attempt that was interrupted after the APPEND
         flags = ["\\Seen"] if role == "sent" else ["\\Seen", "\\Draft"]
         client.append(folder, data, flags)
     finally:
         with contextlib.suppress(MailbagError, OSError):
             client.logout()
         client.close()
+
+
+def _quoted(text: str) -> str | None:
+    """An IMAP quoted string, or None when the text cannot be one (then no search)."""
+    if not text or len(text) > 900 or not all(0x20 <= ord(c) <= 0x7E for c in text):
+        return None
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _find_folder(client: object, role: str) -> str:
