@@ -21,6 +21,8 @@ from mailbag.errors import MailbagError
 # module name under mailbag.cli -> registers one or more subcommands
 # Keep one per line, sorted: several people add commands at once.
 COMMANDS: tuple[str, ...] = (
+    "cmd_account",
+    "cmd_autoconfig",
     "cmd_completion",
     "cmd_demo",
     "cmd_send",

@@ -51,7 +51,7 @@ class Config:
         """The named account, or the default one; ConfigError with a hint otherwise."""
         if not self.accounts:
             raise ConfigError(
-                "no account is configured",
+                "no account is configured" if name is None else f"no account named {name!r}",
                 hint="add one with: mailbag account add YOU@EXAMPLE.COM",
                 file=str(self.path),
             )

@@ -146,6 +146,8 @@ class DiscoverySettings:
     dns_port: int = 53
     #: port for the provider's autoconfig HTTPS fetches
     https_port: int = 443
+    #: port for plain-HTTP autoconfig (only ever tried with the user's consent)
+    http_port: int = 80
     #: trust exactly this CA for autoconfig/ISPDB HTTPS (None = the system's roots)
     ca_file: Path | None = None
     #: seconds each source may take

@@ -48,7 +48,15 @@ SERVER_KEYS = ("host", "port", "security", "username", "auth", "keyring", "passw
 SMTP_KEYS = (*SERVER_KEYS, "requires_auth")
 SYNC_KEYS = ("include", "exclude", "mass_delete_threshold")
 POP_KEYS = ("leave_on_server", "delete_after_days", "delete_when_deleted_here", "max_size")
-DISCOVERY_KEYS = ("ispdb_url", "dns_server", "dns_port", "https_port", "ca_file", "timeout")
+DISCOVERY_KEYS = (
+    "ispdb_url",
+    "dns_server",
+    "dns_port",
+    "https_port",
+    "http_port",
+    "ca_file",
+    "timeout",
+)
 
 
 class SchemaError(ConfigError):
@@ -276,8 +284,9 @@ def parse_discovery(raw: Any) -> DiscoverySettings:
     base = DiscoverySettings()
     dns_port = _int(table, "dns_port", path, base.dns_port)
     https_port = _int(table, "https_port", path, base.https_port)
-    assert dns_port is not None and https_port is not None
-    for key, port in (("dns_port", dns_port), ("https_port", https_port)):
+    http_port = _int(table, "http_port", path, base.http_port)
+    assert dns_port is not None and https_port is not None and http_port is not None
+    for key, port in (("dns_port", dns_port), ("https_port", https_port), ("http_port", http_port)):
         if not 0 < port < 65536:
             raise SchemaError((*path, key), f"invalid port {port}: must be 1-65535")
     timeout: float = base.timeout
@@ -299,6 +308,7 @@ def parse_discovery(raw: Any) -> DiscoverySettings:
         dns_server=_opt_str(table, "dns_server", path),
         dns_port=dns_port,
         https_port=https_port,
+        http_port=http_port,
         ca_file=Path(ca_raw).expanduser() if ca_raw else None,
         timeout=timeout,
     )

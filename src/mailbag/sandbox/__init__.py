@@ -56,7 +56,11 @@ class Sandbox:
         self.users = dict(users or DEFAULT_USERS)
         self.domain = domain
         self.services = frozenset(services)
-        self.certs: SandboxCerts = make_certs(self.root / "tls")
+        # the mail domain's names too, so discovery tests can serve autoconfig.<domain>
+        # and probe imap.<domain> through a local DNS server
+        self.certs: SandboxCerts = make_certs(
+            self.root / "tls", names=("localhost", domain, f"*.{domain}")
+        )
         for f in (self.certs.ca_file, self.certs.cert_file):
             f.chmod(0o644)
         protocols = [p for p in ("imap", "pop3", "lmtp") if p in self.services]

@@ -1,0 +1,238 @@
+"""`mailbag account add/list/show/remove/set-password` and `autoconfig`, end to end.
+
+Discovery goes to a local autoconfig HTTPS server and DNS server (see
+conftest.py) pointing at the real sandbox servers; the full add -> test -> save
+path is in test_account_add_flow.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailbag.config import SecretSource, load_config
+from mailbag.sandbox import Sandbox
+
+AUTOCONFIG = "/mail/config-v1.1.xml"
+
+
+@pytest.fixture
+def env(discovery_env: Any) -> Any:
+    return discovery_env
+
+
+def test_add_via_srv_needs_the_outside_domain_named(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    env.dns.add(f"_imaps._tcp.{sb.domain}", "SRV", f"0 1 {sb.ports.imaps} localhost.")
+    env.dns.add(f"_submissions._tcp.{sb.domain}", "SRV", f"0 1 {sb.smtps_port} localhost.")
+    email = sb.address("bob")
+    base = [
+        "account",
+        "add",
+        email,
+        "--password-stdin",
+        "--yes",
+        "--ca-file",
+        str(sb.ca_file),
+        "--no-test",
+    ]
+    code, _, err = cli(*base, stdin=sb.password("bob") + "\n")
+    assert code == 2
+    assert "--trust-domain localhost" in err
+    assert load_config(env.paths).accounts == {}
+
+    code, out, err = cli(
+        *base,
+        "--trust-domain",
+        "localhost",
+        "--json",
+        stdin=sb.password("bob") + "\n",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["sources"] == {"incoming": "srv", "smtp": "srv"}
+    assert load_config(env.paths).account(email).incoming.port == sb.ports.imaps
+
+
+def test_manual_flags_override_discovery_and_password_command(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    env.serve_autoconfig()
+    email = sb.address("alice")
+    pw_file = env.home / "pw.txt"
+    pw_file.write_text(sb.password("alice") + "\n")
+    code, out, err = cli(
+        "account",
+        "add",
+        email,
+        "--name",
+        "work",
+        "--yes",
+        "--ca-file",
+        str(sb.ca_file),
+        "--protocol",
+        "pop3",
+        "--incoming-port",
+        str(sb.ports.pop3),
+        "--incoming-security",
+        "starttls",
+        "--smtp-port",
+        str(sb.smtp_port),
+        "--smtp-security",
+        "starttls",
+        "--password-command",
+        f"cat {pw_file}",
+        "--display-name",
+        "Alice A.",
+        "--no-test",
+        "--json",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["test"] is None
+    assert doc["sources"]["incoming"] == "manual+autoconfig"
+    account = load_config(env.paths).account("work")
+    assert account.protocol.value == "pop3"
+    assert (account.incoming.host, account.incoming.port, account.incoming.security.value) == (
+        "localhost",
+        sb.ports.pop3,
+        "starttls",
+    )
+    assert (account.smtp.port, account.smtp.security.value) == (sb.smtp_port, "starttls")
+    assert account.incoming.secret.source is SecretSource.COMMAND
+    assert account.smtp.secret == account.incoming.secret
+    assert account.display_name == "Alice A."
+    assert env.keyring.store == {}
+    code, out, _ = cli("account", "show", "work", "--json")
+    assert json.loads(out)["incoming"]["secret"] == {
+        "source": "command",
+        "command": "cat <redacted>",
+    }
+
+    # set-password moves it to the keyring (SMTP keeps following it)
+    code, _, err = cli(
+        "account",
+        "set-password",
+        "work",
+        "--password-stdin",
+        stdin="new-secret\n",
+    )
+    assert code == 0, err
+    account = load_config(env.paths).account("work")
+    assert account.incoming.secret.source is SecretSource.KEYRING
+    assert account.smtp.secret == account.incoming.secret
+    assert env.keyring.store[("mailbag", "work:incoming")] == "new-secret"
+    # an own SMTP password
+    code, _, err = cli(
+        "account",
+        "set-password",
+        "work",
+        "--smtp",
+        "--password-stdin",
+        stdin="smtp-secret\n",
+    )
+    assert code == 0, err
+    account = load_config(env.paths).account("work")
+    assert account.smtp.secret.key == "work:smtp"
+    assert env.keyring.store[("mailbag", "work:smtp")] == "smtp-secret"
+
+
+def test_usage_errors_exit_2(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    env.serve_autoconfig()
+    email = sb.address("alice")
+    # plaintext refused without --insecure
+    code, _, err = cli(
+        "account",
+        "add",
+        email,
+        "--incoming-security",
+        "none",
+        "--yes",
+    )
+    assert code == 2 and "--insecure" in err
+    # --yes and no password source: never prompts
+    code, _, err = cli(
+        "account",
+        "add",
+        email,
+        "--yes",
+        "--ca-file",
+        str(sb.ca_file),
+    )
+    assert code == 2 and "--password-stdin" in err
+    # nothing to discover and nothing given
+    code, _, err = cli(
+        "account",
+        "add",
+        "x@nowhere.test",
+        "--yes",
+        "--password-stdin",
+        stdin="pw\n",
+    )
+    assert code == 2 and "could not find complete settings" in err and "--incoming-host" in err
+    code, _, err = cli("account", "show", "ghost")
+    assert code == 2 and "no account named" in err
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_add_without_keyring_backend_says_so(
+    sandbox: Sandbox,
+    mailbag_home: Path,
+    cli: Any,
+) -> None:
+    code, _, err = cli(
+        "account",
+        "add",
+        sandbox.address("alice"),
+        "--yes",
+        "--no-test",
+        "--incoming-host",
+        "localhost",
+        "--incoming-port",
+        str(sandbox.ports.imaps),
+        "--incoming-security",
+        "ssl",
+        "--smtp-host",
+        "localhost",
+        "--smtp-port",
+        str(sandbox.smtps_port),
+        "--smtp-security",
+        "ssl",
+        "--protocol",
+        "imap",
+        "--password-stdin",
+        stdin="pw\n",
+    )
+    assert code == 2
+    assert "no system keyring backend" in err
+    assert "--password-command" in err
+    assert not (mailbag_home / "config.toml").exists()
+    assert not list(mailbag_home.glob("**/*secret*"))
+
+
+def test_autoconfig_command_json(env: Any, cli: Any) -> None:
+    env.serve_autoconfig()
+    code, out, _ = cli("autoconfig", env.sandbox.address("alice"), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["email"] == env.sandbox.address("alice")
+    assert doc["chosen"]["incoming"]["source"] == "autoconfig"
+    assert doc["chosen"]["smtp"]["port"] == env.sandbox.smtps_port
+    for c in doc["candidates"]:
+        assert set(c) >= {
+            "protocol",
+            "host",
+            "port",
+            "security",
+            "username",
+            "auth",
+            "source",
+            "trusted",
+            "notes",
+        }
+    code, out, _ = cli("autoconfig", "x@nowhere.test", "--json")
+    assert code == 1
+    assert json.loads(out)["chosen"] == {"incoming": None, "smtp": None}
