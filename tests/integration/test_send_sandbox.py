@@ -645,3 +645,35 @@ def test_outbox_listing_human(sb: Sandbox, tmp_path: Path) -> None:
     assert res.returncode == 0
     out = run_cli(home, "outbox")
     assert "queued" in out.stdout and "rita@sandbox.test" in out.stdout
+
+
+def test_body_from_stdin_and_file_with_trace(sb: Sandbox, tmp_path: Path) -> None:
+    setup_home(tmp_path / "home", make_account(sb, "sam"))
+    home = str(tmp_path / "home")
+    trace = tmp_path / "trace.log"
+    res = run_cli(
+        home,
+        "send",
+        "--trace",
+        str(trace),
+        "--to",
+        "ross@sandbox.test",
+        "--subject",
+        "from stdin",
+        "--json",
+        stdin="piped text ü\n",
+    )
+    assert res.returncode == 0, res.stderr
+    got = with_id(sb, "ross", "INBOX", json.loads(res.stdout)["message_id"])
+    body = parsed(got[0]).get_content()
+    assert body.replace("\r\n", "\n") == "piped text ü\n"
+    log = trace.read_text()
+    assert "MAIL FROM:<sam@sandbox.test>" in log and "<redacted>" in log
+    assert sb.password("sam") not in log
+    f = tmp_path / "body.txt"
+    f.write_text("from a file\n")
+    res = run_cli(
+        home, "send", "--to", "ross@sandbox.test", "--subject", "file", "--body-file", str(f)
+    )
+    assert res.returncode == 0, res.stderr
+    assert "sent 'file' to ross@sandbox.test; copy saved to Sent" in res.stderr

@@ -212,13 +212,18 @@ def describe(report: SendReport) -> list[str]:
 
     subject = report.subject or "(no subject)"
     lines: list[str] = []
-    accepted = [r["address"] for r in report.recipients if r["status"] == "accepted"]
+    accepted = ", ".join(str(r["address"]) for r in report.recipients if r["status"] == "accepted")
+    copy = {"done": "; copy saved to Sent", "skipped": "; the server files it in Sent"}.get(
+        report.copy or "", ""
+    )
     if report.state in ("sent", "removed"):
-        lines.append(f"sent {subject!r} to {', '.join(str(a) for a in accepted)}")
+        lines.append(f"sent {subject!r} to {accepted}{copy}")
     elif report.state == "draft-saved":
         lines.append(f"saved {subject!r} to Drafts")
     elif report.state == "draft":
         lines.append(f"kept {subject!r} as a draft in the outbox ({report.id})")
+    elif accepted:
+        lines.append(f"sent {subject!r} to {accepted}{copy}, but not to everyone ({report.id}):")
     elif report.state == "queued":
         lines.append(f"not sent yet: {subject!r} stays in the outbox as {report.id}")
     elif report.state == "uncertain":
