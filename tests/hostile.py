@@ -7,6 +7,7 @@ To header with 20,000 addresses.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 EML_DIR = Path(__file__).parent / "data" / "eml"
@@ -80,8 +81,10 @@ LARGE = {
 }
 
 
+@functools.cache
 def corpus() -> dict[str, bytes]:
-    """Every broken/hostile message: the committed files and the large ones."""
+    """Every broken/hostile message: the committed files and the large ones.
+    Built once per run; callers must not change the returned dict."""
     out = {p.name: p.read_bytes() for p in sorted(EML_DIR.glob("*.eml"))}
     for name, build in LARGE.items():
         out[name + ".eml"] = build()

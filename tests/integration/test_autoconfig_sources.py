@@ -291,3 +291,55 @@ def test_guess_without_ca_marks_certificate_problem(sandbox: Sandbox) -> None:
     assert any("certificate problem" in n for n in ssl_cand.notes)
     # STARTTLS was offered on 143, so that one is still usable
     assert found.incoming is not None and found.incoming.security is Security.STARTTLS
+
+
+def test_a_stuck_source_costs_only_its_timeout(net: Net) -> None:
+    import time
+
+    from mailbag.sandbox.faults import SilentServer
+
+    net.dns.add(f"_imaps._tcp.{DOMAIN}", "SRV", f"0 1 993 imap.{DOMAIN}.")
+    net.dns.add(f"_submissions._tcp.{DOMAIN}", "SRV", f"0 1 465 smtp.{DOMAIN}.")
+    with SilentServer() as silent:
+        # autoconfig and well-known hang (accept, never answer); ISPDB has nothing
+        options = DiscoveryOptions(
+            settings=net.settings(https_port=silent.port, timeout=1.0),
+            sources=tuple(s for s in Source if s is not Source.GUESS),
+        )
+        start = time.monotonic()
+        found = discover(EMAIL, options)
+        took = time.monotonic() - start
+    assert took < 3.5
+    assert found.incoming is not None and found.incoming.source is Source.SRV
+    statuses = {r.source: r.status for r in found.reports}
+    assert statuses[Source.AUTOCONFIG] == "failed"
+    assert statuses[Source.SRV] == "found"
+
+
+def test_guess_never_picks_a_server_without_starttls(net: Net) -> None:
+    from mailbag.sandbox.faults import ScriptedServer
+
+    def imap(line: bytes) -> bytes | None:
+        tag = line.split(b" ", 1)[0]
+        if b"CAPABILITY" in line.upper():
+            return b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n"
+        return tag + b" OK bye\r\n" if b"LOGOUT" in line.upper() else None
+
+    net.dns.add(f"imap.{DOMAIN}", "A", "127.0.0.1")
+    with ScriptedServer(b"* OK plain IMAP ready\r\n", imap) as server:
+        options = DiscoveryOptions(
+            settings=net.settings(),
+            sources=(Source.GUESS,),
+            port_map={143: server.port, 993: 1},
+        )
+        found = discover(EMAIL, options)
+        # imap.example.test and the bare domain both answer there
+        assert {(c.port, c.security) for c in found.candidates} == {(server.port, Security.NONE)}
+        assert found.incoming is None
+        assert any("unencrypted" in p and "--insecure" in p for p in found.problems)
+        # the probe read the greeting and capabilities only: no credentials
+        assert not any(
+            b"LOGIN" in line.upper() or b"AUTHENTICATE" in line.upper() for line in server.received
+        )
+        insecure = discover(EMAIL, DiscoveryOptions(**{**options.__dict__, "insecure": True}))
+    assert insecure.incoming is not None and insecure.incoming.security is Security.NONE

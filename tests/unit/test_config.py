@@ -353,3 +353,16 @@ def test_locate_handles_quoted_and_dotted_keys() -> None:
     assert locate(text, ("accounts", "my work", "smtp", "port")) == 4
     assert locate(text, ("accounts", "my work")) == 1
     assert locate(text, ("nothing",)) is None
+
+
+def test_readme_example_is_valid(tmp_path: Path) -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    from mailbag.config import parse_config
+
+    config = parse_config(block, tmp_path / "config.toml")
+    work = config.account("work")
+    assert config.default_account == "work"
+    assert work.incoming.secret == SecretRef(SecretSource.COMMAND, "pass show mail/work")
+    assert work.smtp.secret == work.incoming.secret

@@ -34,7 +34,7 @@ from mailbag.autoconfig.model import (
 )
 from mailbag.autoconfig.probe import guess
 from mailbag.autoconfig.providers import provider_for_domain, provider_for_mx
-from mailbag.errors import MailbagError, UsageError
+from mailbag.errors import MailbagError, NetworkError, UsageError
 from mailbag.protocols.transport import Security
 
 #: RFC 6186 / RFC 8314 services: (name, protocol, security)
@@ -301,7 +301,15 @@ def discover(email: str, options: DiscoveryOptions | None = None) -> Discovery:
         ]
         return _finish(email, table_found, table_reports, allowed, options)
 
-    dns = Dns(options.settings)
+    try:
+        dns = Dns(options.settings)
+    except NetworkError as exc:
+        failed = [
+            SourceReport(s, "failed", exc.message)
+            for s in options.sources
+            if s is not Source.BUILTIN
+        ]
+        return _finish(email, [], failed, allowed, options)
     state: dict[str, str] = {}
     tasks: dict[Source, Callable[[], list[Candidate]]] = {
         Source.AUTOCONFIG: lambda: autoconfig_source(email, domain, options, dns),

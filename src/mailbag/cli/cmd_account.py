@@ -222,6 +222,22 @@ def _server_from(
     return host, port, security, source
 
 
+def _ask_server(args: argparse.Namespace, ctx: Context, prefix: str, kind: str) -> None:
+    """Prompt for host, security and port of one server into `args`."""
+    label = "outgoing (SMTP)" if kind == "smtp" else f"incoming ({kind.upper()})"
+    host = _ask(ctx, f"{label} server host name: ")
+    if not host:
+        return
+    setattr(args, f"{prefix}_host", host)
+    security = _ask(ctx, f"{label} security, ssl or starttls [ssl]: ") or "ssl"
+    if security not in SECURITIES:
+        security = "ssl"
+    setattr(args, f"{prefix}_security", security)
+    default_port = STANDARD_PORTS[(kind, security)]
+    port = _ask(ctx, f"{label} port [{default_port}]: ")
+    setattr(args, f"{prefix}_port", int(port) if port.isdigit() else default_port)
+
+
 def _check_security(args: argparse.Namespace, *values: str) -> None:
     from mailbag.errors import UsageError
 
@@ -272,6 +288,18 @@ def _plan_settings(
                 found = discover(args.email, options)
     incoming_c = found.incoming if found else None
     smtp_c = found.smtp if found else None
+    if (incoming_c is None or smtp_c is None) and _can_ask(args):
+        # the classic manual form, for what discovery could not find
+        if found is not None:
+            show_discovery(found, ctx)
+        ctx.info("enter the missing settings by hand (Enter takes the default):")
+        if incoming_c is None and not args.incoming_host:
+            args.protocol = args.protocol or _ask(ctx, "incoming protocol, imap or pop3 [imap]: ")
+            if args.protocol not in ("imap", "pop3"):
+                args.protocol = "imap"
+            _ask_server(args, ctx, "incoming", args.protocol)
+        if smtp_c is None and not args.smtp_host:
+            _ask_server(args, ctx, "smtp", "smtp")
     protocol = args.protocol or (incoming_c.protocol if incoming_c else "imap")
     if incoming_c is not None and incoming_c.protocol != protocol:
         incoming_c = None
@@ -456,19 +484,15 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
             f"an account named {name!r} already exists",
             hint=f"choose another --name, or remove it first: mailbag account remove {name}",
         )
-    if args.auth == "oauth2":
-        raise UsageError(
-            "OAuth2 sign-in is not available yet",
-            hint="use an app password where the provider offers one (--auth password)",
-        )
     plan, found = _plan_settings(args, ctx)
     account = _account_from(args, plan)
     if not ctx.json:
         _show_plan(ctx, account, plan)
     if account.incoming.auth.value == "oauth2":
+        # the one place where `account add` would run the OAuth2 sign-in (issue 8)
         raise UsageError(
-            f"{account.incoming.host} accepts only OAuth2 sign-in, which mailbag does not "
-            "support yet",
+            f"{account.email}: OAuth2 sign-in is not available in `account add` yet"
+            + ("" if args.auth else f" ({account.incoming.host} accepts only OAuth2)"),
             hint="if the provider offers app passwords, create one and add --auth password",
         )
     secrets = _obtain_secrets(args, ctx, account)
@@ -504,6 +528,8 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
         )
     elif save:
         ctx.info(f"saved account {account.name!r} in {ctx.paths.config_file}")
+        if report is None:
+            ctx.info(f"not tested: check it with: mailbag account test {account.name}")
     else:
         ctx.info("not saved: fix the problem above and run this again (or add --save-anyway)")
     if not tested_ok:

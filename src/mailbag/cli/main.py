@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "cmd_autoconfig",
     "cmd_completion",
     "cmd_demo",
+    "cmd_read",
     "cmd_send",
 )
 

@@ -11,12 +11,14 @@ from mailbag.config.file import (
     parse_config,
     remove_account,
     save_account,
+    save_oauth2_provider,
     set_default_account,
 )
 from mailbag.config.model import (
     Account,
     AuthMethod,
     DiscoverySettings,
+    OAuth2Settings,
     PopOptions,
     Protocol,
     SecretRef,
@@ -32,6 +34,7 @@ __all__ = [
     "AuthMethod",
     "Config",
     "DiscoverySettings",
+    "OAuth2Settings",
     "PopOptions",
     "Protocol",
     "SecretRef",
@@ -44,5 +47,6 @@ __all__ = [
     "parse_config",
     "remove_account",
     "save_account",
+    "save_oauth2_provider",
     "set_default_account",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailbag.config.model import Account, DiscoverySettings
+from mailbag.config.model import Account, DiscoverySettings, OAuth2Settings
 from mailbag.config.schema import (
     DEFAULTS,
     TOP_KEYS,
@@ -22,8 +22,10 @@ from mailbag.config.schema import (
     Plain,
     SchemaError,
     account_plain,
+    oauth2_plain,
     parse_account,
     parse_discovery,
+    parse_oauth2_providers,
 )
 from mailbag.errors import ConfigError
 from mailbag.paths import Paths
@@ -33,6 +35,7 @@ __all__ = [
     "load_config",
     "remove_account",
     "save_account",
+    "save_oauth2_provider",
     "set_default_account",
 ]
 
@@ -46,6 +49,8 @@ class Config:
     #: the default account's name (`default = "..."`, else the first account), None if none
     default_account: str | None = None
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    #: OAuth2 settings shared by every account of a provider (`[oauth2.PROVIDER]`)
+    oauth2: dict[str, OAuth2Settings] = field(default_factory=dict)
 
     def account(self, name: str | None = None) -> Account:
         """The named account, or the default one; ConfigError with a hint otherwise."""
@@ -152,7 +157,8 @@ def parse_config(text: str, file: Path) -> Config:
                 raise SchemaError(
                     (key,),
                     f"unknown key {key!r}",
-                    "known top-level keys: default, [accounts.NAME], [discovery]",
+                    "known top-level keys: default, [accounts.NAME], [discovery], "
+                    "[oauth2.PROVIDER]",
                 )
         accounts: dict[str, Account] = {}
         accounts_raw = raw.get("accounts", {})
@@ -173,9 +179,16 @@ def parse_config(text: str, file: Path) -> Config:
         elif accounts:
             default = next(iter(accounts))
         discovery = parse_discovery(raw["discovery"]) if "discovery" in raw else DiscoverySettings()
+        oauth2 = parse_oauth2_providers(raw["oauth2"]) if "oauth2" in raw else {}
     except SchemaError as exc:
         raise _located(exc, file, text) from None
-    return Config(path=file, accounts=accounts, default_account=default, discovery=discovery)
+    return Config(
+        path=file,
+        accounts=accounts,
+        default_account=default,
+        discovery=discovery,
+        oauth2=oauth2,
+    )
 
 
 def load_config(paths: Paths) -> Config:
@@ -282,6 +295,24 @@ def save_account(paths: Paths, account: Account, *, make_default: bool = False) 
         _set_default(doc, account.name)
     text = tomlkit.dumps(doc)
     parse_config(text, file)  # never write what we could not read back
+    write_atomically(file, text)
+
+
+def save_oauth2_provider(paths: Paths, settings: OAuth2Settings) -> None:
+    """Add or update `[oauth2.PROVIDER]`: OAuth2 settings for every account of a provider."""
+    import tomlkit
+
+    file = paths.config_file
+    doc, _ = _read_doc(file)
+    if "oauth2" not in doc:
+        doc["oauth2"] = tomlkit.table(is_super_table=True)
+    providers = doc["oauth2"]
+    values = oauth2_plain(settings, with_provider=False)
+    if settings.provider not in providers:
+        providers[settings.provider] = tomlkit.table()
+    _merge(providers[settings.provider], values, {})
+    text = tomlkit.dumps(doc)
+    parse_config(text, file)
     write_atomically(file, text)
 
 

@@ -105,6 +105,65 @@ class PopOptions:
             raise ConfigError(f"invalid max_size {self.max_size}: must be a positive number")
 
 
+def _https_or_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+#: the OAuth2 providers mailbag knows (`generic` is described by its endpoints)
+OAUTH2_PROVIDERS = ("microsoft", "google", "generic")
+
+
+@dataclass(frozen=True)
+class OAuth2Settings:
+    """How an account signs in with OAuth2 (`[accounts.NAME.oauth2]`, or once per
+    provider in `[oauth2.PROVIDER]`). Empty values mean "the provider's default";
+    the provider definitions and flows live in `mailbag.auth`."""
+
+    provider: str = "generic"
+    client_id: str = ""
+    #: keyring entry (service "mailbag") holding the client secret; "" = public client
+    client_secret_keyring: str = ""
+    #: Microsoft authority: common, consumers, organizations or a tenant ID
+    tenant: str = ""
+    scopes: tuple[str, ...] = ()
+    issuer: str = ""
+    authorize_url: str = ""
+    token_url: str = ""
+    device_url: str = ""
+    revocation_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.provider not in OAUTH2_PROVIDERS:
+            raise ConfigError(
+                f"unknown OAuth2 provider {self.provider!r}",
+                hint="use one of: " + ", ".join(OAUTH2_PROVIDERS),
+            )
+        for url in (self.authorize_url, self.token_url, self.device_url, self.revocation_url):
+            if url and not _https_or_loopback(url):
+                raise ConfigError(
+                    f"OAuth2 endpoint {url!r} must be an https:// URL",
+                    hint="tokens may only travel over HTTPS (or to this machine)",
+                )
+
+    def merged(self, fallback: OAuth2Settings | None) -> OAuth2Settings:
+        """These settings, with empty values taken from `fallback` (provider-wide)."""
+        if fallback is None:
+            return self
+        from dataclasses import fields, replace
+
+        changes = {
+            f.name: getattr(fallback, f.name)
+            for f in fields(self)
+            if f.name != "provider" and not getattr(self, f.name)
+        }
+        return replace(self, **changes)
+
+
 @dataclass(frozen=True)
 class Account:
     name: str
@@ -119,6 +178,8 @@ class Account:
     server_saves_sent: bool = False
     sync: SyncOptions = field(default_factory=SyncOptions)
     pop: PopOptions = field(default_factory=PopOptions)
+    #: OAuth2 sign-in settings (used when a server's auth is oauth2)
+    oauth2: OAuth2Settings | None = None
 
     def __post_init__(self) -> None:
         if "@" not in self.email or self.email.startswith("@") or self.email.endswith("@"):

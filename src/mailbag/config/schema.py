@@ -16,6 +16,7 @@ from mailbag.config.model import (
     Account,
     AuthMethod,
     DiscoverySettings,
+    OAuth2Settings,
     PopOptions,
     Protocol,
     SecretRef,
@@ -31,7 +32,7 @@ KeyPath = tuple[str, ...]
 E = TypeVar("E")
 T = TypeVar("T")
 
-TOP_KEYS = ("default", "accounts", "discovery")
+TOP_KEYS = ("default", "accounts", "discovery", "oauth2")
 ACCOUNT_KEYS = (
     "email",
     "display_name",
@@ -43,11 +44,24 @@ ACCOUNT_KEYS = (
     "smtp",
     "sync",
     "pop",
+    "oauth2",
 )
 SERVER_KEYS = ("host", "port", "security", "username", "auth", "keyring", "password_command")
 SMTP_KEYS = (*SERVER_KEYS, "requires_auth")
 SYNC_KEYS = ("include", "exclude", "mass_delete_threshold")
 POP_KEYS = ("leave_on_server", "delete_after_days", "delete_when_deleted_here", "max_size")
+OAUTH2_KEYS = (
+    "provider",
+    "client_id",
+    "client_secret_keyring",
+    "tenant",
+    "scopes",
+    "issuer",
+    "authorize_url",
+    "token_url",
+    "device_url",
+    "revocation_url",
+)
 DISCOVERY_KEYS = (
     "ispdb_url",
     "dns_server",
@@ -255,6 +269,8 @@ def parse_account(name: str, raw: Any) -> Account:
         max_size = _int(ptable, "max_size", ppath, None)
         pop = _guard(ppath, lambda: PopOptions(leave, days, when_deleted, max_size))
 
+    oauth2 = parse_oauth2(table["oauth2"], (*path, "oauth2")) if "oauth2" in table else None
+
     ca_raw = _opt_str(table, "ca_file", path)
     identities = _str_list(table, "identities", path, ())
     display_name = _str(table, "display_name", path, "")
@@ -273,8 +289,43 @@ def parse_account(name: str, raw: Any) -> Account:
             server_saves_sent=saves_sent,
             sync=sync,
             pop=pop,
+            oauth2=oauth2,
         ),
     )
+
+
+def parse_oauth2(raw: Any, path: KeyPath, provider: str | None = None) -> OAuth2Settings:
+    """`[accounts.NAME.oauth2]`, or `[oauth2.PROVIDER]` when `provider` is given."""
+    table = _table(raw, path)
+    _check_keys(table, OAUTH2_KEYS, path)
+    values = {
+        key: _str(table, key, path, "") for key in OAUTH2_KEYS if key not in ("provider", "scopes")
+    }
+    name = provider if provider is not None else _str(table, "provider", path, "generic")
+    scopes = _str_list(table, "scopes", path, ())
+    return _guard(path, lambda: OAuth2Settings(provider=name, scopes=scopes, **values))
+
+
+def parse_oauth2_providers(raw: Any) -> dict[str, OAuth2Settings]:
+    """The top-level `[oauth2.PROVIDER]` tables: settings shared by every account."""
+    path: KeyPath = ("oauth2",)
+    table = _table(raw, path)
+    out: dict[str, OAuth2Settings] = {}
+    for name, sub in table.items():
+        out[name] = parse_oauth2(sub, (*path, name), provider=name)
+    return out
+
+
+def oauth2_plain(settings: OAuth2Settings, *, with_provider: bool = True) -> Plain:
+    """OAuth2 settings as TOML values; empty ones are left out."""
+    out: Plain = {
+        "provider": settings.provider if with_provider else None,
+        "scopes": list(settings.scopes) or None,
+    }
+    for key in OAUTH2_KEYS:
+        if key not in out:
+            out[key] = getattr(settings, key) or None
+    return out
 
 
 def parse_discovery(raw: Any) -> DiscoverySettings:
@@ -381,6 +432,7 @@ def account_plain(account: Account) -> Plain:
             "delete_when_deleted_here": account.pop.delete_when_deleted_here,
             "max_size": account.pop.max_size,
         },
+        "oauth2": oauth2_plain(account.oauth2) if account.oauth2 is not None else None,
     }
 
 

@@ -25,13 +25,14 @@ __all__ = [
     "RenderedBody",
     "body_parts",
     "html_to_text",
+    "html_words",
     "render_body",
     "sanitize_html",
     "scan_remote",
 ]
 
 # HTML beyond this many characters is cut before conversion (said in a notice)
-MAX_HTML_CHARS = 1_000_000
+MAX_HTML_CHARS = 500_000
 MAX_TEXT_CHARS = 5_000_000
 WRAP = 78
 
@@ -392,6 +393,26 @@ class _TextConverter(_Scanner):
             notes = "\n".join(f"[{i}] {u}" for i, u in enumerate(self.links, 1))
             text += "\n\nLinks:\n" + notes
         return text
+
+
+_DEAD_BLOCKS = re.compile(
+    r"<(script|style|head|title|template|noscript|svg)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
+_TAG_OR_COMMENT = re.compile(r"<!--.*?-->|<[^>]*>", re.DOTALL)
+
+
+def html_words(html: str) -> str:
+    """The words of an HTML text, without layout: for the search index.
+
+    Regular expressions instead of the HTML parser because indexing runs on
+    every message a sync brings: a megabyte of HTML takes ~1.5 s through
+    `html.parser` and a few milliseconds here. Display uses `html_to_text`.
+    """
+    import html as html_module
+
+    text = _DEAD_BLOCKS.sub(" ", html)
+    text = _TAG_OR_COMMENT.sub(" ", text)
+    return " ".join(html_module.unescape(text).split())
 
 
 def html_to_text(html: str) -> tuple[str, RemoteReport]:

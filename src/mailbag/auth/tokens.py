@@ -1,0 +1,350 @@
+"""Tokens of an account: sign in, keep the refresh token, hand out access tokens.
+
+- The refresh token is the account's incoming secret: by default the keyring
+  entry `NAME:incoming`, written and read through `mailbag.config.secrets`
+  (a `password_command` works too, read-only: rotated tokens cannot be kept).
+- Access tokens are cached in memory and in the keyring (`NAME:oauth2-access`,
+  with their expiry) so that consecutive commands do not refresh every time;
+  they are refreshed `REFRESH_MARGIN` seconds before they expire, and once more
+  when a server refuses one (`invalidate`).
+- Refreshes of one account are serialized with a lock file, because providers
+  that rotate refresh tokens (Microsoft) make a second, concurrent refresh with
+  the old token fail.
+- A revoked or expired refresh token becomes one AuthError saying
+  "sign in again: mailbag account login NAME"; nothing here retries in a loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+import webbrowser
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from mailbag.auth.flows import DeviceCode, TokenSet, refresh, revoke
+from mailbag.auth.providers import Provider, guess_provider, resolve_provider
+from mailbag.config.model import Account, OAuth2Settings, SecretRef, SecretSource
+from mailbag.config.schema import keyring_key
+from mailbag.errors import AuthError, SecretError
+from mailbag.paths import Paths
+
+__all__ = [
+    "REFRESH_MARGIN",
+    "account_settings",
+    "get_access_token",
+    "invalidate",
+    "provider_for",
+    "sign_in",
+    "sign_out",
+]
+
+#: refresh access tokens that expire within this many seconds
+REFRESH_MARGIN = 120.0
+
+
+_memory: dict[str, TokenSet] = {}
+#: access tokens a server refused, per account: never handed out again
+_refused: dict[str, set[str]] = {}
+_memory_lock = threading.Lock()
+
+
+def account_settings(account: Account) -> OAuth2Settings:
+    """The account's OAuth2 settings, or the provider guessed from its address/host."""
+    if account.oauth2 is not None:
+        return account.oauth2
+    return OAuth2Settings(provider=guess_provider(account.email, account.incoming.host))
+
+
+def _refresh_ref(account: Account) -> SecretRef:
+    ref = account.incoming.secret
+    if ref.source is SecretSource.KEYRING and not ref.key:
+        # an account built in code rather than loaded: the loader's default entry
+        return SecretRef(SecretSource.KEYRING, keyring_key(account.name, "incoming"))
+    return ref
+
+
+def _access_ref(account: Account) -> SecretRef:
+    return SecretRef(SecretSource.KEYRING, keyring_key(account.name, "oauth2-access"))
+
+
+def provider_for(
+    account: Account,
+    *,
+    paths: Paths | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Provider:
+    """Resolve the account's provider (account, `[oauth2.PROVIDER]`, environment)."""
+    settings = account_settings(account)
+    if client_id:
+        settings = replace(settings, client_id=client_id)
+    defaults: dict[str, OAuth2Settings] = {}
+    if paths is not None or not settings.client_id:
+        from mailbag.config.file import load_config
+
+        defaults = load_config(paths or Paths.from_env()).oauth2
+    merged = settings.merged(defaults.get(settings.provider))
+    if client_secret is None and merged.client_secret_keyring:
+        client_secret = _read_keyring(
+            SecretRef(SecretSource.KEYRING, merged.client_secret_keyring), account, "client secret"
+        )
+    return resolve_provider(
+        settings,
+        account_name=account.name,
+        provider_defaults=defaults,
+        client_secret=client_secret,
+        env=env,
+    )
+
+
+def _read_keyring(ref: SecretRef, account: Account, what: str) -> str:
+    from mailbag.config.secrets import SERVICE, require_keyring
+
+    require_keyring()
+    import keyring
+    from keyring.errors import KeyringError
+
+    try:
+        value = keyring.get_password(SERVICE, ref.key)
+    except KeyringError as exc:
+        raise SecretError(f"cannot read the OAuth2 {what} of {account.name!r}: {exc}") from exc
+    if value is None:
+        raise SecretError(
+            f"the OAuth2 {what} of {account.name!r} is not in the keyring",
+            hint=f"sign in again with: mailbag account login {account.name} "
+            "--oauth-client-id ID --oauth-client-secret SECRET",
+        )
+    return value
+
+
+def _reauth(account: Account, why: str) -> AuthError:
+    return AuthError(
+        f"account {account.name!r} is not signed in: {why}",
+        hint=f"sign in again: mailbag account login {account.name}",
+        cause="reauth",
+        account=account.name,
+    )
+
+
+def _read_refresh_token(account: Account) -> str:
+    from mailbag.config.secrets import get_secret
+
+    if account.incoming.secret != _refresh_ref(account):
+        account = replace(account, incoming=replace(account.incoming, secret=_refresh_ref(account)))
+    try:
+        return get_secret(account, "incoming")
+    except SecretError as exc:
+        if exc.fields.get("cause") == "missing":
+            raise _reauth(account, "no OAuth2 sign-in is stored for it") from None
+        raise
+
+
+def _store_refresh_token(account: Account, token: str) -> bool:
+    from mailbag.config.secrets import store_secret
+
+    ref = _refresh_ref(account)
+    if ref.source is not SecretSource.KEYRING:
+        return False  # a password command is read-only for us
+    store_secret(ref, token)
+    return True
+
+
+def _load_cached(account: Account) -> TokenSet | None:
+    with _memory_lock:
+        cached = _memory.get(account.name)
+    if cached is not None:
+        return cached
+    from mailbag.config.secrets import keyring_problem
+
+    if keyring_problem() is not None:
+        return None
+    import keyring
+    from keyring.errors import KeyringError
+
+    try:
+        raw = keyring.get_password("mailbag", _access_ref(account).key)
+    except KeyringError:
+        return None  # only a cache: a locked keyring means we refresh instead
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return TokenSet(str(data["access_token"]), float(data["expires_at"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_cached(account: Account, token: TokenSet) -> None:
+    with _memory_lock:
+        _memory[account.name] = token
+    from mailbag.config.secrets import keyring_problem
+
+    if keyring_problem() is not None or _refresh_ref(account).source is not SecretSource.KEYRING:
+        return
+    import keyring
+    from keyring.errors import KeyringError
+
+    value = json.dumps({"access_token": token.access_token, "expires_at": token.expires_at})
+    # only a cache: failing to keep it costs one refresh next time, nothing more
+    with contextlib.suppress(KeyringError):
+        keyring.set_password("mailbag", _access_ref(account).key, value)
+
+
+def _forget_cached(account: Account) -> None:
+    with _memory_lock:
+        _memory.pop(account.name, None)
+    from mailbag.config.secrets import delete_secret
+
+    with contextlib.suppress(SecretError):
+        delete_secret(_access_ref(account))
+
+
+@contextlib.contextmanager
+def _account_lock(account: Account, paths: Paths | None) -> Iterator[None]:
+    state = (paths or Paths.from_env()).state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    lock_file = Path(state) / f"oauth2-{account.name.replace('/', '_')}.lock"
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _usable(account: Account, token: TokenSet | None, force: bool) -> bool:
+    if token is None or token.expires_within(REFRESH_MARGIN):
+        return False
+    return not force and token.access_token not in _refused.get(account.name, set())
+
+
+def get_access_token(
+    account: Account,
+    *,
+    force_refresh: bool = False,
+    paths: Paths | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """A current access token for `account`, refreshing it when needed.
+
+    `force_refresh` skips every cache (use `invalidate` after a server refused
+    a token instead: it also keeps other processes from reusing it).
+    """
+    cached = _load_cached(account)
+    if _usable(account, cached, force_refresh):
+        assert cached is not None
+        return cached.access_token
+    with _account_lock(account, paths):
+        # another process may have refreshed while we waited for the lock
+        with _memory_lock:
+            _memory.pop(account.name, None)
+        cached = _load_cached(account)
+        if _usable(account, cached, force_refresh):
+            assert cached is not None
+            return cached.access_token
+        provider = provider_for(account, paths=paths, env=env)
+        refresh_token = _read_refresh_token(account)
+        try:
+            token = refresh(provider, refresh_token, account_name=account.name)
+        except AuthError as exc:
+            if exc.fields.get("cause") != "reauth":
+                raise
+            # a process that got here first may have rotated the refresh token
+            latest = _read_refresh_token(account)
+            if latest == refresh_token:
+                raise
+            token = refresh(provider, latest, account_name=account.name)
+        if token.refresh_token and token.refresh_token != refresh_token:
+            _store_refresh_token(account, token.refresh_token)
+        _save_cached(account, token)
+        return token.access_token
+
+
+def invalidate(account: Account, access_token: str) -> None:
+    """A server refused `access_token`: drop it from every cache."""
+    with _memory_lock:
+        _refused.setdefault(account.name, set()).add(access_token)
+        cached = _memory.get(account.name)
+        if cached is not None and cached.access_token == access_token:
+            del _memory[account.name]
+    stored = _load_cached(account)
+    if stored is not None and stored.access_token == access_token:
+        _forget_cached(account)
+
+
+def sign_in(
+    account: Account,
+    *,
+    device: bool = False,
+    paths: Paths | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    show_url: Callable[[str, bool], None] | None = None,
+    show_code: Callable[[DeviceCode], None] | None = None,
+    open_browser: Callable[[str], bool] = webbrowser.open,
+    sleep: Callable[[float], None] = time.sleep,
+    env: Mapping[str, str] | None = None,
+) -> TokenSet:
+    """Run a sign-in flow and keep its tokens (refresh token into the keyring)."""
+    from mailbag.auth import flows
+
+    provider = provider_for(
+        account, paths=paths, client_id=client_id, client_secret=client_secret, env=env
+    )
+    if device:
+        token = flows.sign_in_device(
+            provider,
+            account_name=account.name,
+            show_code=show_code or (lambda code: None),
+            sleep=sleep,
+        )
+    else:
+        token = flows.sign_in_browser(
+            provider,
+            account_name=account.name,
+            login_hint=account.incoming.username or account.email,
+            show_url=show_url,
+            open_browser=open_browser,
+        )
+    if not token.refresh_token:
+        raise AuthError(
+            f"{provider.name} signed in but gave no refresh token, so the sign-in would not last",
+            hint="make sure the scopes include offline access (Microsoft: offline_access)",
+        )
+    if _refresh_ref(account).source is SecretSource.KEYRING:
+        _store_refresh_token(account, token.refresh_token)
+    else:
+        raise SecretError(
+            f"account {account.name!r} reads its secret from a command, so the OAuth2 "
+            "refresh token cannot be stored",
+            hint="remove password_command from its [incoming] table to keep the sign-in in "
+            "the keyring",
+        )
+    with _memory_lock:
+        _refused.pop(account.name, None)
+    _save_cached(account, token)
+    return token
+
+
+def sign_out(account: Account, *, paths: Paths | None = None) -> bool:
+    """Revoke the refresh token where the provider allows it, and forget the tokens."""
+    from mailbag.config.secrets import delete_secret
+
+    revoked = False
+    try:
+        token = _read_refresh_token(account)
+    except AuthError:
+        token = None
+    if token is not None:
+        revoked = revoke(provider_for(account, paths=paths), token, account_name=account.name)
+    _forget_cached(account)
+    delete_secret(_refresh_ref(account))
+    return revoked

@@ -1,0 +1,294 @@
+"""The search language: parsing and compiling are pure; running uses a real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from mailbag.errors import UsageError
+from mailbag.paths import Paths
+from mailbag.store.index import Store
+from mailbag.store.query import (
+    And,
+    Cond,
+    Not,
+    Or,
+    Text,
+    base_subject,
+    compile_query,
+    parse_query,
+    search,
+    thread,
+)
+
+UTC = dt.UTC
+M = "m.id IN (SELECT rowid FROM fulltext WHERE fulltext MATCH ?)"
+JAN = dt.datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+FEB = dt.datetime(2026, 2, 1, tzinfo=UTC).timestamp()
+APR = dt.datetime(2026, 4, 1, tzinfo=UTC).timestamp()
+WHEN = "COALESCE(m.date, m.internal_date)"
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        ("budget", Text("budget")),
+        ('"quarterly report"', Text("quarterly report")),
+        ("rep*", Text("rep", prefix=True)),
+        ('"rep*"', Text("rep*")),
+        ("from:alice", Text("alice", "sender")),
+        ('from:"Alice Liddell"', Text("Alice Liddell", "sender")),
+        ("subject:invoice body:paid", And((Text("invoice", "subject"), Text("paid", "body")))),
+        ("a b", And((Text("a"), Text("b")))),
+        ("a AND b", And((Text("a"), Text("b")))),
+        ("a OR b c", Or((Text("a"), And((Text("b"), Text("c")))))),
+        ("(a OR b) c", And((Or((Text("a"), Text("b"))), Text("c")))),
+        ("NOT a", Not(Text("a"))),
+        ("-a b", And((Not(Text("a")), Text("b")))),
+        ("NOT NOT a", Not(Not(Text("a")))),
+        ("re:lunch", Text("re:lunch")),  # unknown key: plain text
+        ("http://x.example/", Text("http://x.example/")),
+        ("is:unread", Cond("instr(' ' || m.flags || ' ', ?) = 0", (" \\Seen ",))),
+        ("is:flagged", Cond("instr(' ' || m.flags || ' ', ?) > 0", (" \\Flagged ",))),
+        ("has:attachment", Cond("m.has_attachments = 1")),
+        ("folder:Work", Cond("f.name = ?", ("Work",))),
+        ("folder:inbox", Cond("upper(f.name) = 'INBOX'")),
+        ("folder:Lists/*", Cond("f.name GLOB ?", ("Lists/*",))),
+        ("account:home", Cond("a.name = ?", ("home",))),
+        ("larger:1M", Cond("m.size > ?", (1048576,))),
+        ("smaller:20k", Cond("m.size < ?", (20480,))),
+        ("larger:1.5k", Cond("m.size > ?", (1536,))),
+        ("after:2026-01", Cond(f"{WHEN} >= ?", (JAN,))),
+        ("before:2026-02-01", Cond(f"{WHEN} < ?", (FEB,))),
+        ("date:2026-01", And((Cond(f"{WHEN} >= ?", (JAN,)), Cond(f"{WHEN} < ?", (FEB,))))),
+        (
+            "date:2026-01..2026-03",
+            And((Cond(f"{WHEN} >= ?", (JAN,)), Cond(f"{WHEN} < ?", (APR,)))),
+        ),
+        ("date:..2026-01", Cond(f"{WHEN} < ?", (FEB,))),
+        ("-- budget", Text("budget")),  # "--" has nothing to search for
+        ("@", Cond("1")),
+        ("@ OR a", Cond("1")),
+        ("NOT @", Cond("0")),
+    ],
+)
+def test_parse(query: str, tree: object) -> None:
+    assert parse_query(query, tz=UTC) == tree
+
+
+@pytest.mark.parametrize(
+    ("query", "sql", "params"),
+    [
+        ("budget", M, ['"budget"']),
+        ("a b", M, ['("a" AND "b")']),
+        ("a OR from:b", M, ['("a" OR sender : "b")']),
+        ("rep*", M, ['"rep" *']),
+        ('say "hi"', M, ['("say" AND "hi")']),
+        ('"a ""quoted"" word"', M, ['("a " AND "quoted" AND " word")']),
+        ("NOT a", f"NOT {M}", ['"a"']),
+        (
+            "a is:unread b",
+            f"({M} AND (instr(' ' || m.flags || ' ', ?) = 0))",
+            ['("a" AND "b")', " \\Seen "],
+        ),
+        (
+            "a OR is:flagged",
+            f"({M} OR (instr(' ' || m.flags || ' ', ?) > 0))",
+            ['"a"', " \\Flagged "],
+        ),
+        # FTS syntax in user text is only text
+        ('x" OR rowid:1 NEAR(', M, ['("x" AND " OR rowid:1 NEAR(")']),
+        ('subject:"a"" OR x', M, ['(subject : "a" AND " OR x")']),
+        ("'; DROP TABLE messages; --", M, ['("DROP" AND "TABLE" AND "messages;")']),
+    ],
+)
+def test_compile(query: str, sql: str, params: list[object]) -> None:
+    assert compile_query(parse_query(query, tz=UTC)) == (sql, params)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("(a", "unbalanced"),
+        ("a)", "unbalanced"),
+        ("a OR", "ends too early"),
+        ("NOT", "ends too early"),
+        ("is:bogus", "unknown is:bogus"),
+        ("has:kids", "unknown has:kids"),
+        ("before:yesterday", "cannot read the date"),
+        ("date:2026-13", "no such date"),
+        ("larger:lots", "cannot read the size"),
+        ("folder:", "needs a value"),
+        ("date:..", "at least one end"),
+        ("(" * 60 + "a" + ")" * 60, "nested too deeply"),
+        (" ".join(["w"] * 300), "more than 200 terms"),
+        ("a OR OR b", "unexpected 'OR'"),
+    ],
+)
+def test_bad_queries_are_usage_errors(query: str, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_query(query, tz=UTC)
+    assert message in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("subject", "base"),
+    [
+        ("Re: Lunch", "lunch"),
+        ("RE: re: Fwd: Lunch", "lunch"),
+        ("AW: Treffen", "treffen"),
+        ("Re[2]: Lunch", "lunch"),
+        ("Lunch", "lunch"),
+        ("Re:", ""),
+    ],
+)
+def test_base_subject(subject: str, base: str) -> None:
+    assert base_subject(subject) == base
+
+
+def _msg(
+    subject: str,
+    *,
+    sender: str = "Alice <alice@example.org>",
+    to: str = "bob@example.net",
+    body: str = "hello",
+    date: str = "Mon, 05 Jan 2026 10:00:00 +0000",
+    mid: str,
+    reply_to: str | None = None,
+    refs: str | None = None,
+    attach: str | None = None,
+) -> bytes:
+    head = (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\n"
+        f"Message-ID: <{mid}@example.org>\r\n"
+    )
+    if reply_to:
+        head += f"In-Reply-To: <{reply_to}@example.org>\r\n"
+    if refs:
+        head += f"References: {refs}\r\n"
+    if attach:
+        return (
+            head + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            f"--b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+            "--b\r\nContent-Type: application/pdf\r\n"
+            f'Content-Disposition: attachment; filename="{attach}"\r\n\r\n%PDF\r\n--b--\r\n'
+        ).encode()
+    return (head + f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(Paths(config_dir=tmp_path, data_dir=tmp_path / "d", state_dir=tmp_path / "s"))
+    inbox = s.folder("home", "INBOX", role="inbox")
+    work = s.folder("work", "Projects")
+    add = s.add_bytes
+    add(inbox, _msg("Lunch on Friday", mid="lunch", body="Shall we eat at noon?"))
+    add(
+        inbox,
+        _msg("Re: Lunch on Friday", mid="lunch2", reply_to="lunch", sender="Bob <bob@example.net>",
+             date="Tue, 06 Jan 2026 09:00:00 +0000", body="Yes, the café downstairs."),
+        flags={"\\Seen", "\\Answered"},
+    )  # fmt: skip
+    add(
+        inbox,
+        _msg("Re: Re: Lunch on Friday", mid="lunch3",
+             refs="<lunch@example.org> <lunch2@example.org>",
+             date="Wed, 07 Jan 2026 09:00:00 +0000", body="Great"),
+    )  # fmt: skip
+    add(
+        inbox,
+        _msg("Quarterly report", mid="q3", attach="q3-report.pdf",
+             date="Mon, 02 Feb 2026 10:00:00 +0000", body="The quarterly report is attached."),
+        flags={"\\Flagged"},
+    )  # fmt: skip
+    add(
+        work,
+        _msg("Build failed", mid="build", sender="CI <ci@example.com>", to="team@example.com",
+             date="Sun, 15 Mar 2026 10:00:00 +0000", body="report: 3 tests failed " + "x" * 3000),
+    )  # fmt: skip
+    add(inbox, _msg("Standup", mid="s1", body="no threading headers"))
+    add(inbox, _msg("Re: Standup", mid="s2", body="also none"))
+    return s
+
+
+def _subjects(store: Store, query: str, **kw: object) -> list[str]:
+    return [m.subject for m in search(store, query, tz=UTC, **kw)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("query", "subjects"),
+    [
+        ("lunch", ["Re: Re: Lunch on Friday", "Re: Lunch on Friday", "Lunch on Friday"]),
+        ("cafe", ["Re: Lunch on Friday"]),  # diacritics folded
+        ('"quarterly report"', ["Quarterly report"]),
+        ("report", ["Build failed", "Quarterly report"]),
+        ("subject:report", ["Quarterly report"]),
+        ("body:report", ["Build failed", "Quarterly report"]),
+        ("from:bob", ["Re: Lunch on Friday"]),
+        ("from:example.net", ["Re: Lunch on Friday"]),
+        ("to:team", ["Build failed"]),
+        ("attachment:q3-report.pdf", ["Quarterly report"]),
+        ("has:attachment", ["Quarterly report"]),
+        ("is:flagged", ["Quarterly report"]),
+        ("is:answered", ["Re: Lunch on Friday"]),
+        ("lunch is:unread", ["Re: Re: Lunch on Friday", "Lunch on Friday"]),
+        ("folder:Projects", ["Build failed"]),
+        ("account:work", ["Build failed"]),
+        ("date:2026-02..2026-03", ["Build failed", "Quarterly report"]),
+        ("after:2026-01-06 before:2026-01-07", ["Re: Lunch on Friday"]),
+        ("larger:2k", ["Build failed"]),
+        ("lunch NOT from:bob", ["Re: Re: Lunch on Friday", "Lunch on Friday"]),
+        ("(from:bob OR from:ci) report OR cafe", ["Build failed", "Re: Lunch on Friday"]),
+        ("qua*", ["Quarterly report"]),
+        ("nothing-like-this", []),
+        ("'; DROP TABLE messages; --", []),
+        ('"unbalanced', []),
+    ],
+)
+def test_search_semantics(store: Store, query: str, subjects: list[str]) -> None:
+    assert _subjects(store, query) == subjects
+
+
+def test_search_limit_and_account(store: Store) -> None:
+    assert _subjects(store, "lunch", limit=1) == ["Re: Re: Lunch on Friday"]
+    assert _subjects(store, "report", account="home") == ["Quarterly report"]
+    assert store.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 7
+
+
+def test_index_follows_moves_and_deletions(store: Store) -> None:
+    [q3] = search(store, "quarterly", tz=UTC)
+    archive = store.folder("home", "Archive")
+    moved = store.move(q3, archive)
+    assert [m.id for m in search(store, "quarterly folder:Archive", tz=UTC)] == [moved.id]
+    store.remove(moved)
+    assert search(store, "quarterly", tz=UTC) == []
+    assert store.conn.execute("SELECT count(*) FROM fulltext").fetchone()[0] == 6
+
+
+def test_rebuild_recreates_the_same_index(store: Store) -> None:
+    from mailbag.store import fulltext
+
+    before = _subjects(store, "report OR lunch")
+    store.conn.execute("DELETE FROM fulltext")
+    assert _subjects(store, "report OR lunch") == []
+    assert fulltext.rebuild(store) == 7
+    assert _subjects(store, "report OR lunch") == before
+
+
+def test_thread_by_references_and_by_subject(store: Store) -> None:
+    [first] = search(store, "subject:lunch NOT subject:re", tz=UTC)
+    assert [m.subject for m in thread(store, first)] == [
+        "Lunch on Friday",
+        "Re: Lunch on Friday",
+        "Re: Re: Lunch on Friday",
+    ]
+    [last] = search(store, '"Re: Re: Lunch"', tz=UTC)
+    assert len(thread(store, last)) == 3
+    [standup] = search(store, "subject:standup NOT subject:re", tz=UTC)
+    assert sorted(m.subject for m in thread(store, standup)) == ["Re: Standup", "Standup"]
+    [report] = search(store, "quarterly", tz=UTC)
+    assert [m.subject for m in thread(store, report)] == ["Quarterly report"]
