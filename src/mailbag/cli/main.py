@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "cmd_demo",
     "cmd_read",
     "cmd_send",
+    "cmd_sync",
 )
 
 DESCRIPTION = """\

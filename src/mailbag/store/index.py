@@ -54,12 +54,19 @@ from typing import Any, Protocol
 from mailbag.errors import StoreError, UsageError
 from mailbag.paths import Paths
 from mailbag.store.envelope import Envelope, envelope_from_bytes, envelope_from_file
-from mailbag.store.maildir import Maildir, fsync_dir, fsync_file, is_own_tmp_name
+from mailbag.store.maildir import (
+    Maildir,
+    MaildirEntry,
+    fsync_dir,
+    fsync_many,
+    is_own_tmp_name,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "Folder",
     "Message",
+    "NewMessage",
     "Store",
     "StoreHook",
     "flags_text",
@@ -278,6 +285,21 @@ def _message(row: Sequence[Any]) -> Message:
     )
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message written to tmp/KEY, with what the index records about it."""
+
+    key: str
+    envelope: Envelope
+    size: int
+    flags: frozenset[str] = frozenset()
+    uid: int | None = None
+    synced: bool = False  # `flags` are agreed with the server (a download)
+    internal_date: float | None = None
+    modseq: int | None = None
+    email_id: str | None = None
+
+
 @dataclass
 class _Pending:
     """Work that follows the next commit: files to fsync before it, renames after."""
@@ -307,7 +329,9 @@ class Store:
         try:
             index_file.parent.mkdir(parents=True, exist_ok=True)
             mail_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(index_file, timeout=60.0, isolation_level=None)
+            conn = sqlite3.connect(
+                index_file, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the index {index_file}: {exc}",
@@ -371,8 +395,9 @@ class Store:
         """fsync pending files, commit the index, then rename the files into place."""
         pending, self._pending = self._pending, _Pending()
         if fsync:
-            for path in pending.fsync:
-                fsync_file(path)
+            fsync_many(pending.fsync)
+            for d in {p.parent for p in pending.fsync}:
+                fsync_dir(d)
         if self.conn.in_transaction:
             self.conn.execute("COMMIT")
         dirs: set[Path] = set()
@@ -401,8 +426,10 @@ class Store:
         if not create:
             return None
         self._begin()
-        cur = self.conn.execute("INSERT INTO accounts(name) VALUES (?)", (name,))
-        return int(cur.lastrowid or 0)
+        # another connection may have created it meanwhile: that is fine
+        self.conn.execute("INSERT OR IGNORE INTO accounts(name) VALUES (?)", (name,))
+        row = self.conn.execute("SELECT id FROM accounts WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
 
     def accounts(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM accounts ORDER BY name")]
@@ -451,7 +478,8 @@ class Store:
             acc = self.account_id(account)
             self._begin()
             self.conn.execute(
-                "INSERT INTO folders(account_id, name, delimiter, role) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO folders(account_id, name, delimiter, role) "
+                "VALUES (?, ?, ?, ?)",
                 (acc, name, delimiter, role),
             )
             row = self.conn.execute(
@@ -460,6 +488,9 @@ class Store:
         folder = self._folder_from_row(row)
         folder.maildir.create()
         return folder
+
+    def folder_path(self, account: str, name: str, delimiter: str | None) -> Path:
+        return folder_dir(self.mail_dir, account, name, delimiter)
 
     def folder_by_id(self, folder_id: int) -> Folder:
         row = self.conn.execute(self._FOLDER_SELECT + " WHERE f.id = ?", (folder_id,)).fetchone()
@@ -554,11 +585,59 @@ class Store:
             st = tmp.stat()
         except FileNotFoundError as exc:
             raise StoreError(f"no message {key} in {maildir.root / 'tmp'}") from exc
-        if envelope is None:
-            envelope = envelope_from_file(tmp)
-        flagset = frozenset(flags)
-        now = time.time()
+        item = NewMessage(
+            key=key,
+            flags=frozenset(flags),
+            uid=uid,
+            synced=synced,
+            internal_date=internal_date if internal_date is not None else st.st_mtime,
+            modseq=modseq,
+            email_id=email_id,
+            envelope=envelope if envelope is not None else envelope_from_file(tmp),
+            size=size if size is not None else st.st_size,
+        )
         self._begin()
+        message = self._insert(folder, item)
+        self._pending.fsync.append(tmp)
+        self._pending.deliver.append((maildir, key, item.flags))
+        if commit:
+            self.commit()
+        return message
+
+    def add_messages(
+        self, folder: Folder, items: Sequence[NewMessage], *, forget: Iterable[int] = ()
+    ) -> list[Message]:
+        """Index and deliver many messages already written to tmp/, durably and at once.
+
+        The files (and tmp/) are fsynced before the index transaction starts, so
+        the write lock is held only for the inserts: several folders can be
+        downloaded into one index at the same time. `forget` rows are dropped in
+        the same transaction (files being replaced).
+        """
+        if self.conn.in_transaction:
+            raise StoreError("add_messages needs no open transaction (commit first)")
+        maildir = folder.maildir
+        fsync_many([maildir.tmp_path(i.key) for i in items])
+        fsync_dir(maildir.root / "tmp")
+        self._begin()
+        try:
+            for row in forget:
+                self.forget(row)
+            out = [self._insert(folder, item) for item in items]
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        dirs: set[Path] = set()
+        for item in items:
+            dirs.add(maildir.deliver(item.key, item.flags).path.parent)
+        for d in dirs:
+            fsync_dir(d)
+        return out
+
+    def _insert(self, folder: Folder, item: NewMessage) -> Message:
+        env = item.envelope
+        flags = flags_text(item.flags)
         try:
             cur = self.conn.execute(
                 "INSERT INTO messages(folder_id, uid, key, flags, synced_flags, size, "
@@ -567,62 +646,58 @@ class Store:
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     folder.id,
-                    uid,
-                    key,
-                    flags_text(flagset),
-                    flags_text(flagset) if synced else None,
-                    size if size is not None else st.st_size,
-                    internal_date if internal_date is not None else st.st_mtime,
-                    envelope.date,
-                    envelope.message_id,
-                    envelope.subject,
-                    envelope.from_addr,
-                    envelope.to_addrs,
-                    envelope.cc_addrs,
-                    envelope.in_reply_to,
-                    envelope.references,
-                    modseq,
-                    email_id,
-                    int(envelope.has_attachments),
-                    now,
+                    item.uid,
+                    item.key,
+                    flags,
+                    flags if item.synced else None,
+                    item.size,
+                    item.internal_date,
+                    env.date,
+                    env.message_id,
+                    env.subject,
+                    env.from_addr,
+                    env.to_addrs,
+                    env.cc_addrs,
+                    env.in_reply_to,
+                    env.references,
+                    item.modseq,
+                    item.email_id,
+                    int(env.has_attachments),
+                    time.time(),
                 ),
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(
-                f"message {key} (UID {uid}) is already in folder {folder.name!r}: {exc}"
+                f"message {item.key} (UID {item.uid}) is already in folder {folder.name!r}: {exc}"
             ) from exc
         message = Message(
             id=int(cur.lastrowid or 0),
             folder_id=folder.id,
             account=folder.account,
             folder=folder.name,
-            uid=uid,
-            key=key,
-            flags=flagset,
-            synced_flags=flagset if synced else None,
+            uid=item.uid,
+            key=item.key,
+            flags=item.flags,
+            synced_flags=item.flags if item.synced else None,
             gone=False,
-            size=size if size is not None else st.st_size,
-            internal_date=internal_date,
-            date=envelope.date,
-            message_id=envelope.message_id,
-            subject=envelope.subject,
-            from_addr=envelope.from_addr,
-            to_addrs=envelope.to_addrs,
-            cc_addrs=envelope.cc_addrs,
-            in_reply_to=envelope.in_reply_to,
-            references=envelope.references,
-            modseq=modseq,
-            email_id=email_id,
-            has_attachments=envelope.has_attachments,
+            size=item.size,
+            internal_date=item.internal_date,
+            date=env.date,
+            message_id=env.message_id,
+            subject=env.subject,
+            from_addr=env.from_addr,
+            to_addrs=env.to_addrs,
+            cc_addrs=env.cc_addrs,
+            in_reply_to=env.in_reply_to,
+            references=env.references,
+            modseq=item.modseq,
+            email_id=item.email_id,
+            has_attachments=env.has_attachments,
             moved_from_folder=None,
             moved_from_uid=None,
         )
         for hook in self.hooks:
-            hook.message_added(self, message, tmp)
-        self._pending.fsync.append(tmp)
-        self._pending.deliver.append((maildir, key, flagset))
-        if commit:
-            self.commit()
+            hook.message_added(self, message, folder.maildir.tmp_path(item.key))
         return message
 
     def add_bytes(
@@ -793,6 +868,87 @@ class Store:
         if commit:
             self.commit()
         return _replace(moved, moved_from_folder=from_folder, moved_from_uid=from_uid)
+
+    # --- for the sync engine ------------------------------------------------------------
+
+    def adopt(
+        self, folder: Folder, entry: MaildirEntry, *, extra_flags: Iterable[str] = ()
+    ) -> Message:
+        """Index a file another program put into the folder (or the index lost)."""
+        env = envelope_from_file(entry.path)
+        st = entry.path.stat()
+        flags = entry.flags | frozenset(extra_flags)
+        self._begin()
+        cur = self.conn.execute(
+            "INSERT INTO messages(folder_id, uid, key, flags, size, internal_date, date, "
+            "message_id, subject, from_addr, to_addrs, cc_addrs, in_reply_to, refs, "
+            "has_attachments, added) VALUES (?,NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                folder.id,
+                entry.key,
+                flags_text(flags),
+                st.st_size,
+                st.st_mtime,
+                env.date,
+                env.message_id,
+                env.subject,
+                env.from_addr,
+                env.to_addrs,
+                env.cc_addrs,
+                env.in_reply_to,
+                env.references,
+                int(env.has_attachments),
+                time.time(),
+            ),
+        )
+        message = self.get(int(cur.lastrowid or 0))
+        assert message is not None
+        for hook in self.hooks:
+            hook.message_added(self, message, entry.path)
+        return message
+
+    def pair(self, row: int, uid: int | None, synced_flags: Iterable[str] | None = None) -> None:
+        """Record the server UID of a row (None: not on the server)."""
+        self._begin()
+        self.conn.execute(
+            "UPDATE messages SET uid = ?, synced_flags = ?, moved_from_folder = NULL, "
+            "moved_from_uid = NULL WHERE id = ?",
+            (uid, None if synced_flags is None else flags_text(synced_flags), row),
+        )
+
+    def unpair_all(self, folder: Folder) -> None:
+        """Void every UID of a folder (after a UIDVALIDITY change); rows and files stay."""
+        self._begin()
+        self.conn.execute(
+            "UPDATE messages SET uid = NULL, synced_flags = NULL WHERE folder_id = ?",
+            (folder.id,),
+        )
+
+    def record_flags(
+        self, row: int, flags: Iterable[str], *, synced: bool = True, modseq: int | None = None
+    ) -> None:
+        """Set a row's flags (and, when `synced`, its last-synced flags) without touching files."""
+        text = flags_text(flags)
+        self._begin()
+        if synced:
+            self.conn.execute(
+                "UPDATE messages SET flags = ?, synced_flags = ?, modseq = COALESCE(?, modseq) "
+                "WHERE id = ?",
+                (text, text, modseq, row),
+            )
+        else:
+            self.conn.execute("UPDATE messages SET flags = ? WHERE id = ?", (text, row))
+
+    def forget(self, row: int) -> None:
+        """Drop an index row (its file is already gone)."""
+        self._begin()
+        self.conn.execute("DELETE FROM messages WHERE id = ?", (row,))
+        for hook in self.hooks:
+            hook.message_removed(self, row)
+
+    def set_key(self, row: int, key: str) -> None:
+        self._begin()
+        self.conn.execute("UPDATE messages SET key = ? WHERE id = ?", (key, row))
 
     # --- recovery -----------------------------------------------------------------------
 

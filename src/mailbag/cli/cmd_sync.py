@@ -1,0 +1,259 @@
+"""`mailbag sync` and `mailbag folders`: arguments in, engine call, report out."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import IO, Any
+
+from mailbag.cli.context import Context
+
+SYNC_HELP = "sync IMAP accounts with the local store (POP3: download new mail)"
+SYNC_DESCRIPTION = """\
+Two-way sync of IMAP accounts with the local Maildir store: new mail, flag
+changes and deletions go both ways; messages added here (drafts, sent copies)
+are uploaded. POP3 accounts download new mail.
+
+Safety: a missing or emptied local folder, a lost index or a server folder that
+suddenly looks empty never turns into mass deletion. When a run would delete
+more than the account's mass_delete_threshold messages in one folder, that
+folder is left alone and the run says why; --force carries it out.
+"""
+FOLDERS_HELP = "list the folders known locally, with message counts"
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "sync",
+        help=SYNC_HELP,
+        description=SYNC_DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="accounts to sync (default: all)")
+    p.add_argument(
+        "--folder",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only folders matching GLOB (repeatable; e.g. 'INBOX', 'Work/*')",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="carry out deletions above the mass-deletion threshold",
+    )
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=4,
+        metavar="N",
+        help="IMAP connections used at once (default: 4)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another sync of the same account to finish (default: refuse)",
+    )
+    p.set_defaults(run=run_sync)
+
+    f = sub.add_parser(
+        "folders",
+        help=FOLDERS_HELP,
+        description="List the folders of the local store (run `mailbag sync` to refresh).",
+        parents=[common],
+    )
+    f.add_argument("--account", metavar="NAME", help="only this account")
+    f.set_defaults(run=run_folders)
+
+
+class ProgressBar:
+    """One self-rewriting line on a terminal: folders, messages, bytes, rate, ETA."""
+
+    def __init__(self, stream: IO[str], account: str, folders: int = 0) -> None:
+        self.stream = stream
+        self.account = account
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.folders_done = 0
+        self.todo = 0
+        self.done = 0
+        self.bytes = 0
+        self.last = 0.0
+        self.retries = 0
+
+    def __call__(self, event: Any) -> None:
+        with self.lock:
+            if event.kind == "plan":
+                self.todo += event.messages
+            elif event.kind == "message":
+                self.done += event.messages
+                self.bytes += event.bytes
+            elif event.kind == "folder-done":
+                self.folders_done += 1
+            elif event.kind == "retry":
+                self.retries += 1
+            now = time.monotonic()
+            if now - self.last >= 0.1 or event.kind == "folder-done":
+                self.last = now
+                self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-6)
+        rate = self.done / elapsed
+        mb = self.bytes / 1e6
+        line = (
+            f"{self.account}: {self.folders_done} folders, "
+            f"{self.done}/{max(self.todo, self.done)} messages, {mb:.1f} MB, "
+            f"{mb / elapsed:.1f} MB/s"
+        )
+        if self.todo > self.done and rate > 0:
+            eta = int((self.todo - self.done) / rate)
+            line += f", ETA {eta // 60}:{eta % 60:02d}"
+        if self.retries:
+            line += f", {self.retries} retries"
+        self.stream.write("\r\x1b[K" + line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _sync_pop3(account: Any, ctx: Context, force: bool, transcript: Any) -> dict[str, Any]:
+    import importlib
+
+    try:
+        pop3 = importlib.import_module("mailbag.sync.pop3")
+    except ModuleNotFoundError:
+        return {"name": account.name, "ok": False, "folders": [], "error": "POP3 is not available"}
+    report = pop3.sync_pop3_account(account, ctx.paths, transcript=transcript, force=force)
+    return {"name": account.name, "ok": True, "folders": [report.folder_summary()], "error": None}
+
+
+def run_sync(args: argparse.Namespace, ctx: Context) -> int:
+    from mailbag.config import load_config
+    from mailbag.config.model import Protocol
+    from mailbag.config.secrets import get_secret
+    from mailbag.errors import MailbagError, UsageError
+    from mailbag.protocols.trace import NO_TRACE, Transcript
+    from mailbag.sync.events import AccountReport, no_progress
+    from mailbag.sync.imap import SyncOptions, sync_account
+
+    if args.connections < 1:
+        raise UsageError("--connections must be 1 or more")
+    config = load_config(ctx.paths)
+    names = list(dict.fromkeys(args.names))
+    accounts = [config.account(n) for n in names] if names else [config.account(None)]
+    if not names and len(config.accounts) > 1:
+        accounts = list(config.accounts.values())
+    options = SyncOptions(
+        folders=tuple(args.folder),
+        force=args.force,
+        connections=args.connections,
+        lock_wait=args.wait,
+    )
+    transcript = Transcript(ctx.trace_file) if ctx.trace_file else NO_TRACE
+    results: list[dict[str, Any]] = []
+    failed = False
+    try:
+        for account in accounts:
+            try:
+                if account.protocol is Protocol.POP3:
+                    results.append(_sync_pop3(account, ctx, args.force, transcript))
+                    continue
+                secret = get_secret(account, "incoming")
+                show_bar = not ctx.quiet and ctx.stderr.isatty()
+                bar = ProgressBar(ctx.stderr, account.name) if show_bar else None
+                try:
+                    report = sync_account(
+                        account,
+                        secret,
+                        ctx.paths,
+                        options=options,
+                        on_progress=bar or no_progress,
+                        transcript=transcript,
+                    )
+                finally:
+                    if bar is not None:
+                        bar.close()
+            except MailbagError as exc:
+                if len(accounts) == 1 and exc.exit_code == 2:
+                    raise
+                report = AccountReport(account.name, error=exc.message, hint=exc.hint)
+            results.append(report.to_json())
+            failed = failed or not report.ok
+            _print_human(ctx, report)
+    finally:
+        transcript.close()
+    failed = failed or any(not r["ok"] for r in results)
+    if ctx.json:
+        ctx.emit_json({"accounts": results})
+    return 1 if failed else 0
+
+
+def _print_human(ctx: Context, report: Any) -> None:
+    if report.error:
+        ctx.warn(f"{report.name}: {report.error}")
+        if report.hint:
+            ctx.warn(f"  hint: {report.hint}")
+    total = {"new": 0, "updated": 0, "deleted": 0, "uploaded": 0}
+    for f in report.folders:
+        for k in total:
+            total[k] += getattr(f, k)
+        if f.error:
+            ctx.warn(f"{report.name}/{f.name}: {f.error}")
+        for note in f.notes:
+            ctx.info(f"{report.name}/{f.name}: {note}")
+        changes = [f"{getattr(f, k)} {k}" for k in total if getattr(f, k)]
+        if ctx.verbose and changes:
+            ctx.info(f"{report.name}/{f.name}: " + ", ".join(changes))
+    summary = ", ".join(f"{v} {k}" for k, v in total.items())
+    ctx.info(f"{report.name}: {len(report.folders)} folders; {summary}")
+
+
+def run_folders(args: argparse.Namespace, ctx: Context) -> int:
+    from mailbag.store.index import Store
+
+    with Store.open(ctx.paths, hooks=False) as store:
+        rows = store.conn.execute(
+            "SELECT a.name, f.name, f.role, f.last_sync, "
+            "COUNT(m.id) FILTER (WHERE m.gone = 0), "
+            "COUNT(m.id) FILTER (WHERE m.gone = 0 AND "
+            "(' ' || m.flags || ' ') NOT LIKE '% \\Seen %') "
+            "FROM folders f JOIN accounts a ON a.id = f.account_id "
+            "LEFT JOIN messages m ON m.folder_id = f.id "
+            + ("WHERE a.name = ? " if args.account else "")
+            + "GROUP BY f.id ORDER BY a.name, f.name",
+            (args.account,) if args.account else (),
+        ).fetchall()
+    folders = [
+        {
+            "account": acc,
+            "name": name,
+            "role": role,
+            "messages": total,
+            "unread": unread,
+            "last_sync": last_sync,
+        }
+        for acc, name, role, last_sync, total, unread in rows
+    ]
+    if ctx.json:
+        ctx.emit_json(folders)
+        return 0
+    if not folders:
+        ctx.info("no folders yet: run `mailbag sync` first")
+        return 0
+    width = max(len(f["name"]) for f in folders)
+    for f in folders:
+        role = f" ({f['role']})" if f["role"] else ""
+        ctx.out(
+            f"{f['account']}  {f['name']:<{width}}  {f['messages']:>7} messages"
+            f"  {f['unread']:>6} unread{role}"
+        )
+    return 0

@@ -1,0 +1,767 @@
+"""Two-way sync of an IMAP account with the local store: the driver.
+
+For one account: take the account's sync lock, log in, list the folders and
+their STATUS (pipelined), settle folder creations/renames/deletions, carry
+out moves made here, then sync the folders over a bounded pool of connections
+(threads; each has its own IMAP connection and index connection). For each
+folder it reads the local side (index rows plus a scan of the Maildir), skips
+the folder when STATUS and the scan show no change, else asks the server for
+what changed (QRESYNC: one SELECT; otherwise one `UID FETCH 1:* (FLAGS)`),
+plans with `plan.plan` and executes with `apply.apply_plan`. Dropped
+connections are retried with backoff; what is complete is kept, so a retry
+resumes where the connection broke.
+
+It never prints: progress goes to the callback, results into the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import fnmatch
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from mailbag.config.model import Account, AuthMethod
+from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
+from mailbag.paths import Paths
+from mailbag.protocols import sasl
+from mailbag.protocols.imap.client import ImapClient, SelectResult
+from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
+from mailbag.protocols.trace import NO_TRACE, Transcript
+from mailbag.store.envelope import envelope_from_bytes, envelope_from_file
+from mailbag.store.index import Folder, Message, Store
+from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry
+from mailbag.sync.apply import DownloadSink, apply_plan
+from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
+from mailbag.sync.plan import (
+    Download,
+    LocalMessage,
+    RemoteFolder,
+    RemoteMessage,
+    SyncedState,
+    Upload,
+    needs_identity,
+    plan,
+)
+
+__all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
+
+_ROLE_BY_SPECIAL_USE = {
+    "\\SENT": "sent",
+    "\\DRAFTS": "drafts",
+    "\\TRASH": "trash",
+    "\\JUNK": "junk",
+    "\\ARCHIVE": "archive",
+    "\\ALL": "all",
+    "\\FLAGGED": "flagged",
+}
+# name fallbacks for servers without SPECIAL-USE (compared case-insensitively)
+_ROLE_BY_NAME = {
+    "inbox": "inbox",
+    "sent": "sent",
+    "sent items": "sent",
+    "sent messages": "sent",
+    "sent mail": "sent",
+    "[gmail]/sent mail": "sent",
+    "drafts": "drafts",
+    "draft": "drafts",
+    "[gmail]/drafts": "drafts",
+    "trash": "trash",
+    "deleted items": "trash",
+    "deleted messages": "trash",
+    "bin": "trash",
+    "[gmail]/trash": "trash",
+    "[gmail]/bin": "trash",
+    "junk": "junk",
+    "spam": "junk",
+    "junk e-mail": "junk",
+    "junk email": "junk",
+    "[gmail]/spam": "junk",
+    "archive": "archive",
+    "archives": "archive",
+    "all mail": "all",
+    "[gmail]/all mail": "all",
+}
+_MAILDIR_FLAGS = frozenset(FLAG_LETTERS)
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def folder_role(info: MailboxInfo) -> str | None:
+    """inbox/sent/drafts/trash/junk/archive/all from SPECIAL-USE, else from the name."""
+    if info.name.upper() == "INBOX":
+        return "inbox"
+    special = info.special_use
+    if special is not None and special.upper() in _ROLE_BY_SPECIAL_USE:
+        return _ROLE_BY_SPECIAL_USE[special.upper()]
+    return _ROLE_BY_NAME.get(info.name.lower())
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    folders: tuple[str, ...] = ()  # globs from the command line; replace the account's include
+    force: bool = False  # carry out plans above the mass-deletion threshold
+    connections: int = 4
+    retries: int = 3
+    backoff: float = 0.5  # seconds before the first retry; doubles each time
+    chunk_messages: int = 250
+    chunk_bytes: int = 32 * 1024 * 1024
+    lock_wait: float = 0.0  # seconds to wait for another sync of the account to end
+    compress: bool | None = None  # None: when offered, except on loopback
+
+
+# --- the account lock --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sync_lock(paths: Paths, account: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the account's sync lock; another holder makes this wait `wait` seconds, then fail."""
+    lock_dir = paths.data_dir / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in account)
+    path = lock_dir / f"sync-{safe}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise SyncError(
+                        f"another `mailbag sync` of account {account!r} is running "
+                        f"(process {holder})",
+                        hint="wait for it to finish; two syncs of one account never run at once",
+                        account=account,
+                        cause="locked",
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# --- connections -------------------------------------------------------------------------
+
+
+class _Connections:
+    """A bounded pool of logged-in IMAP connections, shared by the worker threads."""
+
+    def __init__(
+        self, account: Account, secret: str, transcript: Transcript, options: SyncOptions
+    ) -> None:
+        self.account = account
+        self.secret = secret
+        self.transcript = transcript
+        self.options = options
+        self._free: queue.SimpleQueue[ImapClient] = queue.SimpleQueue()
+        self._all: list[ImapClient] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> ImapClient:
+        server = self.account.incoming
+        endpoint = server.endpoint(self.account.ca_file)
+        client = ImapClient(endpoint, self.transcript)
+        try:
+            client.connect()
+            if endpoint.security.value == "starttls":
+                client.starttls()
+            if server.auth is AuthMethod.OAUTH2:
+                offered = {c[5:] for c in client.capabilities if c.startswith("AUTH=")}
+                mech = sasl.choose(offered, sasl.TOKEN_MECHANISMS) or sasl.Mechanism.XOAUTH2
+                if mech is sasl.Mechanism.OAUTHBEARER:
+                    payload = sasl.oauthbearer(
+                        server.username, self.secret, endpoint.host, endpoint.port
+                    )
+                else:
+                    payload = sasl.xoauth2(server.username, self.secret)
+                client.authenticate(mech.value, payload)
+            else:
+                client.login_sasl(server.username, self.secret)
+            compress = self.options.compress
+            if compress is None:
+                compress = endpoint.host not in _LOOPBACK
+            if compress:
+                client.compress()
+            if "QRESYNC" in client.capabilities:
+                client.enable(["QRESYNC"])
+            elif "CONDSTORE" in client.capabilities:
+                client.enable(["CONDSTORE"])
+        except BaseException:
+            client.close()
+            raise
+        with self._lock:
+            self._all.append(client)
+        return client
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[ImapClient]:
+        try:
+            c = self._free.get_nowait()
+        except queue.Empty:
+            c = self.open()
+        ok = False
+        try:
+            yield c
+            ok = True
+        finally:
+            if ok:
+                self._free.put(c)
+            else:
+                c.close()
+                with self._lock:
+                    if c in self._all:
+                        self._all.remove(c)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for c in clients:
+            with contextlib.suppress(MailbagError, OSError):
+                c.logout()
+
+
+# --- server folder operations for the executor --------------------------------------------
+
+
+class _RemoteFolder:
+    """`apply.RemoteOps` over a client with `mailbox` selected."""
+
+    def __init__(self, client: ImapClient, mailbox: str, uidvalidity: int) -> None:
+        self.client = client
+        self.mailbox = mailbox
+        self.uidvalidity = uidvalidity
+        self.uidplus = "UIDPLUS" in client.capabilities
+
+    def store_flags(self, uids: Sequence[int], add: bool, flags: frozenset[str]) -> None:
+        for chunk in _chunks(uids, 2000):
+            self.client.uid_store(chunk, "+FLAGS" if add else "-FLAGS", sorted(flags))
+
+    def expunge(self, uids: Sequence[int]) -> None:
+        if self.uidplus:
+            for chunk in _chunks(uids, 2000):
+                self.client.uid_expunge(chunk)
+        else:
+            self.client.expunge()
+
+    def append(self, path: Path, flags: frozenset[str], internal_date: float | None) -> int | None:
+        import datetime as dt
+
+        when = (
+            dt.datetime.fromtimestamp(internal_date, dt.UTC) if internal_date is not None else None
+        )
+        with path.open("rb") as fh:
+            result = self.client.append(self.mailbox, fh, sorted(flags), when)
+        if result is None or result.uidvalidity != self.uidvalidity:
+            return None  # paired by Message-ID and size at the next sync
+        return result.uid
+
+    def fetch_bodies(self, uids: Sequence[int], sink: DownloadSink) -> None:
+        caps = self.client.capabilities
+        items = ["UID", "FLAGS", "INTERNALDATE"]
+        if "CONDSTORE" in self.client.enabled:
+            items.append("MODSEQ")
+        if "OBJECTID" in caps:
+            items.append("EMAILID")
+        if "X-GM-EXT-1" in caps:
+            items.append("X-GM-MSGID")
+        items.append("BODY.PEEK[]")
+
+        def body_sink(seq: int, item: str, size: int) -> IO[bytes] | None:
+            return sink.begin(size)
+
+        with self.client.uid_fetch(uids, items, body_sink=body_sink) as stream:
+            for r in stream:
+                if r.uid is None or not isinstance(r.bodies.get("BODY[]"), StreamedLiteral):
+                    continue
+                email_id = r.emailid or (str(r.x_gm_msgid) if r.x_gm_msgid else None)
+                sink.done(
+                    r.uid,
+                    frozenset(r.flags or ()),
+                    r.internaldate.timestamp() if r.internaldate else None,
+                    r.modseq,
+                    email_id,
+                )
+
+
+def _chunks(items: Sequence[int], n: int) -> Iterator[Sequence[int]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+# --- one folder -----------------------------------------------------------------------
+
+
+@dataclass
+class _LocalSide:
+    messages: list[LocalMessage]
+    entries: dict[str, MaildirEntry]
+    rows: list[Message]
+    unknown: int  # files the index does not know
+    changed: bool  # anything to push (or re-pair)
+
+
+def _read_local(store: Store, folder: Folder) -> _LocalSide:
+    entries = folder.maildir.scan()
+    rows = list(store.folder_messages(folder))
+    known: set[str] = set()
+    out: list[LocalMessage] = []
+    changed = False
+    for m in rows:
+        known.add(m.key)
+        entry = None if m.gone else entries.get(m.key)
+        keywords = m.flags - _MAILDIR_FLAGS
+        flags = (entry.flags | keywords) if entry is not None else m.flags
+        if entry is None or m.uid is None or flags != m.synced_flags or m.moved_from_uid:
+            changed = True
+        out.append(
+            LocalMessage(
+                row=m.id,
+                key=m.key,
+                uid=m.uid,
+                flags=flags,
+                present=entry is not None,
+                message_id=m.message_id,
+                size=m.size,
+                synced_flags=m.synced_flags,
+            )
+        )
+    unknown = 0
+    for key, entry in entries.items():
+        if key in known:
+            continue
+        unknown += 1
+        changed = True
+        try:
+            env = envelope_from_file(entry.path)
+            size = entry.path.stat().st_size
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        out.append(LocalMessage(None, key, None, entry.flags, True, env.message_id, size))
+    return _LocalSide(out, entries, rows, unknown, changed)
+
+
+def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
+    return (
+        status is not None
+        and folder.uidvalidity is not None
+        and status.uidvalidity == folder.uidvalidity
+        and status.uidnext == folder.uidnext
+        and status.messages == folder.messages
+        and status.highestmodseq is not None
+        and status.highestmodseq == folder.highestmodseq
+    )
+
+
+def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMessage]:
+    if sel.exists == 0:
+        return {}
+    out: dict[int, RemoteMessage] = {}
+    with client.uid_fetch("1:*", ["UID", "FLAGS"]) as stream:
+        for r in stream:
+            if r.uid is not None:
+                out[r.uid] = RemoteMessage(r.uid, frozenset(r.flags or ()))
+    return out
+
+
+def _remote_state(
+    client: ImapClient, folder: Folder, rows: Sequence[Message]
+) -> tuple[SelectResult, dict[int, RemoteMessage]]:
+    """Select the folder and find every server message with its flags, cheaply when we can."""
+    name = folder.name
+    known = {m.uid: m.synced_flags or frozenset() for m in rows if m.uid is not None}
+    if (
+        "QRESYNC" in client.enabled
+        and folder.uidvalidity is not None
+        and folder.highestmodseq is not None
+    ):
+        sel = client.select(name, qresync=(folder.uidvalidity, folder.highestmodseq))
+        if sel.uidvalidity == folder.uidvalidity and not sel.nomodseq:
+            view = {uid: RemoteMessage(uid, flags) for uid, flags in known.items()}
+            for uid in sel.vanished:
+                view.pop(uid, None)
+            for r in sel.changed:
+                if r.uid is not None and r.flags is not None:
+                    view[r.uid] = RemoteMessage(r.uid, frozenset(r.flags))
+            if len(view) == sel.exists:
+                return sel, view
+            # counts disagree (a server that forgot expunges): ask for everything
+        return sel, _full_listing(client, sel)
+    sel = client.select(name, condstore="CONDSTORE" in client.enabled)
+    return sel, _full_listing(client, sel)
+
+
+def _fetch_identities(
+    client: ImapClient, uids: Iterable[int], remote: dict[int, RemoteMessage]
+) -> None:
+    wanted = sorted(uids)
+    if not wanted:
+        return
+    items = ["UID", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+    with client.uid_fetch(wanted, items) as stream:
+        for r in stream:
+            if r.uid is None or r.uid not in remote:
+                continue
+            head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
+            mid = envelope_from_bytes(head).message_id if isinstance(head, bytes) else ""
+            old = remote[r.uid]
+            remote[r.uid] = RemoteMessage(r.uid, old.flags, mid, r.size)
+
+
+def _sync_folder(
+    client: ImapClient,
+    store: Store,
+    account: Account,
+    info: MailboxInfo,
+    status: MailboxStatus | None,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    exclude_uids: set[int],
+) -> FolderReport:
+    name = info.name
+    report = FolderReport(name)
+    existing = store.find_folder(account.name, name)
+    dir_missing = (
+        existing is not None
+        and existing.uidvalidity is not None
+        and not existing.path.exists()
+        and any(True for _ in store.folder_messages(existing))
+    )
+    role = folder_role(info)
+    folder = store.folder(account.name, name, delimiter=info.delimiter, role=role)
+    if folder.delimiter != info.delimiter or folder.role != role:
+        store.update_folder(folder, delimiter=info.delimiter, role=role)
+    store.commit()
+    if store.recover(folder):
+        report.notes.append("finished deliveries an earlier run left incomplete")
+    local = _read_local(store, folder)
+    if not local.changed and not exclude_uids and not dir_missing and _unchanged(folder, status):
+        report.skipped = True
+        return report
+
+    sel, remote_msgs = _remote_state(client, folder, local.rows)
+    if sel.uidvalidity is None:
+        raise ProtocolError(f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity")
+    remote = RemoteFolder(sel.uidvalidity, remote_msgs)
+    state = SyncedState(folder.uidvalidity, local_dir_missing=dir_missing)
+    need = needs_identity(local.messages, state, remote) - exclude_uids
+    _fetch_identities(client, need, remote_msgs)
+    result = plan(
+        local.messages,
+        state,
+        remote,
+        threshold=account.sync.mass_delete_threshold,
+        force=options.force,
+        exclude_uids=exclude_uids,
+    )
+    report.notes.extend(result.notes)
+    if result.stop is not None:
+        report.error = (
+            f"{result.stop.reason}; nothing was changed in this folder. If that is what you "
+            "want, run `mailbag sync --force`"
+        )
+        return report
+    todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
+    on_progress(Progress(account.name, name, "plan", todo))
+    apply_plan(
+        result,
+        store=store,
+        folder=folder,
+        remote=_RemoteFolder(client, name, sel.uidvalidity),
+        entries=local.entries,
+        report=report,
+        on_progress=on_progress,
+        uidvalidity=sel.uidvalidity,
+        chunk_messages=options.chunk_messages,
+        chunk_bytes=options.chunk_bytes,
+    )
+    store.commit()
+    store.update_folder(
+        folder,
+        uidnext=sel.uidnext,
+        highestmodseq=None if sel.nomodseq else sel.highestmodseq,
+        messages=sel.exists,
+        last_sync=time.time(),
+    )
+    store.commit()
+    return report
+
+
+# --- folders that appear, move or disappear ----------------------------------------------
+
+
+def _selected(account: Account, options: SyncOptions, name: str, role: str | None) -> bool:
+    include = options.folders or account.sync.include
+    if not any(fnmatch.fnmatchcase(name, p) for p in include):
+        return False
+    if any(fnmatch.fnmatchcase(name, p) for p in account.sync.exclude):
+        return False
+    if role == "all":
+        # Gmail's All Mail repeats every other folder: only when named explicitly
+        return any(p not in ("*", "**") and fnmatch.fnmatchcase(name, p) for p in include)
+    return True
+
+
+def _remove_folder_dir(path: Path) -> None:
+    for sub in ("cur", "new", "tmp"):
+        with contextlib.suppress(OSError):
+            (path / sub).rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def _settle_folders(
+    client: ImapClient,
+    store: Store,
+    account: Account,
+    options: SyncOptions,
+    server: dict[str, MailboxInfo],
+    report: AccountReport,
+) -> None:
+    """Folders in the index but not on the server: create, follow a rename, or delete."""
+    known = {f.name: f for f in store.folders(account.name)}
+    gone = [
+        f for n, f in known.items() if n not in server and _selected(account, options, n, f.role)
+    ]
+    if not gone:
+        return
+    new_names = [n for n in server if n not in known]
+    statuses: dict[str, MailboxStatus] = {}
+    for n in new_names:
+        with contextlib.suppress(ProtocolError):
+            statuses[n] = client.status(n, ("UIDVALIDITY", "MESSAGES"))
+    for f in gone:
+        rows = list(store.folder_messages(f))
+        if f.uidvalidity is None:
+            # made here (never on the server): create it there
+            client.create(f.name)
+            server[f.name] = MailboxInfo(f.name, f.name.encode(), f.delimiter, ())
+            report.folders.append(FolderReport(f.name, notes=["created on the server"]))
+            continue
+        renamed = next((n for n, s in statuses.items() if s.uidvalidity == f.uidvalidity), None)
+        if renamed is not None:
+            info = server[renamed]
+            target = store.folder_path(account.name, renamed, info.delimiter)
+            if f.path.exists() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(f.path, target)
+            store.update_folder(f, name=renamed, delimiter=info.delimiter)
+            store.commit()
+            statuses.pop(renamed)
+            report.folders.append(
+                FolderReport(f.name, notes=[f"renamed on the server to {renamed!r}; followed"])
+            )
+            continue
+        fr = FolderReport(f.name)
+        report.folders.append(fr)
+        local_only = [m for m in rows if m.uid is None and not m.gone]
+        if local_only:
+            fr.error = (
+                f"deleted on the server, but {len(local_only)} messages here were never "
+                "uploaded: the local folder is kept"
+            )
+            continue
+        live = [m for m in rows if not m.gone]
+        if len(live) > account.sync.mass_delete_threshold and not options.force:
+            fr.error = (
+                f"deleted on the server with {len(live)} messages; syncing would delete them "
+                "here too (more than the limit). Run `mailbag sync --force` if that is intended"
+            )
+            continue
+        entries = f.maildir.scan()
+        for m in rows:
+            entry = entries.get(m.key)
+            if entry is not None:
+                f.maildir.remove(entry)
+        store.delete_folder(f)
+        store.commit()
+        _remove_folder_dir(f.path)
+        fr.deleted = len(live)
+        fr.notes.append("deleted on the server; deleted here")
+
+
+def _apply_moves(client: ImapClient, store: Store, account: Account) -> dict[int, set[int]]:
+    """Carry out moves made here (`mailbag move`) with UID MOVE; returns the source
+    UIDs still pending per folder id (left alone by this run's folder syncs)."""
+    rows = store.conn.execute(
+        "SELECT m.id, m.moved_from_folder, m.moved_from_uid, f.name FROM messages m "
+        "JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id "
+        "WHERE a.name = ? AND m.moved_from_uid IS NOT NULL AND m.uid IS NULL",
+        (account.name,),
+    ).fetchall()
+    pending: dict[int, set[int]] = {}
+    for row, src_id, src_uid, target_name in rows:
+        try:
+            source = store.folder_by_id(src_id)
+        except StoreError:
+            store.pair(row, None)
+            store.commit()
+            continue
+        try:
+            sel = client.select(source.name)
+            if sel.uidvalidity != source.uidvalidity:
+                store.pair(row, None)  # the old UID means nothing now: upload (paired)
+                store.commit()
+                continue
+            if "MOVE" in client.capabilities:
+                res = client.uid_move([src_uid], target_name)
+            else:
+                res = client.uid_copy([src_uid], target_name)
+                client.uid_store([src_uid], "+FLAGS", ["\\Deleted"])
+                if "UIDPLUS" in client.capabilities:
+                    client.uid_expunge([src_uid])
+        except ProtocolError:
+            pending.setdefault(src_id, set()).add(src_uid)
+            continue
+        dest = res.mapping().get(src_uid) if res is not None else None
+        # no COPYUID: the target sync pairs the server copy by Message-ID and size
+        store.pair(row, dest)
+        store.commit()
+    return pending
+
+
+# --- the account ------------------------------------------------------------------------
+
+
+def sync_account(
+    account: Account,
+    secret: str,
+    paths: Paths,
+    *,
+    options: SyncOptions | None = None,
+    on_progress: ProgressCallback = no_progress,
+    transcript: Transcript = NO_TRACE,
+) -> AccountReport:
+    """Sync every selected folder of an IMAP account; errors end up in the report
+    (per folder where they are per folder), except a lock held by another sync."""
+    options = options or SyncOptions()
+    report = AccountReport(account.name)
+    with sync_lock(paths, account.name, options.lock_wait):
+        pool = _Connections(account, secret, transcript, options)
+        try:
+            _sync_locked(account, paths, options, on_progress, pool, report)
+        except MailbagError as exc:
+            report.error = exc.message
+            report.hint = exc.hint
+        finally:
+            pool.close()
+    return report
+
+
+def _sync_locked(
+    account: Account,
+    paths: Paths,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    pool: _Connections,
+    report: AccountReport,
+) -> None:
+    store = Store.open(paths)
+    try:
+        store.account_id(account.name)
+        store.commit()
+        with pool.client() as client:
+            infos = [i for i in client.list_folders() if i.selectable]
+            server = {i.name: i for i in infos}
+            _settle_folders(client, store, account, options, server, report)
+            wanted = [
+                server[n] for n in server if _selected(account, options, n, folder_role(server[n]))
+            ]
+            statuses = _statuses(client, [i.name for i in wanted])
+            pending_moves = _apply_moves(client, store, account)
+            exclude_by_name: dict[str, set[int]] = {}
+            for fid, uids in pending_moves.items():
+                with contextlib.suppress(StoreError):
+                    exclude_by_name[store.folder_by_id(fid).name] = uids
+    finally:
+        store.close()
+
+    local = threading.local()
+    stores: list[Store] = []
+    stores_lock = threading.Lock()
+
+    def thread_store() -> Store:
+        s: Store | None = getattr(local, "store", None)
+        if s is None:
+            s = Store.open(paths)
+            local.store = s
+            with stores_lock:
+                stores.append(s)
+        return s
+
+    def work(info: MailboxInfo) -> FolderReport:
+        delay = options.backoff
+        attempt = 0
+        while True:
+            s = thread_store()
+            try:
+                with pool.client() as client:
+                    fr = _sync_folder(
+                        client,
+                        s,
+                        account,
+                        info,
+                        statuses.get(info.name),
+                        options,
+                        on_progress,
+                        exclude_by_name.get(info.name, set()),
+                    )
+                on_progress(Progress(account.name, info.name, "folder-done"))
+                return fr
+            except NetworkError as exc:
+                if s.conn.in_transaction:
+                    s.rollback()
+                attempt += 1
+                if attempt > options.retries:
+                    return FolderReport(info.name, error=f"{exc.message} (after {attempt} tries)")
+                on_progress(Progress(account.name, info.name, "retry", detail=exc.message))
+                time.sleep(delay)
+                delay *= 2
+            except MailbagError as exc:
+                if s.conn.in_transaction:
+                    s.rollback()
+                return FolderReport(info.name, error=exc.message)
+
+    # biggest folders first: the pool stays busy until the end
+    wanted.sort(key=lambda i: -(getattr(statuses.get(i.name), "messages", 0) or 0))
+    workers = max(1, min(options.connections, len(wanted)))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
+            report.folders.extend(ex.map(work, wanted))
+    finally:
+        for s in stores:
+            s.close()
+
+
+def _statuses(client: ImapClient, names: Sequence[str]) -> dict[str, MailboxStatus]:
+    """STATUS of every folder, pipelined: one round trip for all of them."""
+    from mailbag.protocols.imap import command as cmd
+    from mailbag.protocols.imap.parser import parse_status
+
+    items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+    if "CONDSTORE" in client.capabilities:
+        items.append("HIGHESTMODSEQ")
+    pending = [
+        client.submit(b"STATUS", cmd.mailbox(n, client.utf8), cmd.item_list(items)) for n in names
+    ]
+    out: dict[str, MailboxStatus] = {}
+    for n, p in zip(names, pending, strict=True):
+        try:
+            client.finish(p)
+        except ProtocolError:
+            continue
+        for u in p.untagged:
+            if u.name == "STATUS":
+                out[n] = parse_status(u, client.utf8)
+    return out

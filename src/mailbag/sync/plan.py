@@ -1,0 +1,368 @@
+"""What one folder's sync must do, decided from three states: a pure function.
+
+`plan(local, last_synced, remote)` compares the local folder (index rows and
+the files found on disk), the state both sides agreed on at the last sync, and
+the server's folder, and returns the list of actions that makes both sides
+equal. It does no I/O, so the whole case matrix is unit-tested with values.
+
+Rules it keeps (each one from a way other tools lost mail):
+- missing local state is never evidence of deletion: a folder directory that
+  is gone is downloaded again, a message the index does not know is paired by
+  Message-ID and size before anything is uploaded or downloaded;
+- a UIDVALIDITY change deletes nothing on either side: messages are paired
+  again by Message-ID and size, only what is really new moves;
+- more than `threshold` deletions on one side stop the plan (`Stop`) with an
+  explanation, unless `force`;
+- flags merge three ways against the last synced flags; with no base (a new
+  pairing) they are united, so no flag is ever lost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Action",
+    "Delete",
+    "DeleteLocal",
+    "Download",
+    "ExpungeRemote",
+    "Forget",
+    "LocalMessage",
+    "Pair",
+    "Plan",
+    "RemoteFolder",
+    "RemoteMessage",
+    "SetFlags",
+    "Stop",
+    "SyncedState",
+    "Upload",
+    "merge_flags",
+    "needs_identity",
+    "plan",
+]
+
+#: flags that are never synced: session-only or server-managed
+IGNORED_FLAGS = frozenset({"\\Recent"})
+
+
+@dataclass(frozen=True)
+class LocalMessage:
+    """A message as the local side knows it."""
+
+    row: int | None  # index row; None: a file the index does not know (yet)
+    key: str
+    uid: int | None  # server UID it is paired with, per the index
+    flags: frozenset[str]
+    present: bool  # its file is on disk
+    message_id: str = ""
+    size: int | None = None
+    synced_flags: frozenset[str] | None = None  # from the index; None: never synced
+
+
+@dataclass(frozen=True)
+class RemoteMessage:
+    uid: int
+    flags: frozenset[str]
+    message_id: str | None = None  # None: not fetched (only fetched when needed)
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class RemoteFolder:
+    uidvalidity: int
+    messages: Mapping[int, RemoteMessage]  # every message now on the server
+
+
+@dataclass(frozen=True)
+class SyncedState:
+    """What both sides agreed on at the end of the last sync of this folder."""
+
+    uidvalidity: int | None  # None: never synced (or the index was lost)
+    local_dir_missing: bool = False  # the folder's Maildir directory is gone
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    """Fetch a server message and store it here (replacing `row`'s lost file if set)."""
+
+    uid: int
+    flags: frozenset[str]
+    row: int | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """APPEND a local message to the server, then pair it."""
+
+    key: str
+    row: int | None
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Record that local `key` is server `uid` (same Message-ID and size)."""
+
+    key: str
+    row: int | None
+    uid: int
+
+
+@dataclass(frozen=True)
+class SetFlags:
+    """Bring both sides to `flags`; either change may be empty."""
+
+    uid: int
+    key: str
+    row: int | None
+    flags: frozenset[str]
+    local: bool  # the local file's flags must change
+    add: frozenset[str]  # remote: +FLAGS
+    remove: frozenset[str]  # remote: -FLAGS
+
+
+@dataclass(frozen=True)
+class DeleteLocal:
+    """The server expunged it: delete the local copy."""
+
+    uid: int
+    key: str
+    row: int | None
+
+
+@dataclass(frozen=True)
+class ExpungeRemote:
+    """Deleted here: expunge it on the server."""
+
+    uid: int
+    row: int | None
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Gone on both sides: drop the index row."""
+
+    row: int
+
+
+Action = Download | Upload | Pair | SetFlags | DeleteLocal | ExpungeRemote | Forget
+Delete = DeleteLocal | ExpungeRemote
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The plan would delete too much; nothing is done without `force`."""
+
+    side: str  # "local" or "server": where the deletions would happen
+    count: int
+    total: int
+    reason: str
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    stop: Stop | None = None
+    uidvalidity_changed: bool = False
+    restored: int = 0  # local files lost and downloaded again
+    notes: list[str] = field(default_factory=list)
+
+    def of(self, kind: type) -> list[Action]:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+# --- the planner -----------------------------------------------------------------------
+
+
+def _clean(flags: Iterable[str]) -> frozenset[str]:
+    return frozenset(f for f in flags if f not in IGNORED_FLAGS)
+
+
+def merge_flags(
+    local: frozenset[str], base: frozenset[str] | None, remote: frozenset[str]
+) -> frozenset[str]:
+    """Three-way merge: each side's additions and removals since `base` both apply.
+
+    Without a base (never synced together) the union: no flag is lost.
+    """
+    if base is None:
+        return local | remote
+    added = (local - base) | (remote - base)
+    removed = (base - local) | (base - remote)
+    return (base | added) - removed
+
+
+def _identity(message_id: str | None, size: int | None) -> tuple[str, int] | None:
+    if not message_id or size is None:
+        return None
+    return (message_id, size)
+
+
+def needs_identity(
+    local: Iterable[LocalMessage], last_synced: SyncedState, remote: RemoteFolder
+) -> set[int]:
+    """Server UIDs whose Message-ID and size the planner needs to pair safely.
+
+    Only unpaired server messages, and only when some local message is
+    unpaired too (a new draft, a file the index lost, a UIDVALIDITY change).
+    """
+    local = list(local)
+    changed = last_synced.uidvalidity is not None and last_synced.uidvalidity != remote.uidvalidity
+    paired: set[int] = set()
+    unpaired_local = False
+    for m in local:
+        if m.uid is not None and not changed:
+            paired.add(m.uid)
+        elif m.present:
+            unpaired_local = True
+    if not unpaired_local:
+        return set()
+    return {uid for uid in remote.messages if uid not in paired}
+
+
+def plan(
+    local: Iterable[LocalMessage],
+    last_synced: SyncedState,
+    remote: RemoteFolder,
+    *,
+    threshold: int = 50,
+    force: bool = False,
+    exclude_uids: Iterable[int] = (),
+) -> Plan:
+    """The actions that make the local folder and the server folder equal.
+
+    `exclude_uids`: server messages another step owns (a local move in flight);
+    they are neither downloaded nor paired here.
+    """
+    result = Plan()
+    local = list(local)
+    excluded = set(exclude_uids)
+    remote_msgs = {uid: m for uid, m in remote.messages.items() if uid not in excluded}
+    changed = last_synced.uidvalidity is not None and last_synced.uidvalidity != remote.uidvalidity
+    result.uidvalidity_changed = changed
+    if changed:
+        result.notes.append(
+            f"the server's UIDVALIDITY changed ({last_synced.uidvalidity} -> "
+            f"{remote.uidvalidity}): messages were paired again by Message-ID and size; "
+            "nothing was deleted"
+        )
+
+    paired: dict[int, LocalMessage] = {}
+    unpaired: list[LocalMessage] = []
+    for m in local:
+        if m.uid is not None and not changed:
+            if m.uid in paired:
+                # two rows claim one UID (should not happen): keep the first, re-pair the other
+                unpaired.append(m)
+            else:
+                paired[m.uid] = m
+        elif m.present:
+            unpaired.append(m)
+        elif m.row is not None:
+            # a file that was never on the server (or whose UID is void) is gone: forget it
+            result.actions.append(Forget(m.row))
+
+    local_deletes: list[ExpungeRemote] = []
+    remote_deletes: list[DeleteLocal] = []
+    lost: list[LocalMessage] = []  # files gone with their whole folder directory
+    for uid, m in paired.items():
+        r = remote_msgs.get(uid)
+        if uid in excluded:
+            continue
+        if r is None:
+            if m.present:
+                remote_deletes.append(DeleteLocal(uid, m.key, m.row))
+            elif m.row is not None:
+                result.actions.append(Forget(m.row))
+            continue
+        if not m.present:
+            if last_synced.local_dir_missing:
+                lost.append(m)
+            else:
+                local_deletes.append(ExpungeRemote(uid, m.row))
+            continue
+        _merge_into(result, m, r)
+
+    # pair what is unpaired on both sides by Message-ID + size, before any transfer
+    unpaired_remote = [r for uid, r in remote_msgs.items() if uid not in paired]
+    by_identity: dict[tuple[str, int], list[LocalMessage]] = defaultdict(list)
+    for m in unpaired:
+        ident = _identity(m.message_id, m.size)
+        if ident is not None:
+            by_identity[ident].append(m)
+    matched_keys: set[str] = set()
+    for r in sorted(unpaired_remote, key=lambda r: r.uid):
+        ident = _identity(r.message_id, r.size)
+        candidates = by_identity.get(ident) if ident is not None else None
+        if candidates:
+            m = candidates.pop(0)
+            matched_keys.add(m.key)
+            result.actions.append(Pair(m.key, m.row, r.uid))
+            # a new pairing has no common base: unite the flags
+            _merge_into(result, m, r, use_base=False)
+        else:
+            result.actions.append(Download(r.uid, _clean(r.flags)))
+    for m in unpaired:
+        if m.key not in matched_keys:
+            result.actions.append(Upload(m.key, m.row, _clean(m.flags)))
+
+    for m in lost:
+        assert m.uid is not None
+        r = remote_msgs[m.uid]
+        result.actions.append(Download(r.uid, merge_flags(m.flags, m.synced_flags, r.flags), m.row))
+        result.restored += 1
+    if lost:
+        result.notes.append(
+            f"the local folder directory was missing: {len(lost)} messages downloaded again "
+            "(nothing deleted on the server)"
+        )
+
+    total = len(paired)
+    for side, deletes in (("server", local_deletes), ("local", remote_deletes)):
+        if len(deletes) > threshold and not force:
+            where = "deleted here" if side == "server" else "gone from the server"
+            result.stop = Stop(
+                side=side,
+                count=len(deletes),
+                total=total,
+                reason=(
+                    f"{len(deletes)} of {total} messages are {where}; syncing would delete them "
+                    f"on the {'server' if side == 'server' else 'local side'} too (more than the "
+                    f"limit of {threshold})"
+                ),
+            )
+    if result.stop is None:
+        result.actions.extend(local_deletes)
+        result.actions.extend(remote_deletes)
+    return result
+
+
+def _merge_into(
+    result: Plan,
+    m: LocalMessage,
+    r: RemoteMessage,
+    *,
+    use_base: bool = True,
+) -> None:
+    base_flags = m.synced_flags if use_base else None
+    lflags, rflags = _clean(m.flags), _clean(r.flags)
+    merged = merge_flags(lflags, None if base_flags is None else _clean(base_flags), rflags)
+    if use_base and merged == lflags and merged == rflags and m.synced_flags == merged:
+        return
+    result.actions.append(
+        SetFlags(
+            uid=r.uid,
+            key=m.key,
+            row=m.row,
+            flags=merged,
+            local=merged != lflags,
+            add=merged - rflags,
+            remove=rflags - merged,
+        )
+    )

@@ -1,0 +1,473 @@
+"""Two-way IMAP sync against the real Dovecot: every "never lose mail" promise of issue 4.
+
+Each test has a sandbox of its own (it starts in about 0.1 s), so tests that break
+the server or wipe state never disturb others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbag.errors import SyncError
+from mailbag.sandbox import Sandbox
+from mailbag.store.index import Store
+from mailbag.sync.events import Progress
+from mailbag.sync.imap import sync_lock
+from synctools import (
+    SIZE,
+    assert_ok,
+    assert_same,
+    home_paths,
+    local_state,
+    server_state,
+    sync,
+    sync_in_child,
+    target,
+    totals,
+)
+
+pytestmark = pytest.mark.sandbox
+USERS = [f"sync{i}" for i in range(40)]
+_next_user = iter(USERS)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Sandbox]:
+    """One Dovecot for this module; every test gets a user of its own."""
+    with Sandbox(users={u: f"{u}-secret" for u in USERS}, services={"imap"}) as box:
+        yield box
+
+
+@pytest.fixture
+def user() -> str:
+    return next(_next_user)
+
+
+@pytest.fixture
+def sb(shared: Sandbox) -> Sandbox:
+    return shared
+
+
+@pytest.fixture
+def own() -> Iterator[Sandbox]:
+    """A sandbox of its own, for tests that stop or restart the server."""
+    with Sandbox(users={u: f"{u}-secret" for u in USERS}, services={"imap"}) as box:
+        yield box
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def fill(sb: Sandbox, user: str, n: int = SIZE) -> None:
+    sb.fill(user, n, "INBOX", seed=1)
+    sb.fill(user, max(3, n // 4), "Work/Projects", seed=2)
+    sb.fill(user, max(2, n // 8), "Archive", seed=3)
+
+
+def test_initial_sync_is_byte_exact_and_a_second_run_does_nothing(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    fill(sb, user)
+    t = target(sb, user)
+    report = sync(t, home)
+    assert_ok(report)
+    n = assert_same(sb, user, home)
+    assert totals(report)["new"] == n > 0
+    # Maildir layout: nested folders as nested Maildirs, unseen mail in new/
+    mail = home_paths(home).mail_dir / user
+    assert (mail / "Work" / "Projects" / "cur").is_dir()
+    assert any((mail / "INBOX" / "new").iterdir())
+    again = sync(t, home)
+    assert_ok(again)
+    assert all(v == 0 for v in totals(again).values()), totals(again)
+    assert all(f.skipped for f in again.folders)
+
+
+def test_changes_on_both_sides_converge(sb: Sandbox, user: str, home: Path) -> None:
+    fill(sb, user, 20)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with sb.control(user) as c:
+        uids = c.uids("INBOX")
+        c.store("INBOX", uids[:3], "+FLAGS", ["\\Flagged"])
+        c.store("INBOX", uids[3:5], "+FLAGS", ["$Important"])
+        c.expunge("INBOX", uids[5:7])
+        new_uid = c.append("INBOX", b"Subject: from the server\r\nMessage-ID: <s1@x>\r\n\r\nhi\r\n")
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        msgs = {m.uid: m for m in store.folder_messages(inbox)}
+        # another Maildir program marks one answered (renames the file) and deletes another
+        entry = inbox.maildir.scan()[msgs[uids[10]].key]
+        os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,RS")
+        inbox.maildir.remove(inbox.maildir.scan()[msgs[uids[11]].key])
+        # mailbag itself flags one and stores a draft
+        store.set_flags(msgs[uids[12]], msgs[uids[12]].flags | {"\\Flagged", "todo"})
+        drafts = store.folder(user, "Drafts")
+        store.add_bytes(
+            drafts, b"Subject: draft\r\nMessage-ID: <d1@x>\r\n\r\nlater\r\n", flags={"\\Draft"}
+        )
+    report = sync(t, home)
+    assert_ok(report)
+    tot = totals(report)
+    assert tot["new"] == 1 and tot["uploaded"] == 1 and tot["deleted"] == 3, tot
+    assert_same(sb, user, home)
+    server = server_state(sb, user)
+    assert "\\Answered" in server["INBOX"][uids[10]][1]
+    assert uids[11] not in server["INBOX"]
+    assert {"\\Flagged", "todo"} <= server["INBOX"][uids[12]][1]
+    assert new_uid in server["INBOX"]
+    assert any(b"later" in data for data, _ in server["Drafts"].values())
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)
+
+
+def test_flag_conflict_merges_three_ways(sb: Sandbox, user: str, home: Path) -> None:
+    sb.fill(user, 3, "INBOX", seed=5, seen_ratio=1.0)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    uid = 1
+    with sb.control(user) as c:
+        c.store("INBOX", [uid], "+FLAGS", ["\\Answered"])  # added there
+    with Store.open(home_paths(home)) as store:
+        m = next(x for x in store.folder_messages(store.folder(user, "INBOX")) if x.uid == uid)
+        store.set_flags(m, (m.flags - {"\\Seen"}) | {"\\Flagged"})  # unseen + flagged here
+    assert_ok(sync(t, home))
+    assert_same(sb, user, home)
+    flags = server_state(sb, user)["INBOX"][uid][1]
+    assert "\\Answered" in flags and "\\Flagged" in flags and "\\Seen" not in flags
+
+
+def test_uidvalidity_reset_deletes_nothing_and_downloads_nothing(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    fill(sb, user, 20)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    before = {k: dict(v) for k, v in local_state(home, user).items()}
+    sb.reset_uidvalidity(user, "INBOX")
+    report = sync(t, home)
+    assert_ok(report)
+    inbox = next(f for f in report.folders if f.name == "INBOX")
+    assert inbox.new == 0 and inbox.deleted == 0 and inbox.uploaded == 0
+    assert inbox.paired == len(before["INBOX"])
+    assert any("UIDVALIDITY" in n for n in inbox.notes)
+    assert_same(sb, user, home)
+
+
+def test_missing_local_folder_is_downloaded_again_not_deleted_on_server(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    sb.fill(user, 80, "INBOX")
+    t = target(sb, user, threshold=10)
+    assert_ok(sync(t, home))
+    shutil.rmtree(home_paths(home).mail_dir / user / "INBOX")
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["restored"] == 80 and totals(report)["deleted"] == 0
+    assert len(server_state(sb, user)["INBOX"]) == 80
+    assert_same(sb, user, home)
+
+
+def test_emptied_local_folder_stops_and_force_carries_it_out(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    sb.fill(user, 30, "INBOX")
+    t = target(sb, user, threshold=10)
+    assert_ok(sync(t, home))
+    inbox_dir = home_paths(home).mail_dir / user / "INBOX"
+    for sub in ("cur", "new"):
+        for f in (inbox_dir / sub).iterdir():
+            f.unlink()
+    report = sync(t, home)
+    inbox = next(f for f in report.folders if f.name == "INBOX")
+    assert inbox.error and "--force" in inbox.error and "30 of 30" in inbox.error
+    assert len(server_state(sb, user)["INBOX"]) == 30  # nothing deleted there
+    forced = sync(t, home, force=True)
+    assert_ok(forced)
+    assert server_state(sb, user)["INBOX"] == {}
+
+
+def test_wiped_index_pairs_instead_of_duplicating(sb: Sandbox, user: str, home: Path) -> None:
+    fill(sb, user, 20)
+    t = target(sb, user, threshold=5)
+    assert_ok(sync(t, home))
+    index = home_paths(home).index_file
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    report = sync(t, home)
+    assert_ok(report)
+    tot = totals(report)
+    assert tot["new"] == 0 and tot["uploaded"] == 0 and tot["deleted"] == 0, tot
+    assert tot["paired"] == assert_same(sb, user, home)
+
+
+def test_server_folder_suddenly_empty_stops(sb: Sandbox, user: str, home: Path) -> None:
+    sb.fill(user, 30, "INBOX")
+    t = target(sb, user, threshold=10)
+    assert_ok(sync(t, home))
+    with sb.control(user) as c:
+        c.expunge("INBOX", c.uids("INBOX"))
+    report = sync(t, home)
+    inbox = next(f for f in report.folders if f.name == "INBOX")
+    assert inbox.error and "--force" in inbox.error
+    assert len(local_state(home, user)["INBOX"]) == 30  # all kept here
+    assert not report.ok
+
+
+def test_server_side_folder_rename_and_delete_and_local_create(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    sb.fill(user, 5, "Old", seed=7)
+    sb.fill(user, 4, "Doomed", seed=8)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with sb.control(user) as c:
+        c.rename("Old", "New")
+        c.delete_mailbox("Doomed")
+    with Store.open(home_paths(home)) as store:
+        mine = store.folder(user, "Made here")
+        store.add_bytes(mine, b"Subject: local\r\nMessage-ID: <l@x>\r\n\r\nx\r\n")
+    report = sync(t, home)
+    assert_ok(report)
+    assert_same(sb, user, home)
+    names = set(server_state(sb, user))
+    assert {"New", "Made here"} <= names and "Doomed" not in names and "Old" not in names
+    mail = home_paths(home).mail_dir / user
+    assert (mail / "New").is_dir() and not (mail / "Old").exists()
+    assert not (mail / "Doomed").exists()
+    assert totals(report)["new"] == 0  # the renamed folder was not downloaded again
+
+
+def test_local_move_is_a_server_move(sb: Sandbox, user: str, home: Path) -> None:
+    sb.fill(user, 5, "INBOX", seed=9)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        m = next(iter(store.folder_messages(inbox)))
+        store.move(m, store.folder(user, "Archive"))
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["uploaded"] == 0 and totals(report)["new"] == 0
+    assert_same(sb, user, home)
+    assert len(server_state(sb, user)["Archive"]) == 1
+
+
+def test_another_client_changing_things_during_a_sync_converges(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    sb.fill(user, max(60, SIZE), "INBOX", seed=11)
+    t = target(sb, user)
+    disturbed = threading.Event()
+
+    def disturb(event: Progress) -> None:
+        if event.kind == "message" and not disturbed.is_set():
+            disturbed.set()
+            with sb.control(user) as c:
+                uids = c.uids("INBOX")
+                c.store("INBOX", uids[:10], "+FLAGS", ["\\Flagged"])
+                c.expunge("INBOX", uids[-5:])
+                c.append("INBOX", b"Subject: during\r\nMessage-ID: <during@x>\r\n\r\n.\r\n")
+
+    assert_ok(sync(t, home, on_progress=disturb, connections=1))
+    assert disturbed.is_set()
+    assert_ok(sync(t, home))
+    assert_same(sb, user, home)
+    assert sum(totals(sync(t, home)).values()) == 0
+
+
+def test_two_syncs_at_once_the_second_refuses(sb: Sandbox, user: str, home: Path) -> None:
+    sb.fill(user, 5, "INBOX")
+    t = target(sb, user)
+    with sync_lock(home_paths(home), t.account().name), pytest.raises(SyncError) as info:
+        sync(t, home)
+    assert "another `mailbag sync`" in info.value.message and info.value.hint
+    # for real: two processes at once; whatever the order, the result is exact
+    procs = [sync_in_child(t, home) for _ in range(1)]
+    assert procs[0].returncode == 0, procs[0].stderr
+    assert_same(sb, user, home)
+
+
+def test_two_processes_at_once_never_corrupt(sb: Sandbox, user: str, home: Path) -> None:
+    import subprocess
+    import sys
+
+    import synctools
+
+    sb.fill(user, max(80, SIZE), "INBOX")
+    t = target(sb, user)
+    import json
+
+    spec = json.dumps({"target": t.__dict__, "home": str(home)})
+    children = [
+        subprocess.Popen(
+            [sys.executable, synctools.__file__, spec],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [c.communicate(timeout=120) for c in children]
+    codes = sorted(c.returncode for c in children)
+    assert codes[0] == 0, outs
+    if codes[1] != 0:  # the second one refused (it did not wait)
+        assert any("another `mailbag sync`" in (o + e) for o, e in outs), outs
+    assert_same(sb, user, home)
+
+
+@pytest.mark.parametrize(
+    "point", ["download:1", "download:7", "download:13", "upload:1", "upload:3"]
+)
+def test_sigkill_at_any_point_loses_and_duplicates_nothing(
+    sb: Sandbox, user: str, home: Path, point: str
+) -> None:
+    fill(sb, user, SIZE)
+    t = target(sb, user)
+    if point.startswith("upload"):
+        assert_ok(sync(t, home))
+        with Store.open(home_paths(home)) as store:
+            drafts = store.folder(user, "Drafts")
+            for i in range(6):
+                store.add_bytes(
+                    drafts, f"Subject: d{i}\r\nMessage-ID: <d{i}@x>\r\n\r\n{i}\r\n".encode()
+                )
+    crashed = sync_in_child(t, home, crash=point)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    n = assert_same(sb, user, home)
+    assert n >= SIZE
+    final = sync(t, home)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)
+
+
+def test_repeated_kills_during_a_big_download(sb: Sandbox, user: str, home: Path) -> None:
+    fill(sb, user, SIZE * 2)
+    t = target(sb, user)
+    for k in (3, 5, 8, 2):
+        proc = sync_in_child(t, home, crash=f"download:{k}")
+        assert proc.returncode in (-9, 0), proc.stderr
+    assert sync_in_child(t, home).returncode == 0
+    assert_same(sb, user, home)
+
+
+def test_dropped_connection_mid_fetch_resumes_without_downloading_again(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    n = max(120, SIZE * 3)
+    sb.fill(user, n, "INBOX", seed=4)
+    t = target(sb, user)
+    received = 0
+    dropped = threading.Event()
+    retries: list[str] = []
+
+    def progress(event: Progress) -> None:
+        nonlocal received
+        if event.kind == "message":
+            received += 1
+            if received == n // 3 and not dropped.is_set():
+                dropped.set()
+                sb.drop_connections(user)
+        elif event.kind == "retry":
+            retries.append(event.detail)
+
+    report = sync(t, home, on_progress=progress, connections=1)
+    assert_ok(report)
+    assert dropped.is_set() and retries
+    # what was complete when the connection dropped was kept: nothing came twice
+    assert received == n
+    assert totals(report)["new"] == n
+    assert_same(sb, user, home)
+
+
+def test_server_restart_mid_sync_is_retried(own: Sandbox, user: str, home: Path) -> None:
+    own.fill(user, 60, "INBOX")
+    t = target(own, user)
+    restarted = threading.Event()
+
+    def progress(event: Progress) -> None:
+        if event.kind == "message" and not restarted.is_set():
+            restarted.set()
+            own.restart_dovecot()
+
+    report = sync(t, home, on_progress=progress, connections=1)
+    assert_ok(report)
+    assert restarted.is_set()
+    assert_same(own, user, home)
+
+
+def test_unreachable_server_says_what_it_could_not_do(own: Sandbox, user: str, home: Path) -> None:
+    t = target(own, user)
+    own.stop_service("dovecot")
+    report = sync(t, home, retries=0)
+    assert not report.ok and report.error and "refused" in report.error
+
+
+def test_cli_sync_json_and_folders(
+    sb: Sandbox,
+    user: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from mailbag.cli.main import main
+
+    sb.fill(user, 7, "INBOX")
+    home = tmp_path / "cli-home"
+    home.mkdir()
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    pw = tmp_path / "pw.sh"
+    pw.write_text(f"#!/bin/sh\necho {sb.password(user)}\n")
+    pw.chmod(0o700)
+    (home / "config.toml").write_text(
+        f"""
+[accounts.sync]
+email = "{sb.address(user)}"
+protocol = "imap"
+ca_file = "{sb.ca_file}"
+
+[accounts.sync.incoming]
+host = "localhost"
+port = {sb.ports.imaps}
+security = "ssl"
+username = "{sb.address(user)}"
+password_command = "{pw}"
+
+[accounts.sync.smtp]
+host = "localhost"
+port = 465
+security = "ssl"
+username = "{sb.address(user)}"
+"""
+    )
+    code = main(["sync", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    doc = json.loads(out.out)
+    (acc,) = doc["accounts"]
+    assert acc["name"] == "sync" and acc["ok"] is True and acc["error"] is None
+    inbox = next(f for f in acc["folders"] if f["name"] == "INBOX")
+    assert {k: inbox[k] for k in ("new", "updated", "deleted", "uploaded")} == {
+        "new": 7,
+        "updated": 0,
+        "deleted": 0,
+        "uploaded": 0,
+    }
+    assert main(["folders", "--json"]) == 0
+    folders = json.loads(capsys.readouterr().out)
+    assert {"account": "sync", "name": "INBOX", "role": "inbox"}.items() <= next(
+        f for f in folders if f["name"] == "INBOX"
+    ).items()
