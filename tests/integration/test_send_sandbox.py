@@ -677,3 +677,24 @@ def test_body_from_stdin_and_file_with_trace(sb: Sandbox, tmp_path: Path) -> Non
     )
     assert res.returncode == 0, res.stderr
     assert "sent 'file' to ross@sandbox.test; copy saved to Sent" in res.stderr
+
+
+def test_sync_sends_the_outbox_first(sb: Sandbox, tmp_path: Path) -> None:
+    paths, _ = setup_home(tmp_path / "home", make_account(sb, "polly"))
+    home = str(tmp_path / "home")
+    res = run_cli(
+        home, "send", "--queue", "--to", "otto@sandbox.test", "--subject", "via sync", "--body", "x"
+    )
+    assert res.returncode == 0, res.stderr
+    res = run_cli(home, "sync", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [r["state"] for r in doc["outbox"]] == ["sent"]
+    mid = doc["outbox"][0]["message_id"]
+    assert len(with_id(sb, "otto", "INBOX", mid)) == 1
+    assert Outbox.open(paths).ids() == []
+    # the Sent copy came down with the same sync
+    with Store.open(paths) as store:
+        assert [m.subject for m in store.messages(account="polly") if m.message_id == mid] == [
+            "via sync"
+        ]

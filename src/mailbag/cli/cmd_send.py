@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mailbag.config import Account, Config
     from mailbag.message.addresses import Address
     from mailbag.message.compose import Draft
+    from mailbag.protocols.trace import Transcript
     from mailbag.sync.outbox import FlushResult, SendReport
 
 SEND_DESCRIPTION = """\
@@ -259,6 +260,27 @@ def describe(report: SendReport) -> list[str]:
     if report.copy_error:
         lines.append(f"  the copy to Sent will be retried: {report.copy_error}")
     return lines
+
+
+def flush_before_sync(
+    ctx: Context, config: Config, accounts: list[str], transcript: Transcript
+) -> list[dict[str, Any]]:
+    """`mailbag sync` sends what is due in the outbox first (so Sent copies come down
+    with the sync). Problems are reported, never fatal to the sync."""
+    from mailbag.store.outbox import OutboxLocked
+    from mailbag.sync.sending import send_outbox
+
+    try:
+        result = send_outbox(
+            ctx.paths, config, transcript=transcript, only_accounts=accounts, wait=5
+        )
+    except OutboxLocked as exc:
+        ctx.info(f"outbox: {exc.message}")
+        return []
+    for report in result.reports:
+        for line in describe(report):
+            ctx.info(f"outbox: {line}")
+    return [r.to_json() for r in result.reports]
 
 
 # --- send ---------------------------------------------------------------------------------

@@ -788,6 +788,7 @@ def flush(
     draft_saver: SentCopier | None = None,
     on_sent: SentHook | None = None,
     ids: Sequence[str] | None = None,
+    only_accounts: Sequence[str] | None = None,
     respect_backoff: bool = True,
     wait: float = 0.0,
     on_event: EventCallback | None = None,
@@ -804,9 +805,11 @@ def flush(
         result.recovered = [r.id for r in outbox.recover()]
         records = outbox.records()
         wanted = due(records, now(), respect_backoff=respect_backoff)
+        by_id = {r.id: r for r in records}
         if ids is not None:
             wanted = [i for i in wanted if i in set(ids)]
-        by_id = {r.id: r for r in records}
+        if only_accounts is not None:
+            wanted = [i for i in wanted if by_id[i].account in set(only_accounts)]
         for rid in wanted:
             record = by_id[rid]
             account = accounts.get(record.account)
