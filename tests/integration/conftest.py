@@ -93,3 +93,24 @@ class Cli:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     return Cli(capsys, monkeypatch)
+
+
+class TtyInput(io.StringIO):
+    """Typed answers on a terminal (for the prompts `account add` shows on a TTY)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def tty_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Like `cli`, but stdin looks like a terminal: `tty_cli(..., stdin="y\\n")`."""
+
+    class TtyCli(Cli):
+        def __call__(self, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+            self.monkeypatch.setattr(sys, "stdin", TtyInput(stdin))
+            code = main(list(argv))
+            out, err = self.capsys.readouterr()
+            return code, out, err
+
+    return TtyCli(capsys, monkeypatch)

@@ -236,3 +236,44 @@ def test_autoconfig_command_json(env: Any, cli: Any) -> None:
     code, out, _ = cli("autoconfig", "x@nowhere.test", "--json")
     assert code == 1
     assert json.loads(out)["chosen"] == {"incoming": None, "smtp": None}
+
+
+def test_tty_asks_before_using_servers_outside_the_domain(env: Any, tty_cli: Any) -> None:
+    sb = env.sandbox
+    env.dns.add(f"_imaps._tcp.{sb.domain}", "SRV", f"0 1 {sb.ports.imaps} localhost.")
+    env.dns.add(f"_submissions._tcp.{sb.domain}", "SRV", f"0 1 {sb.smtps_port} localhost.")
+    args = ["account", "add", sb.address("bob"), "--no-test", "--password-command", "echo pw"]
+    code, _, err = tty_cli(*args, stdin="n\n\n\n\n\n\n\n")
+    assert "not in your address's domain. Send your password there? [y/N]" in err
+    assert code == 2  # declined, and no server typed in by hand either
+    assert load_config(env.paths).accounts == {}
+    code, _, err = tty_cli(*args, stdin="y\n")
+    assert code == 0, err
+    account = load_config(env.paths).account(sb.address("bob"))
+    assert (account.incoming.host, account.incoming.port) == ("localhost", sb.ports.imaps)
+
+
+def test_tty_manual_form_when_nothing_is_found(env: Any, tty_cli: Any) -> None:
+    answers = "pop3\nmail.nowhere.test\nstarttls\n\nsmtp.nowhere.test\n\n2525\n"
+    code, _, err = tty_cli(
+        "account",
+        "add",
+        "me@nowhere.test",
+        "--no-test",
+        "--password-command",
+        "echo pw",
+        stdin=answers,
+    )
+    assert code == 0, err
+    account = load_config(env.paths).account("me@nowhere.test")
+    assert account.protocol.value == "pop3"
+    assert (account.incoming.host, account.incoming.port, account.incoming.security.value) == (
+        "mail.nowhere.test",
+        110,
+        "starttls",
+    )
+    assert (account.smtp.host, account.smtp.port, account.smtp.security.value) == (
+        "smtp.nowhere.test",
+        2525,
+        "ssl",
+    )

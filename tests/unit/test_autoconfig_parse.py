@@ -113,7 +113,7 @@ def test_client_config_full() -> None:
     assert any("requires OAuth2" in n for n in smtp.notes)
     assert smtp25.security is Security.NONE and smtp25.auth == ("none",)
     notes = " | ".join(imap.notes)
-    assert "Turn on IMAP in the settings.: https://example.net/settings/imap" in notes
+    assert "Turn on IMAP in the settings: https://example.net/settings/imap" in notes
     assert "IMAP help: https://example.net/help/imap" in notes
     assert "OAuth2" in notes
     assert [c.rank for c in cands] == [0, 1, 2, 3]

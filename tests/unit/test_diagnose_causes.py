@@ -153,3 +153,59 @@ def test_unknown_cause_keeps_lower_layer_hint() -> None:
         == "lower hint"
     )
     assert explain("inbox", MailbagError("odd"), IMAP) is None
+
+
+def test_enable_url_comes_from_the_provider_table() -> None:
+    from mailbag.diagnose.providers import enable_settings_url
+
+    gmail_pop = enable_settings_url("someone@gmail.com", "pop.gmail.com", "pop3")
+    assert gmail_pop is not None and gmail_pop.startswith("https://mail.google.com/")
+    # found by the server's host name when the address is a company domain
+    outlook = enable_settings_url("me@company.example", "outlook.office365.com", "imap")
+    assert outlook is not None and outlook.startswith("https://outlook.live.com/")
+    assert enable_settings_url("me@sandbox.test", "localhost", "pop3") is None
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "text", "cause"),
+    [
+        (
+            "h:587 refused MAIL FROM: 530 5.7.0 Authentication required",
+            530,
+            "Authentication required",
+            "smtp-auth-required",
+        ),
+        (
+            "h:587 refused MAIL FROM: 550 5.7.57 Client not authenticated",
+            550,
+            "must authenticate first",
+            "smtp-auth-required",
+        ),
+        (
+            "h:587 refused every recipient: 554 5.7.1 <x@y>: Relay access denied",
+            554,
+            "<x@y>: Relay access denied",
+            "relay-denied",
+        ),
+        (
+            "h:587 refused the message: 554 5.7.1 Message rejected as spam",
+            554,
+            "Message rejected as spam",
+            "rejected",
+        ),
+        (
+            "h:587 refused DATA: 554 5.5.1 no valid recipients",
+            554,
+            "no valid recipients",
+            "rejected",
+        ),
+        ("h:587 temporarily refused the message: 451 4.3.0 try later", 451, "try later", None),
+    ],
+)
+def test_smtp_refusals_are_classified(
+    message: str, code: int, text: str, cause: str | None
+) -> None:
+    from mailbag.diagnose.sessions import smtp_refusal_cause
+
+    exc = ProtocolError(message, cause="refused", smtp_code=code, smtp_text=text)
+    assert smtp_refusal_cause(exc) == cause

@@ -70,9 +70,9 @@ class ClientConfig:
         out: list[str] = []
         if self.enable_url or self.enable_instructions:
             text = " ".join(self.enable_instructions) or "enable mail access for clients first"
-            out.append(f"{text}: {self.enable_url}" if self.enable_url else text)
+            out.append(f"{text.rstrip('.:')}: {self.enable_url}" if self.enable_url else text)
         for url, descr in self.documentation:
-            out.append(f"{descr}: {url}" if descr else f"documentation: {url}")
+            out.append(f"{descr.rstrip('.:')}: {url}" if descr else f"documentation: {url}")
         if self.oauth2 is not None:
             out.append(
                 f"supports OAuth2 sign-in (issuer {self.oauth2.issuer or 'unknown'}, "

@@ -74,10 +74,8 @@ def summary(report: TestReport) -> str:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from mailbag.config import load_config
     from mailbag.diagnose import test_account
-    from mailbag.protocols.trace import Transcript
 
     account = load_config(ctx.paths).account(args.name)
-    transcript = Transcript(ctx.trace_file)
 
     def show(step: StepResult) -> None:
         for line in format_step(step):
@@ -88,17 +86,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 ctx.out(line)
         ctx.stdout.flush()
 
-    try:
-        report = test_account(
-            account,
-            send=not args.no_send,
-            on_step=show,
-            timeout=args.timeout,
-            receive_timeout=args.receive_timeout,
-            transcript=transcript,
-        )
-    finally:
-        transcript.close()
+    report = test_account(
+        account,
+        send=not args.no_send,
+        on_step=show,
+        timeout=args.timeout,
+        receive_timeout=args.receive_timeout,
+        transcript=ctx.transcript,
+    )
     if ctx.json:
         ctx.emit_json(report.to_json())
     else:

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
-from mailbag.config.model import Account, Server
+from mailbag.config.model import Account, AuthMethod, Server
 from mailbag.config.secrets import Which
 from mailbag.diagnose import causes, netcheck, providers
 from mailbag.diagnose.sessions import (
@@ -45,9 +45,19 @@ ALL_STEPS = INCOMING_STEPS + OUTGOING_STEPS + ROUND_TRIP_STEPS
 
 
 def _default_secret(account: Account) -> SecretGetter:
-    from mailbag.config.secrets import get_secret
+    """The configured password, or for OAuth2 servers a current access token."""
 
-    return lambda which: get_secret(account, which)
+    def get(which: Which) -> str:
+        server = account.incoming if which == "incoming" else account.smtp
+        if server.auth is AuthMethod.OAUTH2:
+            from mailbag.auth import get_access_token
+
+            return get_access_token(account)
+        from mailbag.config.secrets import get_secret
+
+        return get_secret(account, which)
+
+    return get
 
 
 @dataclass
@@ -170,7 +180,7 @@ def _runner(
     account: Account, side: _Side, on_step: Callable[[StepResult], None] | None
 ) -> StepRunner:
     url = (
-        providers.enable_settings_url(account.email, side.protocol)
+        providers.enable_settings_url(account.email, side.endpoint.host, side.protocol)
         if side.protocol != "smtp"
         else None
     )
@@ -203,9 +213,13 @@ def _connect(side: _Side) -> Done:
 
 
 def _open(side: _Side, sock: socket.socket, trace: Transcript) -> Session:
-    if side.protocol == "smtp":
-        return open_outgoing(sock, side.endpoint, trace)
-    return open_incoming(side.protocol, sock, side.endpoint, trace)
+    try:
+        if side.protocol == "smtp":
+            return open_outgoing(sock, side.endpoint, trace)
+        return open_incoming(side.protocol, sock, side.endpoint, trace)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _tls(side: _Side, trace: Transcript) -> Done:
@@ -217,22 +231,7 @@ def _tls(side: _Side, trace: Transcript) -> Done:
         side.session = _open(side, tls, trace)
         side.session.greet()
         return Done(netcheck.describe_tls(tls))
-    side.session = session = _open(side, sock, trace)
-    try:
-        session.greet()
-    except NetworkError as exc:
-        if ep.security is Security.STARTTLS and exc.fields.get("cause") == "timeout":
-            better = netcheck.probe_tls(ep, side.protocol)
-            if better is not None:
-                raise better from exc
-            raise NetworkError(
-                f"{ep.host}:{ep.port} accepted the connection but sent no greeting "
-                f"within {ep.timeout:g} s",
-                host=ep.host,
-                port=ep.port,
-                cause="timeout",
-            ) from exc
-        raise
+    session = _greet_plain(side, sock, trace)
     if ep.security is Security.NONE:
         return Done(
             "not encrypted: security is 'none', so passwords and mail cross the network "
@@ -250,6 +249,54 @@ def _tls(side: _Side, trace: Transcript) -> Done:
         )
     tls = session.starttls()
     return Done(f"STARTTLS: {netcheck.describe_tls(tls)}")
+
+
+#: how long to wait for a plain-text greeting before asking whether the port wants TLS
+FIRST_GREETING_WAIT = 3.0
+
+
+def _greet_plain(side: _Side, sock: socket.socket, trace: Transcript) -> Session:
+    """Read the plain greeting (STARTTLS or none). A server on an implicit-TLS port
+    waits for our handshake and never greets: after a short wait, probe for that."""
+    ep = side.endpoint
+    first_wait = min(ep.timeout, FIRST_GREETING_WAIT)
+    sock.settimeout(first_wait)
+    side.session = session = _open(side, sock, trace)
+    try:
+        session.greet()
+    except NetworkError as exc:
+        if exc.fields.get("cause") != "timeout":
+            raise
+        session.close(polite=False)
+        side.session = None
+        better = netcheck.probe_tls(ep, side.protocol)
+        if better is not None:
+            raise better from exc
+        if first_wait >= ep.timeout:
+            raise NetworkError(
+                f"{ep.host}:{ep.port} accepted the connection but sent no greeting "
+                f"within {ep.timeout:g} s",
+                host=ep.host,
+                port=ep.port,
+                cause="timeout",
+            ) from exc
+        # a slow greeter (some servers pause on purpose): try again with the full timeout
+        sock = netcheck.connect(ep)
+        side.session = session = _open(side, sock, trace)
+        try:
+            session.greet()
+        except NetworkError as again:
+            if again.fields.get("cause") == "timeout":
+                raise NetworkError(
+                    f"{ep.host}:{ep.port} accepted the connection but sent no greeting "
+                    f"within {ep.timeout:g} s",
+                    host=ep.host,
+                    port=ep.port,
+                    cause="timeout",
+                ) from again
+            raise
+    sock.settimeout(ep.timeout)
+    return session
 
 
 def _capabilities(side: _Side) -> Done:
@@ -292,7 +339,7 @@ def build_test_message(account: Account) -> tuple[str, bytes]:
     """A small, clearly labelled message from and to the account's own address."""
     domain = account.email.rpartition("@")[2]
     token = uuid.uuid4().hex[:16]
-    message_id = make_msgid(idstring=f"mailbag-test.{token}", domain=domain)
+    message_id = f"<mailbag-test.{token}@{domain}>"
     msg = EmailMessage()
     msg["From"] = account.email
     msg["To"] = account.email
@@ -330,7 +377,11 @@ def _reopen(
     sock = netcheck.connect(ep)
     if ep.security is Security.SSL:
         sock = netcheck.handshake(sock, ep, side.protocol)
-    session = open_incoming(side.protocol, sock, ep, trace)
+    try:
+        session = open_incoming(side.protocol, sock, ep, trace)
+    except BaseException:
+        sock.close()
+        raise
     try:
         session.greet()
         if ep.security is Security.STARTTLS:
@@ -383,7 +434,8 @@ def _receive(
         facts["server_saves_sent"] = saved
     finally:
         session.close()
-    parts = [f"arrived in INBOX after {rtt_ms / 1000:.1f} s"]
+    took = f"{rtt_ms:.0f} ms" if rtt_ms < 1000 else f"{rtt_ms / 1000:.1f} s"
+    parts = [f"arrived in INBOX after {took}"]
     parts.append("removed again" if removed else "could not be removed: delete it by hand")
     if saved is True:
         parts.append(

@@ -94,7 +94,7 @@ def translate_reply(text: str) -> ProviderReply | None:
 def server_reply(exc: MailbagError) -> str:
     """The server's own words carried by an error (message plus any reply field)."""
     parts = [exc.message]
-    for key in ("reply", "response", "server_reply", "text"):
+    for key in ("reply", "server_text", "response", "server_reply", "text"):
         value = exc.fields.get(key)
         if value:
             parts.append(

@@ -14,6 +14,9 @@ import ssl
 from typing import Protocol
 
 from mailbag.config.model import AuthMethod
+from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError
+from mailbag.protocols import sasl
+from mailbag.protocols.stream import LineStream
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint
 
@@ -43,7 +46,9 @@ class Session(Protocol):
         """Log in; returns the mechanism used. Raises AuthError with the server's reply."""
         ...
 
-    def close(self) -> None: ...
+    def close(self, *, polite: bool = True) -> None:
+        """Say goodbye (LOGOUT/QUIT) unless `polite` is False or the connection failed."""
+        ...
 
 
 class IncomingSession(Session, Protocol):
@@ -79,10 +84,256 @@ def open_incoming(
     protocol: str, sock: socket.socket, endpoint: Endpoint, transcript: Transcript
 ) -> IncomingSession:
     """A session over an already connected (and, for SSL, already TLS) socket."""
-    raise NotImplementedError(f"{protocol} client has not landed yet")
+    if protocol == "imap":
+        return ImapSession(sock, endpoint, transcript)
+    raise ProtocolError(
+        f"testing {protocol.upper()} accounts is not available in this build yet",
+        hint="the connection, TLS and certificate checks above still apply",
+        cause="unsupported",
+    )
 
 
 def open_outgoing(
     sock: socket.socket, endpoint: Endpoint, transcript: Transcript
 ) -> OutgoingSession:
-    raise NotImplementedError("SMTP client has not landed yet")
+    return SmtpSession(sock, endpoint, transcript)
+
+
+def _mechanisms(capabilities: frozenset[str] | set[str], prefix: str) -> list[str]:
+    return sorted(c[len(prefix) :] for c in capabilities if c.upper().startswith(prefix))
+
+
+def _token_login(
+    offered: list[str], username: str, token: str, host: str, port: int
+) -> tuple[str, bytes]:
+    """The OAuth2 mechanism to use and its initial response; AuthError if none is offered."""
+    mech = sasl.choose(set(offered), sasl.TOKEN_MECHANISMS)
+    if mech is None:
+        raise AuthError(
+            f"{host}:{port} offers no OAuth2 login (XOAUTH2 or OAUTHBEARER); "
+            f"it offers: {', '.join(offered) or 'nothing'}",
+            cause="auth-mechanism",
+        )
+    if mech is sasl.Mechanism.OAUTHBEARER:
+        return mech.value, sasl.oauthbearer(username, token, host, port)
+    return mech.value, sasl.xoauth2(username, token)
+
+
+#: names servers give the Sent folder when they do not announce SPECIAL-USE
+SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "inbox.sent")
+
+
+class ImapSession:
+    """The account test's view of an `ImapClient`."""
+
+    refreshes = True
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
+        from mailbag.protocols.imap import ImapClient
+
+        self._sock: socket.socket | None = sock
+        self.client = ImapClient(endpoint, transcript)
+        self.endpoint = endpoint
+
+    def greet(self) -> str:
+        sock, self._sock = self._sock, None
+        return self.client.connect(sock).text
+
+    def capabilities(self) -> list[str]:
+        return sorted(self.client.capability())
+
+    def offers_starttls(self) -> bool:
+        return "STARTTLS" in self.client.capabilities
+
+    def starttls(self) -> ssl.SSLSocket:
+        self.client.starttls()
+        sock = self.client.stream.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        return sock
+
+    def login_mechanisms(self) -> list[str]:
+        caps = self.client.capabilities
+        mechs = _mechanisms(caps, "AUTH=")
+        if "LOGINDISABLED" in caps:
+            mechs.append("(LOGIN command disabled)")
+        return mechs
+
+    def login(self, username: str, secret: str, method: AuthMethod) -> str:
+        caps = self.client.capabilities
+        if method is AuthMethod.OAUTH2:
+            mech, payload = _token_login(
+                _mechanisms(caps, "AUTH="), username, secret, self.endpoint.host, self.endpoint.port
+            )
+            self.client.authenticate(mech, payload)
+            return f"AUTHENTICATE {mech}"
+        self.client.login_sasl(username, secret)
+        return "AUTHENTICATE PLAIN" if "AUTH=PLAIN" in caps else "LOGIN"
+
+    def inbox(self) -> str:
+        box = self.client.examine("INBOX")
+        return f"INBOX opened: {box.exists} message{'s' if box.exists != 1 else ''}" + (
+            f" (UIDVALIDITY {box.uidvalidity})" if box.uidvalidity else ""
+        )
+
+    def _search(self, message_id: str) -> list[int]:
+        if '"' in message_id or "\\" in message_id:
+            raise ValueError("unexpected characters in a generated Message-ID")
+        found = self.client.uid_search(f'HEADER Message-ID "{message_id}"')
+        return list(found.uids)
+
+    def find_message(self, message_id: str) -> object | None:
+        if self.client.selected != "INBOX":
+            self.client.select("INBOX")
+        else:
+            self.client.noop()  # lets the server report new arrivals
+        uids = self._search(message_id)
+        return uids[0] if uids else None
+
+    def _remove(self, uids: list[int]) -> bool:
+        self.client.uid_store(uids, "+FLAGS", ["\\Deleted"])
+        if "UIDPLUS" not in self.client.capabilities:
+            # plain EXPUNGE would also remove mail the user flagged \Deleted: leave it flagged
+            return False
+        self.client.uid_expunge(uids)
+        return True
+
+    def remove_message(self, handle: object) -> bool:
+        assert isinstance(handle, int)
+        if self.client.selected != "INBOX":
+            self.client.select("INBOX")
+        return self._remove([handle])
+
+    def find_in_sent(self, message_id: str) -> bool | None:
+        folders = self.client.list_folders()
+        sent = [f for f in folders if (f.special_use or "").upper() == "\\SENT"]
+        if not sent:
+            sent = [f for f in folders if f.name.lower() in SENT_NAMES]
+        for folder in sent:
+            self.client.select(folder.name)
+            uids = self._search(message_id)
+            if uids:
+                self._remove(uids)
+                return True
+        return False
+
+    def close(self, *, polite: bool = True) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if polite and self.client.greeting is not None:
+            _shorten_timeout(_live_sock(self.client))
+            self.client.logout()
+        else:
+            self.client.close()
+
+
+class SmtpSession:
+    """The account test's view of an `SmtpClient`."""
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
+        from mailbag.protocols.smtp import SmtpClient
+
+        self._sock: socket.socket | None = sock
+        self.client = SmtpClient(endpoint, transcript)
+        self.endpoint = endpoint
+
+    def greet(self) -> str:
+        sock, self._sock = self._sock, None
+        greeting = self.client.connect(sock)
+        self.client.ehlo()
+        return str(greeting)
+
+    def capabilities(self) -> list[str]:
+        if not self.client.extensions:
+            self.client.ehlo()
+        return sorted(
+            f"{name} {value}".strip() if name in ("AUTH", "SIZE") else name
+            for name, value in self.client.extensions.items()
+        )
+
+    def offers_starttls(self) -> bool:
+        return self.client.has("STARTTLS")
+
+    def starttls(self) -> ssl.SSLSocket:
+        self.client.starttls()
+        sock = self.client.stream.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        return sock
+
+    def login_mechanisms(self) -> list[str]:
+        return sorted(self.client.auth_mechanisms)
+
+    def login(self, username: str, secret: str, method: AuthMethod) -> str:
+        if method is AuthMethod.OAUTH2:
+            mech, payload = _token_login(
+                self.login_mechanisms(), username, secret, self.endpoint.host, self.endpoint.port
+            )
+            self.client.authenticate(mech, [payload])
+            return f"AUTH {mech}"
+        offered = self.client.auth_mechanisms
+        if not offered:
+            raise AuthError(
+                f"{self.endpoint.host}:{self.endpoint.port} offers no login (no AUTH in EHLO)",
+                cause="auth-mechanism",
+            )
+        self.client.login(username, secret)
+        used = sasl.choose(offered, sasl.PASSWORD_MECHANISMS)
+        return f"AUTH {used.value if used else '?'}"
+
+    def send(self, sender: str, recipients: list[str], message: bytes) -> str:
+        try:
+            result = self.client.send(sender, recipients, message)
+        except ProtocolError as exc:
+            cause = smtp_refusal_cause(exc)
+            if cause is not None:
+                exc.fields["cause"] = cause
+            raise
+        return str(result.reply) if result.reply is not None else "accepted"
+
+    def close(self, *, polite: bool = True) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if polite and self.client.greeting is not None:
+            _shorten_timeout(_live_sock(self.client))
+            self.client.quit()
+        else:
+            self.client.close()
+
+
+def smtp_refusal_cause(exc: MailbagError) -> str | None:
+    """What an SMTP refusal means for the user: needs login, no relaying, or the message."""
+    code = exc.fields.get("smtp_code")
+    text = f"{exc.fields.get('smtp_text', '')} {exc.message}".lower()
+    if code == 530 or "authentication required" in text or "must authenticate" in text:
+        return "smtp-auth-required"
+    if "relay" in text:
+        return "relay-denied"
+    if isinstance(code, int) and code >= 500 and "refused the message" in exc.message:
+        return "rejected"
+    if isinstance(code, int) and code >= 500 and "refused DATA" in exc.message:
+        return "rejected"
+    return None
+
+
+#: a goodbye to a server that stopped answering must not hold the test up
+GOODBYE_TIMEOUT = 2.0
+
+
+def _shorten_timeout(sock: socket.socket | None) -> None:
+    if sock is not None:
+        timeout = sock.gettimeout()
+        if timeout is None or timeout > GOODBYE_TIMEOUT:
+            sock.settimeout(GOODBYE_TIMEOUT)
+
+
+class _HasStream(Protocol):
+    @property
+    def stream(self) -> LineStream: ...
+
+
+def _live_sock(client: _HasStream) -> socket.socket | None:
+    try:
+        return client.stream.sock
+    except NetworkError:
+        return None  # already closed

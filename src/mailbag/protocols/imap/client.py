@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -184,9 +185,13 @@ class ImapClient:
             raise
         return client
 
-    def connect(self) -> StatusResponse:
-        """Open the connection and read the greeting (OK or PREAUTH; BYE is refused)."""
-        sock = open_stream(self.endpoint)
+    def connect(self, sock: socket.socket | None = None) -> StatusResponse:
+        """Open the connection and read the greeting (OK or PREAUTH; BYE is refused).
+
+        `sock` is a connection already opened through `transport` (TLS done for
+        Security.SSL): the account test opens it itself to time each step."""
+        if sock is None:
+            sock = open_stream(self.endpoint)
         self._stream = LineStream(sock, self.endpoint, PROTO)
         resp = self._read_response(None)
         if not isinstance(resp, Untagged) or resp.status is None:
