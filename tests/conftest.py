@@ -18,6 +18,15 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
+@pytest.fixture(scope="session")
+def pop_sandbox() -> Iterator[Sandbox]:
+    """A sandbox whose users pop1..pop40 only the POP3 tests use (take one per test
+    with `pop3_support.take_user()`), so their mailboxes start empty."""
+    users = {f"pop{i}": f"pop{i}-secret" for i in range(1, 41)}
+    with Sandbox(users=users, services={"imap", "pop3", "lmtp"}) as sb:
+        yield sb
+
+
 @pytest.fixture
 def fresh_sandbox() -> Iterator[Sandbox]:
     """A sandbox of its own, for tests that stop, restart or break servers."""

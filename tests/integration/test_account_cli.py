@@ -37,7 +37,7 @@ def test_add_via_srv_needs_the_outside_domain_named(env: Any, cli: Any) -> None:
         "--yes",
         "--ca-file",
         str(sb.ca_file),
-        "--no-test",
+        "--no-send",
     ]
     code, _, err = cli(*base, stdin=sb.password("bob") + "\n")
     assert code == 2
@@ -54,6 +54,8 @@ def test_add_via_srv_needs_the_outside_domain_named(env: Any, cli: Any) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert doc["sources"] == {"incoming": "srv", "smtp": "srv"}
+    assert doc["test"]["ok"] is True and doc["saved"] is True
+    assert env.keyring.store[("mailbag", f"{email}:incoming")] == sb.password("bob")
     assert load_config(env.paths).account(email).incoming.port == sb.ports.imaps
 
 
@@ -277,3 +279,77 @@ def test_tty_manual_form_when_nothing_is_found(env: Any, tty_cli: Any) -> None:
         2525,
         "ssl",
     )
+
+
+def test_password_command_switch_and_oauth2_only_provider(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    env.serve_autoconfig()
+    code, _, err = cli(
+        "account",
+        "add",
+        sb.address("alice"),
+        "--name",
+        "a",
+        "--yes",
+        "--no-test",
+        "--password-stdin",
+        stdin="pw1\n",
+    )
+    assert code == 0, err
+    assert env.keyring.store[("mailbag", "a:incoming")] == "pw1"
+    code, _, err = cli("account", "set-password", "a", "--password-command", "echo pw2")
+    assert code == 0, err
+    account = load_config(env.paths).account("a")
+    assert account.incoming.secret.source is SecretSource.COMMAND
+    assert account.smtp.secret == account.incoming.secret
+    code, _, err = cli("account", "set-password", "a", "--password-command", "false")
+    assert code == 2 and "exit status 1" in err
+
+    # Outlook.com accepts only OAuth2: said plainly, nothing saved
+    code, _, err = cli(
+        "account", "add", "someone@outlook.com", "--yes", "--password-stdin", stdin="x\n"
+    )
+    assert code == 2 and "OAuth2" in err
+    assert "someone@outlook.com" not in load_config(env.paths).accounts
+
+
+def test_smtp_own_credentials_and_no_auth(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    env.serve_autoconfig()
+    code, _, err = cli(
+        "account",
+        "add",
+        sb.address("alice"),
+        "--name",
+        "own",
+        "--yes",
+        "--no-test",
+        "--password-command",
+        "echo in",
+        "--smtp-username",
+        "sender",
+        "--smtp-password-command",
+        "echo out",
+    )
+    assert code == 0, err
+    own = load_config(env.paths).account("own")
+    assert (own.incoming.username, own.smtp.username) == (sb.address("alice"), "sender")
+    assert own.smtp.secret.key == "echo out" and own.incoming.secret.key == "echo in"
+    code, _, err = cli(
+        "account",
+        "add",
+        sb.address("alice"),
+        "--name",
+        "open",
+        "--yes",
+        "--no-test",
+        "--password-command",
+        "echo in",
+        "--smtp-no-auth",
+    )
+    assert code == 0, err
+    relay = load_config(env.paths).account("open")
+    assert relay.smtp.requires_auth is False
+    assert relay.smtp.secret.source is SecretSource.NONE
+    code, out, _ = cli("account", "list", "--json")
+    assert [a["name"] for a in json.loads(out)] == ["own", "open"]

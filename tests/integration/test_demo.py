@@ -21,19 +21,41 @@ def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_prints_the_inbox_and_exits(tmp_path: Path) -> None:
+def test_demo_adds_tests_syncs_lists_and_cleans_up(tmp_path: Path) -> None:
     res = _run(["demo", "--messages", "30"], tmp_path)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("INBOX of alice@sandbox.test")
-    assert len(lines) > 10
-    assert "Traceback" not in res.stderr
+    # the synced inbox: the welcome note on top, then sample mail, 25 lines
+    assert len(lines) == 25
+    assert "Welcome to mailbag" in lines[0]
+    # it went through the normal path: account test steps, a sync, then removal
+    for step in ("✓ login", "✓ inbox", "✓ smtp-login", "✓ send", "✓ receive"):
+        assert step in res.stderr
+    assert "saved account 'demo'" in res.stderr
+    assert "31 new" in res.stderr or "new," in res.stderr
+    assert "removed account 'demo'" in res.stderr
+    assert "Traceback" not in res.stderr and "deprecated" not in res.stderr
+    config = (tmp_path / "config.toml").read_text()
+    assert "[accounts.demo" not in config
 
 
 def test_demo_json_is_one_document_on_stdout(tmp_path: Path) -> None:
     res = _run(["demo", "--messages", "20", "--json"], tmp_path)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    assert doc["folders"]["INBOX"] == 20
-    assert len(doc["inbox"]) == 20
-    assert {"uid", "date", "sender", "subject", "seen"} <= set(doc["inbox"][0])
+    assert len(doc) == 21  # 20 samples + the welcome note, all in INBOX
+    assert doc[0]["subject"] == "Welcome to mailbag"
+    assert {"id", "account", "folder", "date", "from", "subject", "flags"} <= set(doc[0])
+    assert {m["account"] for m in doc} == {"demo"}
+
+
+def test_demo_keeps_a_real_account_named_demo(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        'default = "demo"\n\n[accounts.demo]\nemail = "me@example.org"\nprotocol = "imap"\n\n'
+        '[accounts.demo.incoming]\nhost = "imap.example.org"\nport = 993\nsecurity = "ssl"\n\n'
+        '[accounts.demo.smtp]\nhost = "smtp.example.org"\nport = 465\nsecurity = "ssl"\n'
+    )
+    res = _run(["demo", "--messages", "5"], tmp_path)
+    assert res.returncode == 2
+    assert "not a demo account" in res.stderr
+    assert "imap.example.org" in (tmp_path / "config.toml").read_text()

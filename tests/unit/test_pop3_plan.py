@@ -25,7 +25,7 @@ def listing(*uidls: str, size: int = 1000) -> list[ServerMessage]:
 
 
 def stored(uidl: str, at: float = T0, *, headers_only: bool = False) -> LedgerEntry:
-    return LedgerEntry(uidl, LedgerState.STORED, 1000, f"k-{uidl}", at, headers_only)
+    return LedgerEntry(uidl, LedgerState.STORED, 1000, f"k-{uidl}", 7, at, headers_only)
 
 
 def test_first_session_downloads_everything_in_server_order_and_removes_nothing() -> None:
@@ -39,13 +39,11 @@ def test_first_session_downloads_everything_in_server_order_and_removes_nothing(
 def test_held_uidls_are_not_downloaded_again_in_any_held_state() -> None:
     ledger = {
         "a": stored("a"),
-        "b": LedgerEntry("b", LedgerState.DELE_SENT, 1, "k", T0),
-        "c": LedgerEntry("c", LedgerState.REMOVED, 1, "k", T0),
-        "d": LedgerEntry("d", LedgerState.FETCHING, 1, "k", None),
+        "b": LedgerEntry("b", LedgerState.DELE_SENT, 1, "k", 1, T0),
+        "c": LedgerEntry("c", LedgerState.REMOVED, 1, "k", 2, T0),
     }
-    plan = plan_pop_session(ledger, listing("a", "b", "c", "d", "e"), {}, PopPolicy(), T0)
-    # an unsettled `fetching` row is not a stored message
-    assert [d.uidl for d in plan.to_download] == ["d", "e"]
+    plan = plan_pop_session(ledger, listing("a", "b", "c", "e"), {}, PopPolicy(), T0)
+    assert [d.uidl for d in plan.to_download] == ["e"]
 
 
 def test_different_uidls_with_the_same_content_are_both_downloaded() -> None:

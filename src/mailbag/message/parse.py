@@ -474,6 +474,20 @@ def parse_date(value: str | None) -> dt.datetime | None:
     return when
 
 
+def _params(holder: email.message.Message, header: str) -> tuple[str, dict[str, str]]:
+    """(lower-cased value, {param: value}) with RFC 2231 decoded, parsed once."""
+    pairs = holder.get_params(header=header)
+    if not pairs:
+        return "", {}
+    value = pairs[0][0].strip().lower()
+    params: dict[str, str] = {}
+    for key, raw in pairs[1:]:
+        key = key.strip().lower()
+        if key and key not in params:
+            params[key] = email.utils.collapse_rfc2231_value(raw).strip()
+    return value, params
+
+
 def _content_info(
     headers: Headers, default_type: str
 ) -> tuple[str, dict[str, str], str, str | None]:
@@ -482,24 +496,23 @@ def _content_info(
     holder = email.message.Message()
     ctype_raw = headers.get("Content-Type")
     disp_raw = headers.get("Content-Disposition")
+    ctype = default_type
+    params: dict[str, str] = {}
     if ctype_raw is not None:
         holder["Content-Type"] = ctype_raw
+        value, params = _params(holder, "content-type")
+        # as the stdlib does: a malformed type means text/plain
+        ctype = value if value.count("/") == 1 else "text/plain"
+    disposition = ""
+    disp_params: dict[str, str] = {}
     if disp_raw is not None:
         holder["Content-Disposition"] = disp_raw
-    holder.set_default_type(default_type)
-    ctype = holder.get_content_type()
-    if ctype_raw is None:
-        ctype = default_type
-    params: dict[str, str] = {}
-    for key in ("charset", "boundary", "name"):
-        value = holder.get_param(key)
-        if value is not None:
-            params[key] = email.utils.collapse_rfc2231_value(value).strip()
-    disposition = holder.get_content_disposition() or ""
-    filename = holder.get_filename()
+        disposition, disp_params = _params(holder, "content-disposition")
+    filename = disp_params.get("filename") or params.get("name")
     if filename is not None:
-        filename = decode_header_value(str(filename)).strip()
-    return ctype, params, disposition, filename
+        filename = decode_header_value(filename).strip()
+    keep = {k: v for k, v in params.items() if k in ("charset", "boundary", "name")}
+    return ctype, keep, disposition, filename
 
 
 @dataclass
@@ -519,9 +532,33 @@ def _guess_boundary(data: bytes, start: int, end: int) -> str | None:
     return m.group(1).decode("ascii")
 
 
-def _delimiter_pattern(boundary: str) -> re.Pattern[bytes]:
-    b = boundary.encode("utf-8", errors="replace")
-    return re.compile(rb"^--" + re.escape(b) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
+def _delimiters(
+    data: bytes, boundary: str, start: int, end: int
+) -> Iterator[tuple[int, int, bool]]:
+    """(line start, end of the line incl. its newline, is the close delimiter)
+    for each delimiter line of `boundary` in data[start:end].
+
+    A plain substring search: a regex per boundary would be compiled for
+    every multipart (boundaries are unique), which dominated indexing time.
+    """
+    needle = b"--" + boundary.encode("utf-8", errors="replace")
+    pos = start
+    while True:
+        i = data.find(needle, pos, end)
+        if i < 0:
+            return
+        pos = i + 1
+        if i != start and data[i - 1] != 0x0A:  # not at the start of a line
+            continue
+        j = i + len(needle)
+        close = data.startswith(b"--", j, end)
+        k = j + 2 if close else j
+        nl = data.find(b"\n", k, end)
+        line_end = end if nl < 0 else nl
+        if data[k:line_end].strip(b" \t\r"):
+            continue  # "--boundaryX": another boundary that starts the same
+        yield i, (end if nl < 0 else nl + 1), close
+        pos = line_end
 
 
 def _line_start_before(data: bytes, index: int, floor: int) -> int:
@@ -589,42 +626,36 @@ def _parse_entity(
 
 
 def _split_multipart(data: bytes, part: Part, boundary: str, st: _State) -> None:
-    pattern = _delimiter_pattern(boundary)
     start, end = part.body_start, part.body_end
     sub_default = "message/rfc822" if part.content_type == "multipart/digest" else "text/plain"
-    matches = pattern.finditer(data, start, end)
-    first = next(matches, None)
-    if first is None:
+    delimiters = _delimiters(data, boundary, start, end)
+    first = next(delimiters, None)
+    if first is None or first[2]:  # no delimiter, or a close delimiter right away
         return
-    seg_start = first.end() + 1 if first.end() < end else end
-    if first[1]:  # a close delimiter right away: no parts
-        return
+    seg_start = first[1]
     index = 0
     closed = False
-    for m in matches:
-        seg_end = _line_start_before(data, m.start(), seg_start)
-        index += 1
+
+    def add(seg_end: int) -> None:
         if st.parts >= st.limits.max_parts:
             st.omitted_parts += 1
-        else:
-            child_path = f"{part.path}.{index}" if part.path else str(index)
-            part.children.append(
-                _parse_entity(data, seg_start, seg_end, child_path, part.depth + 1, sub_default, st)
-            )
-        if m[1]:
+            return
+        child_path = f"{part.path}.{index}" if part.path else str(index)
+        part.children.append(
+            _parse_entity(data, seg_start, seg_end, child_path, part.depth + 1, sub_default, st)
+        )
+
+    for line_start, line_end, close in delimiters:
+        index += 1
+        add(_line_start_before(data, line_start, seg_start))
+        if close:
             closed = True
             break
-        seg_start = min(m.end() + 1, end)
-    if not closed:
+        seg_start = line_end
+    if not closed and seg_start < end:
         # missing close delimiter: the last part runs to the end
         index += 1
-        if st.parts >= st.limits.max_parts:
-            st.omitted_parts += 1
-        elif seg_start < end:
-            child_path = f"{part.path}.{index}" if part.path else str(index)
-            part.children.append(
-                _parse_entity(data, seg_start, end, child_path, part.depth + 1, sub_default, st)
-            )
+        add(end)
 
 
 def parse_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:

@@ -24,7 +24,8 @@ def make_certs(directory: Path, names: tuple[str, ...] = ("localhost",)) -> Sand
 
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="mailbag sandbox CA")
-    leaf = ca.issue_cert(*names, organization_name="mailbag sandbox")
+    # a CN as well as the SAN: older clients (fetchmail) check only the CN
+    leaf = ca.issue_cert(*names, common_name=names[0], organization_name="mailbag sandbox")
     ca_file = directory / "ca.pem"
     cert_file = directory / "server.pem"
     key_file = directory / "server.key"

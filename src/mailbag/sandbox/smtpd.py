@@ -135,7 +135,13 @@ class SmtpServer:
         return ctx
 
     def start(self) -> None:
+        import logging
+
         from aiosmtpd.controller import Controller
+
+        # aiosmtpd logs a deprecation notice on every AUTH (its own use of login_data),
+        # which would land on the demo user's terminal; its errors still show
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         from aiosmtpd.smtp import SMTP
 
         class ImplicitTLSSMTP(SMTP):

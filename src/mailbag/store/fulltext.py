@@ -144,8 +144,11 @@ def extract(raw: bytes) -> IndexedText:
     )
 
 
-def _write(conn: sqlite3.Connection, message_id: int, text: IndexedText) -> None:
-    conn.execute("DELETE FROM fulltext WHERE rowid = ?", (message_id,))
+def _write(
+    conn: sqlite3.Connection, message_id: int, text: IndexedText, *, replace: bool = True
+) -> None:
+    if replace:
+        conn.execute("DELETE FROM fulltext WHERE rowid = ?", (message_id,))
     conn.execute(
         f"INSERT INTO fulltext(rowid, {', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         (message_id, *text.values),
@@ -176,37 +179,41 @@ def store_hook(store: Store) -> FulltextHook:
 def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
     """Index every message again from its file; returns how many were indexed.
 
-    Messages whose file is missing are left out (and counted by the caller's
-    next sync). Commits in batches so a long rebuild can be interrupted.
+    Each folder's Maildir is listed once (looking files up one by one would
+    scan cur/ per message). Messages whose file is missing are left out. Commits
+    in batches so a long rebuild can be interrupted and run again.
     """
     conn = store.conn
     ensure_schema(conn)
     if conn.in_transaction:
         store.commit()
-    rows = conn.execute("SELECT id FROM messages WHERE gone = 0 ORDER BY id").fetchall()
-    total = len(rows)
+    total = conn.execute("SELECT count(*) FROM messages WHERE gone = 0").fetchone()[0]
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("DELETE FROM fulltext")
     done = 0
-    from mailbag.errors import StoreError
-
-    for i, (mid,) in enumerate(rows, 1):
-        message = store.get(mid)
-        if message is None:
-            continue
-        try:
-            raw = store.read_bytes(message)
-        except (StoreError, OSError):
-            continue
-        _write(conn, mid, extract(raw))
-        done += 1
-        if i % 500 == 0:
-            conn.execute("COMMIT")
-            conn.execute("BEGIN IMMEDIATE")
-            if progress is not None:
-                progress(i, total)
+    for folder in store.folders():
+        entries = folder.maildir.scan()
+        rows = conn.execute(
+            "SELECT id, key FROM messages WHERE folder_id = ? AND gone = 0 ORDER BY id",
+            (folder.id,),
+        ).fetchall()
+        for mid, key in rows:
+            entry = entries.get(key)
+            if entry is None:
+                continue
+            try:
+                raw = entry.path.read_bytes()
+            except OSError:
+                continue
+            _write(conn, mid, extract(raw), replace=False)
+            done += 1
+            if done % 1000 == 0:
+                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                if progress is not None:
+                    progress(done, total)
     conn.execute("UPDATE fulltext_meta SET needs_rebuild = 0")
     conn.execute("COMMIT")
     if progress is not None:
-        progress(total, total)
+        progress(done, total)
     return done

@@ -1,11 +1,11 @@
 """The POP3 ledger: which server messages (by UIDL) this computer already holds.
 
-One row per (account, server, UIDL). A row says `stored` only after the message
-file is durably in the local Maildir, so a crash can never make mailbag believe
-it holds mail it does not. Before the file is written, a `fetching` row names
-the local key the file will get; after a crash, that row is settled by looking
-for the file (adopt it) or dropping the row (fetch again). That journal step is
-what makes "every message exactly once here" hold across SIGKILL.
+One row per (account, server, UIDL). A row says `stored` only when the message
+file is durably in the local Maildir: the engine writes the row inside the same
+index transaction as the message's own index row (`Store.add_message(...,
+commit=False)` then `Store.commit()`, which fsyncs the files before COMMIT), so
+after a crash either both exist or neither does, and the message is fetched
+again exactly once.
 
 Deletions follow POP3's own commit point: a `dele-sent` row means DELE went out
 but QUIT has not been acknowledged. Only a QUIT +OK, or the UIDL vanishing from
@@ -20,7 +20,7 @@ one file holds all local state; it can also use a file of its own.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS pop_ledger (
     state        TEXT    NOT NULL,
     size         INTEGER NOT NULL DEFAULT 0,
     local_key    TEXT,
+    local_uid    INTEGER,
     stored_at    REAL,
     headers_only INTEGER NOT NULL DEFAULT 0,
     changed_at   REAL    NOT NULL,
@@ -47,14 +48,9 @@ CREATE TABLE IF NOT EXISTS pop_ledger (
 
 
 class LedgerState(StrEnum):
-    FETCHING = "fetching"  # a download started; the file may or may not exist
     STORED = "stored"  # the message is durably stored here
     DELE_SENT = "dele-sent"  # stored here, DELE sent, QUIT not yet acknowledged
     REMOVED = "removed"  # stored here, and gone from the server
-
-
-#: states in which the message is known to be held here
-HELD = frozenset({LedgerState.STORED, LedgerState.DELE_SENT, LedgerState.REMOVED})
 
 
 @dataclass(frozen=True)
@@ -63,14 +59,12 @@ class LedgerEntry:
     state: LedgerState
     size: int = 0
     local_key: str | None = None
+    #: the number the local index knows this message by (its `uid` column)
+    local_uid: int | None = None
     #: when the message was stored here (epoch seconds); the "remove after N days" clock
     stored_at: float | None = None
     #: only the header was kept (over the size limit): never a reason to DELE
     headers_only: bool = False
-
-    @property
-    def held(self) -> bool:
-        return self.state in HELD
 
 
 def server_key(username: str, host: str) -> str:
@@ -81,8 +75,9 @@ def server_key(username: str, host: str) -> str:
 class PopLedger:
     """The ledger rows of one account on one server, over a SQLite connection.
 
-    Every method that changes a row commits before it returns: a row's state is
-    a promise that the rest of the engine relies on after a crash.
+    Every method that changes a row commits before it returns, unless the
+    connection is already inside a transaction (the store's): then the row is
+    committed with it, which is how a row and its message land together.
     """
 
     def __init__(self, conn: sqlite3.Connection, account: str, server: str) -> None:
@@ -133,28 +128,18 @@ class PopLedger:
 
     def entries(self) -> dict[str, LedgerEntry]:
         rows = self._conn.execute(
-            "SELECT uidl, state, size, local_key, stored_at, headers_only FROM pop_ledger"
-            " WHERE account = ? AND server = ?",
+            f"SELECT {_COLUMNS} FROM pop_ledger WHERE account = ? AND server = ?",  # noqa: S608
             (self.account, self.server),
         )
-        return {
-            r[0]: LedgerEntry(r[0], LedgerState(r[1]), r[2], r[3], r[4], bool(r[5])) for r in rows
-        }
+        return {r[0]: _entry(r) for r in rows}
 
     def get(self, uidl: str) -> LedgerEntry | None:
         r = self._conn.execute(
-            "SELECT uidl, state, size, local_key, stored_at, headers_only FROM pop_ledger"
+            f"SELECT {_COLUMNS} FROM pop_ledger"  # noqa: S608
             " WHERE account = ? AND server = ? AND uidl = ?",
             (self.account, self.server, uidl),
         ).fetchone()
-        if r is None:
-            return None
-        return LedgerEntry(r[0], LedgerState(r[1]), r[2], r[3], r[4], bool(r[5]))
-
-    def in_state(self, state: LedgerState) -> Iterator[LedgerEntry]:
-        for entry in self.entries().values():
-            if entry.state is state:
-                yield entry
+        return None if r is None else _entry(r)
 
     # --- changing --------------------------------------------------------------------
 
@@ -171,47 +156,43 @@ class PopLedger:
     def _tx(self) -> _Transaction:
         return _Transaction(self._conn)
 
-    def begin_fetch(self, uidl: str, size: int, local_key: str, now: float) -> None:
-        """Journal a download before its file exists. Refuses a UIDL already held."""
-        existing = self.get(uidl)
-        if existing is not None and existing.held:
+    def record_stored(
+        self,
+        uidl: str,
+        *,
+        size: int,
+        local_key: str,
+        local_uid: int | None,
+        stored_at: float,
+        headers_only: bool = False,
+    ) -> None:
+        """`uidl` is stored here as `local_key`. Refuses a UIDL that is already held.
+
+        Call it inside the store transaction that indexes the message, so the
+        row commits together with the message (after its file is fsynced).
+        """
+        if self.get(uidl) is not None:
             raise StoreError(
                 f"POP3 message {uidl!r} is already stored here; refusing to store it twice",
                 uidl=uidl,
             )
         self._write(
-            "INSERT OR REPLACE INTO pop_ledger"
-            " (account, server, uidl, state, size, local_key, stored_at, headers_only,"
-            "  changed_at) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, ?)",
-            [(self.account, self.server, uidl, LedgerState.FETCHING.value, size, local_key, now)],
-        )
-
-    def mark_stored(
-        self, uidl: str, local_key: str, stored_at: float, *, headers_only: bool = False
-    ) -> None:
-        """The file for `uidl` is durably stored (the caller fsynced it)."""
-        self._write(
-            "UPDATE pop_ledger SET state = ?, local_key = ?, stored_at = ?, headers_only = ?,"
-            " changed_at = ? WHERE account = ? AND server = ? AND uidl = ?",
+            "INSERT INTO pop_ledger (account, server, uidl, state, size, local_key, local_uid,"
+            " stored_at, headers_only, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    LedgerState.STORED.value,
-                    local_key,
-                    stored_at,
-                    int(headers_only),
-                    stored_at,
                     self.account,
                     self.server,
                     uidl,
+                    LedgerState.STORED.value,
+                    size,
+                    local_key,
+                    local_uid,
+                    stored_at,
+                    int(headers_only),
+                    stored_at,
                 )
             ],
-        )
-
-    def abandon_fetch(self, uidls: Iterable[str]) -> None:
-        """Forget downloads that did not complete (their files do not exist)."""
-        self._write(
-            "DELETE FROM pop_ledger WHERE account = ? AND server = ? AND uidl = ? AND state = ?",
-            [(self.account, self.server, u, LedgerState.FETCHING.value) for u in uidls],
         )
 
     def _set_state(
@@ -254,6 +235,18 @@ class PopLedger:
             (self.account, self.server),
         )
         return {r[0]: r[1] for r in rows}
+
+
+_COLUMNS = "uidl, state, size, local_key, local_uid, stored_at, headers_only"
+
+
+def _entry(r: tuple[object, ...]) -> LedgerEntry:
+    uidl, state, size, key, uid, stored_at, headers_only = r
+    assert isinstance(uidl, str) and isinstance(state, str) and isinstance(size, int)
+    assert key is None or isinstance(key, str)
+    assert uid is None or isinstance(uid, int)
+    assert stored_at is None or isinstance(stored_at, int | float)
+    return LedgerEntry(uidl, LedgerState(state), size, key, uid, stored_at, bool(headers_only))
 
 
 class _Transaction:

@@ -131,8 +131,8 @@ def plan_pop_session(
 ) -> PopPlan:
     """Decide downloads and removals for one session.
 
-    `ledger` maps UIDL to its ledger row; rows in state `fetching` must have been
-    settled by the caller first (they count as not stored). `local_state` maps
+    `ledger` maps UIDL to its ledger row (every row is a message held here, in
+    whatever state its server copy is). `local_state` maps
     UIDL to what the local store positively knows; a missing key means unknown.
     `now` is epoch seconds. Downloads keep the server's order (oldest first).
     """
@@ -149,7 +149,7 @@ def plan_pop_session(
 
     for msg in server_listing:
         entry = ledger.get(msg.uidl)
-        if entry is None or not entry.held:
+        if entry is None:
             if msg.uidl in planned:
                 continue  # a repeated UIDL: one local copy is what the UIDL promises
             planned.add(msg.uidl)
