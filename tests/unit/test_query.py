@@ -292,3 +292,37 @@ def test_thread_by_references_and_by_subject(store: Store) -> None:
     assert sorted(m.subject for m in thread(store, standup)) == ["Re: Standup", "Standup"]
     [report] = search(store, "quarterly", tz=UTC)
     assert [m.subject for m in thread(store, report)] == ["Quarterly report"]
+
+
+def test_writers_without_the_hook_are_caught_up(store: Store, tmp_path: Path) -> None:
+    from mailbag.store import fulltext
+
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "d", state_dir=tmp_path / "s")
+    store.close()
+    raw_writer = Store.open(paths, hooks=False)  # as a sync that defers indexing
+    inbox = raw_writer.folder("home", "INBOX")
+    raw_writer.add_bytes(inbox, _msg("Deferred one", mid="d1", body="zebra crossing"))
+    raw_writer.add_bytes(inbox, _msg("Deferred two", mid="d2", body="zebra stripes"))
+    [q3] = [m for m in raw_writer.messages() if m.subject == "Quarterly report"]
+    raw_writer.remove(q3)  # no hook: the trigger drops its index row
+    lost = raw_writer.add_bytes(inbox, _msg("File vanishes", mid="d3", body="zebra gone"))
+    raw_writer.path(lost).unlink()
+    raw_writer.close()
+
+    reader = Store.open(paths)
+    assert fulltext.pending(reader.conn) == 3
+    assert _subjects(reader, "zebra") == ["Deferred two", "Deferred one"]
+    assert fulltext.pending(reader.conn) == 0
+    assert _subjects(reader, "quarterly") == []
+    assert reader.conn.execute("SELECT count(*) FROM fulltext").fetchone()[0] == 8
+    reader.close()
+
+
+def test_an_old_index_is_rebuilt_on_first_search(store: Store) -> None:
+    from mailbag.store import fulltext
+
+    store.conn.execute("DROP TRIGGER fulltext_on_gone")  # as a store migration might
+    fulltext.ensure_schema(store.conn)
+    assert fulltext.needs_rebuild(store.conn)
+    assert _subjects(store, "report") == ["Build failed", "Quarterly report"]
+    assert not fulltext.needs_rebuild(store.conn)

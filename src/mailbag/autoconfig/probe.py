@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -207,13 +208,19 @@ def guess(
 ) -> list[Candidate]:
     """Probe everything in parallel; candidates in `plan_probes` order."""
     probes = plan_probes(domain)
-    with ThreadPoolExecutor(max_workers=min(16, len(probes))) as pool:
-        results = list(
-            pool.map(
-                lambda p: probe(p, dns, timeout=timeout, port_map=port_map, ca_file=ca_file),
-                probes,
-            )
-        )
+    results: list[Candidate | None] = [None] * len(probes)
+
+    def run(i: int) -> None:
+        results[i] = probe(probes[i], dns, timeout=timeout, port_map=port_map, ca_file=ca_file)
+
+    # daemon threads (not an executor): when discovery has its answer and returns, a probe
+    # still waiting on a silent port must not keep the program from exiting
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(probes))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 3 * timeout + 1  # connect + handshake + reading
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
     out = []
     seen: set[tuple[str, str, int]] = set()
     for rank, c in enumerate(results):

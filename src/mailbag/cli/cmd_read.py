@@ -168,6 +168,8 @@ def run_search(args: argparse.Namespace, ctx: Context) -> int:
     try:
         if fulltext.needs_rebuild(store.conn):
             ctx.info("building the search index (once)...")
+        elif (waiting := fulltext.pending(store.conn)) > 100:
+            ctx.info(f"indexing {waiting} new messages...")
         messages = search(
             store, " ".join(args.query), account=args.account, limit=_limit(args.limit)
         )

@@ -56,43 +56,35 @@ def make_tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
     return ctx
 
 
+def _error(
+    kind: type[NetworkError], endpoint: Endpoint, message: str, hint: str, cause: str
+) -> NetworkError:
+    """An error that names the server and a `cause` tests and diagnoses can match."""
+    return kind(message, hint=hint, host=endpoint.host, port=endpoint.port, cause=cause)
+
+
 def connect_tcp(endpoint: Endpoint) -> socket.socket:
     """Open a TCP connection, turning OS errors into explained `NetworkError`s."""
+    where = f"{endpoint.host}:{endpoint.port}"
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
     except socket.gaierror as exc:
-        raise NetworkError(
-            f"cannot resolve host name {endpoint.host!r}: {exc.strerror}",
-            hint="check the server name for typos; is this machine online?",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="dns",
-        ) from exc
+        message = f"cannot resolve host name {endpoint.host!r}: {exc.strerror}"
+        hint = "check the server name for typos; is this machine online?"
+        raise _error(NetworkError, endpoint, message, hint, "dns") from exc
     except TimeoutError as exc:
-        raise NetworkError(
-            f"connection to {endpoint.host}:{endpoint.port} timed out",
-            hint="check the port number; a firewall may be dropping it",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="timeout",
-        ) from exc
+        message = f"connection to {where} timed out"
+        hint = "check the port number; a firewall may be dropping it"
+        raise _error(NetworkError, endpoint, message, hint, "timeout") from exc
     except ConnectionRefusedError as exc:
-        raise NetworkError(
-            f"connection to {endpoint.host}:{endpoint.port} refused: nothing listens there",
-            hint="check the port number and whether the service is enabled at the provider",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="refused",
-        ) from exc
+        message = f"connection to {where} refused: nothing listens there"
+        hint = "check the port number and whether the service is enabled at the provider"
+        raise _error(NetworkError, endpoint, message, hint, "refused") from exc
     except OSError as exc:
         cause = "unreachable" if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else "os"
-        raise NetworkError(
-            f"cannot connect to {endpoint.host}:{endpoint.port}: {exc.strerror or exc}",
-            hint="check the network connection and the server name",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause=cause,
-        ) from exc
+        message = f"cannot connect to {where}: {exc.strerror or exc}"
+        hint = "check the network connection and the server name"
+        raise _error(NetworkError, endpoint, message, hint, cause) from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -100,6 +92,7 @@ def connect_tcp(endpoint: Endpoint) -> socket.socket:
 def wrap_tls(sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
     """Do the TLS handshake on a connected socket, verifying the certificate."""
     ctx = make_tls_context(endpoint.ca_file)
+    where = f"{endpoint.host}:{endpoint.port}"
     try:
         return ctx.wrap_socket(sock, server_hostname=endpoint.host)
     except ssl.SSLCertVerificationError as exc:
@@ -110,22 +103,14 @@ def wrap_tls(sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
         raise explain_handshake_error(exc, endpoint) from exc
     except TimeoutError as exc:
         sock.close()
-        raise TLSError(
-            f"TLS handshake with {endpoint.host}:{endpoint.port} timed out",
-            hint="the port may expect STARTTLS (plain text first) rather than SSL/TLS",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="handshake-timeout",
-        ) from exc
+        message = f"TLS handshake with {where} timed out"
+        hint = "the port may expect STARTTLS (plain text first) rather than SSL/TLS"
+        raise _error(TLSError, endpoint, message, hint, "handshake-timeout") from exc
     except OSError as exc:
         sock.close()
-        raise TLSError(
-            f"connection to {endpoint.host}:{endpoint.port} closed during the TLS handshake",
-            hint="the port may expect STARTTLS rather than SSL/TLS",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="handshake-closed",
-        ) from exc
+        message = f"connection to {where} closed during the TLS handshake"
+        hint = "the port may expect STARTTLS rather than SSL/TLS"
+        raise _error(TLSError, endpoint, message, hint, "handshake-closed") from exc
 
 
 def explain_certificate_error(exc: ssl.SSLCertVerificationError, endpoint: Endpoint) -> TLSError:
@@ -133,68 +118,49 @@ def explain_certificate_error(exc: ssl.SSLCertVerificationError, endpoint: Endpo
     code = exc.verify_code
     msg = exc.verify_message or str(exc)
     where = f"{endpoint.host}:{endpoint.port}"
-    if code == 62 or "hostname mismatch" in msg.lower() or "IP address mismatch" in msg:
-        return TLSError(
-            f"the certificate of {where} is not valid for the name {endpoint.host!r}",
-            hint="use the server name the certificate was issued for (your provider's "
-            "documented host name), not an alias or IP address",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="hostname-mismatch",
-        )
-    if code == 10:
-        return TLSError(
-            f"the certificate of {where} has expired",
-            hint="the server's administrator must renew it; mailbag will not connect meanwhile",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="expired",
-        )
-    if code in (18, 19, 20, 21):
-        return TLSError(
-            f"the certificate of {where} is not signed by a trusted authority ({msg})",
-            hint="if this is a private server, get its CA certificate and pass it with "
-            "--ca-file PEM; never accept an unknown certificate blindly",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="untrusted",
-        )
-    return TLSError(
-        f"the certificate of {where} was rejected: {msg}",
-        hint="if this is a private server, pass its CA certificate with --ca-file PEM",
-        host=endpoint.host,
-        port=endpoint.port,
-        cause="certificate",
+    private_ca = (
+        "if this is a private server, get its CA certificate and pass it with "
+        "--ca-file PEM; never accept an unknown certificate blindly"
     )
+    if code == 62 or "hostname mismatch" in msg.lower() or "IP address mismatch" in msg:
+        message = f"the certificate of {where} is not valid for the name {endpoint.host!r}"
+        hint = (
+            "use the server name the certificate was issued for (your provider's "
+            "documented host name), not an alias or IP address"
+        )
+        cause = "hostname-mismatch"
+    elif code == 10:
+        message = f"the certificate of {where} has expired"
+        hint = "the server's administrator must renew it; mailbag will not connect meanwhile"
+        cause = "expired"
+    elif code in (18, 19, 20, 21):
+        message = f"the certificate of {where} is not signed by a trusted authority ({msg})"
+        hint, cause = private_ca, "untrusted"
+    else:
+        message = f"the certificate of {where} was rejected: {msg}"
+        hint, cause = private_ca, "certificate"
+    return TLSError(message, hint=hint, host=endpoint.host, port=endpoint.port, cause=cause)
 
 
 def explain_handshake_error(exc: ssl.SSLError, endpoint: Endpoint) -> TLSError:
     reason = (exc.reason or "").upper()
     where = f"{endpoint.host}:{endpoint.port}"
     if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "HTTP_REQUEST" in reason:
-        return TLSError(
-            f"{where} did not answer with TLS: it speaks plain text first",
-            hint="this port expects STARTTLS: set the security to 'starttls' "
-            "(or use the implicit-TLS port: 993 IMAP, 995 POP3, 465 SMTP)",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="not-tls",
+        message = f"{where} did not answer with TLS: it speaks plain text first"
+        hint = (
+            "this port expects STARTTLS: set the security to 'starttls' "
+            "(or use the implicit-TLS port: 993 IMAP, 995 POP3, 465 SMTP)"
         )
-    if "UNSUPPORTED_PROTOCOL" in reason or "VERSION" in reason:
-        return TLSError(
-            f"{where} only offers an outdated TLS version",
-            hint="mailbag requires TLS 1.2 or newer; ask the provider to upgrade",
-            host=endpoint.host,
-            port=endpoint.port,
-            cause="old-tls",
-        )
-    return TLSError(
-        f"TLS handshake with {where} failed: {exc.reason or exc}",
-        hint="check the port and security setting (SSL/TLS vs STARTTLS)",
-        host=endpoint.host,
-        port=endpoint.port,
-        cause="handshake",
-    )
+        cause = "not-tls"
+    elif "UNSUPPORTED_PROTOCOL" in reason or "VERSION" in reason:
+        message = f"{where} only offers an outdated TLS version"
+        hint = "mailbag requires TLS 1.2 or newer; ask the provider to upgrade"
+        cause = "old-tls"
+    else:
+        message = f"TLS handshake with {where} failed: {exc.reason or exc}"
+        hint = "check the port and security setting (SSL/TLS vs STARTTLS)"
+        cause = "handshake"
+    return TLSError(message, hint=hint, host=endpoint.host, port=endpoint.port, cause=cause)
 
 
 def open_stream(endpoint: Endpoint) -> socket.socket:

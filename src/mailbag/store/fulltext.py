@@ -1,21 +1,25 @@
 """Full-text index: an SQLite FTS5 table beside the message index.
 
 One row per message (rowid = `messages.id`) with the subject, sender, recipients,
-Cc, the rendered body text (text/plain, or HTML turned into text) and the
-attachment names. The store calls the hook inside its own transaction when a
-message is added, moved (added in the new folder, removed from the old) or
-removed, so the index never drifts from the store; `rebuild` recreates it
-from the Maildir files.
+Cc, the rendered body text (text/plain, or HTML reduced to its words) and the
+attachment names.
 
-The FTS table has its own small schema version (`fulltext_meta`), separate
-from the store's migrations: a new version drops the table and marks it for a
-rebuild, which `search` runs on first use. This module never deletes mail and
-never touches the network.
+Keeping it in step does not depend on every writer remembering to: triggers
+on `messages` put each new row on a to-do list (`fulltext_todo`) and drop the
+index row of a message that is deleted or becomes a tombstone. The store's
+hook indexes a message as it is added (and ticks it off the list); a writer
+that defers indexing (the sync, for speed) leaves it on the list, and `search`
+catches up with `index_missing` first, which is one tiny query when nothing
+is pending. `rebuild` recreates everything from the Maildir files.
+
+The tables have their own small schema version (`fulltext_meta`), separate
+from the store's migrations: a new version drops them and marks the index for
+a rebuild, which `search` runs on first use. This module never deletes mail
+and never touches the network.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -30,50 +34,75 @@ __all__ = [
     "IndexedText",
     "ensure_schema",
     "extract",
+    "index_missing",
     "needs_rebuild",
+    "pending",
     "rebuild",
     "store_hook",
 ]
 
-VERSION = 1
+VERSION = 2
 # FTS5 column names; the query language maps from:/to:/cc:/subject:/body: onto them
 COLUMNS = ("subject", "sender", "recipients", "cc", "body", "attachments")
 MAX_BODY_CHARS = 200_000  # text indexed per message; the rest is not searchable
+_TRIGGERS = ("fulltext_on_insert", "fulltext_on_delete", "fulltext_on_gone")
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS fulltext_meta (
-    version INTEGER NOT NULL,
-    needs_rebuild INTEGER NOT NULL DEFAULT 0
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS fulltext USING fts5(
-    {", ".join(COLUMNS)},
-    tokenize = 'unicode61 remove_diacritics 2'
-);
-"""
+_SCHEMA = [
+    """CREATE TABLE fulltext_meta (
+        version INTEGER NOT NULL,
+        needs_rebuild INTEGER NOT NULL DEFAULT 0
+    )""",
+    f"""CREATE VIRTUAL TABLE fulltext USING fts5(
+        {", ".join(COLUMNS)},
+        tokenize = 'unicode61 remove_diacritics 2'
+    )""",
+    "CREATE TABLE fulltext_todo (id INTEGER PRIMARY KEY)",
+    """CREATE TRIGGER fulltext_on_insert AFTER INSERT ON messages
+    BEGIN
+        INSERT OR IGNORE INTO fulltext_todo(id) VALUES (new.id);
+    END""",
+    """CREATE TRIGGER fulltext_on_delete AFTER DELETE ON messages
+    BEGIN
+        DELETE FROM fulltext WHERE rowid = old.id;
+        DELETE FROM fulltext_todo WHERE id = old.id;
+    END""",
+    """CREATE TRIGGER fulltext_on_gone AFTER UPDATE OF gone ON messages WHEN new.gone != 0
+    BEGIN
+        DELETE FROM fulltext WHERE rowid = old.id;
+        DELETE FROM fulltext_todo WHERE id = old.id;
+    END""",
+]
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create (or upgrade) the FTS tables. Cheap when they are current."""
+def _current(conn: sqlite3.Connection) -> bool:
     try:
         row = conn.execute("SELECT version FROM fulltext_meta").fetchone()
     except sqlite3.OperationalError:
-        row = None
-    if row is not None and row[0] == VERSION:
+        return False
+    if row is None or row[0] != VERSION:
+        return False
+    # a store migration that rebuilds `messages` drops our triggers with it
+    triggers = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'fulltext_on_%'"
+    ).fetchone()[0]
+    return bool(triggers == len(_TRIGGERS))
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create (or upgrade) the full-text tables and triggers. Cheap when current."""
+    if _current(conn):
         return
     own_tx = not conn.in_transaction
     if own_tx:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        row = None
-        # re-check under the write lock: another process may have done it
-        with contextlib.suppress(sqlite3.OperationalError):
-            row = conn.execute("SELECT version FROM fulltext_meta").fetchone()
-        if row is None or row[0] != VERSION:
-            conn.execute("DROP TABLE IF EXISTS fulltext")
-            conn.execute("DROP TABLE IF EXISTS fulltext_meta")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        if not _current(conn):  # re-check under the write lock: another process may have
+            for name in _TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            for table in ("fulltext", "fulltext_meta", "fulltext_todo"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in _SCHEMA:
+                conn.execute(statement)
             has_mail = conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
             conn.execute(
                 "INSERT INTO fulltext_meta(version, needs_rebuild) VALUES (?, ?)",
@@ -90,6 +119,11 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 def needs_rebuild(conn: sqlite3.Connection) -> bool:
     row = conn.execute("SELECT needs_rebuild FROM fulltext_meta").fetchone()
     return bool(row and row[0])
+
+
+def pending(conn: sqlite3.Connection) -> int:
+    """How many messages wait to be indexed (stored while indexing was deferred)."""
+    return int(conn.execute("SELECT count(*) FROM fulltext_todo").fetchone()[0])
 
 
 class IndexedText:
@@ -149,6 +183,7 @@ def _write(
 ) -> None:
     if replace:
         conn.execute("DELETE FROM fulltext WHERE rowid = ?", (message_id,))
+    conn.execute("DELETE FROM fulltext_todo WHERE id = ?", (message_id,))
     conn.execute(
         f"INSERT INTO fulltext(rowid, {', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         (message_id, *text.values),
@@ -167,6 +202,7 @@ class FulltextHook:
         _write(store.conn, message.id, extract(path.read_bytes()))
 
     def message_removed(self, store: Store, message_id: int) -> None:
+        # the triggers do this when the row goes; kept for removals that keep the row
         store.conn.execute("DELETE FROM fulltext WHERE rowid = ?", (message_id,))
 
 
@@ -176,44 +212,114 @@ def store_hook(store: Store) -> FulltextHook:
     return FulltextHook()
 
 
-def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
-    """Index every message again from its file; returns how many were indexed.
+def _index_rows(
+    store: Store,
+    rows: list[tuple[int, int, str]],
+    progress: Callable[[int, int], None] | None,
+    *,
+    replace: bool,
+) -> int:
+    """Index (message id, folder id, key) rows, grouped by folder; commits in batches.
 
-    Each folder's Maildir is listed once (looking files up one by one would
-    scan cur/ per message). Messages whose file is missing are left out. Commits
-    in batches so a long rebuild can be interrupted and run again.
+    A folder with many rows is listed once (finding files one by one scans
+    cur/ per message); a few are looked up directly. Must run in a transaction.
     """
+    from mailbag.errors import StoreError
+
     conn = store.conn
-    ensure_schema(conn)
-    if conn.in_transaction:
-        store.commit()
-    total = conn.execute("SELECT count(*) FROM messages WHERE gone = 0").fetchone()[0]
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("DELETE FROM fulltext")
-    done = 0
-    for folder in store.folders():
-        entries = folder.maildir.scan()
-        rows = conn.execute(
-            "SELECT id, key FROM messages WHERE folder_id = ? AND gone = 0 ORDER BY id",
-            (folder.id,),
-        ).fetchall()
-        for mid, key in rows:
-            entry = entries.get(key)
-            if entry is None:
+    total = len(rows)
+    done = seen = 0
+    by_folder: dict[int, list[tuple[int, str]]] = {}
+    for mid, folder_id, key in rows:
+        by_folder.setdefault(folder_id, []).append((mid, key))
+    for folder_id, items in by_folder.items():
+        try:
+            maildir = store.folder_by_id(folder_id).maildir
+        except StoreError:
+            continue
+        listing = maildir.scan() if len(items) > 20 else None
+        for mid, key in items:
+            seen += 1
+            entry = listing.get(key) if listing is not None else maildir.find(key)
+            raw = None
+            if entry is not None:
+                try:
+                    raw = entry.path.read_bytes()
+                except OSError:
+                    raw = None
+            if raw is None:
+                # the file is gone (another program, a crash): nothing to index; the
+                # next sync brings it back or forgets the row
+                conn.execute("DELETE FROM fulltext_todo WHERE id = ?", (mid,))
                 continue
-            try:
-                raw = entry.path.read_bytes()
-            except OSError:
-                continue
-            _write(conn, mid, extract(raw), replace=False)
+            _write(conn, mid, extract(raw), replace=replace)
             done += 1
-            if done % 1000 == 0:
+            if seen % 1000 == 0:
                 conn.execute("COMMIT")
                 conn.execute("BEGIN IMMEDIATE")
                 if progress is not None:
-                    progress(done, total)
-    conn.execute("UPDATE fulltext_meta SET needs_rebuild = 0")
-    conn.execute("COMMIT")
+                    progress(seen, total)
     if progress is not None:
-        progress(done, total)
+        progress(total, total)
     return done
+
+
+def _in_own_transaction(store: Store, work: Callable[[], int]) -> int:
+    conn = store.conn
+    if conn.in_transaction:
+        store.commit()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def index_missing(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
+    """Index the messages stored while indexing was deferred; returns how many.
+
+    `search` calls this first; with nothing pending it is one query.
+    """
+    conn = store.conn
+    ensure_schema(conn)
+    if conn.execute("SELECT 1 FROM fulltext_todo LIMIT 1").fetchone() is None:
+        return 0
+
+    def work() -> int:
+        conn.execute(
+            "DELETE FROM fulltext_todo WHERE id NOT IN (SELECT id FROM messages WHERE gone = 0)"
+        )
+        rows = conn.execute(
+            "SELECT t.id, m.folder_id, m.key FROM fulltext_todo t "
+            "JOIN messages m ON m.id = t.id ORDER BY m.folder_id, t.id"
+        ).fetchall()
+        return _index_rows(store, rows, progress, replace=True)
+
+    return _in_own_transaction(store, work)
+
+
+def rebuild(store: Store, progress: Callable[[int, int], None] | None = None) -> int:
+    """Index every message again from its file; returns how many were indexed.
+
+    Messages whose file is missing are left out. Commits in batches; an
+    interrupted rebuild stays marked, and `search` runs it again.
+    """
+    conn = store.conn
+    ensure_schema(conn)
+
+    def work() -> int:
+        conn.execute("UPDATE fulltext_meta SET needs_rebuild = 1")
+        conn.execute("DELETE FROM fulltext")
+        conn.execute("DELETE FROM fulltext_todo")
+        rows = conn.execute(
+            "SELECT id, folder_id, key FROM messages WHERE gone = 0 ORDER BY folder_id, id"
+        ).fetchall()
+        done = _index_rows(store, rows, progress, replace=False)
+        conn.execute("UPDATE fulltext_meta SET needs_rebuild = 0")
+        return done
+
+    return _in_own_transaction(store, work)

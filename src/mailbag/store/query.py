@@ -433,6 +433,8 @@ def search(
     where, params = compile_query(parse_query(query, tz=tz))
     if fulltext.needs_rebuild(store.conn):
         fulltext.rebuild(store)
+    else:
+        fulltext.index_missing(store)  # what was stored with indexing deferred
     sql = f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.gone = 0 AND {where}"  # noqa: S608
     if account is not None:
         sql += " AND a.name = ?"
