@@ -353,3 +353,39 @@ def test_smtp_own_credentials_and_no_auth(env: Any, cli: Any) -> None:
     assert relay.smtp.secret.source is SecretSource.NONE
     code, out, _ = cli("account", "list", "--json")
     assert [a["name"] for a in json.loads(out)] == ["own", "open"]
+
+
+def test_fully_manual_add_does_no_discovery(env: Any, cli: Any) -> None:
+    sb = env.sandbox
+    code, out, err = cli(
+        "account",
+        "add",
+        sb.address("alice"),
+        "--name",
+        "manual",
+        "--yes",
+        "--json",
+        "--incoming-host",
+        "localhost",
+        "--incoming-port",
+        str(sb.ports.imaps),
+        "--incoming-security",
+        "ssl",
+        "--smtp-host",
+        "localhost",
+        "--smtp-port",
+        str(sb.smtps_port),
+        "--smtp-security",
+        "ssl",
+        "--ca-file",
+        str(sb.ca_file),
+        "--password-command",
+        f"echo {sb.password('alice')}",
+        "--no-send",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["discovery"] is None and doc["test"]["ok"] is True
+    assert doc["sources"] == {"incoming": "manual", "smtp": "manual"}
+    assert env.dns.queries == [] and env.web.requests == []
+    assert load_config(env.paths).account("manual").protocol.value == "imap"

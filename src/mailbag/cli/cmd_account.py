@@ -262,7 +262,8 @@ def _plan_settings(
     manual_in = args.incoming_host and args.incoming_security and args.incoming_port
     manual_out = args.smtp_host and args.smtp_security and args.smtp_port
     found: Discovery | None = None
-    if not (manual_in and manual_out and args.protocol):
+    # every server given by hand: nothing to look up (the protocol defaults to IMAP)
+    if not (manual_in and manual_out):
         options = discovery_options(args, ctx, protocol=args.protocol)
         ctx.info(f"looking up the settings for {args.email} ...")
         found = discover(args.email, options)
