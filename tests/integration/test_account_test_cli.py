@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mailbag.config import Account, SecretRef, SecretSource, Server, SmtpServer, save_account
+from mailbag.config import (
+    Account,
+    SecretRef,
+    SecretSource,
+    Server,
+    SmtpServer,
+    load_config,
+    save_account,
+)
 from mailbag.config.model import Protocol
 from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
@@ -16,12 +24,18 @@ STEP_KEYS = {"name", "status", "detail", "hint", "ms"}
 
 
 def add_account(
-    home: Path, sb: Sandbox, name: str, password: str, *, port: int | None = None
+    home: Path,
+    sb: Sandbox,
+    name: str,
+    password: str,
+    *,
+    port: int | None = None,
+    user: str = "carol",
 ) -> None:
     pw_file = home / f"{name}.pw"
     pw_file.write_text(password + "\n")
     secret = SecretRef(SecretSource.COMMAND, f"cat {pw_file}")
-    login = sb.address("carol")
+    login = sb.address(user)
     save_account(
         Paths.from_env({"MAILBAG_HOME": str(home)}),
         Account(
@@ -59,6 +73,10 @@ def test_json_report_and_exit_0(sandbox: Sandbox, mailbag_home: Path, cli: Any) 
         assert step["status"] in ("ok", "skipped")
         assert isinstance(step["ms"], (int, float))
     assert doc["steps"][-1]["status"] == "skipped"
+    # without NAME the default account is tested
+    code, out, err = cli("account", "test", "--json", "--no-send")
+    assert code == 0, err
+    assert json.loads(out)["account"] == "good"
 
 
 def test_human_output_lists_steps_with_marks_and_fix_exit_1(
@@ -101,3 +119,27 @@ def test_unknown_account_is_a_configuration_error(mailbag_home: Path, cli: Any) 
     assert code == 2
     assert out == ""
     assert "nope" in err
+
+
+def test_round_trip_records_whether_the_server_files_sent_mail(
+    fresh_sandbox: Sandbox, mailbag_home: Path, cli: Any
+) -> None:
+    sb = fresh_sandbox
+    paths = Paths.from_env({"MAILBAG_HOME": str(mailbag_home)})
+    add_account(mailbag_home, sb, "rt", sb.password("bob"), user="bob")
+    sb.smtp_policy.save_sent = True
+    code, out, err = cli("account", "test", "rt", "--json")
+    assert code == 0, out + err
+    steps = {s["name"]: s for s in json.loads(out)["steps"]}
+    assert steps["send"]["status"] == "ok" and steps["receive"]["status"] == "ok"
+    assert "filed a copy in Sent" in steps["receive"]["detail"]
+    assert "server_saves_sent = true" in err
+    assert load_config(paths).account("rt").server_saves_sent is True
+
+    sb.smtp_policy.save_sent = False
+    code, out, err = cli("account", "test", "rt")
+    assert code == 0, out + err
+    assert "did not file a copy in Sent" in out
+    assert load_config(paths).account("rt").server_saves_sent is False
+    with sb.control("bob") as imap:
+        assert imap.uids("INBOX") == [] and imap.uids("Sent") == []

@@ -147,7 +147,8 @@ def test_wrong_host_certificate(sandbox: Sandbox) -> None:
     tls = report.step("tls")
     assert tls.status is StepStatus.FAILED
     assert "not valid for the name '127.0.0.1'" in tls.detail
-    assert tls.hint is not None and "host name" in tls.hint
+    assert "it was issued for: localhost" in tls.detail
+    assert tls.hint is not None and "set the server name to 'localhost'" in tls.hint
 
 
 @pytest.mark.parametrize(

@@ -297,3 +297,21 @@ def test_reindex(home: Home) -> None:
 def test_unknown_id(home: Home) -> None:
     code, _, err = home.run("read", "999999")
     assert code == 2 and "no message with ID" in err
+
+
+def test_raw_on_a_terminal_is_cleaned() -> None:
+    import io
+
+    from mailbag.cli.cmd_read import _print_raw
+    from mailbag.cli.context import Context
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    ctx = Context(paths=Paths.from_env({"MAILBAG_HOME": "/nonexistent"}), stdout=tty)
+    _print_raw(ctx, corpus()["escape-sequences.eml"])
+    shown = tty.getvalue()
+    assert "Body line overwritten line" in shown
+    assert not UNSAFE.search(shown.replace("\n", "").replace("\t", ""))

@@ -142,7 +142,7 @@ def test_wrong_password_generic_advice_and_secret_errors() -> None:
     smtp_hint = explain(
         "smtp-login", AuthError("535 5.7.8 Authentication credentials invalid"), SMTP
     )
-    assert smtp_hint is not None and "--smtp-password-command" in smtp_hint
+    assert smtp_hint is not None and "mailbag account set-password NAME --smtp" in smtp_hint
     sec = explain("login", SecretError("no password stored", hint="run set-password"), IMAP)
     assert sec == "run set-password"
 

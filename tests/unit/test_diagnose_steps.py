@@ -51,7 +51,7 @@ def test_failure_carries_message_and_hint_and_blocks_dependants() -> None:
     assert seen[0].detail == "connection refused"
     assert seen[0].hint == "check the port"
     assert seen[1].detail == "skipped because 'connect' failed"
-    assert seen[2].detail == "skipped because 'tls' was skipped"
+    assert seen[2].detail == "skipped because 'connect' failed"
     assert seen[1].hint is None and seen[1].ms == 0.0
 
 

@@ -24,7 +24,7 @@ from mailbag.store.query import (
 )
 
 UTC = dt.UTC
-M = "m.id IN (SELECT rowid FROM fulltext WHERE fulltext MATCH ?)"
+M = "+m.id IN (SELECT rowid FROM fulltext WHERE fulltext MATCH ?)"
 JAN = dt.datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 FEB = dt.datetime(2026, 2, 1, tzinfo=UTC).timestamp()
 APR = dt.datetime(2026, 4, 1, tzinfo=UTC).timestamp()
@@ -326,3 +326,24 @@ def test_an_old_index_is_rebuilt_on_first_search(store: Store) -> None:
     assert fulltext.needs_rebuild(store.conn)
     assert _subjects(store, "report") == ["Build failed", "Quarterly report"]
     assert not fulltext.needs_rebuild(store.conn)
+
+
+def test_search_and_list_walk_the_date_index(store: Store) -> None:
+    from mailbag.store import fulltext
+
+    store.conn.execute(f"DROP INDEX {fulltext.WHEN_INDEX}")
+    fulltext.ensure_schema(store.conn)  # recreated without a rebuild
+    assert not fulltext.needs_rebuild(store.conn)
+    from mailbag.store.index import _MESSAGE_COLUMNS
+
+    where, params = compile_query(parse_query("lunch", tz=UTC))
+    plan = store.conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT {_MESSAGE_COLUMNS} FROM messages m INDEXED BY "  # noqa: S608
+        f"{fulltext.WHEN_INDEX} JOIN folders f ON f.id = m.folder_id JOIN accounts a "
+        f"ON a.id = f.account_id WHERE {where} ORDER BY COALESCE(m.date, m.internal_date) DESC, "
+        "m.id DESC LIMIT 5",
+        params,
+    ).fetchall()
+    text = " ".join(str(r[3]) for r in plan)
+    assert "messages_by_when" in text and "TEMP B-TREE" not in text
+    assert _subjects(store, "lunch", limit=2) == ["Re: Re: Lunch on Friday", "Re: Lunch on Friday"]

@@ -15,6 +15,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailbag.cli.context import Context
@@ -238,6 +239,26 @@ def _ask_server(args: argparse.Namespace, ctx: Context, prefix: str, kind: str) 
     setattr(args, f"{prefix}_port", int(port) if port.isdigit() else default_port)
 
 
+@dataclass(frozen=True)
+class ServerChoice:
+    """One server as `account add` will use it, and where each part came from."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    source: str  # "autoconfig", "manual", "manual+ispdb" (flags over a discovered server), ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    protocol: str
+    incoming: ServerChoice
+    smtp: ServerChoice
+    auth: str
+    notes: tuple[str, ...]
+
+
 def _check_security(args: argparse.Namespace, *values: str) -> None:
     from mailbag.errors import UsageError
 
@@ -249,9 +270,7 @@ def _check_security(args: argparse.Namespace, *values: str) -> None:
         )
 
 
-def _plan_settings(
-    args: argparse.Namespace, ctx: Context
-) -> tuple[dict[str, Any], Discovery | None]:
+def _plan_settings(args: argparse.Namespace, ctx: Context) -> tuple[Plan, Discovery | None]:
     """Discover (unless every server field was given), then apply the flags."""
     from mailbag.autoconfig import discover, split_address
     from mailbag.cli.cmd_autoconfig import discovery_options, show_discovery
@@ -332,16 +351,14 @@ def _plan_settings(
     for c in (incoming_c, smtp_c):
         if c is not None:
             notes += [n for n in c.notes if n not in notes]
-    return (
-        {
-            "protocol": protocol,
-            "incoming": (ihost, iport, isec, username, isrc),
-            "smtp": (shost, sport, ssec, smtp_username, ssrc),
-            "auth": auth,
-            "notes": notes,
-        },
-        found,
+    plan = Plan(
+        protocol=protocol,
+        incoming=ServerChoice(ihost, iport, isec, username, isrc),
+        smtp=ServerChoice(shost, sport, ssec, smtp_username, ssrc),
+        auth=auth,
+        notes=tuple(notes),
     )
+    return plan, found
 
 
 def _secret_refs(args: argparse.Namespace, name: str) -> tuple[SecretRef, SecretRef]:
@@ -397,23 +414,24 @@ def _obtain_secrets(args: argparse.Namespace, ctx: Context, account: Account) ->
     return secrets
 
 
-def _account_from(args: argparse.Namespace, plan: dict[str, Any]) -> Account:
+def _account_from(args: argparse.Namespace, plan: Plan) -> Account:
     from pathlib import Path
 
     from mailbag.config import Account, AuthMethod, Protocol, Server, SmtpServer
     from mailbag.protocols.transport import Security
 
     name = args.name or args.email.strip()
-    ihost, iport, isec, iuser, _ = plan["incoming"]
-    shost, sport, ssec, suser, _ = plan["smtp"]
+    inc, out = plan.incoming, plan.smtp
     iref, sref = _secret_refs(args, name)
-    auth = AuthMethod(plan["auth"])
-    incoming = Server(ihost, iport, Security(isec), iuser, auth=auth, secret=iref)
+    auth = AuthMethod(plan.auth)
+    incoming = Server(
+        inc.host, inc.port, Security(inc.security), inc.username, auth=auth, secret=iref
+    )
     smtp = SmtpServer(
-        shost,
-        sport,
-        Security(ssec),
-        suser,
+        out.host,
+        out.port,
+        Security(out.security),
+        out.username,
         auth=auth,
         secret=sref,
         requires_auth=not args.smtp_no_auth,
@@ -422,7 +440,7 @@ def _account_from(args: argparse.Namespace, plan: dict[str, Any]) -> Account:
     return Account(
         name=name,
         email=args.email.strip(),
-        protocol=Protocol(plan["protocol"]),
+        protocol=Protocol(plan.protocol),
         incoming=incoming,
         smtp=smtp,
         display_name=args.display_name or "",
@@ -431,17 +449,17 @@ def _account_from(args: argparse.Namespace, plan: dict[str, Any]) -> Account:
     )
 
 
-def _show_plan(ctx: Context, account: Account, plan: dict[str, Any]) -> None:
+def _show_plan(ctx: Context, account: Account, plan: Plan) -> None:
     ctx.info(f"account {account.name!r} ({account.email}):")
-    for label, server, (_, _, _, _, source) in (
-        (account.protocol.value, account.incoming, plan["incoming"]),
-        ("smtp", account.smtp, plan["smtp"]),
+    for label, server, source in (
+        (account.protocol.value, account.incoming, plan.incoming.source),
+        ("smtp", account.smtp, plan.smtp.source),
     ):
         ctx.info(
             f"  {label:<5} {server.host}:{server.port} {server.security.value:<8} "
             f"user {server.username}  (from {source})"
         )
-    for note in plan["notes"]:
+    for note in plan.notes:
         ctx.info(f"  note: {note}")
 
 
@@ -521,8 +539,8 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
                 "account": account.name,
                 "saved": save,
                 "settings": account_json(account),
-                "sources": {"incoming": plan["incoming"][4], "smtp": plan["smtp"][4]},
-                "notes": plan["notes"],
+                "sources": {"incoming": plan.incoming.source, "smtp": plan.smtp.source},
+                "notes": list(plan.notes),
                 "test": report.to_json() if report is not None else None,
                 "discovery": found.to_json() if found is not None else None,
             }

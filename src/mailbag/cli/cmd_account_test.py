@@ -31,7 +31,9 @@ def register(account_sub: Any, common: argparse.ArgumentParser) -> None:
         "account's own address and wait for it to arrive (removed afterwards). Every "
         "failed step names the problem and the fix. Exit 1 when any step failed.",
     )
-    p.add_argument("name", metavar="NAME", help="the account to test")
+    p.add_argument(
+        "name", metavar="NAME", nargs="?", help="the account to test (default: the default account)"
+    )
     p.add_argument(
         "--no-send", action="store_true", help="skip the test message round trip (send/receive)"
     )
@@ -94,6 +96,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         receive_timeout=args.receive_timeout,
         transcript=ctx.transcript,
     )
+    learned = report.server_saves_sent
+    if learned is not None and learned != account.server_saves_sent:
+        # sending later must know whether to file its own copy in Sent
+        from dataclasses import replace
+
+        from mailbag.config import save_account
+
+        save_account(ctx.paths, replace(account, server_saves_sent=learned))
+        ctx.info(f"noted in the configuration: server_saves_sent = {str(learned).lower()}")
     if ctx.json:
         ctx.emit_json(report.to_json())
     else:

@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -30,8 +30,8 @@ from mailbag.diagnose.sessions import (
     open_incoming,
     open_outgoing,
 )
-from mailbag.diagnose.steps import Done, StepFailed, StepResult, StepRunner, StepStatus, TestReport
-from mailbag.errors import NetworkError, TLSError
+from mailbag.diagnose.steps import Done, StepFailed, StepResult, StepRunner, TestReport
+from mailbag.errors import MailbagError, NetworkError, TLSError
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security
 
@@ -70,7 +70,6 @@ class _Side:
     endpoint: Endpoint
     sock: socket.socket | None = None
     session: Session | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     def name(self, step: str) -> str:
         return self.prefix + step
@@ -114,48 +113,52 @@ def test_account(
         account.smtp,
         account.smtp.endpoint(account.ca_file, timeout),
     )
-    run_in = _runner(account, incoming, on_step)
-    run_out = _runner(account, outgoing, on_step)
-    # one result list for both chains, in the order the steps ran
-    run_out.results = run_in.results
-    run_out._values = run_in._values
+    explain_in = _explainer(account, incoming)
+    explain_out = _explainer(account, outgoing)
+    run = StepRunner(
+        on_step=on_step,
+        explain=lambda step, exc: (
+            explain_out(step, exc)
+            if step in OUTGOING_STEPS or step == "send"
+            else explain_in(step, exc)
+        ),
+    )
     facts: dict[str, object] = {}
     try:
-        _connect_chain(run_in, incoming, trace)
-        run_in.run(
+        _connect_chain(run, incoming, trace)
+        run.run(
             "login",
             lambda: _login(incoming, get_secret, "incoming"),
             needs=["capabilities"],
         )
-        run_in.run("inbox", lambda: _inbox(incoming), needs=["login"])
+        run.run("inbox", lambda: _inbox(incoming), needs=["login"])
         incoming.close()
 
-        _connect_chain(run_out, outgoing, trace)
+        _connect_chain(run, outgoing, trace)
+        send_needs = ["smtp-capabilities"]
         if account.smtp.requires_auth:
-            run_out.run(
+            run.run(
                 "smtp-login",
                 lambda: _login(outgoing, get_secret, "smtp"),
                 needs=["smtp-capabilities"],
             )
+            send_needs.append("smtp-login")
         else:
-            run_out.record(
-                StepResult(
-                    "smtp-login",
-                    StepStatus.OK,
-                    "not attempted: the account is set to send without logging in",
-                )
+            run.skip(
+                "smtp-login",
+                "not attempted: the account is set to send without logging in",
             )
         if not send:
             for name in ROUND_TRIP_STEPS:
-                run_out.skip(name, "not requested (--no-send)")
+                run.skip(name, "not requested (--no-send)")
         else:
-            run_out.run(
+            run.run(
                 "send",
                 lambda: _send_test_message(account, outgoing, facts),
-                needs=["smtp-login", "smtp-capabilities"],
+                needs=send_needs,
             )
             outgoing.close()
-            run_in.run(
+            run.run(
                 "receive",
                 lambda: _receive(account, incoming, get_secret, trace, facts, receive_timeout),
                 needs=["send", "inbox"],
@@ -167,7 +170,7 @@ def test_account(
     rtt = facts.get("round_trip_ms")
     return TestReport(
         account=account.name,
-        steps=tuple(run_in.results),
+        steps=tuple(run.results),
         server_saves_sent=saves if isinstance(saves, bool) else None,
         round_trip_ms=float(rtt) if isinstance(rtt, (int, float)) else None,
     )
@@ -176,9 +179,8 @@ def test_account(
 test_account.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def _runner(
-    account: Account, side: _Side, on_step: Callable[[StepResult], None] | None
-) -> StepRunner:
+def _explainer(account: Account, side: _Side) -> Callable[[str, MailbagError], str | None]:
+    """The hint table, primed with what it needs to know about one side."""
     url = (
         providers.enable_settings_url(account.email, side.endpoint.host, side.protocol)
         if side.protocol != "smtp"
@@ -191,8 +193,9 @@ def _runner(
         security=side.endpoint.security.value,
         timeout=side.endpoint.timeout,
         enable_url=url,
+        account=account.name,
     )
-    return StepRunner(on_step=on_step, explain=lambda step, exc: causes.explain(step, exc, ctx))
+    return lambda step, exc: causes.explain(step, exc, ctx)
 
 
 # --- the connection chain (both sides) -------------------------------------------------

@@ -123,6 +123,8 @@ class Context:
     timeout: float
     #: where the provider lets users turn IMAP/POP on (from the provider table)
     enable_url: str | None = None
+    #: the account's name, for commands in hints
+    account: str = "NAME"
 
 
 def explain(step: str, exc: MailbagError, ctx: Context) -> str | None:
@@ -137,6 +139,8 @@ def explain(step: str, exc: MailbagError, ctx: Context) -> str | None:
     if isinstance(exc, SecretError):
         return exc.hint or "store the password again: mailbag account set-password NAME"
     if isinstance(exc, AuthError):
+        if cause in ("", "auth-failed"):  # a plain refusal: our advice knows the settings
+            return _login_hint(ctx)
         return exc.hint or _login_hint(ctx)
     if isinstance(exc, TLSError) and not exc.hint:
         return CA_FILE_HINT
@@ -156,7 +160,12 @@ def _login_hint(ctx: Context) -> str:
         "address); many providers need an app password or OAuth2 for mail programs"
     )
     if ctx.protocol == "smtp":
-        hint += "; if the outgoing server has its own password, set it with --smtp-password-command"
+        hint += (
+            "; if the outgoing server has its own password, store it with "
+            f"`mailbag account set-password {ctx.account} --smtp`"
+        )
+    else:
+        hint += f"; store a new password with `mailbag account set-password {ctx.account}`"
     return hint
 
 

@@ -16,7 +16,13 @@ import ssl
 from dataclasses import dataclass, replace
 
 from mailbag.errors import NetworkError, TLSError
-from mailbag.protocols.transport import Endpoint, Security, connect_tcp, wrap_tls
+from mailbag.protocols.transport import (
+    Endpoint,
+    Security,
+    connect_tcp,
+    make_tls_context,
+    wrap_tls,
+)
 
 #: what each protocol's server says first, in plain text
 GREETINGS: dict[str, tuple[bytes, ...]] = {
@@ -108,6 +114,15 @@ def handshake(sock: socket.socket, endpoint: Endpoint, protocol: str) -> ssl.SSL
         return wrap_tls(sock, endpoint)
     except TLSError as exc:
         cause = exc.fields.get("cause")
+        if cause == "hostname-mismatch":
+            names = certificate_names(endpoint)
+            if names:
+                raise TLSError(
+                    f"{exc.message} (it was issued for: {', '.join(names)})",
+                    hint=f"set the server name to {names[0]!r} (the name the certificate "
+                    "was issued for), not an alias or IP address",
+                    **exc.fields,
+                ) from exc
         if cause in ("not-tls", "handshake-closed", "handshake-timeout", "handshake"):
             better = probe_plaintext(endpoint, protocol)
             if better is not None:
@@ -122,6 +137,34 @@ def handshake(sock: socket.socket, endpoint: Endpoint, protocol: str) -> ssl.SSL
                     cause="timeout",
                 ) from exc
         raise
+
+
+def certificate_names(endpoint: Endpoint) -> list[str]:
+    """The DNS names an implicit-TLS server's certificate was issued for.
+
+    The chain is still verified (system roots or the account's CA file); only
+    the name check is left out, because the names are what we want to read.
+    Nothing is sent over this connection.
+    """
+    ctx = make_tls_context(endpoint.ca_file)
+    ctx.check_hostname = False
+    probe = replace(endpoint, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
+    try:
+        sock = connect_tcp(probe)
+    except NetworkError:
+        return []
+    try:
+        with ctx.wrap_socket(sock, server_hostname=endpoint.host) as tls:
+            cert = tls.getpeercert() or {}
+    except (ssl.SSLError, OSError):
+        sock.close()
+        return []
+    san = cert.get("subjectAltName", ())
+    names = [str(p[1]) for p in san if isinstance(p, tuple) and p[0] in ("DNS", "IP Address")]
+    if not names:
+        cn = _rdn(cert.get("subject", ()), "commonName")
+        names = [cn] if cn else []
+    return names
 
 
 def probe_plaintext(endpoint: Endpoint, protocol: str) -> TLSError | None:

@@ -146,6 +146,10 @@ class StepRunner:
             if status is StepStatus.FAILED:
                 return f"skipped because '{need}' failed"
             if status is StepStatus.SKIPPED:
+                # name the step that really failed, not the chain in between
+                reason = next(r.detail for r in self.results if r.name == need)
+                if reason.startswith("skipped because"):
+                    return reason
                 return f"skipped because '{need}' was skipped"
             if status is None:
                 return f"skipped because '{need}' did not run"

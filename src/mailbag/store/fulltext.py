@@ -46,6 +46,12 @@ VERSION = 2
 COLUMNS = ("subject", "sender", "recipients", "cc", "body", "attachments")
 MAX_BODY_CHARS = 200_000  # text indexed per message; the rest is not searchable
 _TRIGGERS = ("fulltext_on_insert", "fulltext_on_delete", "fulltext_on_gone")
+# Newest-first order as an index: `list` and `search` walk it and stop at their
+# LIMIT instead of sorting every match (40 ms -> 1 ms on 20,000 messages).
+WHEN_INDEX = "messages_by_when"
+_WHEN_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {WHEN_INDEX} ON messages(COALESCE(date, internal_date), id)"
+)
 
 _SCHEMA = [
     """CREATE TABLE fulltext_meta (
@@ -74,29 +80,38 @@ _SCHEMA = [
 ]
 
 
-def _current(conn: sqlite3.Connection) -> bool:
+def _state(conn: sqlite3.Connection) -> str:
+    """'current', 'no-index' (only the order index is missing) or 'stale'."""
     try:
         row = conn.execute("SELECT version FROM fulltext_meta").fetchone()
     except sqlite3.OperationalError:
-        return False
+        return "stale"
     if row is None or row[0] != VERSION:
-        return False
-    # a store migration that rebuilds `messages` drops our triggers with it
-    triggers = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'fulltext_on_%'"
-    ).fetchone()[0]
-    return bool(triggers == len(_TRIGGERS))
+        return "stale"
+    names = {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE (type = 'trigger' AND name LIKE 'fulltext_on_%')"
+            " OR (type = 'index' AND name = ?)",
+            (WHEN_INDEX,),
+        )
+    }
+    # a store migration that rebuilds `messages` drops our triggers and index with it
+    if not set(_TRIGGERS) <= names:
+        return "stale"
+    return "current" if WHEN_INDEX in names else "no-index"
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create (or upgrade) the full-text tables and triggers. Cheap when current."""
-    if _current(conn):
+    """Create (or upgrade) the full-text tables, triggers and index. Cheap when current."""
+    if _state(conn) == "current":
         return
     own_tx = not conn.in_transaction
     if own_tx:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        if not _current(conn):  # re-check under the write lock: another process may have
+        state = _state(conn)  # again under the write lock: another process may have done it
+        if state == "stale":
             for name in _TRIGGERS:
                 conn.execute(f"DROP TRIGGER IF EXISTS {name}")
             for table in ("fulltext", "fulltext_meta", "fulltext_todo"):
@@ -108,6 +123,8 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
                 "INSERT INTO fulltext_meta(version, needs_rebuild) VALUES (?, ?)",
                 (VERSION, int(has_mail)),
             )
+        if state != "current":
+            conn.execute(_WHEN_INDEX_SQL)
         if own_tx:
             conn.execute("COMMIT")
     except BaseException:

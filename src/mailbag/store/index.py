@@ -31,8 +31,9 @@ delivers. So a row never points at mail that is not on disk.
 
 Hooks: the full-text index plugs in through `Store.hooks` (objects with
 `message_added(store, message, path)` and `message_removed(store, message_id)`),
-called inside the same transaction. If `mailbag.store.fulltext` defines
-`store_hook(store)`, `Store.open` adds what it returns.
+called inside the same transaction (the sync defers `message_added`, see `open`).
+If `mailbag.store.fulltext` defines `store_hook(store)`, `Store.open` adds what
+it returns.
 
 This module must never delete a file it has not been asked to delete, and
 never turn a missing file or a missing index into a deletion anywhere else.
@@ -44,6 +45,7 @@ import contextlib
 import importlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -315,17 +317,27 @@ class Store:
         self.conn = conn
         self.mail_dir = mail_dir
         self.hooks: list[StoreHook] = []
+        self.defer_indexing = False
+        #: shared by the Stores of one process that write at once (see `_begin`)
+        self.write_lock: threading.Lock | None = None
         self._pending = _Pending()
         self._folder_cache: dict[int, Folder] = {}
 
     # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, paths: Paths, *, hooks: bool = True) -> Store:
-        return cls.open_at(paths.index_file, paths.mail_dir, hooks=hooks)
+    def open(cls, paths: Paths, *, hooks: bool = True, defer_indexing: bool = False) -> Store:
+        return cls.open_at(
+            paths.index_file, paths.mail_dir, hooks=hooks, defer_indexing=defer_indexing
+        )
 
     @classmethod
-    def open_at(cls, index_file: Path, mail_dir: Path, *, hooks: bool = True) -> Store:
+    def open_at(
+        cls, index_file: Path, mail_dir: Path, *, hooks: bool = True, defer_indexing: bool = False
+    ) -> Store:
+        """`defer_indexing`: skip the hooks' `message_added` (removals still run); the
+        full-text index catches up later (`fulltext.index_missing`). The sync uses it:
+        extracting text from every message would double its time."""
         try:
             index_file.parent.mkdir(parents=True, exist_ok=True)
             mail_dir.mkdir(parents=True, exist_ok=True)
@@ -353,6 +365,7 @@ class Store:
                 path=str(index_file),
             ) from exc
         store = cls(conn, mail_dir)
+        store.defer_indexing = defer_indexing
         if hooks:
             store._load_hooks()
         return store
@@ -389,7 +402,26 @@ class Store:
 
     def _begin(self) -> None:
         if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
+            # Stores of one process (the sync's worker threads) take turns here instead
+            # of in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+            if self.write_lock is not None:
+                self.write_lock.acquire()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._release()
+                raise
+
+    def _release(self) -> None:
+        if self.write_lock is not None and self.write_lock.locked():
+            self.write_lock.release()
+
+    def _end(self, statement: str) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute(statement)
+        finally:
+            self._release()
 
     def commit(self, *, fsync: bool = True) -> None:
         """fsync pending files, commit the index, then rename the files into place."""
@@ -399,7 +431,7 @@ class Store:
             for d in {p.parent for p in pending.fsync}:
                 fsync_dir(d)
         if self.conn.in_transaction:
-            self.conn.execute("COMMIT")
+            self._end("COMMIT")
         dirs: set[Path] = set()
         for maildir, key, flags in pending.deliver:
             entry = maildir.deliver(key, flags)
@@ -411,7 +443,7 @@ class Store:
     def rollback(self) -> None:
         pending, self._pending = self._pending, _Pending()
         if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+            self._end("ROLLBACK")
         for maildir, key, _ in pending.deliver:
             with contextlib.suppress(FileNotFoundError):
                 maildir.tmp_path(key).unlink()
@@ -624,7 +656,7 @@ class Store:
             for row in forget:
                 self.forget(row)
             out = [self._insert(folder, item) for item in items]
-            self.conn.execute("COMMIT")
+            self._end("COMMIT")
         except BaseException:
             self.rollback()
             raise
@@ -696,8 +728,9 @@ class Store:
             moved_from_folder=None,
             moved_from_uid=None,
         )
-        for hook in self.hooks:
-            hook.message_added(self, message, folder.maildir.tmp_path(item.key))
+        if not self.defer_indexing:
+            for hook in self.hooks:
+                hook.message_added(self, message, folder.maildir.tmp_path(item.key))
         return message
 
     def add_bytes(
@@ -903,8 +936,9 @@ class Store:
         )
         message = self.get(int(cur.lastrowid or 0))
         assert message is not None
-        for hook in self.hooks:
-            hook.message_added(self, message, entry.path)
+        if not self.defer_indexing:
+            for hook in self.hooks:
+                hook.message_added(self, message, entry.path)
         return message
 
     def pair(self, row: int, uid: int | None, synced_flags: Iterable[str] | None = None) -> None:

@@ -420,7 +420,7 @@ def _fetch_identities(
 
 
 def _sync_folder(
-    client: ImapClient,
+    pool: _Connections,
     store: Store,
     account: Account,
     info: MailboxInfo,
@@ -449,7 +449,36 @@ def _sync_folder(
     if not local.changed and not exclude_uids and not dir_missing and _unchanged(folder, status):
         report.skipped = True
         return report
+    # a connection only for folders with work to do
+    with pool.client() as client:
+        _sync_folder_remote(
+            client,
+            store,
+            account,
+            folder,
+            local,
+            dir_missing,
+            options,
+            on_progress,
+            report,
+            exclude_uids,
+        )
+    return report
 
+
+def _sync_folder_remote(
+    client: ImapClient,
+    store: Store,
+    account: Account,
+    folder: Folder,
+    local: _LocalSide,
+    dir_missing: bool,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    report: FolderReport,
+    exclude_uids: set[int],
+) -> None:
+    name = folder.name
     sel, remote_msgs = _remote_state(client, folder, local.rows)
     if sel.uidvalidity is None:
         raise ProtocolError(f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity")
@@ -471,7 +500,7 @@ def _sync_folder(
             f"{result.stop.reason}; nothing was changed in this folder. If that is what you "
             "want, run `mailbag sync --force`"
         )
-        return report
+        return
     todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
     on_progress(Progress(account.name, name, "plan", todo))
     apply_plan(
@@ -495,7 +524,6 @@ def _sync_folder(
         last_sync=time.time(),
     )
     store.commit()
-    return report
 
 
 # --- folders that appear, move or disappear ----------------------------------------------
@@ -667,7 +695,7 @@ def _sync_locked(
     pool: _Connections,
     report: AccountReport,
 ) -> None:
-    store = Store.open(paths)
+    store = Store.open(paths, defer_indexing=True)
     try:
         store.account_id(account.name)
         store.commit()
@@ -688,13 +716,15 @@ def _sync_locked(
         store.close()
 
     local = threading.local()
+    write_lock = threading.Lock()
     stores: list[Store] = []
     stores_lock = threading.Lock()
 
     def thread_store() -> Store:
         s: Store | None = getattr(local, "store", None)
         if s is None:
-            s = Store.open(paths)
+            s = Store.open(paths, defer_indexing=True)
+            s.write_lock = write_lock
             local.store = s
             with stores_lock:
                 stores.append(s)
@@ -706,17 +736,16 @@ def _sync_locked(
         while True:
             s = thread_store()
             try:
-                with pool.client() as client:
-                    fr = _sync_folder(
-                        client,
-                        s,
-                        account,
-                        info,
-                        statuses.get(info.name),
-                        options,
-                        on_progress,
-                        exclude_by_name.get(info.name, set()),
-                    )
+                fr = _sync_folder(
+                    pool,
+                    s,
+                    account,
+                    info,
+                    statuses.get(info.name),
+                    options,
+                    on_progress,
+                    exclude_by_name.get(info.name, set()),
+                )
                 on_progress(Progress(account.name, info.name, "folder-done"))
                 return fr
             except NetworkError as exc:

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""mailbag sync vs mbsync, side by side, on one generated corpus in the sandbox (IMAPS).
+
+    python bench/sync_bench.py --messages 20000          # ~650 MB, 6 folders
+    python bench/sync_bench.py --messages 200000 --small # many small messages
+    python bench/sync_bench.py --big-mb 300               # one 300 MB message (memory)
+
+Builds the corpus straight into the sandbox Dovecot's Maildir (APPENDing 20,000
+messages would take minutes), lets Dovecot index it, then runs for each tool:
+initial sync, no-op re-sync, and a re-sync after flags changed on 1% and 1% expunged
+(the same server change is seen by both tools). mbsync runs with its default
+`FSync yes`; mailbag fsyncs every message before recording it (in batches).
+Prints wall time, CPU time (user+sys), peak RSS and mailbag/mbsync ratios.
+Not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbag.sandbox import Sandbox
+
+USER = "bench"
+FOLDERS = ["INBOX", "Work", "Lists", "Receipts", "Family", "Archive"]
+SHARES = [0.45, 0.2, 0.15, 0.08, 0.07, 0.05]
+WORDS = [
+    *(
+        [
+            "meeting",
+            "report",
+            "invoice",
+            "budget",
+            "quarterly",
+            "release",
+            "deploy",
+            "review",
+            "schedule",
+            "lunch",
+        ]
+    ),
+    *(
+        [
+            "server",
+            "client",
+            "folder",
+            "message",
+            "sync",
+            "draft",
+            "thanks",
+            "please",
+            "attached",
+            "update",
+            "notes",
+        ]
+    ),
+    *(["Grüße", "café", "naïve", "Zürich", "Ελλάδα", "привет", "日本語", "straße"]),
+]
+NAMES = ["Ada Lovelace", "Björn Åström", "Chloé Dupré", "Dmitri Иванов", "Eun-ji 김", "Femi Okafor"]
+
+
+# --- corpus ---------------------------------------------------------------------------------
+
+
+def _paragraphs(rng: random.Random, nbytes: int) -> str:
+    out: list[str] = []
+    n = 0
+    while n < nbytes:
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 13)))
+        out.append(line)
+        n += len(line.encode()) + 2
+    return "\r\n".join(out)
+
+
+def _b64(rng: random.Random, nbytes: int) -> str:
+    raw = rng.randbytes(nbytes)
+    text = base64.b64encode(raw).decode()
+    return "\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+
+
+def make_message(rng: random.Random, i: int, small: bool) -> bytes:
+    who = rng.choice(NAMES)
+    subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 7)))
+    date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(1_700_000_000 + i * 300))
+    head = (
+        f"From: =?utf-8?b?{base64.b64encode(who.encode()).decode()}?= <p{i % 97}@example.org>\r\n"
+        f"To: Bench <bench@sandbox.test>\r\n"
+        f"Subject: =?utf-8?b?{base64.b64encode(f'[{i}] {subject}'.encode()).decode()}?=\r\n"
+        f"Date: {date}\r\n"
+        f"Message-ID: <bench-{i}@example.org>\r\n"
+        "MIME-Version: 1.0\r\n"
+    )
+    if i and rng.random() < 0.3:
+        head += f"In-Reply-To: <bench-{rng.randint(max(0, i - 40), i - 1)}@example.org>\r\n"
+    kind = "text" if small else rng.choices(["text", "html", "attach"], [70, 20, 10])[0]
+    if kind == "text":
+        body = _paragraphs(rng, rng.randint(1000, 8000) if small else rng.randint(2000, 14000))
+        return (head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n").encode()
+    text = _paragraphs(rng, rng.randint(2000, 9000))
+    if kind == "html":
+        html = "<html><body><p>" + text.replace("\r\n", "</p><p>") + "</p></body></html>"
+        return (
+            head + 'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n'
+            "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n"
+            "--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html + "\r\n--b1--\r\n"
+        ).encode()
+    attach = _b64(rng, rng.randint(60_000, 280_000))
+    return (
+        head + 'Content-Type: multipart/mixed; boundary="b2"\r\n\r\n'
+        "--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n"
+        "--b2\r\nContent-Type: application/pdf; name=report.pdf\r\n"
+        "Content-Disposition: attachment; filename=report.pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n" + attach + "\r\n--b2--\r\n"
+    ).encode()
+
+
+def build_corpus(sb: Sandbox, n: int, small: bool, big_mb: int) -> tuple[int, int]:
+    """Write the corpus into Dovecot's Maildir (Maildir++ layout); returns (messages, bytes)."""
+    root = sb.maildir(USER)
+    rng = random.Random(42)
+    total = 0
+    counts = [int(n * s) for s in SHARES]
+    counts[0] += n - sum(counts)
+    i = 0
+    now = int(time.time())
+    uid = gid = -1
+    if os.geteuid() == 0:
+        st = sb.dovecot.mail_home(USER).stat()
+        uid, gid = st.st_uid, st.st_gid
+    for folder, count in zip(FOLDERS, counts, strict=True):
+        d = root if folder == "INBOX" else root / f".{folder}"
+        for sub in ("cur", "new", "tmp"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        for _ in range(count):
+            data = make_message(rng, i, small)
+            flags = "S" if rng.random() < 0.6 else ""
+            if rng.random() < 0.05:
+                flags = "F" + flags
+            (d / "cur" / f"{now}.bench{i}.host:2,{flags}").write_bytes(data)
+            total += len(data)
+            i += 1
+    if big_mb:
+        data = b"Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\n" + (b"x" * 998 + b"\r\n") * (
+            big_mb * 1024 * 1024 // 1000
+        )
+        (root / "cur" / f"{now}.big.host:2,S").write_bytes(data)
+        total += len(data)
+        i += 1
+    if uid >= 0:
+        for dirpath, _, files in os.walk(sb.dovecot.mail_home(USER)):
+            os.chown(dirpath, uid, gid)
+            for f in files:
+                os.chown(os.path.join(dirpath, f), uid, gid)
+    # let Dovecot assign UIDs and build its indexes before anything is timed
+    with sb.control(USER) as c:
+        for folder in FOLDERS:
+            c.imap.subscribe(f'"{folder}"')
+            c.select(folder)
+    return i, total
+
+
+# --- running the tools ------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mb: float
+    ok: bool
+    note: str = ""
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run `cmd`; wall time here, CPU and peak RSS from the child's own rusage.
+
+    Peak RSS comes from GNU time when installed (a forked Python child would
+    otherwise report the parent's pages), else from wait4.
+    """
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        full = [gnu_time, "-f", "%M", "-o", tf.name, *cmd] if gnu_time else cmd
+        start = time.perf_counter()
+        proc = subprocess.Popen(full, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate()
+        wall = time.perf_counter() - start
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = usage.ru_utime + usage.ru_stime - measure.cpu_so_far  # type: ignore[attr-defined]
+        measure.cpu_so_far = usage.ru_utime + usage.ru_stime  # type: ignore[attr-defined]
+        rss_kb = float(tf.read().strip().splitlines()[-1]) if gnu_time else usage.ru_maxrss
+    ok = proc.returncode == 0
+    note = "" if ok else (out + err).decode(errors="replace").strip()[-600:]
+    return Run(wall, cpu, rss_kb / 1024, ok, note)
+
+
+measure.cpu_so_far = 0.0  # type: ignore[attr-defined]
+
+
+def mbsync_config(sb: Sandbox, work: Path) -> Path:
+    store = work / "mbsync-mail"
+    store.mkdir()
+    conf = work / "mbsyncrc"
+    conf.write_text(
+        f"""IMAPAccount bench
+Host localhost
+Port {sb.ports.imaps}
+User {sb.address(USER)}
+Pass {sb.password(USER)}
+SSLType IMAPS
+CertificateFile {sb.ca_file}
+
+IMAPStore remote
+Account bench
+
+MaildirStore local
+Path {store}/
+Inbox {store}/INBOX
+SubFolders Verbatim
+
+Channel bench
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+Expunge Both
+SyncState *
+"""
+    )
+    return conf
+
+
+def mailbag_home(sb: Sandbox, work: Path) -> tuple[dict[str, str], list[str]]:
+    home = work / "mailbag-home"
+    home.mkdir()
+    pw = work / "pw.sh"
+    pw.write_text(f"#!/bin/sh\necho '{sb.password(USER)}'\n")
+    pw.chmod(0o700)
+    (home / "config.toml").write_text(
+        f"""[accounts.bench]
+email = "{sb.address(USER)}"
+protocol = "imap"
+ca_file = "{sb.ca_file}"
+
+[accounts.bench.incoming]
+host = "localhost"
+port = {sb.ports.imaps}
+security = "ssl"
+username = "{sb.address(USER)}"
+password_command = "{pw}"
+
+[accounts.bench.smtp]
+host = "localhost"
+port = 465
+security = "ssl"
+username = "{sb.address(USER)}"
+
+[accounts.bench.sync]
+mass_delete_threshold = 1000000
+"""
+    )
+    env = dict(os.environ, MAILBAG_HOME=str(home))
+    return env, [sys.executable, "-m", "mailbag", "sync", "--quiet"]
+
+
+def change_one_percent(sb: Sandbox, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    changed = 0
+    with sb.control(USER) as c:
+        for folder in FOLDERS:
+            uids = c.uids(folder)
+            if not uids:
+                continue
+            k = max(1, len(uids) // 100)
+            flag = rng.sample(uids, k)
+            c.store(folder, flag, "+FLAGS", ["\\Flagged"])
+            rest = [u for u in uids if u not in set(flag)]
+            c.expunge(folder, rng.sample(rest, min(k, len(rest))))
+            changed += 2 * k
+    return changed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--small", action="store_true", help="small text messages only")
+    ap.add_argument("--big-mb", type=int, default=0, help="add one message of this many MB")
+    ap.add_argument("--no-mbsync", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    mbsync = shutil.which("mbsync")
+    if not mbsync and not args.no_mbsync:
+        print("mbsync not found: run scripts/setup --bench (or pass --no-mbsync)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="mailbag-bench-"))
+    results: dict[str, dict[str, Run]] = {}
+    try:
+        with Sandbox(users={USER: "bench-secret"}, services={"imap"}) as sb:
+            t0 = time.perf_counter()
+            n, size = build_corpus(sb, args.messages, args.small, args.big_mb)
+            print(
+                f"corpus: {n} messages, {size / 1e6:.0f} MB, {len(FOLDERS)} folders "
+                f"(built and indexed in {time.perf_counter() - t0:.1f} s)",
+                file=sys.stderr,
+            )
+            env, mailbag_cmd = mailbag_home(sb, work)
+            tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
+                "mailbag": (mailbag_cmd, env)
+            }
+            if not args.no_mbsync:
+                conf = mbsync_config(sb, work)
+                tools["mbsync"] = ([mbsync or "mbsync", "-q", "-c", str(conf), "-a"], None)
+            for phase in ("initial", "no-op", "1% change"):
+                if phase == "1% change":
+                    k = change_one_percent(sb)
+                    print(
+                        f"changed {k} messages on the server (flags 1%, expunge 1%)",
+                        file=sys.stderr,
+                    )
+                for tool, (cmd, tool_env) in tools.items():
+                    run = measure(cmd, tool_env)
+                    results.setdefault(phase, {})[tool] = run
+                    status = "" if run.ok else f"  FAILED: {run.note}"
+                    print(
+                        f"{phase:>10} {tool:>8}: {run.wall:7.2f} s wall {run.cpu:7.2f} s CPU "
+                        f"{run.rss_mb:7.1f} MB RSS{status}",
+                        file=sys.stderr,
+                    )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}", file=sys.stderr)
+
+    print()
+    print(f"{'phase':<10} {'tool':<8} {'wall s':>8} {'cpu s':>8} {'RSS MB':>8}   ratio (wall)")
+    for phase, runs in results.items():
+        base = runs.get("mbsync")
+        for tool, r in runs.items():
+            ratio = f"{r.wall / base.wall:.2f}x" if base and tool != "mbsync" else ""
+            print(f"{phase:<10} {tool:<8} {r.wall:8.2f} {r.cpu:8.2f} {r.rss_mb:8.1f}   {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
