@@ -64,6 +64,14 @@ def many_headers(count: int = 100_000) -> bytes:
     return (head + "\r\nbody after many fields\r\n").encode()
 
 
+def repeated_to(fields: int = 400, per_field: int = 500) -> bytes:
+    """Hundreds of To fields, each with hundreds of addresses."""
+    head = HEAD.format(to="you@example.net", subject="repeated To fields", mid="repeated")
+    one = ", ".join(f"r{i}@example.com" for i in range(per_field))
+    head += "".join(f"To: {one}\r\n" for _ in range(fields))
+    return (head + "\r\nbody after many To fields\r\n").encode()
+
+
 def big_html(paragraphs: int = 100_000) -> bytes:
     head = HEAD.format(to="you@example.net", subject="huge html", mid="bightml")
     head += "Content-Type: text/html; charset=utf-8\r\n\r\n"
@@ -78,6 +86,7 @@ LARGE = {
     "huge-header-line": huge_header_line,
     "many-headers": many_headers,
     "big-html": big_html,
+    "repeated-to": repeated_to,
 }
 
 

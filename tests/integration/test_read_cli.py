@@ -315,3 +315,15 @@ def test_raw_on_a_terminal_is_cleaned() -> None:
     shown = tty.getvalue()
     assert "Body line overwritten line" in shown
     assert not UNSAFE.search(shown.replace("\n", "").replace("\t", ""))
+
+
+def test_search_takes_negated_words_and_late_options(home: Home) -> None:
+    all_alt = home.json("search", "plain")
+    assert isinstance(all_alt, list) and len(all_alt) >= 1
+    code, out, err = home.run("search", "plain", "-alternatives", "--limit", "5", "--json")
+    assert code == 0, err
+    hits = json.loads(out)
+    assert home.ids["html-alternative.eml"] not in [h["id"] for h in hits]
+    assert len(hits) == min(5, len(all_alt) - 1)
+    code, _, err = home.run("search", "--limit", "3")
+    assert code == 2 and "no search query" in err

@@ -54,7 +54,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         epilog=QUERY_HELP,
         formatter_class=raw,
     )
-    p.add_argument("query", nargs="+", help="search terms (joined with spaces)")
+    # REMAINDER: "-word" (NOT word) would otherwise be taken for an unknown option;
+    # options given after the query are picked out again in run_search
+    p.add_argument(
+        "query", nargs=argparse.REMAINDER, metavar="QUERY", help="search terms (joined with spaces)"
+    )
     p.add_argument("--account", metavar="NAME", help="only this account")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (0: all)")
     p.set_defaults(run=run_search)
@@ -160,19 +164,40 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _split_search_args(args: argparse.Namespace, ctx: Context) -> str:
+    """The query words, with options given after them applied to `args`/`ctx`."""
+    late = argparse.ArgumentParser(add_help=False)
+    late.add_argument("--account")
+    late.add_argument("--limit", type=int)
+    for flag in _GLOBAL_FLAGS:
+        late.add_argument(flag, action="store_true", dest=_GLOBAL_FLAGS[flag])
+    # unknown "-word" terms stay in `words`, in order
+    known, words = late.parse_known_args(list(args.query))
+    for key in ("account", "limit"):
+        if getattr(known, key) is not None:
+            setattr(args, key, getattr(known, key))
+    for name in set(_GLOBAL_FLAGS.values()):
+        if getattr(known, name):
+            setattr(ctx, name, True)
+    if not words:
+        from mailbag.errors import UsageError
+
+        raise UsageError("no search query given", hint='for example: mailbag search "budget"')
+    return " ".join(words)
+
+
 def run_search(args: argparse.Namespace, ctx: Context) -> int:
     from mailbag.store import fulltext
     from mailbag.store.query import search
 
+    query = _split_search_args(args, ctx)
     store = _open(ctx)
     try:
         if fulltext.needs_rebuild(store.conn):
             ctx.info("building the search index (once)...")
         elif (waiting := fulltext.pending(store.conn)) > 100:
             ctx.info(f"indexing {waiting} new messages...")
-        messages = search(
-            store, " ".join(args.query), account=args.account, limit=_limit(args.limit)
-        )
+        messages = search(store, query, account=args.account, limit=_limit(args.limit))
         _print_list(ctx, messages)
         if not messages and not ctx.json:
             ctx.info("no messages match")

@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "cmd_read",
     "cmd_send",
     "cmd_sync",
+    "cmd_tui",
 )
 
 DESCRIPTION = """\
@@ -90,8 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         argcomplete.autocomplete(parser)
     args = parser.parse_args(args_list)
     if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return 2
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            # plain `mailbag` on a terminal opens the interactive client
+            args = parser.parse_args(["tui", *args_list])
+        else:
+            parser.print_help(sys.stderr)
+            return 2
     ctx = Context.from_args(args)
     try:
         code: int = args.run(args, ctx)

@@ -257,7 +257,15 @@ class Headers:
         values = self.get_all(name)
         if not values:
             return []
-        found = email.utils.getaddresses(values)
+        # bound the work: repeated fields could add up to megabytes
+        budget = DEFAULT_LIMITS.max_field_bytes
+        bounded = []
+        for v in values:
+            if budget <= 0:
+                break
+            bounded.append(v[:budget])
+            budget -= len(bounded[-1])
+        found = email.utils.getaddresses(bounded)
         out: list[Address] = []
         for display, addr in found[:limit]:
             if not display and not addr:

@@ -155,6 +155,40 @@ class LineStream:
             remaining -= take
         return bytes(out)
 
+    def read_dot_terminated(self, sink: IO[bytes] | None) -> int:
+        """Copy a POP3/SMTP-style multi-line body to `sink` until the line "." CRLF,
+        removing dot-stuffing; returns the bytes written. Works on whole buffers, not
+        line by line, and holds at most one receive buffer whatever the line lengths."""
+        written = 0
+        at_line_start = True
+        while True:
+            if self._pos >= len(self._buf):
+                self._fill()
+            buf = self._buf
+            if at_line_start and buf[self._pos] == 0x2E:  # "." at the start of a line
+                while len(self._buf) - self._pos < 3:
+                    if self._buf[self._pos + 1 : self._pos + 2] == b"\n":
+                        break
+                    self._fill()
+                buf = self._buf
+                nxt = buf[self._pos + 1 : self._pos + 3]
+                if nxt == b"\r\n" or nxt[:1] == b"\n":
+                    self._pos += 3 if nxt == b"\r\n" else 2
+                    return written
+                self._pos += 1  # a stuffed dot: drop it, keep the rest of the line
+                at_line_start = False
+                continue
+            hit = buf.find(b"\n.", self._pos)
+            end = len(buf) if hit < 0 else hit + 1
+            if sink is not None:
+                sink.write(memoryview(buf)[self._pos : end])
+            written += end - self._pos
+            self._pos = end
+            at_line_start = buf[end - 1] == 0x0A
+            if self._pos > CHUNK:
+                del self._buf[: self._pos]
+                self._pos = 0
+
     def send(self, data: bytes) -> None:
         if self._deflate is not None:
             data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)

@@ -1,0 +1,1 @@
+"""The interactive terminal client (Textual): `mailbag tui`, or plain `mailbag` on a TTY."""
