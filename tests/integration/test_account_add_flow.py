@@ -109,3 +109,31 @@ def test_add_with_wrong_password_is_not_saved_unless_asked(env: Env, cli: Any) -
     assert code == 1
     assert "saved account" in err
     assert email in load_config(env.paths).accounts
+
+
+def test_add_pop3_account_with_the_full_round_trip(env: Env, cli: Any) -> None:
+    sb = env.sandbox
+    env.serve_autoconfig()
+    email = sb.address("carol")
+    code, out, err = cli(
+        "account",
+        "add",
+        email,
+        "--name",
+        "carol-pop",
+        "--protocol",
+        "pop3",
+        "--password-stdin",
+        "--yes",
+        "--ca-file",
+        str(sb.ca_file),
+        "--json",
+        stdin=sb.password("carol") + "\n",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    steps = {s["name"]: s["status"] for s in doc["test"]["steps"]}
+    assert steps["inbox"] == steps["send"] == steps["receive"] == "ok"
+    account = load_config(env.paths).account("carol-pop")
+    assert account.protocol.value == "pop3"
+    assert (account.incoming.host, account.incoming.port) == ("localhost", sb.ports.pop3s)

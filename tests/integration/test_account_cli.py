@@ -88,12 +88,13 @@ def test_manual_flags_override_discovery_and_password_command(env: Any, cli: Any
         f"cat {pw_file}",
         "--display-name",
         "Alice A.",
-        "--no-test",
+        "--no-send",
         "--json",
     )
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["test"] is None
+    assert doc["test"]["ok"] is True
+    assert "inbox" in [step["name"] for step in doc["test"]["steps"]]
     assert doc["sources"]["incoming"] == "manual+autoconfig"
     account = load_config(env.paths).account("work")
     assert account.protocol.value == "pop3"

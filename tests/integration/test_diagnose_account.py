@@ -225,6 +225,29 @@ def test_starttls_not_offered_is_a_failure_not_a_downgrade(sb: Sandbox) -> None:
     assert not any(b"LOGIN" in r.upper() or b"AUTHENTICATE" in r.upper() for r in received)
 
 
+def _pop3_without_stls(line: bytes) -> bytes | None:
+    verb = line.split(b" ")[0].upper()
+    if verb == b"CAPA":
+        return b"+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n"
+    if verb == b"QUIT":
+        return b"+OK bye\r\n"
+    return b"-ERR not here\r\n"
+
+
+def test_pop3_stls_not_offered(sb: Sandbox) -> None:
+    with ScriptedServer(b"+OK fake POP3 ready\r\n", _pop3_without_stls) as fake:
+        acct = make_account(
+            sb, protocol=Protocol.POP3, host="127.0.0.1", port=fake.port, security=Security.STARTTLS
+        )
+        report, _ = run(sb, acct, send=False)
+        received = list(fake.received)
+    tls = report.step("tls")
+    assert tls.status is StepStatus.FAILED
+    assert "does not offer STARTTLS" in tls.detail
+    assert tls.hint is not None and "995" in tls.hint
+    assert not any(r.upper().startswith((b"USER", b"PASS", b"AUTH")) for r in received)
+
+
 def _smtp_without_starttls(line: bytes) -> bytes | None:
     verb = line.split(b" ")[0].upper()
     if verb == b"EHLO":
@@ -303,6 +326,18 @@ def test_message_rejected_quotes_the_server(sb: Sandbox) -> None:
 
 
 # --- POP3 --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("security", [Security.SSL, Security.STARTTLS])
+def test_pop3_round_trip(sb: Sandbox, security: Security) -> None:
+    before = inbox_count(sb, "finn")
+    report, _ = run(sb, make_account(sb, "finn", protocol=Protocol.POP3, security=security))
+    assert report.ok, report.to_json()
+    assert "message" in report.step("inbox").detail
+    receive = report.step("receive")
+    assert "arrived in INBOX" in receive.detail and "removed again" in receive.detail
+    assert report.server_saves_sent is None
+    assert inbox_count(sb, "finn") == before
 
 
 def test_pop3_service_not_available() -> None:

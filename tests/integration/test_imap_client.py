@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -479,3 +481,60 @@ def test_xoauth2_error_challenge_is_answered_and_reported() -> None:
 
 def test_uidset_round_trip_from_client_helpers() -> None:
     assert list(UidSet.parse("3:1,7")) == [1, 2, 3, 7]
+
+
+# --- extensions for fast sync ------------------------------------------------------------
+
+
+def test_compress_deflate_keeps_bytes_exact(sandbox: Sandbox) -> None:
+    fresh_folder(sandbox, "proto-compress", 12, seed=9)
+    with sandbox.control(USER) as ctl:
+        expected = ctl.fetch_bodies("proto-compress")
+    c = ImapClient.open(imaps(sandbox), sandbox.address(USER), sandbox.password(USER))
+    assert "COMPRESS=DEFLATE" in c.capabilities
+    assert c.compress() is True
+    c.examine("proto-compress")
+    got = {f.uid: f.body for f in c.uid_fetch("1:*", ["UID", "BODY.PEEK[]"])}
+    assert got == expected
+    raw_in = c.stream.bytes_in
+    res = c.append("proto-compress", b"Subject: after compress\r\n\r\nok\r\n")
+    assert res is not None
+    c.logout()
+    total = sum(len(b) for b in expected.values())
+    assert raw_in < total  # the bodies crossed the wire compressed
+
+
+def test_list_status_with_and_without_the_extension(sandbox: Sandbox) -> None:
+    fresh_folder(sandbox, "proto-ls", 3)
+    c = ImapClient.open(imaps(sandbox), sandbox.address(USER), sandbox.password(USER))
+    assert "LIST-STATUS" in c.capabilities
+    fast = {info.name: (info.special_use, st) for info, st in c.list_status()}
+    c._caps = c.capabilities - {"LIST-STATUS"}  # the same question to a server without it
+    slow = {info.name: (info.special_use, st) for info, st in c.list_status()}
+    c.logout()
+    assert fast == slow
+    role, st = fast["proto-ls"]
+    assert role is None and st is not None
+    assert st.messages == 3 and st.uidvalidity and st.uidnext and st.highestmodseq
+    assert fast["Sent"][0] == "\\Sent"
+
+
+def test_idle_wakes_on_new_mail_and_times_out(sandbox: Sandbox) -> None:
+    fresh_folder(sandbox, "proto-idle", 1)
+    c = ImapClient.open(imaps(sandbox), sandbox.address(USER), sandbox.password(USER))
+    c.select("proto-idle")
+    start = time.monotonic()
+    assert [u for u in c.idle(0.3) if u.name == "EXISTS"] == []
+    assert time.monotonic() - start < 2
+
+    def later() -> None:
+        time.sleep(0.3)
+        sandbox.deliver(USER, b"Subject: wake up\r\n\r\nnew\r\n", folder="proto-idle")
+
+    t = threading.Thread(target=later)
+    t.start()
+    seen = c.idle(20)
+    t.join()
+    assert any(u.name == "EXISTS" and u.number == 2 for u in seen)
+    assert c.noop() is not None  # the connection is usable after DONE
+    c.logout()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,6 +188,7 @@ def test_emptied_local_folder_stops_and_force_carries_it_out(
     for sub in ("cur", "new"):
         for f in (inbox_dir / sub).iterdir():
             f.unlink()
+    time.sleep(0.1)  # old enough for the no-op fast path to trust the directory times
     report = sync(t, home)
     inbox = next(f for f in report.folders if f.name == "INBOX")
     assert inbox.error and "--force" in inbox.error and "30 of 30" in inbox.error
@@ -471,3 +473,23 @@ username = "{sb.address(user)}"
     assert {"account": "sync", "name": "INBOX", "role": "inbox"}.items() <= next(
         f for f in folders if f["name"] == "INBOX"
     ).items()
+
+
+def test_fast_no_op_path_still_sees_changes_made_by_other_programs(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    sb.fill(user, 6, "INBOX", seed=12, seen_ratio=0.0)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    time.sleep(0.25)
+    assert_ok(sync(t, home))  # records the directory stamp (old enough now)
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        assert inbox.sync_state and inbox.sync_state.startswith("dirs=")
+        entry = next(iter(inbox.maildir.scan().values()))
+    # mutt reads a message: new/ -> cur/ with the S flag
+    os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,S")
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["updated"] == 1
+    assert_same(sb, user, home)

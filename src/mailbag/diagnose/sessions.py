@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, Protocol
+from typing import Protocol
 
 from mailbag.config.model import AuthMethod
 from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError
@@ -232,19 +232,10 @@ class Pop3Session:
     NEWEST = 25
 
     def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
-        # TEMPORARY: imported by name until the POP3 client lands on main (then a plain import)
-        import importlib
+        from mailbag.protocols.pop3 import Pop3Client
 
-        try:
-            pop3: Any = importlib.import_module("mailbag.protocols.pop3")
-        except ModuleNotFoundError as exc:
-            raise ProtocolError(
-                "testing POP3 accounts is not available in this build yet",
-                hint="the connection, TLS and certificate checks above still apply",
-                cause="unsupported",
-            ) from exc
         self._sock: socket.socket | None = sock
-        self.client: Any = pop3.Pop3Client(endpoint, transcript)
+        self.client = Pop3Client(endpoint, transcript)
         self.endpoint = endpoint
 
     def greet(self) -> str:
@@ -258,7 +249,7 @@ class Pop3Session:
         )
 
     def offers_starttls(self) -> bool:
-        return bool(self.client.has("STLS"))
+        return self.client.has("STLS")
 
     def starttls(self) -> ssl.SSLSocket:
         self.client.stls()
@@ -309,7 +300,7 @@ class Pop3Session:
         if self.client.uidl_one(number) != uid:
             return False
         self.client.dele(number)
-        return bool(self.client.quit())  # deletions take effect only on a clean QUIT
+        return self.client.quit()  # deletions take effect only on a clean QUIT
 
     def find_in_sent(self, message_id: str) -> bool | None:
         return None  # POP3 has no Sent folder to look at

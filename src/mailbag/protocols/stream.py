@@ -14,6 +14,7 @@ TLS upgrade itself is `transport.wrap_tls`).
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import zlib
@@ -188,6 +189,18 @@ class LineStream:
             if self._pos > CHUNK:
                 del self._buf[: self._pos]
                 self._pos = 0
+
+    def wait_readable(self, timeout: float) -> bool:
+        """Whether data is (or becomes, within `timeout` seconds) available to read."""
+        if self.buffered():
+            return True
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True
+        try:
+            ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        except (OSError, ValueError) as exc:
+            raise self._error(f"connection lost: {exc}", "dropped") from exc
+        return bool(ready)
 
     def send(self, data: bytes) -> None:
         if self._deflate is not None:

@@ -243,6 +243,8 @@ namespace inbox {{
   }}
 }}
 protocol imap {{
+  # COMPRESS=DEFLATE (RFC 4978), which the IMAP client may use
+  mail_plugins = $mail_plugins imap_zlib
   mail_max_userip_connections = 64
   imap_idle_notify_interval = 1 secs
 }}

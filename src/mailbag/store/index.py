@@ -42,6 +42,7 @@ never turn a missing file or a missing index into a deletion anywhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import sqlite3
@@ -147,7 +148,9 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # --- values --------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_flags(text: str | None) -> frozenset[str]:
+    # cached: a store has few distinct flag combinations and many messages
     return frozenset(text.split()) if text else frozenset()
 
 

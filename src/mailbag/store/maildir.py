@@ -18,6 +18,7 @@ choice so that callers can batch it; `fsync_file`/`fsync_dir` do the work.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -66,6 +67,7 @@ def flags_to_info(flags: Iterable[str]) -> str:
     return "".join(sorted({FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS}))
 
 
+@functools.lru_cache(maxsize=256)
 def info_to_flags(info: str) -> frozenset[str]:
     """IMAP flags from Maildir info letters (unknown letters are ignored)."""
     return frozenset(_LETTER_FLAGS[c] for c in info if c in _LETTER_FLAGS)

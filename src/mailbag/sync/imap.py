@@ -37,7 +37,7 @@ from mailbag.protocols.imap.client import ImapClient, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.envelope import envelope_from_bytes, envelope_from_file
-from mailbag.store.index import Folder, Message, Store
+from mailbag.store.index import Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry
 from mailbag.sync.apply import DownloadSink, apply_plan
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
@@ -307,35 +307,36 @@ def _chunks(items: Sequence[int], n: int) -> Iterator[Sequence[int]]:
 class _LocalSide:
     messages: list[LocalMessage]
     entries: dict[str, MaildirEntry]
-    rows: list[Message]
+    synced: dict[int, frozenset[str]]  # UID -> flags as last synced, for paired rows
     unknown: int  # files the index does not know
     changed: bool  # anything to push (or re-pair)
 
 
 def _read_local(store: Store, folder: Folder) -> _LocalSide:
     entries = folder.maildir.scan()
-    rows = list(store.folder_messages(folder))
+    # only the columns the planner needs: this runs over every message of a changed folder
+    rows = store.conn.execute(
+        "SELECT id, uid, key, flags, synced_flags, gone, message_id, size, moved_from_uid "
+        "FROM messages WHERE folder_id = ?",
+        (folder.id,),
+    ).fetchall()
     known: set[str] = set()
     out: list[LocalMessage] = []
     changed = False
-    for m in rows:
-        known.add(m.key)
-        entry = None if m.gone else entries.get(m.key)
-        keywords = m.flags - _MAILDIR_FLAGS
-        flags = (entry.flags | keywords) if entry is not None else m.flags
-        if entry is None or m.uid is None or flags != m.synced_flags or m.moved_from_uid:
+    for row_id, uid, key, flags_txt, synced_txt, gone, message_id, size, moved in rows:
+        known.add(key)
+        entry = None if gone else entries.get(key)
+        row_flags = parse_flags(flags_txt)
+        synced = None if synced_txt is None else parse_flags(synced_txt)
+        if entry is not None:
+            keywords = row_flags - _MAILDIR_FLAGS
+            flags = entry.flags | keywords if keywords else entry.flags
+        else:
+            flags = row_flags
+        if entry is None or uid is None or flags != synced or moved:
             changed = True
         out.append(
-            LocalMessage(
-                row=m.id,
-                key=m.key,
-                uid=m.uid,
-                flags=flags,
-                present=entry is not None,
-                message_id=m.message_id,
-                size=m.size,
-                synced_flags=m.synced_flags,
-            )
+            LocalMessage(row_id, key, uid, flags, entry is not None, message_id or "", size, synced)
         )
     unknown = 0
     for key, entry in entries.items():
@@ -349,7 +350,8 @@ def _read_local(store: Store, folder: Folder) -> _LocalSide:
         except FileNotFoundError:
             continue  # removed meanwhile
         out.append(LocalMessage(None, key, None, entry.flags, True, env.message_id, size))
-    return _LocalSide(out, entries, rows, unknown, changed)
+    synced_by_uid = {m.uid: m.synced_flags or frozenset() for m in out if m.uid is not None}
+    return _LocalSide(out, entries, synced_by_uid, unknown, changed)
 
 
 def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
@@ -364,6 +366,44 @@ def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
     )
 
 
+#: a change within one file-system timestamp tick (a few ms) of the last one would not
+#: show in the directory times, so only a stamp this much older than now is trusted
+_STAMP_SAFE_NS = 30_000_000
+
+
+def _dir_stamp(folder: Folder) -> str | None:
+    """Modification times of cur/ and new/: adding, removing or renaming a file (which
+    is how Maildir programs change flags) changes them. None when too fresh to trust."""
+    try:
+        cur = os.stat(folder.path / "cur").st_mtime_ns
+        new = os.stat(folder.path / "new").st_mtime_ns
+    except FileNotFoundError:
+        return None
+    if time.time_ns() - max(cur, new) < _STAMP_SAFE_NS:
+        return None
+    return f"dirs={cur}:{new}"
+
+
+def _pending_rows(store: Store, folder: Folder) -> bool:
+    """Rows with something to push: new here, deleted here, moved, or flags changed here."""
+    row = store.conn.execute(
+        "SELECT EXISTS(SELECT 1 FROM messages WHERE folder_id = ? AND (uid IS NULL OR gone = 1 "
+        "OR moved_from_uid IS NOT NULL OR synced_flags IS NULL OR flags != synced_flags))",
+        (folder.id,),
+    ).fetchone()
+    return bool(row[0])
+
+
+def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> None:
+    """Remember the directory times taken before the scan, when nothing has changed
+    them since: then the scan saw everything up to them. Otherwise forget the stamp,
+    so the next run scans (and records then)."""
+    stamp = before_scan if before_scan is not None and _dir_stamp(folder) == before_scan else None
+    if stamp != folder.sync_state:
+        store.update_folder(folder, sync_state=stamp)
+        store.commit()
+
+
 def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMessage]:
     if sel.exists == 0:
         return {}
@@ -376,11 +416,10 @@ def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMess
 
 
 def _remote_state(
-    client: ImapClient, folder: Folder, rows: Sequence[Message]
+    client: ImapClient, folder: Folder, known: dict[int, frozenset[str]]
 ) -> tuple[SelectResult, dict[int, RemoteMessage]]:
     """Select the folder and find every server message with its flags, cheaply when we can."""
     name = folder.name
-    known = {m.uid: m.synced_flags or frozenset() for m in rows if m.uid is not None}
     if (
         "QRESYNC" in client.enabled
         and folder.uidvalidity is not None
@@ -432,6 +471,18 @@ def _sync_folder(
     name = info.name
     report = FolderReport(name)
     existing = store.find_folder(account.name, name)
+    if (
+        existing is not None
+        and not exclude_uids
+        and existing.sync_state is not None
+        and _unchanged(existing, status)
+        and existing.role == folder_role(info)
+        and _dir_stamp(existing) == existing.sync_state
+        and not _pending_rows(store, existing)
+    ):
+        # nothing changed on the server (STATUS) nor here (directory times, index)
+        report.skipped = True
+        return report
     dir_missing = (
         existing is not None
         and existing.uidvalidity is not None
@@ -445,9 +496,11 @@ def _sync_folder(
     store.commit()
     if store.recover(folder):
         report.notes.append("finished deliveries an earlier run left incomplete")
+    stamp = _dir_stamp(folder)
     local = _read_local(store, folder)
     if not local.changed and not exclude_uids and not dir_missing and _unchanged(folder, status):
         report.skipped = True
+        _record_stamp(store, folder, stamp)
         return report
     # a connection only for folders with work to do
     with pool.client() as client:
@@ -463,6 +516,8 @@ def _sync_folder(
             report,
             exclude_uids,
         )
+    # only a completed run has put into the index all the scan saw
+    _record_stamp(store, store.folder_by_id(folder.id), stamp if report.error is None else None)
     return report
 
 
@@ -479,7 +534,7 @@ def _sync_folder_remote(
     exclude_uids: set[int],
 ) -> None:
     name = folder.name
-    sel, remote_msgs = _remote_state(client, folder, local.rows)
+    sel, remote_msgs = _remote_state(client, folder, local.synced)
     if sel.uidvalidity is None:
         raise ProtocolError(f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity")
     remote = RemoteFolder(sel.uidvalidity, remote_msgs)

@@ -21,6 +21,7 @@ import base64
 import datetime as dt
 import re
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -402,6 +403,43 @@ class ImapClient:
             self.compressed = True
         return self.compressed
 
+    def idle(
+        self,
+        timeout: float,
+        *,
+        stop: Callable[[Untagged], bool] | None = None,
+    ) -> list[Untagged]:
+        """IDLE (RFC 2177) on the selected mailbox for up to `timeout` seconds, or until
+        an untagged response arrives that `stop` accepts (default: EXISTS, EXPUNGE,
+        FETCH, VANISHED). Returns the untagged responses seen. Servers drop idle
+        connections after ~30 minutes: call it again with timeouts under that."""
+        if "IDLE" not in self.capabilities:
+            raise ProtocolError(f"{self._where()} does not support IDLE", cause="no-idle")
+        wants = stop or (lambda u: u.name in ("EXISTS", "EXPUNGE", "FETCH", "VANISHED"))
+        p = self.submit(b"IDLE")
+        seen: list[Untagged] = []
+        went_idle = self._wait_continuation(p) is not None
+        before = len(p.untagged)
+        if went_idle:
+            deadline = time.monotonic() + timeout
+            while p.status is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.stream.wait_readable(remaining):
+                    break
+                resp = self._read_response(None)
+                if isinstance(resp, StatusResponse):
+                    self._complete(resp)  # the server ended IDLE itself
+                elif isinstance(resp, Untagged):
+                    seen.append(resp)
+                    if wants(resp):
+                        break
+            if p.status is None:
+                self._send_line(b"DONE")
+        self._pump_all(p)
+        self._check(p, "IDLE")
+        # in arrival order: before the go-ahead, while idling, after DONE
+        return p.untagged[:before] + seen + p.untagged[before:]
+
     def noop(self) -> list[Untagged]:
         return self.simple(b"NOOP").untagged
 
@@ -537,6 +575,51 @@ class ImapClient:
             if u.name == "STATUS":
                 return parse_status(u, self.utf8)
         raise ProtocolError(f"{self._where()} sent no STATUS for {mailbox}", cause="no-status")
+
+    def list_status(
+        self,
+        items: Sequence[str] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"),
+        pattern: str = "*",
+    ) -> list[tuple[MailboxInfo, MailboxStatus | None]]:
+        """Every folder with its STATUS in one round trip: LIST-STATUS (RFC 5819) where
+        offered, else LIST and then pipelined STATUS commands. HIGHESTMODSEQ is added
+        when the server has CONDSTORE. Unselectable folders get None."""
+        wanted = list(items)
+        if "HIGHESTMODSEQ" not in wanted and "CONDSTORE" in self.capabilities:
+            wanted.append("HIGHESTMODSEQ")
+        pat = cmd.mailbox(pattern, self.utf8) if pattern not in ("*", "%") else pattern.encode()
+        statuses: dict[str, MailboxStatus] = {}
+        if "LIST-STATUS" in self.capabilities:
+            ret = b"STATUS " + cmd.item_list(wanted)
+            if "SPECIAL-USE" in self.capabilities:
+                ret = b"SPECIAL-USE " + ret
+            p = self.simple(b"LIST", b'""', pat, b"RETURN (" + ret + b")")
+            infos = [parse_list(u, self.utf8) for u in p.untagged if u.name == "LIST"]
+            for u in p.untagged:
+                if u.name == "STATUS":
+                    st = parse_status(u, self.utf8)
+                    statuses[st.name] = st
+        else:
+            infos = self.list_folders(pattern=pattern)
+            pending = [
+                (
+                    info,
+                    self.submit(
+                        b"STATUS", cmd.mailbox(info.name, self.utf8), cmd.item_list(wanted)
+                    ),
+                )
+                for info in infos
+                if info.selectable
+            ]
+            for info, p in pending:
+                self._pump_all(p)
+                assert p.status is not None
+                if not p.status.ok:
+                    continue  # vanished meanwhile, or not a real mailbox: no status
+                for u in p.untagged:
+                    if u.name == "STATUS":
+                        statuses[info.name] = parse_status(u, self.utf8)
+        return [(info, statuses.get(info.name)) for info in infos]
 
     def create(self, mailbox: str) -> None:
         self.simple(b"CREATE", cmd.mailbox(mailbox, self.utf8))
