@@ -897,6 +897,10 @@ class ImapClient:
                 exc.args = (exc.message,)
             self.close()
             raise
+        except ProtocolError:
+            # a refused literal or an endless line: the stream is out of step for good
+            self.close()
+            raise
         resp = parse_response(parts, literals)
         if isinstance(resp, Untagged):
             self._observe(resp)
