@@ -471,3 +471,17 @@ def test_astring_literal_for_8bit_and_crlf() -> None:
     assert cmd.mailbox("Entwürfe") == b"Entw&APw-rfe"
     assert cmd.mailbox("Sent Items") == b'"Sent Items"'
     assert cmd.mailbox("inbox") == b"INBOX"
+
+
+def test_literal8_binary_fetch() -> None:
+    f = parse_fetch(untagged(b"* 3 FETCH (UID 8 BINARY[] ~{5}\r\na\x00b\x00c)"))
+    assert f.uid == 8 and f.body == b"a\x00b\x00c"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"* 1 FETCH (UID 1))", b"* 1 FETCH (UID \x01)", b'* 1 FETCH (UID 1 X "a\r'],
+)
+def test_fetch_garbage_is_a_protocol_error(raw: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        parse_raw(raw)
