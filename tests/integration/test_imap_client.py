@@ -591,3 +591,19 @@ def test_append_refused_before_upload_sends_no_data() -> None:
         c.logout()
     assert srv.peer is not None
     assert not any(b"xxxx" in line for line in srv.peer.received)
+
+
+def test_stopping_a_pipelined_fetch_early_keeps_the_connection_usable(
+    sandbox: Sandbox, client: ImapClient
+) -> None:
+    uids = fresh_folder(sandbox, "proto-early", 12)
+    client.examine("proto-early")
+    chunks = [uids[i : i + 2] for i in range(0, len(uids), 2)]
+    gen = client.uid_fetch_many(chunks, ["UID", "BODY.PEEK[]"], window=4)
+    first = next(gen)
+    assert first.uid == uids[0]
+    gen.close()  # the caller gives up: pending answers are read and thrown away
+    assert list(client.uid_search("ALL").uids) == uids
+    with client.uid_fetch(uids, ["UID"]) as stream:
+        assert next(iter(stream)).uid == uids[0]
+    assert client.noop() is not None  # the context manager drained the rest

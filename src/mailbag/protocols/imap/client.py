@@ -674,17 +674,29 @@ class ImapClient:
                     return
                 inflight.append(self.submit(*_uid_fetch_args(chunk, items, None, False)))
 
-        refill()
-        while inflight:
-            p = inflight[0]
-            for u in self._pump(p, body_sink):
-                if u.name == "FETCH":
-                    yield parse_fetch(u)
-                else:
-                    p.untagged.append(u)
-            inflight.popleft()
-            self._check(p, "UID FETCH")
+        try:
             refill()
+            while inflight:
+                p = inflight[0]
+                for u in self._pump(p, body_sink):
+                    if u.name == "FETCH":
+                        yield parse_fetch(u)
+                    else:
+                        p.untagged.append(u)
+                inflight.popleft()
+                self._check(p, "UID FETCH")
+                refill()
+        finally:
+            # stopped early or a chunk was refused: read what is still coming, so the
+            # connection stays usable (bodies are discarded, not kept)
+            for p in inflight:
+                if self._stream is None:
+                    break
+                self._drain(p)
+
+    def _drain(self, p: Pending) -> None:
+        for _ in self._pump(p, _discard):
+            pass
 
     def uid_search(self, criteria: str = "ALL", *, esearch: bool | None = None) -> SearchResult:
         """UID SEARCH with raw `criteria` (the caller quotes strings, e.g. with
@@ -1009,8 +1021,7 @@ class FetchStream:
             for _ in self:
                 pass
         elif self.pending.status is None:
-            for _ in self.client._pump(self.pending, None):
-                pass
+            self.client._drain(self.pending)
 
     def __enter__(self) -> FetchStream:
         return self
@@ -1020,6 +1031,10 @@ class FetchStream:
     ) -> None:
         if t is None:
             self.drain()
+
+
+def _discard(seq: int, item: str, size: int) -> None:
+    return None
 
 
 def _uid_fetch_args(
