@@ -674,25 +674,32 @@ class ImapClient:
                     return
                 inflight.append(self.submit(*_uid_fetch_args(chunk, items, None, False)))
 
+        at_boundary = True  # between whole responses (so the rest can be read cleanly)
         try:
             refill()
             while inflight:
                 p = inflight[0]
+                at_boundary = False
                 for u in self._pump(p, body_sink):
                     if u.name == "FETCH":
+                        at_boundary = True
                         yield parse_fetch(u)
+                        at_boundary = False
                     else:
                         p.untagged.append(u)
                 inflight.popleft()
+                at_boundary = True
                 self._check(p, "UID FETCH")
                 refill()
         finally:
             # stopped early or a chunk was refused: read what is still coming, so the
-            # connection stays usable (bodies are discarded, not kept)
-            for p in inflight:
-                if self._stream is None:
-                    break
-                self._drain(p)
+            # connection stays usable (bodies are discarded, not kept). After a failure
+            # in the middle of a response (a sink that raised) the caller must close.
+            if at_boundary:
+                for p in inflight:
+                    if self._stream is None:
+                        break
+                    self._drain(p)
 
     def _drain(self, p: Pending) -> None:
         for _ in self._pump(p, _discard):
