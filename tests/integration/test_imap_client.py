@@ -607,3 +607,26 @@ def test_stopping_a_pipelined_fetch_early_keeps_the_connection_usable(
     with client.uid_fetch(uids, ["UID"]) as stream:
         assert next(iter(stream)).uid == uids[0]
     assert client.noop() is not None  # the context manager drained the rest
+
+
+def test_append_many_pipelined_in_order(sandbox: Sandbox, client: ImapClient) -> None:
+    fresh_folder(sandbox, "proto-append-many")
+    messages = list(generate(30, to=sandbox.address(USER), seed=21))
+    when = dt.datetime(2026, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    results = list(
+        client.append_many(
+            "proto-append-many",
+            ((m, ["\\Seen"] if i % 2 else [], when) for i, m in enumerate(messages)),
+            window=8,
+        )
+    )
+    uids = [r.uid for r in results if r is not None]
+    assert len(uids) == 30 and uids == sorted(uids)
+    with sandbox.control(USER) as ctl:
+        bodies = ctl.fetch_bodies("proto-append-many")
+        flags = ctl.flags("proto-append-many")
+    assert [bodies[u] for u in uids] == messages
+    assert "\\Seen" in flags[uids[1]] and "\\Seen" not in flags[uids[0]]
+    with pytest.raises(ProtocolError):
+        list(client.append_many("proto-no-such-folder", [(messages[0], [], None)] * 3))
+    assert client.noop() is not None  # every answer was read: the connection is in step

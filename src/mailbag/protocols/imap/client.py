@@ -768,6 +768,49 @@ class ImapClient:
     ) -> AppendResult | None:
         """APPEND a message (bytes, or a binary file streamed in chunks). Returns the new
         UID when the server offers UIDPLUS (APPENDUID), else None."""
+        p = self.submit(*self._append_args(mailbox, data, flags, internal_date))
+        return self._finish_append(p)
+
+    def append_many(
+        self,
+        mailbox: str,
+        messages: Iterable[tuple[bytes | IO[bytes], Iterable[str], dt.datetime | None]],
+        *,
+        window: int = 8,
+    ) -> Iterator[AppendResult | None]:
+        """Pipelined APPENDs of (data, flags, internal date), results in order. With
+        LITERAL+ the uploads follow each other without waiting for answers; without it
+        each literal still waits for the server's go-ahead. A refusal raises after the
+        APPENDs already sent have been answered (their results are not lost: those
+        before it were yielded)."""
+        inflight: deque[Pending] = deque()
+        todo = iter(messages)
+        while True:
+            while len(inflight) < max(1, window):
+                item = next(todo, None)
+                if item is None:
+                    break
+                data, flags, when = item
+                inflight.append(self.submit(*self._append_args(mailbox, data, flags, when)))
+            if not inflight:
+                return
+            p = inflight.popleft()
+            try:
+                result = self._finish_append(p)
+            except ProtocolError:
+                for rest in inflight:
+                    if self._stream is not None:
+                        self._pump_all(rest)
+                raise
+            yield result
+
+    def _append_args(
+        self,
+        mailbox: str,
+        data: bytes | IO[bytes],
+        flags: Iterable[str],
+        internal_date: dt.datetime | None,
+    ) -> list[Piece]:
         args: list[Piece] = [b"APPEND", cmd.mailbox(mailbox, self.utf8)]
         flag_items = list(flags)
         if flag_items:
@@ -775,7 +818,10 @@ class ImapClient:
         if internal_date is not None:
             args.append(format_internaldate(internal_date).encode("ascii"))
         args.append(Literal.of(data))
-        p = self.simple(*args)
+        return args
+
+    def _finish_append(self, p: Pending) -> AppendResult | None:
+        self.finish(p)
         assert p.status is not None
         got = parse_appenduid(p.status)
         if got is None:
