@@ -76,9 +76,16 @@ def sync(
     connections: int = 3,
     on_progress: ProgressCallback = no_progress,
     retries: int = 3,
+    share_chunk: int = 500,
 ) -> AccountReport:
     options = EngineOptions(
-        folders=folders, force=force, connections=connections, retries=retries, backoff=0.2
+        folders=folders,
+        force=force,
+        connections=connections,
+        retries=retries,
+        backoff=0.2,
+        share_chunk=share_chunk,
+        chunk_messages=max(10, min(250, share_chunk // 2)),
     )
     return sync_account(
         t.account(), t.password, home_paths(home), options=options, on_progress=on_progress

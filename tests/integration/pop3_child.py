@@ -23,10 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from pop3_support import poplib_connect
-
 import mailbag.store.index as index_mod
 import mailbag.sync.pop3 as engine
 from mailbag.config.model import (
@@ -77,7 +73,7 @@ def main() -> int:
         index_mod.Store.commit = counting(index_mod.Store.commit, n)  # type: ignore[method-assign]
 
     def connect(account: Account, password: str, transcript: Any) -> Any:
-        wire = poplib_connect(account, password, transcript)
+        wire = engine.open_pop3(account, password, transcript)
         if what == "dele":
             wire.dele = counting(wire.dele, n)  # type: ignore[method-assign]
         elif what == "quit":

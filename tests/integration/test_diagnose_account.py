@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,6 +226,29 @@ def test_starttls_not_offered_is_a_failure_not_a_downgrade(sb: Sandbox) -> None:
     assert not any(b"LOGIN" in r.upper() or b"AUTHENTICATE" in r.upper() for r in received)
 
 
+def _pop3_without_stls(line: bytes) -> bytes | None:
+    verb = line.split(b" ")[0].upper()
+    if verb == b"CAPA":
+        return b"+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n"
+    if verb == b"QUIT":
+        return b"+OK bye\r\n"
+    return b"-ERR not here\r\n"
+
+
+def test_pop3_stls_not_offered(sb: Sandbox) -> None:
+    with ScriptedServer(b"+OK fake POP3 ready\r\n", _pop3_without_stls) as fake:
+        acct = make_account(
+            sb, protocol=Protocol.POP3, host="127.0.0.1", port=fake.port, security=Security.STARTTLS
+        )
+        report, _ = run(sb, acct, send=False)
+        received = list(fake.received)
+    tls = report.step("tls")
+    assert tls.status is StepStatus.FAILED
+    assert "does not offer STARTTLS" in tls.detail
+    assert tls.hint is not None and "995" in tls.hint
+    assert not any(r.upper().startswith((b"USER", b"PASS", b"AUTH")) for r in received)
+
+
 def _smtp_without_starttls(line: bytes) -> bytes | None:
     verb = line.split(b" ")[0].upper()
     if verb == b"EHLO":
@@ -305,6 +329,18 @@ def test_message_rejected_quotes_the_server(sb: Sandbox) -> None:
 # --- POP3 --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("security", [Security.SSL, Security.STARTTLS])
+def test_pop3_round_trip(sb: Sandbox, security: Security) -> None:
+    before = inbox_count(sb, "finn")
+    report, _ = run(sb, make_account(sb, "finn", protocol=Protocol.POP3, security=security))
+    assert report.ok, report.to_json()
+    assert "message" in report.step("inbox").detail
+    receive = report.step("receive")
+    assert "arrived in INBOX" in receive.detail and "removed again" in receive.detail
+    assert report.server_saves_sent is None
+    assert inbox_count(sb, "finn") == before
+
+
 def test_pop3_service_not_available() -> None:
     with Sandbox(users={"gus": "gus-pass"}, services={"imap", "lmtp", "smtp"}) as box:
         acct = make_account(box, "gus", protocol=Protocol.POP3)
@@ -332,3 +368,34 @@ def test_oauth2_without_offered_mechanism(sb: Sandbox) -> None:
     assert login.status is StepStatus.FAILED
     assert "offers no OAuth2 login" in login.detail
     assert login.hint is not None and "--auth" in login.hint
+
+
+def test_wrong_host_certificate_after_starttls(sb: Sandbox) -> None:
+    acct = make_account(sb, host="127.0.0.1", security=Security.STARTTLS)
+    report, _ = run(sb, acct, send=False)
+    tls = report.step("tls")
+    assert tls.status is StepStatus.FAILED
+    assert "not valid for the name '127.0.0.1'" in tls.detail
+    assert tls.hint is not None and "server name" in tls.hint
+    assert report.step("login").status is StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("protocol", "security", "port_of", "found"),
+    [
+        (Protocol.IMAP, Security.STARTTLS, lambda sb: sb.smtp_port, "SMTP"),
+        (Protocol.POP3, Security.SSL, lambda sb: sb.ports.imaps, "IMAP"),
+        (Protocol.IMAP, Security.SSL, lambda sb: sb.ports.pop3s, "POP3"),
+    ],
+)
+def test_port_of_another_service(
+    sb: Sandbox, protocol: Protocol, security: Security, port_of: Any, found: str
+) -> None:
+    port = port_of(sb)
+    acct = make_account(sb, protocol=protocol, security=security, port=port)
+    report, _ = run(sb, acct, send=False)
+    tls = report.step("tls")
+    assert tls.status is StepStatus.FAILED
+    mine = "IMAP" if protocol is Protocol.IMAP else "POP3"
+    assert tls.detail == f"localhost:{port} is a {found} server, not {mine}"
+    assert tls.hint is not None and "check the port" in tls.hint

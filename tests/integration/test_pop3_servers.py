@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
-from pop3_support import poplib_connect
 
 from mailbag.config.model import (
     Account,
@@ -16,7 +16,7 @@ from mailbag.config.model import (
     Server,
     SmtpServer,
 )
-from mailbag.errors import SyncError
+from mailbag.errors import AuthError, SyncError
 from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
 from mailbag.sandbox.fakepop3 import FakePop3
@@ -56,16 +56,14 @@ def test_server_without_uidl_falls_back_to_header_hashes_with_a_warning(tmp_path
     with FakePop3(tmp_path / "srv", [msg(1), twin, msg(2), twin], uidl=False) as srv:
         paths = home(tmp_path / "home")
         warnings: list[str] = []
-        r = sync_pop3_account(
-            fake_account(srv), paths, password="pass", connect=poplib_connect, warn=warnings.append
-        )
+        r = sync_pop3_account(fake_account(srv), paths, password="pass", warn=warnings.append)
         assert r.uidl_fallback and r.new == 4
         assert any("UIDL" in w for w in warnings)
         assert stored(paths) == sorted([msg(1), twin, msg(2), twin])
         assert "UIDL" in srv.commands and "TOP 1 0" in srv.commands
         # the second session recognises all four, and a new one is fetched
         srv.add(msg(3))
-        r2 = sync_pop3_account(fake_account(srv), paths, password="pass", connect=poplib_connect)
+        r2 = sync_pop3_account(fake_account(srv), paths, password="pass")
         assert r2.new == 1
         assert len(stored(paths)) == 5
 
@@ -73,9 +71,7 @@ def test_server_without_uidl_falls_back_to_header_hashes_with_a_warning(tmp_path
 def test_server_without_uidl_or_top_is_refused_before_any_download(tmp_path: Path) -> None:
     with FakePop3(tmp_path / "srv", [msg(1)], uidl=False, top=False) as srv:
         with pytest.raises(SyncError) as err:
-            sync_pop3_account(
-                fake_account(srv), home(tmp_path / "h"), password="pass", connect=poplib_connect
-            )
+            sync_pop3_account(fake_account(srv), home(tmp_path / "h"), password="pass")
         assert err.value.hint
         assert not any(c.startswith(("RETR", "DELE")) for c in srv.commands)
 
@@ -88,9 +84,7 @@ def test_size_limit_skips_or_keeps_headers_and_never_removes_the_big_one(
     with FakePop3(tmp_path / "srv", [msg(1), big]) as srv:
         pop = PopOptions(leave_on_server=False, max_size=1000)
         paths = home(tmp_path / "h")
-        r = sync_pop3_account(
-            fake_account(srv, pop), paths, password="pass", connect=poplib_connect, oversize=action
-        )
+        r = sync_pop3_account(fake_account(srv, pop), paths, password="pass", oversize=action)
         assert r.new == 1 and r.removed == 1
         assert srv.messages == [big]  # only the small one was removed from the server
         if action is OversizeAction.SKIP:
@@ -101,9 +95,7 @@ def test_size_limit_skips_or_keeps_headers_and_never_removes_the_big_one(
             head = big.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
             assert stored(paths) == sorted([msg(1), head])
         # and a second session does not fetch the big one again
-        r2 = sync_pop3_account(
-            fake_account(srv, pop), paths, password="pass", connect=poplib_connect, oversize=action
-        )
+        r2 = sync_pop3_account(fake_account(srv, pop), paths, password="pass", oversize=action)
         assert (r2.new, r2.headers_only, r2.removed) == (0, 0, 0)
 
 
@@ -111,16 +103,66 @@ def test_cap_per_session(tmp_path: Path) -> None:
     with FakePop3(tmp_path / "srv", [msg(i) for i in range(5)]) as srv:
         paths = home(tmp_path / "h")
         acct = fake_account(srv)
-        r = sync_pop3_account(
-            acct, paths, password="pass", connect=poplib_connect, max_per_session=2
-        )
+        r = sync_pop3_account(acct, paths, password="pass", max_per_session=2)
         assert (r.new, r.deferred) == (2, 3)
         assert stored(paths) == sorted([msg(0), msg(1)])
-        r = sync_pop3_account(
-            acct, paths, password="pass", connect=poplib_connect, max_per_session=2
-        )
-        r = sync_pop3_account(
-            acct, paths, password="pass", connect=poplib_connect, max_per_session=2
-        )
+        r = sync_pop3_account(acct, paths, password="pass", max_per_session=2)
+        r = sync_pop3_account(acct, paths, password="pass", max_per_session=2)
         assert (r.new, r.deferred) == (1, 0)
         assert len(stored(paths)) == 5
+
+
+def test_login_refused_because_pop_is_off_is_explained(tmp_path: Path) -> None:
+    refusal = b"-ERR [SYS/PERM] POP access is disabled for this account"
+    with FakePop3(tmp_path / "srv", [msg(1)], password="", login_refusal=refusal) as srv:
+        with pytest.raises(AuthError) as err:
+            sync_pop3_account(fake_account(srv), home(tmp_path / "h"), password="pass")
+        assert err.value.fields["cause"] == "pop-disabled"
+        assert "POP access is disabled" in err.value.message
+        assert err.value.hint and "turned off" in err.value.hint
+        assert not any(c.startswith("RETR") for c in srv.commands)
+
+
+def test_a_storing_failure_keeps_index_and_ledger_in_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbag.errors import StoreError
+    from mailbag.store.pop_ledger import PopLedger
+
+    real = PopLedger.record_stored
+    calls = 0
+
+    def failing(self: PopLedger, uidl: str, **kw: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise StoreError("disk trouble")
+        real(self, uidl, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PopLedger, "record_stored", failing)
+    with FakePop3(tmp_path / "srv", [msg(i) for i in range(5)]) as srv:
+        paths = home(tmp_path / "h")
+        with pytest.raises(StoreError):
+            sync_pop3_account(fake_account(srv), paths, password="pass")
+        # nothing of the failed batch is half-stored: no index row without a ledger row
+        assert stored(paths) == []
+        monkeypatch.setattr(PopLedger, "record_stored", real)
+        assert sync_pop3_account(fake_account(srv), paths, password="pass").new == 5
+        assert stored(paths) == sorted(msg(i) for i in range(5))
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_retr_is_pipelined_only_when_offered(tmp_path: Path, pipelining: bool) -> None:
+    from mailbag.protocols.trace import Transcript
+
+    with FakePop3(tmp_path / "srv", [msg(i) for i in range(6)], pipelining=pipelining) as srv:
+        paths = home(tmp_path / "h")
+        trace = tmp_path / "trace.log"
+        transcript = Transcript(trace)
+        r = sync_pop3_account(fake_account(srv), paths, password="pass", transcript=transcript)
+        transcript.close()
+        assert r.new == 6 and stored(paths) == sorted(msg(i) for i in range(6))
+    lines = [ln.split(" ", 2)[2] for ln in trace.read_text().splitlines()]
+    retr = [i for i, ln in enumerate(lines) if ln.startswith("C: RETR")]
+    back_to_back = any(b == a + 1 for a, b in itertools.pairwise(retr))
+    assert back_to_back is pipelining

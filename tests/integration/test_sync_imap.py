@@ -493,3 +493,38 @@ def test_fast_no_op_path_still_sees_changes_made_by_other_programs(
     assert_ok(report)
     assert totals(report)["updated"] == 1
     assert_same(sb, user, home)
+
+
+def test_a_big_folder_is_shared_between_connections(sb: Sandbox, user: str, home: Path) -> None:
+    sb.fill(user, 150, "INBOX", seed=21)
+    sb.fill(user, 5, "Small", seed=22)
+    t = target(sb, user)
+    threads: set[str] = set()
+
+    def progress(event: Progress) -> None:
+        if event.kind == "message" and event.folder == "INBOX":
+            threads.add(threading.current_thread().name)
+
+    report = sync(t, home, connections=3, share_chunk=20, on_progress=progress)
+    assert_ok(report)
+    assert totals(report)["new"] == 155
+    assert len(threads) >= 2  # INBOX came in over more than one connection
+    assert_same(sb, user, home)
+
+
+def test_dropped_connections_while_sharing_a_folder(sb: Sandbox, user: str, home: Path) -> None:
+    sb.fill(user, 150, "INBOX", seed=23)
+    t = target(sb, user)
+    received = 0
+
+    def progress(event: Progress) -> None:
+        nonlocal received
+        if event.kind == "message":
+            received += 1
+            if received == 60:
+                sb.drop_connections(user)
+
+    report = sync(t, home, connections=3, share_chunk=20, on_progress=progress)
+    assert_ok(report)
+    assert_same(sb, user, home)
+    assert sum(totals(sync(t, home)).values()) == 0

@@ -85,7 +85,7 @@ class Dns:
 
     def addresses(self, host: str) -> list[str]:
         """IP addresses for `host` ([] when it does not exist)."""
-        if host == "localhost" or _is_ip(host):
+        if host == "localhost" or is_ip(host):
             return ["127.0.0.1"] if host == "localhost" else [host]
         if not self.custom:
             try:
@@ -98,7 +98,7 @@ class Dns:
         return found
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     import ipaddress
 
     try:
@@ -120,9 +120,3 @@ def _psl() -> Any:
     from publicsuffixlist import PublicSuffixList
 
     return PublicSuffixList()
-
-
-def in_domain(host: str, domain: str) -> bool:
-    host = host.lower().rstrip(".")
-    domain = domain.lower().rstrip(".")
-    return host == domain or host.endswith("." + domain)

@@ -7,10 +7,9 @@ path, and its callers never put the address into the URL.
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
-from mailbag.autoconfig.dnslookup import Dns
+from mailbag.autoconfig.dnslookup import Dns, is_ip
 from mailbag.config.model import DiscoverySettings
 from mailbag.errors import NetworkError, ProtocolError, TLSError
 from mailbag.protocols.transport import make_tls_context
@@ -30,7 +29,7 @@ def fetch(url: str, settings: DiscoverySettings, dns: Dns) -> bytes | None:
     target = url
     headers = {"User-Agent": "mailbag-autoconfig", "Accept": "application/xml, text/xml"}
     extensions: dict[str, str] = {}
-    if dns.custom and host != "localhost" and not _is_ip(host):
+    if dns.custom and host != "localhost" and not is_ip(host):
         # resolve through the configured DNS server; TLS still checks the real name
         addrs = dns.addresses(host)
         if not addrs:
@@ -70,11 +69,3 @@ def fetch(url: str, settings: DiscoverySettings, dns: Dns) -> bytes | None:
         raise NetworkError(f"{host}:{port} timed out", cause="timeout") from exc
     except httpx.HTTPError as exc:
         raise NetworkError(f"fetching from {host} failed: {exc}", cause="http") from exc
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

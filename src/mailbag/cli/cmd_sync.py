@@ -125,14 +125,33 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _sync_pop3(account: Any, ctx: Context, force: bool, transcript: Any) -> dict[str, Any]:
-    import importlib
+def _sync_pop3(
+    account: Any, ctx: Context, force: bool, transcript: Any, wait: float
+) -> dict[str, Any]:
+    from mailbag.sync.pop3 import sync_pop3_account
 
+    bar = ProgressBar(ctx.stderr, account.name) if not ctx.quiet and ctx.stderr.isatty() else None
     try:
-        pop3 = importlib.import_module("mailbag.sync.pop3")
-    except ModuleNotFoundError:
-        return {"name": account.name, "ok": False, "folders": [], "error": "POP3 is not available"}
-    report = pop3.sync_pop3_account(account, ctx.paths, transcript=transcript, force=force)
+        report = sync_pop3_account(
+            account,
+            ctx.paths,
+            transcript=transcript,
+            force=force,
+            progress=bar,
+            warn=lambda text: ctx.warn(f"{account.name}: {text}"),
+            lock_wait=wait,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    notes = [f"{report.new} new", f"{report.removed} removed from the server"]
+    if report.headers_only:
+        notes.append(f"{report.headers_only} over the size limit (header only)")
+    if report.skipped:
+        notes.append(f"{report.skipped} over the size limit (left on the server)")
+    if report.deferred:
+        notes.append(f"{report.deferred} left for the next sync (max_per_session)")
+    ctx.info(f"{account.name}: INBOX (POP3); " + ", ".join(notes))
     return {"name": account.name, "ok": True, "folders": [report.folder_summary()], "error": None}
 
 
@@ -165,7 +184,7 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
         for account in accounts:
             try:
                 if account.protocol is Protocol.POP3:
-                    results.append(_sync_pop3(account, ctx, args.force, transcript))
+                    results.append(_sync_pop3(account, ctx, args.force, transcript, args.wait))
                     continue
                 secret = get_secret(account, "incoming")
                 show_bar = not ctx.quiet and ctx.stderr.isatty()

@@ -95,8 +95,19 @@ class PopOptions:
     delete_when_deleted_here: bool = False
     #: messages larger than this many bytes are not downloaded (None = no limit)
     max_size: int | None = None
+    #: what happens to a message over max_size: "skip" (stays on the server only) or
+    #: "headers" (only its header is stored here; the server copy is never removed)
+    oversize: str = "skip"
+    #: download at most this many messages per sync (None = no cap); the rest next time
+    max_per_session: int | None = None
 
     def __post_init__(self) -> None:
+        if self.oversize not in ("skip", "headers"):
+            raise ConfigError(f"invalid oversize {self.oversize!r}: must be 'skip' or 'headers'")
+        if self.max_per_session is not None and self.max_per_session <= 0:
+            raise ConfigError(
+                f"invalid max_per_session {self.max_per_session}: must be a positive number"
+            )
         if self.delete_after_days is not None and self.delete_after_days < 0:
             raise ConfigError(
                 f"invalid delete_after_days {self.delete_after_days}: must be 0 or more"

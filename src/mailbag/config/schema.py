@@ -49,7 +49,14 @@ ACCOUNT_KEYS = (
 SERVER_KEYS = ("host", "port", "security", "username", "auth", "keyring", "password_command")
 SMTP_KEYS = (*SERVER_KEYS, "requires_auth")
 SYNC_KEYS = ("include", "exclude", "mass_delete_threshold")
-POP_KEYS = ("leave_on_server", "delete_after_days", "delete_when_deleted_here", "max_size")
+POP_KEYS = (
+    "leave_on_server",
+    "delete_after_days",
+    "delete_when_deleted_here",
+    "max_size",
+    "oversize",
+    "max_per_session",
+)
 OAUTH2_KEYS = (
     "provider",
     "client_id",
@@ -267,7 +274,12 @@ def parse_account(name: str, raw: Any) -> Account:
         days = _int(ptable, "delete_after_days", ppath, None)
         when_deleted = _bool(ptable, "delete_when_deleted_here", ppath, False)
         max_size = _int(ptable, "max_size", ppath, None)
-        pop = _guard(ppath, lambda: PopOptions(leave, days, when_deleted, max_size))
+        oversize = _str(ptable, "oversize", ppath, pop.oversize)
+        per_session = _int(ptable, "max_per_session", ppath, None)
+        pop = _guard(
+            ppath,
+            lambda: PopOptions(leave, days, when_deleted, max_size, oversize, per_session),
+        )
 
     oauth2 = parse_oauth2(table["oauth2"], (*path, "oauth2")) if "oauth2" in table else None
 
@@ -431,6 +443,8 @@ def account_plain(account: Account) -> Plain:
             "delete_after_days": account.pop.delete_after_days,
             "delete_when_deleted_here": account.pop.delete_when_deleted_here,
             "max_size": account.pop.max_size,
+            "oversize": account.pop.oversize,
+            "max_per_session": account.pop.max_per_session,
         },
         "oauth2": oauth2_plain(account.oauth2) if account.oauth2 is not None else None,
     }
@@ -441,5 +455,5 @@ DEFAULTS: Plain = {
     "server_saves_sent": False,
     "smtp": {"requires_auth": True},
     "sync": {"include": ["*"], "exclude": [], "mass_delete_threshold": 50},
-    "pop": {"leave_on_server": True, "delete_when_deleted_here": False},
+    "pop": {"leave_on_server": True, "delete_when_deleted_here": False, "oversize": "skip"},
 }

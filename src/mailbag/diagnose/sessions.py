@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, Protocol
+from typing import Protocol
 
 from mailbag.config.model import AuthMethod
 from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError
@@ -216,8 +216,9 @@ class ImapSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if polite and self.client.greeting is not None:
-            _shorten_timeout(_live_sock(self.client))
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
             self.client.logout()
         else:
             self.client.close()
@@ -232,19 +233,10 @@ class Pop3Session:
     NEWEST = 25
 
     def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
-        # TEMPORARY: imported by name until the POP3 client lands on main (then a plain import)
-        import importlib
+        from mailbag.protocols.pop3 import Pop3Client
 
-        try:
-            pop3: Any = importlib.import_module("mailbag.protocols.pop3")
-        except ModuleNotFoundError as exc:
-            raise ProtocolError(
-                "testing POP3 accounts is not available in this build yet",
-                hint="the connection, TLS and certificate checks above still apply",
-                cause="unsupported",
-            ) from exc
         self._sock: socket.socket | None = sock
-        self.client: Any = pop3.Pop3Client(endpoint, transcript)
+        self.client = Pop3Client(endpoint, transcript)
         self.endpoint = endpoint
 
     def greet(self) -> str:
@@ -258,7 +250,7 @@ class Pop3Session:
         )
 
     def offers_starttls(self) -> bool:
-        return bool(self.client.has("STLS"))
+        return self.client.has("STLS")
 
     def starttls(self) -> ssl.SSLSocket:
         self.client.stls()
@@ -309,7 +301,7 @@ class Pop3Session:
         if self.client.uidl_one(number) != uid:
             return False
         self.client.dele(number)
-        return bool(self.client.quit())  # deletions take effect only on a clean QUIT
+        return self.client.quit()  # deletions take effect only on a clean QUIT
 
     def find_in_sent(self, message_id: str) -> bool | None:
         return None  # POP3 has no Sent folder to look at
@@ -318,8 +310,9 @@ class Pop3Session:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if polite and self.client.greeting is not None:
-            _shorten_timeout(_live_sock(self.client))
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
             self.client.quit()
         else:
             self.client.close()
@@ -392,8 +385,9 @@ class SmtpSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if polite and self.client.greeting is not None:
-            _shorten_timeout(_live_sock(self.client))
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
             self.client.quit()
         else:
             self.client.close()
@@ -418,11 +412,10 @@ def smtp_refusal_cause(exc: MailbagError) -> str | None:
 GOODBYE_TIMEOUT = 2.0
 
 
-def _shorten_timeout(sock: socket.socket | None) -> None:
-    if sock is not None:
-        timeout = sock.gettimeout()
-        if timeout is None or timeout > GOODBYE_TIMEOUT:
-            sock.settimeout(GOODBYE_TIMEOUT)
+def _shorten_timeout(sock: socket.socket) -> None:
+    timeout = sock.gettimeout()
+    if timeout is None or timeout > GOODBYE_TIMEOUT:
+        sock.settimeout(GOODBYE_TIMEOUT)
 
 
 class _HasStream(Protocol):
@@ -431,7 +424,9 @@ class _HasStream(Protocol):
 
 
 def _live_sock(client: _HasStream) -> socket.socket | None:
+    """The client's socket while it is still open (a failed handshake closes it)."""
     try:
-        return client.stream.sock
+        sock = client.stream.sock
     except NetworkError:
-        return None  # already closed
+        return None  # the client closed the connection
+    return sock if sock.fileno() != -1 else None

@@ -51,6 +51,7 @@ class FakePop3:
         uidl: bool = True,
         top: bool = True,
         pipelining: bool = False,
+        login_refusal: bytes = b"-ERR [AUTH] authentication failed",
         certs: SandboxCerts | None = None,
     ) -> None:
         self.certs = certs or make_certs(root / "tls")
@@ -59,6 +60,8 @@ class FakePop3:
         self.offer_uidl = uidl
         self.offer_top = top
         self.offer_pipelining = pipelining
+        #: what a failed login (or every login, when `password` is "") is answered with
+        self.login_refusal = login_refusal
         self._seq = itertools.count(1)
         self.drop = _Maildrop()
         for m in messages:
@@ -173,11 +176,11 @@ class FakePop3:
                 if cmd == "USER":
                     user = arg
                     send(b"+OK")
-                elif cmd == "PASS" and user == self.user and arg == self.password:
+                elif cmd == "PASS" and self.password and (user, arg) == (self.user, self.password):
                     authed = True
                     send(b"+OK logged in")
                 else:
-                    send(b"-ERR [AUTH] authentication failed")
+                    send(self.login_refusal)
             else:
                 self._transaction(cmd, arg, snapshot, deleted, send, multiline)
 

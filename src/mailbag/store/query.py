@@ -388,14 +388,16 @@ def _fts_expr(node: Node) -> str:
 
 # The unary + keeps SQLite from driving the query from the list of matches: it
 # walks `messages_by_when` newest first instead and stops at the LIMIT, which
-# is what makes a common word as fast as a rare one.
+# makes a common word as fast as a rare one. For a rare word the list of
+# matches is the better driver (`drive_from_matches`): `search` decides.
 _MATCH = "+m.id IN (SELECT rowid FROM fulltext WHERE fulltext MATCH ?)"
+_MATCH_DRIVING = "m.id IN (SELECT rowid FROM fulltext WHERE fulltext MATCH ?)"
 
 
-def compile_query(node: Node) -> tuple[str, list[object]]:
+def compile_query(node: Node, *, drive_from_matches: bool = False) -> tuple[str, list[object]]:
     """A WHERE expression over `messages m`, `folders f`, `accounts a`, and its parameters."""
     if _fts_only(node):
-        return _MATCH, [_fts_expr(node)]
+        return (_MATCH_DRIVING if drive_from_matches else _MATCH), [_fts_expr(node)]
     if isinstance(node, Cond):
         return f"({node.sql})", list(node.params)
     if isinstance(node, Not):
@@ -408,7 +410,8 @@ def compile_query(node: Node) -> tuple[str, list[object]]:
         text = [n for n in node.nodes if _fts_only(n)]
         rest = [n for n in node.nodes if not _fts_only(n)]
         if text:
-            parts.append(compile_query(text[0] if len(text) == 1 else And(tuple(text))))
+            group = text[0] if len(text) == 1 else And(tuple(text))
+            parts.append(compile_query(group, drive_from_matches=drive_from_matches))
         parts.extend(compile_query(n) for n in rest)
         op = " AND "
     else:
@@ -416,6 +419,21 @@ def compile_query(node: Node) -> tuple[str, list[object]]:
         op = " OR "
     sql = "(" + op.join(p[0] for p in parts) + ")"
     return sql, [x for p in parts for x in p[1]]
+
+
+def required_match(node: Node) -> str | None:
+    """The FTS expression every result must match, when there is one."""
+    if _fts_only(node):
+        return _fts_expr(node)
+    if isinstance(node, And):
+        text = [n for n in node.nodes if _fts_only(n)]
+        if text:
+            return _fts_expr(text[0] if len(text) == 1 else And(tuple(text)))
+    return None
+
+
+# fewer matches than this: sort them; more: walk the date index and stop early
+FEW_MATCHES = 500
 
 
 # --- running -------------------------------------------------------------------------------
@@ -431,18 +449,23 @@ def search(
 ) -> list[Message]:
     """Messages matching `query`, newest first."""
     from mailbag.store import fulltext
-    from mailbag.store.index import _MESSAGE_COLUMNS, _message
+    from mailbag.store.index import _MESSAGE_COLUMNS, _MESSAGE_FROM, _message
 
-    where, params = compile_query(parse_query(query, tz=tz))
+    tree = parse_query(query, tz=tz)
     if fulltext.needs_rebuild(store.conn):
         fulltext.rebuild(store)
     else:
         fulltext.index_missing(store)  # what was stored with indexing deferred
-    sql = (
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages m INDEXED BY {fulltext.WHEN_INDEX} "  # noqa: S608
-        "JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id "
-        f"WHERE m.gone = 0 AND {where}"
-    )
+    few = False
+    match = required_match(tree)
+    if match is not None:
+        probe = store.conn.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM fulltext WHERE fulltext MATCH ? LIMIT ?)",
+            (match, FEW_MATCHES + 1),
+        ).fetchone()[0]
+        few = probe <= FEW_MATCHES
+    where, params = compile_query(tree, drive_from_matches=few)
+    sql = f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} WHERE m.gone = 0 AND {where}"  # noqa: S608
     if account is not None:
         sql += " AND a.name = ?"
         params.append(account)

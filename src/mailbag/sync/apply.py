@@ -42,7 +42,14 @@ from mailbag.sync.plan import (
     Upload,
 )
 
-__all__ = ["DownloadSink", "RemoteOps", "apply_plan", "crash_point"]
+__all__ = [
+    "DownloadFn",
+    "DownloadSink",
+    "RemoteOps",
+    "apply_plan",
+    "crash_point",
+    "download_messages",
+]
 
 DELETED = frozenset({"\\Deleted"})
 
@@ -297,6 +304,7 @@ def apply_plan(
     uidvalidity: int,
     chunk_messages: int = 200,
     chunk_bytes: int = 32 * 1024 * 1024,
+    download: DownloadFn | None = None,
 ) -> None:
     """Execute `plan` for `folder`; counts go into `report`. Raises on failure
     after committing everything that completed."""
@@ -391,16 +399,57 @@ def apply_plan(
     # 5. downloads, streamed and committed in chunks
     downloads = [a for a in plan.actions if isinstance(a, Download)]
     if downloads:
-        sink = _Downloader(
-            store,
-            folder,
-            report,
-            lambda n: tick("message", n),
-            chunk_messages=chunk_messages,
-            chunk_bytes=chunk_bytes,
-            replaces={d.uid: d.row for d in downloads if d.row is not None},
-        )
-        try:
-            remote.fetch_bodies(sorted(d.uid for d in downloads), sink)
-        finally:
-            sink.finish()  # what is complete is kept even when the connection broke
+        uids = sorted(d.uid for d in downloads)
+        replaces = {d.uid: d.row for d in downloads if d.row is not None}
+        if download is not None:
+            download(uids, replaces)
+        else:
+            download_messages(
+                store,
+                folder,
+                remote,
+                uids,
+                replaces,
+                report,
+                on_progress,
+                chunk_messages=chunk_messages,
+                chunk_bytes=chunk_bytes,
+            )
+
+
+#: downloads a folder's messages another way (the driver's shared pool): (uids, replaces)
+DownloadFn = Callable[[list[int], dict[int, int]], None]
+
+
+def download_messages(
+    store: Store,
+    folder: Folder,
+    remote: RemoteOps,
+    uids: Sequence[int],
+    replaces: dict[int, int],
+    report: FolderReport,
+    on_progress: ProgressCallback,
+    *,
+    chunk_messages: int = 200,
+    chunk_bytes: int = 32 * 1024 * 1024,
+) -> None:
+    """Stream `uids` into the folder, durably, in chunks; what completes is kept
+    even when the connection breaks (then this raises)."""
+    account = folder.account
+
+    def tick(nbytes: int) -> None:
+        on_progress(Progress(account, folder.name, "message", 1, nbytes))
+
+    sink = _Downloader(
+        store,
+        folder,
+        report,
+        tick,
+        chunk_messages=chunk_messages,
+        chunk_bytes=chunk_bytes,
+        replaces=replaces,
+    )
+    try:
+        remote.fetch_bodies(uids, sink)
+    finally:
+        sink.finish()

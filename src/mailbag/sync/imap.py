@@ -23,7 +23,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.envelope import envelope_from_bytes, envelope_from_file
 from mailbag.store.index import Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry
-from mailbag.sync.apply import DownloadSink, apply_plan
+from mailbag.sync.apply import DownloadSink, apply_plan, download_messages
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 from mailbag.sync.plan import (
     Download,
@@ -113,6 +114,7 @@ class SyncOptions:
     backoff: float = 0.5  # seconds before the first retry; doubles each time
     chunk_messages: int = 250
     chunk_bytes: int = 32 * 1024 * 1024
+    share_chunk: int = 500  # a big folder's downloads are shared in pieces this big
     lock_wait: float = 0.0  # seconds to wait for another sync of the account to end
     compress: bool | None = None  # None: when offered, except on loopback
 
@@ -300,6 +302,164 @@ def _chunks(items: Sequence[int], n: int) -> Iterator[Sequence[int]]:
         yield items[i : i + n]
 
 
+# --- sharing a big folder's downloads between connections -----------------------------
+
+
+class _FolderJob:
+    """A folder's downloads cut into pieces that any idle connection may take."""
+
+    def __init__(
+        self,
+        folder: Folder,
+        uidvalidity: int,
+        pieces: Iterable[list[int]],
+        replaces: dict[int, int],
+        report: FolderReport,
+    ) -> None:
+        self.folder = folder
+        self.uidvalidity = uidvalidity
+        self.pieces: deque[list[int]] = deque(pieces)
+        self.replaces = replaces
+        self.report = report
+        self.outstanding = 0
+        self.error: BaseException | None = None
+
+
+class _Board:
+    """Hands out folders to the worker threads, then pieces of big folders' downloads
+    to the workers that have run out of folders, so no connection idles while one
+    folder (usually INBOX) still downloads."""
+
+    def __init__(self, folders: Iterable[MailboxInfo]) -> None:
+        self.cond = threading.Condition()
+        self.folders: deque[MailboxInfo] = deque(folders)
+        self.active = 0
+        self.jobs: list[_FolderJob] = []
+
+    def next_folder(self) -> MailboxInfo | None:
+        with self.cond:
+            if not self.folders:
+                return None
+            self.active += 1
+            return self.folders.popleft()
+
+    def folder_done(self) -> None:
+        with self.cond:
+            self.active -= 1
+            self.cond.notify_all()
+
+    def post(self, job: _FolderJob) -> None:
+        with self.cond:
+            self.jobs.append(job)
+            self.cond.notify_all()
+
+    def take_own(self, job: _FolderJob) -> list[int] | None:
+        with self.cond:
+            if job.error is not None or not job.pieces:
+                return None
+            job.outstanding += 1
+            return job.pieces.popleft()
+
+    def steal(self) -> tuple[_FolderJob, list[int]] | None:
+        """A piece of someone's downloads; None when every folder is done."""
+        with self.cond:
+            while True:
+                for job in self.jobs:
+                    if job.pieces and job.error is None:
+                        job.outstanding += 1
+                        return job, job.pieces.pop()
+                if self.active == 0 and not self.folders:
+                    return None
+                self.cond.wait(0.5)
+
+    def piece_done(self, job: _FolderJob, part: FolderReport, error: BaseException | None) -> None:
+        with self.cond:
+            job.report.new += part.new
+            job.report.restored += part.restored
+            if error is not None and job.error is None:
+                job.error = error
+            job.outstanding -= 1
+            self.cond.notify_all()
+
+    def wait_done(self, job: _FolderJob) -> None:
+        with self.cond:
+            while job.outstanding:
+                self.cond.wait()
+            self.jobs.remove(job)
+
+
+def _run_piece(
+    board: _Board,
+    job: _FolderJob,
+    piece: list[int],
+    store: Store,
+    remote: _RemoteFolder,
+    on_progress: ProgressCallback,
+    options: SyncOptions,
+) -> None:
+    part = FolderReport(job.folder.name)
+    error: BaseException | None = None
+    try:
+        download_messages(
+            store,
+            job.folder,
+            remote,
+            piece,
+            job.replaces,
+            part,
+            on_progress,
+            chunk_messages=options.chunk_messages,
+            chunk_bytes=options.chunk_bytes,
+        )
+    except MailbagError as exc:
+        error = exc
+        raise
+    finally:
+        board.piece_done(job, part, error)
+
+
+def _shared_download(
+    board: _Board | None,
+    client: ImapClient,
+    store: Store,
+    folder: Folder,
+    uidvalidity: int,
+    report: FolderReport,
+    on_progress: ProgressCallback,
+    options: SyncOptions,
+) -> Callable[[list[int], dict[int, int]], None]:
+    remote = _RemoteFolder(client, folder.name, uidvalidity)
+
+    def download(uids: list[int], replaces: dict[int, int]) -> None:
+        size = options.share_chunk
+        if board is None or len(uids) < 2 * size:
+            download_messages(
+                store,
+                folder,
+                remote,
+                uids,
+                replaces,
+                report,
+                on_progress,
+                chunk_messages=options.chunk_messages,
+                chunk_bytes=options.chunk_bytes,
+            )
+            return
+        pieces = [uids[i : i + size] for i in range(0, len(uids), size)]
+        job = _FolderJob(folder, uidvalidity, pieces, replaces, report)
+        board.post(job)
+        try:
+            while (piece := board.take_own(job)) is not None:
+                _run_piece(board, job, piece, store, remote, on_progress, options)
+        finally:
+            # never leave while others still write into this folder
+            board.wait_done(job)
+        if job.error is not None:
+            raise job.error
+
+    return download
+
+
 # --- one folder -----------------------------------------------------------------------
 
 
@@ -467,6 +627,7 @@ def _sync_folder(
     options: SyncOptions,
     on_progress: ProgressCallback,
     exclude_uids: set[int],
+    board: _Board | None = None,
 ) -> FolderReport:
     name = info.name
     report = FolderReport(name)
@@ -515,6 +676,7 @@ def _sync_folder(
             on_progress,
             report,
             exclude_uids,
+            board,
         )
     # only a completed run has put into the index all the scan saw
     _record_stamp(store, store.folder_by_id(folder.id), stamp if report.error is None else None)
@@ -532,6 +694,7 @@ def _sync_folder_remote(
     on_progress: ProgressCallback,
     report: FolderReport,
     exclude_uids: set[int],
+    board: _Board | None = None,
 ) -> None:
     name = folder.name
     sel, remote_msgs = _remote_state(client, folder, local.synced)
@@ -569,6 +732,9 @@ def _sync_folder_remote(
         uidvalidity=sel.uidvalidity,
         chunk_messages=options.chunk_messages,
         chunk_bytes=options.chunk_bytes,
+        download=_shared_download(
+            board, client, store, folder, sel.uidvalidity, report, on_progress, options
+        ),
     )
     store.commit()
     store.update_folder(
@@ -785,6 +951,10 @@ def _sync_locked(
                 stores.append(s)
         return s
 
+    # biggest folders first; then idle workers help with the big folders' downloads
+    wanted.sort(key=lambda i: -(getattr(statuses.get(i.name), "messages", 0) or 0))
+    board = _Board(wanted)
+
     def work(info: MailboxInfo) -> FolderReport:
         delay = options.backoff
         attempt = 0
@@ -800,6 +970,7 @@ def _sync_locked(
                     options,
                     on_progress,
                     exclude_by_name.get(info.name, set()),
+                    board,
                 )
                 on_progress(Progress(account.name, info.name, "folder-done"))
                 return fr
@@ -817,12 +988,38 @@ def _sync_locked(
                     s.rollback()
                 return FolderReport(info.name, error=exc.message)
 
-    # biggest folders first: the pool stays busy until the end
-    wanted.sort(key=lambda i: -(getattr(statuses.get(i.name), "messages", 0) or 0))
+    def help_out() -> None:
+        while (got := board.steal()) is not None:
+            job, piece = got
+            settled = False
+            try:
+                with pool.client() as client:
+                    sel = client.select(job.folder.name)
+                    if sel.uidvalidity != job.uidvalidity:
+                        raise SyncError(f"UIDVALIDITY of {job.folder.name} changed during the sync")
+                    remote = _RemoteFolder(client, job.folder.name, job.uidvalidity)
+                    settled = True  # from here _run_piece settles the piece, also on errors
+                    _run_piece(board, job, piece, thread_store(), remote, on_progress, options)
+            except MailbagError as exc:
+                if not settled:
+                    board.piece_done(job, FolderReport(job.folder.name), exc)
+
+    results: dict[str, FolderReport] = {}
+
+    def worker() -> None:
+        while (info := board.next_folder()) is not None:
+            try:
+                results[info.name] = work(info)
+            finally:
+                board.folder_done()
+        help_out()
+
     workers = max(1, min(options.connections, len(wanted)))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
-            report.folders.extend(ex.map(work, wanted))
+            for f in [ex.submit(worker) for _ in range(workers)]:
+                f.result()
+        report.folders.extend(results[i.name] for i in wanted if i.name in results)
     finally:
         for s in stores:
             s.close()

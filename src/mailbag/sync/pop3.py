@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError, SyncError
 from mailbag.store.maildir import Maildir, fsync_dir, fsync_file
 from mailbag.store.pop_ledger import LedgerEntry, LedgerState, PopLedger
+from mailbag.sync.events import Progress, ProgressCallback
 from mailbag.sync.pop3_plan import (
     Download,
     LocalStatus,
@@ -48,6 +49,7 @@ from mailbag.sync.pop3_plan import (
 if TYPE_CHECKING:
     from mailbag.config.model import Account, PopOptions
     from mailbag.paths import Paths
+    from mailbag.protocols.pop3 import Pop3Client
     from mailbag.protocols.trace import Transcript
     from mailbag.store.index import Folder, Store
 
@@ -68,7 +70,6 @@ BATCH_BYTES = 32 * 1024 * 1024
 #: fsyncs in flight at once when a batch commits
 FSYNC_THREADS = 16
 
-Progress = Callable[[int, int], None]
 Warn = Callable[[str], None]
 
 
@@ -89,9 +90,10 @@ class PopWire(Protocol):
 
     def retr_into(
         self, numbers: Sequence[int], open_sink: Callable[[int], BinaryIO]
-    ) -> Iterator[int]:
+    ) -> Iterator[tuple[int, str | None]]:
         """RETR each number (pipelined when offered), streaming the dot-unstuffed
-        message into `open_sink(number)`; yields the number once it is complete."""
+        message into `open_sink(number)` (called when it starts arriving); yields
+        (number, None) once it is complete, or (number, server's -ERR text)."""
         ...
 
     def dele(self, number: int) -> None: ...
@@ -225,18 +227,18 @@ def local_status(
 def policy_from_options(
     options: PopOptions,
     *,
-    oversize: OversizeAction = OversizeAction.SKIP,
+    oversize: OversizeAction | None = None,
     max_per_session: int | None = None,
     mass_delete_limit: int | None = 100,
 ) -> PopPolicy:
-    """The planner's policy from an account's `[pop]` options."""
+    """The planner's policy from an account's `[pop]` options (arguments override them)."""
     return PopPolicy(
         leave_on_server=options.leave_on_server,
         delete_after_days=options.delete_after_days,
         delete_when_deleted_here=options.delete_when_deleted_here,
         max_size=options.max_size,
-        oversize=oversize,
-        max_per_session=max_per_session,
+        oversize=oversize or OversizeAction(options.oversize),
+        max_per_session=max_per_session if max_per_session is not None else options.max_per_session,
         mass_delete_limit=mass_delete_limit,
     )
 
@@ -253,7 +255,7 @@ def run_pop_session(
     *,
     clock: Callable[[], float] = time.time,
     force: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     warn: Warn | None = None,
 ) -> PopReport:
     """Download and apply the server-copy policy over a logged-in `wire`.
@@ -282,7 +284,11 @@ def run_pop_session(
             "downloaded once and never removed from the server"
         )
 
-    stored = _download(wire, store, folder, ledger, plan.to_download, clock, report, progress)
+    if progress is not None:
+        progress(Progress(folder.account, folder.name, "plan", len(plan.to_download)))
+    stored = _download(
+        wire, store, folder, ledger, plan.to_download, clock, report, progress, _warn
+    )
 
     removals = list(plan.to_delete)
     removals += [Removal(d.number, d.uidl, "downloaded") for d in stored if d.remove_after]
@@ -297,6 +303,10 @@ def run_pop_session(
     if removals:
         ledger.mark_removed([r.uidl for r in removals], clock())
         report.removed = len(removals)
+    store.update_folder(folder, last_sync=clock(), messages=len(listing))
+    store.commit()
+    if progress is not None:
+        progress(Progress(folder.account, folder.name, "folder-done"))
     return report
 
 
@@ -314,7 +324,8 @@ def _download(
     downloads: Sequence[Download],
     clock: Callable[[], float],
     report: PopReport,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
+    warn: Warn,
 ) -> list[Download]:
     """Fetch `downloads` in server order; returns those committed to the store."""
     if not downloads:
@@ -328,7 +339,6 @@ def _download(
     pending_files: list[Path] = []
     committed: list[Download] = []
     pending_bytes = 0
-    total = len(downloads)
 
     def open_sink(number: int) -> BinaryIO:
         key, fh = maildir.open_tmp()
@@ -357,6 +367,8 @@ def _download(
         report.bytes += size
         if len(pending) >= BATCH_MESSAGES or pending_bytes >= BATCH_BYTES:
             flush()
+        if progress is not None:
+            progress(Progress(folder.account, folder.name, "message", 1, size))
 
     def flush() -> None:
         nonlocal pending_bytes
@@ -372,25 +384,35 @@ def _download(
         report.headers_only += sum(1 for d in pending if d.headers_only)
         pending.clear()
         pending_bytes = 0
-        if progress is not None:
-            progress(len(committed), total)
 
     full = [d.number for d in downloads if not d.headers_only]
     heads = [d.number for d in downloads if d.headers_only]
     try:
-        for number in wire.retr_into(full, open_sink):
-            finish(number)
+        for number, error in wire.retr_into(full, open_sink):
+            if error is None:
+                finish(number)
+            else:
+                # listed a moment ago, refused now (another client took it?): it is
+                # simply not stored; the next listing tells what became of it
+                warn(f"the server refused message {number}: {error}")
         for number in heads:
             fh = open_sink(number)
             fh.write(wire.top(number, 0))
             finish(number)
-    except (MailbagError, OSError):
+    except (NetworkError, ProtocolError):
+        # the line failed: what arrived complete is worth keeping, the partial
+        # message is dropped, and the rest comes next session
         _discard_partial(maildir, open_files)
-        # what arrived complete is worth keeping; the rest comes next session
         try:
             flush()
         except (MailbagError, OSError):
             store.rollback()
+        raise
+    except BaseException:
+        # storing failed (disk full, index trouble, interrupted): keep nothing of
+        # this batch, so no index row can ever exist without its ledger row
+        _discard_partial(maildir, open_files)
+        store.rollback()
         raise
     flush()
     return committed
@@ -486,17 +508,51 @@ def sync_pop3_account(
     transcript: Transcript | None = None,
     clock: Callable[[], float] = time.time,
     force: bool = False,
-    oversize: OversizeAction = OversizeAction.SKIP,
+    oversize: OversizeAction | None = None,
     max_per_session: int | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     warn: Warn | None = None,
+    lock_wait: float = 0.0,
 ) -> PopReport:
     """Download a POP3 account's new mail into its local INBOX and apply its server-copy policy.
 
     `password` defaults to the account's stored secret; `connect` (for tests)
     replaces the network client. Errors are `MailbagError`s with hints; "POP is
-    turned off at the provider" is recognised and explained.
+    turned off at the provider" is recognised and explained. Holds the account's
+    sync lock (the one `mailbag sync` uses), waiting up to `lock_wait` seconds.
     """
+    from mailbag.sync.imap import sync_lock
+
+    with sync_lock(paths, account.name, lock_wait):
+        return _sync_locked(
+            account,
+            paths,
+            password=password,
+            connect=connect,
+            transcript=transcript,
+            clock=clock,
+            force=force,
+            oversize=oversize,
+            max_per_session=max_per_session,
+            progress=progress,
+            warn=warn,
+        )
+
+
+def _sync_locked(
+    account: Account,
+    paths: Paths,
+    *,
+    password: str | None,
+    connect: Connect | None,
+    transcript: Transcript | None,
+    clock: Callable[[], float],
+    force: bool,
+    oversize: OversizeAction | None,
+    max_per_session: int | None,
+    progress: ProgressCallback | None,
+    warn: Warn | None,
+) -> PopReport:
     from mailbag.config.model import Protocol as AccountProtocol
     from mailbag.store.index import Store
     from mailbag.store.pop_ledger import server_key
@@ -521,6 +577,10 @@ def sync_pop3_account(
     )
     with Store.open(paths) as store:
         folder = store.folder(account.name, "INBOX", role="inbox")
+        # POP3 has only an INBOX on the server; a local Trash lets `mailbag delete`
+        # work as in any mail client (and is the evidence "deleted here" looks for)
+        store.folder(account.name, "Trash", role="trash")
+        store.commit()
         ledger = PopLedger(store.conn, account.name, server_key(server.username, server.host))
         try:
             wire = opener(account, password, transcript)
@@ -542,6 +602,70 @@ def sync_pop3_account(
             wire.close()
 
 
+#: RETRs in flight at once when the server offers PIPELINING
+RETR_WINDOW = 32
+
+
 def open_pop3(account: Account, password: str, transcript: Transcript) -> PopWire:
-    """Connect, secure, log in: the protocols client, seen through `PopWire`."""
-    raise NotImplementedError  # replaced when mailbag.protocols.pop3 lands
+    """Connect, secure (TLS or STLS, verified), log in; the client seen through `PopWire`."""
+    from mailbag.config.model import AuthMethod
+    from mailbag.protocols import sasl
+    from mailbag.protocols.pop3 import Pop3Client
+    from mailbag.protocols.transport import Security
+
+    server = account.incoming
+    client = Pop3Client(server.endpoint(account.ca_file), transcript)
+    try:
+        client.connect()
+        if server.security is Security.STARTTLS:
+            client.stls()
+        if server.auth is AuthMethod.OAUTH2:
+            client.authenticate("XOAUTH2", sasl.xoauth2(server.username, password))
+        else:
+            client.login(server.username, password)
+    except BaseException:
+        client.close()
+        raise
+    return _ClientWire(client)
+
+
+class _ClientWire:
+    """`mailbag.protocols.pop3.Pop3Client` as the engine's `PopWire`."""
+
+    def __init__(self, client: Pop3Client) -> None:
+        self.client = client
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.client.capabilities)
+
+    def uidl_all(self) -> dict[int, str]:
+        return self.client.uidl()
+
+    def list_all(self) -> dict[int, int]:
+        return self.client.list_all()
+
+    def top(self, number: int, lines: int) -> bytes:
+        data = self.client.top(number, lines)
+        assert isinstance(data, bytes)
+        return data
+
+    def retr_into(
+        self, numbers: Sequence[int], open_sink: Callable[[int], BinaryIO]
+    ) -> Iterator[tuple[int, str | None]]:
+        for result in self.client.retr_many(numbers, open_sink, window=RETR_WINDOW):
+            yield result.msgnum, result.error
+
+    def dele(self, number: int) -> None:
+        self.client.dele(number)
+
+    def quit(self) -> None:
+        if not self.client.quit():
+            raise NetworkError(
+                f"{self.client.endpoint.host} did not acknowledge QUIT, so it removed nothing",
+                hint="the removals are retried at the next sync",
+                host=self.client.endpoint.host,
+                cause="dropped",
+            )
+
+    def close(self) -> None:
+        self.client.close()
