@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -367,3 +368,34 @@ def test_oauth2_without_offered_mechanism(sb: Sandbox) -> None:
     assert login.status is StepStatus.FAILED
     assert "offers no OAuth2 login" in login.detail
     assert login.hint is not None and "--auth" in login.hint
+
+
+def test_wrong_host_certificate_after_starttls(sb: Sandbox) -> None:
+    acct = make_account(sb, host="127.0.0.1", security=Security.STARTTLS)
+    report, _ = run(sb, acct, send=False)
+    tls = report.step("tls")
+    assert tls.status is StepStatus.FAILED
+    assert "not valid for the name '127.0.0.1'" in tls.detail
+    assert tls.hint is not None and "server name" in tls.hint
+    assert report.step("login").status is StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("protocol", "security", "port_of", "found"),
+    [
+        (Protocol.IMAP, Security.STARTTLS, lambda sb: sb.smtp_port, "SMTP"),
+        (Protocol.POP3, Security.SSL, lambda sb: sb.ports.imaps, "IMAP"),
+        (Protocol.IMAP, Security.SSL, lambda sb: sb.ports.pop3s, "POP3"),
+    ],
+)
+def test_port_of_another_service(
+    sb: Sandbox, protocol: Protocol, security: Security, port_of: Any, found: str
+) -> None:
+    port = port_of(sb)
+    acct = make_account(sb, protocol=protocol, security=security, port=port)
+    report, _ = run(sb, acct, send=False)
+    tls = report.step("tls")
+    assert tls.status is StepStatus.FAILED
+    mine = "IMAP" if protocol is Protocol.IMAP else "POP3"
+    assert tls.detail == f"localhost:{port} is a {found} server, not {mine}"
+    assert tls.hint is not None and "check the port" in tls.hint

@@ -31,7 +31,7 @@ from mailbag.diagnose.sessions import (
     open_outgoing,
 )
 from mailbag.diagnose.steps import Done, StepFailed, StepResult, StepRunner, TestReport
-from mailbag.errors import MailbagError, NetworkError, TLSError
+from mailbag.errors import MailbagError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security
 
@@ -232,7 +232,7 @@ def _tls(side: _Side, trace: Transcript) -> Done:
     if ep.security is Security.SSL:
         tls = netcheck.handshake(sock, ep, side.protocol)
         side.session = _open(side, tls, trace)
-        side.session.greet()
+        _greet(side.session, side)
         return Done(netcheck.describe_tls(tls))
     session = _greet_plain(side, sock, trace)
     if ep.security is Security.NONE:
@@ -254,6 +254,18 @@ def _tls(side: _Side, trace: Transcript) -> Done:
     return Done(f"STARTTLS: {netcheck.describe_tls(tls)}")
 
 
+def _greet(session: Session, side: _Side) -> str:
+    """Read the greeting; a greeting the client cannot understand may be another
+    protocol's (the IMAP setting pointing at the SMTP port): say which."""
+    try:
+        return session.greet()
+    except ProtocolError as exc:
+        other = netcheck.wrong_service(side.endpoint, side.protocol)
+        if other is not None:
+            raise other from exc
+        raise
+
+
 #: how long to wait for a plain-text greeting before asking whether the port wants TLS
 FIRST_GREETING_WAIT = 3.0
 
@@ -266,7 +278,7 @@ def _greet_plain(side: _Side, sock: socket.socket, trace: Transcript) -> Session
     sock.settimeout(first_wait)
     side.session = session = _open(side, sock, trace)
     try:
-        session.greet()
+        _greet(session, side)
     except NetworkError as exc:
         if exc.fields.get("cause") != "timeout":
             raise
@@ -287,7 +299,7 @@ def _greet_plain(side: _Side, sock: socket.socket, trace: Transcript) -> Session
         sock = netcheck.connect(ep)
         side.session = session = _open(side, sock, trace)
         try:
-            session.greet()
+            _greet(session, side)
         except NetworkError as again:
             if again.fields.get("cause") == "timeout":
                 raise NetworkError(

@@ -203,6 +203,45 @@ def read_greeting(endpoint: Endpoint, protocol: str) -> str | None:
     return None
 
 
+def identify_service(endpoint: Endpoint) -> str | None:
+    """Which protocol (imap/pop3/smtp) greets on this port, read the way the
+    account's security setting says (TLS verified as usual); None if unclear."""
+    probe = replace(endpoint, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
+    try:
+        sock = connect_tcp(probe)
+        if probe.security is Security.SSL:
+            sock = wrap_tls(sock, probe)
+    except NetworkError:
+        return None
+    try:
+        line = _recv_line(sock)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    for protocol, greetings in GREETINGS.items():
+        if any(line.startswith(g) for g in greetings):
+            return protocol
+    return None
+
+
+def wrong_service(endpoint: Endpoint, protocol: str) -> NetworkError | None:
+    """'this port speaks SMTP, not IMAP' when the greeting was another protocol's."""
+    other = identify_service(endpoint)
+    if other is None or other == protocol:
+        return None
+    mine, theirs = PROTO_NAMES[protocol], PROTO_NAMES[other]
+    return NetworkError(
+        f"{endpoint.host}:{endpoint.port} is a {theirs} server, not {mine}",
+        hint=f"check the port: {mine} normally uses {_ssl_port(protocol)} with SSL/TLS "
+        f"or {_starttls_port(protocol)} with STARTTLS",
+        host=endpoint.host,
+        port=endpoint.port,
+        cause="wrong-service",
+        found=other,
+    )
+
+
 def _recv_line(sock: socket.socket, limit: int = 1024) -> bytes:
     data = b""
     while b"\n" not in data and len(data) < limit:

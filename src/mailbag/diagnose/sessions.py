@@ -216,8 +216,9 @@ class ImapSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if polite and self.client.greeting is not None:
-            _shorten_timeout(_live_sock(self.client))
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
             self.client.logout()
         else:
             self.client.close()
@@ -309,8 +310,9 @@ class Pop3Session:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if polite and self.client.greeting is not None:
-            _shorten_timeout(_live_sock(self.client))
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
             self.client.quit()
         else:
             self.client.close()
@@ -383,8 +385,9 @@ class SmtpSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if polite and self.client.greeting is not None:
-            _shorten_timeout(_live_sock(self.client))
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
             self.client.quit()
         else:
             self.client.close()
@@ -409,11 +412,10 @@ def smtp_refusal_cause(exc: MailbagError) -> str | None:
 GOODBYE_TIMEOUT = 2.0
 
 
-def _shorten_timeout(sock: socket.socket | None) -> None:
-    if sock is not None:
-        timeout = sock.gettimeout()
-        if timeout is None or timeout > GOODBYE_TIMEOUT:
-            sock.settimeout(GOODBYE_TIMEOUT)
+def _shorten_timeout(sock: socket.socket) -> None:
+    timeout = sock.gettimeout()
+    if timeout is None or timeout > GOODBYE_TIMEOUT:
+        sock.settimeout(GOODBYE_TIMEOUT)
 
 
 class _HasStream(Protocol):
@@ -422,7 +424,9 @@ class _HasStream(Protocol):
 
 
 def _live_sock(client: _HasStream) -> socket.socket | None:
+    """The client's socket while it is still open (a failed handshake closes it)."""
     try:
-        return client.stream.sock
+        sock = client.stream.sock
     except NetworkError:
-        return None  # already closed
+        return None  # the client closed the connection
+    return sock if sock.fileno() != -1 else None
