@@ -4,15 +4,15 @@ connection dropped mid-RETR, POP turned off, and `mailbag sync` for a POP3 accou
 from __future__ import annotations
 
 import json
-import threading
-import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from pop3_support import pop_account, server_bodies, take_user
 
 from mailbag.config import PopOptions, save_account
+from mailbag.config.model import Account
 from mailbag.errors import NetworkError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import Transcript
@@ -20,7 +20,7 @@ from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from mailbag.store.pop_ledger import PopLedger, server_key
-from mailbag.sync.pop3 import sync_pop3_account
+from mailbag.sync.pop3 import PopWire, open_pop3, sync_pop3_account
 
 
 def home(tmp_path: Path) -> Paths:
@@ -57,6 +57,23 @@ def test_download_over_ssl_and_stls_pipelined_byte_exact(
     assert sb.password(user) not in text
 
 
+class _DropMidMessage:
+    """A sink that has the server drop the connection once 1 MB of a message is here."""
+
+    def __init__(self, fh: BinaryIO, drop: Callable[[], None]) -> None:
+        self.fh, self.drop, self.dropped = fh, drop, False
+
+    def write(self, data: bytes) -> int:
+        n = self.fh.write(data)
+        if not self.dropped and self.fh.tell() > 1_000_000:
+            self.dropped = True
+            self.drop()
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fh, name)
+
+
 def test_connection_dropped_mid_retr_discards_the_partial_message(
     pop_sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -70,21 +87,28 @@ def test_connection_dropped_mid_retr_discards_the_partial_message(
     paths = home(tmp_path)
     acct = pop_account(sb, user)
     tmp_dir = paths.mail_dir / user / "INBOX" / "tmp"
+    sinks: list[_DropMidMessage] = []
 
-    def drop_when_big_is_arriving() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            files = list(tmp_dir.glob("*")) if tmp_dir.is_dir() else []
-            if any(f.stat().st_size > 1_000_000 for f in files if f.exists()):
-                sb.drop_connections(user)
-                return
-            time.sleep(0.005)
+    def connect(account: Account, password: str, transcript: Transcript) -> PopWire:
+        wire = open_pop3(account, password, transcript)
+        retr_into = wire.retr_into
 
-    dropper = threading.Thread(target=drop_when_big_is_arriving)
-    dropper.start()
+        def dropping(
+            numbers: Sequence[int], open_sink: Callable[[int], BinaryIO]
+        ) -> Iterator[tuple[int, str | None]]:
+            def sink(n: int) -> BinaryIO:
+                s = _DropMidMessage(open_sink(n), lambda: sb.drop_connections(user))
+                sinks.append(s)
+                return s  # type: ignore[return-value]
+
+            return retr_into(numbers, sink)
+
+        wire.retr_into = dropping  # type: ignore[method-assign]
+        return wire
+
     with pytest.raises(NetworkError):
-        sync_pop3_account(acct, paths)
-    dropper.join()
+        sync_pop3_account(acct, paths, connect=connect)
+    assert [s.dropped for s in sinks] == [False, True]  # the drop came mid-way through `big`
     # the complete message is kept, the partial one is gone without a trace
     assert local_bodies(paths, user) == [small]
     assert list(tmp_dir.glob("*")) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,20 @@ def test_a_storing_failure_keeps_index_and_ledger_in_step(
         monkeypatch.setattr(PopLedger, "record_stored", real)
         assert sync_pop3_account(fake_account(srv), paths, password="pass").new == 5
         assert stored(paths) == sorted(msg(i) for i in range(5))
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_retr_is_pipelined_only_when_offered(tmp_path: Path, pipelining: bool) -> None:
+    from mailbag.protocols.trace import Transcript
+
+    with FakePop3(tmp_path / "srv", [msg(i) for i in range(6)], pipelining=pipelining) as srv:
+        paths = home(tmp_path / "h")
+        trace = tmp_path / "trace.log"
+        transcript = Transcript(trace)
+        r = sync_pop3_account(fake_account(srv), paths, password="pass", transcript=transcript)
+        transcript.close()
+        assert r.new == 6 and stored(paths) == sorted(msg(i) for i in range(6))
+    lines = [ln.split(" ", 2)[2] for ln in trace.read_text().splitlines()]
+    retr = [i for i, ln in enumerate(lines) if ln.startswith("C: RETR")]
+    back_to_back = any(b == a + 1 for a, b in itertools.pairwise(retr))
+    assert back_to_back is pipelining
