@@ -100,3 +100,11 @@ def no_keyring() -> Iterator[None]:
         yield
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.fixture(scope="session")
+def oauth_sandbox() -> Iterator[Sandbox]:
+    """A sandbox whose Dovecot and SMTP server also accept OAuth2 tokens (XOAUTH2,
+    OAUTHBEARER) checked at its local authorization server (`sb.oauth2`)."""
+    with Sandbox(oauth2=True) as sb:
+        yield sb

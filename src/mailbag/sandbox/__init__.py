@@ -14,11 +14,16 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mailbag.sandbox.certs import SandboxCerts, make_certs
 from mailbag.sandbox.control import ImapControl
 from mailbag.sandbox.dovecot import Dovecot, DovecotPorts
 from mailbag.sandbox.smtpd import SmtpPolicy, SmtpServer
+
+if TYPE_CHECKING:
+    from mailbag.config.model import Account, OAuth2Settings
+    from mailbag.sandbox.oauth2 import OAuth2Server
 
 __all__ = ["DEFAULT_USERS", "ImapControl", "Sandbox", "SandboxCerts", "SmtpPolicy"]
 
@@ -47,6 +52,7 @@ class Sandbox:
         services: Iterable[str] = ALL_SERVICES,
         domain: str = "sandbox.test",
         keep: bool = False,
+        oauth2: bool = False,
     ) -> None:
         self._own_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mailbag-sandbox-"))
@@ -63,15 +69,43 @@ class Sandbox:
         )
         for f in (self.certs.ca_file, self.certs.cert_file):
             f.chmod(0o644)
+        #: with oauth2=True: a local authorization server whose tokens Dovecot and the
+        #: SMTP server accept (XOAUTH2, OAUTHBEARER) besides the passwords
+        self.oauth2: OAuth2Server | None = None
+        introspection_url = None
+        if oauth2:
+            from mailbag.sandbox.oauth2 import OAuth2Server
+
+            self.oauth2 = OAuth2Server([self.address(u) for u in self.users]).start()
+            introspection_url = self.oauth2.introspection_url_with_credentials
         protocols = [p for p in ("imap", "pop3", "lmtp") if p in self.services]
         if "smtp" in self.services and "lmtp" not in protocols:
             protocols.append("lmtp")  # the SMTP server delivers through LMTP
         self.dovecot = Dovecot(
-            self.root / "dovecot", self.certs, self.users, protocols=protocols, domain=domain
+            self.root / "dovecot",
+            self.certs,
+            self.users,
+            protocols=protocols,
+            domain=domain,
+            oauth2_introspection_url=introspection_url,
         )
         self.smtp: SmtpServer | None = None
         if "smtp" in self.services:
-            self.smtp = SmtpServer(self.certs, self.users, domain, self.dovecot.ports.lmtp)
+            self.smtp = SmtpServer(
+                self.certs,
+                self.users,
+                domain,
+                self.dovecot.ports.lmtp,
+                introspection=(
+                    (
+                        self.oauth2.introspection_url,
+                        self.oauth2.resource_client_id,
+                        self.oauth2.resource_secret,
+                    )
+                    if self.oauth2 is not None
+                    else None
+                ),
+            )
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -85,6 +119,8 @@ class Sandbox:
         if self.smtp is not None:
             self.smtp.stop()
         self.dovecot.stop()
+        if self.oauth2 is not None:
+            self.oauth2.stop()
         if self._own_root and not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -122,6 +158,61 @@ class Sandbox:
     def smtp_policy(self) -> SmtpPolicy:
         assert self.smtp is not None, "SMTP is turned off in this sandbox"
         return self.smtp.policy
+
+    def oauth2_settings(self) -> OAuth2Settings:
+        """Account OAuth2 settings (a generic provider) that sign in at this sandbox."""
+        from mailbag.config.model import OAuth2Settings
+
+        assert self.oauth2 is not None, "start the sandbox with oauth2=True"
+        o = self.oauth2
+        return OAuth2Settings(
+            provider="generic",
+            client_id=o.client_id,
+            scopes=("mail",),
+            issuer=o.base_url,
+            authorize_url=o.authorize_url,
+            token_url=o.token_url,
+            device_url=o.device_url,
+            revocation_url=o.revocation_url,
+        )
+
+    def account(
+        self,
+        user: str,
+        *,
+        name: str | None = None,
+        protocol: str = "imap",
+        oauth2: bool = False,
+    ) -> Account:
+        """An account for `user` on this sandbox (implicit TLS; OAuth2 or password)."""
+        from mailbag.config.model import (
+            Account,
+            AuthMethod,
+            Protocol,
+            SecretRef,
+            SecretSource,
+            Server,
+            SmtpServer,
+        )
+        from mailbag.config.schema import keyring_key
+        from mailbag.protocols.transport import Security
+
+        name = name or user
+        auth = AuthMethod.OAUTH2 if oauth2 else AuthMethod.PASSWORD
+        ref = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
+        proto = Protocol(protocol)
+        port = self.ports.imaps if proto is Protocol.IMAP else self.ports.pop3s
+        return Account(
+            name=name,
+            email=self.address(user),
+            protocol=proto,
+            incoming=Server(self.host, port, Security.SSL, self.address(user), auth, ref),
+            smtp=SmtpServer(
+                self.host, self.smtps_port, Security.SSL, self.address(user), auth, ref
+            ),
+            ca_file=self.ca_file,
+            oauth2=self.oauth2_settings() if oauth2 else None,
+        )
 
     def address(self, user: str) -> str:
         return f"{user}@{self.domain}"

@@ -104,8 +104,11 @@ class Dovecot:
         *,
         protocols: Iterable[str] = ("imap", "pop3", "lmtp"),
         domain: str = "sandbox.test",
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         self.root = root
+        #: when set, XOAUTH2/OAUTHBEARER logins are validated at this RFC 7662 endpoint
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.certs = certs
         self.users = dict(users)
         self.protocols = tuple(protocols)
@@ -147,6 +150,15 @@ class Dovecot:
         if os.geteuid() == 0:
             os.chown(self.root / "mail", self.uid, self.gid)
         p = self.ports
+        mechanisms = "plain login"
+        oauth2_passdb = ""
+        anvil_extra = ""
+        if self.oauth2_introspection_url:
+            # the refusal tests make many failed logins from 127.0.0.1; anvil's growing
+            # penalty (2 s doubling to 15 s per attempt) would make them take minutes
+            anvil_extra = "\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }"
+            mechanisms += " xoauth2 oauthbearer"
+            oauth2_passdb = self._write_oauth2_config()
         listeners = []
         if "imap" in self.protocols:
             listeners.append(f"""
@@ -197,7 +209,7 @@ ssl_min_protocol = TLSv1.2
 # exempts connections whose remote and local address are equal, i.e. loopback:
 # clients here must upgrade because their settings say so, not because we force it)
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 first_valid_uid = 1
 first_valid_gid = 1
@@ -210,7 +222,7 @@ postmaster_address = postmaster@{self.domain}
 recipient_delimiter = +
 lmtp_save_to_detail_mailbox = yes
 pop3_uidl_format = %08Xu%08Xv
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%n {users_file}
 }}
@@ -252,11 +264,34 @@ protocol lmtp {{
   postmaster_address = postmaster@{self.domain}
 }}
 service anvil {{
-  chroot =
+  chroot ={anvil_extra}
 }}
 {"".join(listeners)}
 """
         self.config_file.write_text(conf)
+
+    def _write_oauth2_config(self) -> str:
+        """Dovecot 2.3's oauth2 passdb: every token is checked by POSTing it to the
+        introspection endpoint; the answer must be active and name the login user."""
+        assert self.oauth2_introspection_url is not None
+        ext = self.root / "dovecot-oauth2.conf.ext"
+        ext.write_text(
+            f"""introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
+        )
+        ext.chmod(0o644)  # a throwaway test secret; the auth process must read it
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {ext}
+}}
+"""
 
     # --- process control -----------------------------------------------------------
 

@@ -214,6 +214,10 @@ class OAuth2Server:
         return TEST_CLIENT_ID
 
     @property
+    def resource_client_id(self) -> str:
+        return RESOURCE_CLIENT_ID
+
+    @property
     def authorize_url(self) -> str:
         return f"{self.base_url}/authorize"
 

@@ -10,6 +10,7 @@ kept in `relayed` for tests to inspect.
 
 from __future__ import annotations
 
+import json
 import smtplib
 import ssl
 import threading
@@ -70,6 +71,85 @@ class _Handler:
         return "250 2.0.0 OK: queued"
 
 
+#: the XOAUTH2/OAUTHBEARER error challenge (the JSON Google and RFC 7628 send)
+_TOKEN_ERROR = json.dumps({"status": "invalid_token", "schemes": "bearer", "scope": "mail"})
+
+
+def parse_xoauth2(payload: bytes) -> tuple[str, str] | None:
+    """(user, token) from `user=U^Aauth=Bearer T^A^A`, or None if malformed."""
+    fields = dict(
+        part.split("=", 1)
+        for part in payload.decode("utf-8", "replace").split("\x01")
+        if "=" in part
+    )
+    return _user_and_token(fields.get("user", ""), fields.get("auth", ""))
+
+
+def parse_oauthbearer(payload: bytes) -> tuple[str, str] | None:
+    """(user, token) from an RFC 7628 initial response, or None if malformed."""
+    text = payload.decode("utf-8", "replace")
+    gs2, _, rest = text.partition("\x01")
+    user = ""
+    for item in gs2.split(","):
+        if item.startswith("a="):
+            user = item[2:].replace("=2C", ",").replace("=3D", "=")
+    fields = dict(part.split("=", 1) for part in rest.split("\x01") if "=" in part)
+    return _user_and_token(user, fields.get("auth", ""))
+
+
+def _user_and_token(user: str, auth: str) -> tuple[str, str] | None:
+    scheme, _, token = auth.partition(" ")
+    if not user or scheme.lower() != "bearer" or not token:
+        return None
+    return user, token.strip()
+
+
+class _TokenHandler(_Handler):
+    """Adds XOAUTH2 and OAUTHBEARER (aiosmtpd finds `auth_*` methods on the handler);
+    tokens are checked at the authorization server's introspection endpoint."""
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        return await self._token_auth(server, args, parse_xoauth2)
+
+    async def auth_OAUTHBEARER(self, server: Any, args: list[str]) -> Any:
+        return await self._token_auth(server, args, parse_oauthbearer)
+
+    async def _token_auth(
+        self, server: Any, args: list[str], parse: Callable[[bytes], tuple[str, str] | None]
+    ) -> Any:
+        import asyncio
+        import base64
+        import binascii
+
+        from aiosmtpd.smtp import MISSING, AuthResult
+
+        if len(args) == 2:
+            try:
+                payload = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            answer = await server.challenge_auth("")
+            if answer is MISSING:
+                return AuthResult(success=False, handled=True)
+            payload = answer
+        parsed = parse(payload)
+        if parsed is None:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 malformed token")
+        user, token = parsed
+        loop = asyncio.get_running_loop()
+        local = await loop.run_in_executor(None, self.server.check_token, user, token)
+        if local is not None:
+            return AuthResult(success=True, auth_data=local)
+        # as Gmail does: an error challenge first, the client answers, then the refusal
+        if await server.challenge_auth(_TOKEN_ERROR) is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and token not accepted"
+        )
+
+
 class SmtpServer:
     """Both submission listeners; `start()` and `stop()` run them in threads."""
 
@@ -81,6 +161,7 @@ class SmtpServer:
         lmtp_port: int,
         *,
         size_limit: int = 50 * 1024 * 1024,
+        introspection: tuple[str, str, str] | None = None,
     ) -> None:
         from mailbag.sandbox.dovecot import free_port
 
@@ -90,6 +171,8 @@ class SmtpServer:
         self.lmtp_port = lmtp_port
         self.size_limit = size_limit
         self.policy = SmtpPolicy()
+        #: (url, client id, client secret) of the token introspection endpoint
+        self.introspection = introspection
         self.submission_port = free_port()
         self.smtps_port = free_port()
         self._controllers: list[Any] = []
@@ -100,8 +183,32 @@ class SmtpServer:
         return domain.lower() == self.domain and local.split("+")[0] in self.users
 
     def deliver(self, mail_from: str, recipients: list[str], data: bytes) -> None:
+        # one LMTP transaction per recipient: LMTP answers DATA once per recipient,
+        # which smtplib's sendmail does not read (it then fails after delivering)
         with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
-            lmtp.sendmail(mail_from or "<>", recipients, data)
+            for rcpt in recipients:
+                lmtp.sendmail(mail_from or "<>", [rcpt], data)
+
+    def check_token(self, user: str, token: str) -> str | None:
+        """The local part of `user` if the token is active and was issued to `user`."""
+        import httpx2
+
+        if self.introspection is None:
+            return None
+        url, client_id, secret = self.introspection
+        try:
+            resp = httpx2.post(url, data={"token": token}, auth=(client_id, secret), timeout=5)
+            info = resp.json()
+        except (httpx2.HTTPError, ValueError):
+            return None
+        if not isinstance(info, dict) or info.get("active") is not True:
+            return None
+        if str(info.get("username", "")).lower() != user.lower():
+            return None
+        local, _, domain = user.rpartition("@")
+        if local in self.users and domain.lower() == self.domain:
+            return local
+        return None
 
     def _authenticator(self) -> Callable[..., Any]:
         from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -160,7 +267,7 @@ class SmtpServer:
             "enable_SMTPUTF8": True,
             "ident": "mailbag sandbox ESMTP",
         }
-        handler = _Handler(self)
+        handler = _TokenHandler(self) if self.introspection else _Handler(self)
         submission = Controller(
             handler,
             hostname="127.0.0.1",
