@@ -37,6 +37,8 @@ def test_demo_adds_tests_syncs_lists_and_cleans_up(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr and "deprecated" not in res.stderr
     config = (tmp_path / "config.toml").read_text()
     assert "[accounts.demo" not in config
+    assert "local mail removed" in res.stderr
+    assert not (tmp_path / "data" / "mail" / "demo").exists()
 
 
 def test_demo_json_is_one_document_on_stdout(tmp_path: Path) -> None:

@@ -226,3 +226,20 @@ def test_restart_and_dropped_connections(fresh_sandbox: Sandbox) -> None:
     sb.restart_dovecot()
     with sb.control("bob") as again:
         assert again.uids("INBOX") == []
+
+
+def test_a_port_taken_meanwhile_is_replaced_at_start() -> None:
+    # another process grabs the IMAPS port between choosing it and Dovecot binding it
+    sb = Sandbox(services={"imap", "lmtp"})
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", sb.ports.imaps))
+    squatter.listen()
+    try:
+        taken = sb.ports.imaps
+        with sb:
+            assert sb.ports.imaps != taken
+            with sb.control("alice") as imap:
+                assert imap.uids("INBOX") == []
+    finally:
+        squatter.close()

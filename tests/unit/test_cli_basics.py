@@ -72,3 +72,21 @@ def test_version_wall_time_is_reported() -> None:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mailbag", "--version"], check=True, capture_output=True)
     assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--trace", "T", "--json", "-q", "demo"], ["demo", "--trace", "T", "--json", "-q"]],
+)
+def test_global_options_before_or_after_the_command(argv: list[str]) -> None:
+    from mailbag.cli.main import build_parser
+
+    ns = build_parser().parse_args(argv)
+    assert (ns.trace, ns.json, ns.quiet, ns.verbose) == ("T", True, True, 0)
+
+
+def test_global_option_defaults() -> None:
+    from mailbag.cli.main import build_parser
+
+    ns = build_parser().parse_args(["demo"])
+    assert (ns.trace, ns.json, ns.quiet, ns.verbose, ns.debug) == (None, False, False, 0, False)

@@ -218,3 +218,42 @@ def test_other_program_changes_are_visible_in_a_scan(tmp_path: Path) -> None:
     os.rename(moved.path, md.root / "cur" / f"{key}:2,Sa")
     again = md.set_flags(md.scan()[key], {"\\Seen", "\\Answered"})
     assert again.name == f"{key}:2,RSa"
+
+
+def test_recover_leaves_a_live_writers_tmp_file_alone(tmp_path: Path) -> None:
+    """Another mailbag process writing into tmp/ right now is not crash debris."""
+    import subprocess
+    import sys
+
+    from mailbag.store.maildir import Maildir
+
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        writer = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(30)"],
+        )
+        try:
+            key = Maildir.new_key().replace(f"P{os.getpid()}Q", f"P{writer.pid}Q")
+            inbox.maildir.tmp_path(key).write_bytes(b"being written")
+            store.recover(inbox)
+            assert inbox.maildir.tmp_names() == [key]  # its writer is alive
+        finally:
+            writer.kill()
+            writer.wait()
+        store.recover(inbox)
+        assert inbox.maildir.tmp_names() == []  # now it is debris
+
+
+def test_remove_account_forgets_rows_and_files_of_that_account_only(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    with Store.open(p) as store:
+        for account in ("gone", "kept"):
+            inbox = store.folder(account, "INBOX")
+            store.add_bytes(inbox, MSG)
+            store.add_bytes(store.folder(account, "Work/Deep", delimiter="/"), MSG)
+        assert store.remove_account("gone") == 2
+        assert store.accounts() == ["kept"]
+        assert [m.account for m in store.messages()] == ["kept", "kept"]
+        assert not (p.mail_dir / "gone").exists()
+        assert (p.mail_dir / "kept" / "INBOX" / "cur").is_dir()
+        assert store.remove_account("never-there") == 0

@@ -49,13 +49,21 @@ exit codes: 0 success, 1 the operation ran and failed, 2 usage or configuration 
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name. The subcommands'
+    copy has no defaults, so `mailbag --trace F send` keeps the F given before."""
+    common = argparse.ArgumentParser(
+        add_help=False, argument_default=None if defaults else argparse.SUPPRESS
+    )
     g = common.add_argument_group("global options")
     g.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     g.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more detail on stderr (repeatable)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if defaults else argparse.SUPPRESS,
+        help="more detail on stderr (repeatable)",
     )
     g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     g.add_argument(
@@ -63,13 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the protocol transcript to FILE (credentials redacted)",
     )
+    return common
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(defaults=False)
     parser = argparse.ArgumentParser(
         prog="mailbag",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
+        parents=[_global_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"mailbag {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -112,6 +112,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         self.dovecot.start()
         if self.smtp is not None:
+            self.smtp.lmtp_port = self.dovecot.ports.lmtp  # it may have moved at start
             self.smtp.start()
         return self
 

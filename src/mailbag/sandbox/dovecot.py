@@ -296,6 +296,25 @@ timeout_msecs = 5000
     # --- process control -----------------------------------------------------------
 
     def start(self, timeout: float = 20.0) -> None:
+        # free_port() can race with other processes on a busy machine: when Dovecot
+        # reports a port in use, pick new ports and try again
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+                return
+            except SandboxError:
+                if attempt == 2 or "Address already in use" not in self._tail_logs():
+                    raise
+                self._clear_logs()
+                self.ports = DovecotPorts(
+                    free_port(), free_port(), free_port(), free_port(), free_port()
+                )
+
+    def _clear_logs(self) -> None:
+        for f in (self.root / "log" / "master.out", self.log_file):
+            f.unlink(missing_ok=True)
+
+    def _start_once(self, timeout: float) -> None:
         if self._proc is None:
             self._write_config()
         log = (self.root / "log" / "master.out").open("ab")
@@ -317,9 +336,9 @@ timeout_msecs = 5000
         for port in wanted:
             while True:
                 if self._proc.poll() is not None:
+                    code, self._proc = self._proc.returncode, None
                     raise SandboxError(
-                        f"Dovecot exited at start (code {self._proc.returncode}): "
-                        f"{self._tail_logs()}",
+                        f"Dovecot exited at start (code {code}): {self._tail_logs()}",
                         hint=f"see {self.log_file}",
                     )
                 try:

@@ -63,6 +63,7 @@ from mailbag.store.maildir import (
     fsync_dir,
     fsync_many,
     is_own_tmp_name,
+    writer_may_be_running,
 )
 
 __all__ = [
@@ -589,6 +590,34 @@ class Store:
         sets = ", ".join(f"{k} = ?" for k in values)
         self.conn.execute(f"UPDATE folders SET {sets} WHERE id = ?", (*values.values(), folder.id))  # noqa: S608
 
+    def remove_account(self, name: str) -> int:
+        """Forget an account: its index rows, POP3 ledger and local Maildir folders.
+
+        Only for `mailbag account remove` (which asks first); returns how many
+        messages were removed. The server is not touched.
+        """
+        acc = self.account_id(name, create=False)
+        removed = 0
+        if acc is not None:
+            for folder in self.folders(name):
+                removed += sum(1 for _ in self.folder_messages(folder))
+                self.delete_folder(folder)
+                self.conn.execute("DELETE FROM messages WHERE folder_id = ?", (folder.id,))
+            self.conn.execute("DELETE FROM changes WHERE account_id = ?", (acc,))
+            self.conn.execute("DELETE FROM accounts WHERE id = ?", (acc,))
+            has_ledger = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pop_ledger'"
+            ).fetchone()
+            if has_ledger:
+                self.conn.execute("DELETE FROM pop_ledger WHERE account = ?", (name,))
+            self.commit()
+        account_dir = self.mail_dir / _safe_part(name)
+        if account_dir.is_dir():
+            import shutil
+
+            shutil.rmtree(account_dir)
+        return removed
+
     def delete_folder(self, folder: Folder) -> None:
         """Forget a folder in the index (its Maildir is left on disk for the caller)."""
         self._begin()
@@ -1032,7 +1061,8 @@ class Store:
                     delivered += 1
                 else:  # delivered already; tmp copy is a leftover hard link or duplicate
                     maildir.tmp_path(name).unlink()
-            elif is_own_tmp_name(name):
+            elif is_own_tmp_name(name) and not writer_may_be_running(name):
+                # debris of a process that died before its commit
                 with contextlib.suppress(FileNotFoundError):
                     maildir.tmp_path(name).unlink()
         return delivered

@@ -60,6 +60,7 @@ _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
 # names we create: "<sec>.M<usec>P<pid>Q<n>R<hex>.<host>" (the R part marks ours)
 _OWN_NAME = re.compile(r"^\d+\.M\d+P\d+Q\d+R[0-9a-f]{8}\.")
+_OWN_NAME_PARTS = re.compile(r"^\d+\.M\d+P(\d+)Q\d+R[0-9a-f]{8}\.(.*)$")
 
 
 def flags_to_info(flags: Iterable[str]) -> str:
@@ -84,6 +85,30 @@ def split_name(name: str) -> tuple[str, str]:
 def is_own_tmp_name(name: str) -> bool:
     """Whether a tmp/ file name has the shape of names this module makes."""
     return bool(_OWN_NAME.match(name))
+
+
+def writer_may_be_running(name: str) -> bool:
+    """Whether the process that made this tmp/ file may still be writing it.
+
+    Our names carry the writer's PID and host. A file from another host, or from
+    another process on this host that is still alive (another mailbag command
+    moving or saving a message right now), must not be taken for crash debris.
+    """
+    match = _OWN_NAME_PARTS.match(name)
+    if match is None:
+        return True
+    pid, host = int(match.group(1)), match.group(2)
+    if host != _HOST:
+        return True
+    if pid == os.getpid():
+        return False  # this process: only a crash inside it can have left the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
 
 
 def fsync_file(path: Path) -> None:
