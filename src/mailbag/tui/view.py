@@ -226,7 +226,9 @@ class MailView:
                     summary = pop.folder_summary()
                     lines.append(f"{account.name}: {summary['new']} new")
                     continue
-                report = sync_account(account, get_secret(account, "incoming"), self.paths)
+                oauth2 = account.incoming.auth.value == "oauth2"  # tokens: mailbag.auth
+                secret = "" if oauth2 else get_secret(account, "incoming")
+                report = sync_account(account, secret, self.paths)
             except MailbagError as exc:
                 lines.append(f"{account.name}: {exc.message}")
                 continue
