@@ -343,3 +343,18 @@ def test_guess_never_picks_a_server_without_starttls(net: Net) -> None:
         )
         insecure = discover(EMAIL, DiscoveryOptions(**{**options.__dict__, "insecure": True}))
     assert insecure.incoming is not None and insecure.incoming.security is Security.NONE
+
+
+def test_ispdb_servers_outside_the_domain_need_confirmation(net: Net) -> None:
+    net.web.documents[f"/v1.1/{DOMAIN}"] = client_config_xml(
+        DOMAIN,
+        [("imap", "imap.bigisp.test", 993, "SSL"), ("smtp", "smtp.gmail.com", 465, "SSL")],
+    )
+    found = discover(EMAIL, net.options())
+    imap = next(c for c in found.candidates if c.protocol == "imap")
+    assert not imap.trusted and found.incoming is None
+    assert any("--trust-domain bigisp.test" in n for n in imap.notes)
+    # a host of the built-in provider table is known: no question for it
+    assert found.smtp is not None and found.smtp.host == "smtp.gmail.com"
+    found = discover(EMAIL, net.options(allow_domains=frozenset({"bigisp.test"})))
+    assert found.incoming is not None and found.incoming.host == "imap.bigisp.test"

@@ -327,3 +327,15 @@ def test_search_takes_negated_words_and_late_options(home: Home) -> None:
     assert len(hits) == min(5, len(all_alt) - 1)
     code, _, err = home.run("search", "--limit", "3")
     assert code == 2 and "no search query" in err
+
+
+def test_list_folders(home: Home) -> None:
+    assert home.json("list", "--folder", "inbox", "--limit", "3") == home.json(
+        "list", "--limit", "3"
+    )
+    assert home.json("list", "--folder", "Archive") == []
+    code, _, err = home.run("list", "--folder", "Arhcive")
+    assert code == 2 and "known folders: Archive, INBOX, Trash" in err
+    assert len(home.json("list", "--all", "--limit", "0")) == 40 + len(home.ids)  # type: ignore[arg-type]
+    unread = home.json("list", "--unread", "--limit", "0")
+    assert isinstance(unread, list) and all("\\Seen" not in m["flags"] for m in unread)

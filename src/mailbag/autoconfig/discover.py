@@ -33,7 +33,7 @@ from mailbag.autoconfig.model import (
     SourceReport,
 )
 from mailbag.autoconfig.probe import guess
-from mailbag.autoconfig.providers import provider_for_domain, provider_for_mx
+from mailbag.autoconfig.providers import provider_for_domain, provider_for_host, provider_for_mx
 from mailbag.errors import MailbagError, NetworkError, UsageError
 from mailbag.protocols.transport import Security
 
@@ -229,12 +229,19 @@ def choose(
     return best(wanted), best(["smtp"])
 
 
+#: sources whose servers need the domain check: a third party (ISPDB, the MX's domain)
+#: or an unauthenticated channel (DNS, plain HTTP) named them, not the domain's own HTTPS
+_CHECKED_SOURCES = (Source.ISPDB, Source.SRV, Source.MX)
+
+
 def _mark_trust(candidates: list[Candidate], allowed: set[str]) -> list[Candidate]:
+    """Servers outside the allowed domains are not used without the user naming the
+    domain, unless they are hosts of mailbag's own provider table."""
     out = []
     for c in candidates:
-        if c.source is Source.SRV or (c.source is Source.AUTOCONFIG and not c.trusted):
+        if c.source in _CHECKED_SOURCES or (c.source is Source.AUTOCONFIG and not c.trusted):
             reg = registered_domain(c.host) or c.host
-            trusted = reg in allowed
+            trusted = reg in allowed or provider_for_host(c.host) is not None
             if not trusted:
                 c = c.with_notes(
                     f"{c.host} is outside your address's domain ({reg}): "
@@ -356,6 +363,8 @@ def discover(email: str, options: DiscoveryOptions | None = None) -> Discovery:
             reports[source] = SourceReport(source, "failed", outcome.message)
             continue
         found.extend(outcome)
+        if "mx_domain" in state:  # the MX's registered domain may be used from now on
+            allowed.add(state["mx_domain"])
         reports[source] = SourceReport(
             source, "found" if outcome else "nothing", f"{len(outcome)} server(s)"
         )

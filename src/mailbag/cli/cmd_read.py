@@ -141,21 +141,29 @@ def _print_list(ctx: Context, messages: list[Message]) -> None:
 # --- list and search -----------------------------------------------------------------------
 
 
+def _folder_name(store: Store, account: str | None, wanted: str) -> str:
+    """The stored name of the folder the user means (INBOX in any case)."""
+    from mailbag.errors import UsageError
+
+    names = sorted({f.name for f in store.folders(account)})
+    if wanted in names or not names:
+        return wanted
+    if wanted.upper() == "INBOX":
+        return next((n for n in names if n.upper() == "INBOX"), wanted)
+    shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+    raise UsageError(
+        f"no folder {wanted!r}" + (f" in account {account!r}" if account else ""),
+        hint=f"known folders: {shown} (`mailbag list --all` lists every folder)",
+    )
+
+
 def run_list(args: argparse.Namespace, ctx: Context) -> int:
     store = _open(ctx)
     try:
-        folder = None if args.all else (args.folder or "INBOX")
+        folder = None if args.all else _folder_name(store, args.account, args.folder or "INBOX")
         messages = store.messages(
             account=args.account, folder=folder, unread=args.unread, limit=_limit(args.limit)
         )
-        if not messages and folder == "INBOX" and not args.folder:
-            # POP3/IMAP servers say INBOX; a store filled otherwise may differ in case
-            for f in store.folders(args.account):
-                if f.name.upper() == "INBOX" and f.name != "INBOX":
-                    messages = store.messages(
-                        account=args.account, folder=f.name, unread=args.unread,
-                        limit=_limit(args.limit),
-                    )  # fmt: skip
         _print_list(ctx, messages)
         if not messages and not ctx.json:
             ctx.info("no messages" + ("" if store.accounts() else "; run `mailbag sync` first"))

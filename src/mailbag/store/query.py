@@ -433,7 +433,7 @@ def required_match(node: Node) -> str | None:
 
 
 # fewer matches than this: sort them; more: walk the date index and stop early
-FEW_MATCHES = 2000
+FEW_MATCHES = 500
 
 
 # --- running -------------------------------------------------------------------------------

@@ -625,6 +625,10 @@ def open_pop3(account: Account, password: str, transcript: Transcript) -> PopWir
             from mailbag.auth import login_pop3
 
             login_pop3(client, account)
+        elif server.security is Security.NONE and client.apop_timestamp is not None:
+            # without TLS (only with --insecure), APOP at least keeps the password itself
+            # off the wire; with TLS, SASL PLAIN or USER/PASS is the safer choice
+            client.apop(server.username, password)
         else:
             client.login(server.username, password)
     except BaseException:
