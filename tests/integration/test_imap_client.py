@@ -8,7 +8,7 @@ import io
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -445,7 +445,8 @@ def test_absurd_literal_is_never_allocated() -> None:
         tracemalloc.stop()
         assert err.value.fields["cause"] == "literal-too-large"
         assert peak < 4 * 1024 * 1024
-        c.close()
+        with pytest.raises(NetworkError):  # out of step: closed, never reused
+            c.noop()
     # with a sink: streamed until the server stops, then a dropped connection
     with FakeServer(_huge_literal_script) as srv:
         c = ImapClient(Endpoint("127.0.0.1", srv.port, Security.NONE, None))
@@ -538,3 +539,94 @@ def test_idle_wakes_on_new_mail_and_times_out(sandbox: Sandbox) -> None:
     assert any(u.name == "EXISTS" and u.number == 2 for u in seen)
     assert c.noop() is not None  # the connection is usable after DONE
     c.logout()
+
+
+def _preauth_server(handle: Callable[[Peer, bytes, bytes], None]) -> FakeServer:
+    """A PREAUTH server without LITERAL+: `handle(peer, tag, rest_of_line)` per command."""
+
+    def script(peer: Peer) -> None:
+        peer.send(b"* PREAUTH [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
+        while True:
+            line = peer.readline()
+            if not line:
+                return
+            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+            if rest.upper() == b"LOGOUT":
+                peer.send(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
+                return
+            handle(peer, tag, rest)
+
+    return FakeServer(script)
+
+
+def test_append_waits_for_go_ahead_without_literal_plus() -> None:
+    got: list[bytes] = []
+
+    def handle(peer: Peer, tag: bytes, rest: bytes) -> None:
+        assert rest.endswith(b"{12}")  # synchronising literal: nothing sent until "+"
+        peer.send(b"+ go ahead\r\n")
+        got.append(peer.file.read(12))
+        assert peer.readline() == b"\r\n"
+        peer.send(tag + b" OK [APPENDUID 7 42] done\r\n")
+
+    with _preauth_server(handle) as srv:
+        c = ImapClient(Endpoint("127.0.0.1", srv.port, Security.NONE, None))
+        c.connect()
+        res = c.append("INBOX", b"Subject: x\r\n")
+        assert res is not None and (res.uidvalidity, res.uid) == (7, 42)
+        c.logout()
+    assert got == [b"Subject: x\r\n"]
+
+
+def test_append_refused_before_upload_sends_no_data() -> None:
+    def handle(peer: Peer, tag: bytes, rest: bytes) -> None:
+        peer.send(tag + b" NO [TOOBIG] Message too large\r\n")
+
+    with _preauth_server(handle) as srv:
+        c = ImapClient(Endpoint("127.0.0.1", srv.port, Security.NONE, None))
+        c.connect()
+        with pytest.raises(ProtocolError) as err:
+            c.append("INBOX", b"x" * 5000)
+        assert err.value.fields["server_code"] == "TOOBIG" and err.value.hint
+        c.logout()
+    assert srv.peer is not None
+    assert not any(b"xxxx" in line for line in srv.peer.received)
+
+
+def test_stopping_a_pipelined_fetch_early_keeps_the_connection_usable(
+    sandbox: Sandbox, client: ImapClient
+) -> None:
+    uids = fresh_folder(sandbox, "proto-early", 12)
+    client.examine("proto-early")
+    chunks = [uids[i : i + 2] for i in range(0, len(uids), 2)]
+    gen = client.uid_fetch_many(chunks, ["UID", "BODY.PEEK[]"], window=4)
+    first = next(gen)
+    assert first.uid == uids[0]
+    gen.close()  # the caller gives up: pending answers are read and thrown away
+    assert list(client.uid_search("ALL").uids) == uids
+    with client.uid_fetch(uids, ["UID"]) as stream:
+        assert next(iter(stream)).uid == uids[0]
+    assert client.noop() is not None  # the context manager drained the rest
+
+
+def test_append_many_pipelined_in_order(sandbox: Sandbox, client: ImapClient) -> None:
+    fresh_folder(sandbox, "proto-append-many")
+    messages = list(generate(30, to=sandbox.address(USER), seed=21))
+    when = dt.datetime(2026, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    results = list(
+        client.append_many(
+            "proto-append-many",
+            ((m, ["\\Seen"] if i % 2 else [], when) for i, m in enumerate(messages)),
+            window=8,
+        )
+    )
+    uids = [r.uid for r in results if r is not None]
+    assert len(uids) == 30 and uids == sorted(uids)
+    with sandbox.control(USER) as ctl:
+        bodies = ctl.fetch_bodies("proto-append-many")
+        flags = ctl.flags("proto-append-many")
+    assert [bodies[u] for u in uids] == messages
+    assert "\\Seen" in flags[uids[1]] and "\\Seen" not in flags[uids[0]]
+    with pytest.raises(ProtocolError):
+        list(client.append_many("proto-no-such-folder", [(messages[0], [], None)] * 3))
+    assert client.noop() is not None  # every answer was read: the connection is in step

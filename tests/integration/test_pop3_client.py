@@ -215,6 +215,15 @@ def test_apop_sends_rfc_digest() -> None:
         c.close()
 
 
+def test_retr_many_stopped_early_keeps_the_session_usable(pop_sb: Sandbox) -> None:
+    p = Pop3Client.open(pop3s(pop_sb), pop_sb.address("alice"), pop_sb.password("alice"))
+    gen = p.retr_many(range(1, 20), lambda n: io.BytesIO(), window=8)
+    assert next(gen).msgnum == 1
+    gen.close()
+    assert p.stat()[0] >= 19  # the next command gets its own answer
+    assert p.quit() is True
+
+
 # last: Dovecot slows down logins from this address after a failure
 def test_wrong_password(pop_sb: Sandbox) -> None:
     p = Pop3Client(pop3s(pop_sb))

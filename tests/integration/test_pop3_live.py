@@ -149,7 +149,8 @@ def test_mailbag_sync_handles_pop3_accounts(
                 ],
                 "error": None,
             }
-        ]
+        ],
+        "outbox": [],  # nothing queued to send
     }
     code, out, _ = cli("list", "--account", "pop", "--json")
     assert code == 0 and len(json.loads(out)) == 12

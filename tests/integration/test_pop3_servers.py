@@ -166,3 +166,17 @@ def test_retr_is_pipelined_only_when_offered(tmp_path: Path, pipelining: bool) -
     retr = [i for i, ln in enumerate(lines) if ln.startswith("C: RETR")]
     back_to_back = any(b == a + 1 for a, b in itertools.pairwise(retr))
     assert back_to_back is pipelining
+
+
+def test_apop_is_used_on_an_unencrypted_connection_that_offers_it(tmp_path: Path) -> None:
+    import dataclasses
+
+    with FakePop3(tmp_path / "srv", [msg(1)], tls=False, apop=True) as srv:
+        acct = fake_account(srv)
+        acct = dataclasses.replace(
+            acct, incoming=dataclasses.replace(acct.incoming, security=Security.NONE)
+        )
+        r = sync_pop3_account(acct, home(tmp_path / "h"), password="pass")
+        assert r.new == 1
+        assert any(c.startswith("APOP user ") for c in srv.commands)
+        assert not any(c.startswith(("USER", "PASS")) for c in srv.commands)

@@ -56,7 +56,9 @@ async def _wait(pilot: object, check: object, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            raise AssertionError("the screen did not get there in time")
+            app = pilot.app  # type: ignore[attr-defined]
+            status = app.query_one("#status", Static).render()
+            raise AssertionError(f"the screen did not get there in time (status: {status})")
         await pilot.pause(0.1)  # type: ignore[attr-defined]
 
 
@@ -64,7 +66,7 @@ def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path)
     paths = _home(tmp_path, tui_sandbox)
 
     async def scenario() -> None:
-        app = MailbagApp(paths, poll_seconds=0)
+        app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             # the first sync runs in the background and fills the inbox
             await _wait(pilot, lambda: len(app.rows) == 30)
@@ -121,7 +123,8 @@ def test_new_mail_appears_without_a_keypress(tui_sandbox: Sandbox, tmp_path: Pat
     paths = _home(tmp_path, tui_sandbox)
 
     async def scenario() -> None:
-        app = MailbagApp(paths, poll_seconds=0.5)
+        # no polling: only IMAP IDLE can bring it in
+        app = MailbagApp(paths, poll_seconds=0)
         async with app.run_test(size=(140, 40)) as pilot:
             await _wait(pilot, lambda: len(app.rows) >= 30)
             before = len(app.rows)
@@ -130,7 +133,7 @@ def test_new_mail_appears_without_a_keypress(tui_sandbox: Sandbox, tmp_path: Pat
                 "alice",
                 f"From: bob@sandbox.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode(),
             )
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows))
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows), timeout=40)
             assert len(app.rows) == before + 1
             assert app.rows[0].subject == subject  # newest first
 
@@ -142,7 +145,7 @@ def test_account_dialog_tests_live_and_saves(tui_sandbox: Sandbox, tmp_path: Pat
     sb = tui_sandbox
 
     async def scenario() -> None:
-        app = MailbagApp(paths, poll_seconds=0, sync_on_start=False)
+        app = MailbagApp(paths, poll_seconds=0, sync_on_start=False, push=False)
         async with app.run_test(size=(140, 50)) as pilot:
             assert "press A to add one" in str(app.query_one("#status", Static).render())
             await pilot.press("A")

@@ -38,17 +38,17 @@ def _paths(tmp_path: Path) -> Paths:
 
 
 def test_main_screen(snap_compare: Any, tmp_path: Path) -> None:
-    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0)
+    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0, push=False)
     assert snap_compare(app, terminal_size=SIZE, press=["enter"])
 
 
 def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:
-    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0)
+    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0, push=False)
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])
 
 
 def test_account_dialog_mid_test(snap_compare: Any, tmp_path: Path) -> None:
-    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0)
+    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0, push=False)
 
     async def run_before(pilot: Any) -> None:
         await pilot.press("A")

@@ -471,3 +471,39 @@ def test_astring_literal_for_8bit_and_crlf() -> None:
     assert cmd.mailbox("Entwürfe") == b"Entw&APw-rfe"
     assert cmd.mailbox("Sent Items") == b'"Sent Items"'
     assert cmd.mailbox("inbox") == b"INBOX"
+
+
+def test_literal8_binary_fetch() -> None:
+    f = parse_fetch(untagged(b"* 3 FETCH (UID 8 BINARY[] ~{5}\r\na\x00b\x00c)"))
+    assert f.uid == 8 and f.body == b"a\x00b\x00c"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"* 1 FETCH (UID 1))", b"* 1 FETCH (UID \x01)", b'* 1 FETCH (UID 1 X "a\r'],
+)
+def test_fetch_garbage_is_a_protocol_error(raw: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        parse_raw(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"* 7 FETCH (UID 42 MODSEQ (99) FLAGS (\\Seen $Label))",
+        b"* 7 FETCH (FLAGS () UID 42)",
+        b"* 7 FETCH (uid 42 rfc822.size 1234)",
+        b'* 7 FETCH (UID 42 FLAGS (\\Seen) INTERNALDATE "01-Jan-2026 00:00:00 +0000")',
+        b'* 7 FETCH (UID 42 FLAGS (\\Seen "odd"))',
+    ],
+)
+def test_fast_and_general_fetch_paths_agree(raw: bytes) -> None:
+    """Flag listings take a regex fast path; it must give what the general parser gives."""
+    from mailbag.protocols.imap.parser import _Lexer, _values
+
+    lx = _Lexer([raw], [])
+    lx.pos = raw.index(b"(")
+    general_values = _values(lx)
+    fast = untagged(raw)
+    assert fast.values == general_values
+    assert parse_fetch(fast) == parse_fetch(Untagged("FETCH", 7, general_values))

@@ -7,9 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from mailbag.config.model import Account, Protocol, Server, SmtpServer
 from mailbag.errors import AuthError, NetworkError, UsageError
+from mailbag.protocols.transport import Security
 from mailbag.store.outbox import CopyState, Outbox, OutboxLocked, OutboxRecord, OutboxState
-from mailbag.sync.outbox import Attempt, Reply, backoff_seconds, due, retry, settle
+from mailbag.sync.outbox import (
+    Attempt,
+    Reply,
+    backoff_seconds,
+    due,
+    explain_reply,
+    prepare_raw,
+    retry,
+    settle,
+)
 
 NOW = 1_800_000_000.0
 OK = Reply(250, "2.1.5 OK")
@@ -237,3 +248,68 @@ def test_retry_requeues_refused_recipients(tmp_path: Path) -> None:
     again = retry(box, r.id)
     assert again.state is OutboxState.QUEUED and again.recipients == ["b@y.org"]
     assert again.delivered == ["a@x.org"]
+
+
+# --- raw files and reply explanations -------------------------------------------------------
+
+
+def _account() -> Account:
+    server = Server("mail.example.org", 993, Security.SSL, "me@example.org")
+    smtp = SmtpServer("mail.example.org", 465, Security.SSL, "me@example.org")
+    return Account(
+        name="acct",
+        email="me@example.org",
+        protocol=Protocol.IMAP,
+        incoming=server,
+        smtp=smtp,
+        identities=("alias@example.org",),
+    )
+
+
+def test_prepare_raw_strips_bcc_and_fills_ids() -> None:
+    raw = (
+        b"From: Alias <alias@example.org>\nTo: a@x.org, b@y.org\nBcc: hidden@z.org,\n"
+        b" other@z.org\nSubject: raw\nX-Keep: 1\n\nbody line\n"
+    )
+    data, rec = prepare_raw(raw, _account())
+    assert b"Bcc" not in data and b"hidden@z.org" not in data and b"other@z.org" not in data
+    assert b"X-Keep: 1\r\n" in data and data.endswith(b"\r\n\r\nbody line\r\n")
+    assert rec.recipients == ["a@x.org", "b@y.org", "hidden@z.org", "other@z.org"]
+    assert rec.bcc == ["hidden@z.org", "other@z.org"]
+    assert rec.envelope_from == "alias@example.org"
+    assert data.startswith(b"Message-ID: <") and b"\r\nDate: " in data
+    assert rec.message_id in data.decode()
+
+
+def test_prepare_raw_keeps_given_ids_and_refuses_bad_input() -> None:
+    raw = (
+        b"To: a@x.org\r\nMessage-ID: <given@x.org>\r\n"
+        b"Date: Mon, 1 Jan 2026 00:00:00 +0000\r\n\r\nb\r\n"
+    )
+    data, rec = prepare_raw(raw, _account())
+    assert data == raw and rec.message_id == "<given@x.org>"
+    assert rec.envelope_from == "me@example.org"  # no From of ours: the account's address
+    with pytest.raises(UsageError):
+        prepare_raw(b"Subject: none\r\n\r\nb\r\n", _account())  # no recipients
+    with pytest.raises(UsageError):
+        prepare_raw(b"To: a@x.org)<b@evil.test>\r\n\r\nb\r\n", _account())
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        ("550 5.1.1 <x@example.org>: Recipient address rejected: User unknown", "does not exist"),
+        ("554 5.7.1 <x@elsewhere.example>: Relay access denied", "pass mail on"),
+        ("552 5.3.4 Message size exceeds fixed limit", "too big"),
+        ("451 4.7.1 Greylisted, try again later", "try later"),
+        ("554 5.7.1 Message rejected as spam", "abusive"),
+        ("550 5.7.60 SMTP; Client does not have permissions to send as this sender", "From"),
+    ],
+)
+def test_explain_reply(reply: str, words: str) -> None:
+    hint = explain_reply(reply)
+    assert hint is not None and words in hint
+
+
+def test_explain_unknown_reply() -> None:
+    assert explain_reply("250 2.0.0 OK") is None

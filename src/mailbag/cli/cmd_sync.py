@@ -156,6 +156,7 @@ def _sync_pop3(
 
 
 def run_sync(args: argparse.Namespace, ctx: Context) -> int:
+    from mailbag.cli.cmd_send import flush_before_sync
     from mailbag.config import load_config
     from mailbag.config.model import Protocol
     from mailbag.config.secrets import get_secret
@@ -181,6 +182,8 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
     results: list[dict[str, Any]] = []
     failed = False
     try:
+        # queued outgoing mail goes first, so its Sent copies come down with this sync
+        outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
         for account in accounts:
             try:
                 if account.protocol is Protocol.POP3:
@@ -212,7 +215,7 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
         transcript.close()
     failed = failed or any(not r["ok"] for r in results)
     if ctx.json:
-        ctx.emit_json({"accounts": results})
+        ctx.emit_json({"accounts": results, "outbox": outbox})
     return 1 if failed else 0
 
 

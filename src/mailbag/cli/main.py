@@ -27,8 +27,10 @@ COMMANDS: tuple[str, ...] = (
     "cmd_completion",
     "cmd_demo",
     "cmd_read",
+    "cmd_send",
     "cmd_sync",
     "cmd_tui",
+    "cmd_watch",
 )
 
 DESCRIPTION = """\

@@ -20,7 +20,6 @@ This module never does I/O except reading attachment files the user named.
 from __future__ import annotations
 
 import datetime as dt
-import html.parser
 import mimetypes
 import re
 import secrets
@@ -29,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from email import policy as email_policy
 from email.message import EmailMessage, MIMEPart
-from email.parser import BytesParser
 from email.utils import format_datetime
 from pathlib import Path
 from typing import cast
@@ -44,6 +42,10 @@ from mailbag.message.addresses import (
     parse_address_list,
     parse_header_addresses,
 )
+from mailbag.message.attachments import list_attachments
+from mailbag.message.attachments import safe_filename as att_safe_name
+from mailbag.message.parse import ParsedMessage, parse_message
+from mailbag.message.render import render_body
 
 __all__ = [
     "Attachment",
@@ -71,6 +73,7 @@ MAX_REFERENCES = 20
 MAX_SUBJECT = 998
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MSG_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|vs|antw)(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(?:(?:fwd?|wg|tr|vs)\s*:\s*)+", re.IGNORECASE)
@@ -159,6 +162,7 @@ class Composed:
 
     data: bytes
     message_id: str
+    subject: str
     envelope_from: str
     recipients: tuple[str, ...]
     bcc: tuple[str, ...]
@@ -218,7 +222,7 @@ def _valid_ids(text: str) -> list[str]:
 # --- building -----------------------------------------------------------------------------
 
 
-def _new_message_id(domain: str) -> str:
+def new_message_id(domain: str) -> str:
     stamp = format(int(time.time() * 1000), "x")
     return f"<{stamp}.{secrets.token_hex(8)}@{domain}>"
 
@@ -228,15 +232,20 @@ def build(
     *,
     now: dt.datetime | None = None,
     message_id: str | None = None,
+    for_draft: bool = False,
 ) -> Composed:
-    """Serialise `draft` into the bytes to send; raises UsageError on unusable input."""
-    if not draft.recipients:
+    """Serialise `draft` into the bytes to send; raises UsageError on unusable input.
+
+    For a draft (`for_draft`: recipients optional) the Bcc list is kept in the bytes: a
+    draft is the user's own copy and must come back with its Bcc recipients.
+    """
+    if not draft.recipients and not for_draft:
         raise UsageError("no recipients", hint="give at least one of --to, --cc or --bcc")
     subject = check_user_text(draft.subject, "subject")
     smtputf8 = any(a.needs_smtputf8 for a in (draft.from_, *draft.recipients, *draft.reply_to))
     # cte_type 7bit: bodies are quoted-printable/base64, so no server needs 8BITMIME
     pol = (email_policy.SMTPUTF8 if smtputf8 else email_policy.SMTP).clone(cte_type="7bit")
-    mid = message_id or _new_message_id(draft.from_.domain)
+    mid = message_id or new_message_id(draft.from_.domain)
     if not _MSG_ID.fullmatch(mid):
         raise ComposeError(f"invalid Message-ID {mid!r}")
     in_reply_to = draft.in_reply_to if draft.in_reply_to else None
@@ -266,6 +275,8 @@ def build(
         put("To", [a.to_header() for a in draft.to])
     if draft.cc:
         put("Cc", [a.to_header() for a in draft.cc])
+    if draft.bcc and for_draft:
+        put("Bcc", [a.to_header() for a in draft.bcc])
     if draft.reply_to:
         put("Reply-To", [a.to_header() for a in draft.reply_to])
     put("Subject", subject)
@@ -310,6 +321,7 @@ def build(
     return Composed(
         data=data,
         message_id=mid,
+        subject=subject,
         envelope_from=draft.from_.addr_spec,
         recipients=tuple(a.addr_spec for a in draft.recipients),
         bcc=tuple(a.addr_spec for a in dedupe(draft.bcc, exclude=[*draft.to, *draft.cc])),
@@ -391,50 +403,24 @@ def _verify_header_block(data: bytes, expected: list[str]) -> None:
 
 
 # --- replies and forwards -------------------------------------------------------------------
+# Received mail is hostile input: it is read with the bounded parser of
+# `message.parse` (depth, part and header limits), never with the stdlib parser.
 
 
-def _parse_original(data: bytes) -> EmailMessage:
-    msg = BytesParser(policy=email_policy.default).parsebytes(data)
-    assert isinstance(msg, EmailMessage)
-    return msg
+def _addresses(msg: ParsedMessage, name: str) -> list[Address]:
+    return parse_header_addresses(msg.headers.get_all(name))
 
 
-def _header_texts(msg: EmailMessage, name: str) -> list[str]:
-    out = []
-    for value in msg.get_all(name, []) or []:
-        try:
-            out.append(str(value))
-        except (ValueError, IndexError, TypeError):
-            # the header object failed to decode; fall back to its raw text
-            continue
-    # raw (undecoded) text for headers the policy could not parse
-    return out
-
-
-def _raw_header(msg: EmailMessage, name: str) -> str:
-    for key, value in msg.raw_items():
-        if key.lower() == name.lower():
-            return str(value)
-    return ""
-
-
-def _addresses(msg: EmailMessage, name: str) -> list[Address]:
-    raw = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
-    return parse_header_addresses(str(v) for v in raw)
-
-
-def choose_identity(msg: EmailMessage, identities: Sequence[Address], default: Address) -> Address:
+def choose_identity(msg: ParsedMessage, identities: Sequence[Address], default: Address) -> Address:
     """Reply from the address the original was sent to, if it is one of ours."""
     ours = {a.key: a for a in identities}
     for name in ("To", "Cc", "Delivered-To", "X-Original-To"):
         for a in _addresses(msg, name):
             if a.key in ours:
                 chosen = ours[a.key]
-                return (
-                    chosen
-                    if chosen.display_name
-                    else replace(chosen, display_name=default.display_name)
-                )
+                if chosen.display_name:
+                    return chosen
+                return replace(chosen, display_name=default.display_name)
     return default
 
 
@@ -452,7 +438,7 @@ def reply_draft(
     The user's own addresses (`identities`, every account) and duplicates are
     left out.
     """
-    msg = _parse_original(original)
+    msg = parse_message(original)
     own = [*identities, default_from]
     sender = _addresses(msg, "From")
     reply_to = _addresses(msg, "Reply-To")
@@ -472,11 +458,11 @@ def reply_draft(
         cc = dedupe([*orig_to, *orig_cc], exclude=[*own, *to])
     if not to and cc:
         to, cc = cc[:1], cc[1:]
-    subject = reply_subject(flatten_foreign_text(str(msg.get("Subject", "") or "")))
-    mid_ids = _valid_ids(_raw_header(msg, "Message-ID"))
-    refs = _valid_ids(_raw_header(msg, "References"))
+    subject = reply_subject(flatten_foreign_text(msg.subject))
+    mid_ids = _valid_ids(msg.headers.get("Message-ID") or "")
+    refs = _valid_ids(" ".join(msg.headers.get_all("References")))
     if not refs:
-        refs = _valid_ids(_raw_header(msg, "In-Reply-To"))[:1]
+        refs = _valid_ids(msg.headers.get("In-Reply-To") or "")[:1]
     in_reply_to = mid_ids[0] if mid_ids else None
     references = [*refs, in_reply_to] if in_reply_to else refs
     body = "\n\n" + attribution(msg, sender) + "\n" + quote(original_text(msg))
@@ -491,19 +477,13 @@ def reply_draft(
     )
 
 
-def attribution(msg: EmailMessage, sender: list[Address]) -> str:
+def attribution(msg: ParsedMessage, sender: list[Address]) -> str:
     who = "someone"
     if sender:
         s = sender[0]
         who = f"{s.display_name} <{s.addr_spec}>" if s.display_name else s.addr_spec
-    when = ""
-    date = msg.get("Date")
-    try:
-        value = getattr(date, "datetime", None) if date is not None else None
-    except (ValueError, TypeError):
-        value = None
-    if isinstance(value, dt.datetime):
-        when = value.strftime("On %a, %d %b %Y at %H:%M %z, ")
+    date = msg.date
+    when = date.strftime("On %a, %d %b %Y at %H:%M %z, ") if date is not None else ""
     return flatten_foreign_text(f"{when}{who} wrote:")
 
 
@@ -512,87 +492,36 @@ def quote(text: str) -> str:
     return "".join((">" if line.startswith(">") else "> ") + line + "\n" for line in lines)
 
 
-def original_text(msg: EmailMessage) -> str:
-    """The readable text of a received message, bounded, for quoting/forwarding."""
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        content = part.get_content()
-    except (LookupError, ValueError, AssertionError, KeyError):
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if not isinstance(content, str):
-        return ""
-    if part.get_content_subtype() == "html":
-        content = html_to_text(content)
+def original_text(msg: ParsedMessage) -> str:
+    """The readable text of a received message (HTML made plain), bounded."""
+    content = render_body(msg).text
     if len(content) > MAX_QUOTED:
         content = content[:MAX_QUOTED] + "\n[... quoted text cut ...]\n"
     # quoting foreign text into our body is fine, but not its control characters
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", content)
-
-
-class _TextExtractor(html.parser.HTMLParser):
-    _SKIP = frozenset({"script", "style", "head", "title"})
-    _BREAK = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "blockquote"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skip += 1
-        elif tag in self._BREAK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP and self._skip:
-            self._skip -= 1
-        elif tag in self._BREAK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(re.sub(r"\s+", " ", data))
-
-
-def html_to_text(text: str) -> str:
-    """Plain text of an HTML body, good enough to quote (no links fetched, ever)."""
-    extractor = _TextExtractor()
-    extractor.feed(text)
-    extractor.close()
-    lines = [line.strip() for line in "".join(extractor.parts).split("\n")]
-    out = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
-    return out.strip() + "\n"
+    return _BODY_CONTROL.sub("", content)
 
 
 def forward_draft(original: bytes, *, from_: Address, as_attachment: bool = False) -> Draft:
     """A forward of `original`: inline (text quoted, attachments kept) or as message/rfc822."""
-    msg = _parse_original(original)
-    subject = forward_subject(flatten_foreign_text(str(msg.get("Subject", "") or "")))
+    msg = parse_message(original)
+    subject = forward_subject(flatten_foreign_text(msg.subject))
     if as_attachment:
         return Draft(from_=from_, subject=subject, body="\n", forwarded=original)
     lines = ["", "", "---------- Forwarded message ----------"]
     for name in ("From", "Date", "Subject", "To", "Cc"):
         if name in ("From", "To", "Cc"):
-            addrs = _addresses(msg, name)
-            value = format_list(addrs)
+            value = format_list(_addresses(msg, name))
         else:
-            value = flatten_foreign_text(str(msg.get(name, "") or ""))
+            value = flatten_foreign_text(msg.headers.decoded(name))
         if value:
             lines.append(f"{name}: {value}")
     lines.append("")
     body = "\n".join(lines) + "\n" + original_text(msg)
     attachments = []
-    for part in msg.iter_attachments():
-        assert isinstance(part, EmailMessage | MIMEPart)
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            continue
-        name = safe_filename(part.get_filename() or "attachment")
-        attachments.append(Attachment(name, payload, part.get_content_type()))
+    for att in list_attachments(msg):
+        payload, _ = msg.payload(att.part)
+        name = safe_filename(att_safe_name(att.name, content_type=att.content_type))
+        attachments.append(Attachment(name, payload, att.content_type))
     return Draft(from_=from_, subject=subject, body=body, attachments=attachments)
 
 

@@ -364,32 +364,41 @@ class Pop3Client:
         width = max(1, window) if "PIPELINING" in self.capabilities else 1
         todo = iter(msgnums)
         inflight: deque[int] = deque()
-        while True:
-            batch: list[int] = []
-            while len(inflight) + len(batch) < width:
-                n = next(todo, None)
-                if n is None:
-                    break
-                batch.append(n)
-            if batch:
-                data = b""
-                for n in batch:
-                    line = f"RETR {n}".encode("ascii")
-                    self.transcript.sent(PROTO, line)
-                    data += line + b"\r\n"
-                self.stream.send(data)
-                inflight.extend(batch)
-            if not inflight:
-                return
-            n = inflight.popleft()
-            reply = self._reply()
-            if not reply.ok:
-                yield RetrResult(n, error=reply.text)
-                continue
-            sink = sink_factory(n)
-            size = self.stream.read_dot_terminated(sink)
-            self.transcript.received(PROTO, b"<%d bytes>" % size)
-            yield RetrResult(n, size, sink)
+        try:
+            while True:
+                batch: list[int] = []
+                while len(inflight) + len(batch) < width:
+                    n = next(todo, None)
+                    if n is None:
+                        break
+                    batch.append(n)
+                if batch:
+                    data = b""
+                    for n in batch:
+                        line = f"RETR {n}".encode("ascii")
+                        self.transcript.sent(PROTO, line)
+                        data += line + b"\r\n"
+                    self.stream.send(data)
+                    inflight.extend(batch)
+                if not inflight:
+                    return
+                n = inflight[0]
+                reply = self._reply()
+                if not reply.ok:
+                    inflight.popleft()
+                    yield RetrResult(n, error=reply.text)
+                    continue
+                sink = sink_factory(n)
+                size = self.stream.read_dot_terminated(sink)
+                inflight.popleft()
+                self.transcript.received(PROTO, b"<%d bytes>" % size)
+                yield RetrResult(n, size, sink)
+        except GeneratorExit:
+            # the caller stopped early: read the answers still coming, discarding them
+            for _ in inflight:
+                if self._reply().ok:
+                    self.stream.read_dot_terminated(None)
+            raise
 
     def dele(self, msgnum: int) -> None:
         """Mark for deletion; nothing is removed unless `quit()` returns True."""

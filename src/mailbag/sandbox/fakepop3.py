@@ -9,6 +9,7 @@ holds messages in memory and serves one client per thread.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import socket
 import socketserver
@@ -52,6 +53,8 @@ class FakePop3:
         top: bool = True,
         pipelining: bool = False,
         login_refusal: bytes = b"-ERR [AUTH] authentication failed",
+        tls: bool = True,
+        apop: bool = False,
         certs: SandboxCerts | None = None,
     ) -> None:
         self.certs = certs or make_certs(root / "tls")
@@ -62,6 +65,9 @@ class FakePop3:
         self.offer_pipelining = pipelining
         #: what a failed login (or every login, when `password` is "") is answered with
         self.login_refusal = login_refusal
+        self.tls = tls
+        #: APOP: the greeting carries a timestamp and APOP logins are accepted
+        self.offer_apop = apop
         self._seq = itertools.count(1)
         self.drop = _Maildrop()
         for m in messages:
@@ -85,6 +91,8 @@ class FakePop3:
 
             def get_request(self) -> tuple[socket.socket, object]:
                 sock, addr = super().get_request()
+                if not outer.tls:
+                    return sock, addr
                 return outer._ctx.wrap_socket(sock, server_side=True), addr
 
         self._server = Server(("127.0.0.1", 0), Handler)
@@ -149,7 +157,8 @@ class FakePop3:
             out.write(b"+OK\r\n" + body + b".\r\n")
             out.flush()
 
-        send(b"+OK fake POP3 ready")
+        stamp = f"<{next(self._seq)}.{threading.get_ident()}@fake.test>"
+        send(b"+OK fake POP3 ready " + (stamp.encode() if self.offer_apop else b""))
         user: str | None = None
         authed = False
         deleted: set[int] = set()
@@ -179,6 +188,13 @@ class FakePop3:
                 elif cmd == "PASS" and self.password and (user, arg) == (self.user, self.password):
                     authed = True
                     send(b"+OK logged in")
+                elif cmd == "APOP" and self.offer_apop and self.password:
+                    name, _, digest = arg.partition(" ")
+                    good = hashlib.md5(
+                        (stamp + self.password).encode(), usedforsecurity=False
+                    ).hexdigest()
+                    authed = (name, digest) == (self.user, good)
+                    send(b"+OK logged in" if authed else self.login_refusal)
                 else:
                     send(self.login_refusal)
             else:

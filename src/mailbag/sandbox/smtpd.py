@@ -183,8 +183,11 @@ class SmtpServer:
         return domain.lower() == self.domain and local.split("+")[0] in self.users
 
     def deliver(self, mail_from: str, recipients: list[str], data: bytes) -> None:
+        # one LMTP transaction per recipient: LMTP answers DATA once per recipient,
+        # which smtplib's sendmail does not read (it then fails after delivering)
         with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
-            lmtp.sendmail(mail_from or "<>", recipients, data)
+            for rcpt in recipients:
+                lmtp.sendmail(mail_from or "<>", [rcpt], data)
 
     def check_token(self, user: str, token: str) -> str | None:
         """The local part of `user` if the token is active and was issued to `user`."""

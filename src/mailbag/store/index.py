@@ -548,6 +548,18 @@ class Store:
             )
         return [self._folder_from_row(r) for r in rows]
 
+    def folder_counts(self, account: str | None = None) -> list[tuple[Folder, int, int]]:
+        """(folder, messages, unread) for every folder, counted in one query."""
+        counts = {
+            row[0]: (row[1], row[2])
+            for row in self.conn.execute(
+                "SELECT folder_id, COUNT(*), "
+                "SUM((' ' || flags || ' ') NOT LIKE '% \\Seen %') "
+                "FROM messages WHERE gone = 0 GROUP BY folder_id"
+            )
+        }
+        return [(f, *counts.get(f.id, (0, 0))) for f in self.folders(account)]
+
     def folder_by_role(self, account: str, role: str) -> Folder | None:
         row = self.conn.execute(
             self._FOLDER_SELECT + " WHERE a.name = ? AND f.role = ? ORDER BY f.id LIMIT 1",
@@ -797,6 +809,14 @@ class Store:
             sql += " LIMIT ?"
             args.append(limit)
         return [_message(r) for r in self.conn.execute(sql, args)]
+
+    def messages_from_uid(self, account: str, folder: str, uid: int) -> list[Message]:
+        """Messages of `account`/`folder` whose server UID is `uid` or higher, by UID."""
+        sql = (
+            f"SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM} "  # noqa: S608
+            "WHERE m.uid >= ? AND m.gone = 0 AND a.name = ? AND f.name = ? ORDER BY m.uid"
+        )
+        return [_message(r) for r in self.conn.execute(sql, (uid, account, folder))]
 
     def folder_messages(self, folder: Folder) -> Iterator[Message]:
         """Every row of a folder, including tombstones (for the sync)."""

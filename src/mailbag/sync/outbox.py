@@ -24,6 +24,8 @@ Nothing here prints; progress goes to the `on_event` callback.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +42,7 @@ from mailbag.errors import (
     ProtocolError,
     UsageError,
 )
+from mailbag.message.compose import Composed
 from mailbag.store.outbox import CopyState, Outbox, OutboxRecord, OutboxState
 
 __all__ = [
@@ -282,6 +285,219 @@ def drop(outbox: Outbox, record_id: str) -> OutboxRecord:
         return record
 
 
+# --- what a refusal means ------------------------------------------------------------------
+
+# Enhanced status codes (RFC 3463) and texts that submission servers commonly
+# answer with, and what the user can do. Provider-specific login refusals are
+# translated by `mailbag.diagnose.causes.translate_reply`; this table is about
+# sending. Kept in one function so it can move into the diagnose table.
+_SEND_REPLIES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"\b5\.7\.60\b|SendAsDenied|not allowed to send as|Sender address rejected", re.I
+        ),
+        "the server does not let this account send with that From address; send from the "
+        "account's own address or ask the provider to allow the alias",
+    ),
+    (
+        re.compile(
+            r"\b5\.1\.1\b|user unknown|no such user|mailbox unavailable|"
+            r"does not exist|recipient address rejected",
+            re.I,
+        ),
+        "the recipient address does not exist: check it for typos",
+    ),
+    (
+        re.compile(
+            r"relay access denied|relaying denied|\b5\.7\.1\b.*relay|"
+            r"not permitted to relay",
+            re.I,
+        ),
+        "the server refuses to pass mail on for this sender: log in (the account's SMTP "
+        "username/password) or send through your own provider's server",
+    ),
+    (
+        re.compile(r"\b5\.3\.4\b|\b552\b|message (?:size|too big)|exceeds.*size", re.I),
+        "the message is too big for the server: remove or shrink attachments",
+    ),
+    (
+        re.compile(r"\b5\.7\.26\b|\bDMARC\b|\bSPF\b|\bDKIM\b", re.I),
+        "the receiving side could not authenticate the sender domain (SPF/DKIM/DMARC): "
+        "send from your provider's server with your own address",
+    ),
+    (
+        re.compile(
+            r"\b4\.7\.0\b.*(?:rate|limit)|too many (?:messages|recipients|connections)|"
+            r"rate limit|try again later|\b421\b|\b4\.2\.1\b|greylist",
+            re.I,
+        ),
+        "the server asks to try later (rate limit or greylisting); mailbag retries by itself",
+    ),
+    (
+        re.compile(
+            r"\bspam\b|\b5\.7\.(?:0|1)\b.*(?:policy|content|block)|"
+            r"\b5\.7\.(?:5\d\d|7\d\d)\b",
+            re.I,
+        ),
+        "the server judged the message or the account as abusive; change the content or "
+        "ask the provider why (quote the reply above)",
+    ),
+    (
+        re.compile(r"\b5\.7\.0\b.*STARTTLS|must issue a STARTTLS|encryption required", re.I),
+        "the server wants TLS: set the account's SMTP security to starttls or ssl",
+    ),
+    (
+        re.compile(r"\b530\b|\b5\.7\.0\b.*auth|authentication required", re.I),
+        "the server wants a login before sending: check the account's SMTP username and "
+        "password (mailbag account set-password NAME --smtp)",
+    ),
+)
+
+
+def explain_reply(reply: str) -> str | None:
+    """What a sending refusal means for the user, when it is a known one."""
+    for pattern, hint in _SEND_REPLIES:
+        if pattern.search(reply):
+            return hint
+    return None
+
+
+# --- putting messages into the outbox ---------------------------------------------------
+
+
+def enqueue(
+    outbox: Outbox, account: Account, composed: Composed, *, answers: int | None = None
+) -> OutboxRecord:
+    """Write a composed message to the outbox (durably), queued for sending."""
+    record = OutboxRecord(
+        id="",
+        account=account.name,
+        state=OutboxState.QUEUED,
+        message_id=composed.message_id,
+        envelope_from=composed.envelope_from,
+        recipients=list(composed.recipients),
+        subject=composed.subject,
+        bcc=list(composed.bcc),
+        smtputf8=composed.smtputf8,
+        eight_bit=composed.eight_bit,
+        answers=answers,
+    )
+    record.note("queued")
+    return outbox.add(record, composed.data)
+
+
+def enqueue_draft(outbox: Outbox, account: Account, composed: Composed) -> OutboxRecord:
+    """A draft waits in the outbox until it is saved to the Drafts folder."""
+    record = OutboxRecord(
+        id="",
+        account=account.name,
+        state=OutboxState.DRAFT,
+        message_id=composed.message_id,
+        envelope_from=composed.envelope_from,
+        recipients=[],
+        subject=composed.subject,
+    )
+    record.note("draft")
+    return outbox.add(record, composed.data)
+
+
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+
+
+def prepare_raw(data: bytes, account: Account) -> tuple[bytes, OutboxRecord]:
+    """An RFC 5322 file to send as it is: recipients from To/Cc/Bcc (parsed
+    strictly), Bcc lines removed, Message-ID and Date added when missing,
+    line ends made CRLF. Nothing else is changed."""
+    from mailbag.message.addresses import AddressError, parse_address_list
+    from mailbag.message.compose import normalize_crlf
+    from mailbag.message.parse import parse_headers
+
+    data = normalize_crlf(data)
+    headers, body_start = parse_headers(data)
+    if not headers.fields:
+        raise UsageError("the file has no header lines; is it an RFC 5322 message?")
+    for name in ("to", "cc", "bcc", "from"):
+        if name in headers.truncated:
+            raise UsageError(f"the {name.capitalize()} header of the file is too large")
+    recipients = []
+    bcc = []
+    for name in ("To", "Cc", "Bcc"):
+        for value in headers.get_all(name):
+            try:
+                found = parse_address_list(value, what=f"the {name} header")
+            except AddressError as exc:
+                raise UsageError(exc.message, hint="fix the header in the file") from exc
+            recipients.extend(found)
+            if name == "Bcc":
+                bcc.extend(found)
+    if not recipients:
+        raise UsageError("the file has no recipients (To, Cc or Bcc)")
+    # envelope sender: the From address when it is one of the account's, else the account's
+    sender = account.email
+    from_values = headers.get_all("From")
+    if from_values:
+        try:
+            found = parse_address_list(from_values[0], what="the From header")
+        except AddressError as exc:
+            raise UsageError(exc.message, hint="fix the header in the file") from exc
+        own = {a.lower() for a in account.all_addresses}
+        if len(found) == 1 and found[0].addr_spec.lower() in own:
+            sender = found[0].addr_spec
+    head, body = data[:body_start], data[body_start:]
+    head = _strip_header(head, b"bcc")
+    extra = b""
+    message_id = headers.get("Message-ID") or ""
+    if not message_id.strip():
+        from mailbag.message.compose import new_message_id
+
+        message_id = new_message_id(sender.rpartition("@")[2])
+        extra += b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
+    if not headers.get("Date"):
+        from email.utils import format_datetime
+
+        extra += b"Date: " + format_datetime(dt.datetime.now(dt.UTC).astimezone()).encode()
+        extra += b"\r\n"
+    out = extra + head + body
+    from mailbag.message.addresses import dedupe
+
+    unique = dedupe(recipients)
+    record = OutboxRecord(
+        id="",
+        account=account.name,
+        state=OutboxState.QUEUED,
+        message_id=message_id.strip(),
+        envelope_from=sender,
+        recipients=[a.addr_spec for a in unique],
+        subject=headers.decoded("Subject"),
+        bcc=[a.addr_spec for a in dedupe(bcc)],
+        smtputf8=any(a.needs_smtputf8 for a in unique) or any(b > 127 for b in head),
+        eight_bit=any(b > 127 for b in body),
+    )
+    return out, record
+
+
+def _strip_header(head: bytes, name: bytes) -> bytes:
+    """Remove every `name:` field (with its continuation lines) from a header block."""
+    out: list[bytes] = []
+    skipping = False
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and line.strip():
+            if not skipping:
+                out.append(line)
+            continue
+        m = _HEADER_LINE.match(line)
+        skipping = bool(m and m.group(1).lower() == name)
+        if not skipping:
+            out.append(line)
+    return b"".join(out)
+
+
+def enqueue_raw(outbox: Outbox, account: Account, data: bytes) -> OutboxRecord:
+    out, record = prepare_raw(data, account)
+    record.note("queued", "raw file")
+    return outbox.add(record, out)
+
+
 # --- the I/O: sending and copying --------------------------------------------------------
 
 #: events reported to `on_event` (tests kill the process at each one)
@@ -332,6 +548,7 @@ class DataOutcome:
 
 SmtpOpener = Callable[[Account], SmtpSession]
 SentCopier = Callable[[Account, OutboxRecord, bytes], None]
+SentHook = Callable[[Account, OutboxRecord], None]
 
 
 @dataclass
@@ -569,7 +786,9 @@ def flush(
     open_smtp: SmtpOpener,
     copier: SentCopier,
     draft_saver: SentCopier | None = None,
+    on_sent: SentHook | None = None,
     ids: Sequence[str] | None = None,
+    only_accounts: Sequence[str] | None = None,
     respect_backoff: bool = True,
     wait: float = 0.0,
     on_event: EventCallback | None = None,
@@ -586,9 +805,11 @@ def flush(
         result.recovered = [r.id for r in outbox.recover()]
         records = outbox.records()
         wanted = due(records, now(), respect_backoff=respect_backoff)
+        by_id = {r.id: r for r in records}
         if ids is not None:
             wanted = [i for i in wanted if i in set(ids)]
-        by_id = {r.id: r for r in records}
+        if only_accounts is not None:
+            wanted = [i for i in wanted if by_id[i].account in set(only_accounts)]
         for rid in wanted:
             record = by_id[rid]
             account = accounts.get(record.account)
@@ -604,7 +825,9 @@ def flush(
                 result.reports.append(report)
                 continue
             result.reports.append(
-                _flush_one(outbox, record, account, open_smtp, copier, draft_saver, emit, now)
+                _flush_one(
+                    outbox, record, account, open_smtp, copier, draft_saver, on_sent, emit, now
+                )
             )
     return result
 
@@ -616,6 +839,7 @@ def _flush_one(
     open_smtp: SmtpOpener,
     copier: SentCopier,
     draft_saver: SentCopier | None,
+    on_sent: SentHook | None,
     emit: EventCallback,
     now: Callable[[], float],
 ) -> SendReport:
@@ -624,6 +848,11 @@ def _flush_one(
     attempt: Attempt | None = None
     if record.state is OutboxState.QUEUED:
         attempt = send_record(outbox, record, account, open_smtp=open_smtp, emit=emit, now=now)
+        if on_sent is not None and attempt.data_end is not None and attempt.data_end.ok:
+            try:
+                on_sent(account, record)
+            except MailbagError as exc:
+                record.note("after-send", exc.message)
     report = _report(record, attempt)
     if record.delivered and record.copy in (CopyState.PENDING, CopyState.APPENDING):
         try:

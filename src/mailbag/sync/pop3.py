@@ -621,6 +621,10 @@ def open_pop3(account: Account, password: str, transcript: Transcript) -> PopWir
             client.stls()
         if server.auth is AuthMethod.OAUTH2:
             client.authenticate("XOAUTH2", sasl.xoauth2(server.username, password))
+        elif server.security is Security.NONE and client.apop_timestamp is not None:
+            # without TLS (only with --insecure), APOP at least keeps the password itself
+            # off the wire; with TLS, SASL PLAIN or USER/PASS is the safer choice
+            client.apop(server.username, password)
         else:
             client.login(server.username, password)
     except BaseException:

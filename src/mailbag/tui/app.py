@@ -8,6 +8,7 @@ next sync.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -66,12 +67,19 @@ class MailbagApp(App[None]):
     ]
 
     def __init__(
-        self, paths: Paths, *, sync_on_start: bool = True, poll_seconds: float = 120.0
+        self,
+        paths: Paths,
+        *,
+        sync_on_start: bool = True,
+        poll_seconds: float = 120.0,
+        push: bool = True,
     ) -> None:
         super().__init__()
         self.view = MailView(paths)
         self.sync_on_start = sync_on_start
         self.poll_seconds = poll_seconds
+        self.push = push
+        self._stop_push = threading.Event()
         self.current: tuple[str, str] | None = None  # (account, folder)
         self.rows: list[MessageRow] = []
         self.searching: str | None = None
@@ -104,10 +112,27 @@ class MailbagApp(App[None]):
             self.status("no account yet: press A to add one, ? for help")
         elif self.sync_on_start:
             self.action_sync()
+        if self.push:
+            # new mail shows up without a keypress: IMAP IDLE per account ...
+            for name in self.view.start_push(self._pushed, self._stop_push, self._push_error):
+                self.log(f"push mail on for {name}")
         if self.poll_seconds > 0:
-            # new mail shows up without a keypress: a background sync every poll_seconds
+            # ... and a background sync every poll_seconds (POP3, other folders)
             self.set_interval(self.poll_seconds, self._poll)
         table.focus()
+
+    def _pushed(self, account: str, count: int) -> None:
+        self.call_from_thread(self._new_mail, account, count)
+
+    def _push_error(self, account: str, message: str) -> None:
+        self.call_from_thread(self.status, f"{account}: {message} (retrying)")
+
+    def _new_mail(self, account: str, count: int) -> None:
+        self.status(f"{account}: {count} new")
+        self._synced([])
+
+    def on_unmount(self) -> None:
+        self._stop_push.set()
 
     def _poll(self) -> None:
         if self.view.accounts():
@@ -328,7 +353,8 @@ class MailbagApp(App[None]):
         self.call_from_thread(self._synced, lines)
 
     def _synced(self, lines: list[str]) -> None:
-        self.status("; ".join(lines) or "no accounts")
+        if lines:
+            self.status("; ".join(lines))
         self.refresh_folders(select_first=self.current is None)
         if self.current is not None and self.searching is None:
             cursor = self.query_one("#messages", DataTable).cursor_row

@@ -8,6 +8,7 @@ widget code here and no SQL, so both sides can be tested on their own.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -118,12 +119,11 @@ class MailView:
         """Every local folder: per account, roles first (inbox, drafts, ...), then by name."""
         if not self.paths.index_file.exists():
             return []
-        rows = []
         with self._store() as store:
-            for f in store.folders():
-                msgs = store.messages(account=f.account, folder=f.name)
-                unread = sum(1 for m in msgs if not m.seen)
-                rows.append(FolderRow(f.account, f.name, f.role, len(msgs), unread))
+            rows = [
+                FolderRow(f.account, f.name, f.role, total, unread)
+                for f, total, unread in store.folder_counts()
+            ]
 
         def order(r: FolderRow) -> tuple[str, int, str]:
             rank = ROLE_ORDER.index(r.role) if r.role in ROLE_ORDER else len(ROLE_ORDER)
@@ -213,7 +213,7 @@ class MailView:
         from mailbag.config.model import Protocol
         from mailbag.config.secrets import get_secret
         from mailbag.errors import MailbagError
-        from mailbag.sync.imap import sync_account
+        from mailbag.sync.imap import SyncOptions, sync_account
 
         lines = []
         for account in self.accounts():
@@ -226,7 +226,12 @@ class MailView:
                     summary = pop.folder_summary()
                     lines.append(f"{account.name}: {summary['new']} new")
                     continue
-                report = sync_account(account, get_secret(account, "incoming"), self.paths)
+                report = sync_account(
+                    account,
+                    get_secret(account, "incoming"),
+                    self.paths,
+                    options=SyncOptions(lock_wait=60.0),
+                )
             except MailbagError as exc:
                 lines.append(f"{account.name}: {exc.message}")
                 continue
@@ -236,6 +241,36 @@ class MailView:
                 new = sum(f.new for f in report.folders)
                 lines.append(f"{account.name}: {new} new")
         return lines
+
+    def start_push(
+        self,
+        on_new: Callable[[str, int], None],
+        stop: threading.Event,
+        on_error: Callable[[str, str], None] = lambda name, message: None,
+    ) -> list[str]:
+        """Watch every IMAP account's INBOX (IDLE) in daemon threads; returns their names."""
+        from mailbag.config.model import Protocol
+        from mailbag.sync.watch import watch_account
+
+        names = []
+        for account in self.accounts():
+            if account.protocol is not Protocol.IMAP:
+                continue
+            name = account.name
+            threading.Thread(
+                target=watch_account,
+                name=f"push-{name}",
+                kwargs={
+                    "account": account,
+                    "paths": self.paths,
+                    "on_new": lambda new, name=name: on_new(name, len(new)),
+                    "on_error": lambda exc, name=name: on_error(name, exc.message),
+                    "stop": stop,
+                },
+                daemon=True,
+            ).start()
+            names.append(name)
+        return names
 
     def test_account(
         self, account: Account, secrets: dict[str, str], on_step: Callable[[StepResult], None]

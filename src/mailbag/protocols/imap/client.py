@@ -674,17 +674,36 @@ class ImapClient:
                     return
                 inflight.append(self.submit(*_uid_fetch_args(chunk, items, None, False)))
 
-        refill()
-        while inflight:
-            p = inflight[0]
-            for u in self._pump(p, body_sink):
-                if u.name == "FETCH":
-                    yield parse_fetch(u)
-                else:
-                    p.untagged.append(u)
-            inflight.popleft()
-            self._check(p, "UID FETCH")
+        at_boundary = True  # between whole responses (so the rest can be read cleanly)
+        try:
             refill()
+            while inflight:
+                p = inflight[0]
+                at_boundary = False
+                for u in self._pump(p, body_sink):
+                    if u.name == "FETCH":
+                        at_boundary = True
+                        yield parse_fetch(u)
+                        at_boundary = False
+                    else:
+                        p.untagged.append(u)
+                inflight.popleft()
+                at_boundary = True
+                self._check(p, "UID FETCH")
+                refill()
+        finally:
+            # stopped early or a chunk was refused: read what is still coming, so the
+            # connection stays usable (bodies are discarded, not kept). After a failure
+            # in the middle of a response (a sink that raised) the caller must close.
+            if at_boundary:
+                for p in inflight:
+                    if self._stream is None:
+                        break
+                    self._drain(p)
+
+    def _drain(self, p: Pending) -> None:
+        for _ in self._pump(p, _discard):
+            pass
 
     def uid_search(self, criteria: str = "ALL", *, esearch: bool | None = None) -> SearchResult:
         """UID SEARCH with raw `criteria` (the caller quotes strings, e.g. with
@@ -749,6 +768,49 @@ class ImapClient:
     ) -> AppendResult | None:
         """APPEND a message (bytes, or a binary file streamed in chunks). Returns the new
         UID when the server offers UIDPLUS (APPENDUID), else None."""
+        p = self.submit(*self._append_args(mailbox, data, flags, internal_date))
+        return self._finish_append(p)
+
+    def append_many(
+        self,
+        mailbox: str,
+        messages: Iterable[tuple[bytes | IO[bytes], Iterable[str], dt.datetime | None]],
+        *,
+        window: int = 8,
+    ) -> Iterator[AppendResult | None]:
+        """Pipelined APPENDs of (data, flags, internal date), results in order. With
+        LITERAL+ the uploads follow each other without waiting for answers; without it
+        each literal still waits for the server's go-ahead. A refusal raises after the
+        APPENDs already sent have been answered (their results are not lost: those
+        before it were yielded)."""
+        inflight: deque[Pending] = deque()
+        todo = iter(messages)
+        while True:
+            while len(inflight) < max(1, window):
+                item = next(todo, None)
+                if item is None:
+                    break
+                data, flags, when = item
+                inflight.append(self.submit(*self._append_args(mailbox, data, flags, when)))
+            if not inflight:
+                return
+            p = inflight.popleft()
+            try:
+                result = self._finish_append(p)
+            except ProtocolError:
+                for rest in inflight:
+                    if self._stream is not None:
+                        self._pump_all(rest)
+                raise
+            yield result
+
+    def _append_args(
+        self,
+        mailbox: str,
+        data: bytes | IO[bytes],
+        flags: Iterable[str],
+        internal_date: dt.datetime | None,
+    ) -> list[Piece]:
         args: list[Piece] = [b"APPEND", cmd.mailbox(mailbox, self.utf8)]
         flag_items = list(flags)
         if flag_items:
@@ -756,7 +818,10 @@ class ImapClient:
         if internal_date is not None:
             args.append(format_internaldate(internal_date).encode("ascii"))
         args.append(Literal.of(data))
-        p = self.simple(*args)
+        return args
+
+    def _finish_append(self, p: Pending) -> AppendResult | None:
+        self.finish(p)
         assert p.status is not None
         got = parse_appenduid(p.status)
         if got is None:
@@ -897,6 +962,10 @@ class ImapClient:
                 exc.args = (exc.message,)
             self.close()
             raise
+        except ProtocolError:
+            # a refused literal or an endless line: the stream is out of step for good
+            self.close()
+            raise
         resp = parse_response(parts, literals)
         if isinstance(resp, Untagged):
             self._observe(resp)
@@ -1005,8 +1074,7 @@ class FetchStream:
             for _ in self:
                 pass
         elif self.pending.status is None:
-            for _ in self.client._pump(self.pending, None):
-                pass
+            self.client._drain(self.pending)
 
     def __enter__(self) -> FetchStream:
         return self
@@ -1016,6 +1084,10 @@ class FetchStream:
     ) -> None:
         if t is None:
             self.drain()
+
+
+def _discard(seq: int, item: str, size: int) -> None:
+    return None
 
 
 def _uid_fetch_args(

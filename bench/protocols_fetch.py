@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Measure mailbag's IMAP client: fetching every body of N messages over IMAPS
+"""Measure the IMAP and POP3 clients. IMAP: fetching every body of N messages over IMAPS
 (pipelined, streamed to a sink) against a rawfetch-style loop (one UID FETCH 1:*,
 lines and literals read off a buffered socket file, nothing parsed) and against
-one-command-per-message fetching; then the peak RSS of a process that streams one
-50 MB message to a file. Not a test: prints figures.
+one-command-per-message fetching. POP3: pipelined RETR (window 16) against one RETR at
+a time and against stdlib poplib. Then the peak RSS of a process that streams one
+50 MB message to a file over IMAPS. Not a test: prints figures.
 
-usage: python bench/imap_fetch.py [--messages 2000] [--big-mb 50]
+usage: python bench/protocols_fetch.py [--messages 2000] [--pad-kb 30] [--big-mb 50]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from mailbag.protocols.imap import ImapClient
+from mailbag.protocols.pop3 import Pop3Client
 from mailbag.protocols.transport import Endpoint, Security
 from mailbag.sandbox import Sandbox
 
@@ -114,6 +116,36 @@ def rawfetch_style(host: str, port: int, ca: Path, user: str, pw: str) -> tuple[
     return dt, total
 
 
+def pop3_pipelined(ep: Endpoint, user: str, pw: str, window: int) -> tuple[float, int]:
+    p = Pop3Client.open(ep, user, pw)
+    t = time.perf_counter()
+    nums = sorted(p.list_all())
+    sink = CountingSink()
+    for r in p.retr_many(nums, lambda n: cast(IO[bytes], sink), window=window):
+        assert r.error is None
+    dt = time.perf_counter() - t
+    p.quit()
+    return dt, sink.n
+
+
+def poplib_naive(host: str, port: int, ca: Path, user: str, pw: str) -> tuple[float, int]:
+    import poplib
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    p = poplib.POP3_SSL(host, port, context=ctx)
+    p.user(user)
+    p.pass_(pw)
+    t = time.perf_counter()
+    count, _ = p.stat()
+    total = 0
+    for n in range(1, count + 1):
+        _, lines, _ = p.retr(n)
+        total += sum(len(x) + 2 for x in lines)
+    dt = time.perf_counter() - t
+    p.quit()
+    return dt, total
+
+
 STREAM_CHILD = r"""
 import sys, time
 from pathlib import Path
@@ -140,16 +172,38 @@ print(hwm.split()[1])
 """
 
 
+def pad(sb: Sandbox, count: int, kb: int) -> None:
+    """Replace INBOX with `count` messages of about `kb` KB (text lines after the sample)."""
+    from mailbag.sandbox.sample import generate
+
+    ep = Endpoint("localhost", sb.ports.imaps, Security.SSL, sb.ca_file, timeout=60)
+    c = ImapClient.open(ep, sb.address(USER), sb.password(USER))
+    c.select("INBOX")
+    c.uid_store("1:*", "+FLAGS", ["\\Deleted"])
+    c.expunge()
+    filler = (b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod t\r\n") * (
+        kb * 1024 // 76
+    )
+    for data in generate(count, to=sb.address(USER), seed=8):
+        c.append("INBOX", data + b"\r\n" + filler)
+    c.logout()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--big-mb", type=int, default=50)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--pad-kb", type=int, default=0, help="use messages of about this size instead (KB)"
+    )
     args = ap.parse_args()
-    with Sandbox(services={"imap", "lmtp"}) as sb:
+    with Sandbox(services={"imap", "pop3", "lmtp"}) as sb:
         user, pw = sb.address(USER), sb.password(USER)
         t = time.perf_counter()
         sb.fill(USER, args.messages, seed=7)
+        if args.pad_kb:
+            pad(sb, args.messages, args.pad_kb)
         print(f"filled {args.messages} messages in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         ep = Endpoint("localhost", sb.ports.imaps, Security.SSL, sb.ca_file, timeout=60)
         rows: dict[str, list[float]] = {}
@@ -176,6 +230,24 @@ def main() -> None:
             f"best of {args.runs}:"
         )
         for name, times in rows.items():
+            best = min(times)
+            print(f"  {name:45s} {best:6.2f} s  {size / 1e6 / best:7.1f} MB/s")
+
+        pop_ep = Endpoint("localhost", sb.ports.pop3s, Security.SSL, sb.ca_file, timeout=60)
+        pop_rows: dict[str, list[float]] = {}
+        for _ in range(args.runs):
+            for name, fn in (
+                ("mailbag POP3, RETR window 16", lambda: pop3_pipelined(pop_ep, user, pw, 16)),
+                ("mailbag POP3, one RETR at a time", lambda: pop3_pipelined(pop_ep, user, pw, 1)),
+                (
+                    "stdlib poplib, RETR into memory",
+                    lambda: poplib_naive("localhost", sb.ports.pop3s, sb.ca_file, user, pw),
+                ),
+            ):
+                dt, _ = fn()
+                pop_rows.setdefault(name, []).append(dt)
+        print("POP3S, same messages:")
+        for name, times in pop_rows.items():
             best = min(times)
             print(f"  {name:45s} {best:6.2f} s  {size / 1e6 / best:7.1f} MB/s")
 

@@ -1,0 +1,124 @@
+"""Interactive client: launch-to-painted-list time and key-to-screen latency.
+
+    python bench/tui_bench.py --messages 200000
+
+Builds a local store of N small messages (cached in bench/out/tui-N, reused on
+later runs), then runs the app headless (Textual's test driver) and measures:
+- launch: from creating the app until the message list shows its first rows;
+- scroll: per `down` keypress, the time until the screen has processed it
+  (median and 95th percentile over 300 presses, including page loads). Pilot's
+  press itself waits for the app to go idle, which costs tens of milliseconds
+  even in an empty app; that baseline is measured in the same run and printed,
+  and mailbag's own share is the difference.
+Goals from the issue: launch under 1 s on 200,000 messages, scroll under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from textual.app import App
+
+from mailbag.paths import Paths
+from mailbag.store.index import Store
+from mailbag.tui.app import MailbagApp
+
+
+def _date(ts: float) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(ts))
+
+
+def build_store(root: Path, count: int) -> Paths:
+    paths = Paths(config_dir=root, data_dir=root / "data", state_dir=root / "state")
+    marker = root / f"built-{count}"
+    if marker.exists():
+        return paths
+    t0 = time.perf_counter()
+    with Store.open(paths) as store:
+        inbox = store.folder("bench", "INBOX", role="inbox")
+        for n in range(count):
+            data = (
+                f"From: Sender {n % 97} <s{n % 97}@example.org>\r\nTo: me@example.org\r\n"
+                f"Subject: message number {n}\r\nDate: {_date(1.6e9 + n * 60)}\r\n"
+                f"Message-ID: <{n}@bench>\r\n\r\nbody {n}\r\n"
+            ).encode()
+            store.add_bytes(inbox, data, flags={"\\Seen"} if n % 3 else (), commit=False)
+            if n % 5000 == 4999:
+                store.commit(fsync=False)
+                print(f"  stored {n + 1}/{count}", file=sys.stderr, end="\r")
+        store.commit(fsync=False)
+    marker.touch()
+    print(f"  store of {count} built in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return paths
+
+
+class _EmptyApp(App[None]):
+    """The test driver's own cost per keypress: an app that does nothing."""
+
+
+async def baseline(presses: int) -> list[float]:
+    app = _EmptyApp()
+    latencies = []
+    async with app.run_test(size=(140, 45)) as pilot:
+        for _ in range(presses):
+            t = time.perf_counter()
+            await pilot.press("down")
+            latencies.append(time.perf_counter() - t)
+    return latencies
+
+
+async def measure(paths: Paths, presses: int) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    app = MailbagApp(paths, sync_on_start=False, poll_seconds=0)
+    async with app.run_test(size=(140, 45)) as pilot:
+        while not app.rows:
+            await pilot.pause(0.005)
+        await pilot.pause()
+        launch = time.perf_counter() - start
+        latencies = []
+        for _ in range(presses):
+            t = time.perf_counter()
+            await pilot.press("down")
+            latencies.append(time.perf_counter() - t)
+    return launch, latencies
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--presses", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    root = Path(__file__).parent / "out" / f"tui-{args.messages}"
+    root.mkdir(parents=True, exist_ok=True)
+    paths = build_store(root, args.messages)
+    launches, lat = [], []
+    for _ in range(args.runs):
+        launch, latencies = asyncio.run(measure(paths, args.presses))
+        launches.append(launch)
+        lat += latencies
+    lat.sort()
+    p95 = lat[int(len(lat) * 0.95)]
+    base = statistics.median(asyncio.run(baseline(args.presses)))
+    print(f"messages            {args.messages}")
+    print(
+        f"launch to list      median {statistics.median(launches) * 1000:.0f} ms "
+        f"(runs: {', '.join(f'{x * 1000:.0f}' for x in launches)}; goal < 1000 ms)"
+    )
+    print(
+        f"key to screen       median {statistics.median(lat) * 1000:.1f} ms, "
+        f"p95 {p95 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+    )
+    print(f"  test driver alone   median {base * 1000:.1f} ms per key (an empty app, same run)")
+    share = (statistics.median(lat) - base) * 1000
+    print(f"  mailbag's own share median {share:.1f} ms (goal < 50 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
