@@ -238,3 +238,52 @@ def test_smtp_send_with_oauth_arrives(signed_in: tuple[Sandbox, Account, Paths])
     with sb.control("bob") as control:
         bodies = control.fetch_bodies("INBOX")
     assert any(subject.encode() in body for body in bodies.values())
+
+
+def test_pop3_and_smtp_clients_log_in_with_tokens(
+    signed_in: tuple[Sandbox, Account, Paths],
+) -> None:
+    from dataclasses import replace
+
+    from mailbag.config.model import Protocol
+    from mailbag.protocols.pop3 import Pop3Client
+    from mailbag.protocols.smtp import SmtpClient
+
+    sb, account, paths = signed_in
+    assert sb.oauth2 is not None
+    pop_account = replace(
+        account,
+        protocol=Protocol.POP3,
+        incoming=replace(account.incoming, port=sb.ports.pop3s),
+    )
+    pop = Pop3Client(pop_account.incoming.endpoint(sb.ca_file))
+    pop.connect()
+    try:
+        auth.login_pop3(pop, pop_account, paths=paths)
+        assert pop.authenticated
+    finally:
+        pop.close()
+
+    # the SMTP server refuses the cached token: refreshed once, then the send goes through
+    refreshes = sb.oauth2.stats.token_requests.get("refresh_token", 0)
+    sb.oauth2.expire_access_tokens(account.email)
+    smtp = SmtpClient(account.smtp.endpoint(sb.ca_file))
+    smtp.connect()
+    smtp.ehlo()
+    try:
+        auth.login_smtp(smtp, account, paths=paths)
+        assert smtp.authenticated
+        assert sb.oauth2.stats.token_requests["refresh_token"] == refreshes + 1
+        subject = f"smtp client oauth2 {uuid.uuid4().hex}"
+        smtp.send(
+            account.email,
+            [sb.address("bob")],
+            (
+                f"From: {account.email}\r\nTo: {sb.address('bob')}\r\n"
+                f"Subject: {subject}\r\n\r\nhi\r\n"
+            ).encode(),
+        )
+    finally:
+        smtp.close()
+    with sb.control("bob") as control:
+        assert any(subject.encode() in b for b in control.fetch_bodies("INBOX").values())

@@ -339,3 +339,16 @@ def test_list_folders(home: Home) -> None:
     assert len(home.json("list", "--all", "--limit", "0")) == 40 + len(home.ids)  # type: ignore[arg-type]
     unread = home.json("list", "--unread", "--limit", "0")
     assert isinstance(unread, list) and all("\\Seen" not in m["flags"] for m in unread)
+
+
+def test_output_into_a_closed_pipe_is_quiet(home: Home) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "mailbag", "list", "--limit", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before mailbag writes (`| head` that ended)
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) in (0, 141)
+    assert "Traceback" not in err

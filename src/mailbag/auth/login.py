@@ -115,13 +115,13 @@ def login_imap(client: Any, account: Account, *, paths: Paths | None = None) -> 
 
 
 def login_pop3(client: Any, account: Account, *, paths: Paths | None = None) -> None:
-    """Log a connected POP3 client in (AUTH with SASL for OAuth2, else its password login)."""
+    """Log a connected `Pop3Client` in (AUTH with SASL for OAuth2, else its password login)."""
     server = account.incoming
     if server.auth is AuthMethod.OAUTH2:
         sasl_token_login(
             account,
             server,
-            client.sasl_mechanisms,
+            client.capabilities.get("SASL", []),
             lambda mech, responses: client.authenticate(mech, responses),
             paths=paths,
         )
@@ -132,7 +132,7 @@ def login_pop3(client: Any, account: Account, *, paths: Paths | None = None) -> 
 
 
 def login_smtp(client: Any, account: Account, *, paths: Paths | None = None) -> None:
-    """Authenticate a connected SMTP client (after EHLO/STARTTLS) as the account says."""
+    """Authenticate a connected `SmtpClient` (after EHLO/STARTTLS) as the account says."""
     server = account.smtp
     if not account.smtp.requires_auth:
         return
@@ -140,7 +140,7 @@ def login_smtp(client: Any, account: Account, *, paths: Paths | None = None) -> 
         sasl_token_login(
             account,
             server,
-            client.sasl_mechanisms,
+            client.auth_mechanisms,
             lambda mech, responses: client.authenticate(mech, responses),
             paths=paths,
         )

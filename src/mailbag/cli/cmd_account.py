@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from mailbag.config import Account, SecretRef, Server
 
 #: modules under mailbag.cli that add `account` subcommands; one per line, sorted
-ACCOUNT_SUBCOMMANDS: tuple[str, ...] = ("cmd_account_test",)
+ACCOUNT_SUBCOMMANDS: tuple[str, ...] = (
+    "cmd_account_login",
+    "cmd_account_test",
+)
 
 STANDARD_PORTS = {
     ("imap", "ssl"): 993,
@@ -119,6 +122,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--yes", "-y", action="store_true", help="never ask: fail if something is missing"
     )
     add_discovery_arguments(add)
+    from mailbag.cli.cmd_account_login import add_oauth_arguments
+
+    add_oauth_arguments(add)
     add.set_defaults(run=run_add)
 
     lst = sub.add_parser("list", parents=[common], help="list the accounts")
@@ -486,7 +492,11 @@ def _run_test(
         return secrets[which]
 
     ctx.info("testing the account ...")
-    return test_account(account, secret=secret, send=not args.no_send, on_step=show)
+    # OAuth2: the account test's own getter hands out access tokens (mailbag.auth)
+    oauth2 = account.incoming.auth.value == "oauth2"
+    return test_account(
+        account, secret=None if oauth2 else secret, send=not args.no_send, on_step=show
+    )
 
 
 def run_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -494,7 +504,7 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
 
     from mailbag.config import SecretSource, load_config, save_account
     from mailbag.config.secrets import store_secret
-    from mailbag.errors import ConfigError, UsageError
+    from mailbag.errors import ConfigError
 
     config = load_config(ctx.paths)
     name = args.name or args.email.strip()
@@ -507,14 +517,15 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
     account = _account_from(args, plan)
     if not ctx.json:
         _show_plan(ctx, account, plan)
-    if account.incoming.auth.value == "oauth2":
-        # the one place where `account add` would run the OAuth2 sign-in (issue 8)
-        raise UsageError(
-            f"{account.email}: OAuth2 sign-in is not available in `account add` yet"
-            + ("" if args.auth else f" ({account.incoming.host} accepts only OAuth2)"),
-            hint="if the provider offers app passwords, create one and add --auth password",
-        )
-    secrets = _obtain_secrets(args, ctx, account)
+    oauth2 = account.incoming.auth.value == "oauth2"
+    if oauth2:
+        # sign in now (browser or --device); the refresh token goes to the keyring
+        from mailbag.cli.cmd_account_login import oauth_sign_in
+
+        if args.auth is None:
+            ctx.info(f"{account.incoming.host} accepts only OAuth2: signing in ...")
+        account = oauth_sign_in(args, ctx, account)
+    secrets = {} if oauth2 else _obtain_secrets(args, ctx, account)
 
     report = None
     if not args.no_test:
@@ -533,6 +544,10 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
             if ref.source is SecretSource.KEYRING and which in secrets:
                 store_secret(ref, secrets[which])
         save_account(ctx.paths, account, make_default=args.default or not config.accounts)
+    elif oauth2:
+        from mailbag.config.secrets import delete_secret
+
+        delete_secret(account.incoming.secret)  # not kept: forget the sign-in too
     if ctx.json:
         ctx.emit_json(
             {

@@ -189,7 +189,9 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
                 if account.protocol is Protocol.POP3:
                     results.append(_sync_pop3(account, ctx, args.force, transcript, args.wait))
                     continue
-                secret = get_secret(account, "incoming")
+                # OAuth2 accounts log in with access tokens (mailbag.auth), not this secret
+                oauth2 = account.incoming.auth.value == "oauth2"
+                secret = "" if oauth2 else get_secret(account, "incoming")
                 show_bar = not ctx.quiet and ctx.stderr.isatty()
                 bar = ProgressBar(ctx.stderr, account.name) if show_bar else None
                 try:

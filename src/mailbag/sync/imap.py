@@ -33,7 +33,6 @@ from typing import IO
 from mailbag.config.model import Account, AuthMethod
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
 from mailbag.paths import Paths
-from mailbag.protocols import sasl
 from mailbag.protocols.imap.client import ImapClient, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
@@ -180,15 +179,10 @@ class _Connections:
             if endpoint.security.value == "starttls":
                 client.starttls()
             if server.auth is AuthMethod.OAUTH2:
-                offered = {c[5:] for c in client.capabilities if c.startswith("AUTH=")}
-                mech = sasl.choose(offered, sasl.TOKEN_MECHANISMS) or sasl.Mechanism.XOAUTH2
-                if mech is sasl.Mechanism.OAUTHBEARER:
-                    payload = sasl.oauthbearer(
-                        server.username, self.secret, endpoint.host, endpoint.port
-                    )
-                else:
-                    payload = sasl.xoauth2(server.username, self.secret)
-                client.authenticate(mech.value, payload)
+                # the access token (refreshed as needed, one retry on refusal): mailbag.auth
+                from mailbag.auth import login_imap
+
+                login_imap(client, self.account)
             else:
                 client.login_sasl(server.username, self.secret)
             compress = self.options.compress

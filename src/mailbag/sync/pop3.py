@@ -560,9 +560,12 @@ def _sync_locked(
     if account.protocol is not AccountProtocol.POP3:
         raise SyncError(f"account {account.name!r} is not a POP3 account")
     if password is None:
+        from mailbag.config.model import AuthMethod
         from mailbag.config.secrets import get_secret
 
-        password = get_secret(account, "incoming")
+        # OAuth2 accounts log in with access tokens (mailbag.auth), not a stored secret
+        oauth2 = account.incoming.auth is AuthMethod.OAUTH2
+        password = "" if oauth2 else get_secret(account, "incoming")
     if transcript is None:
         from mailbag.protocols.trace import NO_TRACE
 
@@ -609,7 +612,6 @@ RETR_WINDOW = 32
 def open_pop3(account: Account, password: str, transcript: Transcript) -> PopWire:
     """Connect, secure (TLS or STLS, verified), log in; the client seen through `PopWire`."""
     from mailbag.config.model import AuthMethod
-    from mailbag.protocols import sasl
     from mailbag.protocols.pop3 import Pop3Client
     from mailbag.protocols.transport import Security
 
@@ -620,7 +622,9 @@ def open_pop3(account: Account, password: str, transcript: Transcript) -> PopWir
         if server.security is Security.STARTTLS:
             client.stls()
         if server.auth is AuthMethod.OAUTH2:
-            client.authenticate("XOAUTH2", sasl.xoauth2(server.username, password))
+            from mailbag.auth import login_pop3
+
+            login_pop3(client, account)
         elif server.security is Security.NONE and client.apop_timestamp is not None:
             # without TLS (only with --insecure), APOP at least keeps the password itself
             # off the wire; with TLS, SASL PLAIN or USER/PASS is the safer choice

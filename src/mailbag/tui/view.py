@@ -226,9 +226,10 @@ class MailView:
                     summary = pop.folder_summary()
                     lines.append(f"{account.name}: {summary['new']} new")
                     continue
+                oauth2 = account.incoming.auth.value == "oauth2"  # tokens: mailbag.auth
                 report = sync_account(
                     account,
-                    get_secret(account, "incoming"),
+                    "" if oauth2 else get_secret(account, "incoming"),
                     self.paths,
                     options=SyncOptions(lock_wait=60.0),
                 )

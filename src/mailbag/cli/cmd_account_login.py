@@ -1,0 +1,169 @@
+"""`mailbag account login NAME`: sign in (again) with OAuth2; also the sign-in step of
+`account add --auth oauth2`.
+
+Registered under the `account` command by `cmd_account.py`. The browser flow
+opens the system browser (or prints the URL when none can be opened); `--device`
+prints a code to enter on another device. The refresh token goes to the
+keyring; client IDs given here are saved in config.toml (for this account, or
+with `--oauth-shared` for every account of the provider).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from mailbag.cli.context import Context
+
+if TYPE_CHECKING:
+    from mailbag.auth import DeviceCode
+    from mailbag.config import Account
+
+
+def add_oauth_arguments(parser: argparse.ArgumentParser) -> None:
+    """The OAuth2 options `account add` and `account login` share."""
+    g = parser.add_argument_group("OAuth2 sign-in")
+    g.add_argument(
+        "--oauth-client-id",
+        metavar="ID",
+        help="the client ID of the application you registered with the provider "
+        "(see the README: 'Signing in with OAuth2')",
+    )
+    g.add_argument(
+        "--oauth-client-secret",
+        metavar="SECRET",
+        help="its client secret, if the provider issued one (Google does); kept in the keyring",
+    )
+    g.add_argument(
+        "--oauth-provider",
+        choices=["microsoft", "google", "generic"],
+        help="whose sign-in to use (default: guessed from the address and server)",
+    )
+    g.add_argument(
+        "--oauth-tenant",
+        metavar="TENANT",
+        help="Microsoft: common (default), consumers, organizations or your tenant ID",
+    )
+    g.add_argument(
+        "--oauth-shared",
+        action="store_true",
+        help="save the client ID for every account of this provider ([oauth2.PROVIDER])",
+    )
+    g.add_argument(
+        "--device",
+        action="store_true",
+        help="sign in on another device with a code (for machines without a browser)",
+    )
+    g.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a browser: print the sign-in URL to open yourself",
+    )
+
+
+def register(account_sub: Any, common: argparse.ArgumentParser) -> None:
+    p = account_sub.add_parser(
+        "login",
+        parents=[common],
+        help="OAuth2: sign in again (after a revoked or expired sign-in)",
+        description="Sign in to the account's provider with OAuth2 in the browser (or with "
+        "--device on a machine without one) and keep the new sign-in in the keyring.",
+    )
+    p.add_argument("name", metavar="NAME")
+    add_oauth_arguments(p)
+    p.set_defaults(run=run)
+
+
+def _show_url(ctx: Context, no_browser: bool) -> Any:
+    def show(url: str, opened: bool) -> None:
+        if opened:
+            ctx.info("a browser window opened for the sign-in; waiting for you to finish ...")
+            if ctx.verbose:
+                ctx.info(f"(if it did not, open: {url})")
+        else:
+            why = "" if no_browser else "could not open a browser; "
+            # the URL is what the user needs: printed even with --quiet
+            ctx.stderr.write(f"{why}open this address to sign in:\n\n  {url}\n\n")
+            ctx.stderr.write("waiting for you to finish ...\n")
+            ctx.stderr.flush()
+
+    return show
+
+
+def _show_code(ctx: Context) -> Any:
+    def show(code: DeviceCode) -> None:
+        ctx.stderr.write(
+            f"on any device, open {code.verification_uri} and enter the code {code.user_code}\n"
+            "waiting for you to finish ...\n"
+        )
+        ctx.stderr.flush()
+
+    return show
+
+
+def oauth_sign_in(args: argparse.Namespace, ctx: Context, account: Account) -> Account:
+    """Run the sign-in for `account` with the OAuth2 options in `args`; returns the
+    account with its (possibly new) OAuth2 settings. The refresh token is stored."""
+    import webbrowser
+    from dataclasses import replace
+
+    from mailbag.auth import account_settings, sign_in
+    from mailbag.config import SecretRef, SecretSource
+    from mailbag.config.schema import keyring_key
+    from mailbag.config.secrets import store_secret
+
+    settings = account_settings(account)
+    if args.oauth_provider and args.oauth_provider != settings.provider:
+        settings = replace(settings, provider=args.oauth_provider)
+    if args.oauth_tenant:
+        settings = replace(settings, tenant=args.oauth_tenant)
+    if args.oauth_client_id and not args.oauth_shared:
+        settings = replace(settings, client_id=args.oauth_client_id)
+    if args.oauth_client_secret:
+        key = keyring_key(account.name, "oauth2-client")
+        store_secret(SecretRef(SecretSource.KEYRING, key), args.oauth_client_secret)
+        settings = replace(settings, client_secret_keyring=key)
+    account = replace(account, oauth2=settings)
+
+    def open_browser(url: str) -> bool:
+        return False if args.no_browser else webbrowser.open(url)
+
+    sign_in(
+        account,
+        device=args.device,
+        paths=ctx.paths,
+        client_id=args.oauth_client_id,
+        client_secret=args.oauth_client_secret,
+        show_url=_show_url(ctx, args.no_browser),
+        show_code=_show_code(ctx),
+        open_browser=open_browser,
+    )
+    if args.oauth_client_id and args.oauth_shared:
+        from mailbag.config import OAuth2Settings, load_config, save_oauth2_provider
+
+        shared = load_config(ctx.paths).oauth2.get(settings.provider) or OAuth2Settings(
+            provider=settings.provider
+        )
+        save_oauth2_provider(ctx.paths, replace(shared, client_id=args.oauth_client_id))
+    return account
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from mailbag.config import AuthMethod, load_config, save_account
+    from mailbag.errors import UsageError
+
+    account = load_config(ctx.paths).account(args.name)
+    if AuthMethod.OAUTH2 not in (account.incoming.auth, account.smtp.auth):
+        raise UsageError(
+            f"account {account.name!r} signs in with a password, not OAuth2",
+            hint=f"change its password with: mailbag account set-password {account.name} "
+            '(or set auth = "oauth2" for its servers in config.toml, then run this again)',
+        )
+    updated = oauth_sign_in(args, ctx, account)
+    if updated.oauth2 != account.oauth2:
+        save_account(ctx.paths, updated)
+    if ctx.json:
+        ctx.emit_json({"account": account.name, "signed_in": True})
+    else:
+        ctx.info(f"signed in: account {account.name!r} is ready")
+    return 0
