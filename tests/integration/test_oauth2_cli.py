@@ -70,6 +70,25 @@ def test_add_sign_in_test_sync_revoke_login(
     synced = json.loads(out)["accounts"][0]
     assert synced["ok"] is True and sum(f["new"] for f in synced["folders"]) >= 1
 
+    # sending signs in to SMTP (and IMAP, for the Sent copy) with the access token
+    code, out, err = cli(
+        "send",
+        "--account",
+        "oa",
+        "--to",
+        sb.address("bob"),
+        "--subject",
+        "oauth send",
+        "--body",
+        "sent with a token",
+    )
+    assert code == 0, out + err
+    with sb.control("bob") as bob:
+        assert any(b"oauth send" in m for m in bob.fetch_bodies("INBOX").values())
+    with sb.control("alice") as alice:
+        sent = [m for m in alice.fetch_bodies("Sent").values() if b"oauth send" in m]
+    assert len(sent) == 1
+
     # the provider revokes the sign-in: a clear request to sign in again
     sb.oauth2.revoke_user(email)
     tokens._memory.clear()

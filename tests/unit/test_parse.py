@@ -77,27 +77,27 @@ def test_deep_nesting_is_bounded_where_the_stdlib_fails() -> None:
     raw = deep_nesting(2000)
     with pytest.raises(RecursionError):  # why the bound exists
         email.message_from_bytes(raw, policy=email.policy.default).get_body()
-    start = time.monotonic()
+    start = time.process_time()
     msg = parse_message(raw)
-    assert time.monotonic() - start < 2
+    assert time.process_time() - start < 2
     assert any("nested deeper than 32" in n for n in msg.notices)
     assert max(p.depth for p in msg.walk()) == 32
 
 
 def test_forty_thousand_parts_are_cut_quickly() -> None:
-    start = time.monotonic()
+    start = time.process_time()
     msg = parse_message(many_parts(40_000))
-    assert time.monotonic() - start < 2
+    assert time.process_time() - start < 2
     assert msg.parts_seen == 500
     assert any("39,501 more" in n for n in msg.notices)
     assert len(msg.attachments()) == 498
 
 
 def test_twenty_thousand_recipients() -> None:
-    start = time.monotonic()
+    start = time.process_time()
     msg = parse_message(huge_to(20_000))
     to = msg.headers.addresses("To")
-    assert time.monotonic() - start < 1
+    assert time.process_time() - start < 1
     assert len(to) == 200
     assert to[0].addr == "person0@example.com"
     assert any("about 20,000 addresses" in n for n in msg.notices)
@@ -112,7 +112,7 @@ def test_limits_are_configurable() -> None:
 @pytest.mark.parametrize("name", sorted(corpus()))
 def test_every_corpus_message_parses_without_error(name: str) -> None:
     raw = corpus()[name]
-    start = time.monotonic()
+    start = time.process_time()
     msg = parse_message(raw)
     for part in msg.walk():
         if not part.children:
@@ -121,7 +121,7 @@ def test_every_corpus_message_parses_without_error(name: str) -> None:
     msg.headers.addresses("To")
     list(msg.headers.decoded_items())
     assert msg.date is None or msg.date.tzinfo is not None
-    assert time.monotonic() - start < 3
+    assert time.process_time() - start < 3
 
 
 @pytest.mark.parametrize(

@@ -122,21 +122,21 @@ def test_html_only_message_is_converted() -> None:
 
 def test_big_html_is_bounded() -> None:
     msg = parse_message(big_html())
-    start = time.monotonic()
+    start = time.process_time()
     body = render_body(msg)
     html_body(msg)
-    assert time.monotonic() - start < 5
+    assert time.process_time() - start < 5
     assert any("HTML cut" in n for n in body.notices)
 
 
 @pytest.mark.parametrize("name", sorted(corpus()))
 def test_every_corpus_message_renders(name: str) -> None:
     msg = parse_message(corpus()[name])
-    start = time.monotonic()
+    start = time.process_time()
     body = render_body(msg)
     html_body(msg)
     assert isinstance(body.text, str)
-    assert time.monotonic() - start < 5
+    assert time.process_time() - start < 5
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mailbag.config import Account, Config
-from mailbag.config.model import Protocol
+from mailbag.config.model import AuthMethod, Protocol
 from mailbag.config.secrets import Which, get_secret
 from mailbag.errors import MailbagError, NetworkError, ProtocolError
 from mailbag.paths import Paths
@@ -82,6 +82,17 @@ def open_smtp(account: Account, secret: SecretGetter, transcript: Transcript) ->
     from mailbag.protocols.smtp import SmtpClient
 
     smtp = account.smtp
+    if smtp.requires_auth and smtp.auth is AuthMethod.OAUTH2:
+        # the keyring holds the refresh token: the shared login gets an access token
+        from mailbag.auth.login import login_smtp
+
+        client = SmtpClient.open(smtp.endpoint(account.ca_file), None, None, transcript)
+        try:
+            login_smtp(client, account)
+        except BaseException:
+            client.close()
+            raise
+        return SubmissionSession(client)
     password = secret(account, "smtp") if smtp.requires_auth else None
     username = smtp.username if password is not None else None
     client = SmtpClient.open(smtp.endpoint(account.ca_file), username, password, transcript)
@@ -181,7 +192,21 @@ def _append_imap(
 
     server = account.incoming
     endpoint = server.endpoint(account.ca_file)
-    client = ImapClient.open(endpoint, server.username, secret(account, "incoming"), transcript)
+    if server.auth is AuthMethod.OAUTH2:
+        from mailbag.auth.login import login_imap
+        from mailbag.protocols.transport import Security
+
+        client = ImapClient(endpoint, transcript)
+        try:
+            client.connect()
+            if endpoint.security is Security.STARTTLS:
+                client.starttls()
+            login_imap(client, account)
+        except BaseException:
+            client.close()
+            raise
+    else:
+        client = ImapClient.open(endpoint, server.username, secret(account, "incoming"), transcript)
     try:
         folder = _find_folder(client, role)
         client.select(folder)
