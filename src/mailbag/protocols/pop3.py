@@ -29,7 +29,7 @@ from typing import IO
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
-from mailbag.protocols.stream import LineStream
+from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
 
@@ -98,7 +98,7 @@ class RetrResult:
     error: str | None = None
 
 
-class Pop3Client:
+class Pop3Client(StreamClient):
     """One POP3 connection.
 
     >>> p = Pop3Client(endpoint, transcript)
@@ -158,21 +158,6 @@ class Pop3Client:
                 **reply.fields(),
             )
         return reply
-
-    @property
-    def stream(self) -> LineStream:
-        if self._stream is None:
-            raise NetworkError(
-                f"not connected to {self._where()}",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
-                cause="closed",
-            )
-        return self._stream
-
-    @property
-    def is_tls(self) -> bool:
-        return self._stream is not None and self._stream.is_tls
 
     @property
     def apop_timestamp(self) -> str | None:
@@ -490,9 +475,6 @@ class Pop3Client:
                 **reply.fields(),
             )
         return reply
-
-    def _where(self) -> str:
-        return f"{self.endpoint.host}:{self.endpoint.port}"
 
 
 def _arg(value: str) -> str:

@@ -29,7 +29,7 @@ from typing import IO
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
-from mailbag.protocols.stream import LineStream
+from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
 
@@ -156,7 +156,7 @@ class SendResult:
         return bool(self.accepted) and bool(self.rejected)
 
 
-class SmtpClient:
+class SmtpClient(StreamClient):
     """One SMTP connection.
 
     >>> s = SmtpClient(endpoint, transcript)
@@ -227,21 +227,6 @@ class SmtpClient:
                 **reply.fields(),
             )
         return reply
-
-    @property
-    def stream(self) -> LineStream:
-        if self._stream is None:
-            raise NetworkError(
-                f"not connected to {self._where()}",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
-                cause="closed",
-            )
-        return self._stream
-
-    @property
-    def is_tls(self) -> bool:
-        return self._stream is not None and self._stream.is_tls
 
     def ehlo(self, name: str | None = None) -> SmtpReply:
         """EHLO (HELO if the server does not speak ESMTP); extensions are re-read."""
@@ -585,9 +570,6 @@ class SmtpClient:
         except OSError:
             return "[127.0.0.1]"
         return f"[IPv6:{addr}]" if ":" in addr else f"[{addr}]"
-
-    def _where(self) -> str:
-        return f"{self.endpoint.host}:{self.endpoint.port}"
 
 
 def _addr(address: str) -> str:

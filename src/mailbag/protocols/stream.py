@@ -246,3 +246,28 @@ def _tls_injection(endpoint: Endpoint, proto: str, extra: bytes) -> NetworkError
         cause="starttls-injection",
         proto=proto,
     )
+
+
+class StreamClient:
+    """What the IMAP, POP3 and SMTP clients share: an endpoint and the stream they own."""
+
+    endpoint: Endpoint
+    _stream: LineStream | None
+
+    def _where(self) -> str:
+        return f"{self.endpoint.host}:{self.endpoint.port}"
+
+    @property
+    def stream(self) -> LineStream:
+        if self._stream is None:
+            raise NetworkError(
+                f"not connected to {self._where()}",
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="closed",
+            )
+        return self._stream
+
+    @property
+    def is_tls(self) -> bool:
+        return self._stream is not None and self._stream.is_tls

@@ -57,7 +57,7 @@ from mailbag.protocols.imap.parser import (
     parse_status,
     parse_vanished,
 )
-from mailbag.protocols.stream import LineStream
+from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
 
@@ -126,7 +126,7 @@ class StoreResult:
     fetched: list[FetchResult] = field(default_factory=list)
 
 
-class ImapClient:
+class ImapClient(StreamClient):
     """One IMAP connection. Step by step:
 
     >>> c = ImapClient(endpoint, transcript)
@@ -237,21 +237,6 @@ class ImapClient:
                 cause="greeting",
             )
         return greeting
-
-    @property
-    def stream(self) -> LineStream:
-        if self._stream is None:
-            raise NetworkError(
-                f"not connected to {self._where()}",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
-                cause="closed",
-            )
-        return self._stream
-
-    @property
-    def is_tls(self) -> bool:
-        return self._stream is not None and self._stream.is_tls
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -1037,9 +1022,6 @@ class ImapClient:
                 raise ProtocolError("the message file ended early", cause="short-file")
             self.stream.send(chunk)
             remaining -= len(chunk)
-
-    def _where(self) -> str:
-        return f"{self.endpoint.host}:{self.endpoint.port}"
 
 
 class FetchStream:
