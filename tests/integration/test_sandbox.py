@@ -231,10 +231,10 @@ def test_restart_and_dropped_connections(fresh_sandbox: Sandbox) -> None:
 def test_a_port_taken_meanwhile_is_replaced_at_start() -> None:
     # another process grabs the IMAPS port between choosing it and Dovecot binding it
     sb = Sandbox(services={"imap", "lmtp"})
+    # bound, not listening: Dovecot's bind fails (a listening squatter would also
+    # answer the readiness probe, which only checks that the port accepts)
     squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     squatter.bind(("127.0.0.1", sb.ports.imaps))
-    squatter.listen()
     try:
         taken = sb.ports.imaps
         with sb:
