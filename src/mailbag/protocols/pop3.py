@@ -24,7 +24,6 @@ import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import IO
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
@@ -408,21 +407,8 @@ class Pop3Client(StreamClient):
             self.close()
         return reply.ok
 
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    def __enter__(self) -> Pop3Client:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.quit()
-        else:
-            self.close()
+    def _goodbye(self) -> None:
+        self.quit()
 
     # --- wire ------------------------------------------------------------------------------
 

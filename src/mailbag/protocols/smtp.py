@@ -24,7 +24,6 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import IO
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
@@ -506,21 +505,8 @@ class SmtpClient(StreamClient):
         finally:
             self.close()
 
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    def __enter__(self) -> SmtpClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.quit()
-        else:
-            self.close()
+    def _goodbye(self) -> None:
+        self.quit()
 
     # --- wire ------------------------------------------------------------------------------
 

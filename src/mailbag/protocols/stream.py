@@ -18,7 +18,8 @@ import select
 import socket
 import ssl
 import zlib
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 from mailbag.errors import NetworkError, ProtocolError
 from mailbag.protocols.transport import Endpoint, wrap_tls
@@ -271,3 +272,24 @@ class StreamClient:
     @property
     def is_tls(self) -> bool:
         return self._stream is not None and self._stream.is_tls
+
+    def close(self) -> None:
+        """Drop the connection without a goodbye."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def _goodbye(self) -> None:
+        """The protocol's polite end (LOGOUT, QUIT); subclasses say which."""
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self._goodbye()
+        else:
+            self.close()

@@ -440,21 +440,8 @@ class ImapClient(StreamClient):
         finally:
             self.close()
 
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    def __enter__(self) -> ImapClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.logout()
-        else:
-            self.close()
+    def _goodbye(self) -> None:
+        self.logout()
 
     # --- mailboxes -----------------------------------------------------------------
 
