@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +139,8 @@ def _msgid(raw: bytes | None) -> str:
 def _date(raw: bytes | None) -> float | None:
     if not raw:
         return None
+    import email.utils  # here: opening the store (every command) need not load email
+
     try:
         parsed = email.utils.parsedate_tz(_text(raw))
         if parsed is None:
