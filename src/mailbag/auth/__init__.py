@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
     from mailbag.auth.providers import Provider, guess_provider, registration_help
     from mailbag.auth.tokens import (
+        SignOut,
         account_settings,
         get_access_token,
         invalidate,
@@ -39,6 +40,7 @@ _WHERE = {
     "Provider": "providers",
     "guess_provider": "providers",
     "registration_help": "providers",
+    "SignOut": "tokens",
     "account_settings": "tokens",
     "get_access_token": "tokens",
     "invalidate": "tokens",
@@ -50,6 +52,7 @@ _WHERE = {
 __all__ = [
     "DeviceCode",
     "Provider",
+    "SignOut",
     "TokenSet",
     "account_settings",
     "get_access_token",
