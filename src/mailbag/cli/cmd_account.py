@@ -138,6 +138,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "remove",
         parents=[common],
         help="remove an account, its stored passwords and (unless --keep-mail) its local mail",
+        description="Remove the account from config.toml, delete its keyring entries "
+        "(password, or OAuth2 refresh/access tokens and client secret) and, unless "
+        "--keep-mail, its downloaded mail. An OAuth2 sign-in is first revoked at the "
+        "provider where it allows that; when revocation fails (offline, no revocation "
+        "endpoint) a warning says so and the account is removed anyway.",
     )
     rm.add_argument("name", metavar="NAME")
     rm.add_argument("--keep-mail", action="store_true", help="keep the downloaded mail")
@@ -545,9 +550,9 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
                 store_secret(ref, secrets[which])
         save_account(ctx.paths, account, make_default=args.default or not config.accounts)
     elif oauth2:
-        from mailbag.config.secrets import delete_secret
+        from mailbag.auth import sign_out
 
-        delete_secret(account.incoming.secret)  # not kept: forget the sign-in too
+        sign_out(account, paths=ctx.paths)  # not kept: end and forget the sign-in too
     if ctx.json:
         ctx.emit_json(
             {
@@ -688,7 +693,7 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_remove(args: argparse.Namespace, ctx: Context) -> int:
-    from mailbag.config import load_config, remove_account
+    from mailbag.config import AuthMethod, load_config, remove_account
     from mailbag.config.secrets import delete_secret
 
     account = load_config(ctx.paths).account(args.name)
@@ -697,10 +702,21 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
         if not _confirm(ctx, f"remove account {account.name!r}{what}?"):
             ctx.info("nothing removed")
             return 1
+    signed_out = None
+    if AuthMethod.OAUTH2 in (account.incoming.auth, account.smtp.auth):
+        from mailbag.auth import sign_out
+
+        # revoke at the provider first (it needs the account's settings), best effort
+        signed_out = sign_out(account, paths=ctx.paths)
+        if signed_out.problem:
+            ctx.warn(
+                f"the OAuth2 sign-in of {account.name!r} was not revoked: {signed_out.problem}"
+                + (f" ({signed_out.hint})" if signed_out.hint else "")
+            )
     remove_account(ctx.paths, account.name)
     removed_secrets = sum(
         delete_secret(ref) for ref in {account.incoming.secret, account.smtp.secret}
-    )
+    ) + (len(signed_out.removed) if signed_out is not None else 0)
     mail_note = _remove_mail(ctx, account.name) if not args.keep_mail else "local mail kept"
     if ctx.json:
         ctx.emit_json(
@@ -709,6 +725,9 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
                 "removed": True,
                 "secrets_removed": removed_secrets,
                 "mail": mail_note,
+                "oauth2": None
+                if signed_out is None
+                else {"revoked": signed_out.revoked, "problem": signed_out.problem or None},
             }
         )
     else:
