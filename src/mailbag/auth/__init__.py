@@ -7,8 +7,10 @@
 Sign-in flows: `sign_in(account, device=...)`; provider definitions in
 `mailbag.auth.providers`. Nothing here prints: callers show URLs and codes.
 
-The names load on first use (PEP 562): a password login (`mailbag sync`) goes through
-`login_imap` without paying for the HTTP client and browser code of the OAuth2 flows.
+The names load on first use (PEP 562 `__getattr__` below): a password login
+(`mailbag sync`) goes through `mailbag.auth.login` without paying for the HTTP
+client and browser code of the OAuth2 flows. To export a name, add it to the
+TYPE_CHECKING imports and to `__all__`; `__getattr__` finds its module.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mailbag.auth.flows import DeviceCode, TokenSet
     from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
-    from mailbag.auth.providers import Provider, guess_provider, registration_help
+    from mailbag.auth.providers import (
+        Provider,
+        discovered_settings,
+        guess_provider,
+        registration_help,
+    )
     from mailbag.auth.tokens import (
         SignOut,
         account_settings,
@@ -30,31 +37,13 @@ if TYPE_CHECKING:
         sign_out,
     )
 
-_WHERE = {
-    "DeviceCode": "flows",
-    "TokenSet": "flows",
-    "login_imap": "login",
-    "login_pop3": "login",
-    "login_smtp": "login",
-    "sasl_token_login": "login",
-    "Provider": "providers",
-    "guess_provider": "providers",
-    "registration_help": "providers",
-    "SignOut": "tokens",
-    "account_settings": "tokens",
-    "get_access_token": "tokens",
-    "invalidate": "tokens",
-    "provider_for": "tokens",
-    "sign_in": "tokens",
-    "sign_out": "tokens",
-}
-
 __all__ = [
     "DeviceCode",
     "Provider",
     "SignOut",
     "TokenSet",
     "account_settings",
+    "discovered_settings",
     "get_access_token",
     "guess_provider",
     "invalidate",
@@ -68,11 +57,16 @@ __all__ = [
     "sign_out",
 ]
 
+# where exported names live, cheapest module first
+_MODULES = ("login", "providers", "flows", "tokens")
+
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    if name in __all__:
+        for module in _MODULES:
+            loaded = importlib.import_module(f"{__name__}.{module}")
+            if hasattr(loaded, name):
+                value = getattr(loaded, name)
+                globals()[name] = value
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
