@@ -143,3 +143,7 @@ def test_the_sync_path_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
     # and the lazy names of mailbag.auth still resolve
     loaded = _loaded_after("from mailbag.auth import sign_in, login_imap, Provider", tmp_path)
     assert "mailbag.auth.tokens" in loaded
+    import mailbag.auth
+
+    for name in mailbag.auth.__all__:
+        assert getattr(mailbag.auth, name).__name__ == name
