@@ -10,8 +10,14 @@ Sign-in flows: `sign_in(account, device=...)`; provider definitions in
 
 from mailbag.auth.flows import DeviceCode, TokenSet
 from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
-from mailbag.auth.providers import Provider, guess_provider, registration_help
+from mailbag.auth.providers import (
+    Provider,
+    discovered_settings,
+    guess_provider,
+    registration_help,
+)
 from mailbag.auth.tokens import (
+    SignOut,
     account_settings,
     get_access_token,
     invalidate,
@@ -23,8 +29,10 @@ from mailbag.auth.tokens import (
 __all__ = [
     "DeviceCode",
     "Provider",
+    "SignOut",
     "TokenSet",
     "account_settings",
+    "discovered_settings",
     "get_access_token",
     "guess_provider",
     "invalidate",
