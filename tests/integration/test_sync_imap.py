@@ -41,7 +41,7 @@ _next_user = iter(USERS)
 @pytest.fixture(scope="module")
 def shared() -> Iterator[Sandbox]:
     """One Dovecot for this module; every test gets a user of its own."""
-    with Sandbox(users={u: f"{u}-secret" for u in USERS}, services={"imap"}) as box:
+    with Sandbox(users={u: f"{u}-secret" for u in USERS}, services={"imap", "smtp"}) as box:
         yield box
 
 
@@ -431,30 +431,10 @@ def test_cli_sync_json_and_folders(
     home = tmp_path / "cli-home"
     home.mkdir()
     monkeypatch.setenv("MAILBAG_HOME", str(home))
-    pw = tmp_path / "pw.sh"
-    pw.write_text(f"#!/bin/sh\necho {sb.password(user)}\n")
-    pw.chmod(0o700)
-    (home / "config.toml").write_text(
-        f"""
-[accounts.sync]
-email = "{sb.address(user)}"
-protocol = "imap"
-ca_file = "{sb.ca_file}"
+    from mailbag.config import save_account
+    from mailbag.paths import Paths
 
-[accounts.sync.incoming]
-host = "localhost"
-port = {sb.ports.imaps}
-security = "ssl"
-username = "{sb.address(user)}"
-password_command = "{pw}"
-
-[accounts.sync.smtp]
-host = "localhost"
-port = 465
-security = "ssl"
-username = "{sb.address(user)}"
-"""
-    )
+    save_account(Paths.from_env(), sb.account(user, name="sync", password_command=True))
     code = main(["sync", "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err

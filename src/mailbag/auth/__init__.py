@@ -10,7 +10,12 @@ Sign-in flows: `sign_in(account, device=...)`; provider definitions in
 
 from mailbag.auth.flows import DeviceCode, TokenSet
 from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
-from mailbag.auth.providers import Provider, guess_provider, registration_help
+from mailbag.auth.providers import (
+    Provider,
+    discovered_settings,
+    guess_provider,
+    registration_help,
+)
 from mailbag.auth.tokens import (
     SignOut,
     account_settings,
@@ -27,6 +32,7 @@ __all__ = [
     "SignOut",
     "TokenSet",
     "account_settings",
+    "discovered_settings",
     "get_access_token",
     "guess_provider",
     "invalidate",

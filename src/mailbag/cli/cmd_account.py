@@ -504,6 +504,31 @@ def _run_test(
     )
 
 
+def _with_published_oauth2(
+    args: argparse.Namespace, ctx: Context, account: Account, found: Discovery | None
+) -> Account:
+    """Use the OAuth2 endpoints the provider published with its settings (an autoconfig
+    `<oAuth2>` block) unless mailbag knows the provider itself or the user chose one."""
+    from dataclasses import replace
+
+    from mailbag.auth import account_settings, discovered_settings
+
+    info = found.oauth2 if found is not None else None
+    if info is None or account.oauth2 is not None:
+        return account
+    if account_settings(account).provider != "generic":
+        return account  # Microsoft or Google by address or server: the built-in definition
+    settings = discovered_settings(info.issuer, info.scopes, info.auth_url, info.token_url)
+    if args.oauth_provider and args.oauth_provider != settings.provider:
+        return account
+    if settings.provider == "generic":
+        ctx.info(
+            f"signing in at {info.issuer or info.auth_url}, as {account.email.rpartition('@')[2]} "
+            "publishes in its settings"
+        )
+    return replace(account, oauth2=settings)
+
+
 def run_add(args: argparse.Namespace, ctx: Context) -> int:
     from dataclasses import replace
 
@@ -526,6 +551,8 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
     if oauth2:
         # sign in now (browser or --device); the refresh token goes to the keyring
         from mailbag.cli.cmd_account_login import oauth_sign_in
+
+        account = _with_published_oauth2(args, ctx, account, found)
 
         if args.auth is None:
             ctx.info(f"{account.incoming.host} accepts only OAuth2: signing in ...")

@@ -184,8 +184,12 @@ class Sandbox:
         name: str | None = None,
         protocol: str = "imap",
         oauth2: bool = False,
+        password_command: bool = False,
     ) -> Account:
-        """An account for `user` on this sandbox (implicit TLS; OAuth2 or password)."""
+        """An account for `user` on this sandbox (implicit TLS; OAuth2 or password).
+
+        The password is looked up in the keyring under the account's name, or with
+        `password_command` comes from a command (no keyring needed: CLI tests, benches)."""
         from mailbag.config.model import (
             Account,
             AuthMethod,
@@ -200,7 +204,10 @@ class Sandbox:
 
         name = name or user
         auth = AuthMethod.OAUTH2 if oauth2 else AuthMethod.PASSWORD
-        ref = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
+        if password_command:
+            ref = SecretRef(SecretSource.COMMAND, f"echo '{self.password(user)}'")
+        else:
+            ref = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
         proto = Protocol(protocol)
         port = self.ports.imaps if proto is Protocol.IMAP else self.ports.pop3s
         return Account(
