@@ -514,6 +514,13 @@ def test_no_op_sync_selects_nothing_and_opens_one_connection(
     commands = [line.split(" C: ", 1)[1].split()[1].upper() for line in sent]
     assert commands.count("AUTHENTICATE") + commands.count("LOGIN") == 1, commands
     assert not {"SELECT", "EXAMINE", "FETCH", "UID"} & set(commands), commands
+    # one round trip after the login: ENABLE and LIST-STATUS leave before any answer
+    lines = trace.read_text().splitlines()
+    enable = next(i for i, x in enumerate(lines) if " C: " in x and " ENABLE " in x)
+    tag = lines[enable].split(" C: ", 1)[1].split()[0]
+    answered = next(i for i, x in enumerate(lines) if f" S: {tag} OK" in x)
+    assert "RETURN (" in lines[enable + 1] and " LIST " in lines[enable + 1]
+    assert enable + 1 < answered
 
 
 def test_fast_path_sees_a_change_made_only_in_the_index(sb: Sandbox, user: str, home: Path) -> None:
