@@ -979,7 +979,16 @@ def _sync_locked(
         store.close()
     if todo:
         _sync_folders(
-            account, paths, options, on_progress, pool, statuses, exclude_by_name, todo, results
+            account,
+            paths,
+            options,
+            on_progress,
+            pool,
+            statuses,
+            exclude_by_name,
+            todo,
+            results,
+            known,
         )
     report.folders.extend(results[i.name] for i in wanted if i.name in results)
 
@@ -994,8 +1003,10 @@ def _sync_folders(
     exclude_by_name: dict[str, set[int]],
     wanted: list[MailboxInfo],
     results: dict[str, FolderReport],
+    store_folders: dict[str, Folder],
 ) -> None:
-    """Sync the folders that have work, over the pool's connections (threads)."""
+    """Sync the folders that have work, over the pool's connections (threads when
+    there is much to download)."""
 
     local = threading.local()
     write_lock = threading.Lock()
@@ -1074,12 +1085,20 @@ def _sync_folders(
         help_out()
 
     workers = max(1, min(options.connections, len(wanted)))
+    if _downloads_at_most(store_folders, statuses, wanted) < options.share_chunk:
+        # fewer new messages than one share of a big folder: more connections would cost
+        # more (a TLS handshake and a login each, threads taking turns for the GIL) than
+        # they could save
+        workers = 1
     try:
-        from concurrent.futures import ThreadPoolExecutor  # (no threads for a no-op sync)
+        if workers == 1:
+            worker()  # here, on the connection that listed the folders
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
-            for f in [ex.submit(worker) for _ in range(workers)]:
-                f.result()
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
+                for f in [ex.submit(worker) for _ in range(workers)]:
+                    f.result()
     finally:
         for s in stores:
             s.close()
@@ -1087,6 +1106,28 @@ def _sync_folders(
 
 #: what STATUS tells about a folder (HIGHESTMODSEQ too, where CONDSTORE is offered)
 _STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+
+
+def _downloads_at_most(
+    known: dict[str, Folder], statuses: dict[str, MailboxStatus], todo: Sequence[MailboxInfo]
+) -> int:
+    """An upper bound of the messages to download, from STATUS and the index: UIDs are
+    handed out in ascending order, so no more than UIDNEXT grew by are new."""
+    total = 0
+    for info in todo:
+        folder, st = known.get(info.name), statuses.get(info.name)
+        if st is None or st.messages is None:
+            return 1 << 30  # no STATUS: assume the worst
+        if (
+            folder is not None
+            and folder.uidnext is not None
+            and st.uidnext is not None
+            and folder.uidvalidity == st.uidvalidity
+        ):
+            total += min(st.messages, max(0, st.uidnext - folder.uidnext))
+        else:
+            total += st.messages  # never synced, or a new UIDVALIDITY
+    return total
 
 
 def _statuses(client: ImapClient, names: Sequence[str]) -> dict[str, MailboxStatus]:
