@@ -6,7 +6,9 @@ Builds a local store of N small messages (cached in bench/out/tui-N, reused on
 later runs), then runs the app headless (Textual's test driver) and measures:
 - launch: from creating the app until the message list shows its first rows;
 - scroll: per `down` keypress, the time until the screen has processed it
-  (median and 95th percentile over 300 presses, including page loads). Pilot's
+  (median and 95th percentile over 300 presses, including page loads);
+- threads: from pressing `t` to the list grouped by conversation, then keys in
+  that list (down, Space to fold/unfold, PgDn). Pilot's
   press itself waits for the app to go idle, which costs tens of milliseconds
   even in an empty app; that baseline is measured in the same run and printed,
   and mailbag's own share is the difference.
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from textual.app import App
+from textual.pilot import Pilot
 
 from mailbag.paths import Paths
 from mailbag.store.index import Store
@@ -72,20 +75,39 @@ async def baseline(presses: int) -> list[float]:
     return latencies
 
 
-async def measure(paths: Paths, presses: int) -> tuple[float, list[float]]:
+async def _keys(pilot: Pilot[None], key: str, presses: int) -> list[float]:
+    latencies = []
+    for _ in range(presses):
+        t = time.perf_counter()
+        await pilot.press(key)
+        latencies.append(time.perf_counter() - t)
+    return latencies
+
+
+async def measure(paths: Paths, presses: int) -> tuple[float, list[float], float, list[float]]:
+    """Launch, flat scrolling; then conversations on: time to the grouped list, and
+    scrolling with a fold/unfold (Space) every few lines."""
     start = time.perf_counter()
     app = MailbagApp(paths, sync_on_start=False, poll_seconds=0)
     async with app.run_test(size=(140, 45)) as pilot:
-        while not app.rows:
+        while not len(app.model):
             await pilot.pause(0.005)
         await pilot.pause()
         launch = time.perf_counter() - start
-        latencies = []
-        for _ in range(presses):
-            t = time.perf_counter()
-            await pilot.press("down")
-            latencies.append(time.perf_counter() - t)
-    return launch, latencies
+        latencies = await _keys(pilot, "down", presses)
+        t = time.perf_counter()
+        await pilot.press("t")
+        while not app.model.threaded:
+            await pilot.pause(0.005)
+        await pilot.pause()
+        grouping = time.perf_counter() - t
+        threaded = []
+        for n in range(presses // 10):
+            threaded += await _keys(pilot, "down", 8)
+            threaded += await _keys(pilot, "space", 1)
+            if n % 10 == 0:
+                threaded += await _keys(pilot, "pagedown", 1)
+    return launch, latencies, grouping, threaded
 
 
 def main() -> int:
@@ -97,12 +119,15 @@ def main() -> int:
     root = Path(__file__).parent / "out" / f"tui-{args.messages}"
     root.mkdir(parents=True, exist_ok=True)
     paths = build_store(root, args.messages)
-    launches, lat = [], []
+    launches, lat, groupings, tlat = [], [], [], []
     for _ in range(args.runs):
-        launch, latencies = asyncio.run(measure(paths, args.presses))
+        launch, latencies, grouping, threaded = asyncio.run(measure(paths, args.presses))
         launches.append(launch)
         lat += latencies
+        groupings.append(grouping)
+        tlat += threaded
     lat.sort()
+    tlat.sort()
     p95 = lat[int(len(lat) * 0.95)]
     base = statistics.median(asyncio.run(baseline(args.presses)))
     print(f"messages            {args.messages}")
@@ -117,6 +142,15 @@ def main() -> int:
     print(f"  test driver alone   median {base * 1000:.1f} ms per key (an empty app, same run)")
     share = (statistics.median(lat) - base) * 1000
     print(f"  mailbag's own share median {share:.1f} ms (goal < 50 ms)")
+    print(
+        f"threads on (t)      median {statistics.median(groupings) * 1000:.0f} ms to the grouped "
+        f"list (runs: {', '.join(f'{x * 1000:.0f}' for x in groupings)}; computed in a worker)"
+    )
+    print(
+        f"threaded keys       median {statistics.median(tlat) * 1000:.1f} ms, "
+        f"p95 {tlat[int(len(tlat) * 0.95)] * 1000:.1f} ms, max {tlat[-1] * 1000:.1f} ms "
+        "(down, Space fold/unfold, PgDn)"
+    )
     return 0
 
 

@@ -47,6 +47,23 @@ class Env:
 def discovery_env(
     sandbox: Sandbox, mailbag_home: Path, memory_keyring: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Env]:
+    yield from _discovery_env(sandbox, mailbag_home, memory_keyring, monkeypatch)
+
+
+@pytest.fixture
+def oauth_discovery_env(
+    oauth_sandbox: Sandbox,
+    mailbag_home: Path,
+    memory_keyring: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Env]:
+    """`discovery_env` around the OAuth2 sandbox (its local authorization server: `.oauth2`)."""
+    yield from _discovery_env(oauth_sandbox, mailbag_home, memory_keyring, monkeypatch)
+
+
+def _discovery_env(
+    sandbox: Sandbox, mailbag_home: Path, memory_keyring: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
     dns = LocalDns()
     dns.add(f"autoconfig.{sandbox.domain}", "A", "127.0.0.1")
     dns.add(sandbox.domain, "A", "127.0.0.1")

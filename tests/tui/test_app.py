@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import Input, Select, Static
 
 from mailbag.config import save_account
 from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
@@ -48,10 +48,6 @@ def _home(tmp_path: Path, sb: Sandbox) -> Paths:
     return paths
 
 
-def _table(app: MailbagApp) -> DataTable[str]:
-    return app.query_one("#messages", DataTable)
-
-
 async def _wait(pilot: object, check: object, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -69,9 +65,9 @@ def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path)
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             # the first sync runs in the background and fills the inbox
-            await _wait(pilot, lambda: len(app.rows) == 30)
+            await _wait(pilot, lambda: len(app.model) == 30)
             assert app.sub_title == "work / INBOX"
-            first = app.rows[0]
+            first = app.model.row(0)
             await pilot.press("enter")
             body = str(app.query_one("#body", Static).render())
             assert "From:" in body and first.subject[:10] in body
@@ -81,7 +77,7 @@ def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path)
             await pilot.press("s")  # flag
             with Store.open(paths) as store:
                 assert "\\Flagged" in store.lookup(first.id).flags
-            assert "!" in app.rows[0].marks
+            assert "!" in app.model.row(0).marks
 
             await pilot.press("j")
             second = app.selected()
@@ -97,7 +93,7 @@ def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path)
             with Store.open(paths) as store:
                 archived = store.messages(account="work", folder="Archive")
                 assert [m.subject for m in archived] == [second.subject]
-            assert all(r.id != second.id for r in app.rows)
+            assert app.model.index_of(second.id) is None
 
             victim = app.selected()
             assert victim is not None
@@ -112,9 +108,9 @@ def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path)
             await pilot.press("enter")
             await pilot.pause()
             assert app.searching
-            assert first.id in {r.id for r in app.rows}
+            assert first.id in {r.id for r in app.model.rows()}
             await pilot.press("escape")
-            assert app.searching is None and len(app.rows) == 28
+            assert app.searching is None and len(app.model) == 28
 
     asyncio.run(scenario())
 
@@ -126,16 +122,18 @@ def test_new_mail_appears_without_a_keypress(tui_sandbox: Sandbox, tmp_path: Pat
         # no polling: only IMAP IDLE can bring it in
         app = MailbagApp(paths, poll_seconds=0)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: len(app.rows) >= 30)
-            before = len(app.rows)
+            await _wait(pilot, lambda: len(app.model) >= 30)
+            before = len(app.model)
             subject = f"arrives while the client runs {time.time_ns()}"
             tui_sandbox.deliver(
                 "alice",
                 f"From: bob@sandbox.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode(),
             )
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows), timeout=40)
-            assert len(app.rows) == before + 1
-            assert app.rows[0].subject == subject  # newest first
+            await _wait(
+                pilot, lambda: any(r.subject == subject for r in app.model.rows()), timeout=40
+            )
+            assert len(app.model) == before + 1
+            assert app.model.row(0).subject == subject  # newest first
 
     asyncio.run(scenario())
 

@@ -231,8 +231,8 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows))
-            index = next(i for i, r in enumerate(app.rows) if r.subject == subject)
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index, "enter")
             await pilot.press("a")  # reply all first: check the recipients
             await pilot.pause()
@@ -257,7 +257,7 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.press("ctrl+s")
             await _wait(pilot, lambda: "sent" in _status(app))
             # the answered message is marked (r) locally
-            await _wait(pilot, lambda: any("r" in r.marks for r in app.rows))
+            await _wait(pilot, lambda: any("r" in r.marks for r in app.model.rows()))
 
     asyncio.run(scenario())
     reply = _arrived(sb, "carol", f"Re: {subject}")
@@ -286,8 +286,8 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows))
-            index = next(i for i, r in enumerate(app.rows) if r.subject == subject)
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             await pilot.press("f")
             await pilot.pause()
@@ -394,7 +394,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.rows))
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             await pilot.press("c")
             await pilot.pause()
             screen = _compose(app)

@@ -94,7 +94,9 @@ class DeviceCode:
     message: str = ""
 
 
-def _client(provider: Provider, redirect_uri: str | None = None) -> Any:
+def _client(
+    provider: Provider, redirect_uri: str | None = None, timeout: float = HTTP_TIMEOUT
+) -> Any:
     from authlib.integrations.httpx_client import OAuth2Client
 
     return OAuth2Client(
@@ -106,7 +108,7 @@ def _client(provider: Provider, redirect_uri: str | None = None) -> Any:
         scope=provider.scope,
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
-        timeout=HTTP_TIMEOUT,
+        timeout=timeout,
         follow_redirects=False,
     )
 
@@ -434,11 +436,13 @@ def refresh(provider: Provider, refresh_token: str, *, account_name: str) -> Tok
     return token
 
 
-def revoke(provider: Provider, token: str, *, account_name: str) -> bool:
+def revoke(
+    provider: Provider, token: str, *, account_name: str, timeout: float = HTTP_TIMEOUT
+) -> bool:
     """Ask the provider to revoke `token`; False when it has no revocation endpoint."""
     if not provider.revocation_url:
         return False
-    with _client(provider) as client:
+    with _client(provider, timeout=timeout) as client:
         try:
             resp = client.revoke_token(
                 provider.revocation_url,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from urllib.parse import urlsplit
 
 from mailbag.config.model import OAuth2Settings
 from mailbag.errors import ConfigError
@@ -25,6 +26,7 @@ __all__ = [
     "MICROSOFT_SCOPES",
     "Provider",
     "builtin_settings",
+    "discovered_settings",
     "guess_provider",
     "registration_help",
     "resolve_provider",
@@ -95,6 +97,38 @@ def builtin_settings(name: str, tenant: str = "") -> OAuth2Settings:
     return OAuth2Settings(provider="generic")
 
 
+#: sign-in hosts of the built-in providers, as autoconfig `<oAuth2>` blocks name them
+_ISSUER_HOSTS = {
+    "accounts.google.com": "google",
+    "oauth2.googleapis.com": "google",
+    "www.googleapis.com": "google",
+    "login.microsoftonline.com": "microsoft",
+    "login.live.com": "microsoft",
+}
+
+
+def discovered_settings(
+    issuer: str, scopes: tuple[str, ...], authorize_url: str, token_url: str
+) -> OAuth2Settings:
+    """OAuth2 settings from a provider's published `<oAuth2>` block (autoconfig, ISPDB).
+
+    Microsoft and Google map to their built-in definitions (which also know the
+    device and revocation endpoints); anyone else becomes a generic provider with
+    exactly these endpoints and scopes. The client ID is still the user's.
+    """
+    for value in (issuer, authorize_url, token_url):
+        host = (urlsplit(value).hostname if "//" in value else value.strip().lower()) or ""
+        if host in _ISSUER_HOSTS:
+            return OAuth2Settings(provider=_ISSUER_HOSTS[host])
+    return OAuth2Settings(
+        provider="generic",
+        scopes=scopes,
+        issuer=issuer,
+        authorize_url=authorize_url,
+        token_url=token_url,
+    )
+
+
 def guess_provider(email: str, host: str = "") -> str:
     """microsoft, google or generic, from the address and the server name."""
     domain = email.rpartition("@")[2].lower()
@@ -118,7 +152,7 @@ def _from_env(name: str, env: Mapping[str, str]) -> dict[str, object]:
     return out
 
 
-def registration_help(provider: str, account_name: str) -> str:
+def registration_help(provider: str, account_name: str, issuer: str = "") -> str:
     """Step-by-step: how to get a client ID for `provider`, and where to put it."""
     where = (
         f"then: mailbag account login {account_name} --oauth-client-id ID "
@@ -143,6 +177,13 @@ def registration_help(provider: str, account_name: str) -> str:
             "user), then Credentials > Create credentials > OAuth client ID of type "
             "'Desktop app'; copy the client ID and the client secret (add "
             "--oauth-client-secret SECRET); " + where
+        )
+    if issuer:
+        # the endpoints came with the provider's settings (autoconfig <oAuth2>)
+        return (
+            f"the provider signs in at {issuer}; register mailbag there (or ask your mail "
+            "provider) for an OAuth2 client ID for desktop mail programs (a public client "
+            "allowed to redirect to http://localhost); " + where
         )
     return (
         "ask your mail provider for an OAuth2 client ID for desktop mail programs "
@@ -171,7 +212,11 @@ def resolve_provider(
     if not merged.client_id:
         raise ConfigError(
             f"no OAuth2 client ID is set for account {account_name!r} ({name})",
-            hint=registration_help(name, account_name),
+            hint=registration_help(
+                name,
+                account_name,
+                merged.issuer if name == "generic" and merged.authorize_url else "",
+            ),
             cause="no-client-id",
         )
     if not merged.authorize_url and not merged.device_url:

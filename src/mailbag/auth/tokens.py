@@ -24,18 +24,19 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mailbag.auth.flows import DeviceCode, TokenSet, refresh, revoke
 from mailbag.auth.providers import Provider, guess_provider, resolve_provider
 from mailbag.config.model import Account, OAuth2Settings, SecretRef, SecretSource
 from mailbag.config.schema import keyring_key
-from mailbag.errors import AuthError, SecretError
+from mailbag.errors import AuthError, MailbagError, SecretError
 from mailbag.paths import Paths
 
 __all__ = [
     "REFRESH_MARGIN",
+    "SignOut",
     "account_settings",
     "get_access_token",
     "invalidate",
@@ -334,17 +335,105 @@ def sign_in(
     return token
 
 
-def sign_out(account: Account, *, paths: Paths | None = None) -> bool:
-    """Revoke the refresh token where the provider allows it, and forget the tokens."""
-    from mailbag.config.secrets import delete_secret
+#: how long `account remove` waits for the provider to revoke a sign-in
+REVOKE_TIMEOUT = 10.0
 
-    revoked = False
+
+@dataclass(frozen=True)
+class SignOut:
+    """What `sign_out` did: whether the provider revoked the sign-in, why not,
+    and the keyring entries it removed (their names, never their values)."""
+
+    #: the provider confirmed the refresh token is revoked
+    revoked: bool
+    #: why a stored sign-in may still be valid at the provider ("" when revoked, or
+    #: when nothing was stored)
+    problem: str = ""
+    hint: str = ""
+    removed: tuple[str, ...] = ()
+
+
+def _owned_keys(account: Account, paths: Paths | None) -> list[SecretRef]:
+    """The keyring entries that belong to this account alone."""
+    refs = [_refresh_ref(account), _access_ref(account)]
+    if account.smtp.secret.source is SecretSource.KEYRING and account.smtp.secret.key:
+        refs.append(account.smtp.secret)
+    client_key = keyring_key(account.name, "oauth2-client")
+    settings = account.oauth2
+    # the client secret `account login --oauth-client-secret` kept for this account;
+    # a client secret other accounts or `[oauth2.PROVIDER]` also name stays
+    shared: set[str] = set()
+    with contextlib.suppress(MailbagError):
+        from mailbag.config.file import load_config
+
+        config = load_config(paths or Paths.from_env())
+        shared = {
+            a.oauth2.client_secret_keyring
+            for a in config.accounts.values()
+            if a.name != account.name and a.oauth2 is not None
+        } | {s.client_secret_keyring for s in config.oauth2.values()}
+    for key in {client_key, settings.client_secret_keyring if settings else ""}:
+        if key and key not in shared and key.startswith(f"{account.name}:"):
+            refs.append(SecretRef(SecretSource.KEYRING, key))
+    return list(dict.fromkeys(r for r in refs if r.source is SecretSource.KEYRING))
+
+
+def _revoke_at_provider(
+    account: Account, paths: Paths | None, env: Mapping[str, str] | None, timeout: float
+) -> SignOut:
+    if _refresh_ref(account).source is not SecretSource.KEYRING:
+        return SignOut(
+            False,
+            "the refresh token comes from a password command, so mailbag leaves it alone",
+            "revoke it with the tool that keeps it, if it should end",
+        )
     try:
         token = _read_refresh_token(account)
     except AuthError:
-        token = None
-    if token is not None:
-        revoked = revoke(provider_for(account, paths=paths), token, account_name=account.name)
-    _forget_cached(account)
-    delete_secret(_refresh_ref(account))
-    return revoked
+        return SignOut(False)  # nothing stored: nothing to revoke
+    try:
+        provider = provider_for(account, paths=paths, env=env)
+    except MailbagError as exc:
+        return SignOut(False, f"cannot reach the provider to revoke it ({exc.message})")
+    if not provider.revocation_url:
+        hint = (
+            "Microsoft offers apps no way to revoke a sign-in: remove its access at "
+            "https://account.live.com/consent/Manage (personal accounts) or "
+            "https://myapps.microsoft.com (work or school)"
+            if provider.name == "microsoft"
+            else "remove mailbag's access in your account's security settings at the provider"
+        )
+        who = {"microsoft": "Microsoft", "google": "Google"}.get(provider.name, "the provider")
+        return SignOut(False, f"{who} has no revocation endpoint", hint)
+    try:
+        revoke(provider, token, account_name=account.name, timeout=timeout)
+    except MailbagError as exc:
+        return SignOut(
+            False,
+            f"the provider did not revoke it: {exc.message}",
+            "it stays valid until it expires; remove mailbag's access in your account's "
+            "security settings at the provider to end it now",
+        )
+    return SignOut(True)
+
+
+def sign_out(
+    account: Account,
+    *,
+    paths: Paths | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = REVOKE_TIMEOUT,
+) -> SignOut:
+    """Revoke the refresh token where the provider allows it (best effort: a failure is
+    reported, never raised), then forget every token and client secret of the account."""
+    from mailbag.config.secrets import delete_secret
+
+    outcome = _revoke_at_provider(account, paths, env, timeout)
+    removed = [ref.key for ref in _owned_keys(account, paths) if delete_secret(ref)]
+    with _memory_lock:
+        _memory.pop(account.name, None)
+        _refused.pop(account.name, None)
+    state = (paths or Paths.from_env()).state_dir
+    with contextlib.suppress(OSError):
+        (Path(state) / f"oauth2-{account.name.replace('/', '_')}.lock").unlink(missing_ok=True)
+    return replace(outcome, removed=tuple(removed))

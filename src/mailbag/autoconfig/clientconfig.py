@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from mailbag.autoconfig.model import Candidate, Source
+from mailbag.autoconfig.model import Candidate, OAuth2Info, Source
 from mailbag.errors import ProtocolError
 from mailbag.protocols.transport import Security
 
@@ -42,14 +43,6 @@ class ServerEntry:
     security: Security
     username: str
     auth: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class OAuth2Info:
-    issuer: str = ""
-    scope: str = ""
-    auth_url: str = ""
-    token_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +95,7 @@ class ClientConfig:
                     trusted=trusted,
                     notes=server_notes,
                     rank=rank,
+                    oauth2=self.oauth2,
                 )
             )
         return out
@@ -164,6 +158,39 @@ def _server(el: ET.Element, kind: str) -> ServerEntry | str:
     )
 
 
+def _endpoint_ok(url: str) -> bool:
+    """OAuth2 endpoints carry codes and tokens: HTTPS only (plain HTTP to this machine
+    is allowed, for local test servers)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _oauth2(root: ET.Element, provider: ET.Element, skipped: list[str]) -> OAuth2Info | None:
+    """Thunderbird's `<oAuth2>` block: a child of `<clientConfig>` in the ISPDB's files;
+    some providers put it inside `<emailProvider>`, which is accepted too."""
+    el = root.find("oAuth2")
+    if el is None:
+        el = provider.find("oAuth2")
+    if el is None:
+        return None
+    info = OAuth2Info(
+        issuer=_text(el.find("issuer")),
+        scope=" ".join(_text(el.find("scope")).split()),
+        auth_url=_text(el.find("authURL")),
+        token_url=_text(el.find("tokenURL")),
+    )
+    if not info.auth_url or not info.token_url:
+        skipped.append("<oAuth2> block without authURL and tokenURL")
+        return None
+    for url in (info.auth_url, info.token_url):
+        if not _endpoint_ok(url):
+            skipped.append(f"<oAuth2> block with a non-HTTPS endpoint {url!r}")
+            return None
+    return info
+
+
 def parse_client_config(data: bytes) -> ClientConfig:
     """Parse a clientConfig v1.1 document; ProtocolError if it is not one."""
     if len(data) > MAX_XML_BYTES:
@@ -195,15 +222,7 @@ def parse_client_config(data: bytes) -> ClientConfig:
         for d in provider.findall("documentation")
         if (url := (d.get("url") or "").strip())
     )
-    oauth_el = root.find("oAuth2")
-    oauth2 = None
-    if oauth_el is not None:
-        oauth2 = OAuth2Info(
-            issuer=_text(oauth_el.find("issuer")),
-            scope=_text(oauth_el.find("scope")),
-            auth_url=_text(oauth_el.find("authURL")),
-            token_url=_text(oauth_el.find("tokenURL")),
-        )
+    oauth2 = _oauth2(root, provider, skipped)
     return ClientConfig(
         provider_id=provider.get("id", ""),
         display_name=_text(provider.find("displayName")),

@@ -37,6 +37,31 @@ SECURITY_RANK = {Security.SSL: 0, Security.STARTTLS: 1, Security.NONE: 2}
 
 
 @dataclass(frozen=True)
+class OAuth2Info:
+    """A provider's `<oAuth2>` block (Thunderbird's clientConfig extension): where its
+    OAuth2 sign-in lives. The client ID is not in it: the user registers one."""
+
+    #: the sign-in service's name (a host name in Thunderbird's files, e.g. login.yahoo.com)
+    issuer: str = ""
+    #: space-separated scopes to ask for
+    scope: str = ""
+    auth_url: str = ""
+    token_url: str = ""
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self.scope.split())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "scopes": list(self.scopes),
+            "authorize_url": self.auth_url,
+            "token_url": self.token_url,
+        }
+
+
+@dataclass(frozen=True)
 class Candidate:
     """One server setting somebody suggested."""
 
@@ -51,9 +76,11 @@ class Candidate:
     notes: tuple[str, ...] = ()
     #: the order the source listed it in (the provider's own preference)
     rank: int = 0
+    #: the OAuth2 sign-in the same source published for these servers
+    oauth2: OAuth2Info | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "protocol": self.protocol,
             "host": self.host,
             "port": self.port,
@@ -64,6 +91,9 @@ class Candidate:
             "trusted": self.trusted,
             "notes": list(self.notes),
         }
+        if self.oauth2 is not None:
+            doc["oauth2"] = self.oauth2.to_json()
+        return doc
 
     def with_notes(self, *notes: str) -> Candidate:
         return replace(self, notes=tuple(dict.fromkeys((*self.notes, *notes))))
@@ -95,6 +125,14 @@ class Discovery:
     #: why nothing (or only part) was chosen, in plain words
     problems: tuple[str, ...] = ()
 
+    @property
+    def oauth2(self) -> OAuth2Info | None:
+        """The OAuth2 sign-in published with the chosen servers (incoming first)."""
+        for chosen in (self.incoming, self.smtp):
+            if chosen is not None and chosen.oauth2 is not None:
+                return chosen.oauth2
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "email": self.email,
@@ -105,6 +143,7 @@ class Discovery:
             },
             "sources": [r.to_json() for r in self.reports],
             "problems": list(self.problems),
+            "oauth2": self.oauth2.to_json() if self.oauth2 is not None else None,
         }
 
 

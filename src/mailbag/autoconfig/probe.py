@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from mailbag.autoconfig.dnslookup import Dns
 from mailbag.autoconfig.model import Candidate, Source
+from mailbag.errors import NetworkError
 from mailbag.protocols.transport import (
     Endpoint,
     Security,
@@ -211,7 +212,12 @@ def guess(
     results: list[Candidate | None] = [None] * len(probes)
 
     def run(i: int) -> None:
-        results[i] = probe(probes[i], dns, timeout=timeout, port_map=port_map, ca_file=ca_file)
+        try:
+            results[i] = probe(probes[i], dns, timeout=timeout, port_map=port_map, ca_file=ca_file)
+        except NetworkError:
+            # a guessed name that does not resolve (or whose look-up timed out) is no
+            # candidate; raised here it would be lost in a thread nobody joins any more
+            results[i] = None
 
     # daemon threads (not an executor): when discovery has its answer and returns, a probe
     # still waiting on a silent port must not keep the program from exiting

@@ -138,6 +138,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "remove",
         parents=[common],
         help="remove an account, its stored passwords and (unless --keep-mail) its local mail",
+        description="Remove the account from config.toml, delete its keyring entries "
+        "(password, or OAuth2 refresh/access tokens and client secret) and, unless "
+        "--keep-mail, its downloaded mail. An OAuth2 sign-in is first revoked at the "
+        "provider where it allows that; when revocation fails (offline, no revocation "
+        "endpoint) a warning says so and the account is removed anyway.",
     )
     rm.add_argument("name", metavar="NAME")
     rm.add_argument("--keep-mail", action="store_true", help="keep the downloaded mail")
@@ -499,6 +504,31 @@ def _run_test(
     )
 
 
+def _with_published_oauth2(
+    args: argparse.Namespace, ctx: Context, account: Account, found: Discovery | None
+) -> Account:
+    """Use the OAuth2 endpoints the provider published with its settings (an autoconfig
+    `<oAuth2>` block) unless mailbag knows the provider itself or the user chose one."""
+    from dataclasses import replace
+
+    from mailbag.auth import account_settings, discovered_settings
+
+    info = found.oauth2 if found is not None else None
+    if info is None or account.oauth2 is not None:
+        return account
+    if account_settings(account).provider != "generic":
+        return account  # Microsoft or Google by address or server: the built-in definition
+    settings = discovered_settings(info.issuer, info.scopes, info.auth_url, info.token_url)
+    if args.oauth_provider and args.oauth_provider != settings.provider:
+        return account
+    if settings.provider == "generic":
+        ctx.info(
+            f"signing in at {info.issuer or info.auth_url}, as {account.email.rpartition('@')[2]} "
+            "publishes in its settings"
+        )
+    return replace(account, oauth2=settings)
+
+
 def run_add(args: argparse.Namespace, ctx: Context) -> int:
     from dataclasses import replace
 
@@ -521,6 +551,8 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
     if oauth2:
         # sign in now (browser or --device); the refresh token goes to the keyring
         from mailbag.cli.cmd_account_login import oauth_sign_in
+
+        account = _with_published_oauth2(args, ctx, account, found)
 
         if args.auth is None:
             ctx.info(f"{account.incoming.host} accepts only OAuth2: signing in ...")
@@ -545,9 +577,9 @@ def run_add(args: argparse.Namespace, ctx: Context) -> int:
                 store_secret(ref, secrets[which])
         save_account(ctx.paths, account, make_default=args.default or not config.accounts)
     elif oauth2:
-        from mailbag.config.secrets import delete_secret
+        from mailbag.auth import sign_out
 
-        delete_secret(account.incoming.secret)  # not kept: forget the sign-in too
+        sign_out(account, paths=ctx.paths)  # not kept: end and forget the sign-in too
     if ctx.json:
         ctx.emit_json(
             {
@@ -688,7 +720,7 @@ def run_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_remove(args: argparse.Namespace, ctx: Context) -> int:
-    from mailbag.config import load_config, remove_account
+    from mailbag.config import AuthMethod, load_config, remove_account
     from mailbag.config.secrets import delete_secret
 
     account = load_config(ctx.paths).account(args.name)
@@ -697,10 +729,21 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
         if not _confirm(ctx, f"remove account {account.name!r}{what}?"):
             ctx.info("nothing removed")
             return 1
+    signed_out = None
+    if AuthMethod.OAUTH2 in (account.incoming.auth, account.smtp.auth):
+        from mailbag.auth import sign_out
+
+        # revoke at the provider first (it needs the account's settings), best effort
+        signed_out = sign_out(account, paths=ctx.paths)
+        if signed_out.problem:
+            ctx.warn(
+                f"the OAuth2 sign-in of {account.name!r} was not revoked: {signed_out.problem}"
+                + (f" ({signed_out.hint})" if signed_out.hint else "")
+            )
     remove_account(ctx.paths, account.name)
     removed_secrets = sum(
         delete_secret(ref) for ref in {account.incoming.secret, account.smtp.secret}
-    )
+    ) + (len(signed_out.removed) if signed_out is not None else 0)
     mail_note = _remove_mail(ctx, account.name) if not args.keep_mail else "local mail kept"
     if ctx.json:
         ctx.emit_json(
@@ -709,6 +752,9 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
                 "removed": True,
                 "secrets_removed": removed_secrets,
                 "mail": mail_note,
+                "oauth2": None
+                if signed_out is None
+                else {"revoked": signed_out.revoked, "problem": signed_out.problem or None},
             }
         )
     else:

@@ -110,33 +110,19 @@ class Pop3Client(StreamClient):
     """
 
     def __init__(self, endpoint: Endpoint, transcript: Transcript = NO_TRACE) -> None:
-        self.endpoint = endpoint
-        self.transcript = transcript
-        self._stream: LineStream | None = None
+        super().__init__(endpoint, transcript)
         self.greeting: PopReply | None = None
         self._caps: dict[str, list[str]] | None = None
         self.authenticated = False
 
     # --- connection ------------------------------------------------------------------
 
-    @classmethod
-    def open(
-        cls,
-        endpoint: Endpoint,
-        username: str,
-        password: str,
-        transcript: Transcript = NO_TRACE,
-    ) -> Pop3Client:
-        client = cls(endpoint, transcript)
-        try:
-            client.connect()
-            if endpoint.security is Security.STARTTLS:
-                client.stls()
-            client.login(username, password)
-        except BaseException:
-            client.close()
-            raise
-        return client
+    _upgrade_hint = "call stls() first (security 'starttls') or use POP3 over SSL"
+
+    def _start(self) -> None:
+        self.connect()
+        if self.endpoint.security is Security.STARTTLS:
+            self.stls()
 
     def connect(self, sock: socket.socket | None = None) -> PopReply:
         """Open the connection (or adopt a connected socket, already TLS for Security.SSL)
@@ -212,16 +198,6 @@ class Pop3Client(StreamClient):
         self.stream.start_tls()
         self._caps = None
         self.capa()
-
-    def _require_tls(self) -> None:
-        if self.endpoint.security is not Security.NONE and not self.is_tls:
-            raise TLSError(
-                f"refusing to send credentials to {self._where()} without TLS",
-                hint="call stls() first (security 'starttls') or use POP3 over SSL",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
-                cause="no-tls",
-            )
 
     # --- authentication ---------------------------------------------------------------
 

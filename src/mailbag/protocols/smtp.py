@@ -37,8 +37,26 @@ _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
 _SEND_CHUNK = 64 * 1024
 
 
+class ReplyCode:
+    """How a reply code reads (RFC 5321 4.2.1): 2xx/3xx go on, 4xx try later, 5xx never."""
+
+    code: int
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 400
+
+    @property
+    def transient(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
 @dataclass(frozen=True)
-class SmtpReply:
+class SmtpReply(ReplyCode):
     """One (possibly multi-line) reply: `250 2.1.5 OK` -> code 250, enhanced "2.1.5"."""
 
     code: int
@@ -56,18 +74,6 @@ class SmtpReply:
         if parts and self.enhanced:
             parts[0] = _ENHANCED.sub("", parts[0], count=1)
         return " ".join(p.strip() for p in parts if p.strip())
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.code < 400
-
-    @property
-    def transient(self) -> bool:
-        return 400 <= self.code < 500
-
-    @property
-    def permanent(self) -> bool:
-        return self.code >= 500
 
     def fields(self) -> dict[str, object]:
         return {
@@ -173,10 +179,8 @@ class SmtpClient(StreamClient):
         *,
         local_hostname: str | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self.transcript = transcript
+        super().__init__(endpoint, transcript)
         self.local_hostname = local_hostname
-        self._stream: LineStream | None = None
         self.greeting: SmtpReply | None = None
         self.extensions: dict[str, str] = {}
         self.esmtp = False
@@ -184,27 +188,11 @@ class SmtpClient(StreamClient):
 
     # --- connection ------------------------------------------------------------------
 
-    @classmethod
-    def open(
-        cls,
-        endpoint: Endpoint,
-        username: str | None,
-        password: str | None,
-        transcript: Transcript = NO_TRACE,
-    ) -> SmtpClient:
-        """Connect, EHLO, STARTTLS when the endpoint says so, and log in if a user is given."""
-        client = cls(endpoint, transcript)
-        try:
-            client.connect()
-            client.ehlo()
-            if endpoint.security is Security.STARTTLS:
-                client.starttls()
-            if username is not None and password is not None:
-                client.login(username, password)
-        except BaseException:
-            client.close()
-            raise
-        return client
+    def _start(self) -> None:
+        self.connect()
+        self.ehlo()
+        if self.endpoint.security is Security.STARTTLS:
+            self.starttls()
 
     def connect(self, sock: socket.socket | None = None) -> SmtpReply:
         """Open the connection (or adopt `sock`, already TLS for Security.SSL) and read
@@ -295,16 +283,6 @@ class SmtpClient(StreamClient):
         self.extensions = {}
         self.ehlo()
         return reply
-
-    def _require_tls(self) -> None:
-        if self.endpoint.security is not Security.NONE and not self.is_tls:
-            raise TLSError(
-                f"refusing to send credentials to {self._where()} without TLS",
-                hint="call starttls() first (security 'starttls') or use implicit TLS",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
-                cause="no-tls",
-            )
 
     def login(self, username: str, password: str) -> SmtpReply:
         """Password login with the best mechanism offered (PLAIN, then LOGIN)."""

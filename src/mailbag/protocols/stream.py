@@ -21,8 +21,9 @@ import zlib
 from types import TracebackType
 from typing import IO, Self
 
-from mailbag.errors import NetworkError, ProtocolError
-from mailbag.protocols.transport import Endpoint, wrap_tls
+from mailbag.errors import NetworkError, ProtocolError, TLSError
+from mailbag.protocols.trace import NO_TRACE, Transcript
+from mailbag.protocols.transport import Endpoint, Security, wrap_tls
 
 #: how much one recv() asks for; also the unit in which payloads are copied
 CHUNK = 256 * 1024
@@ -250,10 +251,55 @@ def _tls_injection(endpoint: Endpoint, proto: str, extra: bytes) -> NetworkError
 
 
 class StreamClient:
-    """What the IMAP, POP3 and SMTP clients share: an endpoint and the stream they own."""
+    """What the IMAP, POP3 and SMTP clients share: an endpoint and the stream they own,
+    the connect-upgrade-login sequence, and the refusal to send credentials in clear."""
 
     endpoint: Endpoint
     _stream: LineStream | None
+    #: how this protocol upgrades a plain connection, for the no-TLS hint
+    _upgrade_hint = "call starttls() first (security 'starttls') or use implicit TLS"
+
+    def __init__(self, endpoint: Endpoint, transcript: Transcript = NO_TRACE) -> None:
+        self.endpoint = endpoint
+        self.transcript = transcript
+        self._stream = None
+
+    @classmethod
+    def open(
+        cls,
+        endpoint: Endpoint,
+        username: str | None,
+        password: str | None,
+        transcript: Transcript = NO_TRACE,
+    ) -> Self:
+        """Connect, upgrade with STARTTLS when the endpoint says so, and log in when
+        credentials are given; the connection is closed again if any step fails."""
+        client = cls(endpoint, transcript)
+        try:
+            client._start()
+            if username is not None and password is not None:
+                client.login(username, password)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _start(self) -> None:
+        """Connect, read the greeting and upgrade to TLS when the endpoint says so."""
+        raise NotImplementedError
+
+    def login(self, username: str, password: str) -> object:
+        raise NotImplementedError
+
+    def _require_tls(self) -> None:
+        if self.endpoint.security is not Security.NONE and not self.is_tls:
+            raise TLSError(
+                f"refusing to send credentials to {self._where()} without TLS",
+                hint=self._upgrade_hint,
+                host=self.endpoint.host,
+                port=self.endpoint.port,
+                cause="no-tls",
+            )
 
     def _where(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"

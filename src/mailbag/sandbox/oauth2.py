@@ -298,6 +298,12 @@ class OAuth2Server:
                 if user is None or token.user == user:
                     token.issued_at = time.time() - token.expires_in - 1
 
+    def refresh_token_active(self, refresh_token: str) -> bool:
+        """Whether `refresh_token` would still get new access tokens (not revoked/rotated)."""
+        with self._lock:
+            token = self._by_refresh.get(refresh_token)
+            return token is not None and not token.refresh_revoked
+
     def token_active(self, access_token: str) -> bool:
         with self._lock:
             token = self._by_access.get(access_token)

@@ -43,6 +43,7 @@ from mailbag.errors import (
     UsageError,
 )
 from mailbag.message.compose import Composed
+from mailbag.protocols.smtp import ReplyCode
 from mailbag.store.outbox import CopyState, Outbox, OutboxRecord, OutboxState
 
 __all__ = [
@@ -59,23 +60,11 @@ BACKOFF_MAX = 3600.0
 
 
 @dataclass(frozen=True)
-class Reply:
+class Reply(ReplyCode):
     """An SMTP reply as the sender needs it."""
 
     code: int
     text: str
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.code < 400
-
-    @property
-    def transient(self) -> bool:
-        return 400 <= self.code < 500
-
-    @property
-    def permanent(self) -> bool:
-        return self.code >= 500
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}".strip()

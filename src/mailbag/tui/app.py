@@ -17,17 +17,23 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, Tree
+from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.textsafe import clean_terminal
 from mailbag.tui.compose import open_compose
+from mailbag.tui.message_list import MessageList, header_line
 from mailbag.tui.outgoing import Outgoing
-from mailbag.tui.screens import AccountDialog, FolderPicker, HelpScreen, SearchPrompt
-from mailbag.tui.view import FolderRow, MailView, MessageRow
-
-PAGE = 500  # rows loaded at a time; more are loaded as the cursor nears the end
+from mailbag.tui.screens import (
+    AccountDialog,
+    AttachmentsScreen,
+    FolderPicker,
+    HelpScreen,
+    SearchPrompt,
+)
+from mailbag.tui.view import FolderRow, ListModel, MailView, MessageRow
 
 
 class MailbagApp(App[None]):
@@ -35,7 +41,9 @@ class MailbagApp(App[None]):
     CSS = """
     #folders { width: 28; border-right: solid $primary-darken-2; }
     #right { width: 1fr; }
-    #messages { height: 45%; }
+    #list-pane { height: 45%; }
+    #list-header { height: 1; background: $boost; color: $text-muted; }
+    #messages { height: 1fr; }
     #reader { height: 1fr; border-top: solid $primary-darken-2; padding: 0 1; }
     #status { height: 1; background: $boost; padding: 0 1; }
     #dialog, #account-dialog {
@@ -63,6 +71,8 @@ class MailbagApp(App[None]):
         Binding("m", "move", "move"),
         Binding("d", "delete", "delete"),
         Binding("A", "add_account", "add account"),
+        Binding("t", "toggle_threads", "threads"),
+        Binding("v", "attachments", "attachments"),
         Binding("c", "compose", "compose"),
         Binding("r", "reply", "reply"),
         Binding("a", "reply_all", "reply all"),
@@ -92,9 +102,10 @@ class MailbagApp(App[None]):
         self.push = push
         self._stop_push = threading.Event()
         self.current: tuple[str, str] | None = None  # (account, folder)
-        self.rows: list[MessageRow] = []
         self.searching: str | None = None
-        self._loaded_all = False
+        self.threaded = False
+        self.reading: MessageRow | None = None  # what the reading pane shows
+        self._folder_nodes: dict[tuple[str, str], TreeNode[FolderRow]] = {}
 
     # --- layout ----------------------------------------------------------------------
 
@@ -103,19 +114,15 @@ class MailbagApp(App[None]):
         with Horizontal():
             yield Tree("accounts", id="folders")
             with Vertical(id="right"):
-                table: DataTable[str] = DataTable(id="messages", cursor_type="row")
-                yield table
+                with Vertical(id="list-pane"):
+                    yield Static(header_line(), id="list-header")
+                    yield MessageList(id="messages")
                 with VerticalScroll(id="reader"):
                     yield Static("", id="body")
         yield Static("", id="status")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#messages", DataTable)
-        table.add_column("", key="marks", width=4)
-        table.add_column("date", key="date", width=10)
-        table.add_column("from", key="from", width=24)
-        table.add_column("subject", key="subject")
         tree = self.query_one("#folders", Tree)
         tree.show_root = False
         self.refresh_folders(select_first=True)
@@ -130,7 +137,7 @@ class MailbagApp(App[None]):
         if self.poll_seconds > 0:
             # ... and a background sync every poll_seconds (POP3, other folders)
             self.set_interval(self.poll_seconds, self._poll)
-        table.focus()
+        self.message_list.focus()
 
     def _pushed(self, account: str, count: int) -> None:
         self.call_from_thread(self._new_mail, account, count)
@@ -144,6 +151,7 @@ class MailbagApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop_push.set()
+        self.view.cleanup()
 
     def _poll(self) -> None:
         if self.view.accounts():
@@ -155,85 +163,171 @@ class MailbagApp(App[None]):
     # --- folders ---------------------------------------------------------------------
 
     def refresh_folders(self, *, select_first: bool = False) -> None:
+        """Folder names and counts from the store; labels change in place when the
+        folders are the same, so the tree keeps its cursor."""
         tree = self.query_one("#folders", Tree)
+        rows = self.view.folders()
+        keys = [(r.account, r.name) for r in rows]
+        if keys == list(self._folder_nodes) and not select_first:
+            for row in rows:
+                self._set_folder(row)
+            return
         tree.clear()
+        self._folder_nodes = {}
         by_account: dict[str, Any] = {}
         first = None
-        for row in self.view.folders():
+        for row in rows:
             node = by_account.get(row.account)
             if node is None:
                 node = tree.root.add(clean_terminal(row.account), expand=True)
                 by_account[row.account] = node
             leaf = node.add_leaf(row.label, data=row)
+            self._folder_nodes[(row.account, row.name)] = leaf
             if first is None and row.role == "inbox":
                 first = leaf
         if select_first and first is not None and first.data is not None:
             self.open_folder(first.data.account, first.data.name)
 
+    def _set_folder(self, row: FolderRow) -> None:
+        node = self._folder_nodes.get((row.account, row.name))
+        if node is not None and node.data != row:
+            node.data = row
+            node.set_label(row.label)
+
+    def _count(self, account: str, folder: str, total: int, unread: int) -> None:
+        """Adjust a folder's counts after a change made here (no recount of the store)."""
+        node = self._folder_nodes.get((account, folder))
+        if node is None or node.data is None:
+            return
+        row = node.data
+        self._set_folder(
+            FolderRow(
+                row.account,
+                row.name,
+                row.role,
+                max(0, row.total + total),
+                max(0, row.unread + unread),
+            )
+        )
+
+    def folder_row(self, account: str, folder: str) -> FolderRow | None:
+        node = self._folder_nodes.get((account, folder))
+        return None if node is None else node.data
+
     @on(Tree.NodeSelected, "#folders")
     def _folder_chosen(self, event: Tree.NodeSelected[FolderRow]) -> None:
         if event.node.data is not None:
             self.open_folder(event.node.data.account, event.node.data.name)
-            self.query_one("#messages", DataTable).focus()
+            self.message_list.focus()
 
-    def open_folder(self, account: str, folder: str) -> None:
+    def open_folder(self, account: str, folder: str, *, keep: str | None = None) -> None:
+        """Show a folder (flat at once; by conversation when that is on, computed in a worker).
+        `keep`: the message ID to put the cursor back on."""
+        again = self.current == (account, folder) and self.searching is None
         self.current = (account, folder)
         self.searching = None
-        self.show_rows(self.view.messages(account, folder, limit=PAGE))
-        self._loaded_all = len(self.rows) < PAGE
         self.sub_title = f"{account} / {folder}"
+        refresh = self.threaded and again and self.model.threaded
+        if not refresh:
+            # a grouped list being refreshed stays up until the new grouping is ready
+            counted = self.folder_row(account, folder)
+            model = self.view.message_list(account, folder, size=counted.total if counted else 0)
+            self.show_model(model, keep=keep)
+            if not model.complete:
+                self._complete(account, folder, model)
+        if self.threaded:
+            if not refresh:
+                self.status("grouping conversations ...")
+            self._group(account, folder, keep, refresh)
+
+    @work(thread=True, exclusive=True, group="order")
+    def _complete(self, account: str, folder: str, model: ListModel) -> None:
+        ids = self.view.message_order(account, folder)
+        self.call_from_thread(self._completed, model, ids)
+
+    def _completed(self, model: ListModel, ids: list[int]) -> None:
+        if self.model is not model:
+            return  # another list is up by now
+        selected = self.selected()
+        model.complete_with(ids)
+        lst = self.message_list
+        if selected is not None:
+            lst.cursor = model.index_of(selected.id) or lst.cursor
+        lst.changed()
+
+    @work(thread=True, exclusive=True, group="threads")
+    def _group(self, account: str, folder: str, keep: str | None, refresh: bool) -> None:
+        model = self.view.thread_list(account, folder)
+        self.call_from_thread(self._grouped, account, folder, model, keep, refresh)
+
+    def _grouped(
+        self, account: str, folder: str, model: ListModel, keep: str | None, refresh: bool
+    ) -> None:
+        if self.current != (account, folder) or not self.threaded or self.searching is not None:
+            return  # the user went elsewhere meanwhile
+        selected = self.selected()
+        if self.model.threaded:
+            model.unfold_like(self.model)  # what was unfolded stays so after a sync
+        self.show_model(model, keep=selected.id if selected is not None else keep)
+        if not refresh:
+            self.status(f"{len(model)} conversations")
 
     # --- message list ----------------------------------------------------------------
 
+    @property
+    def message_list(self) -> MessageList:
+        return self.query_one("#messages", MessageList)
+
+    @property
+    def model(self) -> ListModel:
+        return self.message_list.model
+
+    def show_model(self, model: ListModel, *, keep: str | None = None) -> None:
+        cursor = 0
+        if keep is not None:
+            found = model.index_of(keep)
+            if found is None and model.threaded:
+                wanted = int(keep)
+                head = next((t.ids[0] for t in model.heads.values() if wanted in t.ids), None)
+                found = None if head is None else model.index_of(str(head))
+            cursor = found or 0
+        self.message_list.show(model, cursor)
+        if keep is None or (self.reading is not None and model.index_of(self.reading.id) is None):
+            self._show_body("" if len(model) else "(no messages)")
+            self.reading = None
+
     def show_rows(self, rows: list[MessageRow]) -> None:
-        table = self.query_one("#messages", DataTable)
-        table.clear()
-        self.rows = rows
-        self._add_rows(rows)
-        self.query_one("#body", Static).update("")
-        if not rows:
-            self.query_one("#body", Static).update("(no messages)")
+        self.show_model(ListModel.of_rows(rows))
 
-    def _add_rows(self, rows: Iterable[MessageRow]) -> None:
-        table = self.query_one("#messages", DataTable)
-        for r in rows:
-            table.add_row(r.marks, r.date, r.sender[:24], r.subject, key=r.id)
-
-    @on(DataTable.RowHighlighted, "#messages")
-    def _near_end(self, event: DataTable.RowHighlighted) -> None:
-        # virtual paging: large folders load PAGE rows at a time as the cursor moves down
-        if self._loaded_all or self.current is None or self.searching is not None:
-            return
-        if event.cursor_row >= len(self.rows) - 20:
-            account, folder = self.current
-            more = self.view.messages(account, folder, limit=len(self.rows) + PAGE)
-            new = more[len(self.rows) :]
-            self._loaded_all = len(new) < PAGE
-            self.rows.extend(new)
-            self._add_rows(new)
+    def _show_body(self, markup: str) -> None:
+        self.query_one("#body", Static).update(markup)
 
     def selected(self) -> MessageRow | None:
-        table = self.query_one("#messages", DataTable)
-        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
-            return None
-        return self.rows[table.cursor_row]
+        return self.message_list.selected_row()
 
     def _replace_row(self, row: MessageRow) -> None:
-        table = self.query_one("#messages", DataTable)
-        index = next((i for i, r in enumerate(self.rows) if r.id == row.id), None)
-        if index is None:
-            return
-        self.rows[index] = row
-        table.update_cell(row.id, "marks", row.marks)
+        index = self._index_of(row.id)
+        if index is not None:
+            self.model.replace(index, row)
+            self.message_list.refresh()
+
+    def _index_of(self, message_id: str) -> int | None:
+        lst = self.message_list
+        if 0 <= lst.cursor < len(lst.model) and lst.model.entries[lst.cursor] == int(message_id):
+            return lst.cursor
+        return lst.model.index_of(message_id)
 
     def _drop_row(self, message_id: str) -> None:
-        table = self.query_one("#messages", DataTable)
-        self.rows = [r for r in self.rows if r.id != message_id]
-        table.remove_row(message_id)
-        self.query_one("#body", Static).update("")
+        index = self._index_of(message_id)
+        if index is not None:
+            self.model.remove(index)
+            self.message_list.changed()
+        if self.reading is not None and self.reading.id == message_id:
+            self._show_body("")
+            self.reading = None
 
-    @on(DataTable.RowSelected, "#messages")
-    def _open(self, event: DataTable.RowSelected) -> None:
+    @on(MessageList.Selected, "#messages")
+    def _open(self, event: MessageList.Selected) -> None:
         row = self.selected()
         if row is None:
             return
@@ -245,33 +339,63 @@ class MailbagApp(App[None]):
         head = "\n".join(f"[b]{name}:[/b] {_escape(value)}" for name, value in shown.headers)
         parts = [head]
         if shown.attachments:
-            parts.append("[b]Attachments:[/b] " + _escape(", ".join(shown.attachments)))
+            parts.append("[b]Attachments[/b] (v: open or save)")
+            parts += [f"  {_escape(a.label)}" for a in shown.attachments]
         for note in shown.notes:
             parts.append(f"[yellow]note:[/] {_escape(note)}")
         parts.append("")
         parts.append(_escape(shown.body))
-        self.query_one("#body", Static).update("\n".join(parts))
+        self._show_body("\n".join(parts))
         self.query_one("#reader", VerticalScroll).scroll_home(animate=False)
-        if "\\Seen" not in row.flags:
-            self._replace_row(
-                MessageRow(
-                    row.id,
-                    row.date,
-                    row.sender,
-                    row.subject,
-                    row.flags | {"\\Seen"},
-                    row.has_attachments,
-                    row.size,
-                )
+        self.reading = row
+        if row.unread:
+            seen = MessageRow(
+                row.id,
+                row.date,
+                row.sender,
+                row.subject,
+                row.flags | {"\\Seen"},
+                row.has_attachments,
+                row.size,
             )
+            self._replace_row(seen)
+            self.reading = seen
+            if self.current is not None and self.searching is None:
+                self._count(*self.current, 0, -1)
+            else:
+                self.refresh_folders()
 
     # --- actions ---------------------------------------------------------------------
 
     def action_cursor_down(self) -> None:
-        self.query_one("#messages", DataTable).action_cursor_down()
+        self.message_list.action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        self.query_one("#messages", DataTable).action_cursor_up()
+        self.message_list.action_cursor_up()
+
+    def action_toggle_threads(self) -> None:
+        if self.searching is not None or self.current is None:
+            self.status("conversations are shown for folders, not for search results")
+            return
+        self.threaded = not self.threaded
+        selected = self.selected()
+        self.open_folder(*self.current, keep=selected.id if selected is not None else None)
+        if not self.threaded:
+            self.status("one line per message")
+
+    def action_attachments(self) -> None:
+        row = self.reading or self.selected()
+        if row is None:
+            return
+        try:
+            found = self.view.read(row.id, mark_seen=False).attachments
+        except MailbagError as exc:
+            self.status(exc.message)
+            return
+        if not found:
+            self.status("this message has no attachments")
+            return
+        self.push_screen(AttachmentsScreen(self.view, row.id, found))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -281,9 +405,16 @@ class MailbagApp(App[None]):
         if row is None:
             return
         try:
-            self._replace_row(self.view.toggle_flag(row.id, flag))
+            new = self.view.toggle_flag(row.id, flag)
         except MailbagError as exc:
             self.status(exc.message)
+            return
+        self._replace_row(new)
+        if new.unread != row.unread:
+            if self.current is not None and self.searching is None:
+                self._count(*self.current, 0, 1 if new.unread else -1)
+            else:
+                self.refresh_folders()
 
     def action_toggle_flagged(self) -> None:
         self._flag("\\Flagged")
@@ -296,13 +427,16 @@ class MailbagApp(App[None]):
         if row is None:
             return
         try:
-            self.view.delete(row.id)
+            trash = self.view.delete(row.id)
         except MailbagError as exc:
             self.status(exc.message)
             return
         self._drop_row(row.id)
-        self.status("moved to Trash (the next sync applies it on the server)")
-        self.refresh_folders()
+        self._moved(row, trash)
+        if trash is None:
+            self.status("deleted for good (the next sync applies it on the server)")
+        else:
+            self.status(f"moved to {trash} (the next sync applies it on the server)")
 
     def action_move(self) -> None:
         row = self.selected()
@@ -320,10 +454,20 @@ class MailbagApp(App[None]):
                 self.status(exc.message)
                 return
             self._drop_row(row.id)
+            self._moved(row, target)
             self.status(f"moved to {target} (the next sync applies it on the server)")
-            self.refresh_folders()
 
         self.push_screen(FolderPicker(choices), done)
+
+    def _moved(self, row: MessageRow, target: str | None) -> None:
+        if self.current is None or self.searching is not None:
+            self.refresh_folders()
+            return
+        account, here = self.current
+        unread = 1 if row.unread else 0
+        self._count(account, here, -1, -unread)
+        if target is not None:
+            self._count(account, target, 1, unread)
 
     def action_search(self) -> None:
         def done(query: str | None) -> None:
@@ -383,10 +527,8 @@ class MailbagApp(App[None]):
             self.status("; ".join(lines))
         self.refresh_folders(select_first=self.current is None)
         if self.current is not None and self.searching is None:
-            cursor = self.query_one("#messages", DataTable).cursor_row
-            self.open_folder(*self.current)
-            if 0 <= cursor < len(self.rows):
-                self.query_one("#messages", DataTable).move_cursor(row=cursor)
+            selected = self.selected()
+            self.open_folder(*self.current, keep=selected.id if selected is not None else None)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -397,6 +539,12 @@ class MailbagApp(App[None]):
         yield SystemCommand("Reply all", "reply to everyone on it (a)", self.action_reply_all)
         yield SystemCommand("Forward", "forward the highlighted message (f)", self.action_forward)
         yield SystemCommand("Add account", "find settings, test, save", self.action_add_account)
+        yield SystemCommand(
+            "Threads on/off", "group the list by conversation", self.action_toggle_threads
+        )
+        yield SystemCommand(
+            "Attachments", "list, open or save the message's attachments", self.action_attachments
+        )
         yield SystemCommand("Keys", "every key of the client", self.action_help)
 
 
@@ -412,5 +560,9 @@ def _escape(text: str) -> str:
 
 
 def run_tui(paths: Paths) -> int:
-    MailbagApp(paths).run()
+    app = MailbagApp(paths)
+    try:
+        app.run()
+    finally:
+        app.view.cleanup()  # the attachment copies made for viewing
     return 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
@@ -17,12 +18,15 @@ from mailbag.textsafe import clean_terminal
 if TYPE_CHECKING:
     from mailbag.config.model import Account
     from mailbag.diagnose import StepResult
-    from mailbag.tui.view import MailView
+    from mailbag.tui.view import AttachmentRow, MailView
 
 KEYS = [
-    ("↑ ↓  j k", "move in the list"),
+    ("↑ ↓  j k", "move in the list (PgUp PgDn Home End too)"),
     ("Enter", "open the message"),
     ("Tab", "next pane"),
+    ("t", "conversations on/off (threads, newest first)"),
+    ("→ ← Space", "unfold / fold / toggle a conversation"),
+    ("v", "attachments: Enter/o open, w save to a folder"),
     ("/", "search (same language as `mailbag search`)"),
     ("Esc", "back to the folder after a search"),
     ("c", "compose a new message"),
@@ -76,6 +80,114 @@ class FolderPicker(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class AttachmentsScreen(ModalScreen[None]):
+    """A message's attachments: open one with the system's handler, or save it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "close"),
+        Binding("o", "open", "open"),
+        Binding("w", "save", "save to folder"),
+    ]
+    last_folder: ClassVar[str] = ""
+
+    def __init__(self, view: MailView, message_id: str, attachments: list[AttachmentRow]) -> None:
+        super().__init__()
+        self.view = view
+        self.message_id = message_id
+        self.attachments = attachments
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Attachments", classes="title")
+            yield OptionList(*[a.label for a in self.attachments], id="attachments")
+            yield Label(
+                "Enter or o: open with the system's viewer   w: save to a folder   Esc: close"
+            )
+            yield Label("Save into which folder? (Enter saves, Esc cancels)", id="save-label")
+            yield Input(placeholder="a folder, e.g. ~/Downloads", id="save-to")
+            yield Static("", id="attachment-result")
+
+    def on_mount(self) -> None:
+        self._prompt(False)
+        self.query_one("#attachments", OptionList).highlighted = 0
+
+    def _prompt(self, shown: bool) -> Input:
+        box = self.query_one("#save-to", Input)
+        box.display = shown
+        self.query_one("#save-label", Label).display = shown
+        return box
+
+    def _chosen(self) -> AttachmentRow | None:
+        index = self.query_one("#attachments", OptionList).highlighted
+        return None if index is None else self.attachments[index]
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        text = escape(clean_terminal(text))
+        self.query_one("#attachment-result", Static).update(f"[red]{text}[/]" if error else text)
+
+    @on(OptionList.OptionSelected, "#attachments")
+    def _selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        from mailbag.errors import MailbagError
+
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        try:
+            path = self.view.open_attachment(self.message_id, chosen.index)
+        except MailbagError as exc:
+            self._say(exc.message + (f" ({exc.hint})" if exc.hint else ""), error=True)
+            return
+        self._say(f"opened {path.name} (a private copy: {path})")
+
+    def action_save(self) -> None:
+        box = self._prompt(True)
+        if not box.value:
+            box.value = AttachmentsScreen.last_folder or _default_folder()
+        self.set_focus(box)  # at once: an Enter typed right after `w` belongs to the prompt
+
+    @on(Input.Submitted, "#save-to")
+    def _save(self, event: Input.Submitted) -> None:
+        from mailbag.errors import MailbagError
+
+        chosen = self._chosen()
+        folder = event.value.strip()
+        if chosen is None or not folder:
+            return
+        try:
+            path = self.view.save_attachment(self.message_id, chosen.index, folder)
+        except MailbagError as exc:
+            self._say(exc.message + (f" ({exc.hint})" if exc.hint else ""), error=True)
+            return
+        AttachmentsScreen.last_folder = folder
+        wanted = chosen.name.rsplit("/", 1)[-1]
+        note = (
+            ""
+            if path.name == wanted
+            else " (that name was taken or unsafe, nothing was overwritten)"
+        )
+        self._say(f"saved {path}{note}")
+        self._prompt(False)
+        self.set_focus(self.query_one("#attachments", OptionList))
+
+    def action_close(self) -> None:
+        box = self.query_one("#save-to", Input)
+        if box.display and box.has_focus:
+            self._prompt(False)
+            self.set_focus(self.query_one("#attachments", OptionList))
+            return
+        self.dismiss(None)
+
+
+def _default_folder() -> str:
+    from pathlib import Path
+
+    downloads = Path.home() / "Downloads"
+    return str(downloads if downloads.is_dir() else Path.home())
 
 
 class SearchPrompt(ModalScreen[str | None]):

@@ -11,15 +11,19 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailbag.errors import UsageError
 from mailbag.paths import Paths
 from mailbag.textsafe import clean_terminal
 
 if TYPE_CHECKING:
     from mailbag.config.model import Account
     from mailbag.diagnose import StepResult, TestReport
+    from mailbag.message.parse import ParsedMessage
     from mailbag.store.index import Message, Store
+    from mailbag.store.listing import ThreadSummary
 
 ROLE_ORDER = ["inbox", "drafts", "sent", "archive", "junk", "trash"]
 
@@ -49,6 +53,10 @@ class MessageRow:
     size: int | None
 
     @property
+    def unread(self) -> bool:
+        return "\\Seen" not in self.flags
+
+    @property
     def marks(self) -> str:
         unread = " " if "\\Seen" in self.flags else "N"
         flagged = "!" if "\\Flagged" in self.flags else " "
@@ -57,13 +65,201 @@ class MessageRow:
         return unread + flagged + answered + attach
 
 
+@dataclass(frozen=True)
+class AttachmentRow:
+    index: int  # 1-based, as `mailbag attachments` numbers them
+    name: str  # cleaned for the terminal; display only, never a path
+    content_type: str
+    size: int
+
+    @property
+    def label(self) -> str:
+        name = self.name or "(no name)"
+        return f"{self.index}. {name}  {self.content_type}, {human_size(self.size)}"
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
 @dataclass
 class Rendered:
     id: str
     headers: list[tuple[str, str]]
     body: str
-    attachments: list[str]
+    attachments: list[AttachmentRow]
     notes: list[str] = field(default_factory=list)
+
+
+ROWS_PER_FETCH = 100
+QUICK_TOP = 2000  # lines a big folder shows at once, before the rest of its order is read
+MAX_CACHED_ROWS = 20_000
+
+
+class ListModel:
+    """The message list as the screen sees it: message IDs in order, rows fetched by page.
+
+    Flat: one line per message. Threaded: one line per conversation (its newest
+    message), and an expanded conversation's older messages follow it. Lines
+    are plain row IDs (a message is on one line only), with conversations and
+    expanded children on the side, so a 200,000-line list costs one list of
+    ints; and every operation works on this list alone (unfolding inserts a
+    slice, deleting pops a line): nothing goes back over all messages on a key.
+    """
+
+    def __init__(self, ids: list[int], fetch: Callable[[list[int]], list[MessageRow]]) -> None:
+        self.entries = ids
+        self.fetch = fetch
+        self.threaded = False
+        self.heads: dict[int, ThreadSummary] = {}  # first line of a conversation of 2+
+        self.children: set[int] = set()  # lines shown under an expanded conversation
+        self.expanded: set[int] = set()  # newest message ID of each expanded conversation
+        self.complete = True  # False: only the top of a big folder is here yet
+        self._rows: dict[int, MessageRow] = {}
+
+    @classmethod
+    def flat(cls, ids: list[int], fetch: Callable[[list[int]], list[MessageRow]]) -> ListModel:
+        return cls(ids, fetch)
+
+    @classmethod
+    def by_thread(
+        cls, threads: list[ThreadSummary], fetch: Callable[[list[int]], list[MessageRow]]
+    ) -> ListModel:
+        model = cls([t.ids[0] for t in threads], fetch)
+        model.heads = {t.ids[0]: t for t in threads if len(t.ids) > 1}
+        model.threaded = True
+        return model
+
+    @classmethod
+    def of_rows(cls, rows: list[MessageRow]) -> ListModel:
+        model = cls([int(r.id) for r in rows], lambda ids: [])
+        model._rows = {int(r.id): r for r in rows}
+        return model
+
+    def complete_with(self, ids: list[int]) -> None:
+        """The whole order of a flat list whose top was read first."""
+        self.entries = ids
+        self.complete = True
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def thread_at(self, index: int) -> ThreadSummary | None:
+        """The conversation line `index` heads (None: a single message or a child)."""
+        return self.heads.get(self.entries[index])
+
+    def is_child(self, index: int) -> bool:
+        return self.entries[index] in self.children
+
+    def row(self, index: int) -> MessageRow:
+        """The message on line `index`, fetched with the next lines when not known yet."""
+        message = self.entries[index]
+        found = self._rows.get(message)
+        if found is not None:
+            return found
+        if len(self._rows) > MAX_CACHED_ROWS:
+            self._rows.clear()
+        start = max(0, index - ROWS_PER_FETCH // 4)
+        wanted = [m for m in self.entries[start : start + ROWS_PER_FETCH] if m not in self._rows]
+        for row in self.fetch(wanted):
+            self._rows[int(row.id)] = row
+        found = self._rows.get(message)
+        if found is None:  # gone meanwhile (another process): show a placeholder
+            found = MessageRow(str(message), "", "", "(gone)", frozenset({"\\Seen"}), False, 0)
+            self._rows[message] = found
+        return found
+
+    def rows(self) -> list[MessageRow]:
+        """Every line's message (fetches them all: for tests and small lists)."""
+        return [self.row(i) for i in range(len(self.entries))]
+
+    def index_of(self, message_id: str) -> int | None:
+        try:
+            return self.entries.index(int(message_id))
+        except ValueError:
+            return None
+
+    def head_of(self, index: int) -> int:
+        """The line heading the conversation that line `index` is in."""
+        while index > 0 and self.entries[index] in self.children:
+            index -= 1
+        return index
+
+    def is_expanded(self, index: int) -> bool:
+        return self.entries[index] in self.expanded
+
+    def expand(self, index: int) -> None:
+        thread = self.thread_at(index)
+        if thread is None or thread.ids[0] in self.expanded:
+            return
+        self.expanded.add(thread.ids[0])
+        self.children.update(thread.ids[1:])
+        self.entries[index + 1 : index + 1] = thread.ids[1:]
+
+    def collapse(self, index: int) -> int:
+        """Fold the conversation line `index` is in; returns the line of its head."""
+        head = self.head_of(index)
+        thread = self.thread_at(head)
+        if thread is None or thread.ids[0] not in self.expanded:
+            return head
+        self.expanded.discard(thread.ids[0])
+        self.children.difference_update(thread.ids[1:])
+        del self.entries[head + 1 : head + len(thread.ids)]
+        return head
+
+    def unfold_like(self, old: ListModel) -> None:
+        """Unfold the conversations that were unfolded in `old` (the same folder, regrouped)."""
+        if not old.expanded:
+            return
+        was_open = old.children | old.expanded
+        heads = [t.ids[0] for t in self.heads.values() if not was_open.isdisjoint(t.ids)]
+        for head in heads:
+            index = self.index_of(str(head))
+            if index is not None:
+                self.expand(index)
+
+    def toggle(self, index: int) -> int:
+        head = self.head_of(index)
+        if self.is_expanded(head):
+            return self.collapse(head)
+        self.expand(head)
+        return head
+
+    def replace(self, index: int, row: MessageRow) -> None:
+        """A message's flags changed; keeps its conversation's unread count right."""
+        old = self._rows.get(int(row.id))
+        self._rows[int(row.id)] = row
+        if old is None or old.unread == row.unread:
+            return
+        head = self.head_of(index)
+        thread = self.thread_at(head)
+        if thread is not None:
+            unread = max(0, thread.unread + (1 if row.unread else -1))
+            self.heads[thread.ids[0]] = thread._replace(unread=unread)
+
+    def remove(self, index: int) -> None:
+        """The message on line `index` left this folder."""
+        message = self.entries[index]
+        head = self.head_of(index)
+        thread = self.thread_at(head)
+        row = self._rows.pop(message, None)
+        if thread is None:
+            del self.entries[index]
+            return
+        expanded = thread.ids[0] in self.expanded
+        self.collapse(head)
+        del self.heads[thread.ids[0]]
+        ids = tuple(i for i in thread.ids if i != message)
+        unread = max(0, thread.unread - (1 if row is not None and row.unread else 0))
+        self.entries[head] = ids[0]
+        if len(ids) > 1:
+            self.heads[ids[0]] = thread._replace(ids=ids, unread=unread)
+            if expanded:
+                self.expand(head)
 
 
 def _when(ts: float | None) -> str:
@@ -102,6 +298,7 @@ class MailView:
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self._open_dir: Path | None = None
 
     def _store(self) -> Store:
         from mailbag.store.index import Store
@@ -137,6 +334,42 @@ class MailView:
         with self._store() as store:
             return [_row(m) for m in store.messages(account=account, folder=folder, limit=limit)]
 
+    def rows_by_id(self, ids: list[int]) -> list[MessageRow]:
+        from mailbag.store.listing import messages_by_id
+
+        if not ids:
+            return []
+        with self._store() as store:
+            return [_row(m) for m in messages_by_id(store, ids)]
+
+    def message_list(self, account: str, folder: str, *, size: int = 0) -> ListModel:
+        """The folder newest first, one line per message. For a big folder (`size`, as the
+        folder counts say) only the top is read: `complete` it later, in a worker."""
+        from mailbag.store.listing import folder_order
+
+        first = QUICK_TOP if size > 4 * QUICK_TOP else None
+        with self._store() as store:
+            ids = folder_order(store, account, folder, first=first)
+        model = ListModel.flat(ids, self.rows_by_id)
+        model.complete = first is None or len(ids) < first
+        return model
+
+    def message_order(self, account: str, folder: str) -> list[int]:
+        """Every message of the folder, newest first (for `ListModel.complete_with`)."""
+        from mailbag.store.listing import folder_order
+
+        with self._store() as store:
+            return folder_order(store, account, folder)
+
+    def thread_list(self, account: str, folder: str) -> ListModel:
+        """The folder by conversation, newest conversation first (one pass; run it in a worker
+        for big folders)."""
+        from mailbag.store.listing import folder_threads
+
+        with self._store() as store:
+            threads = folder_threads(store, account, folder)
+        return ListModel.by_thread(threads, self.rows_by_id)
+
     def search(self, query: str, limit: int = 500) -> list[MessageRow]:
         from mailbag.store.query import search
 
@@ -156,6 +389,10 @@ class MailView:
                 seen(store, message)
         msg = parse_message(raw)
         body = render_body(msg)
+        attachments = [
+            AttachmentRow(a.index, clean_terminal(a.name), clean_terminal(a.content_type), a.size)
+            for a in list_attachments(msg)
+        ]
         h = msg.headers
         headers = [
             (name, clean_terminal(value))
@@ -176,9 +413,46 @@ class MailView:
             id=message_id,
             headers=headers,
             body=clean_terminal(body.text or "(no text body)", keep_newlines=True),
-            attachments=[clean_terminal(a.name or a.content_type) for a in list_attachments(msg)],
+            attachments=attachments,
             notes=[clean_terminal(n) for n in notes],
         )
+
+    def _parsed(self, message_id: str) -> ParsedMessage:
+        from mailbag.message.parse import parse_message
+
+        with self._store() as store:
+            return parse_message(store.read_bytes(store.lookup(message_id)))
+
+    def save_attachment(self, message_id: str, index: int, folder: str) -> Path:
+        """Into `folder` under a safe name, never over an existing file (`attachments --save`)."""
+        from mailbag.message.attachments import save_attachments
+
+        target = Path(folder).expanduser()
+        saved = save_attachments(self._parsed(message_id), target, only={index})
+        if not saved:
+            raise UsageError(f"message {message_id} has no attachment {index}")
+        return saved[0][1]
+
+    def open_attachment(self, message_id: str, index: int) -> Path:
+        """Write the attachment into this session's private folder and hand it to the
+        system's handler ($MAILBAG_OPENER, else xdg-open/open); returns the file."""
+        import tempfile
+
+        from mailbag.opener import open_file
+
+        if self._open_dir is None:
+            self._open_dir = Path(tempfile.mkdtemp(prefix="mailbag-open-"))  # mode 0700
+        path = self.save_attachment(message_id, index, str(self._open_dir))
+        open_file(path)
+        return path
+
+    def cleanup(self) -> None:
+        """Remove the files written for viewing (as mail clients do on exit)."""
+        import shutil
+
+        if self._open_dir is not None:
+            shutil.rmtree(self._open_dir, ignore_errors=True)
+            self._open_dir = None
 
     def toggle_flag(self, message_id: str, flag: str) -> MessageRow:
         from mailbag.store.actions import apply_flag_changes
@@ -189,11 +463,13 @@ class MailView:
             name = flag.lstrip("\\").lower()
             return _row(apply_flag_changes(store, message, [sign + name]))
 
-    def delete(self, message_id: str) -> None:
+    def delete(self, message_id: str) -> str | None:
+        """To Trash (returns its name), or for good when already there (returns None)."""
         from mailbag.store.actions import delete
 
         with self._store() as store:
-            delete(store, store.lookup(message_id))
+            moved = delete(store, store.lookup(message_id))
+        return None if moved is None else moved.folder
 
     def move(self, message_id: str, folder: str) -> None:
         from mailbag.store.actions import find_target_folder

@@ -146,13 +146,11 @@ class ImapClient(StreamClient):
         max_literal: int = 8 * 1024 * 1024,
         max_body_in_memory: int = 256 * 1024 * 1024,
     ) -> None:
-        self.endpoint = endpoint
-        self.transcript = transcript
+        super().__init__(endpoint, transcript)
         #: non-body literals (names, envelope strings) larger than this are refused
         self.max_literal = max_literal
         #: bodies fetched without a sink larger than this are refused (use a sink)
         self.max_body_in_memory = max_body_in_memory
-        self._stream: LineStream | None = None
         self._caps: frozenset[str] | None = None
         self._tag_counter = 0
         self._inflight: dict[str, Pending] = {}
@@ -166,25 +164,10 @@ class ImapClient(StreamClient):
 
     # --- connection ----------------------------------------------------------------
 
-    @classmethod
-    def open(
-        cls,
-        endpoint: Endpoint,
-        username: str,
-        password: str,
-        transcript: Transcript = NO_TRACE,
-    ) -> ImapClient:
-        """Connect, upgrade with STARTTLS when the endpoint says so, and log in."""
-        client = cls(endpoint, transcript)
-        try:
-            client.connect()
-            if endpoint.security is Security.STARTTLS:
-                client.starttls()
-            client.login(username, password)
-        except BaseException:
-            client.close()
-            raise
-        return client
+    def _start(self) -> None:
+        self.connect()
+        if self.endpoint.security is Security.STARTTLS:
+            self.starttls()
 
     def connect(self, sock: socket.socket | None = None) -> StatusResponse:
         """Open the connection and read the greeting (OK or PREAUTH; BYE is refused).
@@ -288,16 +271,6 @@ class ImapClient(StreamClient):
         # capabilities seen before TLS are not trustworthy: forget them and ask again
         self._caps = None
         self.capability()
-
-    def _require_tls(self) -> None:
-        if self.endpoint.security is not Security.NONE and not self.is_tls:
-            raise TLSError(
-                f"refusing to send credentials to {self._where()} without TLS",
-                hint="call starttls() first (security 'starttls') or use implicit TLS",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
-                cause="no-tls",
-            )
 
     def login(self, username: str, password: str) -> None:
         self._require_tls()
