@@ -42,7 +42,7 @@ def corpus_subject(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[Sandbox]:
-    with Sandbox(users={USER: "reader-secret"}, services={"imap"}) as sb:
+    with Sandbox(users={USER: "reader-secret"}, services={"imap", "smtp"}) as sb:
         yield sb
 
 
@@ -62,31 +62,12 @@ class Cli:
         return json.loads(out)
 
 
-def _configure(sb: Sandbox, home: Path, tmp_path: Path) -> None:
-    pw = tmp_path / "pw.sh"
-    pw.write_text(f"#!/bin/sh\necho {sb.password(USER)}\n")
-    pw.chmod(0o700)
-    (home / "config.toml").write_text(
-        f"""
-[accounts.reader]
-email = "{sb.address(USER)}"
-protocol = "imap"
-ca_file = "{sb.ca_file}"
+def _configure(sb: Sandbox, home: Path) -> None:
+    from mailbag.config import save_account
+    from mailbag.paths import Paths
 
-[accounts.reader.incoming]
-host = "localhost"
-port = {sb.ports.imaps}
-security = "ssl"
-username = "{sb.address(USER)}"
-password_command = "{pw}"
-
-[accounts.reader.smtp]
-host = "localhost"
-port = 465
-security = "ssl"
-username = "{sb.address(USER)}"
-"""
-    )
+    paths = Paths.from_env({"MAILBAG_HOME": str(home)})
+    save_account(paths, sb.account(USER, name="reader", password_command=True))
 
 
 def test_synced_mail_is_read_searched_and_changes_go_back(
@@ -100,7 +81,7 @@ def test_synced_mail_is_read_searched_and_changes_go_back(
         imap.create("Archive")
         for name in HOSTILE:
             imap.append("INBOX", corpus()[name])
-    _configure(box, mailbag_home, tmp_path)
+    _configure(box, mailbag_home)
     cli = Cli(capsys)
     code, _, err = cli.run("sync")
     assert code == 0, err

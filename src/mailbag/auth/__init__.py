@@ -6,8 +6,16 @@
 
 Sign-in flows: `sign_in(account, device=...)`; provider definitions in
 `mailbag.auth.providers`. Nothing here prints: callers show URLs and codes.
+
+The names load on first use (PEP 562 `__getattr__` below): a password login
+(`mailbag sync`) goes through `mailbag.auth.login` without paying for the HTTP
+client and browser code of the OAuth2 flows. To export a name, add it to the
+TYPE_CHECKING imports and to `__all__`; `__getattr__` finds its module.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,43 +45,6 @@ if TYPE_CHECKING:
         sign_out,
     )
 
-#: where each name lives: imported on first use, so that logging in with a password
-#: (`mailbag.auth.login`) does not load the OAuth2 HTTP stack (~150 ms)
-_HOME = {
-    "DeviceCode": "flows",
-    "TokenSet": "flows",
-    "login_imap": "login",
-    "login_pop3": "login",
-    "login_smtp": "login",
-    "open_imap": "login",
-    "open_pop3": "login",
-    "open_smtp": "login",
-    "sasl_token_login": "login",
-    "Provider": "providers",
-    "discovered_settings": "providers",
-    "guess_provider": "providers",
-    "registration_help": "providers",
-    "SignOut": "tokens",
-    "account_settings": "tokens",
-    "get_access_token": "tokens",
-    "invalidate": "tokens",
-    "provider_for": "tokens",
-    "sign_in": "tokens",
-    "sign_out": "tokens",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mailbag.auth' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"mailbag.auth.{home}"), name)
-    globals()[name] = value
-    return value
-
-
 __all__ = [
     "DeviceCode",
     "Provider",
@@ -96,3 +67,17 @@ __all__ = [
     "sign_in",
     "sign_out",
 ]
+
+# where exported names live, cheapest module first
+_MODULES = ("login", "providers", "flows", "tokens")
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module in _MODULES:
+            loaded = importlib.import_module(f"{__name__}.{module}")
+            if hasattr(loaded, name):
+                value = getattr(loaded, name)
+                globals()[name] = value
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

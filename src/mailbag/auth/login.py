@@ -66,6 +66,9 @@ def sasl_token_login(
 ) -> sasl.Mechanism:
     """OAUTHBEARER (or XOAUTH2) with the account's access token; on refusal,
     refresh the token once and try again. Returns the mechanism used."""
+    # loaded here, not at the top: password logins never need the token machinery
+    from mailbag.auth.tokens import get_access_token, invalidate
+
     offered_set = {m.upper() for m in offered}
     mechanism = sasl.choose(offered_set, sasl.TOKEN_MECHANISMS)
     if mechanism is None:
@@ -77,9 +80,6 @@ def sasl_token_login(
             host=server.host,
             cause="auth-mechanism",
         )
-    # here, not at the top: password logins must not load the OAuth2 HTTP stack
-    from mailbag.auth.tokens import get_access_token, invalidate
-
     token = get_access_token(account, paths=paths, env=env)
     try:
         authenticate(
@@ -110,9 +110,9 @@ def sasl_token_login(
     return mechanism
 
 
-def _password(account: Account, which: Which, password: str | None) -> str:
-    if password is not None:
-        return password
+def _password(account: Account, which: Which, secret: str | None) -> str:
+    if secret is not None:
+        return secret
     from mailbag.config.secrets import get_secret
 
     return get_secret(account, which)
@@ -123,12 +123,14 @@ def _imap_mechanisms(client: Any) -> set[str]:
 
 
 def login_imap(
-    client: Any, account: Account, *, paths: Paths | None = None, password: str | None = None
+    client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
 ) -> str:
     """Log a connected `ImapClient` in as the account says (password or OAuth2).
 
-    `password` stands in for the stored one (the account test, before saving);
-    OAuth2 ignores it. Returns how it logged in, e.g. "AUTHENTICATE OAUTHBEARER"."""
+    `secret`: the password when the caller has it already (a sync opening several
+    connections asks the keyring or password_command once; the account test before
+    saving); read here otherwise. OAuth2 ignores it. Returns how it logged in, e.g.
+    "AUTHENTICATE OAUTHBEARER"."""
     server = account.incoming
     if server.auth is AuthMethod.OAUTH2:
         mech = sasl_token_login(
@@ -140,12 +142,12 @@ def login_imap(
         )
         return f"AUTHENTICATE {mech.value}"
     plain = "PLAIN" in _imap_mechanisms(client)
-    client.login_sasl(server.username, _password(account, "incoming", password))
+    client.login_sasl(server.username, _password(account, "incoming", secret))
     return "AUTHENTICATE PLAIN" if plain else "LOGIN"
 
 
 def login_pop3(
-    client: Any, account: Account, *, paths: Paths | None = None, password: str | None = None
+    client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
 ) -> str:
     """Log a connected `Pop3Client` in (AUTH with SASL for OAuth2, else its password login).
     Returns how, e.g. "AUTH XOAUTH2" or "USER/PASS"."""
@@ -160,12 +162,12 @@ def login_pop3(
             paths=paths,
         )
         return f"AUTH {mech.value}"
-    client.login(server.username, _password(account, "incoming", password))
+    client.login(server.username, _password(account, "incoming", secret))
     return "AUTH PLAIN" if "PLAIN" in offered else "USER/PASS"
 
 
 def login_smtp(
-    client: Any, account: Account, *, paths: Paths | None = None, password: str | None = None
+    client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
 ) -> str:
     """Authenticate a connected `SmtpClient` (after EHLO/STARTTLS) as the account says.
     Returns how, e.g. "AUTH PLAIN"; "" when the account's SMTP server needs no login."""
@@ -181,7 +183,7 @@ def login_smtp(
             paths=paths,
         )
         return f"AUTH {mech.value}"
-    client.login(server.username, _password(account, "smtp", password))
+    client.login(server.username, _password(account, "smtp", secret))
     used = sasl.choose(client.auth_mechanisms, sasl.PASSWORD_MECHANISMS)
     return f"AUTH {used.value}" if used is not None else "AUTH"
 
@@ -205,7 +207,7 @@ def open_imap(
     account: Account,
     *,
     paths: Paths | None = None,
-    password: str | None = None,
+    secret: str | None = None,
     transcript: Transcript = NO_TRACE,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> ImapClient:
@@ -215,14 +217,14 @@ def open_imap(
 
     server = account.incoming
     client = ImapClient.open(server.endpoint(account.ca_file, timeout), None, None, transcript)
-    return _opened(client, lambda: login_imap(client, account, paths=paths, password=password))
+    return _opened(client, lambda: login_imap(client, account, paths=paths, secret=secret))
 
 
 def open_pop3(
     account: Account,
     *,
     paths: Paths | None = None,
-    password: str | None = None,
+    secret: str | None = None,
     transcript: Transcript = NO_TRACE,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Pop3Client:
@@ -231,14 +233,14 @@ def open_pop3(
 
     server = account.incoming
     client = Pop3Client.open(server.endpoint(account.ca_file, timeout), None, None, transcript)
-    return _opened(client, lambda: login_pop3(client, account, paths=paths, password=password))
+    return _opened(client, lambda: login_pop3(client, account, paths=paths, secret=secret))
 
 
 def open_smtp(
     account: Account,
     *,
     paths: Paths | None = None,
-    password: str | None = None,
+    secret: str | None = None,
     transcript: Transcript = NO_TRACE,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> SmtpClient:
@@ -248,4 +250,4 @@ def open_smtp(
 
     server = account.smtp
     client = SmtpClient.open(server.endpoint(account.ca_file, timeout), None, None, transcript)
-    return _opened(client, lambda: login_smtp(client, account, paths=paths, password=password))
+    return _opened(client, lambda: login_smtp(client, account, paths=paths, secret=secret))

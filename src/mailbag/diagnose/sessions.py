@@ -142,7 +142,7 @@ class ImapSession:
     def login(self, account: Account, password: str | None) -> str:
         from mailbag.auth.login import login_imap
 
-        return login_imap(self.client, account, password=password)
+        return login_imap(self.client, account, secret=password)
 
     def inbox(self) -> str:
         box = self.client.examine("INBOX")
@@ -249,7 +249,7 @@ class Pop3Session:
     def login(self, account: Account, password: str | None) -> str:
         from mailbag.auth.login import login_pop3
 
-        return login_pop3(self.client, account, password=password)
+        return login_pop3(self.client, account, secret=password)
 
     def inbox(self) -> str:
         count, size = self.client.stat()
@@ -335,7 +335,7 @@ class SmtpSession:
                 f"{self.endpoint.host}:{self.endpoint.port} offers no login (no AUTH in EHLO)",
                 cause="auth-mechanism",
             )
-        return login_smtp(self.client, account, password=password)
+        return login_smtp(self.client, account, secret=password)
 
     def send(self, sender: str, recipients: list[str], message: bytes) -> str:
         try:

@@ -53,6 +53,7 @@ class Sandbox:
         domain: str = "sandbox.test",
         keep: bool = False,
         oauth2: bool = False,
+        imap_without: Iterable[str] = (),
     ) -> None:
         self._own_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mailbag-sandbox-"))
@@ -88,6 +89,7 @@ class Sandbox:
             protocols=protocols,
             domain=domain,
             oauth2_introspection_url=introspection_url,
+            imap_without=imap_without,
         )
         self.smtp: SmtpServer | None = None
         if "smtp" in self.services:
@@ -184,8 +186,12 @@ class Sandbox:
         name: str | None = None,
         protocol: str = "imap",
         oauth2: bool = False,
+        password_command: bool = False,
     ) -> Account:
-        """An account for `user` on this sandbox (implicit TLS; OAuth2 or password)."""
+        """An account for `user` on this sandbox (implicit TLS; OAuth2 or password).
+
+        The password is looked up in the keyring under the account's name, or with
+        `password_command` comes from a command (no keyring needed: CLI tests, benches)."""
         from mailbag.config.model import (
             Account,
             AuthMethod,
@@ -200,7 +206,10 @@ class Sandbox:
 
         name = name or user
         auth = AuthMethod.OAUTH2 if oauth2 else AuthMethod.PASSWORD
-        ref = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
+        if password_command:
+            ref = SecretRef(SecretSource.COMMAND, f"echo '{self.password(user)}'")
+        else:
+            ref = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
         proto = Protocol(protocol)
         port = self.ports.imaps if proto is Protocol.IMAP else self.ports.pop3s
         return Account(

@@ -85,7 +85,7 @@ def open_smtp(account: Account, secret: SecretGetter, transcript: Transcript) ->
     # OAuth2: the shared login gets an access token from the stored sign-in itself
     needs_password = smtp.requires_auth and smtp.auth is not AuthMethod.OAUTH2
     password = secret(account, "smtp") if needs_password else None
-    return SubmissionSession(connect(account, password=password, transcript=transcript))
+    return SubmissionSession(connect(account, secret=password, transcript=transcript))
 
 
 class SubmissionSession:
@@ -181,7 +181,7 @@ def _append_imap(
 
     oauth2 = account.incoming.auth is AuthMethod.OAUTH2
     password = None if oauth2 else secret(account, "incoming")
-    client = open_imap(account, password=password, transcript=transcript)
+    client = open_imap(account, secret=password, transcript=transcript)
     try:
         folder = _find_folder(client, role)
         client.select(folder)
