@@ -923,6 +923,15 @@ def _sync_folder_remote(
     from mailbag.sync.plan import Download, RemoteFolder, SyncedState, Upload, needs_identity, plan
 
     name = folder.name
+    if (
+        local is not None
+        and folder.uidvalidity is None
+        and not local.messages
+        and not dir_missing
+        and not exclude_uids
+    ):
+        _download_fresh_folder(client, store, account, folder, options, on_progress, report, board)
+        return None
     delta = _delta(client, store, folder, stamp) if local is None and stamp else None
     base: _Baseline | None = None
     if delta is not None:
@@ -996,6 +1005,48 @@ def _sync_folder_remote(
     )
     store.commit()
     return base
+
+
+def _download_fresh_folder(
+    client: ImapClient,
+    store: Store,
+    account: Account,
+    folder: Folder,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    report: FolderReport,
+    board: _Board | None,
+) -> None:
+    """The first sync of a folder that has nothing here (no index rows, no files):
+    everything on the server is downloaded, so no flag listing and no plan are
+    needed (for 90,000 messages they would hold about 70 MB; the UIDs alone, from
+    one UID SEARCH, hold 3 MB). Flags come with the bodies. A message expunged
+    meanwhile is just not in the answer; a crash leaves the UIDVALIDITY recorded,
+    so the next run takes the usual path and downloads only what is missing."""
+    sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
+    if sel.uidvalidity is None:
+        raise ProtocolError(
+            f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
+        )
+    uids = list(client.uid_search("ALL").uids) if sel.exists else []
+    uids.sort()
+    store.update_folder(folder, uidvalidity=sel.uidvalidity)
+    store.commit()
+    on_progress(Progress(account.name, folder.name, "plan", len(uids)))
+    if uids:
+        download = _shared_download(
+            board, client, store, folder, sel.uidvalidity, report, on_progress, options
+        )
+        download(uids, {})
+    store.commit()
+    store.update_folder(
+        folder,
+        uidnext=sel.uidnext,
+        highestmodseq=None if sel.nomodseq else sel.highestmodseq,
+        messages=sel.exists,
+        last_sync=time.time(),
+    )
+    store.commit()
 
 
 # --- folders that appear, move or disappear ----------------------------------------------
