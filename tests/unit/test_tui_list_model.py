@@ -112,3 +112,20 @@ def test_search_results_need_no_fetch() -> None:
     rows = [_message(4), _message(2)]
     model = ListModel.of_rows(rows)
     assert model.rows() == rows and not model.threaded
+
+
+def test_unfolded_conversations_stay_unfolded_after_regrouping() -> None:
+    fetch = Fetcher()
+    old = _model(fetch)
+    old.expand(0)
+    # a sync brought a new reply (11) into the first conversation and a new message (10)
+    threads = [
+        ThreadSummary((11, 9, 5, 2), 11.0, 1),
+        ThreadSummary((10,), 10.0, 1),
+        ThreadSummary((8,), 8.0, 0),
+        ThreadSummary((7, 3), 7.0, 0),
+    ]
+    new = ListModel.by_thread(threads, fetch)
+    new.unfold_like(old)
+    assert new.entries == [11, 9, 5, 2, 10, 8, 7]
+    assert new.expanded == {11}

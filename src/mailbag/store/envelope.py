@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import email.utils
 import re
 from dataclasses import dataclass
@@ -51,7 +52,23 @@ _WANTED = {
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(rb"(\?=)[ \t\r\n]+(=\?)")
 _Q_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
-_SPACES = re.compile(r"[\s\x00]+")
+# the Date shape nearly every message has ("Tue, 14 Nov 2023 22:38:20 +0000"); others
+# go to email.utils
+_DATE = re.compile(
+    rb"[ \t]*(?:[A-Za-z]{3},[ \t]*)?(\d{1,2})[ \t]+([A-Za-z]{3})[ \t]+(\d{4})[ \t]+"
+    rb"(\d\d):(\d\d)(?::(\d\d))?[ \t]+([+-])(\d\d)(\d\d)[ \t]*(?:\([^()]*\))?[ \t]*$"
+)
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(b"jan feb mar apr may jun jul aug sep oct nov dec".split())
+}
+
+
+def _collapse(text: str) -> str:
+    """Runs of white space (and NULs) as one space, none at the ends (cheaper than a
+    regular expression substitution)."""
+    if "\x00" in text:
+        text = text.replace("\x00", " ")
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,13 @@ class Envelope:
     has_attachments: bool = False
 
 
+_WANTED_FIELD = re.compile(
+    rb"^(message-id|subject|from|to|cc|date|in-reply-to|references|content-type)[ \t]*:"
+    rb"(.*(?:\n[ \t].*)*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
 def header_fields(data: bytes, wanted: set[bytes] = _WANTED) -> dict[bytes, bytes]:
     """The first occurrence of each wanted field (lower-case name -> unfolded raw value)."""
     end = data.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
@@ -75,6 +99,17 @@ def header_fields(data: bytes, wanted: set[bytes] = _WANTED) -> dict[bytes, byte
         end = bare
     head = data[: end if end >= 0 else MAX_HEADER_BYTES]
     out: dict[bytes, bytes] = {}
+    if wanted is _WANTED:
+        # the usual case in one regular expression pass over the header block
+        for m in _WANTED_FIELD.finditer(head):
+            key = m.group(1).lower()
+            if key not in out:
+                value = m.group(2)
+                if b"\n" in value:
+                    out[key] = b" ".join(p.strip() for p in value.split(b"\n"))
+                else:
+                    out[key] = value.strip()
+        return out
     current: bytes | None = None
     parts: list[bytes] = []
     for line in head.split(b"\n"):
@@ -124,7 +159,7 @@ def decode_words(raw: bytes, limit: int = _MAX_FIELD) -> str:
     if b"=?" in raw:
         raw = _BETWEEN_WORDS.sub(rb"\1\2", raw)
         raw = _ENCODED_WORD.sub(_decode_word, raw)
-    return _SPACES.sub(" ", _text(raw)).strip()[:limit]
+    return _collapse(_text(raw))[:limit]
 
 
 def _msgid(raw: bytes | None) -> str:
@@ -134,12 +169,24 @@ def _msgid(raw: bytes | None) -> str:
     end = raw.find(b">", start + 1)
     if start >= 0 and end > start:
         raw = raw[start : end + 1]
-    return _SPACES.sub(" ", _text(raw)).strip()[:_MAX_FIELD]
+    return _collapse(_text(raw))[:_MAX_FIELD]
 
 
 def _date(raw: bytes | None) -> float | None:
     if not raw:
         return None
+    m = _DATE.match(raw)
+    if m is not None:
+        day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+        month = _MONTHS.get(mon.lower())
+        if month is not None and (sign == b"+" or oh != b"00" or om != b"00"):
+            # what parsedate_tz + mktime_tz compute ("-0000" means unknown: left to them)
+            offset = int(oh) * 3600 + int(om) * 60
+            when = (int(year), month, int(day), int(hh), int(mm), int(ss or 0))
+            try:
+                return float(calendar.timegm(when) - (offset if sign == b"+" else -offset))
+            except (ValueError, OverflowError):
+                return None
     try:
         parsed = email.utils.parsedate_tz(_text(raw))
         if parsed is None:
@@ -164,7 +211,7 @@ def envelope_from_bytes(data: bytes) -> Envelope:
         cc_addrs=decode_words(h.get(b"cc", b"")),
         date=_date(h.get(b"date")),
         in_reply_to=_msgid(h.get(b"in-reply-to")),
-        references=_SPACES.sub(" ", _text(h.get(b"references", b""))).strip()[:_MAX_REFS],
+        references=_collapse(_text(h.get(b"references", b"")))[:_MAX_REFS],
         has_attachments=has_att,
     )
 

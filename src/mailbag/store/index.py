@@ -63,6 +63,7 @@ from mailbag.store.maildir import (
     fsync_dir,
     fsync_many,
     is_own_tmp_name,
+    sync_batch,
     writer_may_be_running,
 )
 
@@ -153,6 +154,14 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 def parse_flags(text: str | None) -> frozenset[str]:
     # cached: a store has few distinct flag combinations and many messages
     return frozenset(text.split()) if text else frozenset()
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages(folder_id, uid, key, flags, synced_flags, size, "
+    "internal_date, date, message_id, subject, from_addr, to_addrs, cc_addrs, "
+    "in_reply_to, refs, modseq, email_id, has_attachments, added) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def flags_text(flags: Iterable[str]) -> str:
@@ -682,44 +691,82 @@ class Store:
 
     def add_messages(
         self, folder: Folder, items: Sequence[NewMessage], *, forget: Iterable[int] = ()
-    ) -> list[Message]:
-        """Index and deliver many messages already written to tmp/, durably and at once.
+    ) -> int:
+        """Index and deliver many messages already written to tmp/, durably and at once;
+        returns how many.
 
-        The files (and tmp/) are fsynced before the index transaction starts, so
-        the write lock is held only for the inserts: several folders can be
-        downloaded into one index at the same time. `forget` rows are dropped in
-        the same transaction (files being replaced).
+        The files (and tmp/) are made durable before the index transaction starts
+        (`sync_batch`: one syncfs on Linux), so the write lock is held only for the
+        inserts: several folders can be downloaded into one index at the same time.
+        `forget` rows are dropped in the same transaction (files being replaced).
         """
         if self.conn.in_transaction:
             raise StoreError("add_messages needs no open transaction (commit first)")
         maildir = folder.maildir
-        fsync_many([maildir.tmp_path(i.key) for i in items])
-        fsync_dir(maildir.root / "tmp")
+        tmp = str(maildir.root / "tmp")
+        sync_batch(tmp, [f"{tmp}/{i.key}" for i in items])
         self._begin()
         try:
             for row in forget:
                 self.forget(row)
-            out = [self._insert(folder, item) for item in items]
+            if self.defer_indexing or not self.hooks:
+                self._insert_many(folder, items)
+            else:
+                for item in items:
+                    self._insert(folder, item)
             self._end("COMMIT")
         except BaseException:
             self.rollback()
             raise
-        dirs: set[Path] = set()
-        for item in items:
-            dirs.add(maildir.deliver(item.key, item.flags).path.parent)
-        for d in dirs:
+        for d in maildir.deliver_many([(i.key, i.flags) for i in items]):
             fsync_dir(d)
-        return out
+        return len(items)
+
+    def _insert_many(self, folder: Folder, items: Sequence[NewMessage]) -> None:
+        """`_insert` for a batch in one executemany, without Message objects (nothing
+        is handed to hooks): a third of the per-message index cost."""
+        now = time.time()
+        fid = folder.id
+        rows = []
+        for item in items:
+            env = item.envelope
+            flags = flags_text(item.flags)
+            rows.append(
+                (
+                    fid,
+                    item.uid,
+                    item.key,
+                    flags,
+                    flags if item.synced else None,
+                    item.size,
+                    item.internal_date,
+                    env.date,
+                    env.message_id,
+                    env.subject,
+                    env.from_addr,
+                    env.to_addrs,
+                    env.cc_addrs,
+                    env.in_reply_to,
+                    env.references,
+                    item.modseq,
+                    item.email_id,
+                    int(env.has_attachments),
+                    now,
+                )
+            )
+        try:
+            self.conn.executemany(_INSERT_MESSAGE, rows)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(
+                f"a message of this batch is already in folder {folder.name!r}: {exc}"
+            ) from exc
 
     def _insert(self, folder: Folder, item: NewMessage) -> Message:
         env = item.envelope
         flags = flags_text(item.flags)
         try:
             cur = self.conn.execute(
-                "INSERT INTO messages(folder_id, uid, key, flags, synced_flags, size, "
-                "internal_date, date, message_id, subject, from_addr, to_addrs, cc_addrs, "
-                "in_reply_to, refs, modseq, email_id, has_attachments, added) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                _INSERT_MESSAGE,
                 (
                     folder.id,
                     item.uid,

@@ -18,14 +18,16 @@ choice so that callers can batch it; `fsync_file`/`fsync_dir` do the work.
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import os
+import random
 import re
-import secrets
 import socket
+import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +45,7 @@ __all__ = [
     "info_to_flags",
     "is_own_tmp_name",
     "split_name",
+    "sync_batch",
 ]
 
 #: IMAP system flag -> Maildir info letter (letters must be stored sorted)
@@ -57,6 +60,17 @@ FLAG_LETTERS: dict[str, str] = {
 _LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
 
 _counter = itertools.count()
+# the PID for new names, read once (a getpid() system call per message shows in profiles)
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+_rand = random.Random(os.urandom(16))
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
 # names we create: "<sec>.M<usec>P<pid>Q<n>R<hex>.<host>" (the R part marks ours)
 _OWN_NAME = re.compile(r"^\d+\.M\d+P\d+Q\d+R[0-9a-f]{8}\.")
@@ -66,6 +80,12 @@ _OWN_NAME_PARTS = re.compile(r"^\d+\.M\d+P(\d+)Q\d+R[0-9a-f]{8}\.(.*)$")
 def flags_to_info(flags: Iterable[str]) -> str:
     """The `:2,` info letters for the flags Maildir can express, sorted."""
     return "".join(sorted({FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS}))
+
+
+@functools.lru_cache(maxsize=256)
+def _target(flags: frozenset[str]) -> tuple[str, str]:
+    info = flags_to_info(flags)
+    return ("cur", ":2," + info) if info else ("new", "")
 
 
 @functools.lru_cache(maxsize=256)
@@ -134,7 +154,61 @@ def fsync_many(paths: Sequence[Path]) -> None:
             pass
 
 
-def fsync_dir(path: Path) -> None:
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2) (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> int:
+        if fn(fd) != 0:
+            return ctypes.get_errno()
+        return 0
+
+    return syncfs
+
+
+_syncfs: Callable[[int], int] | bool | None = False  # False: not looked up yet
+
+
+def sync_batch(directory: Path | str, files: Sequence[Path | str]) -> None:
+    """Make `files` (all created in `directory`) and their directory entries durable.
+
+    On Linux one syncfs(2) of the file system holding `directory` does it for the
+    whole batch: the kernel writes the batch out in one go instead of one fsync per
+    file (each fsync pays its own device flush). Since Linux 5.8 syncfs reports
+    write-back errors like fsync does. Elsewhere: fsync of every file (in threads,
+    see `fsync_many`), then of the directory.
+    """
+    global _syncfs
+    if not files:
+        return
+    if _syncfs is False:
+        _syncfs = _load_syncfs()
+    if callable(_syncfs):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            err = _syncfs(fd)
+        finally:
+            os.close(fd)
+        if err == 0:
+            return
+        if err not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(err, f"syncfs: {os.strerror(err)}", str(directory))
+    fsync_many([Path(f) for f in files])
+    fsync_dir(Path(directory))
+
+
+def fsync_dir(path: Path | str) -> None:
     """Make renames and creations in `path` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -193,8 +267,9 @@ class Maildir:
         now = time.time()
         sec = int(now)
         usec = int((now - sec) * 1_000_000)
-        rand = secrets.token_hex(4)
-        return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}R{rand}.{_HOST}"
+        # uniqueness comes from time, PID and counter; the random part only marks the
+        # name as ours (seeded from os.urandom; secrets costs a system call per name)
+        return f"{sec}.M{usec}P{_pid}Q{next(_counter)}R{_rand.getrandbits(32):08x}.{_HOST}"
 
     def tmp_path(self, key: str) -> Path:
         return self.root / "tmp" / key
@@ -239,6 +314,25 @@ class Maildir:
                 path=str(self.root),
             ) from exc
         return MaildirEntry(key, subdir, name, self.root)
+
+    def deliver_many(self, items: Iterable[tuple[str, frozenset[str]]]) -> set[str]:
+        """`deliver` for a batch of (key, flags); returns the directories renamed into."""
+        root = str(self.root)
+        tmp = os.path.join(root, "tmp")
+        dirs: set[str] = set()
+        for key, flags in items:
+            subdir, suffix = _target(flags)
+            target = os.path.join(root, subdir)
+            try:
+                os.rename(os.path.join(tmp, key), f"{target}/{key}{suffix}")
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot deliver {key} into {self.root}: {exc.strerror or exc}",
+                    hint="check that the mail directory is writable",
+                    path=root,
+                ) from exc
+            dirs.add(target)
+        return dirs
 
     # --- reading ----------------------------------------------------------------------
 

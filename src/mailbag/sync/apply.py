@@ -19,6 +19,7 @@ re-run neither downloads nor uploads twice.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import defaultdict
@@ -29,7 +30,7 @@ from typing import BinaryIO, Protocol
 from mailbag.errors import StoreError
 from mailbag.store.envelope import MAX_HEADER_BYTES, envelope_from_bytes
 from mailbag.store.index import Folder, NewMessage, Store
-from mailbag.store.maildir import MaildirEntry
+from mailbag.store.maildir import Maildir, MaildirEntry
 from mailbag.sync.events import FolderReport, Progress, ProgressCallback
 from mailbag.sync.plan import (
     DeleteLocal,
@@ -90,8 +91,6 @@ _crash_counts: dict[str, int] = {}
 
 def crash_point(name: str) -> None:
     """Die here (SIGKILL, no cleanup) when the crash test asks for it."""
-    import os
-
     spec = os.environ.get("MAILBAG_TEST_CRASH")
     if not spec:
         return
@@ -106,31 +105,60 @@ def crash_point(name: str) -> None:
 
 
 class _Capture:
-    """A file-like writer that also keeps the start of the message for its envelope."""
+    """A message file being written (a raw descriptor: no buffer copy) that also keeps
+    the message's header block, up to its first empty line, for the envelope."""
 
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh = fh
-        self.head = bytearray()
+    __slots__ = ("fd", "head", "in_head", "size")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.head = b""
+        self.in_head = True
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        if len(self.head) < MAX_HEADER_BYTES:
-            self.head += bytes(data[: MAX_HEADER_BYTES - len(self.head)])
-        self.size += len(data)
-        return self.fh.write(data)
+        n = len(data)
+        if self.in_head:
+            self._keep(data)
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < n:
+                done += os.write(self.fd, view[done:])
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write a downloaded message: {exc.strerror or exc}",
+                hint="check that the mail directory is writable and the disk not full",
+            ) from exc
+        self.size += n
+        return n
+
+    def _keep(self, data: bytes | bytearray | memoryview) -> None:
+        have = len(self.head)
+        head = self.head + bytes(data[: MAX_HEADER_BYTES - have])
+        start = max(0, have - 3)
+        end = head.find(b"\r\n\r\n", start)
+        bare = head.find(b"\n\n", start, None if end < 0 else end)
+        if bare >= 0:
+            self.head, self.in_head = head[: bare + 2], False
+        elif end >= 0:
+            self.head, self.in_head = head[: end + 4], False
+        else:
+            self.head, self.in_head = head, len(head) < MAX_HEADER_BYTES
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class _Downloader:
     """Receives bodies from the server into tmp/ files; indexes them in durable chunks.
 
-    Two helper threads keep the connection's reader from waiting on the disk:
-    one creates the next tmp/ files ahead of need (a file creation can take a
-    millisecond when the file system is busy committing), the other fsyncs and
-    commits finished chunks while the next chunk downloads. The order of the
-    durability steps per chunk is unchanged (fsync, index commit, rename).
+    The connection's reader thread creates and writes the files; a helper thread
+    makes finished chunks durable and commits them to the index while the next
+    chunk downloads. The order of the durability steps per chunk: the files are
+    made durable (`Maildir.sync_batch`), then recorded in the index, then renamed
+    into place.
     """
-
-    AHEAD = 16  # tmp files created ahead
 
     def __init__(
         self,
@@ -146,47 +174,22 @@ class _Downloader:
         self.store = store
         self.folder = folder
         self.maildir = folder.maildir
+        self._tmp = str(folder.maildir.root / "tmp")
         self.report = report
         self.progress = progress
         self.chunk_messages = chunk_messages
         self.chunk_bytes = chunk_bytes
         self.replaces = replaces  # uid -> row whose lost file this download restores
-        self._current: tuple[str, BinaryIO, _Capture] | None = None
+        self._current: tuple[str, _Capture] | None = None
         self._batch: list[NewMessage] = []
         self._forget: list[int] = []
         self._batch_bytes = 0
         self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._files: queue.Queue[tuple[str, BinaryIO] | BaseException] = queue.Queue(self.AHEAD)
         self._commits: queue.Queue[tuple[list[NewMessage], list[int]] | None] = queue.Queue(2)
-        self._opener = threading.Thread(target=self._open_ahead, daemon=True)
         self._committer = threading.Thread(target=self._commit_loop, daemon=True)
-        self._opener.start()
         self._committer.start()
 
-    # --- helper threads -----------------------------------------------------------------
-
-    def _open_ahead(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item: tuple[str, BinaryIO] | BaseException = self.maildir.open_tmp()
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
-                item = exc
-            while True:
-                try:
-                    self._files.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    if self._stop.is_set():
-                        if not isinstance(item, BaseException):
-                            self._drop(*item)
-                        return
-            if isinstance(item, BaseException):
-                return
-
-    def _drop(self, key: str, fh: BinaryIO) -> None:
-        fh.close()
-        self.maildir.tmp_path(key).unlink(missing_ok=True)
+    # --- the helper thread --------------------------------------------------------------
 
     def _commit_loop(self) -> None:
         while True:
@@ -210,15 +213,26 @@ class _Downloader:
 
     # --- the sink -----------------------------------------------------------------------
 
+    def _create(self) -> tuple[str, int]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        key = Maildir.new_key()
+        try:
+            return key, os.open(f"{self._tmp}/{key}", flags, 0o666)
+        except FileNotFoundError:
+            self.maildir.create()
+            return key, os.open(f"{self._tmp}/{key}", flags, 0o666)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write in {self._tmp}: {exc.strerror or exc}",
+                hint="check that the mail directory is writable and the disk not full",
+            ) from exc
+
     def begin(self, size: int) -> BinaryIO:
         if self._current is not None:  # a body without its FETCH end: drop it
             self._discard()
-        item = self._files.get()
-        if isinstance(item, BaseException):
-            raise item
-        key, fh = item
-        cap = _Capture(fh)
-        self._current = (key, fh, cap)
+        key, fd = self._create()
+        cap = _Capture(fd)
+        self._current = (key, cap)
         return cap  # type: ignore[return-value]
 
     def done(
@@ -231,18 +245,18 @@ class _Downloader:
     ) -> None:
         if self._current is None:
             return  # a FETCH without a body (an unsolicited flag update)
-        key, fh, cap = self._current
+        key, cap = self._current
         self._current = None
-        fh.close()
+        cap.close()
         old_row = self.replaces.get(uid)
         if old_row is not None:
             self._forget.append(old_row)
         self._batch.append(
             NewMessage(
                 key=key,
-                envelope=envelope_from_bytes(bytes(cap.head)),
+                envelope=envelope_from_bytes(cap.head),
                 size=cap.size,
-                flags=flags - {"\\Recent"},
+                flags=flags - _RECENT if "\\Recent" in flags else flags,
                 uid=uid,
                 synced=True,
                 internal_date=internal_date,
@@ -266,13 +280,14 @@ class _Downloader:
 
     def _discard(self) -> None:
         if self._current is not None:
-            key, fh, _ = self._current
-            self._drop(key, fh)
+            key, cap = self._current
             self._current = None
+            cap.close()
+            self.maildir.tmp_path(key).unlink(missing_ok=True)
 
     def finish(self) -> None:
-        """Commit what is complete, stop the helpers, remove unused tmp files; raises
-        the first commit failure."""
+        """Commit what is complete, stop the helper, remove an unfinished tmp file;
+        raises the first commit failure."""
         self._discard()
         if self._error is None and self._batch:
             self._commits.put((self._batch, self._forget))
@@ -280,16 +295,10 @@ class _Downloader:
         self._forget = []
         self._commits.put(None)
         self._committer.join()
-        self._stop.set()
-        self._opener.join()
-        while True:
-            try:
-                item = self._files.get_nowait()
-            except queue.Empty:
-                break
-            if not isinstance(item, BaseException):
-                self._drop(*item)
         self._check()
+
+
+_RECENT = frozenset({"\\Recent"})
 
 
 def apply_plan(

@@ -216,7 +216,8 @@ class MailbagApp(App[None]):
         self.current = (account, folder)
         self.searching = None
         self.sub_title = f"{account} / {folder}"
-        if not (self.threaded and again and self.model.threaded):
+        refresh = self.threaded and again and self.model.threaded
+        if not refresh:
             # a grouped list being refreshed stays up until the new grouping is ready
             counted = self.folder_row(account, folder)
             model = self.view.message_list(account, folder, size=counted.total if counted else 0)
@@ -224,8 +225,9 @@ class MailbagApp(App[None]):
             if not model.complete:
                 self._complete(account, folder, model)
         if self.threaded:
-            self.status("grouping conversations ...")
-            self._group(account, folder, keep)
+            if not refresh:
+                self.status("grouping conversations ...")
+            self._group(account, folder, keep, refresh)
 
     @work(thread=True, exclusive=True, group="order")
     def _complete(self, account: str, folder: str, model: ListModel) -> None:
@@ -243,16 +245,21 @@ class MailbagApp(App[None]):
         lst.changed()
 
     @work(thread=True, exclusive=True, group="threads")
-    def _group(self, account: str, folder: str, keep: str | None) -> None:
+    def _group(self, account: str, folder: str, keep: str | None, refresh: bool) -> None:
         model = self.view.thread_list(account, folder)
-        self.call_from_thread(self._grouped, account, folder, model, keep)
+        self.call_from_thread(self._grouped, account, folder, model, keep, refresh)
 
-    def _grouped(self, account: str, folder: str, model: ListModel, keep: str | None) -> None:
+    def _grouped(
+        self, account: str, folder: str, model: ListModel, keep: str | None, refresh: bool
+    ) -> None:
         if self.current != (account, folder) or not self.threaded or self.searching is not None:
             return  # the user went elsewhere meanwhile
         selected = self.selected()
+        if self.model.threaded:
+            model.unfold_like(self.model)  # what was unfolded stays so after a sync
         self.show_model(model, keep=selected.id if selected is not None else keep)
-        self.status(f"{len(model)} conversations")
+        if not refresh:
+            self.status(f"{len(model)} conversations")
 
     # --- message list ----------------------------------------------------------------
 
@@ -518,5 +525,9 @@ def _escape(text: str) -> str:
 
 
 def run_tui(paths: Paths) -> int:
-    MailbagApp(paths).run()
+    app = MailbagApp(paths)
+    try:
+        app.run()
+    finally:
+        app.view.cleanup()  # the attachment copies made for viewing
     return 0

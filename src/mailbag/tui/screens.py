@@ -102,12 +102,19 @@ class AttachmentsScreen(ModalScreen[None]):
             yield Label(
                 "Enter or o: open with the system's viewer   w: save to a folder   Esc: close"
             )
-            yield Input(placeholder="save into which folder?", id="save-to", classes="hidden")
+            yield Label("Save into which folder? (Enter saves, Esc cancels)", id="save-label")
+            yield Input(placeholder="a folder, e.g. ~/Downloads", id="save-to")
             yield Static("", id="attachment-result")
 
     def on_mount(self) -> None:
-        self.query_one("#save-to", Input).display = False
+        self._prompt(False)
         self.query_one("#attachments", OptionList).highlighted = 0
+
+    def _prompt(self, shown: bool) -> Input:
+        box = self.query_one("#save-to", Input)
+        box.display = shown
+        self.query_one("#save-label", Label).display = shown
+        return box
 
     def _chosen(self) -> AttachmentRow | None:
         index = self.query_one("#attachments", OptionList).highlighted
@@ -135,11 +142,10 @@ class AttachmentsScreen(ModalScreen[None]):
         self._say(f"opened {path.name} (a private copy: {path})")
 
     def action_save(self) -> None:
-        box = self.query_one("#save-to", Input)
-        box.display = True
+        box = self._prompt(True)
         if not box.value:
             box.value = AttachmentsScreen.last_folder or _default_folder()
-        box.focus()
+        self.set_focus(box)  # at once: an Enter typed right after `w` belongs to the prompt
 
     @on(Input.Submitted, "#save-to")
     def _save(self, event: Input.Submitted) -> None:
@@ -162,14 +168,14 @@ class AttachmentsScreen(ModalScreen[None]):
             else " (that name was taken or unsafe, nothing was overwritten)"
         )
         self._say(f"saved {path}{note}")
-        event.input.display = False
-        self.query_one("#attachments", OptionList).focus()
+        self._prompt(False)
+        self.set_focus(self.query_one("#attachments", OptionList))
 
     def action_close(self) -> None:
         box = self.query_one("#save-to", Input)
         if box.display and box.has_focus:
-            box.display = False
-            self.query_one("#attachments", OptionList).focus()
+            self._prompt(False)
+            self.set_focus(self.query_one("#attachments", OptionList))
             return
         self.dismiss(None)
 

@@ -211,6 +211,17 @@ class ListModel:
         del self.entries[head + 1 : head + len(thread.ids)]
         return head
 
+    def unfold_like(self, old: ListModel) -> None:
+        """Unfold the conversations that were unfolded in `old` (the same folder, regrouped)."""
+        if not old.expanded:
+            return
+        was_open = old.children | old.expanded
+        heads = [t.ids[0] for t in self.heads.values() if not was_open.isdisjoint(t.ids)]
+        for head in heads:
+            index = self.index_of(str(head))
+            if index is not None:
+                self.expand(index)
+
     def toggle(self, index: int) -> int:
         head = self.head_of(index)
         if self.is_expanded(head):

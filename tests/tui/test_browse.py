@@ -1,0 +1,279 @@
+"""Browsing in the interactive client, driven by Pilot against mail synced from a real
+sandbox: conversations folding in the list, attachments opened and saved from the
+reader, and folder counts that follow reads, flags, moves, deletes and background syncs."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, OptionList, Static
+
+from mailbag.config import save_account
+from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
+from mailbag.paths import Paths
+from mailbag.protocols.transport import Security
+from mailbag.sandbox import Sandbox
+from mailbag.tui.app import MailbagApp
+from mailbag.tui.screens import AttachmentsScreen, HelpScreen
+
+USER = "carol"
+
+
+def _mail(msgid: str, subject: str, day: int, irt: str = "", attachments: int = 0) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Bob <bob@sandbox.test>"
+    msg["To"] = "carol@sandbox.test"
+    msg["Subject"] = subject
+    msg["Date"] = f"{day:02d} Feb 2026 10:00:00 +0000"
+    msg["Message-ID"] = msgid
+    if irt:
+        msg["In-Reply-To"] = irt.split()[-1]
+        msg["References"] = irt
+    msg.set_content(f"this is {subject}\n")
+    if attachments:
+        msg.add_attachment(b"%PDF-1.4 report", "application", "pdf", filename="report.pdf")
+        msg.add_attachment(b"#!/bin/sh\necho no\n", "text", "x-sh", filename="../../evil.sh")
+    return msg.as_bytes()
+
+
+@pytest.fixture(scope="module")
+def browse_sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as sb:
+        with sb.control(USER) as ctl:
+            ctl.create("Work")
+            ctl.create("Archive")
+            for data in (
+                _mail("<root@t>", "plan", 1),
+                _mail("<r1@t>", "Re: plan", 3, "<root@t>"),
+                _mail("<r2@t>", "Re: plan", 6, "<root@t> <r1@t>"),
+                _mail("<solo@t>", "lunch", 5),
+                _mail("<att@t>", "the report", 4, attachments=2),
+            ):
+                ctl.append("INBOX", data)
+            ctl.append("Work", _mail("<w1@t>", "work item", 2))
+        yield sb
+
+
+def _home(tmp_path: Path, sb: Sandbox) -> Paths:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(sb.password(USER) + "\n")
+    secret = SecretRef(SecretSource.COMMAND, f"cat {secret_file}")
+    user = sb.address(USER)
+    account = Account(
+        name="home",
+        email=user,
+        protocol=Protocol.IMAP,
+        incoming=Server(sb.host, sb.ports.imaps, Security.SSL, user, secret=secret),
+        smtp=SmtpServer(sb.host, sb.smtps_port, Security.SSL, user, secret=secret),
+        ca_file=sb.ca_file,
+    )
+    save_account(paths, account, make_default=True)
+    return paths
+
+
+async def _wait(pilot: object, check: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            app = pilot.app  # type: ignore[attr-defined]
+            status = app.query_one("#status", Static).render()
+            raise AssertionError(f"the screen did not get there in time (status: {status})")
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+def _label(app: MailbagApp, folder: str) -> tuple[int, int]:
+    row = app.folder_row("home", folder)
+    assert row is not None, f"no folder {folder} in the tree"
+    node = app._folder_nodes[("home", folder)]
+    assert str(node.label) == row.label  # what is drawn is what is counted
+    return row.total, row.unread
+
+
+def _subjects(app: MailbagApp) -> list[str]:
+    return [r.subject for r in app.model.rows()]
+
+
+def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, browse_sandbox)
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, poll_seconds=0, push=False)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await _wait(pilot, lambda: len(app.model) == 5)
+            assert _subjects(app) == ["Re: plan", "lunch", "the report", "Re: plan", "plan"]
+            assert _label(app, "INBOX") == (5, 5)
+
+            await pilot.press("t")  # conversations on, computed in a worker
+            await _wait(pilot, lambda: app.model.threaded)
+            assert _subjects(app) == ["Re: plan", "lunch", "the report"]
+            thread = app.model.thread_at(0)
+            assert thread is not None and thread.size == 3 and thread.unread == 3
+            lst = app.message_list
+            assert lst.cursor == 0
+            await pilot.press("right")
+            assert _subjects(app) == ["Re: plan", "Re: plan", "plan", "lunch", "the report"]
+            await pilot.press("down", "down")  # onto "plan", inside the conversation
+            await pilot.press("left")  # folds it and lands on its head
+            assert len(app.model) == 3 and lst.cursor == 0
+            await pilot.press("space")
+            assert len(app.model) == 5
+            await pilot.press("space")
+            assert len(app.model) == 3
+
+            # reading the conversation's newest message: the list and the folder both count it
+            await pilot.press("enter")
+            body = str(app.query_one("#body", Static).render())
+            assert "this is Re: plan" in body
+            thread = app.model.thread_at(0)
+            assert thread is not None and thread.unread == 2
+            assert _label(app, "INBOX") == (5, 4)
+            await pilot.press("u")  # unread again
+            assert _label(app, "INBOX") == (5, 5)
+            await pilot.press("u")
+            assert _label(app, "INBOX") == (5, 4)
+
+            # moving the unread "lunch" to Archive: both folders change
+            await pilot.press("down")
+            assert app.selected() is not None and app.selected().subject == "lunch"  # type: ignore[union-attr]
+            await pilot.press("m")
+            await pilot.pause()
+            options = app.screen.query_one("#folders", OptionList)
+            names = [
+                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+            ]
+            await pilot.press(*["down"] * names.index("Archive"), "enter")
+            await pilot.pause()
+            assert _label(app, "INBOX") == (4, 3)
+            assert _label(app, "Archive") == (1, 1)
+            assert _subjects(app) == ["Re: plan", "the report"]
+
+            # deleting the unread report: to Trash, counted there
+            await pilot.press("down", "d")
+            assert _label(app, "INBOX") == (3, 2)
+            assert _label(app, "Trash") == (1, 1)
+            assert _subjects(app) == ["Re: plan"]
+
+            # conversations off again: one line per message, the cursor where it was
+            await pilot.press("t")
+            assert _subjects(app) == ["Re: plan", "Re: plan", "plan"]
+
+            # the same figures a fresh count of the store gives
+            fresh = {(r.account, r.name): (r.total, r.unread) for r in app.view.folders()}
+            for name in ("INBOX", "Archive", "Trash", "Work"):
+                assert fresh[("home", name)] == _label(app, name)
+
+    asyncio.run(scenario())
+
+
+def _recorder(tmp_path: Path) -> tuple[Path, Path]:
+    out = tmp_path / "opened.txt"
+    script = tmp_path / "viewer"
+    script.write_text(f'#!/bin/sh\ncat "$1" > "{out}.data"\nprintf "%s" "$1" > "{out}"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script, out
+
+
+def test_attachments_open_and_save_safely(
+    browse_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _home(tmp_path, browse_sandbox)
+    viewer, opened = _recorder(tmp_path)
+    monkeypatch.setenv("MAILBAG_OPENER", str(viewer))
+    target = tmp_path / "saved"
+    target.mkdir()
+    (target / "report.pdf").write_bytes(b"mine, not the attachment")
+
+    async def scenario() -> Path:
+        app = MailbagApp(paths, poll_seconds=0, push=False)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await _wait(pilot, lambda: len(app.model) >= 5)
+            index = _subjects(app).index("the report")
+            await pilot.press(*["down"] * index, "enter")
+            body = str(app.query_one("#body", Static).render())
+            assert "1. report.pdf  application/pdf, 15 B" in body
+            assert "2. ../../evil.sh" in body  # shown as sent, never used as a path
+
+            await pilot.press("v")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, AttachmentsScreen)
+            await pilot.press("enter")  # open the first with the system's handler
+            await _wait(pilot, lambda: opened.exists() and opened.read_text() != "")
+            view_path = Path(opened.read_text())
+            assert view_path.name == "report.pdf"
+            assert stat.S_IMODE(view_path.parent.stat().st_mode) == 0o700
+            await _wait(pilot, lambda: Path(f"{opened}.data").exists())
+            assert Path(f"{opened}.data").read_bytes() == b"%PDF-1.4 report"
+
+            result = screen.query_one("#attachment-result", Static)
+            await pilot.press("w")  # save: a folder prompt
+            box = screen.query_one("#save-to", Input)
+            assert box.display and box.has_focus
+            box.value = str(target)
+            await pilot.press("enter")
+            assert "nothing was overwritten" in str(result.render())
+            assert (target / "report.pdf").read_bytes() == b"mine, not the attachment"
+            assert (target / "report (1).pdf").read_bytes() == b"%PDF-1.4 report"
+
+            await pilot.press("down", "w", "enter")  # the hostile name, same folder
+            assert (target / "evil.sh").read_bytes() == b"#!/bin/sh\necho no\n"
+            assert not (tmp_path / "evil.sh").exists()
+            assert sorted(p.name for p in target.iterdir()) == [
+                "evil.sh",
+                "report (1).pdf",
+                "report.pdf",
+            ]
+
+            await pilot.press("w")
+            box.value = str(tmp_path / "no such folder")
+            await pilot.press("enter")
+            assert "is not a folder" in str(result.render())
+
+            await pilot.press("escape", "escape")  # the prompt, then the dialog
+            assert not isinstance(app.screen, AttachmentsScreen)
+        return view_path
+
+    view_path = asyncio.run(scenario())
+    assert not view_path.exists() and not view_path.parent.exists()  # cleaned up at exit
+
+
+def test_counts_refresh_after_a_background_sync(browse_sandbox: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, browse_sandbox)
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, poll_seconds=1.0, push=False)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await _wait(pilot, lambda: app.folder_row("home", "Work") is not None)
+            before = _label(app, "Work")
+            with browse_sandbox.control(USER) as ctl:
+                ctl.append("Work", _mail(f"<w{time.time_ns()}@t>", "more work", 7))
+            # no key pressed: the periodic background sync brings it in
+            await _wait(pilot, lambda: _label(app, "Work") == (before[0] + 1, before[1] + 1))
+
+    asyncio.run(scenario())
+
+
+def test_help_lists_the_browsing_keys(tmp_path: Path) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, sync_on_start=False, poll_seconds=0, push=False)
+        async with app.run_test(size=(140, 50)) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            text = str(app.screen.query_one("#help-keys", Static).render())
+            for key in ("t ", "Space", "v ", "o open", "w save"):
+                assert key in text
+            await pilot.press("escape")
+            commands = [c.title for c in app.get_system_commands(app.screen)]
+            assert "Threads on/off" in commands and "Attachments" in commands
+
+    asyncio.run(scenario())
