@@ -17,6 +17,7 @@ from pathlib import Path
 from mailbag.config.model import Account, Protocol, Server, SmtpServer, SyncOptions
 from mailbag.errors import SandboxError
 from mailbag.paths import Paths
+from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Security
 from mailbag.store.index import Store
 from mailbag.store.maildir import FLAG_LETTERS
@@ -77,6 +78,7 @@ def sync(
     on_progress: ProgressCallback = no_progress,
     retries: int = 3,
     share_chunk: int = 500,
+    transcript: Transcript = NO_TRACE,
 ) -> AccountReport:
     options = EngineOptions(
         folders=folders,
@@ -88,7 +90,12 @@ def sync(
         chunk_messages=max(10, min(250, share_chunk // 2)),
     )
     return sync_account(
-        t.account(), t.password, home_paths(home), options=options, on_progress=on_progress
+        t.account(),
+        t.password,
+        home_paths(home),
+        options=options,
+        on_progress=on_progress,
+        transcript=transcript,
     )
 
 

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from mailbag.errors import SyncError
+from mailbag.protocols.trace import Transcript
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from mailbag.sync.events import Progress
 from mailbag.sync.imap import sync_lock
 from synctools import (
     SIZE,
+    Target,
     assert_ok,
     assert_same,
     home_paths,
@@ -450,9 +452,16 @@ def test_cli_sync_json_and_folders(
     }
     assert main(["folders", "--json"]) == 0
     folders = json.loads(capsys.readouterr().out)
-    assert {"account": "sync", "name": "INBOX", "role": "inbox"}.items() <= next(
-        f for f in folders if f["name"] == "INBOX"
-    ).items()
+    row = next(f for f in folders if f["name"] == "INBOX")
+    assert {"account": "sync", "name": "INBOX", "role": "inbox", "messages": 7}.items() <= (
+        row.items()
+    )
+    assert 0 <= row["unread"] <= 7 and row["last_sync"] > time.time() - 600
+    assert main(["folders", "--account", "nobody", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["folders", "--account", "sync"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if " INBOX " in x)
+    assert line.startswith("sync  INBOX") and "7 messages" in line and line.endswith("(inbox)")
 
 
 def test_fast_no_op_path_still_sees_changes_made_by_other_programs(
@@ -473,6 +482,88 @@ def test_fast_no_op_path_still_sees_changes_made_by_other_programs(
     assert_ok(report)
     assert totals(report)["updated"] == 1
     assert_same(sb, user, home)
+
+
+def _settled(t: Target, home: Path) -> None:
+    """Sync until the fast no-change path is armed: the directory stamps are recorded
+    only once the last change is older than a file-system timestamp tick."""
+    assert_ok(sync(t, home))
+    time.sleep(0.25)
+    assert_ok(sync(t, home))
+
+
+def _dir_times(folder_path: Path) -> tuple[int, int]:
+    return (folder_path / "cur").stat().st_mtime_ns, (folder_path / "new").stat().st_mtime_ns
+
+
+def test_no_op_sync_selects_nothing_and_opens_one_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    fill(sb, user, 8)
+    t = target(sb, user)
+    _settled(t, home)
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, transcript=transcript, connections=4)
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert report.folders and all(f.skipped for f in report.folders)
+    sent = [line for line in trace.read_text().splitlines() if " C: " in line]
+    commands = [line.split(" C: ", 1)[1].split()[1].upper() for line in sent]
+    assert commands.count("AUTHENTICATE") + commands.count("LOGIN") == 1, commands
+    assert not {"SELECT", "EXAMINE", "FETCH", "UID"} & set(commands), commands
+
+
+def test_fast_path_sees_a_change_made_only_in_the_index(sb: Sandbox, user: str, home: Path) -> None:
+    # a keyword flag set here renames no file: only the index row says it is pending
+    sb.fill(user, 4, "INBOX", seed=31)
+    t = target(sb, user)
+    _settled(t, home)
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        before = _dir_times(inbox.path)
+        m = next(x for x in store.folder_messages(inbox) if x.uid is not None)
+        store.set_flags(m, m.flags | {"$Important"})
+        uid = m.uid
+    assert _dir_times(inbox.path) == before  # the directory times cannot tell
+    report = sync(t, home)
+    assert_ok(report)
+    assert not next(f for f in report.folders if f.name == "INBOX").skipped
+    with sb.control(user) as c:
+        assert "$Important" in c.flags("INBOX")[uid]
+    assert_same(sb, user, home)
+
+
+def test_fast_path_sees_files_added_and_deleted_by_other_programs(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    sb.fill(user, 5, "INBOX", seed=32)
+    sb.fill(user, 3, "Archive", seed=33)
+    t = target(sb, user)
+    _settled(t, home)
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        archive = store.folder(user, "Archive")
+        victim = next(iter(archive.maildir.scan().values()))
+    # a delivery agent drops a message into INBOX/new; mutt deletes one in Archive
+    (inbox.path / "new" / "1700000000.P1Q1.otherhost").write_bytes(
+        b"From: a@example.org\r\nSubject: from elsewhere\r\n"
+        b"Message-ID: <elsewhere-1@example.org>\r\n\r\nhello\r\n"
+    )
+    victim.path.unlink()
+    report = sync(t, home)
+    assert_ok(report)
+    got = {f.name: f for f in report.folders}
+    assert got["INBOX"].uploaded == 1 and got["Archive"].deleted == 1
+    assert_same(sb, user, home)
+    with sb.control(user) as c:
+        assert len(c.uids("INBOX")) == 6 and len(c.uids("Archive")) == 2
+    time.sleep(0.25)
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)
 
 
 def test_a_big_folder_is_shared_between_connections(sb: Sandbox, user: str, home: Path) -> None:

@@ -20,6 +20,7 @@ from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.tui.app import MailbagApp
+from mailbag.tui.message_list import FOLD_COLUMN
 from mailbag.tui.screens import AttachmentsScreen, HelpScreen
 
 USER = "carol"
@@ -126,6 +127,16 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
             assert len(app.model) == 5
             await pilot.press("space")
             assert len(app.model) == 3
+            # the mouse: a click on ▸ unfolds, a second one folds
+            await pilot.click("#messages", offset=(FOLD_COLUMN, 0))
+            assert len(app.model) == 5
+            await pilot.click("#messages", offset=(FOLD_COLUMN + 1, 0))
+            assert len(app.model) == 3
+            await pilot.click("#messages", offset=(20, 1))  # elsewhere on a line: opens it
+            assert "this is lunch" in str(app.query_one("#body", Static).render())
+            assert app.message_list.cursor == 1 and _label(app, "INBOX") == (5, 4)
+            await pilot.press("u", "up")  # unread again, back on the conversation
+            assert _label(app, "INBOX") == (5, 5)
 
             # reading the conversation's newest message: the list and the folder both count it
             await pilot.press("enter")

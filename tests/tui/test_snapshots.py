@@ -82,3 +82,16 @@ def test_account_dialog_mid_test(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 50), run_before=run_before)
+
+
+def test_conversations(snap_compare: Any, tmp_path: Path) -> None:
+    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0, push=False)
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.press("t")
+        while not pilot.app.model.threaded:
+            await pilot.pause(0.02)
+        await pilot.press("down", "down", "down", "right")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -6,25 +6,36 @@
 
 Sign-in flows: `sign_in(account, device=...)`; provider definitions in
 `mailbag.auth.providers`. Nothing here prints: callers show URLs and codes.
+
+The names load on first use (PEP 562 `__getattr__` below): a password login
+(`mailbag sync`) goes through `mailbag.auth.login` without paying for the HTTP
+client and browser code of the OAuth2 flows. To export a name, add it to the
+TYPE_CHECKING imports and to `__all__`; `__getattr__` finds its module.
 """
 
-from mailbag.auth.flows import DeviceCode, TokenSet
-from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
-from mailbag.auth.providers import (
-    Provider,
-    discovered_settings,
-    guess_provider,
-    registration_help,
-)
-from mailbag.auth.tokens import (
-    SignOut,
-    account_settings,
-    get_access_token,
-    invalidate,
-    provider_for,
-    sign_in,
-    sign_out,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailbag.auth.flows import DeviceCode, TokenSet
+    from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
+    from mailbag.auth.providers import (
+        Provider,
+        discovered_settings,
+        guess_provider,
+        registration_help,
+    )
+    from mailbag.auth.tokens import (
+        SignOut,
+        account_settings,
+        get_access_token,
+        invalidate,
+        provider_for,
+        sign_in,
+        sign_out,
+    )
 
 __all__ = [
     "DeviceCode",
@@ -45,3 +56,17 @@ __all__ = [
     "sign_in",
     "sign_out",
 ]
+
+# where exported names live, cheapest module first
+_MODULES = ("login", "providers", "flows", "tokens")
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module in _MODULES:
+            loaded = importlib.import_module(f"{__name__}.{module}")
+            if hasattr(loaded, name):
+                value = getattr(loaded, name)
+                globals()[name] = value
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

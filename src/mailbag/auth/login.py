@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from mailbag.auth.tokens import get_access_token, invalidate
 from mailbag.config.model import Account, AuthMethod, Server
 from mailbag.errors import AuthError
 from mailbag.paths import Paths
@@ -48,6 +47,9 @@ def sasl_token_login(
 ) -> sasl.Mechanism:
     """OAUTHBEARER (or XOAUTH2) with the account's access token; on refusal,
     refresh the token once and try again. Returns the mechanism used."""
+    # loaded here, not at the top: password logins never need the token machinery
+    from mailbag.auth.tokens import get_access_token, invalidate
+
     offered_set = {m.upper() for m in offered}
     mechanism = sasl.choose(offered_set, sasl.TOKEN_MECHANISMS)
     if mechanism is None:
@@ -97,8 +99,13 @@ def _imap_mechanisms(client: Any) -> set[str]:
     return {c[5:] for c in client.capabilities if c.upper().startswith("AUTH=")}
 
 
-def login_imap(client: Any, account: Account, *, paths: Paths | None = None) -> None:
-    """Log a connected `ImapClient` in as the account says (password or OAuth2)."""
+def login_imap(
+    client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
+) -> None:
+    """Log a connected `ImapClient` in as the account says (password or OAuth2).
+
+    `secret`: the password when the caller has it already (a sync opening several
+    connections asks the keyring or password_command once); read here otherwise."""
     server = account.incoming
     if server.auth is AuthMethod.OAUTH2:
         sasl_token_login(
@@ -109,9 +116,11 @@ def login_imap(client: Any, account: Account, *, paths: Paths | None = None) -> 
             paths=paths,
         )
         return
-    from mailbag.config.secrets import get_secret
+    if secret is None:
+        from mailbag.config.secrets import get_secret
 
-    client.login_sasl(server.username, get_secret(account, "incoming"))
+        secret = get_secret(account, "incoming")
+    client.login_sasl(server.username, secret)
 
 
 def login_pop3(client: Any, account: Account, *, paths: Paths | None = None) -> None:

@@ -245,27 +245,17 @@ def run_folders(args: argparse.Namespace, ctx: Context) -> int:
     from mailbag.store.index import Store
 
     with Store.open(ctx.paths, hooks=False) as store:
-        rows = store.conn.execute(
-            "SELECT a.name, f.name, f.role, f.last_sync, "
-            "COUNT(m.id) FILTER (WHERE m.gone = 0), "
-            "COUNT(m.id) FILTER (WHERE m.gone = 0 AND "
-            "(' ' || m.flags || ' ') NOT LIKE '% \\Seen %') "
-            "FROM folders f JOIN accounts a ON a.id = f.account_id "
-            "LEFT JOIN messages m ON m.folder_id = f.id "
-            + ("WHERE a.name = ? " if args.account else "")
-            + "GROUP BY f.id ORDER BY a.name, f.name",
-            (args.account,) if args.account else (),
-        ).fetchall()
-    folders = [
+        counts = store.folder_counts(args.account)
+    folders: list[dict[str, Any]] = [
         {
-            "account": acc,
-            "name": name,
-            "role": role,
+            "account": f.account,
+            "name": f.name,
+            "role": f.role,
             "messages": total,
             "unread": unread,
-            "last_sync": last_sync,
+            "last_sync": f.last_sync,
         }
-        for acc, name, role, last_sync, total, unread in rows
+        for f, total, unread in counts
     ]
     if ctx.json:
         ctx.emit_json(folders)
@@ -273,6 +263,11 @@ def run_folders(args: argparse.Namespace, ctx: Context) -> int:
     if not folders:
         ctx.info("no folders yet: run `mailbag sync` first")
         return 0
+    width = max(len(f.name) for f, _, _ in counts)
+    for f, total, unread in counts:
+        role = f" ({f.role})" if f.role else ""
+        ctx.out(f"{f.account}  {f.name:<{width}}  {total:>7} messages  {unread:>6} unread{role}")
+    return 0
     width = max(len(f["name"]) for f in folders)
     for f in folders:
         role = f" ({f['role']})" if f["role"] else ""

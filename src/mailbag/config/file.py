@@ -132,25 +132,44 @@ def _located(exc: SchemaError, file: Path, text: str) -> ConfigError:
 # --- loading -----------------------------------------------------------------------
 
 
-def _parse_text(text: str, file: Path) -> Any:
+def _parse_text(text: str, file: Path) -> dict[str, Any]:
+    # reading goes through the stdlib parser (several times cheaper to import and run
+    # than tomlkit, and every command reads the config); tomlkit only explains errors
+    # and does the comment-keeping writes
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        first = str(exc)
     import tomlkit
     from tomlkit.exceptions import ParseError
 
     try:
-        return tomlkit.parse(text)
+        tomlkit.parse(text)
     except ParseError as exc:
         raise ConfigError(
             f"{file}:{exc.line}: not valid TOML: {exc}",
-            hint="fix the syntax at that line (strings need quotes; tables look like [name])",
+            hint=_SYNTAX_HINT,
             file=str(file),
             line=exc.line,
         ) from None
+    m = re.search(r"at line (\d+)", first)
+    line = int(m.group(1)) if m else None
+    raise ConfigError(
+        f"{file}:{line}: not valid TOML: {first}" if line else f"{file}: not valid TOML: {first}",
+        hint=_SYNTAX_HINT,
+        file=str(file),
+        line=line,
+    )
+
+
+_SYNTAX_HINT = "fix the syntax at that line (strings need quotes; tables look like [name])"
 
 
 def parse_config(text: str, file: Path) -> Config:
     """Validate the text of a config file (no I/O)."""
-    doc = _parse_text(text, file)
-    raw: dict[str, Any] = doc.unwrap()
+    raw = _parse_text(text, file)
     try:
         for key in raw:
             if key not in TOP_KEYS:
@@ -242,7 +261,7 @@ def _read_doc(file: Path) -> tuple[Any, str]:
         return doc, ""
     # refuse to rewrite a file we would not load (never clobber the user's edits)
     parse_config(text, file)
-    return _parse_text(text, file), text
+    return tomlkit.parse(text), text
 
 
 def _merge(target: Any, values: Plain, defaults: Plain) -> None:

@@ -53,6 +53,7 @@ class Sandbox:
         domain: str = "sandbox.test",
         keep: bool = False,
         oauth2: bool = False,
+        imap_without: Iterable[str] = (),
     ) -> None:
         self._own_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mailbag-sandbox-"))
@@ -88,6 +89,7 @@ class Sandbox:
             protocols=protocols,
             domain=domain,
             oauth2_introspection_url=introspection_url,
+            imap_without=imap_without,
         )
         self.smtp: SmtpServer | None = None
         if "smtp" in self.services:

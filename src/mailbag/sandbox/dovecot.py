@@ -29,6 +29,50 @@ INSTALL_HINT = (
 )
 
 
+#: what this sandbox's Dovecot 2.3 offers after login (COMPRESS=DEFLATE from imap_zlib)
+DOVECOT_IMAP_CAPABILITIES = [
+    "IMAP4rev1",
+    "SASL-IR",
+    "LOGIN-REFERRALS",
+    "ID",
+    "ENABLE",
+    "IDLE",
+    "SORT",
+    "SORT=DISPLAY",
+    "THREAD=REFERENCES",
+    "THREAD=REFS",
+    "THREAD=ORDEREDSUBJECT",
+    "MULTIAPPEND",
+    "URL-PARTIAL",
+    "CATENATE",
+    "UNSELECT",
+    "CHILDREN",
+    "NAMESPACE",
+    "UIDPLUS",
+    "LIST-EXTENDED",
+    "I18NLEVEL=1",
+    "CONDSTORE",
+    "QRESYNC",
+    "ESEARCH",
+    "ESORT",
+    "SEARCHRES",
+    "WITHIN",
+    "CONTEXT=SEARCH",
+    "LIST-STATUS",
+    "BINARY",
+    "MOVE",
+    "SNIPPET=FUZZY",
+    "PREVIEW=FUZZY",
+    "PREVIEW",
+    "STATUS=SIZE",
+    "SAVEDATE",
+    "LITERAL+",
+    "NOTIFY",
+    "SPECIAL-USE",
+    "COMPRESS=DEFLATE",
+]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -105,8 +149,12 @@ class Dovecot:
         protocols: Iterable[str] = ("imap", "pop3", "lmtp"),
         domain: str = "sandbox.test",
         oauth2_introspection_url: str | None = None,
+        imap_without: Iterable[str] = (),
     ) -> None:
         self.root = root
+        #: IMAP capabilities this server must not offer (e.g. QRESYNC, to test the
+        #: CONDSTORE-only path a client takes with servers that lack it)
+        self.imap_without = frozenset(c.upper() for c in imap_without)
         #: when set, XOAUTH2/OAUTHBEARER logins are validated at this RFC 7662 endpoint
         self.oauth2_introspection_url = oauth2_introspection_url
         self.certs = certs
@@ -233,7 +281,7 @@ namespace inbox {{
 }}
 protocol imap {{
   # COMPRESS=DEFLATE (RFC 4978), which the IMAP client may use
-  mail_plugins = $mail_plugins imap_zlib
+  mail_plugins = $mail_plugins imap_zlib{self._capability_setting()}
   mail_max_userip_connections = 64
   imap_idle_notify_interval = 1 secs
 }}
@@ -246,6 +294,23 @@ service anvil {{
 {"".join(listeners)}
 """
         self.config_file.write_text(conf)
+
+    def _capability_setting(self) -> str:
+        """`imap_capability` without the capabilities in `imap_without` (empty: Dovecot's own).
+
+        The setting replaces the whole list (plugins' capabilities included), so the
+        list is spelled out here. Dovecot still accepts what it no longer offers; a
+        client that reads the list, as it must, does not use it."""
+        if not self.imap_without:
+            return ""
+        unknown = self.imap_without - {c.upper() for c in DOVECOT_IMAP_CAPABILITIES}
+        if unknown:
+            raise SandboxError(
+                f"cannot remove {sorted(unknown)}: not among Dovecot's capabilities",
+                hint=f"choose from {' '.join(DOVECOT_IMAP_CAPABILITIES)}",
+            )
+        kept = [c for c in DOVECOT_IMAP_CAPABILITIES if c.upper() not in self.imap_without]
+        return f"\n  imap_capability = {' '.join(kept)}"
 
     def _write_oauth2_config(self) -> str:
         """Dovecot 2.3's oauth2 passdb: every token is checked by POSTing it to the

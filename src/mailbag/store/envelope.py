@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
-import email.utils
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +186,8 @@ def _date(raw: bytes | None) -> float | None:
                 return float(calendar.timegm(when) - (offset if sign == b"+" else -offset))
             except (ValueError, OverflowError):
                 return None
+    import email.utils  # here: opening the store (every command) need not load email
+
     try:
         parsed = email.utils.parsedate_tz(_text(raw))
         if parsed is None:

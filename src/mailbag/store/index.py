@@ -143,8 +143,21 @@ _MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
+    # 2: the rows a sync has to push, found without reading the folder (the no-change
+    # check of every folder at every sync); queries must repeat PENDING_ROWS exactly
+    """
+    CREATE INDEX messages_pending ON messages(folder_id) WHERE
+        uid IS NULL OR gone = 1 OR moved_from_uid IS NOT NULL OR synced_flags IS NULL
+        OR flags != synced_flags;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: rows with something for the next sync to push: new, deleted or moved here, or flags
+#: changed here. The `messages_pending` partial index covers exactly this condition.
+PENDING_ROWS = (
+    "(uid IS NULL OR gone = 1 OR moved_from_uid IS NOT NULL OR synced_flags IS NULL "
+    "OR flags != synced_flags)"
+)
 
 
 # --- values --------------------------------------------------------------------------------
@@ -181,6 +194,7 @@ class Folder:
     messages: int | None
     sync_state: str | None
     path: Path
+    last_sync: float | None = None  # when a sync last completed this folder (time.time())
 
     @property
     def maildir(self) -> Maildir:
@@ -493,11 +507,12 @@ class Store:
             messages=row[8],
             sync_state=row[9],
             path=folder_dir(self.mail_dir, account, name, delimiter),
+            last_sync=row[10],
         )
 
     _FOLDER_SELECT = (
         "SELECT f.id, a.name, f.name, f.delimiter, f.role, f.uidvalidity, f.uidnext, "
-        "f.highestmodseq, f.messages, f.sync_state FROM folders f "
+        "f.highestmodseq, f.messages, f.sync_state, f.last_sync FROM folders f "
         "JOIN accounts a ON a.id = f.account_id"
     )
 
@@ -569,6 +584,18 @@ class Store:
             )
         }
         return [(f, *counts.get(f.id, (0, 0))) for f in self.folders(account)]
+
+    def folders_with_pending(self, account: str) -> set[int]:
+        """Ids of the account's folders that have rows to push (see PENDING_ROWS);
+        an index lookup, whatever the size of the folders."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT folder_id FROM messages WHERE "  # noqa: S608
+            + PENDING_ROWS
+            + " AND folder_id IN (SELECT f.id FROM folders f JOIN accounts a "
+            "ON a.id = f.account_id WHERE a.name = ?)",
+            (account,),
+        )
+        return {r[0] for r in rows}
 
     def folder_by_role(self, account: str, role: str) -> Folder | None:
         row = self.conn.execute(

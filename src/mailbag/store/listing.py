@@ -125,11 +125,16 @@ def group_threads(rows: Sequence[Row]) -> list[ThreadSummary]:
     headerless: list[int] = []
     findall = _MSGID.findall
     for i, (_, _, _, message_id, in_reply_to, refs, _) in enumerate(rows):
-        names = [message_id] if message_id else []
         if in_reply_to or refs:
-            names += findall(f"{in_reply_to or ''} {refs or ''}")
+            names = findall(f"{in_reply_to or ''} {refs or ''}")
+            if message_id:
+                names.append(message_id)
+        elif message_id:
+            headerless.append(i)
+            names = [message_id]
         else:
             headerless.append(i)
+            continue
         for name in names:
             j = owner.setdefault(name, i)
             if j == i:
@@ -143,27 +148,41 @@ def group_threads(rows: Sequence[Row]) -> list[ThreadSummary]:
                 parent[max(j, k)] = min(j, k)
     if headerless:
         _join_replies_by_subject(rows, headerless, parent)
+    return _summaries(rows, parent)
 
-    members: dict[int, list[int]] = {}
-    for i in range(len(rows)):
-        root = i
+
+def _summaries(rows: Sequence[Row], parent: list[int]) -> list[ThreadSummary]:
+    # A group's root is its lowest position, which is its newest row (rows come
+    # newest first): walking positions in order meets every conversation at its
+    # newest message, so the result is newest conversation first, and each
+    # conversation's IDs are newest first. Most mail is not part of a
+    # conversation, so single messages take the short way.
+    for i in range(len(parent)):
+        root = parent[i]
         while parent[root] != root:
             root = parent[root]
         parent[i] = root
-        members.setdefault(root, []).append(i)
+    has_replies = {root for i, root in enumerate(parent) if root != i}
+    out: list[ThreadSummary | list[int]] = []
+    groups: dict[int, list[int]] = {}
+    for i, root in enumerate(parent):
+        if root != i:
+            groups[root].append(i)
+        elif i in has_replies:
+            groups[i] = [i]
+            out.append(groups[i])
+        else:
+            row = rows[i]
+            unread = 0 if "\\Seen" in (row[2] or "") else 1
+            out.append(ThreadSummary((row[0],), row[1] or 0.0, unread))
     threads = []
-    # the lowest position of a group is its root and its newest row, so `members`
-    # is in order of each conversation's newest message, and each list is newest first
-    for positions in members.values():
-        unread = 0
-        for p in positions:
-            if "\\Seen" not in (rows[p][2] or ""):
-                unread += 1
-        threads.append(
-            ThreadSummary(
-                tuple(rows[p][0] for p in positions), rows[positions[0]][1] or 0.0, unread
-            )
-        )
+    for item in out:
+        if isinstance(item, ThreadSummary):
+            threads.append(item)
+            continue
+        unread = sum(1 for p in item if "\\Seen" not in (rows[p][2] or ""))
+        ids = tuple(rows[p][0] for p in item)
+        threads.append(ThreadSummary(ids, rows[item[0]][1] or 0.0, unread))
     return threads
 
 

@@ -142,6 +142,20 @@ class Outbox:
         self.queue_dir = root / "queue"
         self.tmp_dir = root / "tmp"
 
+    @staticmethod
+    def has_entries(paths: Paths) -> bool:
+        """Anything queued, or left in tmp/ by a crash? Two directory reads and no
+        records parsed: `mailbag sync` asks this before loading the sending code."""
+        root = paths.data_dir / "outbox"
+        for d in (root / "queue", root / "tmp"):
+            try:
+                with os.scandir(d) as it:
+                    if next(it, None) is not None:
+                        return True
+            except FileNotFoundError:
+                continue
+        return False
+
     @classmethod
     def open(cls, paths: Paths) -> Outbox:
         box = cls(paths.data_dir / "outbox")

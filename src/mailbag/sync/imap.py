@@ -28,29 +28,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from mailbag.config.model import Account, AuthMethod
+from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
 from mailbag.paths import Paths
 from mailbag.protocols.imap.client import ImapClient, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
-from mailbag.store.envelope import envelope_from_bytes, envelope_from_file
-from mailbag.store.index import Folder, Store, parse_flags
+from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry
-from mailbag.sync.apply import DownloadSink, apply_plan, download_messages
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
-from mailbag.sync.plan import (
-    Download,
-    LocalMessage,
-    RemoteFolder,
-    RemoteMessage,
-    SyncedState,
-    Upload,
-    needs_identity,
-    plan,
-)
+
+if TYPE_CHECKING:
+    # the planner and executor load only when a folder has work: a sync where nothing
+    # changed never needs them (start-up time is most of a no-op sync)
+    from mailbag.sync.apply import DownloadSink
+    from mailbag.sync.plan import LocalMessage, RemoteMessage
 
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
 
@@ -171,20 +165,17 @@ class _Connections:
         self._lock = threading.Lock()
 
     def open(self) -> ImapClient:
-        server = self.account.incoming
-        endpoint = server.endpoint(self.account.ca_file)
+        from mailbag.auth.login import login_imap
+
+        endpoint = self.account.incoming.endpoint(self.account.ca_file)
         client = ImapClient(endpoint, self.transcript)
         try:
             client.connect()
             if endpoint.security.value == "starttls":
                 client.starttls()
-            if server.auth is AuthMethod.OAUTH2:
-                # the access token (refreshed as needed, one retry on refusal): mailbag.auth
-                from mailbag.auth import login_imap
-
-                login_imap(client, self.account)
-            else:
-                client.login_sasl(server.username, self.secret)
+            # password or OAuth2 token (refreshed as needed, one retry on refusal): the
+            # shared login; the password was read once for all the pool's connections
+            login_imap(client, self.account, secret=self.secret)
             compress = self.options.compress
             if compress is None:
                 compress = endpoint.host not in _LOOPBACK
@@ -391,6 +382,8 @@ def _run_piece(
     on_progress: ProgressCallback,
     options: SyncOptions,
 ) -> None:
+    from mailbag.sync.apply import download_messages
+
     part = FolderReport(job.folder.name)
     error: BaseException | None = None
     try:
@@ -422,6 +415,8 @@ def _shared_download(
     on_progress: ProgressCallback,
     options: SyncOptions,
 ) -> Callable[[list[int], dict[int, int]], None]:
+    from mailbag.sync.apply import download_messages
+
     remote = _RemoteFolder(client, folder.name, uidvalidity)
 
     def download(uids: list[int], replaces: dict[int, int]) -> None:
@@ -467,6 +462,9 @@ class _LocalSide:
 
 
 def _read_local(store: Store, folder: Folder) -> _LocalSide:
+    from mailbag.store.envelope import envelope_from_file
+    from mailbag.sync.plan import LocalMessage
+
     entries = folder.maildir.scan()
     # only the columns the planner needs: this runs over every message of a changed folder
     rows = store.conn.execute(
@@ -538,14 +536,25 @@ def _dir_stamp(folder: Folder) -> str | None:
     return f"dirs={cur}:{new}"
 
 
-def _pending_rows(store: Store, folder: Folder) -> bool:
-    """Rows with something to push: new here, deleted here, moved, or flags changed here."""
-    row = store.conn.execute(
-        "SELECT EXISTS(SELECT 1 FROM messages WHERE folder_id = ? AND (uid IS NULL OR gone = 1 "
-        "OR moved_from_uid IS NOT NULL OR synced_flags IS NULL OR flags != synced_flags))",
-        (folder.id,),
-    ).fetchone()
-    return bool(row[0])
+def _skippable(
+    existing: Folder | None,
+    info: MailboxInfo,
+    status: MailboxStatus | None,
+    exclude_uids: set[int],
+    pending: set[int],
+) -> bool:
+    """Nothing changed on the server (STATUS), nor here: the directory times are those
+    recorded after the last complete scan and no index row waits to be pushed (`pending`:
+    `Store.folders_with_pending`). Costs two stat calls; reads no folder."""
+    return (
+        existing is not None
+        and not exclude_uids
+        and existing.sync_state is not None
+        and existing.id not in pending
+        and _unchanged(existing, status)
+        and existing.role == folder_role(info)
+        and _dir_stamp(existing) == existing.sync_state
+    )
 
 
 def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> None:
@@ -559,6 +568,8 @@ def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> None
 
 
 def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMessage]:
+    from mailbag.sync.plan import RemoteMessage
+
     if sel.exists == 0:
         return {}
     out: dict[int, RemoteMessage] = {}
@@ -573,6 +584,8 @@ def _remote_state(
     client: ImapClient, folder: Folder, known: dict[int, frozenset[str]]
 ) -> tuple[SelectResult, dict[int, RemoteMessage]]:
     """Select the folder and find every server message with its flags, cheaply when we can."""
+    from mailbag.sync.plan import RemoteMessage
+
     name = folder.name
     if (
         "QRESYNC" in client.enabled
@@ -598,6 +611,9 @@ def _remote_state(
 def _fetch_identities(
     client: ImapClient, uids: Iterable[int], remote: dict[int, RemoteMessage]
 ) -> None:
+    from mailbag.store.envelope import envelope_from_bytes
+    from mailbag.sync.plan import RemoteMessage
+
     wanted = sorted(uids)
     if not wanted:
         return
@@ -626,18 +642,6 @@ def _sync_folder(
     name = info.name
     report = FolderReport(name)
     existing = store.find_folder(account.name, name)
-    if (
-        existing is not None
-        and not exclude_uids
-        and existing.sync_state is not None
-        and _unchanged(existing, status)
-        and existing.role == folder_role(info)
-        and _dir_stamp(existing) == existing.sync_state
-        and not _pending_rows(store, existing)
-    ):
-        # nothing changed on the server (STATUS) nor here (directory times, index)
-        report.skipped = True
-        return report
     dir_missing = (
         existing is not None
         and existing.uidvalidity is not None
@@ -690,6 +694,9 @@ def _sync_folder_remote(
     exclude_uids: set[int],
     board: _Board | None = None,
 ) -> None:
+    from mailbag.sync.apply import apply_plan
+    from mailbag.sync.plan import Download, RemoteFolder, SyncedState, Upload, needs_identity, plan
+
     name = folder.name
     sel, remote_msgs = _remote_state(client, folder, local.synced)
     if sel.uidvalidity is None:
@@ -837,12 +844,13 @@ def _settle_folders(
 def _apply_moves(client: ImapClient, store: Store, account: Account) -> dict[int, set[int]]:
     """Carry out moves made here (`mailbag move`) with UID MOVE; returns the source
     UIDs still pending per folder id (left alone by this run's folder syncs)."""
-    rows = store.conn.execute(
+    # PENDING_ROWS (implied by the rest) lets SQLite use the pending-rows index: no scan
+    query = (  # noqa: S608 (PENDING_ROWS is a constant)
         "SELECT m.id, m.moved_from_folder, m.moved_from_uid, f.name FROM messages m "
         "JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id "
-        "WHERE a.name = ? AND m.moved_from_uid IS NOT NULL AND m.uid IS NULL",
-        (account.name,),
-    ).fetchall()
+        "WHERE a.name = ? AND m.moved_from_uid IS NOT NULL AND m.uid IS NULL AND "
+    ) + PENDING_ROWS
+    rows = store.conn.execute(query, (account.name,)).fetchall()
     pending: dict[int, set[int]] = {}
     for row, src_id, src_uid, target_name in rows:
         try:
@@ -927,8 +935,41 @@ def _sync_locked(
             for fid, uids in pending_moves.items():
                 with contextlib.suppress(StoreError):
                     exclude_by_name[store.folder_by_id(fid).name] = uids
+        # folders where nothing changed on either side are settled here, in one index
+        # query and two stat calls each: no thread, no index connection, no SELECT
+        pending = store.folders_with_pending(account.name)
+        known = {f.name: f for f in store.folders(account.name)}
+        results: dict[str, FolderReport] = {}
+        todo: list[MailboxInfo] = []
+        for info in wanted:
+            exclude = exclude_by_name.get(info.name, set())
+            status = statuses.get(info.name)
+            if _skippable(known.get(info.name), info, status, exclude, pending):
+                results[info.name] = FolderReport(info.name, skipped=True)
+                on_progress(Progress(account.name, info.name, "folder-done"))
+            else:
+                todo.append(info)
     finally:
         store.close()
+    if todo:
+        _sync_folders(
+            account, paths, options, on_progress, pool, statuses, exclude_by_name, todo, results
+        )
+    report.folders.extend(results[i.name] for i in wanted if i.name in results)
+
+
+def _sync_folders(
+    account: Account,
+    paths: Paths,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    pool: _Connections,
+    statuses: dict[str, MailboxStatus],
+    exclude_by_name: dict[str, set[int]],
+    wanted: list[MailboxInfo],
+    results: dict[str, FolderReport],
+) -> None:
+    """Sync the folders that have work, over the pool's connections (threads)."""
 
     local = threading.local()
     write_lock = threading.Lock()
@@ -998,8 +1039,6 @@ def _sync_locked(
                 if not settled:
                     board.piece_done(job, FolderReport(job.folder.name), exc)
 
-    results: dict[str, FolderReport] = {}
-
     def worker() -> None:
         while (info := board.next_folder()) is not None:
             try:
@@ -1013,7 +1052,6 @@ def _sync_locked(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
             for f in [ex.submit(worker) for _ in range(workers)]:
                 f.result()
-        report.folders.extend(results[i.name] for i in wanted if i.name in results)
     finally:
         for s in stores:
             s.close()

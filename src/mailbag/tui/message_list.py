@@ -22,6 +22,7 @@ from textual.strip import Strip
 from mailbag.tui.view import ListModel, MessageRow
 
 COLUMNS = (("", 4), ("date", 10), ("from", 24), ("subject", 0))
+FOLD_COLUMN = 5 + 11 + 25  # where a conversation's ▸/▾ is drawn
 
 
 def header_line() -> str:
@@ -233,8 +234,12 @@ class MessageList(ScrollView, can_focus=True):
         if offset is None:
             return
         index = int(self.scroll_offset.y) + offset.y
-        if 0 <= index < len(self.model):
-            self.move_to(index)
+        if not 0 <= index < len(self.model):
+            return
+        self.move_to(index)
+        if self.model.thread_at(index) is not None and FOLD_COLUMN <= offset.x < FOLD_COLUMN + 2:
+            self.action_toggle_thread()  # a click on ▸/▾ folds or unfolds
+        else:
             self.post_message(self.Selected(self, index))
 
 

@@ -1,0 +1,149 @@
+"""What a `mailbag sync` with nothing to do costs: the index finds pending rows without
+reading folders, the outbox check loads no sending code, the sync path loads no
+planner, mail parser, TOML writer or OAuth2 machinery until something needs them."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from mailbag.paths import Paths
+from mailbag.store.index import _MIGRATIONS, PENDING_ROWS, SCHEMA_VERSION, Store
+from mailbag.store.outbox import Outbox, OutboxRecord, OutboxState
+
+MESSAGE = b"Subject: hi\r\nMessage-ID: <p1@example.org>\r\n\r\nbody\r\n"
+
+
+def paths(tmp_path: Path) -> Paths:
+    return Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+
+def test_pending_rows_come_from_the_partial_index(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        other = store.folder("other", "INBOX")
+        m = store.add_bytes(inbox, MESSAGE, flags={"\\Seen"})
+        store.add_bytes(other, MESSAGE)
+        store.commit()
+        assert store.folders_with_pending("acct") == {inbox.id}  # new here: to upload
+        store.pair(m.id, 7, synced_flags=m.flags)
+        store.commit()
+        assert store.folders_with_pending("acct") == set()
+        store.set_flags(m, {"\\Seen", "$Later"})  # a keyword: the file name stays
+        assert store.folders_with_pending("acct") == {inbox.id}
+        store.remove(store.get(m.id))  # type: ignore[arg-type]
+        assert store.folders_with_pending("acct") == {inbox.id}  # a tombstone to push
+        plan = store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT DISTINCT folder_id FROM messages WHERE " + PENDING_ROWS  # noqa: S608
+        ).fetchall()
+        assert any("messages_pending" in str(row[-1]) for row in plan), plan
+
+
+def test_an_index_of_the_first_schema_is_migrated(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    p.index_file.parent.mkdir(parents=True)
+    conn = sqlite3.connect(p.index_file)
+    conn.executescript(_MIGRATIONS[0])
+    conn.execute("INSERT INTO accounts(name) VALUES ('acct')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Store.open(p) as store:
+        version = store.conn.execute("PRAGMA user_version").fetchone()[0]
+        assert version == SCHEMA_VERSION >= 2
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+        assert "messages_pending" in names
+        assert store.accounts() == ["acct"]
+
+
+def test_outbox_has_entries(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    assert not Outbox.has_entries(p)  # not even created
+    box = Outbox.open(p)
+    assert not Outbox.has_entries(p)
+    rec = box.add(
+        OutboxRecord(
+            id="",
+            account="acct",
+            state=OutboxState.QUEUED,
+            message_id="<m@example.org>",
+            envelope_from="me@example.org",
+            recipients=["you@example.org"],
+        ),
+        MESSAGE,
+    )
+    assert Outbox.has_entries(p)
+    box.remove(rec.id)
+    assert not Outbox.has_entries(p)
+    (box.tmp_dir / "half-written").mkdir()  # a crash mid-add: recover() must run
+    assert Outbox.has_entries(p)
+
+
+def _loaded_after(code: str, env_home: Path) -> set[str]:
+    res = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        env={"MAILBAG_HOME": str(env_home), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    return set(res.stdout.split())
+
+
+HEAVY = (
+    "email",
+    "tomlkit",
+    "httpx",
+    "httpx2",
+    "keyring",
+    "webbrowser",
+    "http.server",
+    "mailbag.message",
+    "mailbag.sync.plan",
+    "mailbag.sync.apply",
+    "mailbag.sync.sending",
+    "mailbag.sync.outbox",
+    "mailbag.auth.tokens",
+    "mailbag.auth.flows",
+)
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_the_sync_path_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[accounts.a]\nemail = "a@example.org"\nprotocol = "imap"\n\n'
+        '[accounts.a.incoming]\nhost = "imap.example.org"\nport = 993\nsecurity = "ssl"\n'
+        'username = "a@example.org"\n\n'
+        '[accounts.a.smtp]\nhost = "smtp.example.org"\nport = 465\nsecurity = "ssl"\n'
+        'username = "a@example.org"\n'
+    )
+    code = (
+        "from mailbag.cli.main import build_parser\n"
+        "from mailbag.cli.context import Context\n"
+        "from mailbag.cli.cmd_send import flush_before_sync\n"
+        "from mailbag.config import load_config\n"
+        "from mailbag.paths import Paths\n"
+        "from mailbag.protocols.trace import NO_TRACE\n"
+        "import mailbag.sync.imap, mailbag.auth.login\n"
+        "from mailbag.store.index import Store\n"
+        "paths = Paths.from_env()\n"
+        "config = load_config(paths)\n"
+        "assert config.account(None).name == 'a'\n"
+        "Store.open(paths, defer_indexing=True).close()\n"
+        "args = build_parser().parse_args(['sync', '-q'])\n"
+        "ctx = Context.from_args(args)\n"
+        "assert flush_before_sync(ctx, config, ['a'], NO_TRACE) == []\n"
+    )
+    assert _heavy(_loaded_after(code, tmp_path)) == []
+    # and the lazy names of mailbag.auth still resolve
+    loaded = _loaded_after("from mailbag.auth import sign_in, login_imap, Provider", tmp_path)
+    assert "mailbag.auth.tokens" in loaded
+    import mailbag.auth
+
+    for name in mailbag.auth.__all__:
+        assert getattr(mailbag.auth, name).__name__ == name
