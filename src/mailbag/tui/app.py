@@ -9,7 +9,7 @@ next sync.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -141,10 +141,21 @@ class MailbagApp(App[None]):
         self.message_list.focus()
 
     def _pushed(self, account: str, count: int) -> None:
-        self.call_from_thread(self._new_mail, account, count)
+        self._from_watcher(self._new_mail, account, count)
 
     def _push_error(self, account: str, message: str) -> None:
-        self.call_from_thread(self.status, f"{account}: {message} (retrying)")
+        self._from_watcher(self.status, f"{account}: {message} (retrying)")
+
+    def _from_watcher(self, callback: Callable[..., object], *args: object) -> None:
+        """Hand a watcher thread's report to the UI. The watchers notice the stop only
+        when their IDLE wakes up, so a report can come after the app has closed: drop it."""
+        if self._stop_push.is_set():
+            return
+        try:
+            self.call_from_thread(callback, *args)
+        except RuntimeError:
+            if not self._stop_push.is_set():
+                raise
 
     def _new_mail(self, account: str, count: int) -> None:
         self.status(f"{account}: {count} new")
