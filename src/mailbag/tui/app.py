@@ -129,10 +129,21 @@ class MailbagApp(App[None]):
         self.message_list.focus()
 
     def _pushed(self, account: str, count: int) -> None:
-        self.call_from_thread(self._new_mail, account, count)
+        self._from_push(self._new_mail, account, count)
 
     def _push_error(self, account: str, message: str) -> None:
-        self.call_from_thread(self.status, f"{account}: {message} (retrying)")
+        self._from_push(self.status, f"{account}: {message} (retrying)")
+
+    def _from_push(self, callback: Any, *args: Any) -> None:
+        """Run `callback` on the screen's thread, unless the client has closed: a push
+        thread can still be in IDLE then, and its server may be gone by the time it wakes."""
+        if self._stop_push.is_set():
+            return
+        try:
+            self.call_from_thread(callback, *args)
+        except RuntimeError:  # the event loop closed between the check and the call
+            if not self._stop_push.is_set():
+                raise
 
     def _new_mail(self, account: str, count: int) -> None:
         self.status(f"{account}: {count} new")
