@@ -514,6 +514,36 @@ def test_no_op_sync_selects_nothing_and_opens_one_connection(
     commands = [line.split(" C: ", 1)[1].split()[1].upper() for line in sent]
     assert commands.count("AUTHENTICATE") + commands.count("LOGIN") == 1, commands
     assert not {"SELECT", "EXAMINE", "FETCH", "UID"} & set(commands), commands
+    # one round trip after the login: ENABLE and LIST-STATUS leave before any answer
+    lines = trace.read_text().splitlines()
+    enable = next(i for i, x in enumerate(lines) if " C: " in x and " ENABLE " in x)
+    tag = lines[enable].split(" C: ", 1)[1].split()[0]
+    answered = next(i for i, x in enumerate(lines) if f" S: {tag} OK" in x)
+    assert "RETURN (" in lines[enable + 1] and " LIST " in lines[enable + 1]
+    assert enable + 1 < answered
+
+
+def test_a_small_re_sync_of_several_folders_uses_one_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    fill(sb, user, 12)
+    t = target(sb, user)
+    _settled(t, home)
+    with sb.control(user) as c:
+        c.store("INBOX", c.uids("INBOX")[:2], "+FLAGS", ["\\Flagged"])
+        c.expunge("Archive", c.uids("Archive")[:1])
+        c.append("Work/Projects", b"Subject: one more\r\nMessage-ID: <more@x>\r\n\r\nhi\r\n")
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, transcript=transcript, connections=4)
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert totals(report)["deleted"] == 1 and totals(report)["new"] == 1
+    assert totals(report)["updated"] == 2
+    assert trace.read_text().count(" AUTHENTICATE ") == 1
+    assert_same(sb, user, home)
 
 
 def test_fast_path_sees_a_change_made_only_in_the_index(sb: Sandbox, user: str, home: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,46 @@ def test_global_option_defaults() -> None:
 
     ns = build_parser().parse_args(["demo"])
     assert (ns.trace, ns.json, ns.quiet, ns.verbose, ns.debug) == (None, False, False, 0, False)
+
+
+def _subcommands(parser: Any) -> dict[str, Any]:
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return dict(action.choices)
+
+
+def test_a_parser_built_for_one_command_matches_the_whole_one() -> None:
+    from mailbag.cli.main import build_parser
+
+    whole = _subcommands(build_parser())
+    assert {"sync", "folders", "account", "send", "list"} <= set(whole)
+    for name, full in whole.items():
+        only = _subcommands(build_parser(name))
+        assert list(only) == [name]
+        assert only[name].format_help() == full.format_help(), name
+    assert set(_subcommands(build_parser("no-such-command"))) == set(whole)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["sync", "-q"], "sync"),
+        (["-q", "--json", "-vv", "--trace", "sync", "folders"], "folders"),
+        (["--trace=f", "--debug", "account", "list"], "account"),
+        (["--tr", "sync", "list"], None),  # an abbreviation: left to the whole parser
+        (["--help"], None),
+        ([], None),
+    ],
+)
+def test_command_guess(argv: list[str], command: str | None) -> None:
+    from mailbag.cli.main import _command_of
+
+    assert _command_of(argv) == command
+
+
+def test_main_with_an_unknown_command_lists_the_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["synk"])
+    assert info.value.code == 2
+    assert "invalid choice: 'synk'" in capsys.readouterr().err

@@ -507,3 +507,53 @@ def test_fast_and_general_fetch_paths_agree(raw: bytes) -> None:
     fast = untagged(raw)
     assert fast.values == general_values
     assert parse_fetch(fast) == parse_fetch(Untagged("FETCH", 7, general_values))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'* 3 FETCH (UID 42 FLAGS (\\Seen) INTERNALDATE "01-Jan-2026 10:00:00 -0700" '
+        b"MODSEQ (5) BODY[] {11}",
+        b"* 3 FETCH (UID 42 BODY[HEADER.FIELDS (MESSAGE-ID)] {11}",
+        b"* 3 FETCH (UID 42 FLAGS () body[]<0> {11}",
+        b'* 3 FETCH (UID 42 INTERNALDATE "" RFC822 {11}',
+        b'* 3 FETCH (UID 42 INTERNALDATE "1-Jan-2026 10:00:00 +0100" BINARY[1] ~{11}',
+    ],
+)
+def test_fast_and_general_paths_agree_on_bodies(line: bytes) -> None:
+    """Downloads (a body literal ending the line) take the fast path too."""
+    from mailbag.protocols.imap.parser import _fast_fetch, _Lexer, _values, parse_response
+
+    body = b"hello world"
+    lx = _Lexer([line, b")"], [body])
+    lx.pos = line.index(b"(")
+    general_values = _values(lx)
+    assert _fast_fetch(line, body) is not None
+    fast = parse_response([line, b")"], [body])
+    assert isinstance(fast, Untagged) and fast.fetch is not None
+    assert fast.values == general_values
+    assert parse_fetch(fast) == parse_fetch(Untagged("FETCH", 3, general_values))
+
+
+@pytest.mark.parametrize(
+    "line, rest",
+    [
+        (b"* 3 FETCH (BODY[] {11}", b" UID 42)"),  # the body is not the last item
+        (b'* 3 FETCH (UID 42 INTERNALDATE "bad date" BODY[] {11}', b")"),
+        (b"* 3 FETCH (UID 42 X-OTHER 1 BODY[] {11}", b")"),
+    ],
+)
+def test_bodies_the_fast_path_leaves_to_the_general_one(line: bytes, rest: bytes) -> None:
+    from mailbag.protocols.imap.parser import _fast_fetch, parse_response
+
+    if rest == b")":
+        assert _fast_fetch(line, b"hello world") is None
+    u = parse_response([line, rest], [b"hello world"])
+    assert isinstance(u, Untagged) and u.fetch is None
+    if b"bad date" in line:
+        with pytest.raises(ProtocolError, match="INTERNALDATE"):
+            parse_fetch(u)
+    else:
+        r = parse_fetch(u)
+        assert r.bodies["BODY[]"] == b"hello world"
+        assert r.uid == 42 or r.other

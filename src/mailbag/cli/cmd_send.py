@@ -135,38 +135,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _identities(config: Config) -> list[Address]:
-    """Every address of every account: a reply-all never goes back to the user."""
-    from mailbag.message.addresses import AddressError, parse_address
+    from mailbag.message.identity import identities
 
-    out = []
-    for account in config.accounts.values():
-        for addr in account.all_addresses:
-            try:
-                a = parse_address(addr)
-            except AddressError:
-                continue
-            if addr == account.email and account.display_name:
-                a = type(a)(account.display_name, a.local, a.domain)
-            out.append(a)
-    return out
+    return identities(config)
 
 
 def _from_address(account: Account, chosen: str | None) -> Address:
-    from mailbag.message.addresses import parse_address
+    from mailbag.message.identity import from_address
 
-    if chosen:
-        a = parse_address(chosen, what="--from")
-        allowed = {parse_address(x).key for x in account.all_addresses}
-        if a.key not in allowed:
-            raise UsageError(
-                f"{a.addr_spec} is not an address of account {account.name!r}",
-                hint="its addresses: " + ", ".join(account.all_addresses),
-            )
-        if not a.display_name and account.display_name:
-            a = type(a)(account.display_name, a.local, a.domain)
-        return a
-    base = parse_address(account.email)
-    return type(base)(account.display_name, base.local, base.domain)
+    return from_address(account, chosen)
 
 
 def _read_body(args: argparse.Namespace) -> str:

@@ -1,69 +1,24 @@
-"""Running the user's editor on a message template, and asking what to do next.
-
-The editor is $EDITOR, then $VISUAL, then the first of editor/nano/vi found on
-PATH. The template lives in a private file (0600) under the state directory,
-not in a shared /tmp, and is removed once read back.
-"""
+"""Asking what to do with a message written in the editor (the editor itself:
+`mailbag.message.editor`)."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 from mailbag.cli.context import Context
-from mailbag.errors import UsageError
+from mailbag.message.editor import FALLBACK_EDITORS, edit_text, editor_command, keep_text
+
+__all__ = [
+    "FALLBACK_EDITORS",
+    "Action",
+    "choose_action",
+    "edit_text",
+    "editor_command",
+    "keep_text",
+]
 
 Action = Literal["send", "draft", "edit", "abort"]
-FALLBACK_EDITORS = ("editor", "nano", "vi")
-
-
-def editor_command() -> list[str]:
-    for var in ("EDITOR", "VISUAL"):
-        value = os.environ.get(var, "").strip()
-        if value:
-            return shlex.split(value)
-    for name in FALLBACK_EDITORS:
-        found = shutil.which(name)
-        if found:
-            return [found]
-    raise UsageError(
-        "no editor found",
-        hint="set EDITOR (e.g. export EDITOR=nano), or use `mailbag send` with --body",
-    )
-
-
-def edit_text(text: str, workdir: Path) -> str:
-    """Open `text` in the editor and return what the user saved."""
-    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, name = tempfile.mkstemp(prefix="message-", suffix=".eml", dir=workdir)
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        cmd = [*editor_command(), str(path)]
-        try:
-            code = subprocess.call(cmd)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot run the editor {cmd[0]!r}: {exc.strerror or exc}",
-                hint="check the EDITOR / VISUAL environment variables",
-            ) from exc
-        if code != 0:
-            kept = workdir / f"kept-{path.name}"
-            path.replace(kept)
-            raise UsageError(
-                f"the editor exited with status {code}; nothing was sent",
-                hint=f"your text is kept in {kept}",
-            )
-        return path.read_text(encoding="utf-8")
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def choose_action(ctx: Context, *, allow_send: bool, allow_draft: bool = True) -> Action:
@@ -94,12 +49,3 @@ def choose_action(ctx: Context, *, allow_send: bool, allow_draft: bool = True) -
         if answer == "a":
             return "abort"
     return "draft" if allow_draft else "abort"
-
-
-def keep_text(text: str, workdir: Path) -> Path:
-    """Save text the user wrote but that cannot be used, so it is never lost."""
-    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, name = tempfile.mkstemp(prefix="kept-", suffix=".txt", dir=workdir)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return Path(name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +229,8 @@ def load_config(paths: Paths) -> Config:
 def write_atomically(file: Path, text: str) -> None:
     """Temp file in the same folder, fsync, rename over, fsync the folder."""
     file.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # only writes need it; every command reads
+
     fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -7,7 +7,6 @@ module never reads or writes files and never touches secrets.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,6 +98,8 @@ def keyring_key(account_name: str, which: str) -> str:
 def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], path: KeyPath) -> None:
     for key in table:
         if key not in allowed:
+            import difflib  # only for the error message
+
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             hint += "known keys here: " + ", ".join(allowed)

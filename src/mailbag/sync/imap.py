@@ -25,7 +25,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -33,7 +32,7 @@ from typing import IO, TYPE_CHECKING
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
 from mailbag.paths import Paths
-from mailbag.protocols.imap.client import ImapClient, SelectResult
+from mailbag.protocols.imap.client import ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
@@ -163,8 +162,12 @@ class _Connections:
         self._free: queue.SimpleQueue[ImapClient] = queue.SimpleQueue()
         self._all: list[ImapClient] = []
         self._lock = threading.Lock()
+        self._enabling: dict[int, Pending] = {}  # id(client) -> its unanswered ENABLE
 
-    def open(self) -> ImapClient:
+    def open(self, *, enable_later: bool = False) -> ImapClient:
+        """Connect and log in. `enable_later`: send the ENABLE without waiting for its
+        answer, so it shares a round trip with the caller's next command; the caller
+        calls `ready` before anything depends on what got enabled."""
         from mailbag.auth.login import login_imap
 
         endpoint = self.account.incoming.endpoint(self.account.ca_file)
@@ -181,10 +184,14 @@ class _Connections:
                 compress = endpoint.host not in _LOOPBACK
             if compress:
                 client.compress()
-            if "QRESYNC" in client.capabilities:
-                client.enable(["QRESYNC"])
-            elif "CONDSTORE" in client.capabilities:
-                client.enable(["CONDSTORE"])
+            for ext in ("QRESYNC", "CONDSTORE"):
+                if ext in client.capabilities:
+                    enabling = client.submit(b"ENABLE", ext.encode())
+                    if enable_later:
+                        self._enabling[id(client)] = enabling
+                    else:
+                        client.finish(enabling)
+                    break
         except BaseException:
             client.close()
             raise
@@ -192,20 +199,29 @@ class _Connections:
             self._all.append(client)
         return client
 
+    def ready(self, client: ImapClient) -> None:
+        """Wait for the answer to an ENABLE sent with `enable_later` (usually read
+        already, with the answer to the command that followed it)."""
+        enabling = self._enabling.pop(id(client), None)
+        if enabling is not None:
+            client.finish(enabling)
+
     @contextlib.contextmanager
-    def client(self) -> Iterator[ImapClient]:
+    def client(self, *, enable_later: bool = False) -> Iterator[ImapClient]:
         try:
             c = self._free.get_nowait()
         except queue.Empty:
-            c = self.open()
+            c = self.open(enable_later=enable_later)
         ok = False
         try:
             yield c
+            self.ready(c)
             ok = True
         finally:
             if ok:
                 self._free.put(c)
             else:
+                self._enabling.pop(id(c), None)
                 c.close()
                 with self._lock:
                     if c in self._all:
@@ -698,6 +714,9 @@ def _sync_folder_remote(
     from mailbag.sync.plan import Download, RemoteFolder, SyncedState, Upload, needs_identity, plan
 
     name = folder.name
+    if folder.uidvalidity is None and not local.messages and not dir_missing and not exclude_uids:
+        _download_fresh_folder(client, store, account, folder, options, on_progress, report, board)
+        return
     sel, remote_msgs = _remote_state(client, folder, local.synced)
     if sel.uidvalidity is None:
         raise ProtocolError(f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity")
@@ -737,6 +756,48 @@ def _sync_folder_remote(
             board, client, store, folder, sel.uidvalidity, report, on_progress, options
         ),
     )
+    store.commit()
+    store.update_folder(
+        folder,
+        uidnext=sel.uidnext,
+        highestmodseq=None if sel.nomodseq else sel.highestmodseq,
+        messages=sel.exists,
+        last_sync=time.time(),
+    )
+    store.commit()
+
+
+def _download_fresh_folder(
+    client: ImapClient,
+    store: Store,
+    account: Account,
+    folder: Folder,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    report: FolderReport,
+    board: _Board | None,
+) -> None:
+    """The first sync of a folder that has nothing here (no index rows, no files):
+    everything on the server is downloaded, so no flag listing and no plan are
+    needed (for 90,000 messages they would hold about 70 MB; the UIDs alone, from
+    one UID SEARCH, hold 3 MB). Flags come with the bodies. A message expunged
+    meanwhile is just not in the answer; a crash leaves the UIDVALIDITY recorded,
+    so the next run takes the usual path and downloads only what is missing."""
+    sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
+    if sel.uidvalidity is None:
+        raise ProtocolError(
+            f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
+        )
+    uids = list(client.uid_search("ALL").uids) if sel.exists else []
+    uids.sort()
+    store.update_folder(folder, uidvalidity=sel.uidvalidity)
+    store.commit()
+    on_progress(Progress(account.name, folder.name, "plan", len(uids)))
+    if uids:
+        download = _shared_download(
+            board, client, store, folder, sel.uidvalidity, report, on_progress, options
+        )
+        download(uids, {})
     store.commit()
     store.update_folder(
         folder,
@@ -922,14 +983,24 @@ def _sync_locked(
     try:
         store.account_id(account.name)
         store.commit()
-        with pool.client() as client:
-            infos = [i for i in client.list_folders() if i.selectable]
+        with pool.client(enable_later=True) as client:
+            statuses: dict[str, MailboxStatus] | None = None
+            if "LIST-STATUS" in client.capabilities:
+                # folders and their STATUS in one command, sent with the ENABLE: one
+                # round trip after the login
+                listing = client.list_status(_STATUS_ITEMS)
+                infos = [i for i, _ in listing if i.selectable]
+                statuses = {i.name: st for i, st in listing if st is not None}
+            else:
+                infos = [i for i in client.list_folders() if i.selectable]
+            pool.ready(client)
             server = {i.name: i for i in infos}
             _settle_folders(client, store, account, options, server, report)
             wanted = [
                 server[n] for n in server if _selected(account, options, n, folder_role(server[n]))
             ]
-            statuses = _statuses(client, [i.name for i in wanted])
+            if statuses is None:
+                statuses = _statuses(client, [i.name for i in wanted])
             pending_moves = _apply_moves(client, store, account)
             exclude_by_name: dict[str, set[int]] = {}
             for fid, uids in pending_moves.items():
@@ -953,7 +1024,16 @@ def _sync_locked(
         store.close()
     if todo:
         _sync_folders(
-            account, paths, options, on_progress, pool, statuses, exclude_by_name, todo, results
+            account,
+            paths,
+            options,
+            on_progress,
+            pool,
+            statuses,
+            exclude_by_name,
+            todo,
+            results,
+            known,
         )
     report.folders.extend(results[i.name] for i in wanted if i.name in results)
 
@@ -968,8 +1048,10 @@ def _sync_folders(
     exclude_by_name: dict[str, set[int]],
     wanted: list[MailboxInfo],
     results: dict[str, FolderReport],
+    store_folders: dict[str, Folder],
 ) -> None:
-    """Sync the folders that have work, over the pool's connections (threads)."""
+    """Sync the folders that have work, over the pool's connections (threads when
+    there is much to download)."""
 
     local = threading.local()
     write_lock = threading.Lock()
@@ -1048,13 +1130,49 @@ def _sync_folders(
         help_out()
 
     workers = max(1, min(options.connections, len(wanted)))
+    if _downloads_at_most(store_folders, statuses, wanted) < options.share_chunk:
+        # fewer new messages than one share of a big folder: more connections would cost
+        # more (a TLS handshake and a login each, threads taking turns for the GIL) than
+        # they could save
+        workers = 1
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
-            for f in [ex.submit(worker) for _ in range(workers)]:
-                f.result()
+        if workers == 1:
+            worker()  # here, on the connection that listed the folders
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
+                for f in [ex.submit(worker) for _ in range(workers)]:
+                    f.result()
     finally:
         for s in stores:
             s.close()
+
+
+#: what STATUS tells about a folder (HIGHESTMODSEQ too, where CONDSTORE is offered)
+_STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+
+
+def _downloads_at_most(
+    known: dict[str, Folder], statuses: dict[str, MailboxStatus], todo: Sequence[MailboxInfo]
+) -> int:
+    """An upper bound of the messages to download, from STATUS and the index: UIDs are
+    handed out in ascending order, so no more than UIDNEXT grew by are new."""
+    total = 0
+    for info in todo:
+        folder, st = known.get(info.name), statuses.get(info.name)
+        if st is None or st.messages is None:
+            return 1 << 30  # no STATUS: assume the worst
+        if (
+            folder is not None
+            and folder.uidnext is not None
+            and st.uidnext is not None
+            and folder.uidvalidity == st.uidvalidity
+        ):
+            total += min(st.messages, max(0, st.uidnext - folder.uidnext))
+        else:
+            total += st.messages  # never synced, or a new UIDVALIDITY
+    return total
 
 
 def _statuses(client: ImapClient, names: Sequence[str]) -> dict[str, MailboxStatus]:
@@ -1062,7 +1180,7 @@ def _statuses(client: ImapClient, names: Sequence[str]) -> dict[str, MailboxStat
     from mailbag.protocols.imap import command as cmd
     from mailbag.protocols.imap.parser import parse_status
 
-    items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+    items = list(_STATUS_ITEMS)
     if "CONDSTORE" in client.capabilities:
         items.append("HIGHESTMODSEQ")
     pending = [

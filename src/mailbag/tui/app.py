@@ -23,7 +23,9 @@ from textual.widgets.tree import TreeNode
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.textsafe import clean_terminal
+from mailbag.tui.compose import open_compose
 from mailbag.tui.message_list import MessageList, header_line
+from mailbag.tui.outgoing import Outgoing
 from mailbag.tui.screens import (
     AccountDialog,
     AttachmentsScreen,
@@ -71,10 +73,19 @@ class MailbagApp(App[None]):
         Binding("A", "add_account", "add account"),
         Binding("t", "toggle_threads", "threads"),
         Binding("v", "attachments", "attachments"),
+        Binding("c", "compose", "compose"),
+        Binding("r", "reply", "reply"),
+        Binding("a", "reply_all", "reply all"),
+        Binding("f", "forward", "forward"),
         Binding("escape", "leave_search", show=False),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # the main screen's keys work there only: a letter typed on a button of the
+        # compose screen or a dialog must not quit, delete or open another screen
+        return not (len(self.screen_stack) > 1 and action in _MAIN_ACTIONS)
 
     def __init__(
         self,
@@ -498,13 +509,28 @@ class MailbagApp(App[None]):
 
         self.push_screen(AccountDialog(self.view), done)
 
+    # compose, reply, reply all, forward: mailbag.tui.compose
+    def action_compose(self) -> None:
+        open_compose(self, "new")
+
+    def action_reply(self) -> None:
+        open_compose(self, "reply")
+
+    def action_reply_all(self) -> None:
+        open_compose(self, "reply-all")
+
+    def action_forward(self) -> None:
+        open_compose(self, "forward")
+
     def action_sync(self) -> None:
         self.status("syncing ...")
         self._sync()
 
     @work(thread=True, exclusive=True, group="sync")
     def _sync(self) -> None:
-        lines = self.view.sync(lambda note: self.call_from_thread(self.status, note))
+        # the outbox first: what waited offline goes out, and the Sent copies come down
+        lines = Outgoing(self.view.paths).flush(wait=5)
+        lines += self.view.sync(lambda note: self.call_from_thread(self.status, note))
         self.call_from_thread(self._synced, lines)
 
     def _synced(self, lines: list[str]) -> None:
@@ -519,6 +545,10 @@ class MailbagApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Get mail", "sync every account now", self.action_sync)
         yield SystemCommand("Search", "search all mail", self.action_search)
+        yield SystemCommand("Compose", "write a new message (c)", self.action_compose)
+        yield SystemCommand("Reply", "reply to the highlighted message (r)", self.action_reply)
+        yield SystemCommand("Reply all", "reply to everyone on it (a)", self.action_reply_all)
+        yield SystemCommand("Forward", "forward the highlighted message (f)", self.action_forward)
         yield SystemCommand("Add account", "find settings, test, save", self.action_add_account)
         yield SystemCommand(
             "Threads on/off", "group the list by conversation", self.action_toggle_threads
@@ -527,6 +557,11 @@ class MailbagApp(App[None]):
             "Attachments", "list, open or save the message's attachments", self.action_attachments
         )
         yield SystemCommand("Keys", "every key of the client", self.action_help)
+
+
+_MAIN_ACTIONS = frozenset(
+    b.action for b in MailbagApp.BINDINGS if isinstance(b, Binding) and b.action != "leave_search"
+)
 
 
 def _escape(text: str) -> str:

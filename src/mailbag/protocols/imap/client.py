@@ -342,11 +342,8 @@ class ImapClient(StreamClient):
         p = self.simple(b"ENABLE", *(c.encode("ascii") for c in caps))
         got: set[str] = set()
         for u in p.untagged:
-            if u.name == "ENABLED":
+            if u.name == "ENABLED":  # (`_observe` has recorded them in `enabled`)
                 got |= {str(v).upper() for v in u.values if isinstance(v, str)}
-        self.enabled |= got
-        if "QRESYNC" in got:
-            self.enabled.add("CONDSTORE")  # RFC 7162: QRESYNC implies CONDSTORE
         return got
 
     def compress(self) -> bool:
@@ -944,6 +941,13 @@ class ImapClient(StreamClient):
                 self._caps = parse_capabilities(u.status.code_args)
             if u.name == "BYE":
                 self._bye = u.status
+        elif u.name == "ENABLED":
+            # recorded here, whichever command's answer carried it: an ENABLE may be
+            # pipelined with the commands after it (the sync sends it with LIST)
+            got = {str(v).upper() for v in u.values if isinstance(v, str)}
+            self.enabled |= got
+            if "QRESYNC" in got:
+                self.enabled.add("CONDSTORE")  # RFC 7162: QRESYNC implies CONDSTORE
 
     # --- writing -------------------------------------------------------------------
 

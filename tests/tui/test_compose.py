@@ -1,0 +1,428 @@
+"""The compose screen driven by Textual's Pilot against the real sandbox: write and send
+(the message arrives in the recipient's mailbox, checked through an independent
+IMAP session), reply with the right threading headers, reply all without our own
+address, forward with an attachment, save a draft into Drafts, send while SMTP is
+down (queued, reported, sent later), completion from the index, and the checks that
+keep a bad message on screen instead of sending it."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import time
+from collections.abc import Callable, Iterator
+from email.message import Message
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Input, OptionList, Static, TextArea
+
+from mailbag.config import save_account
+from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
+from mailbag.paths import Paths
+from mailbag.protocols.transport import Security
+from mailbag.sandbox import Sandbox
+from mailbag.store.outbox import Outbox
+from mailbag.tui.app import MailbagApp
+from mailbag.tui.compose import AttachPicker, ComposeScreen
+
+SIZE = (140, 45)
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(services={"imap", "lmtp", "smtp"}) as sandbox:
+        yield sandbox
+
+
+def _home(tmp_path: Path, sb: Sandbox, user: str = "alice") -> Paths:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(sb.password(user) + "\n")
+    secret = SecretRef(SecretSource.COMMAND, f"cat {secret_file}")
+    address = sb.address(user)
+    account = Account(
+        name="work",
+        email=address,
+        display_name=user.capitalize(),
+        protocol=Protocol.IMAP,
+        incoming=Server(sb.host, sb.ports.imaps, Security.SSL, address, secret=secret),
+        smtp=SmtpServer(sb.host, sb.smtps_port, Security.SSL, address, secret=secret),
+        ca_file=sb.ca_file,
+    )
+    save_account(paths, account, make_default=True)
+    return paths
+
+
+def _status(app: MailbagApp) -> str:
+    return str(app.query_one("#status", Static).render())
+
+
+async def _wait(pilot: Any, check: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not there in time (status: {_status(pilot.app)})")
+        await pilot.pause(0.1)
+
+
+def _arrived(sb: Sandbox, user: str, subject: str, folder: str = "INBOX") -> Message | None:
+    with sb.control(user) as imap:
+        for data in imap.fetch_bodies(folder).values():
+            msg = email.message_from_bytes(data, policy=default_policy)
+            if msg["Subject"] == subject:
+                return msg
+    return None
+
+
+async def _wait_arrival(
+    sb: Sandbox, user: str, subject: str, folder: str = "INBOX", timeout: float = 15.0
+) -> Message:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = _arrived(sb, user, subject, folder)
+        if msg is not None:
+            return msg
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{subject!r} did not arrive in {user}'s {folder}")
+        await asyncio.sleep(0.2)
+
+
+def _compose(app: MailbagApp) -> ComposeScreen:
+    screen = app.screen
+    assert isinstance(screen, ComposeScreen), f"not the compose screen: {screen!r}"
+    return screen
+
+
+def _fill(screen: ComposeScreen, **values: str) -> None:
+    for widget_id, value in values.items():
+        if widget_id == "body":
+            screen.query_one("#compose-body", TextArea).load_text(value)
+        else:
+            screen.query_one(f"#{widget_id}", Input).value = value
+
+
+def _error(screen: ComposeScreen) -> str:
+    return str(screen.query_one("#compose-error", Static).render())
+
+
+def _unique(text: str) -> str:
+    return f"{text} {time.time_ns()}"
+
+
+def _app(paths: Paths, *, sync: bool = False) -> MailbagApp:
+    return MailbagApp(paths, sync_on_start=sync, poll_seconds=0, push=False)
+
+
+def test_compose_and_send_arrives(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+    subject = _unique("hello from the compose screen")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            assert app.focused is screen.query_one("#to", Input)
+            await pilot.press(*"bob@sandbox.test")
+            _fill(screen, subject=subject, body="Hi Bob,\n\nthe numbers are in.\n")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert not isinstance(app.screen, ComposeScreen)
+            await _wait(pilot, lambda: "sent" in _status(app))
+            assert f"sent {subject!r} to bob@sandbox.test" in _status(app)
+
+    asyncio.run(scenario())
+    msg = _arrived(sb, "bob", subject)
+    assert msg is not None
+    assert msg["From"] == "Alice <alice@sandbox.test>"
+    assert msg.get_content().startswith("Hi Bob,")
+    sent = _arrived(sb, "alice", subject, "Sent")
+    assert sent is not None  # the copy went to Sent
+    assert Outbox.open(paths).records() == []
+
+
+def test_validation_errors_show_inline_and_nothing_is_sent(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            _fill(screen, subject="no one to send to", body="text")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert app.screen is screen
+            assert "no recipient" in _error(screen)
+
+            _fill(screen, to="bob@sandbox.test, not an address@@")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert app.screen is screen
+            assert "To" in _error(screen)
+            assert screen.query_one("#to", Input).has_class("-invalid")
+
+            # header injection through a pasted line break is refused, never sent
+            _fill(screen, to="bob@sandbox.test\r\nBcc: mallory@evil.example")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert app.screen is screen
+            assert "line break" in _error(screen)
+
+            _fill(screen, to="bob@sandbox.test", cc="ok@sandbox.test", bcc="bad@")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert screen.query_one("#bcc", Input).has_class("-invalid")
+            assert not screen.query_one("#to", Input).has_class("-invalid")
+
+            # a file that does not exist: the picker returns a path, the screen explains
+            _fill(screen, bcc="")
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            picker = app.screen
+            assert isinstance(picker, AttachPicker)
+            picker.query_one("#attach-path", Input).value = str(tmp_path / "missing.pdf")
+            picker.query_one("#attach-path", Input).focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.screen is screen
+            assert "cannot read attachment" in _error(screen) and "missing.pdf" in _error(screen)
+            assert screen.attachments == []
+
+            # letters typed on a button do not reach the main screen's keys (q quits there)
+            screen.query_one("#send").focus()
+            await pilot.press("q", "d", "c", "slash")
+            await pilot.pause()
+            assert app.is_running and app.screen is screen
+
+            # Escape with text written asks first; "keep writing" keeps it open
+            await pilot.press("escape")
+            await pilot.pause()
+            await pilot.click("#keep")
+            await pilot.pause()
+            assert app.screen is screen
+        assert Outbox.open(paths).records() == []
+
+    asyncio.run(scenario())
+
+
+def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+    subject = _unique("quarterly numbers")
+    sb.deliver(
+        "alice",
+        (
+            "From: Carol <carol@sandbox.test>\r\n"
+            "To: Alice <alice@sandbox.test>, dave@sandbox.test\r\n"
+            "Cc: bob@sandbox.test, alice@sandbox.test\r\n"
+            f"Subject: {subject}\r\n"
+            "Message-ID: <q3.1@sandbox.test>\r\n"
+            "References: <q3.0@sandbox.test>\r\n"
+            "Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n\r\n"
+            "Are the numbers final?\r\n"
+        ).encode(),
+    )
+
+    async def scenario() -> None:
+        app = _app(paths, sync=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
+            await pilot.press(*["j"] * index, "enter")
+            await pilot.press("a")  # reply all first: check the recipients
+            await pilot.pause()
+            screen = _compose(app)
+            assert screen.query_one("#to", Input).value == "Carol <carol@sandbox.test>"
+            cc = screen.query_one("#cc", Input).value
+            assert cc == "dave@sandbox.test, bob@sandbox.test"  # never our own address
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, ComposeScreen)
+
+            await pilot.press("r")
+            await pilot.pause()
+            screen = _compose(app)
+            assert screen.query_one("#subject", Input).value == f"Re: {subject}"
+            assert screen.query_one("#cc", Input).value == ""
+            body = screen.query_one("#compose-body", TextArea)
+            assert app.focused is body
+            assert "> Are the numbers final?" in body.text
+            assert "Carol <carol@sandbox.test> wrote:" in body.text
+            await pilot.press(*"Yes, final.")
+            await pilot.press("ctrl+s")
+            await _wait(pilot, lambda: "sent" in _status(app))
+            # the answered message is marked (r) locally
+            await _wait(pilot, lambda: any("r" in r.marks for r in app.model.rows()))
+
+    asyncio.run(scenario())
+    reply = _arrived(sb, "carol", f"Re: {subject}")
+    assert reply is not None
+    assert reply["In-Reply-To"] == "<q3.1@sandbox.test>"
+    assert reply["References"] == "<q3.0@sandbox.test> <q3.1@sandbox.test>"
+    text = reply.get_content()
+    assert text.startswith("Yes, final.") and "> Are the numbers final?" in text
+
+
+def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+    subject = _unique("the contract")
+    original = email.message.EmailMessage()
+    original["From"] = "carol@sandbox.test"
+    original["To"] = "alice@sandbox.test"
+    original["Subject"] = subject
+    original.set_content("Contract attached.\n")
+    original.add_attachment(
+        b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="contract.pdf"
+    )
+    sb.deliver("alice", original.as_bytes())
+    extra = tmp_path / "notes.txt"
+    extra.write_text("my notes\n")
+
+    async def scenario() -> None:
+        app = _app(paths, sync=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
+            await pilot.press(*["j"] * index)
+            await pilot.press("f")
+            await pilot.pause()
+            screen = _compose(app)
+            assert screen.query_one("#subject", Input).value == f"Fwd: {subject}"
+            listed = screen.query_one("#attachments", OptionList)
+            assert str(listed.get_option_at_index(0).prompt) == "contract.pdf  (13 B)"
+            assert "---------- Forwarded message ----------" in (
+                screen.query_one("#compose-body", TextArea).text
+            )
+            # attach one more through the picker, remove it, attach it again
+            for _ in range(2):
+                await pilot.press("ctrl+o")
+                await pilot.pause()
+                picker = app.screen
+                assert isinstance(picker, AttachPicker)
+                picker.query_one("#attach-path", Input).value = str(extra)
+                picker.query_one("#attach-path", Input).focus()
+                await pilot.press("enter")
+                await pilot.pause()
+                assert [a.filename for a in screen.attachments] == ["contract.pdf", "notes.txt"]
+                if _ == 0:
+                    listed.focus()
+                    listed.highlighted = 1
+                    await pilot.press("delete")
+                    assert [a.filename for a in screen.attachments] == ["contract.pdf"]
+            screen.query_one("#to", Input).value = "bob@sandbox.test"
+            await pilot.press("ctrl+s")
+            await _wait(pilot, lambda: "sent" in _status(app))
+
+    asyncio.run(scenario())
+    fwd = _arrived(sb, "bob", f"Fwd: {subject}")
+    assert fwd is not None
+    files = {part.get_filename(): part.get_content() for part in fwd.iter_attachments()}
+    assert files == {"contract.pdf": b"%PDF-1.4 fake", "notes.txt": "my notes\n"}
+
+
+def test_save_draft_lands_in_drafts(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+    subject = _unique("half-written thoughts")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            # a draft needs no recipient yet, but Bcc is kept in the user's own copy
+            _fill(screen, bcc="bob@sandbox.test", subject=subject, body="to be continued")
+            await pilot.press("escape")  # with text in it: asks
+            await pilot.pause()
+            await pilot.click("#draft")
+            await _wait(pilot, lambda: "saved" in _status(app))
+            assert f"saved {subject!r} to Drafts" in _status(app)
+
+    asyncio.run(scenario())
+    draft = _arrived(sb, "alice", subject, "Drafts")
+    assert draft is not None
+    assert draft["Bcc"] == "bob@sandbox.test"
+    assert _arrived(sb, "bob", subject) is None  # a draft is never sent
+    with sb.control("alice") as imap:
+        flags = imap.flags("Drafts")
+    assert any("\\Draft" in f for f in flags.values())
+
+
+def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+    subject = _unique("written on the train")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            sb.stop_service("smtp")
+            try:
+                await pilot.press("c")
+                await pilot.pause()
+                _fill(_compose(app), to="bob@sandbox.test", subject=subject, body="offline")
+                await pilot.press("ctrl+s")
+                await _wait(pilot, lambda: "not sent yet" in _status(app))
+                assert "waits in the outbox" in _status(app)
+                records = Outbox.open(paths).records()
+                assert [(r.subject, r.state.value) for r in records] == [(subject, "queued")]
+            finally:
+                sb.start_service("smtp")
+            await pilot.press("g")  # get mail: the outbox goes first
+            await _wait(pilot, lambda: f"sent {subject!r}" in _status(app), timeout=30)
+            assert Outbox.open(paths).records() == []
+
+    asyncio.run(scenario())
+    assert _arrived(sb, "bob", subject) is not None
+
+
+def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb, user="bob")
+    subject = _unique("completion seed")
+    sb.deliver(
+        "bob",
+        (
+            "From: Carol Jones <carol@sandbox.test>\r\nTo: bob@sandbox.test\r\n"
+            f"Subject: {subject}\r\n\r\nhi\r\n"
+        ).encode(),
+    )
+
+    async def scenario() -> None:
+        app = _app(paths, sync=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            to = screen.query_one("#to", Input)
+            await pilot.press(*"dave@sandbox.test, car")
+            await _wait(pilot, lambda: to._suggestion)
+            # the name was typed: the suggestion is the name with the address
+            assert to._suggestion == "dave@sandbox.test, Carol Jones <carol@sandbox.test>"
+            hint = str(screen.query_one("#suggest", Static).render())
+            assert "Carol Jones <carol@sandbox.test>" in hint
+            await pilot.press("right")  # accepts the suggestion
+            assert to.value == "dave@sandbox.test, Carol Jones <carol@sandbox.test>"
+            # the address typed: the bare address
+            to.value = ""
+            await pilot.press(*"carol@")
+            await _wait(pilot, lambda: to._suggestion)
+            assert to._suggestion == "carol@sandbox.test"
+            await pilot.press("right")
+            assert to.value == "carol@sandbox.test"
+            # a later word of the name is listed below, but cannot continue inline
+            await pilot.press(*", Jo")
+            await pilot.pause(0.3)
+            assert to._suggestion == ""
+            assert "Carol Jones" in str(screen.query_one("#suggest", Static).render())
+            # our own address is never suggested
+            screen.query_one("#cc", Input).focus()
+            await pilot.press(*"bo")
+            await pilot.pause(0.5)
+            assert screen.query_one("#cc", Input)._suggestion == ""
+
+    asyncio.run(scenario())

@@ -1,0 +1,63 @@
+"""A picture of the compose screen (pytest-textual-snapshot): a reply to a fixed
+message, with its quote, threading kept out of sight, and an attachment listed.
+`--snapshot-update` rewrites it after a deliberate change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from mailbag.config import save_account
+from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
+from mailbag.message.compose import Attachment
+from mailbag.paths import Paths
+from mailbag.protocols.transport import Security
+from mailbag.store.index import Store
+from mailbag.tui.app import MailbagApp
+from mailbag.tui.compose import ComposeScreen
+
+
+def _paths(tmp_path: Path) -> Paths:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+    secret = SecretRef(SecretSource.COMMAND, "echo unused")
+    account = Account(
+        name="work",
+        email="me@example.org",
+        display_name="Sam Writer",
+        protocol=Protocol.IMAP,
+        incoming=Server("imap.example.org", 993, Security.SSL, "me@example.org", secret=secret),
+        smtp=SmtpServer("smtp.example.org", 465, Security.SSL, "me@example.org", secret=secret),
+    )
+    save_account(paths, account, make_default=True)
+    when = dt.datetime(2020, 3, 2, 9, 30, tzinfo=dt.UTC)
+    with Store.open(paths) as store:
+        inbox = store.folder("work", "INBOX", role="inbox")
+        store.add_bytes(
+            inbox,
+            (
+                "From: Ann Example <ann@example.org>\r\n"
+                "To: Sam Writer <me@example.org>, team@example.org\r\n"
+                "Subject: Budget for the spring fair\r\n"
+                "Message-ID: <fair.1@example.org>\r\n"
+                f"Date: {when.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\n\r\n"
+                "Hi Sam,\r\n\r\ncan you check the numbers before Friday?\r\n\r\nAnn\r\n"
+            ).encode(),
+        )
+    return paths
+
+
+def test_compose_screen_reply_all(snap_compare: Any, tmp_path: Path) -> None:
+    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0, push=False)
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.press("a")
+        await pilot.pause()
+        screen = pilot.app.screen
+        assert isinstance(screen, ComposeScreen)
+        screen.attachments.append(Attachment("budget.ods", b"x" * 18_500))
+        screen._show_attachments()
+        await pilot.press(*"Looks right to me.")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(110, 34), run_before=run_before)
