@@ -261,3 +261,36 @@ def test_open_pop3_refreshes_a_refused_token_once(
         auth.open_pop3(pop_account, paths=paths)
     assert _is_reauth(err.value, pop_account)
     assert _refreshes(sb) == before + 1
+
+
+def test_pop3_sync_downloads_with_tokens_refreshes_once_and_asks_again_when_revoked(
+    signed_in: tuple[Sandbox, Account, Paths], cli: Any
+) -> None:
+    import json
+
+    sb, account, paths = signed_in
+    pop_account = replace(
+        account,
+        name=account.name + "-pop",
+        protocol=Protocol.POP3,
+        incoming=replace(account.incoming, port=sb.ports.pop3s),
+    )
+    save_account(paths, pop_account)
+    auth.sign_in(pop_account, paths=paths, open_browser=_browser)
+    subject = f"pop oauth {uuid.uuid4().hex}"
+    sb.deliver(USER, f"Subject: {subject}\r\n\r\nby POP3 with a token\r\n".encode())
+
+    before = _server_refuses_cached_token(sb, pop_account)
+    code, out, err = cli("sync", pop_account.name, "--json", "--quiet")
+    assert code == 0, out + err
+    synced = json.loads(out)["accounts"][0]
+    assert synced["ok"] is True and sum(f["new"] for f in synced["folders"]) >= 1
+    assert _refreshes(sb) == before + 1
+    code, out, _ = cli("list", "--account", pop_account.name, "--json")
+    assert code == 0 and subject in out
+
+    before = _revoke(sb, pop_account)
+    code, out, err = cli("sync", pop_account.name, "--json", "--quiet")
+    assert code != 0
+    assert f"sign in again: mailbag account login {pop_account.name}" in out + err
+    assert _refreshes(sb) == before + 1

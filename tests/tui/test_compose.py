@@ -426,3 +426,36 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert screen.query_one("#cc", Input)._suggestion == ""
 
     asyncio.run(scenario())
+
+
+def test_keys_are_in_help_and_palette_and_editor_needs_a_real_terminal(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    paths = _home(tmp_path, sb)
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert {"Compose", "Reply", "Reply all", "Forward"} <= titles
+            await pilot.press("question_mark")
+            await pilot.pause()
+            keys = str(app.screen.query_one("#help-keys", Static).render())
+            assert "compose a new message" in keys and "reply / reply to all" in keys
+            assert "forward" in keys
+            await pilot.press("escape")
+            # r/a/f without a message: said so, nothing opens
+            await pilot.press("r")
+            await pilot.pause()
+            assert not isinstance(app.screen, ComposeScreen)
+            assert "no message selected" in _status(app)
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            # the headless test driver cannot suspend: explained, the text stays
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert "cannot hand over to an editor" in _error(screen)
+            assert app.screen is screen
+
+    asyncio.run(scenario())

@@ -9,7 +9,7 @@ next sync.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -140,19 +140,19 @@ class MailbagApp(App[None]):
         self.message_list.focus()
 
     def _pushed(self, account: str, count: int) -> None:
-        self._from_push(self._new_mail, account, count)
+        self._from_watcher(self._new_mail, account, count)
 
     def _push_error(self, account: str, message: str) -> None:
-        self._from_push(self.status, f"{account}: {message} (retrying)")
+        self._from_watcher(self.status, f"{account}: {message} (retrying)")
 
-    def _from_push(self, callback: Any, *args: Any) -> None:
-        """Run `callback` on the screen's thread, unless the client has closed: a push
-        thread can still be in IDLE then, and its server may be gone by the time it wakes."""
+    def _from_watcher(self, callback: Callable[..., object], *args: object) -> None:
+        """Hand a watcher thread's report to the UI. The watchers notice the stop only
+        when their IDLE wakes up, so a report can come after the app has closed: drop it."""
         if self._stop_push.is_set():
             return
         try:
             self.call_from_thread(callback, *args)
-        except RuntimeError:  # the event loop closed between the check and the call
+        except RuntimeError:
             if not self._stop_push.is_set():
                 raise
 

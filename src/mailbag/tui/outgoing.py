@@ -218,13 +218,15 @@ class Outgoing:
 
 
 def summarize(report: SendReport) -> str:
-    """One status-bar line for what happened to an outbox message."""
+    """One status-bar line (short: the bar is one line) for what happened to an outbox message."""
     subject = clean_terminal(report.subject or "(no subject)")
     accepted = [str(r["address"]) for r in report.recipients if r["status"] == "accepted"]
-    refused = [str(r["address"]) for r in report.recipients if r["status"] == "rejected"]
-    reason = ""
-    if report.error:
-        reason = ": " + str(report.error.get("message") or "")
+    refused = [
+        f"{r['address']} ({r['reply']})" if r["reply"] else str(r["address"])
+        for r in report.recipients
+        if r["status"] == "rejected"
+    ]
+    reason = str(report.error.get("message") or "") if report.error else ""
     if report.state in ("sent", "removed"):
         line = f"sent {subject!r} to {', '.join(accepted)}"
         if report.copy_error:
@@ -232,17 +234,16 @@ def summarize(report: SendReport) -> str:
     elif report.state == "draft-saved":
         line = f"saved {subject!r} to Drafts"
     elif report.state == "draft":
-        line = f"draft {subject!r} waits in the outbox; saved to Drafts on the next sync{reason}"
+        line = f"draft {subject!r} waits in the outbox, saved to Drafts on the next sync: {reason}"
+    elif accepted:
+        line = f"sent {subject!r} to {', '.join(accepted)} but not to everyone: "
+        line += "refused " + "; ".join(refused) if refused else "the rest is retried"
     elif report.state == "queued":
-        line = f"not sent yet: {subject!r} waits in the outbox; retried on the next sync{reason}"
+        line = f"not sent yet: {subject!r} waits in the outbox, retried on the next sync: {reason}"
     elif report.state == "uncertain":
-        line = f"{subject!r} may or may not have been delivered{reason}"
+        line = f"{subject!r} may or may not have been delivered ({reason}); see `mailbag outbox`"
     else:
-        line = f"not sent: {subject!r}{reason}"
-        if accepted:
-            line += f" (delivered to {', '.join(accepted)})"
-    if refused:
-        line += f"; refused: {', '.join(refused)}"
+        line = f"not sent: {subject!r}: {reason} (kept in `mailbag outbox`)"
     return clean_terminal(line)
 
 
