@@ -377,4 +377,4 @@ def test_server_without_token_mechanisms(
         auth.sasl_token_login(
             make_account(), make_account().incoming, {"PLAIN", "LOGIN"}, lambda m, r: None
         )
-    assert "does not offer OAuth2" in err.value.message
+    assert "offers no OAuth2 login" in err.value.message

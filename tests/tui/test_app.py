@@ -5,6 +5,7 @@ and the account dialog with its live test."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,22 @@ def test_new_mail_appears_without_a_keypress(tui_sandbox: Sandbox, tmp_path: Pat
             )
             assert len(app.model) == before + 1
             assert app.model.row(0).subject == subject  # newest first
+        # the IDLE thread sees the stop only when it wakes, so it can still report
+        # after the app has closed: such a late report is dropped, not a crash
+        late: list[BaseException] = []
+
+        def report_late() -> None:
+            try:
+                app._push_error("work", "the server closed the connection")
+                app._pushed("work", 1)
+            except BaseException as exc:
+                late.append(exc)
+
+        thread = threading.Thread(target=report_late, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "a late report blocked the watcher thread"
+        assert late == []
 
     asyncio.run(scenario())
 

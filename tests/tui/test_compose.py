@@ -325,7 +325,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     assert files == {"contract.pdf": b"%PDF-1.4 fake", "notes.txt": "my notes\n"}
 
 
-def test_save_draft_lands_in_drafts(sb: Sandbox, tmp_path: Path) -> None:
+def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: Path) -> None:
     paths = _home(tmp_path, sb)
     subject = _unique("half-written thoughts")
 
@@ -351,6 +351,34 @@ def test_save_draft_lands_in_drafts(sb: Sandbox, tmp_path: Path) -> None:
     with sb.control("alice") as imap:
         flags = imap.flags("Drafts")
     assert any("\\Draft" in f for f in flags.values())
+
+    # later: sync, open Drafts, continue it (e), send it; the old draft goes away
+    async def later() -> None:
+        app = _app(paths, sync=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await _wait(pilot, lambda: app.folder_row("work", "Drafts") is not None)
+            await _wait(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
+            app.open_folder("work", "Drafts")
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
+            await pilot.press(*["j"] * index)
+            await pilot.press("e")
+            await pilot.pause()
+            screen = _compose(app)
+            assert screen.query_one("#bcc", Input).value == "bob@sandbox.test"
+            body = screen.query_one("#compose-body", TextArea)
+            assert body.text.startswith("to be continued")
+            body.load_text("to be continued, and finished.\n")
+            await pilot.press("ctrl+s")
+            await _wait(pilot, lambda: "sent" in _status(app))
+            await pilot.press("g")
+            await _wait(pilot, lambda: not any(r.subject == subject for r in app.model.rows()))
+
+    asyncio.run(later())
+    sent = _arrived(sb, "bob", subject)
+    assert sent is not None and "Bcc" not in sent  # Bcc is never in what is sent
+    assert sent.get_content().startswith("to be continued, and finished.")
+    assert _arrived(sb, "alice", subject, "Drafts") is None
 
 
 def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_path: Path) -> None:
@@ -424,5 +452,38 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.press(*"bo")
             await pilot.pause(0.5)
             assert screen.query_one("#cc", Input)._suggestion == ""
+
+    asyncio.run(scenario())
+
+
+def test_keys_are_in_help_and_palette_and_editor_needs_a_real_terminal(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    paths = _home(tmp_path, sb)
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert {"Compose", "Reply", "Reply all", "Forward"} <= titles
+            await pilot.press("question_mark")
+            await pilot.pause()
+            keys = str(app.screen.query_one("#help-keys", Static).render())
+            assert "compose a new message" in keys and "reply / reply to all" in keys
+            assert "forward" in keys
+            await pilot.press("escape")
+            # r/a/f without a message: said so, nothing opens
+            await pilot.press("r")
+            await pilot.pause()
+            assert not isinstance(app.screen, ComposeScreen)
+            assert "no message selected" in _status(app)
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            # the headless test driver cannot suspend: explained, the text stays
+            await pilot.press("ctrl+g")
+            await pilot.pause()
+            assert "cannot hand over to an editor" in _error(screen)
+            assert app.screen is screen
 
     asyncio.run(scenario())

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mailbag.auth.flows import DeviceCode, TokenSet
-    from mailbag.auth.login import login_imap, login_pop3, login_smtp, sasl_token_login
+    from mailbag.auth.login import (
+        login_imap,
+        login_pop3,
+        login_smtp,
+        open_imap,
+        open_pop3,
+        open_smtp,
+        sasl_token_login,
+    )
     from mailbag.auth.providers import (
         Provider,
         discovered_settings,
@@ -50,6 +58,9 @@ __all__ = [
     "login_imap",
     "login_pop3",
     "login_smtp",
+    "open_imap",
+    "open_pop3",
+    "open_smtp",
     "provider_for",
     "registration_help",
     "sasl_token_login",

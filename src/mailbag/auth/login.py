@@ -12,14 +12,33 @@ server offers and a callable that runs one SASL exchange.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailbag.config.model import Account, AuthMethod, Server
 from mailbag.errors import AuthError
 from mailbag.paths import Paths
 from mailbag.protocols import sasl
+from mailbag.protocols.trace import NO_TRACE, Transcript
 
-__all__ = ["login_imap", "login_pop3", "login_smtp", "sasl_token_login", "token_responses"]
+if TYPE_CHECKING:
+    from mailbag.protocols.imap.client import ImapClient
+    from mailbag.protocols.pop3 import Pop3Client
+    from mailbag.protocols.smtp import SmtpClient
+    from mailbag.protocols.stream import StreamClient
+
+__all__ = [
+    "login_imap",
+    "login_pop3",
+    "login_smtp",
+    "open_imap",
+    "open_pop3",
+    "open_smtp",
+    "sasl_token_login",
+    "token_responses",
+]
+
+#: seconds a connection may wait for the server (as `Server.endpoint` defaults)
+DEFAULT_TIMEOUT = 30.0
 
 Which = Literal["incoming", "smtp"]
 #: runs AUTHENTICATE/AUTH with `mechanism` and the client responses, in order
@@ -54,12 +73,12 @@ def sasl_token_login(
     mechanism = sasl.choose(offered_set, sasl.TOKEN_MECHANISMS)
     if mechanism is None:
         raise AuthError(
-            f"{server.host} does not offer OAuth2 login (it offers: "
-            f"{', '.join(sorted(offered_set)) or 'no SASL mechanisms'})",
+            f"{server.host}:{server.port} offers no OAuth2 login (XOAUTH2 or OAUTHBEARER); "
+            f"it offers: {', '.join(sorted(offered_set)) or 'no SASL mechanisms'}",
             hint=f"this server needs a password: mailbag account set-password {account.name} "
             '(and set auth = "password" for it in config.toml)',
             host=server.host,
-            cause="no-oauth-mechanism",
+            cause="auth-mechanism",
         )
     token = get_access_token(account, paths=paths, env=env)
     try:
@@ -91,8 +110,12 @@ def sasl_token_login(
     return mechanism
 
 
-def _server(account: Account, which: Which) -> Server:
-    return account.incoming if which == "incoming" else account.smtp
+def _password(account: Account, which: Which, secret: str | None) -> str:
+    if secret is not None:
+        return secret
+    from mailbag.config.secrets import get_secret
+
+    return get_secret(account, which)
 
 
 def _imap_mechanisms(client: Any) -> set[str]:
@@ -101,59 +124,130 @@ def _imap_mechanisms(client: Any) -> set[str]:
 
 def login_imap(
     client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
-) -> None:
+) -> str:
     """Log a connected `ImapClient` in as the account says (password or OAuth2).
 
     `secret`: the password when the caller has it already (a sync opening several
-    connections asks the keyring or password_command once); read here otherwise."""
+    connections asks the keyring or password_command once; the account test before
+    saving); read here otherwise. OAuth2 ignores it. Returns how it logged in, e.g.
+    "AUTHENTICATE OAUTHBEARER"."""
     server = account.incoming
     if server.auth is AuthMethod.OAUTH2:
-        sasl_token_login(
+        mech = sasl_token_login(
             account,
             server,
             _imap_mechanisms(client),
             lambda mech, responses: client.authenticate(mech, responses),
             paths=paths,
         )
-        return
-    if secret is None:
-        from mailbag.config.secrets import get_secret
-
-        secret = get_secret(account, "incoming")
-    client.login_sasl(server.username, secret)
+        return f"AUTHENTICATE {mech.value}"
+    plain = "PLAIN" in _imap_mechanisms(client)
+    client.login_sasl(server.username, _password(account, "incoming", secret))
+    return "AUTHENTICATE PLAIN" if plain else "LOGIN"
 
 
-def login_pop3(client: Any, account: Account, *, paths: Paths | None = None) -> None:
-    """Log a connected `Pop3Client` in (AUTH with SASL for OAuth2, else its password login)."""
+def login_pop3(
+    client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
+) -> str:
+    """Log a connected `Pop3Client` in (AUTH with SASL for OAuth2, else its password login).
+    Returns how, e.g. "AUTH XOAUTH2" or "USER/PASS"."""
     server = account.incoming
+    offered = {m.upper() for m in client.capabilities.get("SASL", [])}
     if server.auth is AuthMethod.OAUTH2:
-        sasl_token_login(
+        mech = sasl_token_login(
             account,
             server,
-            client.capabilities.get("SASL", []),
+            offered,
             lambda mech, responses: client.authenticate(mech, responses),
             paths=paths,
         )
-        return
-    from mailbag.config.secrets import get_secret
+        return f"AUTH {mech.value}"
+    client.login(server.username, _password(account, "incoming", secret))
+    return "AUTH PLAIN" if "PLAIN" in offered else "USER/PASS"
 
-    client.login(server.username, get_secret(account, "incoming"))
 
-
-def login_smtp(client: Any, account: Account, *, paths: Paths | None = None) -> None:
-    """Authenticate a connected `SmtpClient` (after EHLO/STARTTLS) as the account says."""
+def login_smtp(
+    client: Any, account: Account, *, paths: Paths | None = None, secret: str | None = None
+) -> str:
+    """Authenticate a connected `SmtpClient` (after EHLO/STARTTLS) as the account says.
+    Returns how, e.g. "AUTH PLAIN"; "" when the account's SMTP server needs no login."""
     server = account.smtp
     if not account.smtp.requires_auth:
-        return
+        return ""
     if server.auth is AuthMethod.OAUTH2:
-        sasl_token_login(
+        mech = sasl_token_login(
             account,
             server,
             client.auth_mechanisms,
             lambda mech, responses: client.authenticate(mech, responses),
             paths=paths,
         )
-        return
-    from mailbag.config.secrets import get_secret
+        return f"AUTH {mech.value}"
+    client.login(server.username, _password(account, "smtp", secret))
+    used = sasl.choose(client.auth_mechanisms, sasl.PASSWORD_MECHANISMS)
+    return f"AUTH {used.value}" if used is not None else "AUTH"
 
-    client.login(server.username, get_secret(account, "smtp"))
+
+# --- connect and log in: the one path every command takes ------------------------------
+
+
+_Client = TypeVar("_Client", bound="StreamClient")
+
+
+def _opened(client: _Client, login: Callable[[], object]) -> _Client:
+    try:
+        login()
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def open_imap(
+    account: Account,
+    *,
+    paths: Paths | None = None,
+    secret: str | None = None,
+    transcript: Transcript = NO_TRACE,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ImapClient:
+    """Connect to the account's IMAP server (TLS, or STARTTLS as configured, always
+    verified) and log in as the account says; the connection is closed on failure."""
+    from mailbag.protocols.imap.client import ImapClient
+
+    server = account.incoming
+    client = ImapClient.open(server.endpoint(account.ca_file, timeout), None, None, transcript)
+    return _opened(client, lambda: login_imap(client, account, paths=paths, secret=secret))
+
+
+def open_pop3(
+    account: Account,
+    *,
+    paths: Paths | None = None,
+    secret: str | None = None,
+    transcript: Transcript = NO_TRACE,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Pop3Client:
+    """`open_imap` for a POP3 account."""
+    from mailbag.protocols.pop3 import Pop3Client
+
+    server = account.incoming
+    client = Pop3Client.open(server.endpoint(account.ca_file, timeout), None, None, transcript)
+    return _opened(client, lambda: login_pop3(client, account, paths=paths, secret=secret))
+
+
+def open_smtp(
+    account: Account,
+    *,
+    paths: Paths | None = None,
+    secret: str | None = None,
+    transcript: Transcript = NO_TRACE,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> SmtpClient:
+    """Connect to the account's submission server (EHLO, STARTTLS as configured) and
+    log in when it needs that."""
+    from mailbag.protocols.smtp import SmtpClient
+
+    server = account.smtp
+    client = SmtpClient.open(server.endpoint(account.ca_file, timeout), None, None, transcript)
+    return _opened(client, lambda: login_smtp(client, account, paths=paths, secret=secret))

@@ -62,7 +62,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="add an account: settings found from the address, or given by hand",
         description="Find the settings for EMAIL (or take them from the flags: any server "
         "flag overrides what discovery found), show them with their sources, ask for the "
-        "password, test the account, and save it when the test passes.",
+        "password (or, with OAuth2, sign in in the browser), test the account, and save it "
+        "when the test passes. Examples: `mailbag account add you@example.com`; "
+        "`mailbag account add you@outlook.com --oauth-client-id ID` (Outlook.com accepts "
+        "only OAuth2); `mailbag account add you@gmail.com --auth oauth2 --oauth-client-id ID "
+        "--oauth-client-secret SECRET`.",
     )
     add.add_argument("email", metavar="EMAIL")
     add.add_argument("--name", help="the account's name (default: the email address)")
@@ -83,7 +87,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the outgoing server does not require authentication",
     )
-    add.add_argument("--auth", choices=["password", "oauth2"], default=None)
+    add.add_argument(
+        "--auth",
+        choices=["password", "oauth2"],
+        default=None,
+        help="how to log in: a password (or app password), or oauth2: sign in at the "
+        "provider in the browser, then mailbag keeps the sign-in (see 'OAuth2 sign-in' "
+        "below). Default: password when the server accepts one, else oauth2",
+    )
     pw = add.add_mutually_exclusive_group()
     pw.add_argument(
         "--password-command",

@@ -20,9 +20,36 @@ if TYPE_CHECKING:
     from mailbag.config import Account
 
 
+OAUTH_GROUP_HELP = (
+    "for --auth oauth2 (Outlook.com and Microsoft 365 need it; Gmail wants it or an app "
+    "password) and for servers that accept only OAuth2. mailbag has no client ID of its "
+    "own: register one with the provider (free, a few minutes; the README section "
+    "'Signing in with OAuth2' has the steps for Microsoft and Google) and give it with "
+    "--oauth-client-id. Providers whose autoconfig publishes OAuth2 settings need only "
+    "the client ID."
+)
+
+LOGIN_DESCRIPTION = """\
+Sign in to the account's provider with OAuth2 and keep the new sign-in (a refresh
+token) in the keyring. Use it when mailbag says "sign in again" (the sign-in was
+revoked, expired, or the password changed), or to change the client ID.
+
+A browser opens at the provider's sign-in page (or, with --no-browser or when none
+can be opened, the address is printed); after you accept, the browser returns to
+mailbag on this machine (http://localhost). Without a browser here, --device shows
+a code to enter on any other device (not possible with Gmail).
+
+examples:
+  mailbag account login work
+  mailbag account login work --device
+  mailbag account login home --oauth-client-id ID --oauth-shared  # ID for all of that provider
+  mailbag account login gmail --oauth-client-id ID --oauth-client-secret SECRET
+"""
+
+
 def add_oauth_arguments(parser: argparse.ArgumentParser) -> None:
     """The OAuth2 options `account add` and `account login` share."""
-    g = parser.add_argument_group("OAuth2 sign-in")
+    g = parser.add_argument_group("OAuth2 sign-in", OAUTH_GROUP_HELP)
     g.add_argument(
         "--oauth-client-id",
         metavar="ID",
@@ -66,10 +93,10 @@ def register(account_sub: Any, common: argparse.ArgumentParser) -> None:
         "login",
         parents=[common],
         help="OAuth2: sign in again (after a revoked or expired sign-in)",
-        description="Sign in to the account's provider with OAuth2 in the browser (or with "
-        "--device on a machine without one) and keep the new sign-in in the keyring.",
+        description=LOGIN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the account (see: mailbag account list)")
     add_oauth_arguments(p)
     p.set_defaults(run=run)
 
@@ -117,6 +144,14 @@ def oauth_sign_in(args: argparse.Namespace, ctx: Context, account: Account) -> A
         settings = replace(settings, provider=args.oauth_provider)
     if args.oauth_tenant:
         settings = replace(settings, tenant=args.oauth_tenant)
+    if args.oauth_shared and settings.provider == "generic":
+        # every provider mailbag does not know is "generic": one shared ID would be
+        # sent to all of them, and each one issues its own
+        ctx.warn(
+            "--oauth-shared works for microsoft and google; the client ID of this "
+            "provider is kept for this account only"
+        )
+        args.oauth_shared = False
     if args.oauth_client_id and not args.oauth_shared:
         settings = replace(settings, client_id=args.oauth_client_id)
     if args.oauth_client_secret:

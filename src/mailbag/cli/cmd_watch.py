@@ -116,9 +116,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     except (OSError, subprocess.TimeoutExpired) as exc:
                         ctx.warn(f"--exec {argv[0]}: {exc}")
 
+    ended: list[str] = []
+
     def on_error(name: str) -> Any:
         def report(exc: MailbagError) -> None:
-            ctx.warn(f"{name}: {exc.message} (retrying)")
+            if exc.fields.get("cause") == "reauth":
+                # watch_account stops for this account: say so, with the way out
+                ended.append(name)
+                ctx.warn(f"{name}: {exc.message}; stopped watching it ({exc.hint})")
+            else:
+                ctx.warn(f"{name}: {exc.message} (retrying)")
 
         return report
 
@@ -154,4 +161,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         stop.set()
         for t in threads:
             t.join(timeout=args.wake_every + 5)
-    return 0
+    return 1 if ended else 0

@@ -35,7 +35,7 @@ from mailbag.errors import MailbagError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security
 
-#: which: "incoming" | "smtp" -> the password or token
+#: which: "incoming" | "smtp" -> the password
 SecretGetter = Callable[[Which], str]
 
 INCOMING_STEPS = ("dns", "connect", "tls", "capabilities", "login", "inbox")
@@ -45,19 +45,19 @@ ALL_STEPS = INCOMING_STEPS + OUTGOING_STEPS + ROUND_TRIP_STEPS
 
 
 def _default_secret(account: Account) -> SecretGetter:
-    """The configured password, or for OAuth2 servers a current access token."""
+    """The configured password (OAuth2 servers need none: `mailbag.auth` signs in)."""
 
     def get(which: Which) -> str:
-        server = account.incoming if which == "incoming" else account.smtp
-        if server.auth is AuthMethod.OAUTH2:
-            from mailbag.auth import get_access_token
-
-            return get_access_token(account)
         from mailbag.config.secrets import get_secret
 
         return get_secret(account, which)
 
     return get
+
+
+def _password(server: Server, get_secret: SecretGetter, which: Which) -> str | None:
+    """The password to log in with; None for OAuth2 (the stored sign-in is used)."""
+    return None if server.auth is AuthMethod.OAUTH2 else get_secret(which)
 
 
 @dataclass
@@ -95,8 +95,10 @@ def test_account(
 ) -> TestReport:
     """Test every setting of `account` against its servers; never raises for a failed step.
 
-    `secret(which)` returns the password (or token) for "incoming" or "smtp";
-    by default it reads the account's configured secret source. `send=False`
+    `secret(which)` returns the password for "incoming" or "smtp"; by default it
+    reads the account's configured secret source. OAuth2 servers never ask it: they
+    log in with the account's stored sign-in (`mailbag.auth`, refreshed and retried
+    once when a server refuses a token). `send=False`
     stops before the test message round trip.
     """
     get_secret = secret or _default_secret(account)
@@ -128,7 +130,7 @@ def test_account(
         _connect_chain(run, incoming, trace)
         run.run(
             "login",
-            lambda: _login(incoming, get_secret, "incoming"),
+            lambda: _login(account, incoming, get_secret, "incoming"),
             needs=["capabilities"],
         )
         run.run("inbox", lambda: _inbox(incoming), needs=["login"])
@@ -139,7 +141,7 @@ def test_account(
         if account.smtp.requires_auth:
             run.run(
                 "smtp-login",
-                lambda: _login(outgoing, get_secret, "smtp"),
+                lambda: _login(account, outgoing, get_secret, "smtp"),
                 needs=["smtp-capabilities"],
             )
             send_needs.append("smtp-login")
@@ -323,11 +325,10 @@ def _capabilities(side: _Side) -> Done:
     return Done(f"{shown}; login methods: {login}")
 
 
-def _login(side: _Side, get_secret: SecretGetter, which: Which) -> Done:
+def _login(account: Account, side: _Side, get_secret: SecretGetter, which: Which) -> Done:
     assert side.session is not None
-    secret = get_secret(which)
     server = side.server
-    mechanism = side.session.login(server.username, secret, server.auth)
+    mechanism = side.session.login(account, _password(server, get_secret, which))
     return Done(f"logged in as {server.username} ({mechanism})")
 
 
@@ -403,7 +404,7 @@ def _reopen(
             session.capabilities()
             session.starttls()
         session.capabilities()
-        session.login(account.incoming.username, get_secret("incoming"), account.incoming.auth)
+        session.login(account, _password(account.incoming, get_secret, "incoming"))
     except BaseException:
         session.close()
         raise

@@ -13,9 +13,8 @@ import socket
 import ssl
 from typing import Protocol
 
-from mailbag.config.model import AuthMethod
+from mailbag.config.model import Account
 from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError
-from mailbag.protocols import sasl
 from mailbag.protocols.stream import LineStream
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint
@@ -42,8 +41,10 @@ class Session(Protocol):
         """The login methods on offer, for the detail line and for failures."""
         ...
 
-    def login(self, username: str, secret: str, method: AuthMethod) -> str:
-        """Log in; returns the mechanism used. Raises AuthError with the server's reply."""
+    def login(self, account: Account, password: str | None) -> str:
+        """Log in as `account` says, through `mailbag.auth.login` (the one login every
+        command uses: OAuth2 tokens refreshed and retried once there); `password` is the
+        one to try (None for OAuth2). Returns the mechanism used; AuthError on refusal."""
         ...
 
     def close(self, *, polite: bool = True) -> None:
@@ -99,22 +100,6 @@ def _mechanisms(capabilities: frozenset[str] | set[str], prefix: str) -> list[st
     return sorted(c[len(prefix) :] for c in capabilities if c.upper().startswith(prefix))
 
 
-def _token_login(
-    offered: list[str], username: str, token: str, host: str, port: int
-) -> tuple[str, bytes]:
-    """The OAuth2 mechanism to use and its initial response; AuthError if none is offered."""
-    mech = sasl.choose(set(offered), sasl.TOKEN_MECHANISMS)
-    if mech is None:
-        raise AuthError(
-            f"{host}:{port} offers no OAuth2 login (XOAUTH2 or OAUTHBEARER); "
-            f"it offers: {', '.join(offered) or 'nothing'}",
-            cause="auth-mechanism",
-        )
-    if mech is sasl.Mechanism.OAUTHBEARER:
-        return mech.value, sasl.oauthbearer(username, token, host, port)
-    return mech.value, sasl.xoauth2(username, token)
-
-
 #: names servers give the Sent folder when they do not announce SPECIAL-USE
 SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "inbox.sent")
 
@@ -154,16 +139,10 @@ class ImapSession:
             mechs.append("(LOGIN command disabled)")
         return mechs
 
-    def login(self, username: str, secret: str, method: AuthMethod) -> str:
-        caps = self.client.capabilities
-        if method is AuthMethod.OAUTH2:
-            mech, payload = _token_login(
-                _mechanisms(caps, "AUTH="), username, secret, self.endpoint.host, self.endpoint.port
-            )
-            self.client.authenticate(mech, payload)
-            return f"AUTHENTICATE {mech}"
-        self.client.login_sasl(username, secret)
-        return "AUTHENTICATE PLAIN" if "AUTH=PLAIN" in caps else "LOGIN"
+    def login(self, account: Account, password: str | None) -> str:
+        from mailbag.auth.login import login_imap
+
+        return login_imap(self.client, account, secret=password)
 
     def inbox(self) -> str:
         box = self.client.examine("INBOX")
@@ -267,16 +246,10 @@ class Pop3Session:
             mechs.append("USER/PASS")
         return mechs
 
-    def login(self, username: str, secret: str, method: AuthMethod) -> str:
-        if method is AuthMethod.OAUTH2:
-            mech, payload = _token_login(
-                self._sasl(), username, secret, self.endpoint.host, self.endpoint.port
-            )
-            self.client.authenticate(mech, [payload])
-            return f"AUTH {mech}"
-        plain = "PLAIN" in self._sasl()
-        self.client.login(username, secret)
-        return "AUTH PLAIN" if plain else "USER/PASS"
+    def login(self, account: Account, password: str | None) -> str:
+        from mailbag.auth.login import login_pop3
+
+        return login_pop3(self.client, account, secret=password)
 
     def inbox(self) -> str:
         count, size = self.client.stat()
@@ -354,22 +327,15 @@ class SmtpSession:
     def login_mechanisms(self) -> list[str]:
         return sorted(self.client.auth_mechanisms)
 
-    def login(self, username: str, secret: str, method: AuthMethod) -> str:
-        if method is AuthMethod.OAUTH2:
-            mech, payload = _token_login(
-                self.login_mechanisms(), username, secret, self.endpoint.host, self.endpoint.port
-            )
-            self.client.authenticate(mech, [payload])
-            return f"AUTH {mech}"
-        offered = self.client.auth_mechanisms
-        if not offered:
+    def login(self, account: Account, password: str | None) -> str:
+        from mailbag.auth.login import login_smtp
+
+        if not self.client.auth_mechanisms:
             raise AuthError(
                 f"{self.endpoint.host}:{self.endpoint.port} offers no login (no AUTH in EHLO)",
                 cause="auth-mechanism",
             )
-        self.client.login(username, secret)
-        used = sasl.choose(offered, sasl.PASSWORD_MECHANISMS)
-        return f"AUTH {used.value if used else '?'}"
+        return login_smtp(self.client, account, secret=password)
 
     def send(self, sender: str, recipients: list[str], message: bytes) -> str:
         try:

@@ -200,40 +200,17 @@ class Dovecot:
         p = self.ports
         mechanisms = "plain login"
         oauth2_passdb = ""
-        anvil_extra = ""
+        # tests make many failed logins from 127.0.0.1 on purpose; anvil's growing
+        # penalty (2 s doubling to 15 s per attempt) would slow every later login
+        anvil_extra = "\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }"
         if self.oauth2_introspection_url:
-            # the refusal tests make many failed logins from 127.0.0.1; anvil's growing
-            # penalty (2 s doubling to 15 s per attempt) would make them take minutes
-            anvil_extra = "\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }"
             mechanisms += " xoauth2 oauthbearer"
             oauth2_passdb = self._write_oauth2_config()
         listeners = []
         if "imap" in self.protocols:
-            listeners.append(f"""
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {p.imap}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {p.imaps}
-    ssl = yes
-  }}
-}}""")
+            listeners.append(_login_service("imap", p.imap, "imaps", p.imaps))
         if "pop3" in self.protocols:
-            listeners.append(f"""
-service pop3-login {{
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {p.pop3}
-  }}
-  inet_listener pop3s {{
-    address = 127.0.0.1
-    port = {p.pop3s}
-    ssl = yes
-  }}
-}}""")
+            listeners.append(_login_service("pop3", p.pop3, "pop3s", p.pop3s))
         if "lmtp" in self.protocols:
             listeners.append(f"""
 service lmtp {{
@@ -472,3 +449,19 @@ timeout_msecs = 5000
     def kick(self, user: str) -> None:
         """Drop every connection of `user` (for fault tests)."""
         self.doveadm("kick", user, check=False)
+
+
+def _login_service(proto: str, plain_port: int, tls_name: str, tls_port: int) -> str:
+    """A login service with a STARTTLS listener and an implicit-TLS one, on loopback."""
+    return f"""
+service {proto}-login {{
+  inet_listener {proto} {{
+    address = 127.0.0.1
+    port = {plain_port}
+  }}
+  inet_listener {tls_name} {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}"""

@@ -611,26 +611,23 @@ RETR_WINDOW = 32
 
 def open_pop3(account: Account, password: str, transcript: Transcript) -> PopWire:
     """Connect, secure (TLS or STLS, verified), log in; the client seen through `PopWire`."""
+    from mailbag.auth.login import login_pop3
     from mailbag.config.model import AuthMethod
     from mailbag.protocols.pop3 import Pop3Client
     from mailbag.protocols.transport import Security
 
     server = account.incoming
-    client = Pop3Client(server.endpoint(account.ca_file), transcript)
+    client = Pop3Client.open(server.endpoint(account.ca_file), None, None, transcript)
     try:
-        client.connect()
-        if server.security is Security.STARTTLS:
-            client.stls()
-        if server.auth is AuthMethod.OAUTH2:
-            from mailbag.auth import login_pop3
-
-            login_pop3(client, account)
-        elif server.security is Security.NONE and client.apop_timestamp is not None:
+        plaintext = server.security is Security.NONE and server.auth is not AuthMethod.OAUTH2
+        if plaintext and client.apop_timestamp is not None:
             # without TLS (only with --insecure), APOP at least keeps the password itself
             # off the wire; with TLS, SASL PLAIN or USER/PASS is the safer choice
             client.apop(server.username, password)
         else:
-            client.login(server.username, password)
+            # the login every command shares: password, or OAuth2 token (refreshed as
+            # needed, one retry when the server refuses it)
+            login_pop3(client, account, secret=password)
     except BaseException:
         client.close()
         raise

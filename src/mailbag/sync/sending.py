@@ -79,24 +79,13 @@ def send_outbox(
 
 def open_smtp(account: Account, secret: SecretGetter, transcript: Transcript) -> SmtpSession:
     """A logged-in submission session for `account`."""
-    from mailbag.protocols.smtp import SmtpClient
+    from mailbag.auth.login import open_smtp as connect
 
     smtp = account.smtp
-    if smtp.requires_auth and smtp.auth is AuthMethod.OAUTH2:
-        # the keyring holds the refresh token: the shared login gets an access token
-        from mailbag.auth.login import login_smtp
-
-        client = SmtpClient.open(smtp.endpoint(account.ca_file), None, None, transcript)
-        try:
-            login_smtp(client, account)
-        except BaseException:
-            client.close()
-            raise
-        return SubmissionSession(client)
-    password = secret(account, "smtp") if smtp.requires_auth else None
-    username = smtp.username if password is not None else None
-    client = SmtpClient.open(smtp.endpoint(account.ca_file), username, password, transcript)
-    return SubmissionSession(client)
+    # OAuth2: the shared login gets an access token from the stored sign-in itself
+    needs_password = smtp.requires_auth and smtp.auth is not AuthMethod.OAUTH2
+    password = secret(account, "smtp") if needs_password else None
+    return SubmissionSession(connect(account, secret=password, transcript=transcript))
 
 
 class SubmissionSession:
@@ -188,25 +177,11 @@ def _append_imap(
     secret: SecretGetter,
     transcript: Transcript,
 ) -> None:
-    from mailbag.protocols.imap.client import ImapClient
+    from mailbag.auth.login import open_imap
 
-    server = account.incoming
-    endpoint = server.endpoint(account.ca_file)
-    if server.auth is AuthMethod.OAUTH2:
-        from mailbag.auth.login import login_imap
-        from mailbag.protocols.transport import Security
-
-        client = ImapClient(endpoint, transcript)
-        try:
-            client.connect()
-            if endpoint.security is Security.STARTTLS:
-                client.starttls()
-            login_imap(client, account)
-        except BaseException:
-            client.close()
-            raise
-    else:
-        client = ImapClient.open(endpoint, server.username, secret(account, "incoming"), transcript)
+    oauth2 = account.incoming.auth is AuthMethod.OAUTH2
+    password = None if oauth2 else secret(account, "incoming")
+    client = open_imap(account, secret=password, transcript=transcript)
     try:
         folder = _find_folder(client, role)
         client.select(folder)

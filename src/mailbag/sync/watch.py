@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailbag.config.model import Account, AuthMethod
-from mailbag.errors import MailbagError, NetworkError
+from mailbag.errors import AuthError, MailbagError, NetworkError
 from mailbag.paths import Paths
 from mailbag.protocols.imap.client import ImapClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
@@ -37,12 +37,9 @@ def _sync_inbox(account: Account, paths: Paths, transcript: Transcript) -> None:
     from mailbag.config.secrets import get_secret
     from mailbag.sync.imap import SyncOptions, sync_account
 
-    if account.incoming.auth is AuthMethod.OAUTH2:
-        from mailbag.auth.tokens import get_access_token
-
-        secret = get_access_token(account, paths=paths)
-    else:
-        secret = get_secret(account, "incoming")
+    # OAuth2: the sync's connections sign in through mailbag.auth (token refreshed as
+    # needed, one retry on refusal), so there is no password to hand over
+    secret = "" if account.incoming.auth is AuthMethod.OAUTH2 else get_secret(account, "incoming")
     report = sync_account(
         account,
         secret,
@@ -80,15 +77,10 @@ class _NewMail:
 def _open_idle_client(
     account: Account, paths: Paths, transcript: Transcript, seen: _NewMail
 ) -> ImapClient:
-    from mailbag.auth.login import login_imap
+    from mailbag.auth.login import open_imap
 
-    endpoint = account.incoming.endpoint(account.ca_file)
-    client = ImapClient(endpoint, transcript)
+    client = open_imap(account, paths=paths, transcript=transcript)
     try:
-        client.connect()
-        if endpoint.security.value == "starttls":
-            client.starttls()
-        login_imap(client, account, paths=paths)
         selected = client.select(INBOX)
     except BaseException:
         client.close()
@@ -107,7 +99,10 @@ def watch_account(
     options: WatchOptions | None = None,
     transcript: Transcript = NO_TRACE,
 ) -> None:
-    """Run until `stop` is set: report new INBOX mail of an IMAP account as it arrives."""
+    """Run until `stop` is set: report new INBOX mail of an IMAP account as it arrives.
+
+    Errors go to `on_error` and are retried with backoff, except an OAuth2 sign-in
+    that ended (revoked or expired): that is reported once and the watch returns."""
 
     options = options or WatchOptions()
     seen = _NewMail()
@@ -138,6 +133,8 @@ def watch_account(
                     break  # a fresh IDLE before the server's inactivity cut-off
         except MailbagError as exc:
             on_error(exc)
+            if isinstance(exc, AuthError) and exc.fields.get("cause") == "reauth":
+                return  # the sign-in ended: retrying cannot help, only `account login` can
             stop.wait(backoff)
             backoff = min(backoff * 2, options.max_backoff)
         finally:

@@ -9,7 +9,7 @@ next sync.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -77,6 +77,7 @@ class MailbagApp(App[None]):
         Binding("r", "reply", "reply"),
         Binding("a", "reply_all", "reply all"),
         Binding("f", "forward", "forward"),
+        Binding("e", "edit_draft", "edit draft", show=False),
         Binding("escape", "leave_search", show=False),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
@@ -140,10 +141,21 @@ class MailbagApp(App[None]):
         self.message_list.focus()
 
     def _pushed(self, account: str, count: int) -> None:
-        self.call_from_thread(self._new_mail, account, count)
+        self._from_watcher(self._new_mail, account, count)
 
     def _push_error(self, account: str, message: str) -> None:
-        self.call_from_thread(self.status, f"{account}: {message} (retrying)")
+        self._from_watcher(self.status, f"{account}: {message} (retrying)")
+
+    def _from_watcher(self, callback: Callable[..., object], *args: object) -> None:
+        """Hand a watcher thread's report to the UI. The watchers notice the stop only
+        when their IDLE wakes up, so a report can come after the app has closed: drop it."""
+        if self._stop_push.is_set():
+            return
+        try:
+            self.call_from_thread(callback, *args)
+        except RuntimeError:
+            if not self._stop_push.is_set():
+                raise
 
     def _new_mail(self, account: str, count: int) -> None:
         self.status(f"{account}: {count} new")
@@ -511,6 +523,9 @@ class MailbagApp(App[None]):
     def action_forward(self) -> None:
         open_compose(self, "forward")
 
+    def action_edit_draft(self) -> None:
+        open_compose(self, "draft")
+
     def action_sync(self) -> None:
         self.status("syncing ...")
         self._sync()
@@ -538,6 +553,9 @@ class MailbagApp(App[None]):
         yield SystemCommand("Reply", "reply to the highlighted message (r)", self.action_reply)
         yield SystemCommand("Reply all", "reply to everyone on it (a)", self.action_reply_all)
         yield SystemCommand("Forward", "forward the highlighted message (f)", self.action_forward)
+        yield SystemCommand(
+            "Edit draft", "continue the highlighted draft (e)", self.action_edit_draft
+        )
         yield SystemCommand("Add account", "find settings, test, save", self.action_add_account)
         yield SystemCommand(
             "Threads on/off", "group the list by conversation", self.action_toggle_threads

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
@@ -51,6 +51,7 @@ TITLES: dict[Kind, str] = {
     "reply": "Reply",
     "reply-all": "Reply to all",
     "forward": "Forward",
+    "draft": "Draft",
 }
 
 CSS = """
@@ -58,10 +59,9 @@ ComposeScreen { layout: vertical; }
 ComposeScreen .field { height: 1; margin: 0 1; }
 ComposeScreen .field Label { width: 9; }
 ComposeScreen .field Input, ComposeScreen .field Select { width: 1fr; }
-ComposeScreen Input { border: none; height: 1; padding: 0 1; }
-ComposeScreen Input.-invalid { background: $error 30%; }
-ComposeScreen Select { height: 1; }
-ComposeScreen SelectCurrent { border: none; height: 1; padding: 0 1; }
+ComposeScreen .field Input { padding: 0; }
+ComposeScreen .field Input:focus { background-tint: $foreground 8%; }
+ComposeScreen .field Input.-invalid { background-tint: $error 35%; }
 #compose-title { text-style: bold; margin: 0 1; }
 #suggest { height: 1; margin: 0 1 0 10; color: $text-muted; }
 #compose-body { height: 1fr; }
@@ -71,16 +71,14 @@ ComposeScreen SelectCurrent { border: none; height: 1; padding: 0 1; }
 #compose-error { height: auto; margin: 0 1; color: $error; }
 #compose-buttons { height: 3; margin: 0 1; }
 #compose-buttons Button { margin-right: 1; }
-AttachPicker #picker { width: 90; height: 30; border: thick $primary; background: $surface;
-    padding: 1 2; }
-AttachPicker DirectoryTree { height: 1fr; }
 """
 
 
 # --- address completion -------------------------------------------------------------------
 
-#: told the candidates for the address being typed (best first), to list them
-OnMatches = Callable[[list[str]], None]
+#: told the field's value and the candidates for the address being typed in it (best
+#: first), to list them
+OnMatches = Callable[[str, list[str]], None]
 
 
 class AddressSuggester(Suggester):
@@ -91,9 +89,10 @@ class AddressSuggester(Suggester):
     """
 
     def __init__(self, outgoing: Outgoing, on_matches: OnMatches) -> None:
-        # case-sensitive here so the Input keeps what the user typed; matching is
-        # case-insensitive in `known_addresses`
-        super().__init__(use_cache=True, case_sensitive=True)
+        # case-sensitive here so the Input keeps what the user typed (matching is
+        # case-insensitive in `known_addresses`); no cache, so the list of matches
+        # below the fields is always asked for and always current
+        super().__init__(use_cache=False, case_sensitive=True)
         self.outgoing = outgoing
         self.on_matches = on_matches
 
@@ -101,7 +100,7 @@ class AddressSuggester(Suggester):
         token = value.rpartition(",")[2]
         token = token.lstrip()
         if not token or "<" in token:
-            self.on_matches([])
+            self.on_matches(value, [])
             return None
         lead = value[: len(value) - len(token)]
         try:
@@ -110,7 +109,7 @@ class AddressSuggester(Suggester):
             return None
         if [k.address for k in found[:1]] == [token.casefold()]:
             found = []  # complete already
-        self.on_matches([clean_terminal(k.display()) for k in found])
+        self.on_matches(value, [clean_terminal(k.display()) for k in found])
         folded = token.casefold()
         for k in found:
             # the inline text must continue what was typed: the name when the name
@@ -128,6 +127,12 @@ class AttachPicker(ModalScreen[str | None]):
     """Choose a file: type a path (Enter) or pick one in the tree."""
 
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "cancel")]
+    DEFAULT_CSS = """
+    AttachPicker { align: center middle; }
+    #picker { width: 100; max-width: 95%; height: 32; max-height: 90%; border: thick $primary;
+        background: $surface; padding: 1 2; }
+    #picker DirectoryTree { height: 1fr; }
+    """
 
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -205,7 +210,7 @@ class ComposeScreen(Screen[Finished | None]):
         self.outgoing = outgoing
         self.start = start
         self.attachments: list[Attachment] = list(start.draft.attachments)
-        self.attach_root = attach_root or Path.home()
+        self.attach_root = attach_root or Path.cwd()
         self._busy = False
 
     def compose(self) -> ComposeResult:
@@ -221,6 +226,7 @@ class ComposeScreen(Screen[Finished | None]):
                 [(self._from_label(n), n) for n in names],
                 value=self.start.account,
                 allow_blank=False,
+                compact=True,
                 id="account",
             )
         for field_id, label, value in (
@@ -237,12 +243,13 @@ class ComposeScreen(Screen[Finished | None]):
                         self.outgoing, partial(self._show_matches, field_id)
                     ),
                     id=field_id,
+                    compact=True,
                     classes="first" if field_id == "to" and not replying else "",
                 )
         yield Static("", id="suggest")
         with Horizontal(classes="field"):
             yield Label("Subject")
-            yield Input(d.subject, id="subject")
+            yield Input(d.subject, id="subject", compact=True)
         yield TextArea(
             d.body,
             id="compose-body",
@@ -275,11 +282,13 @@ class ComposeScreen(Screen[Finished | None]):
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _show_matches(self, field_id: str, matches: list[str]) -> None:
-        # only for the field being typed in (fields filled at the start ask too), and
-        # not once the screen is gone (the lookup runs in a thread)
-        fields = self.query(f"#{field_id}").results(Input)
-        if not self.is_attached or not any(f.has_focus for f in fields):
+    def _show_matches(self, field_id: str, value: str, matches: list[str]) -> None:
+        # only for the field being typed in (fields filled at the start ask too), for
+        # what it holds now (lookups for earlier keystrokes can finish later), and not
+        # once the screen is gone; `focused`, not `has_focus`, which is off while the
+        # terminal window is not focused
+        focused = self.focused if self.is_attached else None
+        if not isinstance(focused, Input) or focused.id != field_id or focused.value != value:
             return
         text = ""
         if matches:
@@ -404,13 +413,23 @@ class ComposeScreen(Screen[Finished | None]):
 
         area = self.query_one("#compose-body", TextArea)
         workdir = self.outgoing.paths.state_dir / "compose"
+        failed: MailbagError | None = None
+        text = area.text
         try:
             with self.app.suspend():
-                text = edit_text(area.text, workdir)
-        except MailbagError as exc:
-            self.error(_message(exc))
+                # nothing may escape this block: the app resumes only when it ends normally
+                try:
+                    text = edit_text(area.text, workdir)
+                except MailbagError as exc:
+                    failed = exc
+        except SuspendNotSupported:
+            self.error("this terminal cannot hand over to an editor; write the text here")
+            return
+        if failed is not None:
+            self.error(_message(failed))
             return
         area.load_text(text)
+        self.error("")
 
     def action_close(self) -> None:
         if not self.dirty:
@@ -470,8 +489,8 @@ def _escape(text: str) -> str:
 
 
 def open_compose(app: MailbagApp, kind: Kind) -> None:
-    """Open the compose screen for a new message, a reply (to all) or a forward of the
-    highlighted message."""
+    """Open the compose screen for a new message, a reply (to all), a forward of the
+    highlighted message, or to continue the highlighted draft."""
     outgoing = Outgoing(app.view.paths)
     try:
         if kind == "new":
@@ -484,6 +503,8 @@ def open_compose(app: MailbagApp, kind: Kind) -> None:
                 return
             if kind == "forward":
                 start = outgoing.forward(row.id)
+            elif kind == "draft":
+                start = outgoing.resume(row.id)
             else:
                 start = outgoing.reply(row.id, reply_all=kind == "reply-all")
     except MailbagError as exc:
