@@ -325,7 +325,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     assert files == {"contract.pdf": b"%PDF-1.4 fake", "notes.txt": "my notes\n"}
 
 
-def test_save_draft_lands_in_drafts(sb: Sandbox, tmp_path: Path) -> None:
+def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: Path) -> None:
     paths = _home(tmp_path, sb)
     subject = _unique("half-written thoughts")
 
@@ -351,6 +351,34 @@ def test_save_draft_lands_in_drafts(sb: Sandbox, tmp_path: Path) -> None:
     with sb.control("alice") as imap:
         flags = imap.flags("Drafts")
     assert any("\\Draft" in f for f in flags.values())
+
+    # later: sync, open Drafts, continue it (e), send it; the old draft goes away
+    async def later() -> None:
+        app = _app(paths, sync=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await _wait(pilot, lambda: app.folder_row("work", "Drafts") is not None)
+            await _wait(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
+            app.open_folder("work", "Drafts")
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
+            await pilot.press(*["j"] * index)
+            await pilot.press("e")
+            await pilot.pause()
+            screen = _compose(app)
+            assert screen.query_one("#bcc", Input).value == "bob@sandbox.test"
+            body = screen.query_one("#compose-body", TextArea)
+            assert body.text.startswith("to be continued")
+            body.load_text("to be continued, and finished.\n")
+            await pilot.press("ctrl+s")
+            await _wait(pilot, lambda: "sent" in _status(app))
+            await pilot.press("g")
+            await _wait(pilot, lambda: not any(r.subject == subject for r in app.model.rows()))
+
+    asyncio.run(later())
+    sent = _arrived(sb, "bob", subject)
+    assert sent is not None and "Bcc" not in sent  # Bcc is never in what is sent
+    assert sent.get_content().startswith("to be continued, and finished.")
+    assert _arrived(sb, "alice", subject, "Drafts") is None
 
 
 def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_path: Path) -> None:

@@ -146,3 +146,55 @@ def test_summaries_are_one_clean_line() -> None:
 
 def test_human_size() -> None:
     assert [human_size(n) for n in (13, 18_500, 3 * 1024 * 1024)] == ["13 B", "18.1 KB", "3.0 MB"]
+
+
+def test_a_saved_draft_comes_back_as_it_was_written(tmp_path: Path) -> None:
+    from mailbag.message.addresses import parse_address
+    from mailbag.message.compose import Draft, build, draft_from_message
+
+    me = parse_address("Me <me@example.org>")
+    draft = Draft(
+        from_=me,
+        to=[parse_address("Ann <ann@example.org>")],
+        cc=[parse_address("bo@example.org")],
+        bcc=[parse_address("hidden@example.org")],
+        subject="Re: plan (draft)",
+        body="half written\n\n> quoted\n",
+        attachments=[Attachment("n.txt", b"notes\n", "text/plain")],
+        in_reply_to="<p.1@example.org>",
+        references=["<p.0@example.org>", "<p.1@example.org>"],
+    )
+    data = build(draft, for_draft=True).data
+    other = parse_address("other@example.org")
+    back = draft_from_message(data, identities=[me], default_from=other)
+    assert back == draft
+    # a From that is not ours is replaced by the account's address
+    assert draft_from_message(data, identities=[], default_from=other).from_ == other
+
+
+def test_resume_only_drafts_and_the_old_one_goes_when_the_new_is_queued(tmp_path: Path) -> None:
+    from mailbag.message.compose import Draft, build
+    from mailbag.message.identity import from_address
+
+    paths = _paths(tmp_path)
+    out = Outgoing(paths)
+    saved = build(
+        Draft(from_=out.from_address("work"), subject="later", body="b"), for_draft=True
+    ).data
+    with Store.open(paths) as store:
+        drafts = store.folder("work", "Drafts", role="drafts")
+        inbox = store.folder("work", "INBOX", role="inbox")
+        old = store.add_bytes(drafts, saved, flags={"\\Draft", "\\Seen"})
+        mail = store.add_bytes(inbox, b"From: a@x.org\r\nSubject: s\r\n\r\nx\r\n")
+    with pytest.raises(UsageError, match="only drafts"):
+        out.resume(mail.short_id)
+    start = out.resume(old.short_id)
+    assert start.kind == "draft" and start.replaces == old.short_id
+    assert start.draft.subject == "later" and start.draft.from_ == from_address(
+        Outgoing(paths)._config().account("work")
+    )
+    draft = out.finish(start, **_fields(subject="later, done"))  # type: ignore[arg-type]
+    out.queue(start, "work", draft)
+    with Store.open(paths) as store:
+        assert [m.subject for m in store.messages(account="work", folder="Drafts")] == []
+        assert store.messages(account="work", folder="Trash") == []  # for good, not to Trash

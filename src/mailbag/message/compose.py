@@ -55,6 +55,7 @@ __all__ = [
     "build",
     "check_user_text",
     "draft_from_flags",
+    "draft_from_message",
     "draft_from_template",
     "flatten_foreign_text",
     "forward_draft",
@@ -523,6 +524,43 @@ def forward_draft(original: bytes, *, from_: Address, as_attachment: bool = Fals
         name = safe_filename(att_safe_name(att.name, content_type=att.content_type))
         attachments.append(Attachment(name, payload, att.content_type))
     return Draft(from_=from_, subject=subject, body=body, attachments=attachments)
+
+
+def draft_from_message(
+    data: bytes, *, identities: Sequence[Address], default_from: Address
+) -> Draft:
+    """A saved draft (its raw bytes, e.g. from the Drafts folder) to continue writing.
+
+    Read like received mail (bounded parser, lenient addresses, text flattened),
+    because a Drafts folder can hold what other programs wrote. The From is kept
+    when it is one of `identities`, else `default_from`. Threading headers, the
+    text and the attachments are kept.
+    """
+    msg = parse_message(data)
+    from_ = default_from
+    ours = {a.key: a for a in identities}
+    for a in _addresses(msg, "From"):
+        if a.key in ours:
+            from_ = a if a.display_name else replace(a, display_name=default_from.display_name)
+            break
+    in_reply_to = _valid_ids(msg.headers.get("In-Reply-To") or "")
+    attachments = []
+    for att in list_attachments(msg):
+        payload, _ = msg.payload(att.part)
+        name = safe_filename(att_safe_name(att.name, content_type=att.content_type))
+        attachments.append(Attachment(name, payload, att.content_type))
+    body = original_text(msg)
+    return Draft(
+        from_=from_,
+        to=_addresses(msg, "To"),
+        cc=_addresses(msg, "Cc"),
+        bcc=_addresses(msg, "Bcc"),
+        subject=flatten_foreign_text(msg.subject),
+        body=body + "\n" if body and not body.endswith("\n") else body,
+        attachments=attachments,
+        in_reply_to=in_reply_to[0] if in_reply_to else None,
+        references=_valid_ids(" ".join(msg.headers.get_all("References"))),
+    )
 
 
 # --- the editor template --------------------------------------------------------------------

@@ -77,6 +77,7 @@ class MailbagApp(App[None]):
         Binding("r", "reply", "reply"),
         Binding("a", "reply_all", "reply all"),
         Binding("f", "forward", "forward"),
+        Binding("e", "edit_draft", "edit draft", show=False),
         Binding("escape", "leave_search", show=False),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
@@ -522,6 +523,9 @@ class MailbagApp(App[None]):
     def action_forward(self) -> None:
         open_compose(self, "forward")
 
+    def action_edit_draft(self) -> None:
+        open_compose(self, "draft")
+
     def action_sync(self) -> None:
         self.status("syncing ...")
         self._sync()
@@ -549,6 +553,9 @@ class MailbagApp(App[None]):
         yield SystemCommand("Reply", "reply to the highlighted message (r)", self.action_reply)
         yield SystemCommand("Reply all", "reply to everyone on it (a)", self.action_reply_all)
         yield SystemCommand("Forward", "forward the highlighted message (f)", self.action_forward)
+        yield SystemCommand(
+            "Edit draft", "continue the highlighted draft (e)", self.action_edit_draft
+        )
         yield SystemCommand("Add account", "find settings, test, save", self.action_add_account)
         yield SystemCommand(
             "Threads on/off", "group the list by conversation", self.action_toggle_threads

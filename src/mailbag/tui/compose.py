@@ -51,6 +51,7 @@ TITLES: dict[Kind, str] = {
     "reply": "Reply",
     "reply-all": "Reply to all",
     "forward": "Forward",
+    "draft": "Draft",
 }
 
 CSS = """
@@ -488,8 +489,8 @@ def _escape(text: str) -> str:
 
 
 def open_compose(app: MailbagApp, kind: Kind) -> None:
-    """Open the compose screen for a new message, a reply (to all) or a forward of the
-    highlighted message."""
+    """Open the compose screen for a new message, a reply (to all), a forward of the
+    highlighted message, or to continue the highlighted draft."""
     outgoing = Outgoing(app.view.paths)
     try:
         if kind == "new":
@@ -502,6 +503,8 @@ def open_compose(app: MailbagApp, kind: Kind) -> None:
                 return
             if kind == "forward":
                 start = outgoing.forward(row.id)
+            elif kind == "draft":
+                start = outgoing.resume(row.id)
             else:
                 start = outgoing.reply(row.id, reply_all=kind == "reply-all")
     except MailbagError as exc:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mailbag.store.contacts import KnownAddress
     from mailbag.sync.outbox import SendReport
 
-Kind = Literal["new", "reply", "reply-all", "forward"]
+Kind = Literal["new", "reply", "reply-all", "forward", "draft"]
 
 __all__ = ["Kind", "Outgoing", "Queued", "Start", "human_size", "summarize"]
 
@@ -39,6 +39,8 @@ class Start:
     draft: Draft
     #: the index row of the message a reply answers (flagged \\Answered once sent)
     answers: int | None = None
+    #: the saved draft this continues (removed once the new version is in the outbox)
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,27 @@ class Outgoing:
         original, message_account, _ = self._original(message_id)
         name = self.default_account(message_account)
         return Start("forward", name, forward_draft(original, from_=self.from_address(name)))
+
+    def resume(self, message_id: str) -> Start:
+        """Continue a draft saved earlier (a message in a Drafts folder)."""
+        from mailbag.message.compose import draft_from_message
+        from mailbag.message.identity import identities
+        from mailbag.store.index import Store
+
+        with Store.open(self.paths) as store:
+            message = store.lookup(message_id)
+            folder = store.folder_by_id(message.folder_id)
+            if folder.role != "drafts" and "\\Draft" not in message.flags:
+                raise UsageError(
+                    "only drafts can be continued",
+                    hint="open the Drafts folder; r, a and f answer or forward other mail",
+                )
+            data = store.read_bytes(message)
+        name = self.default_account(message.account)
+        draft = draft_from_message(
+            data, identities=identities(self._config()), default_from=self.from_address(name)
+        )
+        return Start("draft", name, draft, replaces=message_id)
 
     def _original(self, message_id: str) -> tuple[bytes, str, int]:
         from mailbag.store.index import Store
@@ -190,7 +213,20 @@ class Outgoing:
         else:
             answers = start.answers if account == start.account else None
             record = enqueue(outbox, acct, build(draft), answers=answers)
+        if start.replaces is not None:
+            self._drop_old_draft(start.replaces)
         return Queued(record.id, record.subject, as_draft)
+
+    def _drop_old_draft(self, message_id: str) -> None:
+        # the new version is safe in the outbox; the old one goes for good (the next
+        # sync deletes it on the server), not to Trash
+        from mailbag.store.actions import delete
+        from mailbag.store.index import Store
+
+        with Store.open(self.paths) as store:
+            message = store.get(int(message_id))
+            if message is not None and not message.gone:
+                delete(store, message, expunge=True)
 
     # --- network (worker threads only) -------------------------------------------------
 

@@ -32,6 +32,7 @@ KEYS = [
     ("c", "compose a new message"),
     ("r / a", "reply / reply to all"),
     ("f", "forward (with its attachments)"),
+    ("e", "edit a draft (in Drafts) and send or save it again"),
     ("s", "flag / unflag"),
     ("u", "mark read / unread"),
     ("m", "move to a folder"),
