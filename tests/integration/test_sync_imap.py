@@ -596,6 +596,92 @@ def test_fast_path_sees_files_added_and_deleted_by_other_programs(
     assert sum(totals(again).values()) == 0, totals(again)
 
 
+def _sync_states(home: Path, user: str) -> dict[str, str | None]:
+    with Store.open(home_paths(home)) as store:
+        return {f.name: f.sync_state for f in store.folders(user)}
+
+
+def test_server_changes_are_synced_from_the_qresync_delta_alone(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(sb, user, 16)
+    t = target(sb, user)
+    _settled(t, home)
+    import mailbag.sync.imap as engine
+
+    reads: list[str] = []
+    full_read = engine._read_local
+    monkeypatch.setattr(
+        engine,
+        "_read_local",
+        lambda store, folder: reads.append(folder.name) or full_read(store, folder),
+    )
+    with sb.control(user) as c:
+        inbox = c.uids("INBOX")
+        c.store("INBOX", inbox[:3], "+FLAGS", ["\\Flagged"])
+        c.store("INBOX", inbox[3:4], "-FLAGS", ["\\Seen"])
+        c.expunge("INBOX", inbox[5:7])
+        c.append("INBOX", b"Subject: new\r\nMessage-ID: <delta-new@x>\r\n\r\nhi\r\n")
+        c.expunge("Archive", c.uids("Archive")[:1])
+    report = sync(t, home)
+    assert_ok(report)
+    assert reads == []  # no folder was read whole: the delta was enough
+    assert totals(report)["deleted"] == 3 and totals(report)["new"] == 1
+    assert totals(report)["updated"] >= 3  # (the -Seen one may have been unseen already)
+    assert_same(sb, user, home)
+    # the run checked its own changes against the directories and re-armed the fast path
+    states = _sync_states(home, user)
+    assert states["INBOX"] and states["Archive"], states
+    assert all(f.skipped for f in sync(t, home).folders)
+    # and a change by another program after that is still seen (the times moved on)
+    with Store.open(home_paths(home)) as store:
+        folder = store.folder(user, "INBOX")
+        entry = next(e for e in folder.maildir.scan().values() if "\\Seen" not in e.flags)
+        other = next(m.uid for m in store.folder_messages(folder) if m.key != entry.key)
+    os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,S")
+    with sb.control(user) as c:
+        c.store("INBOX", [other], "+FLAGS", ["\\Answered"])
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["updated"] == 2 and reads == ["INBOX"]
+    assert_same(sb, user, home)
+    # read whole and changed by this run: checked against every row, and re-armed
+    assert _sync_states(home, user)["INBOX"]
+
+
+def test_a_change_by_another_program_during_a_delta_sync_is_not_papered_over(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb.fill(user, 12, "INBOX", seed=41, seen_ratio=0.0)
+    t = target(sb, user)
+    _settled(t, home)
+    import mailbag.sync.apply as apply
+
+    real_apply = apply.apply_plan
+    renamed: list[str] = []
+
+    def apply_then_mutt(plan: object, **kw: object) -> None:
+        real_apply(plan, **kw)  # type: ignore[arg-type]
+        folder = kw["folder"]
+        entry = next(e for e in folder.maildir.scan().values() if e.subdir == "new")  # type: ignore[attr-defined]
+        os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,S")  # read in mutt, now
+        renamed.append(entry.key)
+
+    monkeypatch.setattr(apply, "apply_plan", apply_then_mutt)
+    with sb.control(user) as c:
+        c.store("INBOX", c.uids("INBOX")[:1], "+FLAGS", ["\\Flagged"])
+    assert_ok(sync(t, home))
+    assert renamed
+    # the directories no longer match what this run did: the fast path stays off ...
+    assert _sync_states(home, user)["INBOX"] is None
+    monkeypatch.setattr(apply, "apply_plan", real_apply)
+    # ... so the next run reads the folder and pushes mutt's change
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["updated"] == 1
+    assert_same(sb, user, home)
+
+
 def test_a_big_folder_is_shared_between_connections(sb: Sandbox, user: str, home: Path) -> None:
     sb.fill(user, 150, "INBOX", seed=21)
     sb.fill(user, 5, "Small", seed=22)

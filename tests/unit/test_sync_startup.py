@@ -4,6 +4,7 @@ planner, mail parser, TOML writer or OAuth2 machinery until something needs them
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -147,3 +148,28 @@ def test_the_sync_path_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
 
     for name in mailbag.auth.__all__:
         assert getattr(mailbag.auth, name).__name__ == name
+
+
+def test_files_are_checked_against_every_row(tmp_path: Path) -> None:
+    from mailbag.sync.imap import _matches_index
+
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        store.add_bytes(inbox, MESSAGE, flags={"\\Seen", "$Later"})
+        store.add_bytes(inbox, MESSAGE.replace(b"p1@", b"p2@"))  # no flags: new/
+        store.commit()
+        assert _matches_index(store, inbox)
+        seen, unseen = sorted(inbox.maildir.scan().values(), key=lambda e: e.subdir)
+        os.rename(seen.path, seen.root / "cur" / f"{seen.key}:2,FS")  # flagged elsewhere
+        assert not _matches_index(store, inbox)
+        os.rename(seen.root / "cur" / f"{seen.key}:2,FS", seen.path)
+        assert _matches_index(store, inbox)
+        stray = inbox.path / "cur" / "1700000000.stray.host:2,S"
+        stray.write_bytes(MESSAGE)  # delivered by another program
+        assert not _matches_index(store, inbox)
+        stray.unlink()
+        # mutt saw it (new/ -> cur/, still no flags): what a scan finds equals the index
+        os.rename(unseen.path, unseen.root / "cur" / f"{unseen.key}:2,")
+        assert _matches_index(store, inbox)
+        os.rename(unseen.root / "cur" / f"{unseen.key}:2,", unseen.root / "cur" / unseen.key)
+        assert not _matches_index(store, inbox)  # a name without info: not ours to judge

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import fnmatch
+import functools
 import os
 import queue
 import threading
@@ -36,7 +37,7 @@ from mailbag.protocols.imap.client import ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
-from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry
+from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -573,14 +574,197 @@ def _skippable(
     )
 
 
-def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> None:
+def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> bool:
     """Remember the directory times taken before the scan, when nothing has changed
     them since: then the scan saw everything up to them. Otherwise forget the stamp,
-    so the next run scans (and records then)."""
+    so the next run scans (unless `_rearm` shows the files match the index); returns
+    whether a stamp was recorded."""
     stamp = before_scan if before_scan is not None and _dir_stamp(folder) == before_scan else None
     if stamp != folder.sync_state:
         store.update_folder(folder, sync_state=stamp)
         store.commit()
+    return stamp is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _info_of(flags_text: str) -> str:
+    return flags_to_info(parse_flags(flags_text))
+
+
+def _matches_index(store: Store, folder: Folder) -> bool:
+    """The files of the folder are exactly the index's live rows, each where its flags
+    put it (`key:2,INFO` in cur/, or plain `key` in new/ when it has no Maildir flags):
+    what a full scan would find. Listings and string compares, no file opened."""
+    try:
+        cur = {n for n in os.listdir(folder.path / "cur") if not n.startswith(".")}
+        new = {n for n in os.listdir(folder.path / "new") if not n.startswith(".")}
+    except FileNotFoundError:
+        return False
+    rows = store.conn.execute(
+        "SELECT key, flags FROM messages WHERE folder_id = ? AND gone = 0", (folder.id,)
+    ).fetchall()
+    if len(rows) != len(cur) + len(new):
+        return False
+    for key, flags_text in rows:
+        info = _info_of(flags_text)
+        if key + ":2," + info not in cur and (info or key not in new):
+            return False
+    return True
+
+
+@dataclass
+class _Baseline:
+    """The folder's file names when a delta sync began (they matched the index then),
+    and the names of the files that sync set out to change."""
+
+    cur: set[str]
+    new: set[str]
+    touched: set[str]  # names (in cur/ or new/) of the affected messages' files
+    uids: set[int]  # the affected UIDs (vanished, changed, new on the server)
+
+
+def _delta_applied(store: Store, folder: Folder, base: _Baseline) -> bool:
+    """The files are the baseline with exactly this run's changes: the untouched names
+    all still there, and besides them one file per affected row left in the index,
+    named as its flags say. Two listings and set operations: no full read of the index."""
+    try:
+        cur = {n for n in os.listdir(folder.path / "cur") if not n.startswith(".")}
+        new = {n for n in os.listdir(folder.path / "new") if not n.startswith(".")}
+    except FileNotFoundError:
+        return False
+    rest_cur, rest_new = base.cur - base.touched, base.new - base.touched
+    if not (rest_cur <= cur and rest_new <= new):
+        return False
+    extra_cur, extra_new = cur - rest_cur, new - rest_new
+    want: dict[str, str] = {}
+    for chunk in _chunks(sorted(base.uids), 500):
+        marks = ",".join("?" * len(chunk))
+        query = (
+            f"SELECT key, flags FROM messages WHERE folder_id = ? AND gone = 0 AND uid IN ({marks})"  # noqa: S608
+        )
+        for key, flags_text in store.conn.execute(query, (folder.id, *chunk)):
+            want[key] = _info_of(flags_text)
+    if len(extra_cur) + len(extra_new) != len(want):
+        return False
+    for name in extra_cur:
+        key, _, info = name.partition(":2,")
+        if want.get(key) != info or not name.startswith(key + ":2,"):
+            return False
+    return all(want.get(name) == "" for name in extra_new)
+
+
+def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> None:
+    """After a run that changed the folder's files itself: record the directory times
+    when the files are exactly what the index says (checked against the baseline of a
+    delta sync, else against every row), so the next run need not read the folder.
+    Waits (at most _STAMP_SAFE_NS) until the last change is older than a timestamp
+    tick: a later change by another program then always moves the times on."""
+    try:
+        newest = max(
+            os.stat(folder.path / "cur").st_mtime_ns, os.stat(folder.path / "new").st_mtime_ns
+        )
+    except FileNotFoundError:
+        return
+    wait = _STAMP_SAFE_NS - (time.time_ns() - newest)
+    if wait > 0:
+        time.sleep(wait / 1e9 + 0.001)
+    stamp = _dir_stamp(folder)
+    if stamp is None or folder.id in store.folders_with_pending(folder.account):
+        return  # rows to push are left: the next run must read the folder
+    same = (
+        _delta_applied(store, folder, base) if base is not None else _matches_index(store, folder)
+    )
+    if not same or _dir_stamp(folder) != stamp:
+        return
+    store.update_folder(folder, sync_state=stamp)
+    store.commit()
+
+
+#: changed UIDs above which reading the whole folder is about as cheap as the delta
+_DELTA_MAX = 2000
+
+
+def _delta(
+    client: ImapClient, store: Store, folder: Folder, stamp: str
+) -> tuple[SelectResult, _LocalSide, dict[int, RemoteMessage], _Baseline | None] | None:
+    """Select with QRESYNC; when the local side is unchanged (the caller checked), what
+    the server reports as changed (VANISHED, and FETCH with new flags or new messages)
+    is all there is to sync: only those rows and files are read. None when that does
+    not hold (no QRESYNC, a new UIDVALIDITY, counts that do not add up, a file not
+    where the index says): the caller reads everything."""
+    from mailbag.sync.plan import LocalMessage, RemoteMessage
+
+    if (
+        "QRESYNC" not in client.enabled
+        or folder.uidvalidity is None
+        or folder.highestmodseq is None
+    ):
+        return None
+    sel = client.select(folder.name, qresync=(folder.uidvalidity, folder.highestmodseq))
+    if sel.uidvalidity != folder.uidvalidity or sel.nomodseq:
+        return None
+    changed = {
+        r.uid: frozenset(r.flags) for r in sel.changed if r.uid is not None and r.flags is not None
+    }
+    if len(sel.vanished) + len(changed) > _DELTA_MAX:
+        return None
+    affected = sorted(set(sel.vanished) | set(changed))
+    rows: dict[int, tuple[int, str, str, str | None, str | None, int | None]] = {}
+    for chunk in _chunks(affected, 500):
+        marks = ",".join("?" * len(chunk))
+        for row_id, uid, key, flags_text, synced_text, message_id, size in store.conn.execute(
+            "SELECT id, uid, key, flags, synced_flags, message_id, size FROM messages "  # noqa: S608
+            f"WHERE folder_id = ? AND uid IN ({marks})",
+            (folder.id, *chunk),
+        ):
+            rows[uid] = (row_id, key, flags_text, synced_text, message_id, size)
+    (paired,) = store.conn.execute(
+        "SELECT COUNT(*) FROM messages WHERE folder_id = ? AND uid IS NOT NULL", (folder.id,)
+    ).fetchone()
+    gone = sum(1 for uid in sel.vanished if uid in rows)
+    arrived = sum(1 for uid in changed if uid not in rows)
+    if paired - gone + arrived != sel.exists:
+        return None  # a server that forgot expunges, or an index out of step
+    try:
+        cur_names = {n for n in os.listdir(folder.path / "cur") if not n.startswith(".")}
+        new_names = {n for n in os.listdir(folder.path / "new") if not n.startswith(".")}
+    except FileNotFoundError:
+        return None
+    # the listing is the index's picture only if nothing moved the directory times since
+    # the caller's check; else it still serves to find files, but not as a baseline
+    listed_clean = _dir_stamp(folder) == stamp
+    entries: dict[str, MaildirEntry] = {}
+    for _row, key, flags_text, *_ in rows.values():
+        info = _info_of(flags_text)
+        name = key + ":2," + info
+        if name in cur_names:
+            entries[key] = MaildirEntry(key, "cur", name, folder.path)
+        elif not info and key in new_names:
+            entries[key] = MaildirEntry(key, "new", key, folder.path)
+    missing = {r[1] for r in rows.values()} - entries.keys()
+    if missing:  # named otherwise by another program: look through the names
+        for subdir, names in (("cur", cur_names), ("new", new_names)):
+            for name in names:
+                key = name.partition(":")[0]
+                if key in missing:
+                    entries[key] = MaildirEntry(key, subdir, name, folder.path)
+    messages: list[LocalMessage] = []
+    synced: dict[int, frozenset[str]] = {}
+    for uid, (row_id, key, flags_text, synced_text, message_id, size) in rows.items():
+        entry = entries.get(key)
+        if entry is None:
+            return None
+        keywords = parse_flags(flags_text) - _MAILDIR_FLAGS
+        flags = entry.flags | keywords if keywords else entry.flags
+        base = None if synced_text is None else parse_flags(synced_text)
+        messages.append(LocalMessage(row_id, key, uid, flags, True, message_id or "", size, base))
+        synced[uid] = base or frozenset()
+    view = {uid: RemoteMessage(uid, flags) for uid, flags in changed.items()}
+    baseline = None
+    if listed_clean and not missing:
+        touched = {e.name for e in entries.values()}
+        baseline = _Baseline(cur_names, new_names, touched, set(affected))
+    return sel, _LocalSide(messages, entries, synced, 0, False), view, baseline
 
 
 def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMessage]:
@@ -654,6 +838,7 @@ def _sync_folder(
     on_progress: ProgressCallback,
     exclude_uids: set[int],
     board: _Board | None = None,
+    rearm: list[tuple[int, _Baseline | None]] | None = None,
 ) -> FolderReport:
     name = info.name
     report = FolderReport(name)
@@ -672,14 +857,30 @@ def _sync_folder(
     if store.recover(folder):
         report.notes.append("finished deliveries an earlier run left incomplete")
     stamp = _dir_stamp(folder)
-    local = _read_local(store, folder)
-    if not local.changed and not exclude_uids and not dir_missing and _unchanged(folder, status):
+    # The local side is what the index says when the directory times are those of the
+    # last complete scan and no row waits to be pushed: then only what QRESYNC reports
+    # as changed on the server is read (`_delta`), not the whole folder.
+    clean = (
+        stamp is not None
+        and stamp == folder.sync_state
+        and not exclude_uids
+        and not dir_missing
+        and folder.id not in store.folders_with_pending(account.name)
+    )
+    local = None if clean else _read_local(store, folder)
+    if (
+        local is not None
+        and not local.changed
+        and not exclude_uids
+        and not dir_missing
+        and _unchanged(folder, status)
+    ):
         report.skipped = True
         _record_stamp(store, folder, stamp)
         return report
     # a connection only for folders with work to do
     with pool.client() as client:
-        _sync_folder_remote(
+        base = _sync_folder_remote(
             client,
             store,
             account,
@@ -691,9 +892,13 @@ def _sync_folder(
             report,
             exclude_uids,
             board,
+            stamp if clean else None,
         )
     # only a completed run has put into the index all the scan saw
-    _record_stamp(store, store.folder_by_id(folder.id), stamp if report.error is None else None)
+    folder = store.folder_by_id(folder.id)
+    recorded = _record_stamp(store, folder, stamp if report.error is None else None)
+    if not recorded and report.error is None and rearm is not None:
+        rearm.append((folder.id, base))  # this run changed the folder: checked at the end
     return report
 
 
@@ -702,22 +907,38 @@ def _sync_folder_remote(
     store: Store,
     account: Account,
     folder: Folder,
-    local: _LocalSide,
+    local: _LocalSide | None,
     dir_missing: bool,
     options: SyncOptions,
     on_progress: ProgressCallback,
     report: FolderReport,
     exclude_uids: set[int],
     board: _Board | None = None,
-) -> None:
+    stamp: str | None = None,
+) -> _Baseline | None:
+    """Sync one folder on `client`; `local` None: the local side is unchanged since the
+    last sync (the caller checked; `stamp` the directory times then), so a QRESYNC
+    delta may be all that is read. Returns the delta's baseline for `_rearm`."""
     from mailbag.sync.apply import apply_plan
     from mailbag.sync.plan import Download, RemoteFolder, SyncedState, Upload, needs_identity, plan
 
     name = folder.name
-    if folder.uidvalidity is None and not local.messages and not dir_missing and not exclude_uids:
+    if (
+        local is not None
+        and folder.uidvalidity is None
+        and not local.messages
+        and not dir_missing
+        and not exclude_uids
+    ):
         _download_fresh_folder(client, store, account, folder, options, on_progress, report, board)
-        return
-    sel, remote_msgs = _remote_state(client, folder, local.synced)
+        return None
+    delta = _delta(client, store, folder, stamp) if local is None and stamp else None
+    base: _Baseline | None = None
+    if delta is not None:
+        sel, local, remote_msgs, base = delta
+    else:
+        local = local if local is not None else _read_local(store, folder)
+        sel, remote_msgs = _remote_state(client, folder, local.synced)
     if sel.uidvalidity is None:
         raise ProtocolError(f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity")
     remote = RemoteFolder(sel.uidvalidity, remote_msgs)
@@ -732,28 +953,46 @@ def _sync_folder_remote(
         force=options.force,
         exclude_uids=exclude_uids,
     )
+    if delta is not None and result.stop is not None:
+        # the mass-deletion guard speaks of the whole folder: plan it from a full read
+        base = None
+        local = _read_local(store, folder)
+        sel, remote_msgs = _remote_state(client, folder, local.synced)
+        if sel.uidvalidity is None:
+            raise ProtocolError(
+                f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity"
+            )
+        remote = RemoteFolder(sel.uidvalidity, remote_msgs)
+        result = plan(
+            local.messages,
+            state,
+            remote,
+            threshold=account.sync.mass_delete_threshold,
+            force=options.force,
+            exclude_uids=exclude_uids,
+        )
     report.notes.extend(result.notes)
     if result.stop is not None:
         report.error = (
             f"{result.stop.reason}; nothing was changed in this folder. If that is what you "
             "want, run `mailbag sync --force`"
         )
-        return
+        return None
     todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
     on_progress(Progress(account.name, name, "plan", todo))
     apply_plan(
         result,
         store=store,
         folder=folder,
-        remote=_RemoteFolder(client, name, sel.uidvalidity),
+        remote=_RemoteFolder(client, name, remote.uidvalidity),
         entries=local.entries,
         report=report,
         on_progress=on_progress,
-        uidvalidity=sel.uidvalidity,
+        uidvalidity=remote.uidvalidity,
         chunk_messages=options.chunk_messages,
         chunk_bytes=options.chunk_bytes,
         download=_shared_download(
-            board, client, store, folder, sel.uidvalidity, report, on_progress, options
+            board, client, store, folder, remote.uidvalidity, report, on_progress, options
         ),
     )
     store.commit()
@@ -765,6 +1004,7 @@ def _sync_folder_remote(
         last_sync=time.time(),
     )
     store.commit()
+    return base
 
 
 def _download_fresh_folder(
@@ -1068,6 +1308,9 @@ def _sync_folders(
                 stores.append(s)
         return s
 
+    # folders this run changed, for `_rearm` (list.append is thread-safe)
+    rearm: list[tuple[int, _Baseline | None]] = []
+
     # biggest folders first; then idle workers help with the big folders' downloads
     wanted.sort(key=lambda i: -(getattr(statuses.get(i.name), "messages", 0) or 0))
     board = _Board(wanted)
@@ -1088,6 +1331,7 @@ def _sync_folders(
                     on_progress,
                     exclude_by_name.get(info.name, set()),
                     board,
+                    rearm,
                 )
                 on_progress(Progress(account.name, info.name, "folder-done"))
                 return fr
@@ -1144,6 +1388,11 @@ def _sync_folders(
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
                 for f in [ex.submit(worker) for _ in range(workers)]:
                     f.result()
+        if rearm:
+            s = thread_store()
+            for folder_id, base in rearm:
+                with contextlib.suppress(StoreError):
+                    _rearm(s, s.folder_by_id(folder_id), base)
     finally:
         for s in stores:
             s.close()
