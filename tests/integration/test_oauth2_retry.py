@@ -294,3 +294,21 @@ def test_pop3_sync_downloads_with_tokens_refreshes_once_and_asks_again_when_revo
     assert code != 0
     assert f"sign in again: mailbag account login {pop_account.name}" in out + err
     assert _refreshes(sb) == before + 1
+
+
+def test_send_after_revocation_says_sign_in_again_and_keeps_the_message(
+    signed_in: tuple[Sandbox, Account, Paths], cli: Any
+) -> None:
+    sb, account, _ = signed_in
+    before = _revoke(sb, account)
+    subject = f"queued while signed out {uuid.uuid4().hex}"
+    code, _out, err = cli(
+        "send", "--account", account.name, "--to", sb.address("bob"),
+        "--subject", subject, "--body", "hello",
+    )  # fmt: skip
+    assert code != 0
+    assert "stays in the outbox" in err
+    assert f"sign in again: mailbag account login {account.name}" in err
+    assert _refreshes(sb) == before + 1  # one attempt, no loop
+    with sb.control("bob") as bob:
+        assert not any(subject.encode() in m for m in bob.fetch_bodies("INBOX").values())

@@ -55,8 +55,31 @@ def test_sync_batch_both_ways(
     assert len(calls) == (0 if syncfs else 6)
 
 
+def test_sync_batch_uses_fsync_on_file_systems_syncfs_may_not_cover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    md = Maildir(tmp_path / "box")
+    md.create()
+    keys = [_write_tmp(md, b"x") for _ in range(3)]
+    synced: list[int] = []
+    monkeypatch.setattr(maildir_mod, "_syncfs", lambda fd: synced.append(fd) or 0)
+    monkeypatch.setattr(maildir_mod, "_trusted_devices", {})
+    monkeypatch.setattr(maildir_mod, "mount_type", lambda dev: "fuse.sshfs")
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    sync_batch(md.root / "tmp", [md.tmp_path(k) for k in keys])
+    assert synced == [] and len(fsyncs) == 4
+
+
+def test_mount_type_of_real_mounts(tmp_path: Path) -> None:
+    assert maildir_mod.mount_type(os.stat("/proc").st_dev) == "proc"
+    assert maildir_mod.mount_type(os.stat(tmp_path).st_dev) is not None
+
+
 def test_sync_batch_reports_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(maildir_mod, "_syncfs", lambda fd: 5)  # EIO from the kernel
+    monkeypatch.setattr(maildir_mod, "_syncfs_trusted", lambda dev: True)
     with pytest.raises(OSError, match="syncfs"):
         sync_batch(tmp_path, [tmp_path / "x"])
 

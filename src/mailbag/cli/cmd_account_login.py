@@ -144,6 +144,14 @@ def oauth_sign_in(args: argparse.Namespace, ctx: Context, account: Account) -> A
         settings = replace(settings, provider=args.oauth_provider)
     if args.oauth_tenant:
         settings = replace(settings, tenant=args.oauth_tenant)
+    if args.oauth_shared and settings.provider == "generic":
+        # every provider mailbag does not know is "generic": one shared ID would be
+        # sent to all of them, and each one issues its own
+        ctx.warn(
+            "--oauth-shared works for microsoft and google; the client ID of this "
+            "provider is kept for this account only"
+        )
+        args.oauth_shared = False
     if args.oauth_client_id and not args.oauth_shared:
         settings = replace(settings, client_id=args.oauth_client_id)
     if args.oauth_client_secret:

@@ -158,6 +158,9 @@ def _load_syncfs() -> Callable[[int], int] | None:
     """libc's syncfs(2) (Linux), or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
+    release = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    if release is None or (int(release.group(1)), int(release.group(2))) < (5, 8):
+        return None  # before 5.8 syncfs did not report write-back errors
     import ctypes
     import ctypes.util
 
@@ -179,15 +182,44 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 _syncfs: Callable[[int], int] | bool | None = False  # False: not looked up yet
 
+#: local file systems whose syncfs(2) writes out every dirty file with its metadata;
+#: others (FUSE, network file systems, overlays) may return before the data is safe
+#: in the backing store, so they get an fsync per file
+_SYNCFS_TRUSTED = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "tmpfs", "zfs"})
+_trusted_devices: dict[int, bool] = {}
+
+
+def mount_type(st_dev: int) -> str | None:
+    """The file system type of the mount with device `st_dev` (Linux), if found."""
+    want = f"{os.major(st_dev)}:{os.minor(st_dev)}"
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == want and "-" in fields[3:]:
+                    at = fields.index("-", 3)
+                    return fields[at + 1] if at + 1 < len(fields) else None
+    except OSError:
+        return None
+    return None
+
+
+def _syncfs_trusted(st_dev: int) -> bool:
+    trusted = _trusted_devices.get(st_dev)
+    if trusted is None:
+        trusted = _trusted_devices[st_dev] = mount_type(st_dev) in _SYNCFS_TRUSTED
+    return trusted
+
 
 def sync_batch(directory: Path | str, files: Sequence[Path | str]) -> None:
     """Make `files` (all created in `directory`) and their directory entries durable.
 
-    On Linux one syncfs(2) of the file system holding `directory` does it for the
-    whole batch: the kernel writes the batch out in one go instead of one fsync per
-    file (each fsync pays its own device flush). Since Linux 5.8 syncfs reports
-    write-back errors like fsync does. Elsewhere: fsync of every file (in threads,
-    see `fsync_many`), then of the directory.
+    On Linux (5.8 and later: since then syncfs reports write-back errors as fsync
+    does) and a local file system (see `_SYNCFS_TRUSTED`), one syncfs(2) of the file
+    system holding `directory` does it for the whole batch: the kernel writes the
+    batch out in one go instead of one fsync per file (each fsync pays its own device
+    flush). Elsewhere: fsync of every file (in threads, see `fsync_many`), then of
+    the directory.
     """
     global _syncfs
     if not files:
@@ -197,7 +229,7 @@ def sync_batch(directory: Path | str, files: Sequence[Path | str]) -> None:
     if callable(_syncfs):
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            err = _syncfs(fd)
+            err = _syncfs(fd) if _syncfs_trusted(os.fstat(fd).st_dev) else errno.ENOSYS
         finally:
             os.close(fd)
         if err == 0:
