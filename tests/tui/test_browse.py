@@ -288,3 +288,34 @@ def test_help_lists_the_browsing_keys(tmp_path: Path) -> None:
             assert "Threads on/off" in commands and "Attachments" in commands
 
     asyncio.run(scenario())
+
+
+def test_a_reply_arriving_joins_its_conversation(browse_sandbox: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, browse_sandbox)
+
+    async def scenario() -> None:
+        # no polling: IMAP IDLE alone brings the reply in, while the list is grouped
+        app = MailbagApp(paths, poll_seconds=0)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await _wait(pilot, lambda: len(app.model) >= 5)
+            await pilot.press("t")
+            await _wait(pilot, lambda: app.model.threaded)
+            head = app.model.row(0)
+            thread = app.model.thread_at(0)
+            assert head.subject == "Re: plan" and thread is not None
+            size, inbox = thread.size, _label(app, "INBOX")
+            await pilot.press("right")  # unfolded, and it stays so
+            browse_sandbox.deliver(
+                USER, _mail(f"<late{time.time_ns()}@t>", "Re: plan", 9, "<r2@t>")
+            )
+
+            def joined() -> bool:
+                t = app.model.thread_at(0)
+                return t is not None and t.size == size + 1
+
+            await _wait(pilot, joined, timeout=40)
+            assert app.model.row(0).subject == "Re: plan" and app.model.row(0).date == "Feb 09"
+            assert app.model.is_expanded(0) and len(app.model) == 3 + size + 1 - 1
+            assert _label(app, "INBOX") == (inbox[0] + 1, inbox[1] + 1)
+
+    asyncio.run(scenario())
