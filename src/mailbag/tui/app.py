@@ -533,7 +533,7 @@ class MailbagApp(App[None]):
     @work(thread=True, exclusive=True, group="sync")
     def _sync(self) -> None:
         # the outbox first: what waited offline goes out, and the Sent copies come down
-        lines = Outgoing(self.view.paths).flush(wait=5)
+        lines = Outgoing(self.view.paths).flush(wait=5, quiet_if_busy=True)
         lines += self.view.sync(lambda note: self.call_from_thread(self.status, note))
         self.call_from_thread(self._synced, lines)
 

@@ -67,7 +67,8 @@ ComposeScreen .field Input.-invalid { background-tint: $error 35%; }
 #compose-body { height: 1fr; }
 #attach-row { height: auto; max-height: 6; margin: 0 1; }
 #attach-row Label { width: 9; }
-#attachments { height: auto; max-height: 5; width: 1fr; border: none; }
+#attachments { height: auto; max-height: 5; width: 1fr; border: none; padding: 0; }
+#attachments > .option-list--option { padding: 0; }
 #compose-error { height: auto; margin: 0 1; color: $error; }
 #compose-buttons { height: 3; margin: 0 1; }
 #compose-buttons Button { margin-right: 1; }
@@ -497,7 +498,8 @@ def open_compose(app: MailbagApp, kind: Kind) -> None:
             account = app.current[0] if app.current is not None else None
             start = outgoing.new(account)
         else:
-            row = app.selected()
+            # the message being read, else the highlighted one (as `v` does)
+            row = app.reading or app.selected()
             if row is None:
                 app.status("no message selected")
                 return
@@ -529,5 +531,8 @@ def send_queued(app: MailbagApp, outgoing: Outgoing, ids: list[str]) -> None:
         lines = outgoing.flush(ids) or ["nothing to send"]
         # the status line, and the lists redrawn (a reply marks its original answered)
         app.call_from_thread(app._synced, lines)
+        if not all(line.startswith(("sent ", "saved ")) for line in lines):
+            # the status bar is one line: the whole outcome goes into a notification too
+            app.call_from_thread(app.notify, "\n".join(lines), severity="warning", timeout=15)
 
-    app.run_worker(run, thread=True, group="send", exit_on_error=False)
+    app.run_worker(run, thread=True, group="send")

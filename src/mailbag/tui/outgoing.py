@@ -230,8 +230,13 @@ class Outgoing:
 
     # --- network (worker threads only) -------------------------------------------------
 
-    def flush(self, ids: Sequence[str] | None = None, *, wait: float = 30.0) -> list[str]:
-        """Send what the outbox holds (or exactly `ids`); one status line per message."""
+    def flush(
+        self, ids: Sequence[str] | None = None, *, wait: float = 30.0, quiet_if_busy: bool = False
+    ) -> list[str]:
+        """Send what the outbox holds (or exactly `ids`); one status line per message.
+
+        `quiet_if_busy`: say nothing when another flush holds the outbox (the
+        background sync, while a message of the user's is being sent)."""
         from mailbag.store.outbox import OutboxLocked
         from mailbag.sync.sending import send_outbox
 
@@ -240,6 +245,8 @@ class Outgoing:
                 self.paths, self._config(), ids=ids, respect_backoff=False, wait=wait
             )
         except OutboxLocked:
+            if quiet_if_busy:
+                return []
             return ["outbox busy (another mailbag is sending); it is retried on the next sync"]
         except MailbagError as exc:
             return [f"outbox: {exc.message}"]
