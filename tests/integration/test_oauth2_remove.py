@@ -122,3 +122,14 @@ def test_sign_out_keeps_a_client_secret_other_accounts_use(
     assert result.revoked and not result.problem
     assert ("mailbag", shared_key) in memory_keyring.store
     assert _entries(memory_keyring, account.name) == [shared_key]
+
+
+def test_remove_without_a_usable_keyring_still_removes(
+    oauth_sandbox: Sandbox, mailbag_home: Path, no_keyring: None, cli: Any
+) -> None:
+    account = oauth_sandbox.account("carol", name=f"rm-{uuid.uuid4().hex[:6]}", oauth2=True)
+    save_account(Paths.from_env(), account)
+    code, _out, err = cli("account", "remove", account.name, "--yes")
+    assert code == 0, err
+    assert "was not revoked: cannot read it from the keyring" in err
+    assert account.name not in load_config(Paths.from_env()).accounts

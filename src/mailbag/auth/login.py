@@ -1,9 +1,12 @@
 """Authenticate a connected protocol client for an account: password or OAuth2.
 
-Every place that opens an IMAP, POP3 or SMTP session calls one function here
-(`login_imap`, `login_pop3`, `login_smtp`) after connecting and after STARTTLS,
-so the choice between PLAIN/LOGIN and OAUTHBEARER/XOAUTH2, token refresh and
-the one retry after a refused token live in a single place.
+Every place that opens an IMAP, POP3 or SMTP session logs in here: either it
+connects itself and calls `login_imap` / `login_pop3` / `login_smtp` after
+STARTTLS (the sync pool, the account test, which time each step), or it lets
+`open_imap` / `open_pop3` / `open_smtp` connect, secure and log in at once (watch,
+submission, the Sent copy). So the choice between PLAIN/LOGIN and
+OAUTHBEARER/XOAUTH2, token refresh and the one retry after a refused token live
+in a single place. All take `secret=` when the caller already has the password.
 
 The core, `sasl_token_login`, is protocol-neutral: it gets the mechanisms the
 server offers and a callable that runs one SASL exchange.

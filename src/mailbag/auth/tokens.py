@@ -391,6 +391,12 @@ def _revoke_at_provider(
         token = _read_refresh_token(account)
     except AuthError:
         return SignOut(False)  # nothing stored: nothing to revoke
+    except SecretError as exc:
+        return SignOut(
+            False,
+            f"cannot read it from the keyring ({exc.message})",
+            "remove mailbag's access in your account's security settings at the provider",
+        )
     try:
         provider = provider_for(account, paths=paths, env=env)
     except MailbagError as exc:
@@ -429,7 +435,12 @@ def sign_out(
     from mailbag.config.secrets import delete_secret
 
     outcome = _revoke_at_provider(account, paths, env, timeout)
-    removed = [ref.key for ref in _owned_keys(account, paths) if delete_secret(ref)]
+    removed = []
+    for ref in _owned_keys(account, paths):
+        # best effort too: a keyring that refuses must not keep the account
+        with contextlib.suppress(SecretError):
+            if delete_secret(ref):
+                removed.append(ref.key)
     with _memory_lock:
         _memory.pop(account.name, None)
         _refused.pop(account.name, None)
