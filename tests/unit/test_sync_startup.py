@@ -173,3 +173,29 @@ def test_files_are_checked_against_every_row(tmp_path: Path) -> None:
         assert _matches_index(store, inbox)
         os.rename(unseen.root / "cur" / f"{unseen.key}:2,", unseen.root / "cur" / unseen.key)
         assert not _matches_index(store, inbox)  # a name without info: not ours to judge
+
+
+def test_directory_times_are_trusted_only_when_old_enough_for_their_clock(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from mailbag.sync.imap import _dir_stamp
+
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+
+    def set_times(ns: int) -> None:
+        for sub in ("cur", "new"):
+            os.utime(inbox.path / sub, ns=(ns, ns))
+
+    now = time.time_ns()
+    set_times(now - 1_000_000)  # 1 ms ago: too fresh
+    assert _dir_stamp(inbox) is None
+    set_times(now - 100_000_000 + 123_457)  # 0.1 s ago, nanosecond clock
+    assert _dir_stamp(inbox) is not None
+    whole = (now // 1_000_000_000 - 1) * 1_000_000_000  # a clock of whole seconds
+    set_times(whole)
+    assert _dir_stamp(inbox) is None  # a change in this second would not show
+    set_times(whole - 3_000_000_000)
+    assert _dir_stamp(inbox) == f"dirs={whole - 3_000_000_000}:{whole - 3_000_000_000}"

@@ -138,9 +138,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mailbag {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     one = _OneCommand(sub, command) if command is not None else None
-    for name in COMMANDS:
+    modules = list(COMMANDS)
+    if one is not None and f"cmd_{command}" in modules:
+        # the module named after the command usually registers it: try that one first
+        modules.remove(f"cmd_{command}")
+        modules.insert(0, f"cmd_{command}")
+    for name in modules:
         module = importlib.import_module(f"mailbag.cli.{name}")
         module.register(one or sub, common)
+        if one is not None and one.found:
+            break
     if one is not None and not one.found:
         return build_parser()
     return parser

@@ -538,6 +538,15 @@ def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
 #: a change within one file-system timestamp tick (a few ms) of the last one would not
 #: show in the directory times, so only a stamp this much older than now is trusted
 _STAMP_SAFE_NS = 30_000_000
+#: a file system that keeps whole seconds (or milliseconds) only, such as ext3, FAT or
+#: some network mounts, needs a margin of that size instead
+_COARSE_STAMP_SAFE_NS = 2_000_000_000
+
+
+def _stamp_margin(cur: int, new: int) -> int:
+    # both times a whole millisecond: not a nanosecond clock (chance ~1e-12 otherwise)
+    coarse = cur % 1_000_000 == 0 and new % 1_000_000 == 0
+    return _COARSE_STAMP_SAFE_NS if coarse else _STAMP_SAFE_NS
 
 
 def _dir_stamp(folder: Folder) -> str | None:
@@ -548,7 +557,7 @@ def _dir_stamp(folder: Folder) -> str | None:
         new = os.stat(folder.path / "new").st_mtime_ns
     except FileNotFoundError:
         return None
-    if time.time_ns() - max(cur, new) < _STAMP_SAFE_NS:
+    if time.time_ns() - max(cur, new) < _stamp_margin(cur, new):
         return None
     return f"dirs={cur}:{new}"
 
@@ -660,12 +669,14 @@ def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> None:
     Waits (at most _STAMP_SAFE_NS) until the last change is older than a timestamp
     tick: a later change by another program then always moves the times on."""
     try:
-        newest = max(
-            os.stat(folder.path / "cur").st_mtime_ns, os.stat(folder.path / "new").st_mtime_ns
-        )
+        cur = os.stat(folder.path / "cur").st_mtime_ns
+        new = os.stat(folder.path / "new").st_mtime_ns
     except FileNotFoundError:
         return
-    wait = _STAMP_SAFE_NS - (time.time_ns() - newest)
+    margin = _stamp_margin(cur, new)
+    wait = margin - (time.time_ns() - max(cur, new))
+    if wait > _STAMP_SAFE_NS:
+        return  # a coarse clock: not worth waiting seconds for; the next run reads
     if wait > 0:
         time.sleep(wait / 1e9 + 0.001)
     stamp = _dir_stamp(folder)
