@@ -221,7 +221,7 @@ class OutboxScreen(ModalScreen[tuple[str, str] | None]):
         for _, line in lines:
             options.add_option(_escape(line))
         if not lines:
-            options.add_option("the outbox is empty: everything went out")
+            options.add_option("the outbox is empty")
         options.highlighted = 0
         options.focus()
 

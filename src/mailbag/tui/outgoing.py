@@ -258,7 +258,8 @@ class Outgoing:
 
         out = []
         for r in Outbox.open(self.paths).records():
-            to = ", ".join(r.recipients or r.delivered) or "(no recipient)"
+            everyone = [*r.delivered, *r.recipients, *(x["address"] for x in r.rejected)]
+            to = ", ".join(everyone) or "(no recipient)"
             line = f"{r.state.value:<9} {r.subject or '(no subject)'}  to {to}"
             if r.last_error:
                 line += f"  ({r.last_error.get('message', '')})"
