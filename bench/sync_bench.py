@@ -444,6 +444,11 @@ def main() -> int:
                 for r in range(rounds):
                     if phase == "initial" and r:
                         reset_local(work)
+                    if phase != "initial":
+                        # mbsync sleeps until the clock's second has moved on since its
+                        # last Maildir change (~1 s when two of its runs come back to
+                        # back, as when the order flips); real syncs are further apart
+                        time.sleep(1.1)
                     if phase == "1% change":
                         k = change_one_percent(sb, seed=7 + r)
                         print(

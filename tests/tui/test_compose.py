@@ -487,3 +487,55 @@ def test_keys_are_in_help_and_palette_and_editor_needs_a_real_terminal(
             assert app.screen is screen
 
     asyncio.run(scenario())
+
+
+def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
+    from mailbag.tui.compose import OutboxScreen
+
+    paths = _home(tmp_path, sb)
+    refused = _unique("to a stranger")
+    waiting = _unique("waits for the server")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=SIZE) as pilot:
+            # refused for good: the sandbox relays to its own domain only
+            await pilot.press("c")
+            await pilot.pause()
+            _fill(_compose(app), to="someone@example.com", subject=refused, body="x")
+            await pilot.press("ctrl+s")
+            await _wait(pilot, lambda: "not sent" in _status(app))
+            # queued: the server is down
+            sb.stop_service("smtp")
+            try:
+                await pilot.press("c")
+                await pilot.pause()
+                _fill(_compose(app), to="bob@sandbox.test", subject=waiting, body="y")
+                await pilot.press("ctrl+s")
+                await _wait(pilot, lambda: "not sent yet" in _status(app))
+            finally:
+                sb.start_service("smtp")
+
+            await pilot.press("o")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, OutboxScreen)
+            options = screen.query_one("#outbox-list", OptionList)
+            lines = [str(options.get_option_at_index(i).prompt) for i in range(len(screen.ids))]
+            assert len(lines) == 2
+            failed = next(line for line in lines if refused in line)
+            assert failed.startswith("failed") and "Relay access denied" in failed
+            assert next(line for line in lines if waiting in line).startswith("queued")
+            # drop the refused one
+            options.highlighted = lines.index(failed)
+            await pilot.press("d")
+            await pilot.pause()
+            assert len(screen.ids) == 1
+            assert "dropped" in str(screen.query_one("#outbox-help", Static).render())
+            # send the other one again, now that the server is back
+            await pilot.press("r")
+            await _wait(pilot, lambda: f"sent {waiting!r}" in _status(app))
+            assert Outbox.open(paths).records() == []
+
+    asyncio.run(scenario())
+    assert _arrived(sb, "bob", waiting) is not None

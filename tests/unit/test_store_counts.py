@@ -21,3 +21,13 @@ def test_folder_counts_totals_and_unread(tmp_path: Path) -> None:
             (f.account, f.name): (total, unread) for f, total, unread in store.folder_counts()
         }
     assert counts == {("a", "INBOX"): (5, 3), ("a", "Empty"): (0, 0), ("b", "INBOX"): (0, 0)}
+
+
+def test_unread_counts_ignore_other_flags(tmp_path: Path) -> None:
+    paths = Paths(tmp_path, tmp_path / "data", tmp_path / "state")
+    with Store.open(paths) as store:
+        inbox = store.folder("a", "INBOX", role="inbox")
+        for flags in ({"\\Flagged", "$Seen_by_bot"}, {"\\Answered", "\\Seen"}, {"NotSeen"}, set()):
+            store.add_bytes(inbox, b"Subject: x\r\n\r\nx\r\n", flags=flags)
+        ((_, total, unread),) = store.folder_counts()
+    assert (total, unread) == (4, 3)

@@ -107,6 +107,10 @@ def test_queue_writes_to_the_outbox_and_a_reply_records_what_it_answers(tmp_path
     saved = out.queue(start, "work", draft, as_draft=True)
     assert Outbox.open(paths).get(saved.id).state.value == "draft"
     assert out.pending() == 2
+    lines = dict(out.outbox_lines())
+    assert lines[queued.id].startswith("queued    Re: plan  to ann@example.org")
+    assert out.drop(saved.id) == "Re: plan"
+    assert out.pending() == 1
 
 
 def _report(state: str, rows: list[tuple[str, str, str | None]], error: str = "") -> SendReport:

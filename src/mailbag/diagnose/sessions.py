@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import AuthError, MailbagError, NetworkError, ProtocolError
-from mailbag.protocols.stream import LineStream
+from mailbag.protocols.imap import ImapClient
+from mailbag.protocols.pop3 import Pop3Client
+from mailbag.protocols.smtp import SmtpClient
+from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint
 
@@ -104,21 +107,50 @@ def _mechanisms(capabilities: frozenset[str] | set[str], prefix: str) -> list[st
 SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "inbox.sent")
 
 
-class ImapSession:
+Client = TypeVar("Client", bound=StreamClient)
+
+
+class _Adapter(Generic[Client]):
+    """What the adapters share: the socket the test connected (the client adopts it at
+    the greeting), the TLS socket after STARTTLS, and a goodbye that cannot hang."""
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint, client: Client) -> None:
+        self._sock: socket.socket | None = sock
+        self.client = client
+        self.endpoint = endpoint
+
+    def _adopt(self) -> socket.socket:
+        sock, self._sock = self._sock, None
+        assert sock is not None, "greeted twice"
+        return sock
+
+    def _tls_sock(self) -> ssl.SSLSocket:
+        sock = self.client.stream.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        return sock
+
+    def close(self, *, polite: bool = True) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        live = _live_sock(self.client)
+        if polite and self.client.greeting is not None and live is not None:
+            _shorten_timeout(live)
+            self.client.goodbye()
+        else:
+            self.client.close()
+
+
+class ImapSession(_Adapter[ImapClient]):
     """The account test's view of an `ImapClient`."""
 
     refreshes = True
 
     def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
-        from mailbag.protocols.imap import ImapClient
-
-        self._sock: socket.socket | None = sock
-        self.client = ImapClient(endpoint, transcript)
-        self.endpoint = endpoint
+        super().__init__(sock, endpoint, ImapClient(endpoint, transcript))
 
     def greet(self) -> str:
-        sock, self._sock = self._sock, None
-        return self.client.connect(sock).text
+        return self.client.connect(self._adopt()).text
 
     def capabilities(self) -> list[str]:
         return sorted(self.client.capability())
@@ -128,9 +160,7 @@ class ImapSession:
 
     def starttls(self) -> ssl.SSLSocket:
         self.client.starttls()
-        sock = self.client.stream.sock
-        assert isinstance(sock, ssl.SSLSocket)
-        return sock
+        return self._tls_sock()
 
     def login_mechanisms(self) -> list[str]:
         caps = self.client.capabilities
@@ -191,19 +221,8 @@ class ImapSession:
                 return True
         return False
 
-    def close(self, *, polite: bool = True) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        live = _live_sock(self.client)
-        if polite and self.client.greeting is not None and live is not None:
-            _shorten_timeout(live)
-            self.client.logout()
-        else:
-            self.client.close()
 
-
-class Pop3Session:
+class Pop3Session(_Adapter[Pop3Client]):
     """The account test's view of a `Pop3Client`. POP3 sees new mail only in a new
     session, so `refreshes` is False and the test reconnects to look again."""
 
@@ -212,15 +231,10 @@ class Pop3Session:
     NEWEST = 25
 
     def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
-        from mailbag.protocols.pop3 import Pop3Client
-
-        self._sock: socket.socket | None = sock
-        self.client = Pop3Client(endpoint, transcript)
-        self.endpoint = endpoint
+        super().__init__(sock, endpoint, Pop3Client(endpoint, transcript))
 
     def greet(self) -> str:
-        sock, self._sock = self._sock, None
-        return str(self.client.connect(sock))
+        return str(self.client.connect(self._adopt()))
 
     def capabilities(self) -> list[str]:
         caps = self.client.capa()
@@ -233,9 +247,7 @@ class Pop3Session:
 
     def starttls(self) -> ssl.SSLSocket:
         self.client.stls()
-        sock = self.client.stream.sock
-        assert isinstance(sock, ssl.SSLSocket)
-        return sock
+        return self._tls_sock()
 
     def _sasl(self) -> list[str]:
         return sorted(m.upper() for m in self.client.capabilities.get("SASL", []))
@@ -279,31 +291,15 @@ class Pop3Session:
     def find_in_sent(self, message_id: str) -> bool | None:
         return None  # POP3 has no Sent folder to look at
 
-    def close(self, *, polite: bool = True) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        live = _live_sock(self.client)
-        if polite and self.client.greeting is not None and live is not None:
-            _shorten_timeout(live)
-            self.client.quit()
-        else:
-            self.client.close()
 
-
-class SmtpSession:
+class SmtpSession(_Adapter[SmtpClient]):
     """The account test's view of an `SmtpClient`."""
 
     def __init__(self, sock: socket.socket, endpoint: Endpoint, transcript: Transcript) -> None:
-        from mailbag.protocols.smtp import SmtpClient
-
-        self._sock: socket.socket | None = sock
-        self.client = SmtpClient(endpoint, transcript)
-        self.endpoint = endpoint
+        super().__init__(sock, endpoint, SmtpClient(endpoint, transcript))
 
     def greet(self) -> str:
-        sock, self._sock = self._sock, None
-        greeting = self.client.connect(sock)
+        greeting = self.client.connect(self._adopt())
         self.client.ehlo()
         return str(greeting)
 
@@ -320,9 +316,7 @@ class SmtpSession:
 
     def starttls(self) -> ssl.SSLSocket:
         self.client.starttls()
-        sock = self.client.stream.sock
-        assert isinstance(sock, ssl.SSLSocket)
-        return sock
+        return self._tls_sock()
 
     def login_mechanisms(self) -> list[str]:
         return sorted(self.client.auth_mechanisms)
@@ -346,17 +340,6 @@ class SmtpSession:
                 exc.fields["cause"] = cause
             raise
         return str(result.reply) if result.reply is not None else "accepted"
-
-    def close(self, *, polite: bool = True) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        live = _live_sock(self.client)
-        if polite and self.client.greeting is not None and live is not None:
-            _shorten_timeout(live)
-            self.client.quit()
-        else:
-            self.client.close()
 
 
 def smtp_refusal_cause(exc: MailbagError) -> str | None:

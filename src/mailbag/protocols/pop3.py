@@ -383,7 +383,7 @@ class Pop3Client(StreamClient):
             self.close()
         return reply.ok
 
-    def _goodbye(self) -> None:
+    def goodbye(self) -> None:
         self.quit()
 
     # --- wire ------------------------------------------------------------------------------

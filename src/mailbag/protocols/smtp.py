@@ -483,7 +483,7 @@ class SmtpClient(StreamClient):
         finally:
             self.close()
 
-    def _goodbye(self) -> None:
+    def goodbye(self) -> None:
         self.quit()
 
     # --- wire ------------------------------------------------------------------------------

@@ -261,6 +261,8 @@ class StreamClient:
 
     endpoint: Endpoint
     _stream: LineStream | None
+    #: the server's greeting once read (each protocol has its own reply type)
+    greeting: object | None
     #: how this protocol upgrades a plain connection, for the no-TLS hint
     _upgrade_hint = "call starttls() first (security 'starttls') or use implicit TLS"
 
@@ -330,7 +332,7 @@ class StreamClient:
             self._stream.close()
             self._stream = None
 
-    def _goodbye(self) -> None:
+    def goodbye(self) -> None:
         """The protocol's polite end (LOGOUT, QUIT); subclasses say which."""
         self.close()
 
@@ -341,6 +343,6 @@ class StreamClient:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         if t is None:
-            self._goodbye()
+            self.goodbye()
         else:
             self.close()

@@ -23,7 +23,7 @@ from textual.widgets.tree import TreeNode
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.textsafe import clean_terminal
-from mailbag.tui.compose import open_compose
+from mailbag.tui.compose import open_compose, open_outbox
 from mailbag.tui.message_list import MessageList, header_line
 from mailbag.tui.outgoing import Outgoing
 from mailbag.tui.screens import (
@@ -78,6 +78,7 @@ class MailbagApp(App[None]):
         Binding("a", "reply_all", "reply all"),
         Binding("f", "forward", "forward"),
         Binding("e", "edit_draft", "edit draft", show=False),
+        Binding("o", "outbox", "outbox", show=False),
         Binding("escape", "leave_search", show=False),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
@@ -525,6 +526,9 @@ class MailbagApp(App[None]):
 
     def action_edit_draft(self) -> None:
         open_compose(self, "draft")
+
+    def action_outbox(self) -> None:
+        open_outbox(self)
 
     def action_sync(self) -> None:
         self.status("syncing ...")

@@ -44,7 +44,15 @@ if TYPE_CHECKING:
     from mailbag.message.compose import Attachment
     from mailbag.tui.app import MailbagApp
 
-__all__ = ["AddressSuggester", "AttachPicker", "ComposeScreen", "open_compose", "send_queued"]
+__all__ = [
+    "AddressSuggester",
+    "AttachPicker",
+    "ComposeScreen",
+    "OutboxScreen",
+    "open_compose",
+    "open_outbox",
+    "send_queued",
+]
 
 TITLES: dict[Kind, str] = {
     "new": "New message",
@@ -178,6 +186,71 @@ class DiscardPrompt(ModalScreen[str | None]):
         self.dismiss(None if event.button.id == "keep" else event.button.id)
 
     def action_keep(self) -> None:
+        self.dismiss(None)
+
+
+class OutboxScreen(ModalScreen[tuple[str, str] | None]):
+    """What waits in the outbox (queued, failed, uncertain, drafts not yet saved):
+    `r` sends one again now, `d` drops it for good."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        ("escape", "close", "close"),
+        ("r", "retry", "send again"),
+        ("d", "drop", "drop"),
+    ]
+
+    def __init__(self, outgoing: Outgoing) -> None:
+        super().__init__()
+        self.outgoing = outgoing
+        self.ids: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Outbox", classes="title")
+            yield OptionList(id="outbox-list")
+            yield Static("r: send again now   d: drop for good   Esc: close", id="outbox-help")
+
+    def on_mount(self) -> None:
+        self._fill()
+
+    def _fill(self) -> None:
+        options = self.query_one("#outbox-list", OptionList)
+        options.clear_options()
+        lines = self.outgoing.outbox_lines()
+        self.ids = [rid for rid, _ in lines]
+        for _, line in lines:
+            options.add_option(_escape(line))
+        if not lines:
+            options.add_option("the outbox is empty")
+        options.highlighted = 0
+        options.focus()
+
+    def _chosen(self) -> str | None:
+        index = self.query_one("#outbox-list", OptionList).highlighted
+        if index is None or index >= len(self.ids):
+            return None
+        return self.ids[index]
+
+    def action_retry(self) -> None:
+        rid = self._chosen()
+        if rid is not None:
+            self.dismiss(("retry", rid))
+
+    def action_drop(self) -> None:
+        rid = self._chosen()
+        if rid is None:
+            return
+        try:
+            subject = self.outgoing.drop(rid)
+        except MailbagError as exc:
+            self.query_one("#outbox-help", Static).update(_escape(_message(exc)))
+            return
+        self.query_one("#outbox-help", Static).update(
+            _escape(clean_terminal(f"dropped {subject or '(no subject)'!r}"))
+        )
+        self._fill()
+
+    def action_close(self) -> None:
         self.dismiss(None)
 
 
@@ -522,6 +595,25 @@ def open_compose(app: MailbagApp, kind: Kind) -> None:
         send_queued(app, outgoing, [q.id])
 
     app.push_screen(ComposeScreen(outgoing, start), done)
+
+
+def open_outbox(app: MailbagApp) -> None:
+    """Show the outbox; a message chosen for `r` is queued again and sent now."""
+    outgoing = Outgoing(app.view.paths)
+
+    def done(result: tuple[str, str] | None) -> None:
+        if result is None:
+            return
+        _, rid = result
+        try:
+            outgoing.retry(rid)
+        except MailbagError as exc:
+            app.status(_message(exc))
+            return
+        app.status("sending again ...")
+        send_queued(app, outgoing, [rid])
+
+    app.push_screen(OutboxScreen(outgoing), done)
 
 
 def send_queued(app: MailbagApp, outgoing: Outgoing, ids: list[str]) -> None:

@@ -252,6 +252,37 @@ class Outgoing:
             return [f"outbox: {exc.message}"]
         return [summarize(r) for r in result.reports]
 
+    def outbox_lines(self) -> list[tuple[str, str]]:
+        """(id, one line) for each message in the outbox: state, subject, recipients, error."""
+        from mailbag.store.outbox import Outbox
+
+        out = []
+        for r in Outbox.open(self.paths).records():
+            everyone = [*r.delivered, *r.recipients, *(x["address"] for x in r.rejected)]
+            to = ", ".join(everyone) or "(no recipient)"
+            line = f"{r.state.value:<9} {r.subject or '(no subject)'}  to {to}"
+            if r.last_error:
+                line += f"  ({r.last_error.get('message', '')})"
+            out.append((r.id, clean_terminal(line)))
+        return out
+
+    def retry(self, record_id: str) -> None:
+        """Queue a failed or uncertain message again (sent by the next flush)."""
+        from mailbag.store.outbox import Outbox, OutboxState
+        from mailbag.sync.outbox import retry
+
+        outbox = Outbox.open(self.paths)
+        if outbox.get(record_id).state in (OutboxState.QUEUED, OutboxState.DRAFT):
+            return  # already due: the flush that follows sends it
+        retry(outbox, record_id)
+
+    def drop(self, record_id: str) -> str:
+        """Remove a message from the outbox for good; returns its subject."""
+        from mailbag.store.outbox import Outbox
+        from mailbag.sync.outbox import drop
+
+        return drop(Outbox.open(self.paths), record_id).subject
+
     def pending(self) -> int:
         """Messages waiting in the outbox (queued, or drafts not yet saved to Drafts)."""
         from mailbag.store.outbox import Outbox, OutboxState

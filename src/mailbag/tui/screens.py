@@ -33,6 +33,7 @@ KEYS = [
     ("r / a", "reply / reply to all"),
     ("f", "forward (with its attachments)"),
     ("e", "edit a draft (in Drafts) and send or save it again"),
+    ("o", "outbox: what waits to be sent (r send again, d drop)"),
     ("s", "flag / unflag"),
     ("u", "mark read / unread"),
     ("m", "move to a folder"),

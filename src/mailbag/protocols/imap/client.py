@@ -410,7 +410,7 @@ class ImapClient(StreamClient):
         finally:
             self.close()
 
-    def _goodbye(self) -> None:
+    def goodbye(self) -> None:
         self.logout()
 
     # --- mailboxes -----------------------------------------------------------------
