@@ -319,3 +319,43 @@ def test_a_reply_arriving_joins_its_conversation(browse_sandbox: Sandbox, tmp_pa
             assert _label(app, "INBOX") == (inbox[0] + 1, inbox[1] + 1)
 
     asyncio.run(scenario())
+
+
+def test_move_and_delete_take_a_folded_conversation(
+    browse_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    paths = _home(tmp_path, browse_sandbox)
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, poll_seconds=0, push=False)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await _wait(pilot, lambda: len(app.model) >= 5)
+            inbox = _label(app, "INBOX")
+            await pilot.press("t")
+            await _wait(pilot, lambda: app.model.threaded)
+            thread = app.model.thread_at(0)
+            assert thread is not None and thread.size >= 3
+            await pilot.press("m")
+            await pilot.pause()
+            options = app.screen.query_one("#folders", OptionList)
+            names = [
+                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+            ]
+            await pilot.press(*["down"] * names.index("Archive"), "enter")
+            await pilot.pause()
+            assert _label(app, "Archive") == (thread.size, thread.unread)
+            assert _label(app, "INBOX") == (inbox[0] - thread.size, inbox[1] - thread.unread)
+            assert "Re: plan" not in _subjects(app) and "plan" not in _subjects(app)
+            assert "whole conversation" in str(app.query_one("#status", Static).render())
+
+            await pilot.press("left", "t")  # flat: single messages move one by one
+            first = app.model.row(0)
+            await pilot.press("d")
+            assert _label(app, "Trash") == (1, 1 if first.unread else 0)
+            assert app.model.index_of(first.id) is None
+
+            fresh = {(r.account, r.name): (r.total, r.unread) for r in app.view.folders()}
+            for name in ("INBOX", "Archive", "Trash"):
+                assert fresh[("home", name)] == _label(app, name)
+
+    asyncio.run(scenario())

@@ -129,3 +129,15 @@ def test_unfolded_conversations_stay_unfolded_after_regrouping() -> None:
     new.unfold_like(old)
     assert new.entries == [11, 9, 5, 2, 10, 8, 7]
     assert new.expanded == {11}
+
+
+def test_a_folded_conversation_leaves_at_once() -> None:
+    fetch = Fetcher()
+    model = _model(fetch)
+    model.expand(2)  # 7 unfolded: [9, 8, 7, 3]
+    model.remove_conversation(0)
+    assert model.entries == [8, 7, 3] and 9 not in model.heads
+    model.remove_conversation(1)  # an unfolded one goes with its children
+    assert model.entries == [8] and not model.children and not model.expanded
+    model.remove_conversation(0)  # a single message
+    assert model.entries == []

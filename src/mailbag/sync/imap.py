@@ -530,8 +530,12 @@ def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
         and status.uidvalidity == folder.uidvalidity
         and status.uidnext == folder.uidnext
         and status.messages == folder.messages
-        and status.highestmodseq is not None
-        and status.highestmodseq == folder.highestmodseq
+        and (
+            status.highestmodseq == folder.highestmodseq
+            if status.highestmodseq is not None
+            # without CONDSTORE flags can change unseen, except in an empty folder
+            else status.messages == 0
+        )
     )
 
 

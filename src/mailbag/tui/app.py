@@ -22,6 +22,7 @@ from textual.widgets.tree import TreeNode
 
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
+from mailbag.store.listing import ThreadSummary
 from mailbag.textsafe import clean_terminal
 from mailbag.tui.compose import open_compose, open_outbox
 from mailbag.tui.message_list import MessageList, header_line
@@ -435,52 +436,80 @@ class MailbagApp(App[None]):
     def action_toggle_seen(self) -> None:
         self._flag("\\Seen")
 
-    def action_delete(self) -> None:
+    def _acting_on(self) -> tuple[MessageRow, ThreadSummary | None] | None:
+        """The message under the cursor, and its conversation when that is folded: a
+        folded conversation is one line, so `m` and `d` take all of it."""
         row = self.selected()
         if row is None:
+            return None
+        lst = self.message_list
+        thread = lst.model.thread_at(lst.cursor)
+        if thread is not None and lst.model.is_expanded(lst.cursor):
+            thread = None
+        return row, thread
+
+    def action_delete(self) -> None:
+        acting = self._acting_on()
+        if acting is None:
             return
+        row, thread = acting
+        ids = [str(i) for i in thread.ids] if thread is not None else [row.id]
         try:
-            trash = self.view.delete(row.id)
+            trash = self.view.delete(*ids)
         except MailbagError as exc:
             self.status(exc.message)
+            self.refresh_folders()  # some may have gone before the error
             return
-        self._drop_row(row.id)
-        self._moved(row, trash)
-        if trash is None:
-            self.status("deleted for good (the next sync applies it on the server)")
-        else:
-            self.status(f"moved to {trash} (the next sync applies it on the server)")
+        self._gone(row, thread, trash)
+        what = f"{len(ids)} messages (the whole conversation)" if thread is not None else ""
+        where = "deleted for good" if trash is None else f"moved to {trash}"
+        self.status(f"{what + ' ' if what else ''}{where} (the next sync applies it on the server)")
 
     def action_move(self) -> None:
-        row = self.selected()
-        if row is None or self.current is None:
+        acting = self._acting_on()
+        if acting is None or self.current is None:
             return
+        row, thread = acting
         account, here = self.current
         choices = [f for f in self.view.folder_names(account) if f != here]
+        ids = [str(i) for i in thread.ids] if thread is not None else [row.id]
 
         def done(target: str | None) -> None:
             if target is None:
                 return
             try:
-                self.view.move(row.id, target)
+                self.view.move(target, *ids)
             except MailbagError as exc:
                 self.status(exc.message)
+                self.refresh_folders()
                 return
-            self._drop_row(row.id)
-            self._moved(row, target)
-            self.status(f"moved to {target} (the next sync applies it on the server)")
+            self._gone(row, thread, target)
+            what = f"{len(ids)} messages (the whole conversation) " if thread is not None else ""
+            self.status(f"{what}moved to {target} (the next sync applies it on the server)")
 
         self.push_screen(FolderPicker(choices), done)
 
-    def _moved(self, row: MessageRow, target: str | None) -> None:
+    def _gone(self, row: MessageRow, thread: ThreadSummary | None, target: str | None) -> None:
+        """The message (or folded conversation) left this folder for `target`."""
+        if thread is None:
+            self._drop_row(row.id)
+            total, unread = 1, 1 if row.unread else 0
+        else:
+            index = self._index_of(row.id)
+            if index is not None:
+                self.model.remove_conversation(index)
+                self.message_list.changed()
+            if self.reading is not None and int(self.reading.id) in thread.ids:
+                self._show_body("")
+                self.reading = None
+            total, unread = thread.size, thread.unread
         if self.current is None or self.searching is not None:
             self.refresh_folders()
             return
         account, here = self.current
-        unread = 1 if row.unread else 0
-        self._count(account, here, -1, -unread)
+        self._count(account, here, -total, -unread)
         if target is not None:
-            self._count(account, target, 1, unread)
+            self._count(account, target, total, unread)
 
     def action_search(self) -> None:
         def done(query: str | None) -> None:

@@ -211,6 +211,18 @@ class ListModel:
         del self.entries[head + 1 : head + len(thread.ids)]
         return head
 
+    def remove_conversation(self, index: int) -> None:
+        """The whole conversation headed by line `index` left this folder."""
+        thread = self.thread_at(index)
+        if thread is None:
+            self.remove(index)
+            return
+        self.collapse(index)
+        del self.heads[thread.ids[0]]
+        del self.entries[index]
+        for message in thread.ids:
+            self._rows.pop(message, None)
+
     def unfold_like(self, old: ListModel) -> None:
         """Unfold the conversations that were unfolded in `old` (the same folder, regrouped)."""
         if not old.expanded:
@@ -463,20 +475,24 @@ class MailView:
             name = flag.lstrip("\\").lower()
             return _row(apply_flag_changes(store, message, [sign + name]))
 
-    def delete(self, message_id: str) -> str | None:
+    def delete(self, *message_ids: str) -> str | None:
         """To Trash (returns its name), or for good when already there (returns None)."""
         from mailbag.store.actions import delete
 
+        where = None
         with self._store() as store:
-            moved = delete(store, store.lookup(message_id))
-        return None if moved is None else moved.folder
+            for message_id in message_ids:
+                moved = delete(store, store.lookup(message_id))
+                where = None if moved is None else moved.folder
+        return where
 
-    def move(self, message_id: str, folder: str) -> None:
+    def move(self, folder: str, *message_ids: str) -> None:
         from mailbag.store.actions import find_target_folder
 
         with self._store() as store:
-            message = store.lookup(message_id)
-            store.move(message, find_target_folder(store, message.account, folder))
+            for message_id in message_ids:
+                message = store.lookup(message_id)
+                store.move(message, find_target_folder(store, message.account, folder))
 
     def folder_names(self, account: str) -> list[str]:
         with self._store() as store:
