@@ -8,11 +8,13 @@ mailbag's own clients have their own tests.
 from __future__ import annotations
 
 import imaplib
+import os
 import poplib
 import smtplib
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 
@@ -243,3 +245,32 @@ def test_a_port_taken_meanwhile_is_replaced_at_start() -> None:
                 assert imap.uids("INBOX") == []
     finally:
         squatter.close()
+
+
+def test_dovecot_stops_when_its_starter_is_killed(tmp_path: Path) -> None:
+    """A test run killed by a timeout or SIGKILL skips clean-up: its Dovecot must not
+    stay behind holding ports."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "from mailbag.sandbox import Sandbox\n"
+        f"sb = Sandbox({str(tmp_path)!r}, services={{'imap'}}).start()\n"
+        "print(sb.dovecot._proc.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert child.returncode == -9, child.stderr
+    pid = int(child.stdout.split()[0])
+    deadline = time.monotonic() + 30  # Dovecot takes a few seconds to wind down
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    raise AssertionError(f"Dovecot {pid} outlived the process that started it")

@@ -361,7 +361,7 @@ timeout_msecs = 5000
             self._write_config()
         log = (self.root / "log" / "master.out").open("ab")
         self._proc = subprocess.Popen(
-            [str(self.binary), "-F", "-c", str(self.config_file)],
+            [*_die_with_parent(), str(self.binary), "-F", "-c", str(self.config_file)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -465,3 +465,12 @@ service {proto}-login {{
     ssl = yes
   }}
 }}"""
+
+
+def _die_with_parent() -> list[str]:
+    """A prefix that makes Dovecot stop when the process that started it dies, even
+    by SIGKILL or a timeout that skips clean-up (otherwise it would keep its ports
+    and files for good). util-linux's `setpriv --pdeathsig` sets the kernel's
+    parent-death signal for the process it runs, where there is one (Linux)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
