@@ -176,6 +176,7 @@ def test_edit_keeps_the_stored_password_and_replaces_the_account(
     assert account.smtp.username == user and account.smtp.secret == iref
     assert account.display_name == "Home Mail"  # what the form does not show is kept
     assert memory_keyring.store[("mailbag", iref.key)] == sb.password("carol")
+    assert ("mailbag", sref.key) not in memory_keyring.store  # the unused one is gone
 
 
 def test_security_none_needs_a_confirmation(
@@ -241,3 +242,47 @@ def test_security_none_needs_a_confirmation(
     asyncio.run(scenario())
     account = load_config(paths).accounts[sb.address("bob")]
     assert account.incoming.security is Security.NONE
+
+
+def test_e_edits_the_account_of_the_folder_under_the_cursor(tmp_path: Path) -> None:
+    from textual.widgets import Tree
+
+    from mailbag.store.index import Store
+
+    paths = _paths(tmp_path)
+    secret = SecretRef(SecretSource.COMMAND, "echo not-used")
+    for name in ("home", "work"):
+        user = f"{name}@example.org"
+        save_account(
+            paths,
+            Account(
+                name=name,
+                email=user,
+                protocol=Protocol.IMAP,
+                incoming=Server(f"imap.{name}.example", 993, Security.SSL, user, secret=secret),
+                smtp=SmtpServer(f"smtp.{name}.example", 465, Security.SSL, user, secret=secret),
+            ),
+        )
+        with Store.open(paths) as store:
+            store.folder(name, "INBOX", role="inbox")
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, poll_seconds=0, sync_on_start=False, push=False)
+        async with app.run_test(size=(140, 50)) as pilot:
+            await pilot.pause()
+            tree = app.query_one("#folders", Tree)
+            for name in ("work", "home"):
+                tree.move_cursor(app._folder_nodes[(name, "INBOX")])
+                await pilot.pause()
+                await pilot.press("E")
+                await pilot.pause()
+                dialog = app.screen
+                assert isinstance(dialog, AccountDialog)
+                assert f"Edit account {name}" in str(dialog.query_one(".title").render())
+                assert dialog.query_one("#in-host", Input).value == f"imap.{name}.example"
+                assert dialog.query_one("#password", Input).value == ""
+                await pilot.press("escape")
+                await pilot.pause()
+                assert not isinstance(app.screen, AccountDialog)
+
+    asyncio.run(scenario())

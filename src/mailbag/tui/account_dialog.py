@@ -352,7 +352,7 @@ class AccountDialog(ModalScreen[str | None]):
     def _save(self) -> None:
         from mailbag.config import load_config, save_account
         from mailbag.config.model import SecretSource
-        from mailbag.config.secrets import store_secret
+        from mailbag.config.secrets import delete_secret, store_secret
         from mailbag.errors import MailbagError
 
         account = self.tested
@@ -372,6 +372,12 @@ class AccountDialog(ModalScreen[str | None]):
                     store_secret(ref, secret)
             first = not load_config(self.view.paths).accounts
             save_account(self.view.paths, account, make_default=first)
+            old = self.existing
+            if old is not None and old.smtp.secret not in (
+                account.smtp.secret,
+                old.incoming.secret,
+            ):
+                delete_secret(old.smtp.secret)  # its own SMTP password is no longer used
         except MailbagError as exc:
             message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))
             self.query_one("#steps", Static).update(f"[red]{message}[/]")
