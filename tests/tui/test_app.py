@@ -19,8 +19,8 @@ from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
+from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.app import MailbagApp
-from mailbag.tui.screens import AccountDialog
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from mailbag.diagnose import StepResult, StepStatus
 from mailbag.paths import Paths
 from mailbag.sandbox.sample import make_message
 from mailbag.store.index import Store
+from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.app import MailbagApp
-from mailbag.tui.screens import AccountDialog
 
 SIZE = (120, 36)
 

@@ -24,11 +24,11 @@ from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.store.listing import ThreadSummary
 from mailbag.textsafe import clean_terminal
+from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.compose import open_compose, open_outbox
 from mailbag.tui.message_list import MessageList, header_line
 from mailbag.tui.outgoing import Outgoing
 from mailbag.tui.screens import (
-    AccountDialog,
     AttachmentsScreen,
     FolderPicker,
     HelpScreen,
@@ -72,6 +72,7 @@ class MailbagApp(App[None]):
         Binding("m", "move", "move"),
         Binding("d", "delete", "delete"),
         Binding("A", "add_account", "add account"),
+        Binding("E", "edit_account", "edit account", show=False),
         Binding("t", "toggle_threads", "threads"),
         Binding("v", "attachments", "attachments"),
         Binding("c", "compose", "compose"),
@@ -540,6 +541,39 @@ class MailbagApp(App[None]):
 
         self.push_screen(AccountDialog(self.view), done)
 
+    def _selected_account(self) -> str | None:
+        """The account of the folder under the tree's cursor, else the open folder's,
+        else the only account."""
+        node = self.query_one("#folders", Tree).cursor_node
+        while node is not None and node.data is None and node.children:
+            node = node.children[0]  # an account's own node: its first folder
+        if node is not None and node.data is not None:
+            return str(node.data.account)
+        if self.current is not None:
+            return self.current[0]
+        names = [a.name for a in self.view.accounts()]
+        return names[0] if len(names) == 1 else None
+
+    def action_edit_account(self) -> None:
+        from mailbag.errors import MailbagError
+
+        try:
+            accounts = {a.name: a for a in self.view.accounts()}
+        except MailbagError as exc:
+            self.status(exc.message)
+            return
+        name = self._selected_account()
+        if name is None or name not in accounts:
+            self.status("select a folder of the account to edit first")
+            return
+
+        def done(saved: str | None) -> None:
+            if saved:
+                self.status(f"account {saved} saved; syncing ...")
+                self.action_sync()
+
+        self.push_screen(AccountDialog(self.view, accounts[name]), done)
+
     # compose, reply, reply all, forward: mailbag.tui.compose
     def action_compose(self) -> None:
         open_compose(self, "new")
@@ -590,6 +624,9 @@ class MailbagApp(App[None]):
             "Edit draft", "continue the highlighted draft (e)", self.action_edit_draft
         )
         yield SystemCommand("Add account", "find settings, test, save", self.action_add_account)
+        yield SystemCommand(
+            "Edit account", "change the selected folder's account (E)", self.action_edit_account
+        )
         yield SystemCommand(
             "Threads on/off", "group the list by conversation", self.action_toggle_threads
         )

@@ -1,23 +1,21 @@
-"""Dialogs of the interactive client: help, folder picker, search, and the
-account dialog with its live "Test Account Settings"."""
+"""Dialogs of the interactive client: help, folder picker, search (the account
+dialog is in mailbag.tui.account_dialog)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 
 from mailbag.textsafe import clean_terminal
 
 if TYPE_CHECKING:
-    from mailbag.config.model import Account
-    from mailbag.diagnose import StepResult
     from mailbag.tui.view import AttachmentRow, MailView
 
 KEYS = [
@@ -210,204 +208,3 @@ class SearchPrompt(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-
-SECURITY = [("SSL/TLS", "ssl"), ("STARTTLS", "starttls"), ("None (insecure)", "none")]
-MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
-
-
-class AccountDialog(ModalScreen[str | None]):
-    """Address -> discovery -> IMAP or POP -> password -> Test Account Settings -> Save."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "cancel")]
-
-    def __init__(self, view: MailView) -> None:
-        super().__init__()
-        self.view = view
-        self.tested: Account | None = None
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="account-dialog"):
-            yield Label("Add an account", classes="title")
-            yield Input(placeholder="you@example.com", id="email")
-            yield Input(placeholder="password or app password", password=True, id="password")
-            yield Button("Find settings", id="discover")
-            yield Static("", id="found")
-            with Horizontal(classes="row"):
-                yield Label("Incoming", classes="rowlabel")
-                yield Select(
-                    [
-                        ("IMAP: mail stays on the server, for several devices", "imap"),
-                        ("POP3: download to this computer", "pop3"),
-                    ],
-                    value="imap",
-                    id="protocol",
-                    allow_blank=False,
-                )
-            with Horizontal(classes="row"):
-                yield Label("  server", classes="rowlabel")
-                yield Input(placeholder="imap.example.com", id="in-host", classes="host")
-                yield Input(placeholder="993", id="in-port", classes="port")
-                yield Select(SECURITY, value="ssl", id="in-sec", allow_blank=False)
-            with Horizontal(classes="row"):
-                yield Label("Outgoing", classes="rowlabel")
-                yield Input(placeholder="smtp.example.com", id="out-host", classes="host")
-                yield Input(placeholder="465", id="out-port", classes="port")
-                yield Select(SECURITY, value="ssl", id="out-sec", allow_blank=False)
-            with Horizontal(classes="row"):
-                yield Label("CA file", classes="rowlabel")
-                yield Input(placeholder="only for a private server's own CA", id="ca-file")
-            with Horizontal(classes="buttons"):
-                yield Button("Test Account Settings", id="test", variant="primary")
-                yield Button("Save", id="save", disabled=True)
-                yield Button("Cancel", id="cancel")
-            yield Static("", id="steps")
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
-
-    def _value(self, widget_id: str) -> str:
-        return self.query_one(f"#{widget_id}", Input).value.strip()
-
-    @on(Button.Pressed, "#discover")
-    def _discover(self) -> None:
-        email = self._value("email")
-        if "@" not in email:
-            self.query_one("#found", Static).update("[red]enter your email address first[/]")
-            return
-        self.query_one("#found", Static).update(f"looking up the settings for {email} ...")
-        self._run_discovery(email)
-
-    @work(thread=True, exclusive=True, group="discover")
-    def _run_discovery(self, email: str) -> None:
-        from mailbag.autoconfig import discover
-        from mailbag.errors import MailbagError
-
-        try:
-            found = discover(email)
-        except MailbagError as exc:
-            self.app.call_from_thread(self._show_found, None, exc.message)
-            return
-        self.app.call_from_thread(self._show_found, found, None)
-
-    def _show_found(self, found: Any, error: str | None) -> None:
-        out = self.query_one("#found", Static)
-        if found is None or found.incoming is None:
-            problems = error or "; ".join(found.problems if found else []) or "nothing found"
-            out.update(f"[yellow]{clean_terminal(problems)}[/]: enter the servers by hand below")
-            return
-        lines = []
-        for cand, prefix in ((found.incoming, "in"), (found.smtp, "out")):
-            if cand is None:
-                continue
-            self.query_one(f"#{prefix}-host", Input).value = cand.host
-            self.query_one(f"#{prefix}-port", Input).value = str(cand.port)
-            self.query_one(f"#{prefix}-sec", Select).value = cand.security.value
-            if prefix == "in":
-                self.query_one("#protocol", Select).value = cand.protocol
-            lines.append(
-                f"{cand.protocol:<5} {cand.host}:{cand.port} {cand.security.value} "
-                f"(from {cand.source.value})"
-            )
-            lines += [f"  note: {n}" for n in cand.notes]
-        out.update(clean_terminal("\n".join(lines), keep_newlines=True))
-
-    def _account(self) -> Account:
-        from pathlib import Path
-
-        from mailbag.config.model import (
-            Account,
-            Protocol,
-            SecretRef,
-            SecretSource,
-            Server,
-            SmtpServer,
-        )
-        from mailbag.config.schema import keyring_key
-        from mailbag.errors import ConfigError
-        from mailbag.protocols.transport import Security
-
-        email = self._value("email")
-        name = email
-        try:
-            in_port = int(self._value("in-port") or 0)
-            out_port = int(self._value("out-port") or 0)
-        except ValueError as exc:
-            raise ConfigError("ports must be numbers") from exc
-        in_sec = Security(str(self.query_one("#in-sec", Select).value))
-        out_sec = Security(str(self.query_one("#out-sec", Select).value))
-        if Security.NONE in (in_sec, out_sec):
-            raise ConfigError(
-                "unencrypted connections are refused here",
-                hint="use `mailbag account add --insecure` if you really must",
-            )
-        ca = self._value("ca-file")
-        secret = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
-        return Account(
-            name=name,
-            email=email,
-            protocol=Protocol(str(self.query_one("#protocol", Select).value)),
-            incoming=Server(self._value("in-host"), in_port, in_sec, email, secret=secret),
-            smtp=SmtpServer(self._value("out-host"), out_port, out_sec, email, secret=secret),
-            ca_file=Path(ca) if ca else None,
-        )
-
-    @on(Button.Pressed, "#test")
-    def _test(self) -> None:
-        from mailbag.errors import MailbagError
-
-        steps = self.query_one("#steps", Static)
-        try:
-            account = self._account()
-        except MailbagError as exc:
-            steps.update(f"[red]{clean_terminal(exc.message)}[/]")
-            return
-        self.query_one("#save", Button).disabled = True
-        self._lines: list[str] = []
-        steps.update("testing ...")
-        self._run_test(account, self._value("password"))
-
-    @work(thread=True, exclusive=True, group="test")
-    def _run_test(self, account: Account, password: str) -> None:
-        def step(result: StepResult) -> None:
-            self.app.call_from_thread(self._show_step, result)
-
-        report = self.view.test_account(account, {"incoming": password}, step)
-        self.app.call_from_thread(self._tested, account, report.ok)
-
-    def _show_step(self, result: StepResult) -> None:
-        line = f"{MARK.get(result.status.value, '?')} {result.name:<18} {result.ms:>5.0f} ms  "
-        line += clean_terminal(result.detail)
-        if result.hint and result.status.value == "failed":
-            line += f"\n    [yellow]fix:[/] {clean_terminal(result.hint)}"
-        self._lines.append(line)
-        self.query_one("#steps", Static).update("\n".join(self._lines))
-
-    def _tested(self, account: Account, ok: bool) -> None:
-        self.tested = account if ok else None
-        self.query_one("#save", Button).disabled = not ok
-        verdict = "[green]all steps passed[/]" if ok else "[red]the test failed: see above[/]"
-        self._lines.append(verdict)
-        self.query_one("#steps", Static).update("\n".join(self._lines))
-
-    @on(Button.Pressed, "#save")
-    def _save(self) -> None:
-        from mailbag.config import load_config, save_account
-        from mailbag.config.secrets import store_secret
-        from mailbag.errors import MailbagError
-
-        if self.tested is None:
-            return
-        try:
-            store_secret(self.tested.incoming.secret, self._value("password"))
-            first = not load_config(self.view.paths).accounts
-            save_account(self.view.paths, self.tested, make_default=first)
-        except MailbagError as exc:
-            message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))
-            self.query_one("#steps", Static).update(f"[red]{message}[/]")
-            return
-        self.dismiss(self.tested.name)
