@@ -754,34 +754,7 @@ class Store:
         """`_insert` for a batch in one executemany, without Message objects (nothing
         is handed to hooks): a third of the per-message index cost."""
         now = time.time()
-        fid = folder.id
-        rows = []
-        for item in items:
-            env = item.envelope
-            flags = flags_text(item.flags)
-            rows.append(
-                (
-                    fid,
-                    item.uid,
-                    item.key,
-                    flags,
-                    flags if item.synced else None,
-                    item.size,
-                    item.internal_date,
-                    env.date,
-                    env.message_id,
-                    env.subject,
-                    env.from_addr,
-                    env.to_addrs,
-                    env.cc_addrs,
-                    env.in_reply_to,
-                    env.references,
-                    item.modseq,
-                    item.email_id,
-                    int(env.has_attachments),
-                    now,
-                )
-            )
+        rows = [_message_row(folder.id, item, now) for item in items]
         try:
             self.conn.executemany(_INSERT_MESSAGE, rows)
         except sqlite3.IntegrityError as exc:
@@ -791,32 +764,8 @@ class Store:
 
     def _insert(self, folder: Folder, item: NewMessage) -> Message:
         env = item.envelope
-        flags = flags_text(item.flags)
         try:
-            cur = self.conn.execute(
-                _INSERT_MESSAGE,
-                (
-                    folder.id,
-                    item.uid,
-                    item.key,
-                    flags,
-                    flags if item.synced else None,
-                    item.size,
-                    item.internal_date,
-                    env.date,
-                    env.message_id,
-                    env.subject,
-                    env.from_addr,
-                    env.to_addrs,
-                    env.cc_addrs,
-                    env.in_reply_to,
-                    env.references,
-                    item.modseq,
-                    item.email_id,
-                    int(env.has_attachments),
-                    time.time(),
-                ),
-            )
+            cur = self.conn.execute(_INSERT_MESSAGE, _message_row(folder.id, item, time.time()))
         except sqlite3.IntegrityError as exc:
             raise StoreError(
                 f"message {item.key} (UID {item.uid}) is already in folder {folder.name!r}: {exc}"
@@ -1181,3 +1130,30 @@ def _migrate(conn: sqlite3.Connection, index_file: Path) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _message_row(folder_id: int, item: NewMessage, now: float) -> tuple[object, ...]:
+    """The values `_INSERT_MESSAGE` takes for one new message."""
+    env = item.envelope
+    flags = flags_text(item.flags)
+    return (
+        folder_id,
+        item.uid,
+        item.key,
+        flags,
+        flags if item.synced else None,
+        item.size,
+        item.internal_date,
+        env.date,
+        env.message_id,
+        env.subject,
+        env.from_addr,
+        env.to_addrs,
+        env.cc_addrs,
+        env.in_reply_to,
+        env.references,
+        item.modseq,
+        item.email_id,
+        int(env.has_attachments),
+        now,
+    )
