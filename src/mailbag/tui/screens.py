@@ -38,6 +38,7 @@ KEYS = [
     ("d", "delete to Trash (a folded conversation: all of it)"),
     ("g", "get mail: sync every account now"),
     ("A", "add an account (with the account test)"),
+    ("E", "edit the account of the folder under the cursor"),
     ("Ctrl+P", "command palette"),
     ("?", "this help"),
     ("q", "quit"),
