@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Select, Static
 
-from mailbag.config import save_account
-from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
 from mailbag.paths import Paths
-from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.app import MailbagApp
+from tuitools import sandbox_home
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +30,7 @@ def tui_sandbox() -> Iterator[Sandbox]:
 
 
 def _home(tmp_path: Path, sb: Sandbox) -> Paths:
-    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
-    secret_file = tmp_path / "pw"
-    secret_file.write_text(sb.password("alice") + "\n")
-    secret = SecretRef(SecretSource.COMMAND, f"cat {secret_file}")
-    user = sb.address("alice")
-    account = Account(
-        name="work",
-        email=user,
-        protocol=Protocol.IMAP,
-        incoming=Server(sb.host, sb.ports.imaps, Security.SSL, user, secret=secret),
-        smtp=SmtpServer(sb.host, sb.smtps_port, Security.SSL, user, secret=secret),
-        ca_file=sb.ca_file,
-    )
-    save_account(paths, account, make_default=True)
-    return paths
+    return sandbox_home(tmp_path, sb, "alice", "work")
 
 
 async def _wait(pilot: object, check: object, timeout: float = 15.0) -> None:

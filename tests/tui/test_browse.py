@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, OptionList, Static
 
-from mailbag.config import save_account
-from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
 from mailbag.paths import Paths
-from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.message_list import FOLD_COLUMN
 from mailbag.tui.screens import AttachmentsScreen, HelpScreen
+from tuitools import sandbox_home
 
 USER = "carol"
 
@@ -62,21 +60,7 @@ def browse_sandbox() -> Iterator[Sandbox]:
 
 
 def _home(tmp_path: Path, sb: Sandbox) -> Paths:
-    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
-    secret_file = tmp_path / "pw"
-    secret_file.write_text(sb.password(USER) + "\n")
-    secret = SecretRef(SecretSource.COMMAND, f"cat {secret_file}")
-    user = sb.address(USER)
-    account = Account(
-        name="home",
-        email=user,
-        protocol=Protocol.IMAP,
-        incoming=Server(sb.host, sb.ports.imaps, Security.SSL, user, secret=secret),
-        smtp=SmtpServer(sb.host, sb.smtps_port, Security.SSL, user, secret=secret),
-        ca_file=sb.ca_file,
-    )
-    save_account(paths, account, make_default=True)
-    return paths
+    return sandbox_home(tmp_path, sb, USER, "home")
 
 
 async def _wait(pilot: object, check: object, timeout: float = 20.0) -> None:

@@ -19,14 +19,12 @@ from typing import Any
 import pytest
 from textual.widgets import Input, OptionList, Static, TextArea
 
-from mailbag.config import save_account
-from mailbag.config.model import Account, Protocol, SecretRef, SecretSource, Server, SmtpServer
 from mailbag.paths import Paths
-from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.store.outbox import Outbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.compose import AttachPicker, ComposeScreen
+from tuitools import sandbox_home
 
 SIZE = (140, 45)
 
@@ -38,22 +36,7 @@ def sb() -> Iterator[Sandbox]:
 
 
 def _home(tmp_path: Path, sb: Sandbox, user: str = "alice") -> Paths:
-    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
-    secret_file = tmp_path / "pw"
-    secret_file.write_text(sb.password(user) + "\n")
-    secret = SecretRef(SecretSource.COMMAND, f"cat {secret_file}")
-    address = sb.address(user)
-    account = Account(
-        name="work",
-        email=address,
-        display_name=user.capitalize(),
-        protocol=Protocol.IMAP,
-        incoming=Server(sb.host, sb.ports.imaps, Security.SSL, address, secret=secret),
-        smtp=SmtpServer(sb.host, sb.smtps_port, Security.SSL, address, secret=secret),
-        ca_file=sb.ca_file,
-    )
-    save_account(paths, account, make_default=True)
-    return paths
+    return sandbox_home(tmp_path, sb, user, "work", display_name=user.capitalize())
 
 
 def _status(app: MailbagApp) -> str:
