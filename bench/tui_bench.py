@@ -36,9 +36,23 @@ def _date(ts: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(ts))
 
 
+def _subject(n: int) -> str:
+    start = n - n % 5
+    return f"Re: message number {start}" if n % 5 in (1, 2) else f"message number {n}"
+
+
+def _threading(n: int) -> str:
+    """Two of every five messages reply to the one before them (conversations of 3):
+    the grouping then has real work to do, as in a real mailbox."""
+    if n % 5 not in (1, 2):
+        return ""
+    refs = " ".join(f"<{m}@bench>" for m in range(n - n % 5, n))
+    return f"In-Reply-To: <{n - 1}@bench>\r\nReferences: {refs}\r\n"
+
+
 def build_store(root: Path, count: int) -> Paths:
     paths = Paths(config_dir=root, data_dir=root / "data", state_dir=root / "state")
-    marker = root / f"built-{count}"
+    marker = root / f"built-{count}-v2"
     if marker.exists():
         return paths
     t0 = time.perf_counter()
@@ -47,8 +61,8 @@ def build_store(root: Path, count: int) -> Paths:
         for n in range(count):
             data = (
                 f"From: Sender {n % 97} <s{n % 97}@example.org>\r\nTo: me@example.org\r\n"
-                f"Subject: message number {n}\r\nDate: {_date(1.6e9 + n * 60)}\r\n"
-                f"Message-ID: <{n}@bench>\r\n\r\nbody {n}\r\n"
+                f"Subject: {_subject(n)}\r\nDate: {_date(1.6e9 + n * 60)}\r\n"
+                f"Message-ID: <{n}@bench>\r\n{_threading(n)}\r\nbody {n}\r\n"
             ).encode()
             store.add_bytes(inbox, data, flags={"\\Seen"} if n % 3 else (), commit=False)
             if n % 5000 == 4999:

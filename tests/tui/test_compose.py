@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import email
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import Message
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.widgets import Input, OptionList, Static, TextArea
@@ -24,7 +23,7 @@ from mailbag.sandbox import Sandbox
 from mailbag.store.outbox import Outbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.compose import AttachPicker, ComposeScreen
-from tuitools import sandbox_home
+from tuitools import sandbox_home, wait_for
 
 SIZE = (140, 45)
 
@@ -41,14 +40,6 @@ def _home(tmp_path: Path, sb: Sandbox, user: str = "alice") -> Paths:
 
 def _status(app: MailbagApp) -> str:
     return str(app.query_one("#status", Static).render())
-
-
-async def _wait(pilot: Any, check: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not there in time (status: {_status(pilot.app)})")
-        await pilot.pause(0.1)
 
 
 def _arrived(sb: Sandbox, user: str, subject: str, folder: str = "INBOX") -> Message | None:
@@ -115,7 +106,7 @@ def test_compose_and_send_arrives(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert not isinstance(app.screen, ComposeScreen)
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
             assert f"sent {subject!r} to bob@sandbox.test" in _status(app)
 
     asyncio.run(scenario())
@@ -214,7 +205,7 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index, "enter")
             await pilot.press("a")  # reply all first: check the recipients
@@ -238,9 +229,9 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
             assert "Carol <carol@sandbox.test> wrote:" in body.text
             await pilot.press(*"Yes, final.")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
             # the answered message is marked (r) locally
-            await _wait(pilot, lambda: any("r" in r.marks for r in app.model.rows()))
+            await wait_for(pilot, lambda: any("r" in r.marks for r in app.model.rows()))
 
     asyncio.run(scenario())
     reply = _arrived(sb, "carol", f"Re: {subject}")
@@ -269,7 +260,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             await pilot.press("f")
@@ -299,7 +290,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
                     assert [a.filename for a in screen.attachments] == ["contract.pdf"]
             screen.query_one("#to", Input).value = "bob@sandbox.test"
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
 
     asyncio.run(scenario())
     fwd = _arrived(sb, "bob", f"Fwd: {subject}")
@@ -323,7 +314,7 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
             await pilot.press("escape")  # with text in it: asks
             await pilot.pause()
             await pilot.click("#draft")
-            await _wait(pilot, lambda: "saved" in _status(app))
+            await wait_for(pilot, lambda: "saved" in _status(app))
             assert f"saved {subject!r} to Drafts" in _status(app)
 
     asyncio.run(scenario())
@@ -339,10 +330,10 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
     async def later() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: app.folder_row("work", "Drafts") is not None)
-            await _wait(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
+            await wait_for(pilot, lambda: app.folder_row("work", "Drafts") is not None)
+            await wait_for(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
             app.open_folder("work", "Drafts")
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             await pilot.press("e")
@@ -353,9 +344,9 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
             assert body.text.startswith("to be continued")
             body.load_text("to be continued, and finished.\n")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
             await pilot.press("g")
-            await _wait(pilot, lambda: not any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: not any(r.subject == subject for r in app.model.rows()))
 
     asyncio.run(later())
     sent = _arrived(sb, "bob", subject)
@@ -377,14 +368,14 @@ def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_pa
                 await pilot.pause()
                 _fill(_compose(app), to="bob@sandbox.test", subject=subject, body="offline")
                 await pilot.press("ctrl+s")
-                await _wait(pilot, lambda: "not sent yet" in _status(app))
+                await wait_for(pilot, lambda: "not sent yet" in _status(app))
                 assert "waits in the outbox" in _status(app)
                 records = Outbox.open(paths).records()
                 assert [(r.subject, r.state.value) for r in records] == [(subject, "queued")]
             finally:
                 sb.start_service("smtp")
             await pilot.press("g")  # get mail: the outbox goes first
-            await _wait(pilot, lambda: f"sent {subject!r}" in _status(app), timeout=30)
+            await wait_for(pilot, lambda: f"sent {subject!r}" in _status(app), timeout=30)
             assert Outbox.open(paths).records() == []
 
     asyncio.run(scenario())
@@ -405,13 +396,13 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             await pilot.press("c")
             await pilot.pause()
             screen = _compose(app)
             to = screen.query_one("#to", Input)
             await pilot.press(*"dave@sandbox.test, car")
-            await _wait(pilot, lambda: to._suggestion)
+            await wait_for(pilot, lambda: to._suggestion)
             # the name was typed: the suggestion is the name with the address
             assert to._suggestion == "dave@sandbox.test, Carol Jones <carol@sandbox.test>"
             hint = str(screen.query_one("#suggest", Static).render())
@@ -421,7 +412,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             # the address typed: the bare address
             to.value = ""
             await pilot.press(*"carol@")
-            await _wait(pilot, lambda: to._suggestion)
+            await wait_for(pilot, lambda: to._suggestion)
             assert to._suggestion == "carol@sandbox.test"
             await pilot.press("right")
             assert to.value == "carol@sandbox.test"
@@ -487,7 +478,7 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.pause()
             _fill(_compose(app), to="someone@example.com", subject=refused, body="x")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "not sent" in _status(app))
+            await wait_for(pilot, lambda: "not sent" in _status(app))
             # queued: the server is down
             sb.stop_service("smtp")
             try:
@@ -495,7 +486,7 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
                 await pilot.pause()
                 _fill(_compose(app), to="bob@sandbox.test", subject=waiting, body="y")
                 await pilot.press("ctrl+s")
-                await _wait(pilot, lambda: "not sent yet" in _status(app))
+                await wait_for(pilot, lambda: "not sent yet" in _status(app))
             finally:
                 sb.start_service("smtp")
 
@@ -517,7 +508,7 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
             assert "dropped" in str(screen.query_one("#outbox-help", Static).render())
             # send the other one again, now that the server is back
             await pilot.press("r")
-            await _wait(pilot, lambda: f"sent {waiting!r}" in _status(app))
+            await wait_for(pilot, lambda: f"sent {waiting!r}" in _status(app))
             assert Outbox.open(paths).records() == []
 
     asyncio.run(scenario())
