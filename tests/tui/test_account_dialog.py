@@ -305,9 +305,11 @@ def test_sandbox_open_submission_takes_mail_without_auth(dialog_sandbox: Sandbox
     with sb.control("carol") as carol:
         assert any(b"no auth" in m for m in carol.fetch_bodies("INBOX").values())
     # the usual ports still require AUTH
-    with smtplib.SMTP_SSL(sb.host, sb.smtps_port, context=context) as smtp:
-        with pytest.raises(smtplib.SMTPSenderRefused):
-            smtp.sendmail(sb.address("carol"), [sb.address("carol")], b"Subject: x\r\n\r\nx\r\n")
+    with (
+        smtplib.SMTP_SSL(sb.host, sb.smtps_port, context=context) as smtp,
+        pytest.raises(smtplib.SMTPSenderRefused),
+    ):
+        smtp.sendmail(sb.address("carol"), [sb.address("carol")], b"Subject: x\r\n\r\nx\r\n")
 
 
 def test_add_with_an_outgoing_server_that_needs_no_login(
