@@ -642,6 +642,8 @@ def _server_json(server: Server) -> dict[str, Any]:
 
 def account_json(account: Account) -> dict[str, Any]:
     """Everything about the account except secrets."""
+    from mailbag.config.schema import options_plain
+
     smtp = _server_json(account.smtp)
     smtp["requires_auth"] = account.smtp.requires_auth
     return {
@@ -654,17 +656,7 @@ def account_json(account: Account) -> dict[str, Any]:
         "smtp": smtp,
         "ca_file": str(account.ca_file) if account.ca_file else None,
         "server_saves_sent": account.server_saves_sent,
-        "sync": {
-            "include": list(account.sync.include),
-            "exclude": list(account.sync.exclude),
-            "mass_delete_threshold": account.sync.mass_delete_threshold,
-        },
-        "pop": {
-            "leave_on_server": account.pop.leave_on_server,
-            "delete_after_days": account.pop.delete_after_days,
-            "delete_when_deleted_here": account.pop.delete_when_deleted_here,
-            "max_size": account.pop.max_size,
-        },
+        **options_plain(account),
     }
 
 
