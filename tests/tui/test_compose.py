@@ -346,7 +346,7 @@ def test_forward_as_attachment_sends_the_original_unchanged(sb: Sandbox, tmp_pat
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             # F, then removing the original: the screen knows it changed, and asks
@@ -398,7 +398,7 @@ def test_forward_as_attachment_sends_the_original_unchanged(sb: Sandbox, tmp_pat
             await pilot.press(*"bob@sandbox.test")
             screen.query_one("#compose-body", TextArea).load_text("See the offer below.\n")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
 
     asyncio.run(scenario())
     original = _raw(sb, "alice", subject)  # as the server has it (with its trace headers)
