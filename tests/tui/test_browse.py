@@ -12,13 +12,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 
 from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.message_list import FOLD_COLUMN
-from mailbag.tui.screens import AttachmentsScreen, HelpScreen
+from mailbag.tui.screens import AttachmentsScreen, ConfirmPrompt, HelpScreen
 from tuitools import sandbox_home, wait_for
 
 USER = "carol"
@@ -71,6 +71,12 @@ def _label(app: MailbagApp, folder: str) -> tuple[int, int]:
     return row.total, row.unread
 
 
+def _unread_at(app: MailbagApp, index: int) -> int:
+    thread = app.model.thread_at(index)
+    assert thread is not None, f"line {index} heads no conversation"
+    return thread.unread
+
+
 def _subjects(app: MailbagApp) -> list[str]:
     return [r.subject for r in app.model.rows()]
 
@@ -119,10 +125,13 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
             thread = app.model.thread_at(0)
             assert thread is not None and thread.unread == 2
             assert _label(app, "INBOX") == (5, 4)
-            await pilot.press("u")  # unread again
-            assert _label(app, "INBOX") == (5, 5)
+            # u on a folded conversation takes all of it: some unread -> all read ...
             await pilot.press("u")
-            assert _label(app, "INBOX") == (5, 4)
+            assert _label(app, "INBOX") == (5, 2) and _unread_at(app, 0) == 0
+            await pilot.press("u")  # ... none unread -> all unread
+            assert _label(app, "INBOX") == (5, 5) and _unread_at(app, 0) == 3
+            await pilot.press("right", "u", "left")  # unfolded, u takes the one line only
+            assert _label(app, "INBOX") == (5, 4) and _unread_at(app, 0) == 2
 
             # moving the unread "lunch" to Archive: both folders change
             await pilot.press("down")
@@ -316,6 +325,12 @@ def test_move_and_delete_take_a_folded_conversation(
                 str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
             ]
             await pilot.press(*["down"] * names.index("Archive"), "enter")
+            await pilot.pause()
+            # a whole conversation: asked first, naming the count and the target
+            assert isinstance(app.screen, ConfirmPrompt)
+            question = str(app.screen.query_one("#question", Label).render())
+            assert question == f"Move all {thread.size} messages of this conversation to Archive?"
+            await pilot.press("y")
             await pilot.pause()
             assert _label(app, "Archive") == (thread.size, thread.unread)
             assert _label(app, "INBOX") == (inbox[0] - thread.size, inbox[1] - thread.unread)

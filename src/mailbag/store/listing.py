@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, KeysView, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from mailbag.store.query import _MSGID, _SUBJECT_PREFIX, base_subject
@@ -42,6 +42,7 @@ __all__ = [
     "folder_threads",
     "group_threads",
     "messages_by_id",
+    "thread_order",
 ]
 
 _WHEN = "COALESCE(m.date, m.internal_date)"
@@ -268,9 +269,12 @@ class RowSource(Protocol):
         ...
 
 
-def _order(thread: ThreadSummary) -> tuple[float, int]:
-    """Ascending in the list order: newest conversation first (`_THREAD_WHEN`, then ID)."""
+def thread_order(thread: ThreadSummary) -> tuple[float, int]:
+    """The sort key of conversations, newest first (as `folder_threads` orders them)."""
     return (-thread.latest, -thread.ids[0])
+
+
+_order = thread_order
 
 
 def _names(row: Row) -> list[str]:
@@ -328,8 +332,12 @@ class Conversations:
     def __contains__(self, message: int) -> bool:
         return message in self._thread_of
 
-    def message_ids(self) -> Iterable[int]:
+    def message_ids(self) -> KeysView[int]:
         return self._thread_of.keys()
+
+    def thread_of(self, message: int) -> ThreadSummary | None:
+        """The conversation a message is in (None: not in this folder)."""
+        return self._thread_of.get(message)
 
     def fold(
         self,
@@ -469,7 +477,7 @@ class _StoreRows:
             chunk = wanted[start : start + 500]
             found += self.conn.execute(
                 f"SELECT {_THREAD_COLUMNS} FROM messages m WHERE m.id IN "  # noqa: S608
-                f"({','.join('?' * len(chunk))}) AND m.folder_id = ? AND m.gone = 0",
+                f"({','.join('?' * len(chunk))}) AND +m.folder_id = ? AND m.gone = 0",
                 (*chunk, self.folder_id),
             ).fetchall()
         found.sort(key=lambda r: (-(r[1] or 0.0), -r[0]))
@@ -541,6 +549,7 @@ class FolderConversations:
         self._identity: tuple[int, int | None] | None = None  # folder row ID, UIDVALIDITY
         self._max_id = 0
         self._max_added = 0.0
+        self._id_sum = 0
 
     @property
     def threads(self) -> list[ThreadSummary]:
@@ -570,8 +579,8 @@ class FolderConversations:
         # than going through the folder index
         total = store.conn.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
         folder_col = "+m.folder_id" if len(grouped) * 3 > total else "m.folder_id"
-        count, max_id, max_added, new_text, unread_text = store.conn.execute(
-            "SELECT count(*), max(m.id), max(m.added), "  # noqa: S608
+        count, id_sum, max_id, max_added, new_text, unread_text = store.conn.execute(
+            "SELECT count(*), COALESCE(sum(m.id), 0), max(m.id), max(m.added), "  # noqa: S608
             "group_concat(CASE WHEN m.id > ? OR m.added > ? THEN m.id END), "
             "group_concat(CASE WHEN instr(m.flags, '\\Seen') = 0 THEN m.id END) "
             f"FROM messages m WHERE {folder_col} = ? AND m.gone = 0",
@@ -582,13 +591,18 @@ class FolderConversations:
         # new by its `added` time, and the message that had the ID is gone
         removed = {i for i in added if i in grouped}
         left = len(grouped) - len(removed) + len(added) - count
-        if left > 0:
+        # the IDs that left add up to what the folder's sum of IDs lost: one gone (the
+        # usual case after a sync) is found without reading the folder's IDs
+        left_sum = self._id_sum - sum(removed) + sum(added) - id_sum
+        if left == 1 and left_sum in grouped and left_sum not in removed:
+            removed.add(left_sum)
+        elif left > 0:
             (present,) = store.conn.execute(
                 f"SELECT group_concat(m.id) FROM messages m WHERE {folder_col} = ? "  # noqa: S608
                 "AND m.gone = 0",
                 (found.id,),
             ).fetchone()
-            removed.update(set(grouped.message_ids()).difference(_ints(present)))
+            removed.update(grouped.message_ids() - set(_ints(present)))
         if len(added) + len(removed) > max(1000, count // 10):
             return self._rebuild(store, identity)  # as cheap, and simpler
         regrouped = grouped.fold(
@@ -596,12 +610,14 @@ class FolderConversations:
         )
         self._max_id = max(self._max_id, max_id or 0)
         self._max_added = max(self._max_added, max_added or 0.0)
+        self._id_sum = id_sum
         return Refreshed(False, len(added), len(removed), regrouped)
 
     def _rebuild(self, store: Store, identity: tuple[int, int | None]) -> Refreshed:
         rows = _folder_rows(store, identity[0])
         self.grouped = Conversations(rows)
         self._identity = identity
+        self._id_sum = sum(r[0] for r in rows)
         self._max_id, self._max_added = store.conn.execute(
             "SELECT COALESCE(max(id), 0), COALESCE(max(added), 0.0) FROM messages m "
             "WHERE m.folder_id = ?",
