@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Input, OptionList, Static, TextArea
+from textual.widgets import Input, Label, OptionList, Static, TextArea
 
 from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox
@@ -308,6 +308,120 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     assert files == {"contract.pdf": b"%PDF-1.4 fake", "notes.txt": "my notes\n"}
 
 
+def _raw(sb: Sandbox, user: str, subject: str, folder: str = "INBOX") -> bytes:
+    """The exact bytes of the message with `subject` in `user`'s `folder`."""
+    with sb.control(user) as imap:
+        for data in imap.fetch_bodies(folder).values():
+            if email.message_from_bytes(data, policy=default_policy)["Subject"] == subject:
+                return data
+    raise AssertionError(f"{subject!r} is not in {user}'s {folder}")
+
+
+def _rfc822_part(data: bytes) -> bytes:
+    """The body of the one message/rfc822 part of `data`, cut out of the raw bytes
+    (not re-serialised by a parser, so a changed byte shows)."""
+    msg = email.message_from_bytes(data, policy=default_policy)
+    boundary = msg.get_boundary()
+    assert boundary is not None
+    parts = data.split(b"\r\n--" + boundary.encode())
+    found = [p for p in parts if b"\r\nContent-Type: message/rfc822\r\n" in p.split(b"\r\n\r\n")[0]]
+    assert len(found) == 1, f"{len(found)} message/rfc822 parts"
+    # the CRLF before a delimiter belongs to the delimiter (RFC 2046): what is left is
+    # the part's content, ending with the original's own last line break
+    return found[0].split(b"\r\n\r\n", 1)[1]
+
+
+def test_forward_as_attachment_sends_the_original_unchanged(sb: Sandbox, tmp_path: Path) -> None:
+    paths = _home(tmp_path, sb)
+    subject = _unique("the signed offer")
+    # 8-bit text, an attachment, odd header folding: all must travel untouched
+    sb.deliver(
+        "alice",
+        (
+            b"From: Carol <carol@sandbox.test>\r\nTo: alice@sandbox.test\r\n"
+            b"Subject: " + subject.encode() + b"\r\nMessage-ID: <offer.1@sandbox.test>\r\n"
+            b"X-Folded: one\r\n\ttwo\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+            b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\nthe offer, sign\xc3\xa9d\r\n"
+            b"--b1\r\nContent-Type: application/pdf\r\n"
+            b'Content-Disposition: attachment; filename="offer.pdf"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n"
+        ),
+    )
+    extra = tmp_path / "notes.txt"
+    extra.write_text("my notes\n")
+
+    async def scenario() -> None:
+        app = _app(paths, sync=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
+            await pilot.press(*["j"] * index)
+            # F, then removing the original: the screen knows it changed, and asks
+            await pilot.press("F")
+            await pilot.pause()
+            screen = _compose(app)
+            assert str(screen.query_one("#compose-title", Label).render()) == (
+                "Forward as attachment"
+            )
+            listed = screen.query_one("#attachments", OptionList)
+            assert str(listed.get_option_at_index(0).prompt).startswith(
+                "forwarded.eml  (the original message, "
+            )
+            assert not screen.dirty
+            listed.focus()
+            listed.highlighted = 0
+            await pilot.press("delete")
+            assert screen.forwarded is None and screen.dirty
+            assert str(listed.get_option_at_index(0).prompt).startswith("(none")
+            await pilot.press("escape")
+            await pilot.pause()
+            await pilot.click("#discard")
+            await pilot.pause()
+            assert not isinstance(app.screen, ComposeScreen)
+
+            await pilot.press("F")
+            await pilot.pause()
+            screen = _compose(app)
+            assert app.focused is screen.query_one("#to", Input)
+            assert screen.query_one("#subject", Input).value == f"Fwd: {subject}"
+            # a file besides the original; removing the file keeps the original
+            for _ in range(2):
+                await pilot.press("ctrl+o")
+                await pilot.pause()
+                picker = app.screen
+                assert isinstance(picker, AttachPicker)
+                picker.query_one("#attach-path", Input).value = str(extra)
+                picker.query_one("#attach-path", Input).focus()
+                await pilot.press("enter")
+                await pilot.pause()
+            listed = screen.query_one("#attachments", OptionList)
+            assert listed.option_count == 3
+            listed.focus()
+            listed.highlighted = 2
+            await pilot.press("delete")
+            assert screen.forwarded is not None
+            assert [a.filename for a in screen.attachments] == ["notes.txt"]
+            screen.query_one("#to", Input).focus()
+            await pilot.press(*"bob@sandbox.test")
+            screen.query_one("#compose-body", TextArea).load_text("See the offer below.\n")
+            await pilot.press("ctrl+s")
+            await _wait(pilot, lambda: "sent" in _status(app))
+
+    asyncio.run(scenario())
+    original = _raw(sb, "alice", subject)  # as the server has it (with its trace headers)
+    got = _raw(sb, "bob", f"Fwd: {subject}")
+    assert _rfc822_part(got) == original  # byte for byte
+    fwd = email.message_from_bytes(got, policy=default_policy)
+    assert [p.get_content_type() for p in fwd.iter_attachments()] == [
+        "text/plain",
+        "message/rfc822",
+    ]
+    body = fwd.get_body(preferencelist=("plain",))
+    assert body is not None and body.get_content().startswith("See the offer below.")
+
+
 def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: Path) -> None:
     paths = _home(tmp_path, sb)
     subject = _unique("half-written thoughts")
@@ -448,18 +562,24 @@ def test_keys_are_in_help_and_palette_and_editor_needs_a_real_terminal(
         app = _app(paths)
         async with app.run_test(size=SIZE) as pilot:
             titles = {c.title for c in app.get_system_commands(app.screen)}
-            assert {"Compose", "Reply", "Reply all", "Forward"} <= titles
+            assert {"Compose", "Reply", "Reply all", "Forward", "Forward as attachment"} <= titles
             await pilot.press("question_mark")
             await pilot.pause()
             keys = str(app.screen.query_one("#help-keys", Static).render())
             assert "compose a new message" in keys and "reply / reply to all" in keys
-            assert "forward" in keys
+            assert (
+                "forward" in keys
+                and "f / F      forward" in keys
+                and "forward as attachment" in keys
+            )
             await pilot.press("escape")
-            # r/a/f without a message: said so, nothing opens
-            await pilot.press("r")
-            await pilot.pause()
-            assert not isinstance(app.screen, ComposeScreen)
-            assert "no message selected" in _status(app)
+            # r/a/f/F without a message: said so, nothing opens
+            for key in ("r", "F"):
+                app.status("")
+                await pilot.press(key)
+                await pilot.pause()
+                assert not isinstance(app.screen, ComposeScreen)
+                assert "no message selected" in _status(app)
             await pilot.press("c")
             await pilot.pause()
             screen = _compose(app)

@@ -113,6 +113,32 @@ def test_queue_writes_to_the_outbox_and_a_reply_records_what_it_answers(tmp_path
     assert out.pending() == 1
 
 
+def test_forward_as_attachment_keeps_the_exact_bytes_until_removed(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    raw = (
+        b"From: Ann <ann@example.org>\r\nTo: me@example.org\r\nSubject: offer\r\n"
+        b"Message-ID: <o.1@example.org>\r\n\r\nsign\xc3\xa9d\r\n"
+    )
+    with Store.open(paths) as store:
+        original = store.add_bytes(store.folder("work", "INBOX", role="inbox"), raw)
+    out = Outgoing(paths)
+    start = out.forward(original.short_id, as_attachment=True)
+    assert (start.kind, start.draft.subject, start.draft.forwarded) == (
+        "forward-attached",
+        "Fwd: offer",
+        raw,
+    )
+    draft = out.finish(start, **_fields(subject="Fwd: offer"))  # type: ignore[arg-type]
+    assert draft.forwarded == raw
+    queued = out.queue(start, "work", draft)
+    assert raw in Outbox.open(paths).read_message(queued.id)
+    dropped = out.finish(start, **_fields(keep_forwarded=False))  # type: ignore[arg-type]
+    assert dropped.forwarded is None
+    inline = out.forward(original.short_id)
+    assert (inline.kind, inline.draft.forwarded) == ("forward", None)
+    assert "signéd" in inline.draft.body
+
+
 def _report(state: str, rows: list[tuple[str, str, str | None]], error: str = "") -> SendReport:
     return SendReport(
         id="x1",

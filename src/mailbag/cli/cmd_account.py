@@ -520,24 +520,13 @@ def _with_published_oauth2(
 ) -> Account:
     """Use the OAuth2 endpoints the provider published with its settings (an autoconfig
     `<oAuth2>` block) unless mailbag knows the provider itself or the user chose one."""
-    from dataclasses import replace
-
-    from mailbag.auth import account_settings, discovered_settings
+    from mailbag.auth.setup import with_published
 
     info = found.oauth2 if found is not None else None
-    if info is None or account.oauth2 is not None:
-        return account
-    if account_settings(account).provider != "generic":
-        return account  # Microsoft or Google by address or server: the built-in definition
-    settings = discovered_settings(info.issuer, info.scopes, info.auth_url, info.token_url)
-    if args.oauth_provider and args.oauth_provider != settings.provider:
-        return account
-    if settings.provider == "generic":
-        ctx.info(
-            f"signing in at {info.issuer or info.auth_url}, as {account.email.rpartition('@')[2]} "
-            "publishes in its settings"
-        )
-    return replace(account, oauth2=settings)
+    account, notes = with_published(account, info, args.oauth_provider or "")
+    for note in notes:
+        ctx.info(note)
+    return account
 
 
 def run_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -642,6 +631,8 @@ def _server_json(server: Server) -> dict[str, Any]:
 
 def account_json(account: Account) -> dict[str, Any]:
     """Everything about the account except secrets."""
+    from mailbag.config.schema import options_plain
+
     smtp = _server_json(account.smtp)
     smtp["requires_auth"] = account.smtp.requires_auth
     return {
@@ -654,17 +645,7 @@ def account_json(account: Account) -> dict[str, Any]:
         "smtp": smtp,
         "ca_file": str(account.ca_file) if account.ca_file else None,
         "server_saves_sent": account.server_saves_sent,
-        "sync": {
-            "include": list(account.sync.include),
-            "exclude": list(account.sync.exclude),
-            "mass_delete_threshold": account.sync.mass_delete_threshold,
-        },
-        "pop": {
-            "leave_on_server": account.pop.leave_on_server,
-            "delete_after_days": account.pop.delete_after_days,
-            "delete_when_deleted_here": account.pop.delete_when_deleted_here,
-            "max_size": account.pop.max_size,
-        },
+        **options_plain(account),
     }
 
 

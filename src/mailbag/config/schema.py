@@ -415,6 +415,25 @@ def _server_plain(
     return out
 
 
+def options_plain(account: Account) -> Plain:
+    """The account's sync and POP options as plain values, for TOML and JSON alike."""
+    return {
+        "sync": {
+            "include": list(account.sync.include),
+            "exclude": list(account.sync.exclude),
+            "mass_delete_threshold": account.sync.mass_delete_threshold,
+        },
+        "pop": {
+            "leave_on_server": account.pop.leave_on_server,
+            "delete_after_days": account.pop.delete_after_days,
+            "delete_when_deleted_here": account.pop.delete_when_deleted_here,
+            "max_size": account.pop.max_size,
+            "oversize": account.pop.oversize,
+            "max_per_session": account.pop.max_per_session,
+        },
+    }
+
+
 def account_plain(account: Account) -> Plain:
     """The account as nested plain values for TOML; None = key absent."""
     incoming = _server_plain(account.incoming, account.name, "incoming", None, account.email)
@@ -434,19 +453,7 @@ def account_plain(account: Account) -> Plain:
         "server_saves_sent": account.server_saves_sent,
         "incoming": incoming,
         "smtp": smtp,
-        "sync": {
-            "include": list(account.sync.include),
-            "exclude": list(account.sync.exclude),
-            "mass_delete_threshold": account.sync.mass_delete_threshold,
-        },
-        "pop": {
-            "leave_on_server": account.pop.leave_on_server,
-            "delete_after_days": account.pop.delete_after_days,
-            "delete_when_deleted_here": account.pop.delete_when_deleted_here,
-            "max_size": account.pop.max_size,
-            "oversize": account.pop.oversize,
-            "max_per_session": account.pop.max_per_session,
-        },
+        **options_plain(account),
         "oauth2": oauth2_plain(account.oauth2) if account.oauth2 is not None else None,
     }
 

@@ -133,12 +133,10 @@ class Pop3Client(StreamClient):
         reply = self._reply()
         self.greeting = reply
         if not reply.ok:
-            self.close()
-            raise NetworkError(
+            raise self._fail(
+                NetworkError,
                 f"{self._where()} refused the connection: {reply.text}",
                 hint="the server may be busy, or POP may be turned off for this account",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="refused-by-server",
                 **reply.fields(),
             )
@@ -175,23 +173,19 @@ class Pop3Client(StreamClient):
         if self.is_tls:
             raise TLSError("the connection is already encrypted", cause="already-tls")
         if "STLS" not in self.capabilities:
-            self.close()
-            raise TLSError(
+            raise self._fail(
+                TLSError,
                 f"{self._where()} does not offer STLS; refusing to log in without encryption",
                 hint="use POP3 over SSL (port 995) if the provider offers it; someone may "
                 "also be stripping STLS from the connection",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="starttls-missing",
             )
         reply = self.command("STLS")
         if not reply.ok:
-            self.close()
-            raise TLSError(
+            raise self._fail(
+                TLSError,
                 f"{self._where()} refused STLS: {reply.text}",
                 hint="use POP3 over SSL (port 995)",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="starttls-refused",
                 **reply.fields(),
             )
@@ -251,11 +245,11 @@ class Pop3Client(StreamClient):
 
     def _after_auth(self, reply: PopReply, what: str, challenges: Sequence[str] = ()) -> None:
         if not reply.ok:
-            raise AuthError(
+            raise self._error(
+                AuthError,
                 f"{self._where()} refused the login: {reply.text}",
                 hint="check the user name and password; some providers also need POP to be "
                 "turned on in the web settings, or an app password",
-                host=self.endpoint.host,
                 command=what,
                 challenges=list(challenges),
                 **reply.fields(),
@@ -429,10 +423,10 @@ class Pop3Client(StreamClient):
 
     def _ok(self, reply: PopReply, what: str) -> PopReply:
         if not reply.ok:
-            raise ProtocolError(
+            raise self._error(
+                ProtocolError,
                 f"{self._where()} refused {what}: {reply.text}",
                 hint=_hint(reply),
-                host=self.endpoint.host,
                 command=what,
                 **reply.fields(),
             )

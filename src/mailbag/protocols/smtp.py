@@ -205,11 +205,10 @@ class SmtpClient(StreamClient):
         if reply.code != 220:
             self.close()
             error = NetworkError if reply.code == 421 else ProtocolError
-            raise error(
+            raise self._error(
+                error,
                 f"{self._where()} refused the connection: {reply}",
                 hint="the server may be busy or blocking this address; try again later",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="greeting",
                 **reply.fields(),
             )
@@ -257,24 +256,20 @@ class SmtpClient(StreamClient):
         if not self.extensions:
             self.ehlo()
         if "STARTTLS" not in self.extensions:
-            self.close()
-            raise TLSError(
+            raise self._fail(
+                TLSError,
                 f"{self._where()} does not offer STARTTLS; refusing to send anything "
                 "without encryption",
                 hint="use implicit TLS (port 465) if the provider offers it; someone may "
                 "also be stripping STARTTLS from the connection",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="starttls-missing",
             )
         reply = self.command("STARTTLS")
         if reply.code != 220:
-            self.close()
-            raise TLSError(
+            raise self._fail(
+                TLSError,
                 f"{self._where()} refused STARTTLS: {reply}",
                 hint="the server cannot encrypt this connection; use implicit TLS (port 465)",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="starttls-refused",
                 **reply.fields(),
             )
@@ -289,11 +284,11 @@ class SmtpClient(StreamClient):
         mech = sasl.choose(self.auth_mechanisms, sasl.PASSWORD_MECHANISMS)
         if mech is None:
             self._require_tls()
-            raise AuthError(
+            raise self._error(
+                AuthError,
                 f"{self._where()} offers no password login "
                 f"(AUTH {' '.join(sorted(self.auth_mechanisms)) or 'not offered'})",
                 hint="the server may need OAuth2, or login only after STARTTLS",
-                host=self.endpoint.host,
                 cause="no-mechanism",
             )
         if mech is sasl.Mechanism.PLAIN:
@@ -320,11 +315,11 @@ class SmtpClient(StreamClient):
                 challenges.append(_b64_text(reply.text))
                 reply = self.command("")
         if reply.code != 235:
-            raise AuthError(
+            raise self._error(
+                AuthError,
                 f"{self._where()} refused the login: {reply}",
                 hint="check the user name and password (an app password or OAuth2 may be "
                 "required by the provider)",
-                host=self.endpoint.host,
                 cause="auth-failed",
                 mechanism=mech,
                 challenges=challenges,
@@ -395,20 +390,20 @@ class SmtpClient(StreamClient):
         size = len(message) if isinstance(message, bytes) else _remaining(message)
         limit = self.size_limit
         if limit is not None and size > limit:
-            raise ProtocolError(
+            raise self._error(
+                ProtocolError,
                 f"the message is {size:,} bytes; {self._where()} accepts at most {limit:,}",
                 hint="remove or shrink attachments (share large files by link instead)",
-                host=self.endpoint.host,
                 cause="too-big",
                 size=size,
                 limit=limit,
             )
         needs_utf8 = any(not a.isascii() for a in [mail_from, *rcpts])
         if needs_utf8 and not self.smtputf8:
-            raise ProtocolError(
+            raise self._error(
+                ProtocolError,
                 f"an address is not ASCII and {self._where()} does not offer SMTPUTF8",
                 hint="use an ASCII address (or another server) for that recipient",
-                host=self.endpoint.host,
                 cause="no-smtputf8",
             )
         eight_bit = _has_8bit(message)
@@ -517,10 +512,10 @@ class SmtpClient(StreamClient):
 
     def _refusal(self, what: str, reply: SmtpReply, **extra: object) -> ProtocolError:
         kind = "temporarily refused" if reply.transient else "refused"
-        return ProtocolError(
+        return self._error(
+            ProtocolError,
             f"{self._where()} {kind} {what}: {reply}",
             hint="try again later" if reply.transient else None,
-            host=self.endpoint.host,
             cause="refused",
             transient=reply.transient,
             **reply.fields(),

@@ -19,9 +19,9 @@ import socket
 import ssl
 import zlib
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Self, TypeVar
 
-from mailbag.errors import NetworkError, ProtocolError, TLSError
+from mailbag.errors import MailbagError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, wrap_tls
 
@@ -29,6 +29,8 @@ from mailbag.protocols.transport import Endpoint, Security, wrap_tls
 CHUNK = 256 * 1024
 #: longest protocol line we accept (a SEARCH answer for 200,000 UIDs is ~1.4 MB)
 MAX_LINE = 64 * 1024 * 1024
+
+_E = TypeVar("_E", bound=MailbagError)
 
 
 class LineStream:
@@ -300,24 +302,36 @@ class StreamClient:
 
     def _require_tls(self) -> None:
         if self.endpoint.security is not Security.NONE and not self.is_tls:
-            raise TLSError(
+            raise self._error(
+                TLSError,
                 f"refusing to send credentials to {self._where()} without TLS",
                 hint=self._upgrade_hint,
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="no-tls",
             )
 
     def _where(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"
 
+    def _error(
+        self, kind: type[_E], message: str, *, hint: str | None = None, **fields: object
+    ) -> _E:
+        """An error of `kind` about this server, its host and port filled in."""
+        return kind(message, hint=hint, host=self.endpoint.host, port=self.endpoint.port, **fields)
+
+    def _fail(
+        self, kind: type[_E], message: str, *, hint: str | None = None, **fields: object
+    ) -> _E:
+        """`_error` for a session that must not be used any further (a refused greeting
+        or upgrade): the connection is dropped first."""
+        self.close()
+        return self._error(kind, message, hint=hint, **fields)
+
     @property
     def stream(self) -> LineStream:
         if self._stream is None:
-            raise NetworkError(
+            raise self._error(
+                NetworkError,
                 f"not connected to {self._where()}",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="closed",
             )
         return self._stream

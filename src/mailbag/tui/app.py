@@ -79,6 +79,7 @@ class MailbagApp(App[None]):
         Binding("r", "reply", "reply"),
         Binding("a", "reply_all", "reply all"),
         Binding("f", "forward", "forward"),
+        Binding("F", "forward_attached", "forward as attachment", show=False),
         Binding("e", "edit_draft", "edit draft", show=False),
         Binding("o", "outbox", "outbox", show=False),
         Binding("escape", "leave_search", show=False),
@@ -587,6 +588,9 @@ class MailbagApp(App[None]):
     def action_forward(self) -> None:
         open_compose(self, "forward")
 
+    def action_forward_attached(self) -> None:
+        open_compose(self, "forward-attached")
+
     def action_edit_draft(self) -> None:
         open_compose(self, "draft")
 
@@ -620,6 +624,11 @@ class MailbagApp(App[None]):
         yield SystemCommand("Reply", "reply to the highlighted message (r)", self.action_reply)
         yield SystemCommand("Reply all", "reply to everyone on it (a)", self.action_reply_all)
         yield SystemCommand("Forward", "forward the highlighted message (f)", self.action_forward)
+        yield SystemCommand(
+            "Forward as attachment",
+            "send the highlighted message on unchanged, attached (F)",
+            self.action_forward_attached,
+        )
         yield SystemCommand(
             "Edit draft", "continue the highlighted draft (e)", self.action_edit_draft
         )

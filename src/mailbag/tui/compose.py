@@ -59,6 +59,7 @@ TITLES: dict[Kind, str] = {
     "reply": "Reply",
     "reply-all": "Reply to all",
     "forward": "Forward",
+    "forward-attached": "Forward as attachment",
     "draft": "Draft",
 }
 
@@ -81,6 +82,10 @@ ComposeScreen .field Input.-invalid { background-tint: $error 35%; }
 #compose-buttons { height: 3; margin: 0 1; }
 #compose-buttons Button { margin-right: 1; }
 """
+
+
+#: how a forwarded original is listed (the name `message.compose.build` gives the part)
+FORWARDED_NAME = "forwarded.eml"
 
 
 # --- address completion -------------------------------------------------------------------
@@ -284,6 +289,9 @@ class ComposeScreen(Screen[Finished | None]):
         self.outgoing = outgoing
         self.start = start
         self.attachments: list[Attachment] = list(start.draft.attachments)
+        #: the original message of a forward as attachment (its exact bytes), listed
+        #: first among the attachments; None once removed
+        self.forwarded: bytes | None = start.draft.forwarded
         self.attach_root = attach_root or Path.cwd()
         self._busy = False
 
@@ -374,11 +382,14 @@ class ComposeScreen(Screen[Finished | None]):
     def _show_attachments(self) -> None:
         options = self.query_one("#attachments", OptionList)
         options.clear_options()
+        if self.forwarded is not None:
+            size = human_size(len(self.forwarded))
+            options.add_option(f"{FORWARDED_NAME}  (the original message, {size})")
         for att in self.attachments:
             options.add_option(f"{clean_terminal(att.filename)}  ({human_size(len(att.data))})")
-        if not self.attachments:
+        if not self.attachments and self.forwarded is None:
             options.add_option("(none: Ctrl+O attaches a file)")
-        self.query_one("#remove", Button).disabled = not self.attachments
+        self.query_one("#remove", Button).disabled = not self.attachments and not self.forwarded
 
     def error(self, text: str) -> None:
         self.query_one("#compose-error", Static).update(_escape(clean_terminal(text)))
@@ -401,6 +412,7 @@ class ComposeScreen(Screen[Finished | None]):
             or self._text("subject") != d.subject
             or any(self._text(f).strip() != format_list(v) for f, v in fields.items())
             or len(self.attachments) != len(d.attachments)
+            or self.forwarded is not d.forwarded
         )
 
     def _check_fields(self) -> bool:
@@ -437,6 +449,7 @@ class ComposeScreen(Screen[Finished | None]):
                 subject=self._text("subject"),
                 body=self.query_one("#compose-body", TextArea).text,
                 attachments=self.attachments,
+                keep_forwarded=self.forwarded is not None,
                 for_draft=as_draft,
             )
             queued = self.outgoing.queue(self.start, self._account(), draft, as_draft=as_draft)
@@ -473,12 +486,18 @@ class ComposeScreen(Screen[Finished | None]):
 
     def action_remove_attachment(self) -> None:
         options = self.query_one("#attachments", OptionList)
-        index = options.highlighted
-        if not self.attachments:
+        # the list shows the forwarded original (if any) first, then the files
+        first = 0 if self.forwarded is None else 1
+        count = first + len(self.attachments)
+        if not count:
             return
-        if index is None or index >= len(self.attachments):
-            index = len(self.attachments) - 1
-        del self.attachments[index]
+        index = options.highlighted
+        if index is None or index >= count:
+            index = count - 1
+        if index < first:
+            self.forwarded = None
+        else:
+            del self.attachments[index - first]
         self._show_attachments()
 
     def action_editor(self) -> None:
@@ -564,7 +583,7 @@ def _escape(text: str) -> str:
 
 def open_compose(app: MailbagApp, kind: Kind) -> None:
     """Open the compose screen for a new message, a reply (to all), a forward of the
-    highlighted message, or to continue the highlighted draft."""
+    highlighted message (inline, or as an attachment), or to continue the highlighted draft."""
     outgoing = Outgoing(app.view.paths)
     try:
         if kind == "new":
@@ -576,8 +595,8 @@ def open_compose(app: MailbagApp, kind: Kind) -> None:
             if row is None:
                 app.status("no message selected")
                 return
-            if kind == "forward":
-                start = outgoing.forward(row.id)
+            if kind in ("forward", "forward-attached"):
+                start = outgoing.forward(row.id, as_attachment=kind == "forward-attached")
             elif kind == "draft":
                 start = outgoing.resume(row.id)
             else:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mailbag.store.contacts import KnownAddress
     from mailbag.sync.outbox import SendReport
 
-Kind = Literal["new", "reply", "reply-all", "forward", "draft"]
+Kind = Literal["new", "reply", "reply-all", "forward", "forward-attached", "draft"]
 
 __all__ = ["Kind", "Outgoing", "Queued", "Start", "human_size", "summarize"]
 
@@ -100,12 +100,15 @@ class Outgoing:
         )
         return Start("reply-all" if reply_all else "reply", name, draft, answers=row)
 
-    def forward(self, message_id: str) -> Start:
+    def forward(self, message_id: str, *, as_attachment: bool = False) -> Start:
+        """Forward inline (text quoted, attachments kept) or `as_attachment`: the
+        original's exact bytes as a message/rfc822 part (`Draft.forwarded`)."""
         from mailbag.message.compose import forward_draft
 
         original, message_account, _ = self._original(message_id)
         name = self.default_account(message_account)
-        return Start("forward", name, forward_draft(original, from_=self.from_address(name)))
+        draft = forward_draft(original, from_=self.from_address(name), as_attachment=as_attachment)
+        return Start("forward-attached" if as_attachment else "forward", name, draft)
 
     def resume(self, message_id: str) -> Start:
         """Continue a draft saved earlier (a message in a Drafts folder)."""
@@ -180,9 +183,13 @@ class Outgoing:
         subject: str,
         body: str,
         attachments: Sequence[Attachment],
+        keep_forwarded: bool = True,
         for_draft: bool = False,
     ) -> Draft:
-        """The draft as the user wrote it; raises UsageError for what is unusable."""
+        """The draft as the user wrote it; raises UsageError for what is unusable.
+
+        `keep_forwarded` False drops the forwarded original (the user removed it from
+        the attachments); it is never changed otherwise."""
         from mailbag.message.compose import check_user_text
 
         from_ = start.draft.from_ if account == start.account else self.from_address(account)
@@ -195,6 +202,7 @@ class Outgoing:
             subject=check_user_text(subject, "subject"),
             body=body,
             attachments=list(attachments),
+            forwarded=start.draft.forwarded if keep_forwarded else None,
         )
         if not for_draft and not draft.recipients:
             raise UsageError("no recipient", hint="write at least one address in To, Cc or Bcc")

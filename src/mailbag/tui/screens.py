@@ -29,7 +29,7 @@ KEYS = [
     ("Esc", "back to the folder after a search"),
     ("c", "compose a new message"),
     ("r / a", "reply / reply to all"),
-    ("f", "forward (with its attachments)"),
+    ("f / F", "forward (with its attachments) / forward as attachment (unchanged)"),
     ("e", "edit a draft (in Drafts) and send or save it again"),
     ("o", "outbox: what waits to be sent (r send again, d drop)"),
     ("s", "flag / unflag"),

@@ -179,44 +179,36 @@ class ImapClient(StreamClient):
         self._stream = LineStream(sock, self.endpoint, PROTO)
         resp = self._read_response(None)
         if not isinstance(resp, Untagged) or resp.status is None:
-            self.close()
-            raise ProtocolError(
+            raise self._fail(
+                ProtocolError,
                 f"{self._where()} did not greet like an IMAP server",
                 hint="check the port: is this the IMAP port (993 SSL, 143 STARTTLS)?",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="not-imap",
             )
         greeting = resp.status
         self.greeting = greeting
         if greeting.kind == "BYE":
-            self.close()
-            raise NetworkError(
+            raise self._fail(
+                NetworkError,
                 f"{self._where()} refused the connection: {greeting.text}",
                 hint="the server may be overloaded or blocking this address; try again later",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="refused-by-server",
                 server_text=greeting.text,
             )
         if greeting.kind == "PREAUTH":
             if self.endpoint.security is Security.STARTTLS:
-                self.close()
-                raise TLSError(
+                raise self._fail(
+                    TLSError,
                     f"{self._where()} logged us in before TLS (PREAUTH), so STARTTLS "
                     "is impossible; refusing to continue in plain text",
                     hint="use implicit TLS (port 993) or contact the provider",
-                    host=self.endpoint.host,
-                    port=self.endpoint.port,
                     cause="preauth",
                 )
             self.authenticated = True
         elif greeting.kind != "OK":
-            self.close()
-            raise ProtocolError(
+            raise self._fail(
+                ProtocolError,
                 f"{self._where()} sent an unexpected greeting: {greeting.describe()}",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="greeting",
             )
         return greeting
@@ -245,25 +237,21 @@ class ImapClient(StreamClient):
             raise TLSError("the connection is already encrypted", cause="already-tls")
         caps = self.capabilities
         if "STARTTLS" not in caps:
-            self.close()
-            raise TLSError(
+            raise self._fail(
+                TLSError,
                 f"{self._where()} does not offer STARTTLS; refusing to log in without encryption",
                 hint="use implicit TLS (port 993) if the provider offers it; someone may "
                 "also be stripping STARTTLS from the connection",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="starttls-missing",
             )
         p = self.submit(b"STARTTLS")
         self._pump_all(p)
         assert p.status is not None
         if not p.status.ok:
-            self.close()
-            raise TLSError(
+            raise self._fail(
+                TLSError,
                 f"{self._where()} refused STARTTLS: {p.status.text}",
                 hint="the server cannot encrypt this connection; use implicit TLS (port 993)",
-                host=self.endpoint.host,
-                port=self.endpoint.port,
                 cause="starttls-refused",
                 server_text=p.status.text,
             )
@@ -275,10 +263,10 @@ class ImapClient(StreamClient):
     def login(self, username: str, password: str) -> None:
         self._require_tls()
         if "LOGINDISABLED" in self.capabilities:
-            raise AuthError(
+            raise self._error(
+                AuthError,
                 f"{self._where()} does not allow LOGIN here (LOGINDISABLED)",
                 hint="use an AUTHENTICATE mechanism the server offers, or TLS",
-                host=self.endpoint.host,
                 cause="login-disabled",
             )
         p = self.submit(b"LOGIN", cmd.astring(username), cmd.secret_astring(password))
@@ -321,11 +309,11 @@ class ImapClient(StreamClient):
     def _after_auth(self, p: Pending, what: str, challenges: Sequence[str] = ()) -> None:
         assert p.status is not None
         if not p.status.ok:
-            raise AuthError(
+            raise self._error(
+                AuthError,
                 f"{self._where()} refused the login: {p.status.text}",
                 hint="check the user name and password (an app password or OAuth2 may be "
                 "required by the provider)",
-                host=self.endpoint.host,
                 command=what,
                 server_status=p.status.kind,
                 server_code=p.status.code,
@@ -825,10 +813,10 @@ class ImapClient(StreamClient):
         if p.status.kind == "OK":
             return
         kind = "refused" if p.status.kind == "NO" else "rejected as invalid (BAD)"
-        raise ProtocolError(
+        raise self._error(
+            ProtocolError,
             f"{self._where()} {kind} {what}: {p.status.text}",
             hint=_hint_for(p.status),
-            host=self.endpoint.host,
             command=what,
             server_status=p.status.kind,
             server_code=p.status.code,
