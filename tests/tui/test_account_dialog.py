@@ -26,8 +26,9 @@ from mailbag.tui.app import MailbagApp
 
 @pytest.fixture(scope="module")
 def dialog_sandbox() -> Iterator[Sandbox]:
-    # its own servers: the account test sends to bob's and carol's inboxes
-    with Sandbox(services={"imap", "lmtp", "smtp"}) as sb:
+    # its own servers: the account test sends to bob's and carol's inboxes; one
+    # submission port takes mail without AUTH (an ISP's server for its own network)
+    with Sandbox(services={"imap", "lmtp", "smtp"}, smtp_without_auth=True) as sb:
         yield sb
 
 
@@ -286,3 +287,81 @@ def test_e_edits_the_account_of_the_folder_under_the_cursor(tmp_path: Path) -> N
                 assert not isinstance(app.screen, AccountDialog)
 
     asyncio.run(scenario())
+
+
+def test_sandbox_open_submission_takes_mail_without_auth(dialog_sandbox: Sandbox) -> None:
+    import smtplib
+    import ssl
+
+    sb = dialog_sandbox
+    context = ssl.create_default_context(cafile=str(sb.ca_file))
+    with smtplib.SMTP_SSL(sb.host, sb.smtp_open_port, context=context) as smtp:
+        smtp.sendmail(sb.address("carol"), [sb.address("carol")], b"Subject: no auth\r\n\r\nx\r\n")
+        # still no open relay
+        code, _ = smtp.docmd("MAIL FROM:<carol@sandbox.test>")
+        assert code == 250
+        code, _ = smtp.docmd("RCPT TO:<someone@example.org>")
+        assert code == 554
+    with sb.control("carol") as carol:
+        assert any(b"no auth" in m for m in carol.fetch_bodies("INBOX").values())
+    # the usual ports still require AUTH
+    with (
+        smtplib.SMTP_SSL(sb.host, sb.smtps_port, context=context) as smtp,
+        pytest.raises(smtplib.SMTPSenderRefused),
+    ):
+        smtp.sendmail(sb.address("carol"), [sb.address("carol")], b"Subject: x\r\n\r\nx\r\n")
+
+
+def test_add_with_an_outgoing_server_that_needs_no_login(
+    dialog_sandbox: Sandbox, tmp_path: Path, memory_keyring: Any
+) -> None:
+    sb = dialog_sandbox
+    paths = _paths(tmp_path)
+    carol = sb.address("carol")
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, poll_seconds=0, sync_on_start=False, push=False)
+        async with app.run_test(size=(140, 50)) as pilot:
+            await pilot.press("A")
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, AccountDialog)
+            _fill(
+                dialog,
+                {
+                    "email": carol,
+                    "password": sb.password("carol"),
+                    "in-host": sb.host,
+                    "in-port": str(sb.ports.imaps),
+                    "out-host": sb.host,
+                    "out-port": str(sb.smtp_open_port),
+                    "ca-file": str(sb.ca_file),
+                },
+            )
+            dialog.query_one("#smtp-auth", Checkbox).value = False
+            await pilot.pause()
+            assert not dialog.query_one("#smtp-same").display
+            dialog.query_one("#test").press()
+            await _wait(pilot, lambda: "all steps passed" in _steps(dialog))
+            text = _steps(dialog)
+            assert "✓ login" in text and "✓ send" in text and "✓ receive" in text
+            assert "- smtp-login" in text  # skipped: the server takes mail without one
+            dialog.query_one("#save").press()
+            await pilot.pause()
+            assert not isinstance(app.screen, AccountDialog)
+
+    asyncio.run(scenario())
+    account = load_config(paths).accounts[carol]
+    assert not account.smtp.requires_auth
+    assert account.smtp.secret.source is SecretSource.NONE
+    assert account.smtp.port == sb.smtp_open_port
+    assert memory_keyring.store[("mailbag", keyring_key(carol, "incoming"))] == sb.password("carol")
+    assert ("mailbag", keyring_key(carol, "smtp")) not in memory_keyring.store
+
+    # and sending from it later goes out without a login and arrives
+    from mailbag.auth import open_smtp
+
+    with open_smtp(account, paths=paths) as smtp:
+        smtp.send(carol, [carol], b"Subject: later, no login\r\n\r\nhi\r\n")
+    with sb.control("carol") as control:
+        assert any(b"later, no login" in m for m in control.fetch_bodies("INBOX").values())

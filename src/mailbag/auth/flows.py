@@ -191,6 +191,23 @@ def _fetch(provider: Provider, account_name: str, url: str, call: Callable[[], A
 # --- authorization code + PKCE with a loopback redirect ------------------------------
 
 
+def _cancelled() -> AuthError:
+    return AuthError(
+        "sign-in cancelled", hint="start the sign-in again when you are ready", cause="cancelled"
+    )
+
+
+def _wait_for(done: threading.Event, timeout: float, cancel: threading.Event | None) -> bool:
+    """Wait until `done` (True) or `timeout` (False); AuthError when `cancel` is set."""
+    deadline = time.monotonic() + timeout
+    while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+        if cancel is not None and cancel.is_set():
+            raise _cancelled()
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
 class _Callback:
     """The one redirect the browser brings back to our loopback listener."""
 
@@ -242,11 +259,13 @@ def sign_in_browser(
     show_url: Callable[[str, bool], None] | None = None,
     open_browser: Callable[[str], bool] = webbrowser.open,
     timeout: float = SIGN_IN_TIMEOUT,
+    cancel: threading.Event | None = None,
 ) -> TokenSet:
     """Authorization code + PKCE (S256) with a one-shot listener on 127.0.0.1.
 
     `open_browser(url)` returns whether a browser was started; `show_url(url, opened)`
-    tells the user (the URL must be shown when no browser could be opened).
+    tells the user (the URL must be shown when no browser could be opened). Setting
+    `cancel` stops the wait (AuthError with cause "cancelled").
     """
     from authlib.common.security import generate_token
 
@@ -283,7 +302,7 @@ def sign_in_browser(
                 opened = False
             if show_url is not None:
                 show_url(url, opened)
-            if not callback.done.wait(timeout):
+            if not _wait_for(callback.done, timeout, cancel):
                 raise AuthError(
                     f"sign-in did not finish within {timeout:.0f} s",
                     hint=f"run mailbag account login {account_name} again (or use --device "
@@ -333,8 +352,17 @@ def sign_in_device(
     show_code: Callable[[DeviceCode], None],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    cancel: threading.Event | None = None,
 ) -> TokenSet:
-    """Ask for a user code, show it, poll the token endpoint until the user is done."""
+    """Ask for a user code, show it, poll the token endpoint until the user is done.
+    Setting `cancel` stops the polling (AuthError with cause "cancelled")."""
+    pause = sleep
+    if cancel is not None and sleep is time.sleep:
+        stop = cancel
+
+        def pause(seconds: float) -> None:
+            stop.wait(seconds)  # wakes up as soon as the user cancels
+
     from authlib.integrations.base_client import OAuthError
 
     if not provider.device_url:
@@ -389,7 +417,9 @@ def sign_in_device(
         interval = max(code.interval, 1.0)
         deadline = clock() + code.expires_in
         while True:
-            sleep(interval)
+            pause(interval)
+            if cancel is not None and cancel.is_set():
+                raise _cancelled()
             if clock() > deadline:
                 raise AuthError(
                     "the device code expired before sign-in was finished",

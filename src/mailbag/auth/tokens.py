@@ -36,13 +36,18 @@ from mailbag.paths import Paths
 
 __all__ = [
     "REFRESH_MARGIN",
+    "PendingSignIn",
     "SignOut",
     "account_settings",
     "get_access_token",
     "invalidate",
+    "is_signed_in",
+    "keep_tokens",
+    "obtain_tokens",
     "provider_for",
     "sign_in",
     "sign_out",
+    "using_pending",
 ]
 
 #: refresh access tokens that expire within this many seconds
@@ -239,6 +244,9 @@ def get_access_token(
     `force_refresh` skips every cache (use `invalidate` after a server refused
     a token instead: it also keeps other processes from reusing it).
     """
+    pending = getattr(_pending, "by_name", None) or {}
+    if account.name in pending:
+        return _pending_token(account, pending[account.name], force_refresh, paths, env)
     cached = _load_cached(account)
     if _usable(account, cached, force_refresh):
         assert cached is not None
@@ -281,6 +289,81 @@ def invalidate(account: Account, access_token: str) -> None:
         _forget_cached(account)
 
 
+def obtain_tokens(
+    account: Account,
+    *,
+    device: bool = False,
+    paths: Paths | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    show_url: Callable[[str, bool], None] | None = None,
+    show_code: Callable[[DeviceCode], None] | None = None,
+    open_browser: Callable[[str], bool] = webbrowser.open,
+    sleep: Callable[[float], None] = time.sleep,
+    env: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
+    timeout: float | None = None,
+) -> TokenSet:
+    """Run a sign-in flow (browser or `device` code) and return its tokens, keeping
+    nothing: `keep_tokens` stores them (the account dialog keeps them in memory until
+    Save; `sign_in` does both at once)."""
+    from mailbag.auth import flows
+
+    provider = provider_for(
+        account, paths=paths, client_id=client_id, client_secret=client_secret, env=env
+    )
+    if device:
+        token = flows.sign_in_device(
+            provider,
+            account_name=account.name,
+            show_code=show_code or (lambda code: None),
+            sleep=sleep,
+            cancel=cancel,
+        )
+    else:
+        token = flows.sign_in_browser(
+            provider,
+            account_name=account.name,
+            login_hint=account.incoming.username or account.email,
+            show_url=show_url,
+            open_browser=open_browser,
+            timeout=flows.SIGN_IN_TIMEOUT if timeout is None else timeout,
+            cancel=cancel,
+        )
+    if not token.refresh_token:
+        raise AuthError(
+            f"{provider.name} signed in but gave no refresh token, so the sign-in would not last",
+            hint="make sure the scopes include offline access (Microsoft: offline_access)",
+        )
+    if _refresh_ref(account).source is not SecretSource.KEYRING:
+        raise SecretError(
+            f"account {account.name!r} reads its secret from a command, so the OAuth2 "
+            "refresh token cannot be stored",
+            hint="remove password_command from its [incoming] table to keep the sign-in in "
+            "the keyring",
+        )
+    return token
+
+
+def keep_tokens(account: Account, token: TokenSet) -> None:
+    """Keep a sign-in's tokens: the refresh token in the keyring (the account's incoming
+    secret), the access token in the caches; tokens a server refused before are forgotten."""
+    if not token.refresh_token or not _store_refresh_token(account, token.refresh_token):
+        raise SecretError(f"the OAuth2 sign-in of {account.name!r} cannot be kept")
+    with _memory_lock:
+        _refused.pop(account.name, None)
+    _save_cached(account, token)
+
+
+def is_signed_in(account: Account) -> bool:
+    """Whether a sign-in (refresh token) is stored for the account; no network."""
+    try:
+        _read_refresh_token(account)
+    except (AuthError, SecretError):
+        return False
+    return True
+
+
 def sign_in(
     account: Account,
     *,
@@ -295,44 +378,71 @@ def sign_in(
     env: Mapping[str, str] | None = None,
 ) -> TokenSet:
     """Run a sign-in flow and keep its tokens (refresh token into the keyring)."""
-    from mailbag.auth import flows
-
-    provider = provider_for(
-        account, paths=paths, client_id=client_id, client_secret=client_secret, env=env
+    token = obtain_tokens(
+        account,
+        device=device,
+        paths=paths,
+        client_id=client_id,
+        client_secret=client_secret,
+        show_url=show_url,
+        show_code=show_code,
+        open_browser=open_browser,
+        sleep=sleep,
+        env=env,
     )
-    if device:
-        token = flows.sign_in_device(
-            provider,
-            account_name=account.name,
-            show_code=show_code or (lambda code: None),
-            sleep=sleep,
-        )
-    else:
-        token = flows.sign_in_browser(
-            provider,
-            account_name=account.name,
-            login_hint=account.incoming.username or account.email,
-            show_url=show_url,
-            open_browser=open_browser,
-        )
-    if not token.refresh_token:
-        raise AuthError(
-            f"{provider.name} signed in but gave no refresh token, so the sign-in would not last",
-            hint="make sure the scopes include offline access (Microsoft: offline_access)",
-        )
-    if _refresh_ref(account).source is SecretSource.KEYRING:
-        _store_refresh_token(account, token.refresh_token)
-    else:
-        raise SecretError(
-            f"account {account.name!r} reads its secret from a command, so the OAuth2 "
-            "refresh token cannot be stored",
-            hint="remove password_command from its [incoming] table to keep the sign-in in "
-            "the keyring",
-        )
-    with _memory_lock:
-        _refused.pop(account.name, None)
-    _save_cached(account, token)
+    keep_tokens(account, token)
     return token
+
+
+# --- a sign-in not kept yet (the account dialog tests it before Save) -----------------
+
+
+@dataclass
+class PendingSignIn:
+    """Tokens from `obtain_tokens` that are not stored anywhere yet, and the client
+    secret they were obtained with (a refresh during the test needs it)."""
+
+    token: TokenSet
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+_pending = threading.local()
+
+
+@contextlib.contextmanager
+def using_pending(account: Account, pending: PendingSignIn) -> Iterator[None]:
+    """In this thread, log `account` in with `pending`'s tokens instead of the stored
+    sign-in (refreshed in memory when a server refuses them; nothing is written)."""
+    previous = getattr(_pending, "by_name", None)
+    _pending.by_name = {**(previous or {}), account.name: pending}
+    try:
+        yield
+    finally:
+        _pending.by_name = previous
+
+
+def _pending_token(
+    account: Account,
+    pending: PendingSignIn,
+    force_refresh: bool,
+    paths: Paths | None,
+    env: Mapping[str, str] | None,
+) -> str:
+    token = pending.token
+    if not force_refresh and not token.expires_within(REFRESH_MARGIN):
+        return token.access_token
+    if not token.refresh_token:
+        raise _reauth(account, "the new sign-in gave no refresh token")
+    provider = provider_for(
+        account,
+        paths=paths,
+        client_id=pending.client_id,
+        client_secret=pending.client_secret,
+        env=env,
+    )
+    pending.token = refresh(provider, token.refresh_token, account_name=account.name)
+    return pending.token.access_token
 
 
 #: how long `account remove` waits for the provider to revoke a sign-in

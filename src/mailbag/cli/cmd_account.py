@@ -520,24 +520,13 @@ def _with_published_oauth2(
 ) -> Account:
     """Use the OAuth2 endpoints the provider published with its settings (an autoconfig
     `<oAuth2>` block) unless mailbag knows the provider itself or the user chose one."""
-    from dataclasses import replace
-
-    from mailbag.auth import account_settings, discovered_settings
+    from mailbag.auth.setup import with_published
 
     info = found.oauth2 if found is not None else None
-    if info is None or account.oauth2 is not None:
-        return account
-    if account_settings(account).provider != "generic":
-        return account  # Microsoft or Google by address or server: the built-in definition
-    settings = discovered_settings(info.issuer, info.scopes, info.auth_url, info.token_url)
-    if args.oauth_provider and args.oauth_provider != settings.provider:
-        return account
-    if settings.provider == "generic":
-        ctx.info(
-            f"signing in at {info.issuer or info.auth_url}, as {account.email.rpartition('@')[2]} "
-            "publishes in its settings"
-        )
-    return replace(account, oauth2=settings)
+    account, notes = with_published(account, info, args.oauth_provider or "")
+    for note in notes:
+        ctx.info(note)
+    return account
 
 
 def run_add(args: argparse.Namespace, ctx: Context) -> int:

@@ -17,6 +17,7 @@ from mailbag.cli.context import Context
 
 if TYPE_CHECKING:
     from mailbag.auth import DeviceCode
+    from mailbag.auth.setup import ClientChoice
     from mailbag.config import Account
 
 
@@ -128,58 +129,43 @@ def _show_code(ctx: Context) -> Any:
     return show
 
 
+def client_choice(args: argparse.Namespace) -> ClientChoice:
+    from mailbag.auth.setup import ClientChoice
+
+    return ClientChoice(
+        provider=args.oauth_provider or "",
+        tenant=args.oauth_tenant or "",
+        client_id=args.oauth_client_id or "",
+        client_secret=args.oauth_client_secret or "",
+        shared=bool(args.oauth_shared),
+    )
+
+
 def oauth_sign_in(args: argparse.Namespace, ctx: Context, account: Account) -> Account:
     """Run the sign-in for `account` with the OAuth2 options in `args`; returns the
     account with its (possibly new) OAuth2 settings. The refresh token is stored."""
     import webbrowser
-    from dataclasses import replace
 
-    from mailbag.auth import account_settings, sign_in
-    from mailbag.config import SecretRef, SecretSource
-    from mailbag.config.schema import keyring_key
-    from mailbag.config.secrets import store_secret
+    from mailbag.auth.setup import keep_sign_in, with_client
+    from mailbag.auth.tokens import obtain_tokens
 
-    settings = account_settings(account)
-    if args.oauth_provider and args.oauth_provider != settings.provider:
-        settings = replace(settings, provider=args.oauth_provider)
-    if args.oauth_tenant:
-        settings = replace(settings, tenant=args.oauth_tenant)
-    if args.oauth_shared and settings.provider == "generic":
-        # every provider mailbag does not know is "generic": one shared ID would be
-        # sent to all of them, and each one issues its own
-        ctx.warn(
-            "--oauth-shared works for microsoft and google; the client ID of this "
-            "provider is kept for this account only"
-        )
-        args.oauth_shared = False
-    if args.oauth_client_id and not args.oauth_shared:
-        settings = replace(settings, client_id=args.oauth_client_id)
-    if args.oauth_client_secret:
-        key = keyring_key(account.name, "oauth2-client")
-        store_secret(SecretRef(SecretSource.KEYRING, key), args.oauth_client_secret)
-        settings = replace(settings, client_secret_keyring=key)
-    account = replace(account, oauth2=settings)
+    account, choice, notes = with_client(account, client_choice(args))
+    for note in notes:
+        ctx.warn(note)
 
     def open_browser(url: str) -> bool:
         return False if args.no_browser else webbrowser.open(url)
 
-    sign_in(
+    token = obtain_tokens(
         account,
         device=args.device,
         paths=ctx.paths,
-        client_id=args.oauth_client_id,
-        client_secret=args.oauth_client_secret,
         show_url=_show_url(ctx, args.no_browser),
         show_code=_show_code(ctx),
         open_browser=open_browser,
+        **choice.flow_args(),
     )
-    if args.oauth_client_id and args.oauth_shared:
-        from mailbag.config import OAuth2Settings, load_config, save_oauth2_provider
-
-        shared = load_config(ctx.paths).oauth2.get(settings.provider) or OAuth2Settings(
-            provider=settings.provider
-        )
-        save_oauth2_provider(ctx.paths, replace(shared, client_id=args.oauth_client_id))
+    keep_sign_in(ctx.paths, account, token, choice)
     return account
 
 

@@ -54,6 +54,7 @@ class Sandbox:
         keep: bool = False,
         oauth2: bool = False,
         imap_without: Iterable[str] = (),
+        smtp_without_auth: bool = False,
     ) -> None:
         self._own_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mailbag-sandbox-"))
@@ -107,6 +108,7 @@ class Sandbox:
                     if self.oauth2 is not None
                     else None
                 ),
+                without_auth=smtp_without_auth,
             )
 
     # --- lifecycle -----------------------------------------------------------------
@@ -156,6 +158,14 @@ class Sandbox:
         """Submission with implicit TLS (like 465)."""
         assert self.smtp is not None, "SMTP is turned off in this sandbox"
         return self.smtp.smtps_port
+
+    @property
+    def smtp_open_port(self) -> int:
+        """Submission with implicit TLS that needs no AUTH (`smtp_without_auth=True`)."""
+        assert self.smtp is not None and self.smtp.open_port is not None, (
+            "start the sandbox with smtp_without_auth=True"
+        )
+        return self.smtp.open_port
 
     @property
     def smtp_policy(self) -> SmtpPolicy:
@@ -329,4 +339,6 @@ class Sandbox:
         if self.smtp is not None:
             info["smtp_starttls"] = self.smtp.submission_port
             info["smtps"] = self.smtp.smtps_port
+            if self.smtp.open_port is not None:
+                info["smtps_without_auth"] = self.smtp.open_port
         return info

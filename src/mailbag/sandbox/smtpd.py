@@ -1,7 +1,9 @@
 """A real SMTP submission server on loopback, built on aiosmtpd.
 
 Two listeners: STARTTLS (like port 587) and implicit TLS (like port 465).
-AUTH PLAIN/LOGIN is required before MAIL FROM, the size limit is advertised,
+AUTH PLAIN/LOGIN is required before MAIL FROM there; with `without_auth` a third
+listener (implicit TLS, `open_port`) takes mail without AUTH, as an ISP's server
+does for its own network (it still refuses to relay), the size limit is advertised,
 and accepted mail for sandbox users is delivered to Dovecot over LMTP, so a
 message sent through it really arrives in the recipient's INBOX. Mail for
 other domains is refused as relaying unless `relay` is on, in which case it is
@@ -162,6 +164,7 @@ class SmtpServer:
         *,
         size_limit: int = 50 * 1024 * 1024,
         introspection: tuple[str, str, str] | None = None,
+        without_auth: bool = False,
     ) -> None:
         from mailbag.sandbox.dovecot import free_port
 
@@ -175,6 +178,8 @@ class SmtpServer:
         self.introspection = introspection
         self.submission_port = free_port()
         self.smtps_port = free_port()
+        #: implicit TLS, no AUTH offered or needed (only with `without_auth`)
+        self.open_port = free_port() if without_auth else None
         self._controllers: list[Any] = []
         self._lock = threading.Lock()
 
@@ -287,8 +292,20 @@ class SmtpServer:
             **common,
             auth_require_tls=True,
         )
+        controllers = [submission, smtps]
+        if self.open_port is not None:
+            controllers.append(
+                ImplicitTLSController(
+                    handler,
+                    hostname="127.0.0.1",
+                    port=self.open_port,
+                    server_hostname="localhost",
+                    ssl_context=self._server_context(),
+                    **{**common, "auth_required": False, "authenticator": None},
+                )
+            )
         with self._lock:
-            for c in (submission, smtps):
+            for c in controllers:
                 c.start()
                 self._controllers.append(c)
 
