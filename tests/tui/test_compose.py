@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import Message
 from email.policy import default as default_policy
 from pathlib import Path
@@ -41,14 +41,6 @@ def _home(tmp_path: Path, sb: Sandbox, user: str = "alice") -> Paths:
 
 def _status(app: MailbagApp) -> str:
     return str(app.query_one("#status", Static).render())
-
-
-async def _wait(pilot: Any, check: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not there in time (status: {_status(pilot.app)})")
-        await pilot.pause(0.1)
 
 
 def _arrived(sb: Sandbox, user: str, subject: str, folder: str = "INBOX") -> Message | None:
