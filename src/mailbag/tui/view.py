@@ -98,7 +98,7 @@ class Rendered:
 ROWS_PER_FETCH = 100
 QUICK_TOP = 2000  # lines a big folder shows at once, before the rest of its order is read
 MAX_CACHED_ROWS = 20_000
-#: folders whose conversations are kept between looks (each costs ~10 MB at 200,000)
+#: folders whose conversations are kept between looks (about 40 MB for 200,000 messages)
 GROUPED_FOLDERS = 3
 
 
