@@ -527,6 +527,10 @@ def _like_any_case(key: str) -> str:
     return "%" + "".join(out) + "%"
 
 
+#: more changes than this (or a tenth of the folder) and the folder is grouped whole again
+REGROUP_WHOLE_AT = 1000
+
+
 def _ints(text: str | None) -> list[int]:
     return [int(x) for x in text.split(",")] if text else []
 
@@ -603,7 +607,7 @@ class FolderConversations:
                 (found.id,),
             ).fetchone()
             removed.update(grouped.message_ids() - set(_ints(present)))
-        if len(added) + len(removed) > max(1000, count // 10):
+        if len(added) + len(removed) > max(REGROUP_WHOLE_AT, count // 10):
             return self._rebuild(store, identity)  # as cheap, and simpler
         regrouped = grouped.fold(
             _StoreRows(store, found.id), added, removed, set(_ints(unread_text))
