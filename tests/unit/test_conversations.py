@@ -221,6 +221,17 @@ def test_folder_conversations_follow_the_store(tmp_path: Path) -> None:
         assert (step.full, step.added, step.removed) == (False, 0, 3)
         assert live.threads == folder_threads(store, "acct", "INBOX")
 
+        # the newest row removed and a new message arriving: SQLite gives it the same row ID
+        last = store.add_bytes(inbox, _mail("<last@x>", "last", 20))
+        live.refresh(store)
+        store.forget(last.id)
+        store.commit()
+        reused = store.add_bytes(inbox, _mail("<c@x>", "Re: plan", 21, "<a@x>"))
+        assert reused.id == last.id
+        step = live.refresh(store)
+        assert (step.added, step.removed) == (1, 1)
+        assert live.threads == folder_threads(store, "acct", "INBOX")
+
         # a new UIDVALIDITY: grouped again from scratch
         store.update_folder(store.find_folder("acct", "INBOX"), uidvalidity=99)  # type: ignore[arg-type]
         store.commit()
