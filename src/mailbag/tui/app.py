@@ -137,6 +137,7 @@ class MailbagApp(App[None]):
         self.refresh_folders(select_first=True)
         if self._state_problem is not None:
             self.status(self._state_problem)
+            self.notify(self._state_problem, severity="warning", timeout=10)
         if not self.view.accounts():
             self.status("no account yet: press A to add one, ? for help")
         elif self.sync_on_start:
