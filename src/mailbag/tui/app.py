@@ -741,7 +741,9 @@ class MailbagApp(App[None]):
             "Edit account", "change the selected folder's account (E)", self.action_edit_account
         )
         yield SystemCommand(
-            "Threads on/off", "group the list by conversation", self.action_toggle_threads
+            "Threads on/off",
+            "group this folder by conversation (remembered)",
+            self.action_toggle_threads,
         )
         yield SystemCommand(
             "Attachments", "list, open or save the message's attachments", self.action_attachments
