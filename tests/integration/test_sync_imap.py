@@ -649,6 +649,38 @@ def test_server_changes_are_synced_from_the_qresync_delta_alone(
     assert _sync_states(home, user)["INBOX"]
 
 
+def test_a_delta_sync_commits_once_per_changed_folder(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every commit is a file-system flush: server-only changes of a folder (flags,
+    # expunges) are recorded with the folder's new state in one transaction
+    fill(sb, user, 24)
+    t = target(sb, user)
+    _settled(t, home)
+    commits: list[int] = []
+    real_commit = Store.commit
+
+    def counting_commit(self: Store, *, fsync: bool = True) -> None:
+        if self.conn.in_transaction:
+            commits.append(1)
+        real_commit(self, fsync=fsync)
+
+    monkeypatch.setattr(Store, "commit", counting_commit)
+    with sb.control(user) as c:
+        for box in ("INBOX", "Work/Projects", "Archive"):
+            uids = c.uids(box)
+            c.store(box, uids[:2], "+FLAGS", ["\\Flagged"])
+            c.expunge(box, uids[2:3])
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    # one per folder, one for the re-armed stamps, one for the account row at the start
+    assert len(commits) <= 3 + 2, len(commits)
+    monkeypatch.setattr(Store, "commit", real_commit)
+    assert_same(sb, user, home)
+    assert all(f.skipped for f in sync(t, home).folders)
+
+
 def test_a_change_by_another_program_during_a_delta_sync_is_not_papered_over(
     sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,6 +108,9 @@ HEAVY = (
     "mailbag.sync.outbox",
     "mailbag.auth.tokens",
     "mailbag.auth.flows",
+    "mailbag.store.outbox",
+    "json",
+    "secrets",
 )
 
 
@@ -199,3 +202,19 @@ def test_directory_times_are_trusted_only_when_old_enough_for_their_clock(
     assert _dir_stamp(inbox) is None  # a change in this second would not show
     set_times(whole - 3_000_000_000)
     assert _dir_stamp(inbox) == f"dirs={whole - 3_000_000_000}:{whole - 3_000_000_000}"
+
+
+def test_the_program_entry_runs_the_command_and_returns_its_code(tmp_path: Path) -> None:
+    env = {"MAILBAG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run(
+        [sys.executable, "-m", "mailbag", "folders", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert (ok.returncode, ok.stdout.strip()) == (0, "[]"), ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "mailbag", "sync"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "no account is configured" in bad.stderr

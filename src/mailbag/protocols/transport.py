@@ -12,11 +12,13 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from mailbag.errors import NetworkError, TLSError
+from mailbag.errors import MailbagError, NetworkError, TLSError
 
 
 class Security(StrEnum):
@@ -168,8 +170,106 @@ def open_stream(endpoint: Endpoint) -> socket.socket:
 
     For STARTTLS the caller speaks the protocol's upgrade command and then calls
     `wrap_tls` itself, after discarding anything buffered before the upgrade.
+    A connection `open_early` started for an equal endpoint is taken instead, once.
     """
+    early = _claim_early(endpoint)
+    if early is not None:
+        sock = early.take()
+        if sock is not None:
+            return sock
+    return _open_now(endpoint)
+
+
+def _open_now(endpoint: Endpoint) -> socket.socket:
     sock = connect_tcp(endpoint)
     if endpoint.security is Security.SSL:
         return wrap_tls(sock, endpoint)
     return sock
+
+
+# --- connecting while the program is still loading ------------------------------------
+
+#: an early connection older than this when claimed is closed and a fresh one opened: a
+#: server may drop a connection that stays silent before logging in
+EARLY_MAX_AGE = 10.0
+
+
+class _Early:
+    """One connection being opened in a background thread (see `open_early`)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self.sock: socket.socket | None = None
+        self.error: MailbagError | OSError | None = None
+        self.discarded = False
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            sock = _open_now(self.endpoint)
+        except (MailbagError, OSError) as exc:  # raised where the connection is taken
+            self.error = exc
+        else:
+            with self._lock:
+                if self.discarded:
+                    sock.close()
+                else:
+                    self.sock = sock
+        finally:
+            self.done.set()
+
+    def take(self) -> socket.socket | None:
+        """The connection (waiting for it), or its error raised here; None when too old
+        (or when opening it failed unexpectedly: the caller then connects itself)."""
+        self.done.wait()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        sock, self.sock = self.sock, None
+        if sock is not None and time.monotonic() - self.started > EARLY_MAX_AGE:
+            sock.close()
+            return None
+        return sock
+
+    def discard(self) -> None:
+        with self._lock:
+            self.discarded = True
+            sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
+_early: dict[Endpoint, _Early] = {}
+_early_lock = threading.Lock()
+
+
+def open_early(endpoint: Endpoint) -> None:
+    """Start connecting to `endpoint` now, in a background thread (TCP, and the TLS
+    handshake for implicit TLS); the next `open_stream(endpoint)` of this process takes
+    that connection, or raises what went wrong opening it, exactly as if it had
+    connected then. For a command that connects only after loading its code (most
+    of a short `mailbag sync`): the round trips and the handshake's crypto overlap the
+    loading. `discard_early` closes what nobody took."""
+    with _early_lock:
+        if endpoint in _early:
+            return
+        early = _early[endpoint] = _Early(endpoint)
+    threading.Thread(target=early.run, name="mailbag-connect", daemon=True).start()
+
+
+def _claim_early(endpoint: Endpoint) -> _Early | None:
+    if not _early:  # the usual case, without taking the lock
+        return None
+    with _early_lock:
+        return _early.pop(endpoint, None)
+
+
+def discard_early() -> None:
+    """Close the early connections nobody took (one still opening closes when done)."""
+    with _early_lock:
+        pending = list(_early.values())
+        _early.clear()
+    for early in pending:
+        early.discard()

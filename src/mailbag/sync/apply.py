@@ -13,8 +13,12 @@ live here, in one place:
    the next plan, which pairs the server copy by Message-ID and size;
 5. downloads: streamed straight into tmp/ files; every chunk is fsynced, then
    recorded in the index, then renamed into place.
-Every step commits before the next, so a crash anywhere loses no mail and a
-re-run neither downloads nor uploads twice.
+The index records a step only after the step is done, and every server command
+and every transfer begins with nothing uncommitted, so a crash anywhere loses no
+mail and a re-run neither downloads nor uploads twice. The steps that only change
+things here (pairs, local renames and deletions, and their index rows) share one
+transaction, which `apply_plan` leaves open: the caller adds the folder's new
+sync state and commits it all at once (a commit costs a file-system flush).
 """
 
 from __future__ import annotations
@@ -316,11 +320,17 @@ def apply_plan(
     download: DownloadFn | None = None,
 ) -> None:
     """Execute `plan` for `folder`; counts go into `report`. Raises on failure
-    after committing everything that completed."""
+    after committing everything that completed. Returns with the last local
+    changes uncommitted (one transaction): the caller commits them."""
     account = folder.account
 
     def tick(kind: str, nbytes: int = 0) -> None:
         on_progress(Progress(account, folder.name, kind, 1, nbytes))
+
+    def before_server() -> None:
+        # no transaction (the write lock) is held while waiting for the server
+        if store.conn.in_transaction:
+            store.commit()
 
     rows: dict[str, int] = {}  # key -> row, for files adopted during this run
 
@@ -335,17 +345,17 @@ def apply_plan(
         rows[key] = store.adopt(folder, entry).id
         return rows[key]
 
-    # 1. pairs (and a new UIDVALIDITY) in one transaction
+    # 1. pairs (and a new UIDVALIDITY)
     if plan.uidvalidity_changed:
         store.unpair_all(folder)
-    store.update_folder(folder, uidvalidity=uidvalidity)
+    if folder.uidvalidity != uidvalidity:
+        store.update_folder(folder, uidvalidity=uidvalidity)
     for a in plan.actions:
         if isinstance(a, Forget):
             store.forget(a.row)
         elif isinstance(a, Pair):
             store.pair(row_of(a.key, a.row), a.uid)
             report.paired += 1
-    store.commit()
 
     # 2. flags: server first (grouped by change), then the local side
     flag_actions = [a for a in plan.actions if isinstance(a, SetFlags)]
@@ -355,6 +365,8 @@ def apply_plan(
             groups[(True, fa.add)].append(fa.uid)
         if fa.remove:
             groups[(False, fa.remove)].append(fa.uid)
+    if groups:
+        before_server()
     for (add, flags), uids in groups.items():
         remote.store_flags(sorted(uids), add, flags)
     for fa in flag_actions:
@@ -366,7 +378,6 @@ def apply_plan(
         store.record_flags(row, fa.flags)
         if fa.local or fa.add or fa.remove:
             report.updated += 1
-    store.commit()
 
     # 3. deletions: local files before their rows; server copies flagged then expunged
     local_deletes = [a for a in plan.actions if isinstance(a, DeleteLocal)]
@@ -377,9 +388,9 @@ def apply_plan(
         if dl.row is not None:
             store.forget(dl.row)
         report.deleted += 1
-    store.commit()
     remote_deletes = [a for a in plan.actions if isinstance(a, ExpungeRemote)]
     if remote_deletes:
+        before_server()
         uids = sorted(a.uid for a in remote_deletes)
         remote.store_flags(uids, True, DELETED)
         remote.expunge(uids)
@@ -387,7 +398,6 @@ def apply_plan(
             if er.row is not None:
                 store.forget(er.row)
             report.deleted += 1
-        store.commit()
 
     # 4. uploads, each recorded as soon as the server confirms it
     for up in (a for a in plan.actions if isinstance(a, Upload)):
@@ -408,6 +418,7 @@ def apply_plan(
     # 5. downloads, streamed and committed in chunks
     downloads = [a for a in plan.actions if isinstance(a, Download)]
     if downloads:
+        before_server()  # (the downloads commit from a thread of their own)
         uids = sorted(d.uid for d in downloads)
         replaces = {d.uid: d.row for d in downloads if d.row is not None}
         if download is not None:

@@ -590,12 +590,12 @@ def _skippable(
 def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> bool:
     """Remember the directory times taken before the scan, when nothing has changed
     them since: then the scan saw everything up to them. Otherwise forget the stamp,
-    so the next run scans (unless `_rearm` shows the files match the index); returns
-    whether a stamp was recorded."""
+    so the next run scans (unless `_rearm` shows the files match the index). Commits,
+    with whatever the caller left uncommitted; returns whether a stamp was recorded."""
     stamp = before_scan if before_scan is not None and _dir_stamp(folder) == before_scan else None
     if stamp != folder.sync_state:
         store.update_folder(folder, sync_state=stamp)
-        store.commit()
+    store.commit()
     return stamp is not None
 
 
@@ -666,32 +666,45 @@ def _delta_applied(store: Store, folder: Folder, base: _Baseline) -> bool:
     return all(want.get(name) == "" for name in extra_new)
 
 
-def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> None:
-    """After a run that changed the folder's files itself: record the directory times
-    when the files are exactly what the index says (checked against the baseline of a
-    delta sync, else against every row), so the next run need not read the folder.
+def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> str | None:
+    """After a run that changed the folder's files itself: the directory times to
+    record when the files are exactly what the index says (checked against the baseline
+    of a delta sync, else against every row), so the next run need not read the folder.
     Waits (at most _STAMP_SAFE_NS) until the last change is older than a timestamp
     tick: a later change by another program then always moves the times on."""
     try:
         cur = os.stat(folder.path / "cur").st_mtime_ns
         new = os.stat(folder.path / "new").st_mtime_ns
     except FileNotFoundError:
-        return
+        return None
     margin = _stamp_margin(cur, new)
     wait = margin - (time.time_ns() - max(cur, new))
     if wait > _STAMP_SAFE_NS:
-        return  # a coarse clock: not worth waiting seconds for; the next run reads
+        return None  # a coarse clock: not worth waiting seconds for; the next run reads
     if wait > 0:
         time.sleep(wait / 1e9 + 0.001)
     stamp = _dir_stamp(folder)
     if stamp is None or folder.id in store.folders_with_pending(folder.account):
-        return  # rows to push are left: the next run must read the folder
+        return None  # rows to push are left: the next run must read the folder
     same = (
         _delta_applied(store, folder, base) if base is not None else _matches_index(store, folder)
     )
     if not same or _dir_stamp(folder) != stamp:
-        return
-    store.update_folder(folder, sync_state=stamp)
+        return None
+    return stamp
+
+
+def _rearm_all(store: Store, rearm: Sequence[tuple[int, _Baseline | None]]) -> None:
+    """`_rearm` the folders this run changed; the stamps are recorded in one commit."""
+    stamps: list[tuple[Folder, str]] = []
+    for folder_id, base in rearm:
+        with contextlib.suppress(StoreError):
+            folder = store.folder_by_id(folder_id)
+            stamp = _rearm(store, folder, base)
+            if stamp is not None:
+                stamps.append((folder, stamp))
+    for folder, stamp in stamps:
+        store.update_folder(folder, sync_state=stamp)
     store.commit()
 
 
@@ -1010,7 +1023,7 @@ def _sync_folder_remote(
             board, client, store, folder, remote.uidvalidity, report, on_progress, options
         ),
     )
-    store.commit()
+    # in the transaction of the last local changes: one commit (the caller's) for all
     store.update_folder(
         folder,
         uidnext=sel.uidnext,
@@ -1018,7 +1031,6 @@ def _sync_folder_remote(
         messages=sel.exists,
         last_sync=time.time(),
     )
-    store.commit()
     return base
 
 
@@ -1404,10 +1416,7 @@ def _sync_folders(
                 for f in [ex.submit(worker) for _ in range(workers)]:
                     f.result()
         if rearm:
-            s = thread_store()
-            for folder_id, base in rearm:
-                with contextlib.suppress(StoreError):
-                    _rearm(s, s.folder_by_id(folder_id), base)
+            _rearm_all(thread_store(), rearm)
     finally:
         for s in stores:
             s.close()
