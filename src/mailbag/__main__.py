@@ -1,5 +1,5 @@
 """`python -m mailbag` runs the command line."""
 
-from mailbag.cli.main import main
+from mailbag.cli.main import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -45,6 +45,11 @@ async def _wait(pilot: Any, check: Any, timeout: float = 90.0) -> None:
         await pilot.pause(0.1)
 
 
+async def _closed(pilot: Any) -> None:
+    """Save stores in a worker: wait until the dialog is gone."""
+    await _wait(pilot, lambda: not isinstance(pilot.app.screen, AccountDialog), timeout=20)
+
+
 def _fill(dialog: AccountDialog, values: dict[str, str]) -> None:
     for widget_id, value in values.items():
         dialog.query_one(f"#{widget_id}", Input).value = value
@@ -106,8 +111,7 @@ def test_add_with_a_separate_smtp_login(
             for name in ("login", "smtp-login", "send", "receive"):
                 assert f"✓ {name}" in _steps(dialog)
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     account = load_config(paths).accounts[bob]
@@ -166,8 +170,7 @@ def test_edit_keeps_the_stored_password_and_replaces_the_account(
             dialog.query_one("#test").press()
             await _wait(pilot, lambda: "all steps passed" in _steps(dialog))
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     accounts = load_config(paths).accounts
@@ -237,8 +240,7 @@ def test_security_none_needs_a_confirmation(
             dialog.query_one("#test").press()
             await _wait(pilot, lambda: "all steps passed" in _steps(dialog))
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     account = load_config(paths).accounts[sb.address("bob")]
@@ -347,8 +349,7 @@ def test_add_with_an_outgoing_server_that_needs_no_login(
             assert "✓ login" in text and "✓ send" in text and "✓ receive" in text
             assert "- smtp-login" in text  # skipped: the server takes mail without one
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     account = load_config(paths).accounts[carol]

@@ -23,7 +23,7 @@ from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox
 from mailbag.store.outbox import Outbox
 from mailbag.tui.app import MailbagApp
-from mailbag.tui.compose import AttachPicker, ComposeScreen
+from mailbag.tui.compose import AttachPicker, CompletionMenu, ComposeScreen
 from tuitools import sandbox_home
 
 SIZE = (140, 45)
@@ -505,50 +505,148 @@ def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_pa
     assert _arrived(sb, "bob", subject) is not None
 
 
+def _options(menu: OptionList) -> list[str]:
+    return [str(menu.get_option_at_index(i).prompt) for i in range(menu.option_count)]
+
+
 def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
     paths = _home(tmp_path, sb, user="bob")
     subject = _unique("completion seed")
-    sb.deliver(
-        "bob",
-        (
-            "From: Carol Jones <carol@sandbox.test>\r\nTo: bob@sandbox.test\r\n"
-            f"Subject: {subject}\r\n\r\nhi\r\n"
-        ).encode(),
-    )
+    # ranked by use: Quentin wrote twice, Quinn once
+    for sender in ("Quentin Alpha <quentin@sandbox.test>",) * 2 + (
+        "Quinn Beta <quinn@sandbox.test>",
+    ):
+        sb.deliver(
+            "bob",
+            f"From: {sender}\r\nTo: bob@sandbox.test\r\nSubject: {subject}\r\n\r\nhi\r\n".encode(),
+        )
 
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await _wait(pilot, lambda: sum(r.subject == subject for r in app.model.rows()) == 3)
             await pilot.press("c")
             await pilot.pause()
             screen = _compose(app)
             to = screen.query_one("#to", Input)
-            await pilot.press(*"dave@sandbox.test, car")
-            await _wait(pilot, lambda: to._suggestion)
-            # the name was typed: the suggestion is the name with the address
-            assert to._suggestion == "dave@sandbox.test, Carol Jones <carol@sandbox.test>"
-            hint = str(screen.query_one("#suggest", Static).render())
-            assert "Carol Jones <carol@sandbox.test>" in hint
-            await pilot.press("right")  # accepts the suggestion
-            assert to.value == "dave@sandbox.test, Carol Jones <carol@sandbox.test>"
-            # the address typed: the bare address
-            to.value = ""
-            await pilot.press(*"carol@")
-            await _wait(pilot, lambda: to._suggestion)
-            assert to._suggestion == "carol@sandbox.test"
-            await pilot.press("right")
-            assert to.value == "carol@sandbox.test"
-            # a later word of the name is listed below, but cannot continue inline
-            await pilot.press(*", Jo")
+            menu = screen.query_one(CompletionMenu)
+            assert not menu.display
+            # the second address of a list: the list shows the matches for it, best first
+            await pilot.press(*"dave@sandbox.test, qu")
+            await _wait(pilot, lambda: menu.display)
+            assert _options(menu) == [
+                "Quentin Alpha <quentin@sandbox.test>",
+                "Quinn Beta <quinn@sandbox.test>",
+            ]
+            assert menu.highlighted == 0
+            assert menu.region.y == to.region.y + 1  # right under the field
+            # ↓ then Tab takes the second; the first address stays; Tab stays in the field
+            await pilot.press("down", "tab")
+            assert to.value == "dave@sandbox.test, Quinn Beta <quinn@sandbox.test>, "
+            assert app.focused is to and not menu.display
             await pilot.pause(0.3)
-            assert to._suggestion == ""
-            assert "Carol Jones" in str(screen.query_one("#suggest", Static).render())
-            # our own address is never suggested
-            screen.query_one("#cc", Input).focus()
-            await pilot.press(*"bo")
+            assert not menu.display  # accepting does not open the list again
+            # the next address: Enter takes the highlighted one
+            await pilot.press(*"qu")
+            await _wait(pilot, lambda: menu.display)
+            await pilot.press("enter")
+            assert to.value == (
+                "dave@sandbox.test, Quinn Beta <quinn@sandbox.test>, "
+                "Quentin Alpha <quentin@sandbox.test>, "
+            )
+            # Esc closes the list, not the screen; with the list closed Tab moves on
+            await pilot.press(*"qu")
+            await _wait(pilot, lambda: menu.display)
+            await pilot.press("escape")
+            await pilot.pause(0.3)
+            assert app.screen is screen and not menu.display
+            assert to.value.endswith(", qu")
+            await pilot.press("tab")
+            cc = screen.query_one("#cc", Input)
+            assert app.focused is cc
+            # a later word of the name matches too; a mouse click picks
+            await pilot.press(*"bet")
+            await _wait(pilot, lambda: menu.display)
+            assert _options(menu) == ["Quinn Beta <quinn@sandbox.test>"]
+            assert menu.region.y == cc.region.y + 1
+            await pilot.click(CompletionMenu, offset=(3, 1))  # the first row inside the border
+            assert cc.value == "Quinn Beta <quinn@sandbox.test>, "
+            assert app.focused is cc and not menu.display
+            # no match: the list goes away
+            bcc = screen.query_one("#bcc", Input)
+            bcc.focus()
+            await pilot.press(*"qu")
+            await _wait(pilot, lambda: menu.display)
+            await pilot.press(*"zz")
+            await _wait(pilot, lambda: not menu.display)
+            # our own address is never suggested; leaving the field closes the list
+            await pilot.press(*["backspace"] * 4, *"bo")
             await pilot.pause(0.5)
-            assert screen.query_one("#cc", Input)._suggestion == ""
+            assert not menu.display
+            await pilot.press(*["backspace"] * 2, *"qu")
+            await _wait(pilot, lambda: menu.display)
+            screen.query_one("#subject", Input).focus()
+            await pilot.pause()
+            assert not menu.display
+            # Enter and Tab with no list do what they always do
+            bcc.focus()
+            await pilot.press("tab")
+            assert app.focused is screen.query_one("#subject", Input)
+            assert bcc.value == "qu"
+
+    asyncio.run(scenario())
+
+
+def test_narrow_terminal_and_leaving_with_unsaved_text(sb: Sandbox, tmp_path: Path) -> None:
+    from mailbag.message.compose import Attachment
+    from mailbag.tui.compose import DiscardPrompt
+
+    paths = _home(tmp_path, sb)
+    width, height = 80, 24
+
+    def inside(region: Any) -> bool:
+        return region.width > 0 and region.right <= width and region.bottom <= height
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=(width, height)) as pilot:
+            # nothing written: Esc closes at once
+            await pilot.press("c")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, (ComposeScreen, DiscardPrompt))
+
+            await pilot.press("c")
+            await pilot.pause()
+            screen = _compose(app)
+            screen.attachments.extend(Attachment(f"file{n}.pdf", b"x") for n in range(4))
+            screen._show_attachments()
+            await pilot.pause()
+            # every field, every button and the text fit an 80x24 terminal
+            for widget_id in ("to", "cc", "bcc", "subject", "attachments"):
+                assert inside(screen.query_one(f"#{widget_id}").region), widget_id
+            for button in screen.query("#compose-buttons Button"):
+                assert inside(button.region), button.id
+            assert screen.query_one("#compose-body", TextArea).region.height >= 5
+
+            # written, then Cancel: asked first; the dialog fits; Discard leaves nothing
+            await pilot.press(*"bob@sandbox.test")
+            await pilot.click("#cancel")
+            await pilot.pause()
+            prompt = app.screen
+            assert isinstance(prompt, DiscardPrompt)
+            for button_id in ("draft", "discard", "keep"):
+                assert inside(prompt.query_one(f"#{button_id}").region), button_id
+            await pilot.press("escape")  # Esc in the question: keep writing
+            await pilot.pause()
+            assert app.screen is screen and screen.query_one("#to", Input).value
+            await pilot.press("escape")
+            await pilot.pause()
+            await pilot.click("#discard")
+            await pilot.pause()
+            assert not isinstance(app.screen, (ComposeScreen, DiscardPrompt))
+        assert Outbox.open(paths).records() == []
 
     asyncio.run(scenario())
 

@@ -1,6 +1,7 @@
-"""A picture of the compose screen (pytest-textual-snapshot): a reply to a fixed
-message, with its quote, threading kept out of sight, and an attachment listed.
-`--snapshot-update` rewrites it after a deliberate change."""
+"""Pictures of the compose screen (pytest-textual-snapshot): a reply to a fixed
+message, with its quote, threading kept out of sight, and an attachment listed; and a
+new message in an 80x24 terminal with the list of address matches open.
+`--snapshot-update` rewrites them after a deliberate change."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
 from mailbag.store.index import Store
 from mailbag.tui.app import MailbagApp
-from mailbag.tui.compose import ComposeScreen
+from mailbag.tui.compose import CompletionMenu, ComposeScreen
 
 
 def _paths(tmp_path: Path) -> Paths:
@@ -61,3 +62,33 @@ def test_compose_screen_reply_all(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(110, 34), run_before=run_before)
+
+
+def test_compose_screen_narrow_with_matches(snap_compare: Any, tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    with Store.open(paths) as store:
+        inbox = store.folder("work", "INBOX", role="inbox")
+        for n, sender in enumerate(
+            ("Annika Berg <annika@example.net>", "Anton <anton@example.com>")
+        ):
+            store.add_bytes(
+                inbox,
+                f"From: {sender}\r\nTo: me@example.org\r\nSubject: s{n}\r\n"
+                f"Message-ID: <s{n}@example.net>\r\nDate: Mon, 02 Mar 2020 1{n}:00:00 +0000\r\n"
+                "\r\nhi\r\n".encode(),
+            )
+    app = MailbagApp(paths, sync_on_start=False, poll_seconds=0, push=False)
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press(*"team@example.org, an")
+        menu = pilot.app.screen.query_one(CompletionMenu)
+        for _ in range(100):
+            if menu.display and menu.option_count == 3:
+                break
+            await pilot.pause(0.05)
+        assert menu.display and menu.option_count == 3
+        await pilot.press("down")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -110,6 +110,9 @@ HEAVY = (
     "mailbag.sync.outbox",
     "mailbag.auth.tokens",
     "mailbag.auth.flows",
+    "mailbag.store.outbox",
+    "json",
+    "secrets",
 )
 
 
@@ -240,3 +243,19 @@ def test_fresh_directory_times_are_stepped_back_instead_of_waited_for(
         os.rename(entry.root / "cur" / f"{entry.key}:2,FRS", entry.path)
         os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,S")
         assert _rearm(store, inbox, None) is None
+
+
+def test_the_program_entry_runs_the_command_and_returns_its_code(tmp_path: Path) -> None:
+    env = {"MAILBAG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run(
+        [sys.executable, "-m", "mailbag", "folders", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert (ok.returncode, ok.stdout.strip()) == (0, "[]"), ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "mailbag", "sync"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "no account is configured" in bad.stderr

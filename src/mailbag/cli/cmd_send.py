@@ -244,10 +244,11 @@ def flush_before_sync(
 ) -> list[dict[str, Any]]:
     """`mailbag sync` sends what is due in the outbox first (so Sent copies come down
     with the sync). Problems are reported, never fatal to the sync."""
-    from mailbag.store.outbox import Outbox, OutboxLocked
+    from mailbag.store.outbox_probe import has_entries
 
-    if not Outbox.has_entries(ctx.paths):
-        return []  # the usual case: no need to load the sending code
+    if not has_entries(ctx.paths):
+        return []  # the usual case: no need to load the outbox or sending code
+    from mailbag.store.outbox import OutboxLocked
     from mailbag.sync.sending import send_outbox
 
     try:

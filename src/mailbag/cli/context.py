@@ -7,7 +7,6 @@ progress and warnings go to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -57,6 +56,8 @@ class Context:
         print(f"mailbag: warning: {clean_terminal(text)}", file=self.stderr)
 
     def emit_json(self, document: Any) -> None:
+        import json  # here: most runs print no JSON, and start-up time counts
+
         json.dump(document, self.stdout, ensure_ascii=False, indent=2, default=str)
         self.stdout.write("\n")
 

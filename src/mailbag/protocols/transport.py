@@ -10,13 +10,17 @@ that turns verification off. Errors are translated into `NetworkError` /
 from __future__ import annotations
 
 import errno
+import os
+import re
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from mailbag.errors import NetworkError, TLSError
+from mailbag.errors import MailbagError, NetworkError, TLSError
 
 
 class Security(StrEnum):
@@ -56,6 +60,14 @@ def make_tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
     return ctx
 
 
+def _wire_host(host: str) -> str | bytes:
+    """The host name as the resolver and TLS take it. An ASCII name goes as its bytes:
+    as text both would pass it through the "idna" codec, which gives the same bytes but
+    whose first use loads stringprep and unicodedata (over a millisecond, a noticeable
+    share of a quick sync). Other names still get their IDNA encoding."""
+    return host.encode("ascii") if host.isascii() else host
+
+
 def _error(
     kind: type[NetworkError], endpoint: Endpoint, message: str, hint: str, cause: str
 ) -> NetworkError:
@@ -67,7 +79,9 @@ def connect_tcp(endpoint: Endpoint) -> socket.socket:
     """Open a TCP connection, turning OS errors into explained `NetworkError`s."""
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
+        # bytes work (they go to getaddrinfo as they are); typeshed only lists str
+        address = (_wire_host(endpoint.host), endpoint.port)
+        sock = socket.create_connection(address, timeout=endpoint.timeout)  # type: ignore[arg-type]
     except socket.gaierror as exc:
         message = f"cannot resolve host name {endpoint.host!r}: {exc.strerror}"
         hint = "check the server name for typos; is this machine online?"
@@ -89,12 +103,20 @@ def connect_tcp(endpoint: Endpoint) -> socket.socket:
     return sock
 
 
-def wrap_tls(sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
-    """Do the TLS handshake on a connected socket, verifying the certificate."""
-    ctx = make_tls_context(endpoint.ca_file)
+def wrap_tls(sock: socket.socket, endpoint: Endpoint, *, lazy_roots: bool = False) -> ssl.SSLSocket:
+    """Do the TLS handshake on a connected socket, verifying the certificate.
+
+    `lazy_roots`: without a CA file, look the system's root certificates up one by one
+    in its hashed directory (see `_client_context`); the caller must then retry with
+    the whole store when the certificate is reported untrusted (`open_stream` does)."""
+    try:
+        ctx = _client_context(endpoint.ca_file, lazy_roots=lazy_roots)
+    except TLSError:
+        sock.close()  # a missing CA file
+        raise
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        return ctx.wrap_socket(sock, server_hostname=endpoint.host)
+        return ctx.wrap_socket(sock, server_hostname=_wire_host(endpoint.host))
     except ssl.SSLCertVerificationError as exc:
         sock.close()
         raise explain_certificate_error(exc, endpoint) from exc
@@ -168,8 +190,188 @@ def open_stream(endpoint: Endpoint) -> socket.socket:
 
     For STARTTLS the caller speaks the protocol's upgrade command and then calls
     `wrap_tls` itself, after discarding anything buffered before the upgrade.
+    A connection `open_early` started for an equal endpoint is taken instead, once.
     """
+    early = _claim_early(endpoint)
+    if early is not None:
+        sock = early.take()
+        if sock is not None:
+            return sock
+    return _open_now(endpoint)
+
+
+def _open_now(endpoint: Endpoint) -> socket.socket:
     sock = connect_tcp(endpoint)
-    if endpoint.security is Security.SSL:
-        return wrap_tls(sock, endpoint)
-    return sock
+    if endpoint.security is not Security.SSL:
+        return sock
+    try:
+        return wrap_tls(sock, endpoint, lazy_roots=True)
+    except TLSError as exc:
+        if not (exc.fields.get("cause") == "untrusted" and _lazy_roots_in_use(endpoint)):
+            raise
+    # the hashed directory may lack a root that the system's bundle file has: the
+    # verdict is the whole store's, exactly as without the directory look-up
+    return wrap_tls(connect_tcp(endpoint), endpoint)
+
+
+# --- TLS contexts, made once per process ------------------------------------------------
+
+#: hashed certificate file names (`openssl rehash`): SUBJECTHASH.N
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")
+_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def _system_roots() -> tuple[str | None, str | None]:
+    """(bundle file, hashed directory) OpenSSL loads the system roots from, either None
+    when absent (SSL_CERT_FILE and SSL_CERT_DIR taken into account)."""
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile, paths.capath
+
+
+def _hashed_dir(capath: str | None) -> bool:
+    """A directory where OpenSSL can find a root by its subject hash, as on Debian,
+    Ubuntu, Alpine and Arch (`update-ca-certificates` writes the same roots there and
+    into the bundle file). Fedora's has none: the bundle is then read whole."""
+    if capath is None or os.environ.get("SSL_CERT_FILE"):
+        return False  # a bundle named on purpose: it is what counts
+    try:
+        with os.scandir(capath) as it:
+            return any(_HASHED_NAME.fullmatch(e.name) for e in it)
+    except OSError:
+        return False
+
+
+def _lazy_roots_in_use(endpoint: Endpoint) -> bool:
+    return endpoint.ca_file is None and _hashed_dir(_system_roots()[1])
+
+
+def _stamp(path: str | Path | None) -> tuple[int, int]:
+    if path is None:
+        return (0, 0)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _client_context(ca_file: Path | None, *, lazy_roots: bool = False) -> ssl.SSLContext:
+    """`make_tls_context`, made once per process and reused by every connection (a
+    context may serve many at once). Reading the system's bundle of ~150 roots takes
+    25-45 ms, more than the rest of a quick sync's connection; with `lazy_roots` and a
+    hashed directory of the same roots, OpenSSL reads only the root a certificate
+    needs (about 1 ms). Kept per version of the files: an updated CA file or system
+    store is read again."""
+    if ca_file is not None:
+        key: tuple[object, ...] = ("file", str(ca_file), *_stamp(ca_file))
+    else:
+        cafile, capath = _system_roots()
+        lazy = lazy_roots and _hashed_dir(capath)
+        key = ("system", lazy, cafile, capath, *_stamp(cafile), *_stamp(capath))
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+    if ctx is not None:
+        return ctx
+    if key[0] == "system" and key[1]:
+        ctx = _lazy_system_context(str(key[3]))
+    else:
+        ctx = make_tls_context(ca_file)
+    with _contexts_lock:
+        return _contexts.setdefault(key, ctx)
+
+
+def _lazy_system_context(capath: str) -> ssl.SSLContext:
+    """What `ssl.create_default_context()` makes, with the roots looked up in `capath`
+    when a certificate needs one instead of all read at once."""
+    ctx = ssl.create_default_context(capath=capath)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+# --- connecting while the program is still loading ------------------------------------
+
+#: an early connection older than this when claimed is closed and a fresh one opened: a
+#: server may drop a connection that stays silent before logging in
+EARLY_MAX_AGE = 10.0
+
+
+class _Early:
+    """One connection being opened in a background thread (see `open_early`)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self.sock: socket.socket | None = None
+        self.error: MailbagError | OSError | None = None
+        self.discarded = False
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            sock = _open_now(self.endpoint)
+        except (MailbagError, OSError) as exc:  # raised where the connection is taken
+            self.error = exc
+        else:
+            with self._lock:
+                if self.discarded:
+                    sock.close()
+                else:
+                    self.sock = sock
+        finally:
+            self.done.set()
+
+    def take(self) -> socket.socket | None:
+        """The connection (waiting for it), or its error raised here; None when too old
+        (or when opening it failed unexpectedly: the caller then connects itself)."""
+        self.done.wait()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        sock, self.sock = self.sock, None
+        if sock is not None and time.monotonic() - self.started > EARLY_MAX_AGE:
+            sock.close()
+            return None
+        return sock
+
+    def discard(self) -> None:
+        with self._lock:
+            self.discarded = True
+            sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
+_early: dict[Endpoint, _Early] = {}
+_early_lock = threading.Lock()
+
+
+def open_early(endpoint: Endpoint) -> None:
+    """Start connecting to `endpoint` now, in a background thread (TCP, and the TLS
+    handshake for implicit TLS); the next `open_stream(endpoint)` of this process takes
+    that connection, or raises what went wrong opening it, exactly as if it had
+    connected then. For a command that connects only after loading its code (most
+    of a short `mailbag sync`): the round trips and the handshake's crypto overlap the
+    loading. `discard_early` closes what nobody took."""
+    with _early_lock:
+        if endpoint in _early:
+            return
+        early = _early[endpoint] = _Early(endpoint)
+    threading.Thread(target=early.run, name="mailbag-connect", daemon=True).start()
+
+
+def _claim_early(endpoint: Endpoint) -> _Early | None:
+    if not _early:  # the usual case, without taking the lock
+        return None
+    with _early_lock:
+        return _early.pop(endpoint, None)
+
+
+def discard_early() -> None:
+    """Close the early connections nobody took (one still opening closes when done)."""
+    with _early_lock:
+        pending = list(_early.values())
+        _early.clear()
+    for early in pending:
+        early.discard()

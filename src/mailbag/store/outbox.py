@@ -144,17 +144,10 @@ class Outbox:
 
     @staticmethod
     def has_entries(paths: Paths) -> bool:
-        """Anything queued, or left in tmp/ by a crash? Two directory reads and no
-        records parsed: `mailbag sync` asks this before loading the sending code."""
-        root = paths.data_dir / "outbox"
-        for d in (root / "queue", root / "tmp"):
-            try:
-                with os.scandir(d) as it:
-                    if next(it, None) is not None:
-                        return True
-            except FileNotFoundError:
-                continue
-        return False
+        """Anything queued, or left in tmp/ by a crash? (`outbox_probe.has_entries`)"""
+        from mailbag.store.outbox_probe import has_entries
+
+        return has_entries(paths)
 
     @classmethod
     def open(cls, paths: Paths) -> Outbox:

@@ -1,4 +1,4 @@
-"""The compose screen of the interactive client, and the c/r/a/f actions that open it.
+"""The compose screen of the interactive client, and the c/r/a/f/F actions that open it.
 
 All the work is in `mailbag.tui.outgoing` (library calls only). The screen
 checks what the user wrote before anything leaves it: a bad address, an empty
@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.suggester import Suggester
 from textual.widgets import (
     Button,
     DirectoryTree,
@@ -45,10 +45,14 @@ if TYPE_CHECKING:
     from mailbag.tui.app import MailbagApp
 
 __all__ = [
-    "AddressSuggester",
+    "AddressInput",
     "AttachPicker",
+    "CompletionMenu",
     "ComposeScreen",
     "OutboxScreen",
+    "accept_address",
+    "address_span",
+    "address_typed",
     "open_compose",
     "open_outbox",
     "send_queued",
@@ -72,15 +76,15 @@ ComposeScreen .field Input { padding: 0; }
 ComposeScreen .field Input:focus { background-tint: $foreground 8%; }
 ComposeScreen .field Input.-invalid { background-tint: $error 35%; }
 #compose-title { text-style: bold; margin: 0 1; }
-#suggest { height: 1; margin: 0 1 0 10; color: $text-muted; }
 #compose-body { height: 1fr; }
 #attach-row { height: auto; max-height: 6; margin: 0 1; }
 #attach-row Label { width: 9; }
 #attachments { height: auto; max-height: 5; width: 1fr; border: none; padding: 0; }
 #attachments > .option-list--option { padding: 0; }
 #compose-error { height: auto; margin: 0 1; color: $error; }
-#compose-buttons { height: 3; margin: 0 1; }
-#compose-buttons Button { margin-right: 1; }
+/* one line of compact buttons: all five fit in 80 columns, and the text keeps the rows */
+#compose-buttons { height: 1; margin: 0 1; }
+#compose-buttons Button { margin-right: 2; min-width: 0; padding: 0 1; }
 """
 
 
@@ -89,49 +93,106 @@ FORWARDED_NAME = "forwarded.eml"
 
 
 # --- address completion -------------------------------------------------------------------
+# Our own small dropdown rather than the textual-autocomplete package: that one asks for
+# its candidates synchronously on the UI thread at each keystroke, and the index lookup
+# takes ~0.1 s at 200,000 messages; here it runs in a thread, after a short pause in typing.
 
-#: told the field's value and the candidates for the address being typed in it (best
-#: first), to list them
-OnMatches = Callable[[str, list[str]], None]
+#: wait this long after a keystroke before asking the index (fast typing asks once)
+COMPLETE_DELAY = 0.05
+#: matches listed at most
+COMPLETE_LIMIT = 8
 
 
-class AddressSuggester(Suggester):
-    """Completes the address being typed (after the last comma) from the index.
+def address_span(value: str, cursor: int) -> tuple[int, int]:
+    """Where the address holding `cursor` is in a comma-separated list: (start, end).
 
-    The inline suggestion is the best-ranked match (→ accepts it); the
-    next few are offered through `on_matches` so the screen can list them.
+    Commas inside quotes, <...> and (...) do not separate ("Jones, Carol" <c@x>);
+    `start` skips the blanks after the separator, `end` is the next separator
+    (or the end of the text).
     """
+    cuts = [-1]
+    quoted = escaped = False
+    depth = 0
+    for i, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif ch == '"':
+            quoted = True
+        elif ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            cuts.append(i)
+    cuts.append(len(value))
+    cursor = max(0, min(cursor, len(value)))
+    for before, after in pairwise(cuts):
+        if before < cursor <= after:
+            start = before + 1
+            while start < after and value[start].isspace():
+                start += 1
+            return start, after
+    return len(value), len(value)  # not reached: the cuts cover the text
 
-    def __init__(self, outgoing: Outgoing, on_matches: OnMatches) -> None:
-        # case-sensitive here so the Input keeps what the user typed (matching is
-        # case-insensitive in `known_addresses`); no cache, so the list of matches
-        # below the fields is always asked for and always current
-        super().__init__(use_cache=False, case_sensitive=True)
-        self.outgoing = outgoing
-        self.on_matches = on_matches
 
-    async def get_suggestion(self, value: str) -> str | None:
-        token = value.rpartition(",")[2]
-        token = token.lstrip()
-        if not token or "<" in token:
-            self.on_matches(value, [])
-            return None
-        lead = value[: len(value) - len(token)]
-        try:
-            found = await asyncio.to_thread(self.outgoing.complete, token)
-        except MailbagError:
-            return None
-        if [k.address for k in found[:1]] == [token.casefold()]:
-            found = []  # complete already
-        self.on_matches(value, [clean_terminal(k.display()) for k in found])
-        folded = token.casefold()
-        for k in found:
-            # the inline text must continue what was typed: the name when the name
-            # was typed, else the bare address
-            for text in (k.display(), k.address):
-                if text.casefold().startswith(folded) and text != token:
-                    return lead + clean_terminal(text)
-        return None
+def address_typed(value: str, cursor: int) -> str:
+    """The address being typed at `cursor` (what completion looks up)."""
+    start, end = address_span(value, cursor)
+    return value[start:end].strip()
+
+
+def accept_address(value: str, cursor: int, address: str) -> tuple[str, int]:
+    """`value` with the address at `cursor` replaced by `address`: (new value, new cursor).
+
+    At the end of the list a separator follows, ready for the next address; the
+    other addresses stay as they were."""
+    start, end = address_span(value, cursor)
+    head = value[:start]
+    if head and not head.endswith(" "):
+        head += " "  # "a@x,car" becomes "a@x, Carol <c@x>"
+    rest = value[end:]
+    if not rest.strip():
+        new = head + address + ", "
+        return new, len(new)
+    return head + address + rest, len(head) + len(address)
+
+
+class AddressInput(Input):
+    """A To/Cc/Bcc field: while the screen's list of matches is open for it, ↑/↓ move
+    in the list, Tab or Enter take the highlighted address and Esc closes the list."""
+
+    def __init__(
+        self, *args: object, on_menu_key: Callable[[AddressInput, str], bool], **kw: object
+    ) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.on_menu_key = on_menu_key
+
+    def on_key(self, event: events.Key) -> None:
+        # runs before Input's own handler and before any key binding (tab: next field,
+        # enter: submit, escape: close the screen); those run only when the list is closed
+        if event.key in ("up", "down", "tab", "enter", "escape") and self.on_menu_key(
+            self, event.key
+        ):
+            event.stop()
+            event.prevent_default()
+
+
+class CompletionMenu(OptionList, can_focus=False):
+    """The known addresses matching what is typed, best first, under the field."""
+
+    DEFAULT_CSS = """
+    CompletionMenu {
+        overlay: screen; position: absolute; constrain: inside inside;
+        display: none; width: auto; min-width: 20; max-width: 90%;
+        height: auto; max-height: 10; border: round $primary; padding: 0;
+        background: $surface;
+    }
+    CompletionMenu > .option-list--option { padding: 0 1; }
+    """
 
 
 # --- attach: a path picker ----------------------------------------------------------------
@@ -177,9 +238,14 @@ class DiscardPrompt(ModalScreen[str | None]):
     """Leaving a message with text in it: save a draft, discard, or keep writing."""
 
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "keep", "keep writing")]
+    # narrower than the other dialogs: it fits an 80-column terminal
+    DEFAULT_CSS = """
+    #discard-dialog { width: 60; max-width: 100%; height: auto; border: thick $primary;
+        background: $surface; padding: 1 2; }
+    """
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with Vertical(id="discard-dialog"):
             yield Label("Close this message?", classes="title")
             with Horizontal(classes="buttons"):
                 yield Button("Save draft", id="draft", variant="primary")
@@ -294,6 +360,10 @@ class ComposeScreen(Screen[Finished | None]):
         self.forwarded: bytes | None = start.draft.forwarded
         self.attach_root = attach_root or Path.cwd()
         self._busy = False
+        # the address field the list of matches is open for, and the matches in it
+        self._menu_owner: AddressInput | None = None
+        self._matches: list[str] = []
+        self._accepted: str | None = None
 
     def compose(self) -> ComposeResult:
         d = self.start.draft
@@ -318,17 +388,14 @@ class ComposeScreen(Screen[Finished | None]):
         ):
             with Horizontal(classes="field"):
                 yield Label(label)
-                yield Input(
+                yield AddressInput(
                     format_list(value),
                     placeholder="name@example.org, ...",
-                    suggester=AddressSuggester(
-                        self.outgoing, partial(self._show_matches, field_id)
-                    ),
+                    on_menu_key=self._menu_key,
                     id=field_id,
                     compact=True,
                     classes="first" if field_id == "to" and not replying else "",
                 )
-        yield Static("", id="suggest")
         with Horizontal(classes="field"):
             yield Label("Subject")
             yield Input(d.subject, id="subject", compact=True)
@@ -344,12 +411,13 @@ class ComposeScreen(Screen[Finished | None]):
             yield OptionList(id="attachments")
         yield Static("", id="compose-error")
         with Horizontal(id="compose-buttons"):
-            yield Button("Send", id="send", variant="primary")
-            yield Button("Save draft", id="save-draft")
-            yield Button("Attach…", id="attach")
-            yield Button("Remove attachment", id="remove")
-            yield Button("Cancel", id="cancel")
+            yield Button("Send", id="send", variant="primary", compact=True)
+            yield Button("Save draft", id="save-draft", compact=True)
+            yield Button("Attach…", id="attach", compact=True)
+            yield Button("Remove attachment", id="remove", compact=True)
+            yield Button("Cancel", id="cancel", compact=True)
         yield Footer()
+        yield CompletionMenu(id="completions")
 
     def _from_label(self, account: str) -> str:
         try:
@@ -362,22 +430,94 @@ class ComposeScreen(Screen[Finished | None]):
         body = self.query_one("#compose-body", TextArea)
         body.move_cursor((0, 0))
 
-    # --- helpers ------------------------------------------------------------------------
+    # --- address completion ---------------------------------------------------------
 
-    def _show_matches(self, field_id: str, value: str, matches: list[str]) -> None:
-        # only for the field being typed in (fields filled at the start ask too), for
-        # what it holds now (lookups for earlier keystrokes can finish later), and not
-        # once the screen is gone; `focused`, not `has_focus`, which is off while the
-        # terminal window is not focused
-        focused = self.focused if self.is_attached else None
-        if not isinstance(focused, Input) or focused.id != field_id or focused.value != value:
+    def _menu(self) -> CompletionMenu:
+        return self.query_one("#completions", CompletionMenu)
+
+    def _look_up(self, field: AddressInput) -> None:
+        """Ask the index (in a thread, after a pause in typing) for what `field` is typing."""
+        self.workers.cancel_group(self, "complete")
+        token = address_typed(field.value, field.cursor_position)
+        if not token or "<" in token:
+            self._close_menu()
             return
-        text = ""
-        if matches:
-            text = "→ accepts: " + matches[0]
-            if len(matches) > 1:
-                text += "   also: " + ";  ".join(matches[1:4])
-        self.query_one("#suggest", Static).update(_escape(text))
+        self.run_worker(self._find(field, field.value, token), group="complete", exclusive=True)
+
+    async def _find(self, field: AddressInput, value: str, token: str) -> None:
+        await asyncio.sleep(COMPLETE_DELAY)
+        try:
+            found = await asyncio.to_thread(self.outgoing.complete, token, limit=COMPLETE_LIMIT)
+        except MailbagError:
+            found = []
+        # only for what the field holds now, while it has the focus (`focused`, not
+        # `has_focus`, which is off while the terminal window is not focused)
+        if not self.is_attached or self.focused is not field or field.value != value:
+            return
+        if [k.address for k in found[:1]] == [token.casefold()]:
+            found = []  # typed in full already
+        self._open_menu(field, [clean_terminal(k.display()) for k in found])
+
+    def _open_menu(self, field: AddressInput, matches: list[str]) -> None:
+        menu = self._menu()
+        if not matches:
+            self._close_menu()
+            return
+        self._menu_owner = field
+        self._matches = matches
+        menu.clear_options()
+        menu.add_options([Text(m) for m in matches])
+        menu.highlighted = 0
+        # under the field, from its left edge (the screen keeps it inside, see the CSS)
+        region = field.region
+        menu.styles.offset = (region.x, region.y + 1)
+        menu.display = True
+
+    def _close_menu(self) -> None:
+        self._menu_owner = None
+        self._matches = []
+        if self.is_mounted:
+            self._menu().display = False
+
+    def _accept(self, index: int | None) -> None:
+        field = self._menu_owner
+        if field is None or index is None or not 0 <= index < len(self._matches):
+            return
+        address = self._matches[index]
+        self._close_menu()
+        self.workers.cancel_group(self, "complete")
+        value, cursor = accept_address(field.value, field.cursor_position, address)
+        self._accepted = value  # its Changed event must not open the list again
+        field.value = value
+        field.cursor_position = cursor
+
+    def _menu_key(self, field: AddressInput, key: str) -> bool:
+        """A key in an address field: True when the list of matches used it."""
+        if self._menu_owner is not field or not self._menu().display:
+            return False
+        menu = self._menu()
+        if key == "down":
+            menu.action_cursor_down()
+        elif key == "up":
+            menu.action_cursor_up()
+        elif key in ("tab", "enter"):
+            self._accept(menu.highlighted)
+        else:  # escape
+            self.workers.cancel_group(self, "complete")
+            self._close_menu()
+        return True
+
+    @on(OptionList.OptionSelected, "#completions")
+    def _clicked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._accept(event.option_index)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if event.widget is not self._menu_owner:
+            self.workers.cancel_group(self, "complete")
+            self._close_menu()
+
+    # --- helpers ------------------------------------------------------------------------
 
     def _show_attachments(self) -> None:
         options = self.query_one("#attachments", OptionList)
@@ -560,8 +700,13 @@ class ComposeScreen(Screen[Finished | None]):
     @on(Input.Changed)
     def _edited(self, event: Input.Changed) -> None:
         event.input.remove_class("-invalid")
-        if event.input.id not in ("to", "cc", "bcc") or not event.value.strip():
-            self.query_one("#suggest", Static).update("")
+        field = event.input
+        if not isinstance(field, AddressInput):
+            return
+        accepted, self._accepted = self._accepted, None
+        if self.focused is not field or event.value == accepted:
+            return
+        self._look_up(field)
 
     @on(Select.Changed, "#account")
     def _account_changed(self, event: Select.Changed) -> None:

@@ -1,0 +1,226 @@
+"""`mailbag sync` opens its first connection while it loads: the connection opened early
+is the one the sync uses, its errors surface where the connection is needed, a stale
+one is replaced, and one nobody takes is closed. Against the real sandbox Dovecot."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbag.cli.main import main
+from mailbag.config import save_account
+from mailbag.errors import NetworkError
+from mailbag.paths import Paths
+from mailbag.protocols import transport
+from mailbag.protocols.imap.client import ImapClient
+from mailbag.protocols.transport import Endpoint, Security, discard_early, open_early
+from mailbag.sandbox import Sandbox
+from mailbag.sync.imap import sync_lock
+
+USER = "early"
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(users={USER: "early-secret"}, services={"imap", "smtp"}) as box:
+        box.fill(USER, 3, "INBOX")
+        yield box
+
+
+@pytest.fixture
+def endpoint(sb: Sandbox) -> Endpoint:
+    return Endpoint(sb.host, sb.ports.imaps, Security.SSL, sb.ca_file)
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[socket.socket]]:
+    """Every connection transport opens, in order (early ones included)."""
+    seen: list[socket.socket] = []
+    real = transport._open_now
+
+    def counting(endpoint: Endpoint) -> socket.socket:
+        sock = real(endpoint)
+        seen.append(sock)
+        return sock
+
+    monkeypatch.setattr(transport, "_open_now", counting)
+    yield seen
+    discard_early()
+    assert not transport._early
+
+
+def _wait_opened(seen: list[socket.socket], n: int = 1) -> None:
+    deadline = time.monotonic() + 10
+    while len(seen) < n:
+        assert time.monotonic() < deadline, "the early connection never opened"
+        time.sleep(0.01)
+
+
+def test_the_early_connection_is_the_one_the_client_uses(
+    endpoint: Endpoint, opened: list[socket.socket]
+) -> None:
+    open_early(endpoint)
+    open_early(endpoint)  # asked twice: still one connection
+    _wait_opened(opened)
+    client = ImapClient(endpoint)
+    greeting = client.connect()
+    try:
+        assert greeting.kind == "OK"
+        assert len(opened) == 1
+        assert client.capabilities  # a working IMAP session on it
+    finally:
+        client.logout()
+    assert not transport._early  # taken once; the next connection is a new one
+    again = ImapClient(endpoint)
+    again.connect()
+    again.close()
+    assert len(opened) == 2
+
+
+def test_an_early_connection_error_is_raised_where_the_connection_is_needed(
+    sb: Sandbox, opened: list[socket.socket]
+) -> None:
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = Endpoint(sb.host, port, Security.SSL, sb.ca_file, timeout=5)
+    open_early(dead)
+    with pytest.raises(NetworkError) as err:
+        ImapClient(dead).connect()
+    assert err.value.fields["cause"] == "refused"
+    assert err.value.fields["port"] == port
+
+
+def test_an_early_certificate_error_keeps_its_explanation(
+    sb: Sandbox, opened: list[socket.socket]
+) -> None:
+    # the certificate is for "localhost": 127.0.0.1 is a mismatch, found in the thread
+    wrong = Endpoint("127.0.0.1", sb.ports.imaps, Security.SSL, sb.ca_file)
+    open_early(wrong)
+    with pytest.raises(NetworkError) as err:
+        ImapClient(wrong).connect()
+    assert err.value.fields["cause"] == "hostname-mismatch"
+
+
+def test_a_stale_early_connection_is_replaced(
+    endpoint: Endpoint, opened: list[socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "EARLY_MAX_AGE", 0.0)
+    open_early(endpoint)
+    _wait_opened(opened)
+    client = ImapClient(endpoint)
+    client.connect()
+    try:
+        assert len(opened) == 2
+        assert opened[0].fileno() == -1  # the old one was closed, not leaked
+        assert client.capabilities
+    finally:
+        client.logout()
+
+
+def test_an_early_connection_nobody_takes_is_closed(
+    endpoint: Endpoint, opened: list[socket.socket]
+) -> None:
+    open_early(endpoint)
+    _wait_opened(opened)
+    discard_early()
+    assert opened[0].fileno() == -1
+    # one still connecting when discarded closes itself once open
+    open_early(endpoint)
+    discard_early()
+    _wait_opened(opened, 2)
+    deadline = time.monotonic() + 10
+    while opened[1].fileno() != -1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def cli_home(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
+    monkeypatch.setenv("MAILBAG_HOME", str(tmp_path / "home"))
+    paths = Paths.from_env()
+    save_account(paths, sb.account(USER, name="early", password_command=True))
+    yield paths
+
+
+def test_cli_sync_uses_the_early_connection(
+    cli_home: Paths,
+    opened: list[socket.socket],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    trace = tmp_path / "trace.txt"
+    assert main(["sync", "--trace", str(trace)]) == 0, capsys.readouterr().err
+    assert len(opened) == 1  # the early one, used by the sync
+    assert opened[0].fileno() == -1  # logged out and closed
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    assert sum(1 for x in sent if " LOGIN " in x or " AUTHENTICATE " in x) == 1
+    assert not transport._early
+
+
+def test_cli_sync_that_cannot_start_closes_the_early_connection(
+    cli_home: Paths, opened: list[socket.socket], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sync_lock(cli_home, "early"):  # another sync of the account is running
+        assert main(["sync"]) == 1
+    assert "another `mailbag sync`" in capsys.readouterr().err
+    _wait_opened(opened)
+    deadline = time.monotonic() + 10
+    while opened[0].fileno() != -1:  # closed (by the discard, or when it finished opening)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not transport._early
+
+
+#: what a sync where nothing changed must not load (each costs start-up time)
+NOT_ON_THE_NO_OP_PATH = (
+    "email",
+    "json",
+    "shutil",  # argparse asks it the terminal width; we measure it ourselves
+    "encodings.idna",  # an ASCII host name needs no IDNA codec
+    "queue",
+    "secrets",
+    "tomlkit",
+    "keyring",
+    "httpx",
+    "mailbag.store.envelope",
+    "mailbag.store.outbox",
+    "mailbag.sync.plan",
+    "mailbag.sync.apply",
+    "mailbag.sync.sending",
+    "mailbag.message",
+    "mailbag.auth.tokens",
+)
+
+
+def test_a_sync_with_nothing_to_do_loads_only_what_it_needs(
+    cli_home: Paths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)  # directory times old enough to be trusted: the fast path arms
+    assert main(["sync", "-q"]) == 0
+    code = (
+        "import sys\n"
+        "from mailbag.cli.main import main\n"
+        "assert main(['sync', '-q']) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = {"MAILBAG_HOME": os.environ["MAILBAG_HOME"], "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    loaded = set(res.stdout.split())
+    assert "mailbag.sync.imap" in loaded  # it did sync
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_NO_OP_PATH)
+    )
+    assert heavy == []
