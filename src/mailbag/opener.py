@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mailbag.errors import UsageError
 
-__all__ = ["open_file", "opener_command"]
+__all__ = ["open_file", "open_url", "opener_command"]
 
 
 def opener_command(env: dict[str, str] | None = None) -> list[str]:
@@ -45,9 +45,22 @@ def opener_command(env: dict[str, str] | None = None) -> list[str]:
     return [default]
 
 
+def open_url(url: str, env: dict[str, str] | None = None) -> bool:
+    """Open a web page (an OAuth2 sign-in) with the same handler; False when there is
+    none, so the caller shows the address instead."""
+    try:
+        _start([*opener_command(env), url], env)
+    except UsageError:
+        return False
+    return True
+
+
 def open_file(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start the handler on `path` and return at once (the viewer keeps running)."""
-    argv = [*opener_command(env), str(path)]
+    return _start([*opener_command(env), str(path)], env)
+
+
+def _start(argv: list[str], env: dict[str, str] | None) -> subprocess.Popen[bytes]:
     try:
         proc = subprocess.Popen(
             argv,

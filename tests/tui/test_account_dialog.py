@@ -5,7 +5,6 @@ only after a confirmation."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.app import MailbagApp
+from tuitools import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,15 @@ def _paths(tmp_path: Path) -> Paths:
 
 
 async def _wait(pilot: Any, check: Any, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            steps = pilot.app.screen.query_one("#steps").render()
-            raise AssertionError(f"the dialog did not get there in time: {steps}")
-        await pilot.pause(0.1)
+    """Until `check()` holds; a failure shows the dialog's test steps."""
+    await wait_for(
+        pilot, check, timeout, explain=lambda: pilot.app.screen.query_one("#steps").render()
+    )
+
+
+async def _closed(pilot: Any) -> None:
+    """Save stores in a worker: wait until the dialog is gone."""
+    await _wait(pilot, lambda: not isinstance(pilot.app.screen, AccountDialog), timeout=20)
 
 
 def _fill(dialog: AccountDialog, values: dict[str, str]) -> None:
@@ -106,8 +109,7 @@ def test_add_with_a_separate_smtp_login(
             for name in ("login", "smtp-login", "send", "receive"):
                 assert f"✓ {name}" in _steps(dialog)
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     account = load_config(paths).accounts[bob]
@@ -166,8 +168,7 @@ def test_edit_keeps_the_stored_password_and_replaces_the_account(
             dialog.query_one("#test").press()
             await _wait(pilot, lambda: "all steps passed" in _steps(dialog))
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     accounts = load_config(paths).accounts
@@ -237,8 +238,7 @@ def test_security_none_needs_a_confirmation(
             dialog.query_one("#test").press()
             await _wait(pilot, lambda: "all steps passed" in _steps(dialog))
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     account = load_config(paths).accounts[sb.address("bob")]
@@ -347,8 +347,7 @@ def test_add_with_an_outgoing_server_that_needs_no_login(
             assert "✓ login" in text and "✓ send" in text and "✓ receive" in text
             assert "- smtp-login" in text  # skipped: the server takes mail without one
             dialog.query_one("#save").press()
-            await pilot.pause()
-            assert not isinstance(app.screen, AccountDialog)
+            await _closed(pilot)
 
     asyncio.run(scenario())
     account = load_config(paths).accounts[carol]

@@ -152,9 +152,10 @@ def _from_env(name: str, env: Mapping[str, str]) -> dict[str, object]:
     return out
 
 
-def registration_help(provider: str, account_name: str, issuer: str = "") -> str:
-    """Step-by-step: how to get a client ID for `provider`, and where to put it."""
-    where = (
+def registration_help(provider: str, account_name: str, issuer: str = "", then: str = "") -> str:
+    """Step-by-step: how to get a client ID for `provider`, and where to put it
+    (`then`: where the caller takes it; default: `mailbag account login`)."""
+    where = then or (
         f"then: mailbag account login {account_name} --oauth-client-id ID "
         f"(or set it once for all {provider} accounts in config.toml under [oauth2.{provider}] "
         "client_id = \"ID\"); the README's section 'Signing in with OAuth2' has the details"

@@ -30,6 +30,7 @@ __all__ = [
     "PROVIDER_TITLES",
     "ClientChoice",
     "keep_sign_in",
+    "offers_device_code",
     "offers_oauth2",
     "with_client",
     "with_published",
@@ -148,3 +149,20 @@ def offers_oauth2(email: str, host: str, info: OAuth2Info | None) -> str:
     if info is not None:
         return discovered_settings(info.issuer, info.scopes, info.auth_url, info.token_url).provider
     return ""
+
+
+def offers_device_code(account: Account, paths: Paths | None = None) -> bool:
+    """Whether the account's provider has a device-code sign-in that works for mail
+    (Google has one, but it does not grant Gmail's scope)."""
+    from mailbag.auth.tokens import account_settings, provider_for
+    from mailbag.errors import MailbagError
+
+    settings = account_settings(account)
+    if settings.provider == "google":
+        return False
+    # the endpoints do not depend on the client: a placeholder lets them resolve
+    probe = replace(account, oauth2=replace(settings, client_id=settings.client_id or "-"))
+    try:
+        return bool(provider_for(probe, paths=paths).device_url)
+    except MailbagError:
+        return False

@@ -21,7 +21,6 @@ import fcntl
 import fnmatch
 import functools
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -160,7 +159,7 @@ class _Connections:
         self.secret = secret
         self.transcript = transcript
         self.options = options
-        self._free: queue.SimpleQueue[ImapClient] = queue.SimpleQueue()
+        self._free: deque[ImapClient] = deque()  # append/popleft are thread-safe
         self._all: list[ImapClient] = []
         self._lock = threading.Lock()
         self._enabling: dict[int, Pending] = {}  # id(client) -> its unanswered ENABLE
@@ -210,8 +209,8 @@ class _Connections:
     @contextlib.contextmanager
     def client(self, *, enable_later: bool = False) -> Iterator[ImapClient]:
         try:
-            c = self._free.get_nowait()
-        except queue.Empty:
+            c = self._free.popleft()
+        except IndexError:
             c = self.open(enable_later=enable_later)
         ok = False
         try:
@@ -220,7 +219,7 @@ class _Connections:
             ok = True
         finally:
             if ok:
-                self._free.put(c)
+                self._free.append(c)
             else:
                 self._enabling.pop(id(c), None)
                 c.close()

@@ -1,22 +1,36 @@
 """The account dialog: the manual settings form with a live "Test Account Settings",
-for a new account (A) or an existing one (E)."""
+for a new account (A) or an existing one (E).
+
+Accounts whose provider signs in with OAuth2 (Microsoft, Google, or a sign-in
+published in the provider's autoconfig) get "Sign in with <provider>": the
+browser flow (the system browser through `mailbag.opener`, the address shown to
+copy when none opens) or a device code, in a worker; the tokens stay in memory
+(`mailbag.auth.tokens.PendingSignIn`) for the test and are stored only by Save,
+through the same `mailbag.auth.setup.keep_sign_in` as `mailbag account add`.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from mailbag.textsafe import clean_terminal
 
 if TYPE_CHECKING:
+    from mailbag.auth.flows import DeviceCode, TokenSet
+    from mailbag.auth.setup import ClientChoice
+    from mailbag.auth.tokens import PendingSignIn
+    from mailbag.autoconfig.model import OAuth2Info
     from mailbag.config.model import Account, SecretRef
     from mailbag.diagnose import StepResult
+    from mailbag.errors import MailbagError
     from mailbag.tui.view import MailView
 
 SECURITY = [("SSL/TLS", "ssl"), ("STARTTLS", "starttls"), ("None (insecure)", "none")]
@@ -24,6 +38,17 @@ MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
 INSECURE = (
     "[red]No encryption: your mail and your password are readable by anyone on the network path.[/]"
 )
+TYPED = "password"  # a password or app password typed here
+OAUTH2 = "oauth2"
+#: what the dialog says instead of the CLI's "run mailbag account login ..." hints
+SIGN_IN_FIXES = {
+    "cancelled": "press Sign in when you are ready",
+    "denied": "press Sign in again and accept the request (it lets mailbag read and send "
+    "your mail; your password stays with the provider)",
+    "timeout": "press Sign in to try again (or “Use a code instead” to sign in on another device)",
+    "state": "press Sign in again",
+    "reauth": "press Sign in again",
+}
 
 
 class AccountDialog(ModalScreen[str | None]):
@@ -33,12 +58,34 @@ class AccountDialog(ModalScreen[str | None]):
     keeps the stored one, and Save replaces the account under the same name."""
 
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "cancel")]
+    DEFAULT_CSS = """
+    AccountDialog #auth-box, AccountDialog #oauth-box { height: auto; }
+    AccountDialog #auth { width: 1fr; }
+    AccountDialog #auth-why { color: $text-muted; }
+    AccountDialog #oauth-state { margin-top: 1; }
+    AccountDialog #signin-status { height: auto; margin-top: 1; }
+    AccountDialog #device-code {
+        width: auto; height: auto; padding: 1 4; margin: 1 0;
+        border: heavy $accent; text-style: bold;
+    }
+    """
+    #: seconds the browser sign-in may take
+    SIGN_IN_TIMEOUT = 300.0
 
     def __init__(self, view: MailView, existing: Account | None = None) -> None:
         super().__init__()
         self.view = view
         self.existing = existing
         self.tested: Account | None = None
+        #: the provider to sign in with ("" = no OAuth2 sign-in known for these servers)
+        self.provider = ""
+        #: the `<oAuth2>` block discovery found
+        self.oauth_info: OAuth2Info | None = None
+        #: a finished sign-in, kept in memory until Save, and the account it was made for
+        self.pending: PendingSignIn | None = None
+        self.signed_in_for: Account | None = None
+        self._cancel_sign_in: threading.Event | None = None
+        self._signin_url = ""
 
     def compose(self) -> ComposeResult:
         old = self.existing
@@ -55,6 +102,34 @@ class AccountDialog(ModalScreen[str | None]):
             )
             yield Button("Find settings", id="discover")
             yield Static("", id="found")
+            with Vertical(id="auth-box"):
+                with Horizontal(classes="row"):
+                    yield Label("Sign-in", classes="rowlabel")
+                    yield Select(
+                        [("Password or app password", TYPED)],
+                        value=TYPED,
+                        id="auth",
+                        allow_blank=False,
+                    )
+                yield Static("", id="auth-why")
+                with Vertical(id="oauth-box"):
+                    yield Static("", id="oauth-state")
+                    with Horizontal(classes="row"):
+                        yield Label("Client", classes="rowlabel")
+                        yield Input(id="client-id", classes="host")
+                        yield Input(
+                            placeholder="client secret (only if issued)",
+                            password=True,
+                            id="client-secret",
+                            classes="host",
+                        )
+                    with Horizontal(classes="buttons"):
+                        yield Button("Sign in", id="signin", variant="primary")
+                        yield Button("Use a code instead", id="signin-device")
+                        yield Button("Copy address", id="signin-copy")
+                        yield Button("Cancel sign-in", id="signin-cancel", variant="error")
+                    yield Static("", id="signin-status")
+                    yield Static("", id="device-code")
             with Horizontal(classes="row"):
                 yield Label("Incoming", classes="rowlabel")
                 yield Select(
@@ -102,9 +177,16 @@ class AccountDialog(ModalScreen[str | None]):
             yield Static("", id="steps")
 
     def on_mount(self) -> None:
+        for widget_id in ("signin-copy", "signin-cancel", "device-code"):
+            self.query_one(f"#{widget_id}").display = False
         if self.existing is not None:
             self._fill(self.existing)
+        self._offer_sign_in()
         self._show_options()
+
+    def on_unmount(self) -> None:
+        if self._cancel_sign_in is not None:
+            self._cancel_sign_in.set()  # a browser sign-in still waiting ends with the dialog
 
     def _fill(self, account: Account) -> None:
         from mailbag.config.model import SecretSource
@@ -128,13 +210,28 @@ class AccountDialog(ModalScreen[str | None]):
         if not same:
             put("smtp-user", out.username)
         put("ca-file", str(account.ca_file) if account.ca_file else "")
+        if account.incoming.auth.value == OAUTH2:
+            from mailbag.auth.tokens import account_settings, is_signed_in
+
+            self.provider = account_settings(account).provider
+            signed_in = is_signed_in(account)
+            state = (
+                f"[green]signed in[/] as {clean_terminal(inc.username)} with {self._title()}"
+                if signed_in
+                else f"[yellow]not signed in[/]: no sign-in of {clean_terminal(inc.username)} "
+                "is stored; sign in again"
+            )
+            self.query_one("#oauth-state", Static).update(state)
 
     @on(Checkbox.Changed, "#smtp-auth, #smtp-same")
-    @on(Select.Changed, "#in-sec, #out-sec")
+    @on(Select.Changed, "#in-sec, #out-sec, #auth")
     def _show_options(self) -> None:
+        oauth = self._oauth()
+        self.query_one("#password").display = not oauth
+        self.query_one("#oauth-box").display = oauth
         auth = self.query_one("#smtp-auth", Checkbox).value
-        self.query_one("#smtp-same", Checkbox).display = auth
-        separate = auth and not self.query_one("#smtp-same", Checkbox).value
+        self.query_one("#smtp-same", Checkbox).display = auth and not oauth
+        separate = auth and not oauth and not self.query_one("#smtp-same", Checkbox).value
         self.query_one("#smtp-login").display = separate
         insecure = "none" in (
             self.query_one("#in-sec", Select).value,
@@ -149,6 +246,97 @@ class AccountDialog(ModalScreen[str | None]):
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
         self.dismiss(None)
+
+    def _oauth(self) -> bool:
+        return self.query_one("#auth", Select).value == OAUTH2
+
+    def _title(self) -> str:
+        """Whom the user signs in with, for buttons and messages."""
+        from mailbag.auth.setup import PROVIDER_TITLES
+
+        if self.provider in PROVIDER_TITLES:
+            return PROVIDER_TITLES[self.provider]
+        old = self.existing.oauth2 if self.existing is not None else None
+        issuer = (self.oauth_info.issuer if self.oauth_info else "") or (old.issuer if old else "")
+        if issuer:
+            from urllib.parse import urlsplit
+
+            return clean_terminal(urlsplit(issuer).hostname or issuer if "//" in issuer else issuer)
+        return clean_terminal(self._value("email").rpartition("@")[2] or "your provider")
+
+    def _offer_sign_in(self, refuses_password: bool = False) -> None:
+        """Offer "Sign in with <provider>" when the servers take OAuth2; preselect it
+        when they refuse plain passwords."""
+        old = self.existing
+        was_oauth = old is not None and old.incoming.auth.value == OAUTH2
+        if not was_oauth:
+            from mailbag.auth.setup import offers_oauth2
+
+            self.provider = offers_oauth2(
+                self._value("email"), self._value("in-host"), self.oauth_info
+            )
+        box = self.query_one("#auth-box")
+        select = self.query_one("#auth", Select)
+        if not self.provider and not was_oauth:
+            select.value = TYPED
+            box.display = False
+            return
+        title = self._title()
+        select.set_options([("Password or app password", TYPED), (f"Sign in with {title}", OAUTH2)])
+        box.display = True
+        why = self.query_one("#auth-why", Static)
+        if refuses_password:
+            select.value = OAUTH2
+            why.update(
+                f"{clean_terminal(self._value('in-host'))} refuses plain passwords: sign in "
+                f"with {title} (you type your password at {title}, never here)"
+            )
+        elif was_oauth:
+            select.value = OAUTH2
+            why.update(f"this account signs in with {title}; choose a password to switch")
+        else:
+            why.update(
+                f"{title} offers sign-in in the browser (needed unless you have an app password)"
+            )
+        self._show_device_button()
+        if self.pending is None:
+            self.query_one("#signin", Button).label = (
+                "Sign in again" if was_oauth else f"Sign in with {title}"
+            )
+        self._client_placeholder()
+        self._show_options()
+
+    def _show_device_button(self) -> None:
+        from mailbag.auth.setup import offers_device_code
+        from mailbag.errors import MailbagError
+
+        try:
+            account = self._account()
+        except MailbagError:
+            possible = False
+        else:
+            possible = offers_device_code(account, self.view.paths)
+        self.query_one("#signin-device").display = possible
+
+    def _client_placeholder(self) -> None:
+        from mailbag.config import load_config
+        from mailbag.errors import MailbagError
+
+        shared = ""
+        try:
+            entry = load_config(self.view.paths).oauth2.get(self.provider or "generic")
+            shared = entry.client_id if entry is not None else ""
+        except MailbagError:
+            pass  # the config file is checked again when saving
+        own = self.existing.oauth2.client_id if self.existing and self.existing.oauth2 else ""
+        hint = (
+            f"client ID (blank: keep {own})"
+            if own
+            else "client ID (blank: the one in config.toml)"
+            if shared
+            else "client ID you registered (README: Signing in with OAuth2)"
+        )
+        self.query_one("#client-id", Input).placeholder = clean_terminal(hint)
 
     def _value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()
@@ -168,11 +356,14 @@ class AccountDialog(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="discover")
     def _run_discovery(self, email: str) -> None:
-        from mailbag.autoconfig import discover
+        from mailbag.autoconfig import DiscoveryOptions, discover
+        from mailbag.config import load_config
         from mailbag.errors import MailbagError
 
         try:
-            found = discover(email)
+            settings = load_config(self.view.paths).discovery  # [discovery] in config.toml
+            options = DiscoveryOptions(settings=settings, probe_ca_file=settings.ca_file)
+            found = discover(email, options)
         except MailbagError as exc:
             self.app.call_from_thread(self._show_found, None, exc.message)
             return
@@ -199,20 +390,24 @@ class AccountDialog(ModalScreen[str | None]):
             )
             lines += [f"  note: {n}" for n in cand.notes]
         out.update(clean_terminal("\n".join(lines), keep_newlines=True))
+        self.oauth_info = found.oauth2
+        self._offer_sign_in(refuses_password="password" not in found.incoming.auth)
 
     def _refs(self, name: str) -> tuple[SecretRef, SecretRef]:
         """Where the incoming and SMTP secrets live: the keyring keys `mailbag account add`
-        uses (an edited account keeps a password command it had)."""
+        uses (an edited account keeps a password command it had). With OAuth2 the
+        incoming entry holds the refresh token, and SMTP uses the same sign-in."""
         from mailbag.config.model import SecretRef, SecretSource
         from mailbag.config.schema import keyring_key
 
         old = self.existing
+        oauth = self._oauth()
         incoming = SecretRef(SecretSource.KEYRING, keyring_key(name, "incoming"))
-        if old is not None and old.incoming.secret.source is SecretSource.COMMAND:
+        if not oauth and old is not None and old.incoming.secret.source is SecretSource.COMMAND:
             incoming = old.incoming.secret
         if not self.query_one("#smtp-auth", Checkbox).value:
             return incoming, SecretRef(SecretSource.NONE, "")
-        if self.query_one("#smtp-same", Checkbox).value:
+        if oauth or self.query_one("#smtp-same", Checkbox).value:
             return incoming, incoming
         smtp = SecretRef(SecretSource.KEYRING, keyring_key(name, "smtp"))
         if (
@@ -224,10 +419,15 @@ class AccountDialog(ModalScreen[str | None]):
         return incoming, smtp
 
     def _account(self) -> Account:
+        return self._account_and_choice()[0]
+
+    def _account_and_choice(self) -> tuple[Account, ClientChoice]:
+        """The account the form describes, and (with OAuth2) the client it signs in with."""
         import dataclasses
         from pathlib import Path
 
-        from mailbag.config.model import Account, Protocol, Server, SmtpServer
+        from mailbag.auth.setup import ClientChoice
+        from mailbag.config.model import Account, AuthMethod, Protocol, Server, SmtpServer
         from mailbag.errors import ConfigError
         from mailbag.protocols.transport import Security
 
@@ -251,8 +451,10 @@ class AccountDialog(ModalScreen[str | None]):
                 "unencrypted connections are refused unless you confirm them",
                 hint="tick “I understand” below, or choose SSL/TLS or STARTTLS",
             )
+        oauth = self._oauth()
+        auth = AuthMethod.OAUTH2 if oauth else AuthMethod.PASSWORD
         requires_auth = self.query_one("#smtp-auth", Checkbox).value
-        same = self.query_one("#smtp-same", Checkbox).value
+        same = oauth or self.query_one("#smtp-same", Checkbox).value
         smtp_user = username
         if requires_auth and not same:
             smtp_user = self._value("smtp-user")
@@ -261,52 +463,253 @@ class AccountDialog(ModalScreen[str | None]):
         iref, sref = self._refs(name)
         ca = self._value("ca-file")
         old = self.existing
-        incoming = Server(self._value("in-host"), in_port, in_sec, username, secret=iref)
+        incoming = Server(self._value("in-host"), in_port, in_sec, username, auth, iref)
         smtp = SmtpServer(
             self._value("out-host"),
             out_port,
             out_sec,
             smtp_user,
-            secret=sref,
+            auth,
+            sref,
             requires_auth=requires_auth,
         )
+        protocol = Protocol(str(self.query_one("#protocol", Select).value))
         if old is None:
-            return Account(
+            account = Account(
                 name=name,
                 email=email,
-                protocol=Protocol(str(self.query_one("#protocol", Select).value)),
+                protocol=protocol,
                 incoming=incoming,
                 smtp=smtp,
                 ca_file=Path(ca) if ca else None,
             )
-        # an edit keeps everything the form does not show (identities, sync options, ...)
-        return dataclasses.replace(
-            old,
-            email=email,
-            protocol=Protocol(str(self.query_one("#protocol", Select).value)),
-            incoming=dataclasses.replace(incoming, auth=old.incoming.auth),
-            smtp=dataclasses.replace(smtp, auth=old.smtp.auth),
-            ca_file=Path(ca) if ca else None,
+        else:
+            # an edit keeps everything the form does not show (identities, sync options, ...)
+            account = dataclasses.replace(
+                old,
+                email=email,
+                protocol=protocol,
+                incoming=incoming,
+                smtp=smtp,
+                ca_file=Path(ca) if ca else None,
+                oauth2=old.oauth2 if oauth else None,
+            )
+        if not oauth:
+            return account, ClientChoice()
+        return self._with_sign_in_settings(account)
+
+    def _with_sign_in_settings(self, account: Account) -> tuple[Account, ClientChoice]:
+        """OAuth2 settings as `mailbag account add` makes them: published endpoints,
+        then the client typed here (blank: the account's or config.toml's)."""
+        from mailbag.auth.setup import ClientChoice, with_client, with_published
+
+        if account.oauth2 is None:
+            account, _ = with_published(account, self.oauth_info)
+        choice = ClientChoice(
+            provider=self.provider if self.provider and account.oauth2 is None else "",
+            client_id=self._value("client-id"),
+            client_secret=self._password("client-secret"),
         )
+        account, choice, _ = with_client(account, choice)
+        return account, choice
 
     def _secrets(self, account: Account) -> dict[str, str]:
         """The passwords to test with; on an edit, a blank field means the stored one."""
-        from mailbag.config.model import SecretSource
+        from mailbag.config.model import AuthMethod, SecretSource
         from mailbag.config.secrets import get_secret
 
         secrets: dict[str, str] = {}
+        if account.incoming.auth is AuthMethod.OAUTH2:
+            return secrets  # the sign-in (new, or the stored one) logs in
+        old = self.existing
+        had_password = old is not None and old.incoming.auth is AuthMethod.PASSWORD
         typed = {"incoming": self._password("password"), "smtp": self._password("smtp-password")}
         for which, server in (("incoming", account.incoming), ("smtp", account.smtp)):
             if which == "smtp" and server.secret == account.incoming.secret:
                 continue
             if server.secret.source is SecretSource.NONE:
                 continue
-            stored = server.secret.source is SecretSource.COMMAND or self.existing is not None
+            stored = server.secret.source is SecretSource.COMMAND or had_password
             if stored and not typed[which]:
                 secrets[which] = get_secret(account, which)  # type: ignore[arg-type]
             else:
                 secrets[which] = typed[which]
         return secrets
+
+    # --- OAuth2 sign-in ------------------------------------------------------------------
+
+    def _sign_in_problem(self, account: Account) -> str:
+        """Why the test cannot use a sign-in for `account` yet ("" when it can)."""
+        if self.pending is not None and self.signed_in_for is not None:
+            made = self.signed_in_for
+            if (made.name, made.incoming.username, made.oauth2) == (
+                account.name,
+                account.incoming.username,
+                account.oauth2,
+            ):
+                return ""
+            return "the sign-in was made for other settings (address, user name or client)"
+        old = self.existing
+        if (
+            old is not None
+            and old.incoming.auth.value == OAUTH2
+            and old.oauth2 == account.oauth2
+            and old.incoming.username == account.incoming.username
+        ):
+            return ""  # the stored sign-in
+        return f"sign in with {self._title()} first"
+
+    @on(Button.Pressed, "#signin, #signin-device")
+    def _sign_in(self, event: Button.Pressed) -> None:
+        from mailbag.auth.tokens import provider_for
+        from mailbag.errors import MailbagError
+
+        status = self.query_one("#signin-status", Static)
+        try:
+            account, choice = self._account_and_choice()
+            provider_for(account, paths=self.view.paths, **choice.flow_args())
+        except MailbagError as exc:
+            status.update(self._explain(exc))
+            return
+        device = event.button.id == "signin-device"
+        self._cancel_sign_in = threading.Event()
+        self._signing_in(True)
+        self.query_one("#save", Button).disabled = True
+        self.tested = None
+        status.update(
+            "asking for a code ..." if device else f"opening the {self._title()} sign-in ..."
+        )
+        self._run_sign_in(account, choice, device, self._cancel_sign_in)
+
+    def _signing_in(self, busy: bool) -> None:
+        for widget_id in ("signin", "signin-device", "test"):
+            self.query_one(f"#{widget_id}", Button).disabled = busy
+        self.query_one("#signin-cancel").display = busy
+        if not busy:
+            self.query_one("#signin-copy").display = False
+            self.query_one("#device-code").display = False
+
+    @work(thread=True, exclusive=True, group="signin")
+    def _run_sign_in(
+        self, account: Account, choice: ClientChoice, device: bool, cancel: threading.Event
+    ) -> None:
+        from mailbag.auth.tokens import obtain_tokens
+        from mailbag.errors import MailbagError
+        from mailbag.opener import open_url
+
+        def show_url(url: str, opened: bool) -> None:
+            self.app.call_from_thread(self._show_url, url, opened)
+
+        def show_code(code: DeviceCode) -> None:
+            self.app.call_from_thread(self._show_code, code)
+
+        try:
+            token = obtain_tokens(
+                account,
+                device=device,
+                paths=self.view.paths,
+                show_url=show_url,
+                show_code=show_code,
+                open_browser=open_url,
+                cancel=cancel,
+                timeout=self.SIGN_IN_TIMEOUT,
+                **choice.flow_args(),
+            )
+        except MailbagError as exc:
+            if self.is_attached:  # not when the dialog closed (which cancels the sign-in)
+                self.app.call_from_thread(self._sign_in_failed, exc)
+            return
+        if self.is_attached:
+            self.app.call_from_thread(self._signed_in, account, choice, token)
+
+    def _show_url(self, url: str, opened: bool) -> None:
+        self._signin_url = url
+        self.query_one("#signin-copy").display = True
+        where = (
+            "a browser window opened: sign in there, then come back"
+            if opened
+            else "[yellow]no browser could be opened[/]: open this address in a browser "
+            "(Copy address puts it on the clipboard)"
+        )
+        text = f"{where}\n\n{clean_terminal(url)}\n\nwaiting for you to finish ..."
+        self.query_one("#signin-status", Static).update(text)
+
+    def _show_code(self, code: DeviceCode) -> None:
+        self._signin_url = code.verification_uri
+        self.query_one("#signin-copy").display = True
+        self.query_one("#signin-status", Static).update(
+            f"on any device, open [b]{clean_terminal(code.verification_uri)}[/b] and enter "
+            "this code (waiting for you to finish ...):"
+        )
+        box = self.query_one("#device-code", Static)
+        box.update(" ".join(clean_terminal(code.user_code)))
+        box.display = True
+
+    @on(Button.Pressed, "#signin-copy")
+    def _copy(self) -> None:
+        self.app.copy_to_clipboard(self._signin_url)
+        self.notify("the sign-in address is on the clipboard")
+
+    @on(Button.Pressed, "#signin-cancel")
+    def _stop_sign_in(self) -> None:
+        if self._cancel_sign_in is not None:
+            self._cancel_sign_in.set()
+        self.query_one("#signin-status", Static).update("cancelling ...")
+
+    def _sign_in_failed(self, exc: MailbagError) -> None:
+        self._signing_in(False)
+        self.query_one("#signin-status", Static).update(self._explain(exc))
+
+    def _signed_in(self, account: Account, choice: ClientChoice, token: TokenSet) -> None:
+        from mailbag.auth.tokens import PendingSignIn
+
+        self._signing_in(False)
+        self.pending = PendingSignIn(token, choice.client_id or None, choice.client_secret or None)
+        self.signed_in_for = account
+        self.query_one("#signin", Button).label = "Sign in again"
+        who = clean_terminal(account.incoming.username)
+        self.query_one("#oauth-state", Static).update(
+            f"[green]signed in[/] as {who} with {self._title()} (kept when you save)"
+        )
+        self.query_one("#signin-status", Static).update(
+            "now press Test Account Settings: it logs in with this sign-in"
+        )
+
+    def _explain(self, exc: MailbagError) -> str:
+        """A sign-in problem as cause and fix, in the dialog's words."""
+        from mailbag.auth.providers import registration_help
+        from mailbag.errors import NetworkError
+
+        cause = str(exc.fields.get("cause", ""))
+        if cause == "no-client-id":
+            fix = registration_help(
+                self.provider or "generic",
+                "",
+                self.oauth_info.issuer if self.oauth_info else "",
+                then="then enter it under Client above (and the client secret, if one was "
+                "issued); the README's section 'Signing in with OAuth2' has the details",
+            )
+            message = f"mailbag needs a client ID to sign in with {self._title()}"
+        elif cause == "client":
+            message = exc.message
+            fix = (
+                "check the client ID (and secret) under Client: it must be the one you "
+                "registered, for a desktop/public client that may redirect to "
+                "http://localhost (README: 'Signing in with OAuth2')"
+            )
+        elif cause in SIGN_IN_FIXES:
+            message, fix = exc.message, SIGN_IN_FIXES[cause]
+        elif isinstance(exc, NetworkError):
+            message = exc.message
+            fix = "check your network connection (and any proxy), then press Sign in again"
+        else:
+            message, fix = exc.message, exc.hint or ""
+        text = f"[red]✗[/] {clean_terminal(message)}"
+        if fix:
+            text += f"\n    [yellow]fix:[/] {clean_terminal(fix)}"
+        return text
+
+    # --- test and save -------------------------------------------------------------------
 
     @on(Button.Pressed, "#test")
     def _test(self) -> None:
@@ -320,17 +723,32 @@ class AccountDialog(ModalScreen[str | None]):
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
             steps.update(f"[red]{clean_terminal(message)}[/]")
             return
+        pending = None
+        if self._oauth():
+            problem = self._sign_in_problem(account)
+            if problem:
+                steps.update(f"[red]{clean_terminal(problem)}[/]")
+                return
+            pending = self.pending
         self.query_one("#save", Button).disabled = True
         self._lines: list[str] = []
         steps.update("testing ...")
-        self._run_test(account, secrets)
+        self._run_test(account, secrets, pending)
 
     @work(thread=True, exclusive=True, group="test")
-    def _run_test(self, account: Account, secrets: dict[str, str]) -> None:
+    def _run_test(
+        self, account: Account, secrets: dict[str, str], pending: PendingSignIn | None
+    ) -> None:
+        import contextlib
+
+        from mailbag.auth.tokens import using_pending
+
         def step(result: StepResult) -> None:
             self.app.call_from_thread(self._show_step, result)
 
-        report = self.view.test_account(account, secrets, step)
+        # a new sign-in logs in from memory: nothing is stored before Save
+        with using_pending(account, pending) if pending else contextlib.nullcontext():
+            report = self.view.test_account(account, secrets, step)
         self.app.call_from_thread(self._tested, account, report.ok)
 
     def _show_step(self, result: StepResult) -> None:
@@ -350,37 +768,85 @@ class AccountDialog(ModalScreen[str | None]):
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
-        from mailbag.config import load_config, save_account
-        from mailbag.config.model import SecretSource
-        from mailbag.config.secrets import delete_secret, store_secret
         from mailbag.errors import MailbagError
 
         account = self.tested
         if account is None:
             return
         try:
-            if self._account() != account:
+            current, choice = self._account_and_choice()
+            if current != account:
                 raise MailbagError("the settings changed after the test: test them again")
-            typed = {
-                account.incoming.secret: self._password("password"),
-                account.smtp.secret: self._password("smtp-password"),
-            }
-            if account.smtp.secret == account.incoming.secret:
-                typed[account.incoming.secret] = self._password("password")
+        except MailbagError as exc:
+            self._save_failed(exc)
+            return
+        typed = {
+            account.incoming.secret: self._password("password"),
+            account.smtp.secret: self._password("smtp-password"),
+        }
+        if account.smtp.secret == account.incoming.secret:
+            typed[account.incoming.secret] = self._password("password")
+        self.query_one("#save", Button).disabled = True
+        self.query_one("#steps", Static).update("saving ...")
+        self._run_save(account, choice, typed, self.pending if self._oauth() else None)
+
+    @work(thread=True, exclusive=True, group="save")
+    def _run_save(
+        self,
+        account: Account,
+        choice: ClientChoice,
+        typed: dict[SecretRef, str],
+        pending: PendingSignIn | None,
+    ) -> None:
+        from mailbag.errors import MailbagError
+
+        try:
+            self._store(account, choice, typed, pending.token if pending else None)
+        except MailbagError as exc:
+            self.app.call_from_thread(self._save_failed, exc)
+            return
+        self.app.call_from_thread(self.dismiss, account.name)
+
+    def _store(
+        self,
+        account: Account,
+        choice: ClientChoice,
+        typed: dict[SecretRef, str],
+        token: TokenSet | None,
+    ) -> None:
+        """Keep the secrets and the account (runs in a worker: a sign-out may take a moment)."""
+        from mailbag.auth.setup import keep_sign_in
+        from mailbag.auth.tokens import sign_out
+        from mailbag.config import load_config, save_account
+        from mailbag.config.model import AuthMethod, SecretSource
+        from mailbag.config.secrets import delete_secret, store_secret
+
+        paths = self.view.paths
+        old = self.existing
+        if (
+            old is not None
+            and old.incoming.auth is AuthMethod.OAUTH2
+            and account.incoming.auth is AuthMethod.PASSWORD
+        ):
+            # back to a password: end the sign-in at the provider and forget its tokens
+            # (before the password takes the refresh token's place in the keyring)
+            sign_out(old, paths=paths)
+        if token is not None:
+            # the same path as `mailbag account add/login`: client secret, refresh token
+            keep_sign_in(paths, account, token, choice)
+        else:
             for ref, secret in typed.items():
                 if ref.source is SecretSource.KEYRING and secret:
                     store_secret(ref, secret)
-            first = not load_config(self.view.paths).accounts
-            save_account(self.view.paths, account, make_default=first)
-            old = self.existing
-            if old is not None and old.smtp.secret not in (
-                account.smtp.secret,
-                old.incoming.secret,
-            ):
-                delete_secret(old.smtp.secret)  # its own SMTP password is no longer used
-        except MailbagError as exc:
-            message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))
-            self.query_one("#steps", Static).update(f"[red]{message}[/]")
-            self.query_one("#save", Button).disabled = True
-            return
-        self.dismiss(account.name)
+        first = not load_config(paths).accounts
+        save_account(paths, account, make_default=first)
+        if old is not None and old.smtp.secret not in (
+            account.smtp.secret,
+            old.incoming.secret,
+        ):
+            delete_secret(old.smtp.secret)  # its own SMTP password is no longer used
+
+    def _save_failed(self, exc: MailbagError) -> None:
+        message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        self.query_one("#steps", Static).update(f"[red]{message}[/]")
+        self.query_one("#save", Button).disabled = True
