@@ -104,6 +104,8 @@ async def _sync(pilot: object, app: MailbagApp) -> None:
     app.status("")
     await pilot.press("g")  # type: ignore[attr-defined]
     await wait_for(pilot, lambda: "home: " in status_line(app) and " new" in status_line(app))
+    # and the list regrouped after it, before the next key acts on it
+    await wait_for(pilot, lambda: not any(w.is_running for w in app.workers))
 
 
 async def _threads_on(pilot: object, app: MailbagApp) -> None:
