@@ -60,7 +60,6 @@ class AccountDialog(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "cancel")]
     DEFAULT_CSS = """
     AccountDialog #auth-box, AccountDialog #oauth-box { height: auto; }
-    AccountDialog #auth { width: 1fr; }
     AccountDialog #auth-why { color: $text-muted; }
     AccountDialog #oauth-state { margin-top: 1; }
     AccountDialog #signin-status { height: auto; margin-top: 1; }
@@ -179,6 +178,8 @@ class AccountDialog(ModalScreen[str | None]):
     def on_mount(self) -> None:
         for widget_id in ("signin-copy", "signin-cancel", "device-code"):
             self.query_one(f"#{widget_id}").display = False
+        self.query_one("#auth").styles.width = "1fr"  # the app's `.row Select` is narrower
+        self.query_one("#oauth-state", Static).update("not signed in yet")
         if self.existing is not None:
             self._fill(self.existing)
         self._offer_sign_in()
@@ -644,6 +645,7 @@ class AccountDialog(ModalScreen[str | None]):
         box = self.query_one("#device-code", Static)
         box.update(" ".join(clean_terminal(code.user_code)))
         box.display = True
+        box.scroll_visible()
 
     @on(Button.Pressed, "#signin-copy")
     def _copy(self) -> None:
