@@ -506,4 +506,27 @@ def test_built_in_providers_offer_their_sign_in(
             assert str(dialog.query_one("#signin").label) == "Sign in with Google"
             assert not dialog.query_one("#signin-device").display  # Google's has no mail scope
 
+            # servers typed by hand: Microsoft 365 recognised by its host
+            _fill(dialog, email="someone@example.org", in_host="imap.example.org")
+            await _wait(pilot, lambda: not dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#password").display
+            _fill(dialog, in_host="outlook.office365.com")
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert "Microsoft" in _text(dialog, "auth-why")
+
+    asyncio.run(scenario())
+
+
+def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> None:
+    e = env
+
+    async def scenario() -> None:
+        app = _app(e.paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            dialog = await _discovered(pilot, e)
+            dialog.query_one("#signin").press()
+            await _wait(pilot, lambda: "keyring" in _text(dialog, "signin-status"))
+            assert "install one" in _text(dialog, "signin-status")
+            assert dialog._signin_url == ""  # no sign-in was started
+
     asyncio.run(scenario())
