@@ -36,6 +36,11 @@ class Paths:
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def tui_state_file(self) -> Path:
+        """What the interactive client remembers between runs (not settings)."""
+        return self.state_dir / "tui.json"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
         env = os.environ if env is None else env

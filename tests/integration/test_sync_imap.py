@@ -19,7 +19,7 @@ from mailbag.errors import SyncError
 from mailbag.protocols.trace import Transcript
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
-from mailbag.sync.events import Progress
+from mailbag.sync.events import AccountReport, Progress
 from mailbag.sync.imap import sync_lock
 from synctools import (
     SIZE,
@@ -601,12 +601,19 @@ def _sync_states(home: Path, user: str) -> dict[str, str | None]:
         return {f.name: f.sync_state for f in store.folders(user)}
 
 
-def test_server_changes_are_synced_from_the_qresync_delta_alone(
-    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fill(sb, user, 16)
-    t = target(sb, user)
-    _settled(t, home)
+def _traced_sync(t: Target, home: Path, tmp_path: Path) -> tuple[AccountReport, list[str]]:
+    """A sync and the lines of its protocol trace."""
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, transcript=transcript)
+    finally:
+        transcript.close()
+    return report, trace.read_text().splitlines()
+
+
+def _full_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the folders the sync reads whole (each time)."""
     import mailbag.sync.imap as engine
 
     reads: list[str] = []
@@ -616,6 +623,16 @@ def test_server_changes_are_synced_from_the_qresync_delta_alone(
         "_read_local",
         lambda store, folder: reads.append(folder.name) or full_read(store, folder),
     )
+    return reads
+
+
+def test_server_changes_are_synced_from_the_qresync_delta_alone(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(sb, user, 16)
+    t = target(sb, user)
+    _settled(t, home)
+    reads = _full_reads(monkeypatch)
     with sb.control(user) as c:
         inbox = c.uids("INBOX")
         c.store("INBOX", inbox[:3], "+FLAGS", ["\\Flagged"])
@@ -649,14 +666,15 @@ def test_server_changes_are_synced_from_the_qresync_delta_alone(
     assert _sync_states(home, user)["INBOX"]
 
 
-def test_a_delta_sync_commits_once_per_changed_folder(
-    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+def test_folders_changed_only_on_the_server_are_selected_in_one_round_trip(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # every commit is a file-system flush: server-only changes of a folder (flags,
-    # expunges) are recorded with the folder's new state in one transaction
     fill(sb, user, 24)
     t = target(sb, user)
     _settled(t, home)
+    reads = _full_reads(monkeypatch)
+    # every commit is a file-system flush: server-only changes of a folder (flags,
+    # expunges) are recorded with the folder's new state in one transaction
     commits: list[int] = []
     real_commit = Store.commit
 
@@ -670,15 +688,50 @@ def test_a_delta_sync_commits_once_per_changed_folder(
         for box in ("INBOX", "Work/Projects", "Archive"):
             uids = c.uids(box)
             c.store(box, uids[:2], "+FLAGS", ["\\Flagged"])
+            c.store(box, uids[:1], "-FLAGS", ["\\Seen"])
             c.expunge(box, uids[2:3])
-    report = sync(t, home)
+    report, lines = _traced_sync(t, home, tmp_path)
     assert_ok(report)
-    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] >= 6
+    assert reads == []
     # one per folder, one for the re-armed stamps, one for the account row at the start
     assert len(commits) <= 3 + 2, len(commits)
     monkeypatch.setattr(Store, "commit", real_commit)
+    selects = [i for i, x in enumerate(lines) if " C: " in x and " SELECT " in x]
+    assert len(selects) == 3, selects  # each folder once: no second SELECT to apply it
+    assert all("QRESYNC" in lines[i] for i in selects)
+    first_tag = lines[selects[0]].split(" C: ", 1)[1].split()[0]
+    answered = next(i for i, x in enumerate(lines) if f" S: {first_tag} OK" in x)
+    assert selects[-1] < answered  # all three sent before the first answer came
     assert_same(sb, user, home)
-    assert all(f.skipped for f in sync(t, home).folders)
+    assert all(f.skipped for f in sync(t, home).folders)  # and the fast path is re-armed
+
+
+def test_a_folder_selected_ahead_that_needs_more_goes_the_usual_way(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # Archive: many expunges (the mass-deletion guard must see the whole folder);
+    # Work/Projects: flags only, applied from the pipelined SELECT
+    fill(sb, user, 40)
+    t = target(sb, user, threshold=3)
+    _settled(t, home)
+    with sb.control(user) as c:
+        archive = c.uids("Archive")
+        c.expunge("Archive", archive[:4])
+        work = c.uids("Work/Projects")
+        c.store("Work/Projects", work[:2], "+FLAGS", ["\\Answered"])
+        c.store("INBOX", c.uids("INBOX")[:1], "+FLAGS", ["\\Flagged"])
+    report, lines = _traced_sync(t, home, tmp_path)
+    got = {f.name: f for f in report.folders}
+    assert got["Archive"].error and "limit" in got["Archive"].error
+    assert got["Work/Projects"].error is None and got["Work/Projects"].updated == 2
+    assert got["INBOX"].updated == 1
+    sent = [x for x in lines if " C: " in x and " SELECT " in x]
+    assert sum('"Archive"' in x or " Archive " in x for x in sent) == 2  # ahead, then usual
+    with Store.open(home_paths(home)) as store:
+        assert len(list(store.folder_messages(store.folder(user, "Archive")))) == len(archive)
+    assert_ok(sync(t, home, force=True))
+    assert_same(sb, user, home)
 
 
 def test_a_change_by_another_program_during_a_delta_sync_is_not_papered_over(

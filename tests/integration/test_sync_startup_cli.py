@@ -174,3 +174,53 @@ def test_cli_sync_that_cannot_start_closes_the_early_connection(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert not transport._early
+
+
+#: what a sync where nothing changed must not load (each costs start-up time)
+NOT_ON_THE_NO_OP_PATH = (
+    "email",
+    "json",
+    "shutil",  # argparse asks it the terminal width; we measure it ourselves
+    "encodings.idna",  # an ASCII host name needs no IDNA codec
+    "queue",
+    "secrets",
+    "tomlkit",
+    "keyring",
+    "httpx",
+    "mailbag.store.envelope",
+    "mailbag.store.outbox",
+    "mailbag.sync.plan",
+    "mailbag.sync.apply",
+    "mailbag.sync.sending",
+    "mailbag.message",
+    "mailbag.auth.tokens",
+)
+
+
+def test_a_sync_with_nothing_to_do_loads_only_what_it_needs(
+    cli_home: Paths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)  # directory times old enough to be trusted: the fast path arms
+    assert main(["sync", "-q"]) == 0
+    code = (
+        "import sys\n"
+        "from mailbag.cli.main import main\n"
+        "assert main(['sync', '-q']) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = {"MAILBAG_HOME": os.environ["MAILBAG_HOME"], "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    loaded = set(res.stdout.split())
+    assert "mailbag.sync.imap" in loaded  # it did sync
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_NO_OP_PATH)
+    )
+    assert heavy == []

@@ -5,7 +5,6 @@ only after a confirmation."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.app import MailbagApp
+from tuitools import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,10 @@ def _paths(tmp_path: Path) -> Paths:
 
 
 async def _wait(pilot: Any, check: Any, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            steps = pilot.app.screen.query_one("#steps").render()
-            raise AssertionError(f"the dialog did not get there in time: {steps}")
-        await pilot.pause(0.1)
+    """Until `check()` holds; a failure shows the dialog's test steps."""
+    await wait_for(
+        pilot, check, timeout, explain=lambda: pilot.app.screen.query_one("#steps").render()
+    )
 
 
 async def _closed(pilot: Any) -> None:

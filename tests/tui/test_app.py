@@ -18,7 +18,7 @@ from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.app import MailbagApp
-from tuitools import sandbox_home
+from tuitools import sandbox_home, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +33,6 @@ def _home(tmp_path: Path, sb: Sandbox) -> Paths:
     return sandbox_home(tmp_path, sb, "alice", "work")
 
 
-async def _wait(pilot: object, check: object, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            app = pilot.app  # type: ignore[attr-defined]
-            status = app.query_one("#status", Static).render()
-            raise AssertionError(f"the screen did not get there in time (status: {status})")
-        await pilot.pause(0.1)  # type: ignore[attr-defined]
-
-
 def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path) -> None:
     paths = _home(tmp_path, tui_sandbox)
 
@@ -50,7 +40,7 @@ def test_sync_read_flag_move_delete_search(tui_sandbox: Sandbox, tmp_path: Path)
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             # the first sync runs in the background and fills the inbox
-            await _wait(pilot, lambda: len(app.model) == 30)
+            await wait_for(pilot, lambda: len(app.model) == 30)
             assert app.sub_title == "work / INBOX"
             first = app.model.row(0)
             await pilot.press("enter")
@@ -107,14 +97,14 @@ def test_new_mail_appears_without_a_keypress(tui_sandbox: Sandbox, tmp_path: Pat
         # no polling: only IMAP IDLE can bring it in
         app = MailbagApp(paths, poll_seconds=0)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: len(app.model) >= 30)
+            await wait_for(pilot, lambda: len(app.model) >= 30)
             before = len(app.model)
             subject = f"arrives while the client runs {time.time_ns()}"
             tui_sandbox.deliver(
                 "alice",
                 f"From: bob@sandbox.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode(),
             )
-            await _wait(
+            await wait_for(
                 pilot, lambda: any(r.subject == subject for r in app.model.rows()), timeout=40
             )
             assert len(app.model) == before + 1
@@ -161,14 +151,14 @@ def test_account_dialog_tests_live_and_saves(tui_sandbox: Sandbox, tmp_path: Pat
             dialog.query_one("#ca-file", Input).value = str(sb.ca_file)
             dialog.query_one("#test").press()
             steps = dialog.query_one("#steps", Static)
-            await _wait(pilot, lambda: "the test failed" in str(steps.render()))
+            await wait_for(pilot, lambda: "the test failed" in str(steps.render()))
             text = str(steps.render())
             assert "✓ tls" in text and "✗ login" in text and "fix:" in text
             assert dialog.query_one("#save").disabled
 
             dialog.query_one("#password", Input).value = sb.password("bob")
             dialog.query_one("#test").press()
-            await _wait(pilot, lambda: "all steps passed" in str(steps.render()), timeout=40)
+            await wait_for(pilot, lambda: "all steps passed" in str(steps.render()), timeout=40)
             text = str(steps.render())
             for name in ("login", "inbox", "smtp-login", "send", "receive"):
                 assert f"✓ {name}" in text

@@ -12,14 +12,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 
 from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.message_list import FOLD_COLUMN
-from mailbag.tui.screens import AttachmentsScreen, HelpScreen
-from tuitools import sandbox_home
+from mailbag.tui.screens import AttachmentsScreen, ConfirmPrompt, HelpScreen
+from tuitools import sandbox_home, wait_for
 
 USER = "carol"
 
@@ -63,22 +63,18 @@ def _home(tmp_path: Path, sb: Sandbox) -> Paths:
     return sandbox_home(tmp_path, sb, USER, "home")
 
 
-async def _wait(pilot: object, check: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            app = pilot.app  # type: ignore[attr-defined]
-            status = app.query_one("#status", Static).render()
-            raise AssertionError(f"the screen did not get there in time (status: {status})")
-        await pilot.pause(0.05)  # type: ignore[attr-defined]
-
-
 def _label(app: MailbagApp, folder: str) -> tuple[int, int]:
     row = app.folder_row("home", folder)
     assert row is not None, f"no folder {folder} in the tree"
     node = app._folder_nodes[("home", folder)]
     assert str(node.label) == row.label  # what is drawn is what is counted
     return row.total, row.unread
+
+
+def _unread_at(app: MailbagApp, index: int) -> int:
+    thread = app.model.thread_at(index)
+    assert thread is not None, f"line {index} heads no conversation"
+    return thread.unread
 
 
 def _subjects(app: MailbagApp) -> list[str]:
@@ -91,12 +87,12 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
     async def scenario() -> None:
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: len(app.model) == 5)
+            await wait_for(pilot, lambda: len(app.model) == 5)
             assert _subjects(app) == ["Re: plan", "lunch", "the report", "Re: plan", "plan"]
             assert _label(app, "INBOX") == (5, 5)
 
             await pilot.press("t")  # conversations on, computed in a worker
-            await _wait(pilot, lambda: app.model.threaded)
+            await wait_for(pilot, lambda: app.model.threaded)
             assert _subjects(app) == ["Re: plan", "lunch", "the report"]
             thread = app.model.thread_at(0)
             assert thread is not None and thread.size == 3 and thread.unread == 3
@@ -129,10 +125,13 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
             thread = app.model.thread_at(0)
             assert thread is not None and thread.unread == 2
             assert _label(app, "INBOX") == (5, 4)
-            await pilot.press("u")  # unread again
-            assert _label(app, "INBOX") == (5, 5)
+            # u on a folded conversation takes all of it: some unread -> all read ...
             await pilot.press("u")
-            assert _label(app, "INBOX") == (5, 4)
+            assert _label(app, "INBOX") == (5, 2) and _unread_at(app, 0) == 0
+            await pilot.press("u")  # ... none unread -> all unread
+            assert _label(app, "INBOX") == (5, 5) and _unread_at(app, 0) == 3
+            await pilot.press("right", "u", "left")  # unfolded, u takes the one line only
+            assert _label(app, "INBOX") == (5, 4) and _unread_at(app, 0) == 2
 
             # moving the unread "lunch" to Archive: both folders change
             await pilot.press("down")
@@ -188,7 +187,7 @@ def test_attachments_open_and_save_safely(
     async def scenario() -> Path:
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: len(app.model) >= 5)
+            await wait_for(pilot, lambda: len(app.model) >= 5)
             index = _subjects(app).index("the report")
             await pilot.press(*["down"] * index, "enter")
             body = str(app.query_one("#body", Static).render())
@@ -200,11 +199,11 @@ def test_attachments_open_and_save_safely(
             screen = app.screen
             assert isinstance(screen, AttachmentsScreen)
             await pilot.press("enter")  # open the first with the system's handler
-            await _wait(pilot, lambda: opened.exists() and opened.read_text() != "")
+            await wait_for(pilot, lambda: opened.exists() and opened.read_text() != "")
             view_path = Path(opened.read_text())
             assert view_path.name == "report.pdf"
             assert stat.S_IMODE(view_path.parent.stat().st_mode) == 0o700
-            await _wait(pilot, lambda: Path(f"{opened}.data").exists())
+            await wait_for(pilot, lambda: Path(f"{opened}.data").exists())
             assert Path(f"{opened}.data").read_bytes() == b"%PDF-1.4 report"
 
             result = screen.query_one("#attachment-result", Static)
@@ -245,12 +244,12 @@ def test_counts_refresh_after_a_background_sync(browse_sandbox: Sandbox, tmp_pat
     async def scenario() -> None:
         app = MailbagApp(paths, poll_seconds=1.0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: app.folder_row("home", "Work") is not None)
+            await wait_for(pilot, lambda: app.folder_row("home", "Work") is not None)
             before = _label(app, "Work")
             with browse_sandbox.control(USER) as ctl:
                 ctl.append("Work", _mail(f"<w{time.time_ns()}@t>", "more work", 7))
             # no key pressed: the periodic background sync brings it in
-            await _wait(pilot, lambda: _label(app, "Work") == (before[0] + 1, before[1] + 1))
+            await wait_for(pilot, lambda: _label(app, "Work") == (before[0] + 1, before[1] + 1))
 
     asyncio.run(scenario())
 
@@ -281,9 +280,9 @@ def test_a_reply_arriving_joins_its_conversation(browse_sandbox: Sandbox, tmp_pa
         # no polling: IMAP IDLE alone brings the reply in, while the list is grouped
         app = MailbagApp(paths, poll_seconds=0)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: len(app.model) >= 5)
+            await wait_for(pilot, lambda: len(app.model) >= 5)
             await pilot.press("t")
-            await _wait(pilot, lambda: app.model.threaded)
+            await wait_for(pilot, lambda: app.model.threaded)
             head = app.model.row(0)
             thread = app.model.thread_at(0)
             assert head.subject == "Re: plan" and thread is not None
@@ -297,7 +296,7 @@ def test_a_reply_arriving_joins_its_conversation(browse_sandbox: Sandbox, tmp_pa
                 t = app.model.thread_at(0)
                 return t is not None and t.size == size + 1
 
-            await _wait(pilot, joined, timeout=40)
+            await wait_for(pilot, joined, timeout=40)
             assert app.model.row(0).subject == "Re: plan" and app.model.row(0).date == "Feb 09"
             assert app.model.is_expanded(0) and len(app.model) == 3 + size + 1 - 1
             assert _label(app, "INBOX") == (inbox[0] + 1, inbox[1] + 1)
@@ -313,10 +312,10 @@ def test_move_and_delete_take_a_folded_conversation(
     async def scenario() -> None:
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
-            await _wait(pilot, lambda: len(app.model) >= 5)
+            await wait_for(pilot, lambda: len(app.model) >= 5)
             inbox = _label(app, "INBOX")
             await pilot.press("t")
-            await _wait(pilot, lambda: app.model.threaded)
+            await wait_for(pilot, lambda: app.model.threaded)
             thread = app.model.thread_at(0)
             assert thread is not None and thread.size >= 3
             await pilot.press("m")
@@ -326,6 +325,12 @@ def test_move_and_delete_take_a_folded_conversation(
                 str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
             ]
             await pilot.press(*["down"] * names.index("Archive"), "enter")
+            await pilot.pause()
+            # a whole conversation: asked first, naming the count and the target
+            assert isinstance(app.screen, ConfirmPrompt)
+            question = str(app.screen.query_one("#question", Label).render())
+            assert question == f"Move all {thread.size} messages of this conversation to Archive?"
+            await pilot.press("y")
             await pilot.pause()
             assert _label(app, "Archive") == (thread.size, thread.unread)
             assert _label(app, "INBOX") == (inbox[0] - thread.size, inbox[1] - thread.unread)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import Message
 from email.policy import default as default_policy
 from pathlib import Path
@@ -24,7 +24,7 @@ from mailbag.sandbox import Sandbox
 from mailbag.store.outbox import Outbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.compose import AttachPicker, CompletionMenu, ComposeScreen
-from tuitools import sandbox_home
+from tuitools import sandbox_home, wait_for
 
 SIZE = (140, 45)
 
@@ -41,14 +41,6 @@ def _home(tmp_path: Path, sb: Sandbox, user: str = "alice") -> Paths:
 
 def _status(app: MailbagApp) -> str:
     return str(app.query_one("#status", Static).render())
-
-
-async def _wait(pilot: Any, check: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not there in time (status: {_status(pilot.app)})")
-        await pilot.pause(0.1)
 
 
 def _arrived(sb: Sandbox, user: str, subject: str, folder: str = "INBOX") -> Message | None:
@@ -115,7 +107,7 @@ def test_compose_and_send_arrives(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert not isinstance(app.screen, ComposeScreen)
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
             assert f"sent {subject!r} to bob@sandbox.test" in _status(app)
 
     asyncio.run(scenario())
@@ -214,7 +206,7 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index, "enter")
             await pilot.press("a")  # reply all first: check the recipients
@@ -238,9 +230,9 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
             assert "Carol <carol@sandbox.test> wrote:" in body.text
             await pilot.press(*"Yes, final.")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
             # the answered message is marked (r) locally
-            await _wait(pilot, lambda: any("r" in r.marks for r in app.model.rows()))
+            await wait_for(pilot, lambda: any("r" in r.marks for r in app.model.rows()))
 
     asyncio.run(scenario())
     reply = _arrived(sb, "carol", f"Re: {subject}")
@@ -269,7 +261,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             await pilot.press("f")
@@ -299,7 +291,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
                     assert [a.filename for a in screen.attachments] == ["contract.pdf"]
             screen.query_one("#to", Input).value = "bob@sandbox.test"
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
 
     asyncio.run(scenario())
     fwd = _arrived(sb, "bob", f"Fwd: {subject}")
@@ -355,7 +347,7 @@ def test_forward_as_attachment_sends_the_original_unchanged(sb: Sandbox, tmp_pat
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             # F, then removing the original: the screen knows it changed, and asks
@@ -407,7 +399,7 @@ def test_forward_as_attachment_sends_the_original_unchanged(sb: Sandbox, tmp_pat
             await pilot.press(*"bob@sandbox.test")
             screen.query_one("#compose-body", TextArea).load_text("See the offer below.\n")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
 
     asyncio.run(scenario())
     original = _raw(sb, "alice", subject)  # as the server has it (with its trace headers)
@@ -437,7 +429,7 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
             await pilot.press("escape")  # with text in it: asks
             await pilot.pause()
             await pilot.click("#draft")
-            await _wait(pilot, lambda: "saved" in _status(app))
+            await wait_for(pilot, lambda: "saved" in _status(app))
             assert f"saved {subject!r} to Drafts" in _status(app)
 
     asyncio.run(scenario())
@@ -453,10 +445,10 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
     async def later() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: app.folder_row("work", "Drafts") is not None)
-            await _wait(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
+            await wait_for(pilot, lambda: app.folder_row("work", "Drafts") is not None)
+            await wait_for(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
             app.open_folder("work", "Drafts")
-            await _wait(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
             index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
             await pilot.press(*["j"] * index)
             await pilot.press("e")
@@ -467,9 +459,9 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
             assert body.text.startswith("to be continued")
             body.load_text("to be continued, and finished.\n")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "sent" in _status(app))
+            await wait_for(pilot, lambda: "sent" in _status(app))
             await pilot.press("g")
-            await _wait(pilot, lambda: not any(r.subject == subject for r in app.model.rows()))
+            await wait_for(pilot, lambda: not any(r.subject == subject for r in app.model.rows()))
 
     asyncio.run(later())
     sent = _arrived(sb, "bob", subject)
@@ -491,14 +483,14 @@ def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_pa
                 await pilot.pause()
                 _fill(_compose(app), to="bob@sandbox.test", subject=subject, body="offline")
                 await pilot.press("ctrl+s")
-                await _wait(pilot, lambda: "not sent yet" in _status(app))
+                await wait_for(pilot, lambda: "not sent yet" in _status(app))
                 assert "waits in the outbox" in _status(app)
                 records = Outbox.open(paths).records()
                 assert [(r.subject, r.state.value) for r in records] == [(subject, "queued")]
             finally:
                 sb.start_service("smtp")
             await pilot.press("g")  # get mail: the outbox goes first
-            await _wait(pilot, lambda: f"sent {subject!r}" in _status(app), timeout=30)
+            await wait_for(pilot, lambda: f"sent {subject!r}" in _status(app), timeout=30)
             assert Outbox.open(paths).records() == []
 
     asyncio.run(scenario())
@@ -524,7 +516,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await _wait(pilot, lambda: sum(r.subject == subject for r in app.model.rows()) == 3)
+            await wait_for(pilot, lambda: sum(r.subject == subject for r in app.model.rows()) == 3)
             await pilot.press("c")
             await pilot.pause()
             screen = _compose(app)
@@ -533,7 +525,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert not menu.display
             # the second address of a list: the list shows the matches for it, best first
             await pilot.press(*"dave@sandbox.test, qu")
-            await _wait(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: menu.display)
             assert _options(menu) == [
                 "Quentin Alpha <quentin@sandbox.test>",
                 "Quinn Beta <quinn@sandbox.test>",
@@ -548,7 +540,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert not menu.display  # accepting does not open the list again
             # the next address: Enter takes the highlighted one
             await pilot.press(*"qu")
-            await _wait(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: menu.display)
             await pilot.press("enter")
             assert to.value == (
                 "dave@sandbox.test, Quinn Beta <quinn@sandbox.test>, "
@@ -556,7 +548,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             )
             # Esc closes the list, not the screen; with the list closed Tab moves on
             await pilot.press(*"qu")
-            await _wait(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: menu.display)
             await pilot.press("escape")
             await pilot.pause(0.3)
             assert app.screen is screen and not menu.display
@@ -566,7 +558,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert app.focused is cc
             # a later word of the name matches too; a mouse click picks
             await pilot.press(*"bet")
-            await _wait(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: menu.display)
             assert _options(menu) == ["Quinn Beta <quinn@sandbox.test>"]
             assert menu.region.y == cc.region.y + 1
             await pilot.click(CompletionMenu, offset=(3, 1))  # the first row inside the border
@@ -576,15 +568,15 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             bcc = screen.query_one("#bcc", Input)
             bcc.focus()
             await pilot.press(*"qu")
-            await _wait(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: menu.display)
             await pilot.press(*"zz")
-            await _wait(pilot, lambda: not menu.display)
+            await wait_for(pilot, lambda: not menu.display)
             # our own address is never suggested; leaving the field closes the list
             await pilot.press(*["backspace"] * 4, *"bo")
             await pilot.pause(0.5)
             assert not menu.display
             await pilot.press(*["backspace"] * 2, *"qu")
-            await _wait(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: menu.display)
             screen.query_one("#subject", Input).focus()
             await pilot.pause()
             assert not menu.display
@@ -705,7 +697,7 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.pause()
             _fill(_compose(app), to="someone@example.com", subject=refused, body="x")
             await pilot.press("ctrl+s")
-            await _wait(pilot, lambda: "not sent" in _status(app))
+            await wait_for(pilot, lambda: "not sent" in _status(app))
             # queued: the server is down
             sb.stop_service("smtp")
             try:
@@ -713,7 +705,7 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
                 await pilot.pause()
                 _fill(_compose(app), to="bob@sandbox.test", subject=waiting, body="y")
                 await pilot.press("ctrl+s")
-                await _wait(pilot, lambda: "not sent yet" in _status(app))
+                await wait_for(pilot, lambda: "not sent yet" in _status(app))
             finally:
                 sb.start_service("smtp")
 
@@ -735,7 +727,7 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
             assert "dropped" in str(screen.query_one("#outbox-help", Static).render())
             # send the other one again, now that the server is back
             await pilot.press("r")
-            await _wait(pilot, lambda: f"sent {waiting!r}" in _status(app))
+            await wait_for(pilot, lambda: f"sent {waiting!r}" in _status(app))
             assert Outbox.open(paths).records() == []
 
     asyncio.run(scenario())

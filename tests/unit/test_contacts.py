@@ -34,6 +34,11 @@ def test_prefix_matches_address_and_name_words_case_insensitively(tmp_path: Path
         store.add_bytes(inbox, _msg("news@shop.example", "me@example.org"))
         assert [k.address for k in known_addresses(store, "car")] == ["carol@example.org"]
         assert [k.address for k in known_addresses(store, "SMI")] == ["carol@example.org"]
+        # a name typed with its space, from its first word or a later one
+        assert [k.address for k in known_addresses(store, "carol  sm")] == ["carol@example.org"]
+        assert [k.address for k in known_addresses(store, "Smith")] == ["carol@example.org"]
+        assert known_addresses(store, "carol x") == []
+        assert known_addresses(store, "rol sm") == []
         # "car" inside "oscar" is not a prefix of anything of Oscar's
         assert [k.address for k in known_addresses(store, "osc")] == ["oscar@example.org"]
         assert known_addresses(store, "") == []

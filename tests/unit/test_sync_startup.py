@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailbag.paths import Paths
 from mailbag.store.index import _MIGRATIONS, PENDING_ROWS, SCHEMA_VERSION, Store
 from mailbag.store.outbox import Outbox, OutboxRecord, OutboxState
@@ -202,6 +204,45 @@ def test_directory_times_are_trusted_only_when_old_enough_for_their_clock(
     assert _dir_stamp(inbox) is None  # a change in this second would not show
     set_times(whole - 3_000_000_000)
     assert _dir_stamp(inbox) == f"dirs={whole - 3_000_000_000}:{whole - 3_000_000_000}"
+
+
+def test_fresh_directory_times_are_stepped_back_instead_of_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mailbag.sync import imap
+    from mailbag.sync.imap import _rearm, _times_stamp
+
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        m = store.add_bytes(inbox, MESSAGE, flags={"\\Seen"})
+        store.pair(m.id, 7, {"\\Seen"})
+        store.commit()
+        # this run's own change, a moment ago: the times are too fresh to record as
+        # they are (another change in the same clock tick would leave them unchanged)
+        store.set_flags(m, {"\\Seen", "\\Flagged"})
+        store.record_flags(m.id, {"\\Seen", "\\Flagged"})
+        store.commit()
+        cur = inbox.path / "cur"
+        before = time.time_ns()  # (as fresh as can be, however slow the machine)
+        os.utime(cur, ns=(before, before))
+
+        def no_sleep(seconds: float) -> None:
+            raise AssertionError(f"waited {seconds} s")
+
+        monkeypatch.setattr(imap.time, "sleep", no_sleep)
+        stamp = _rearm(store, inbox, None)
+        assert stamp is not None and stamp == _times_stamp(inbox)
+        assert cur.stat().st_mtime_ns == before - 1
+        # another program's change right away (same clock tick, most likely): seen
+        entry = next(iter(inbox.maildir.scan().values()))
+        os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,FRS")
+        assert _times_stamp(inbox) != stamp
+        # and a change by another program before the check is not papered over
+        os.rename(entry.root / "cur" / f"{entry.key}:2,FRS", entry.path)
+        os.rename(entry.path, entry.root / "cur" / f"{entry.key}:2,S")
+        assert _rearm(store, inbox, None) is None
 
 
 def test_the_program_entry_runs_the_command_and_returns_its_code(tmp_path: Path) -> None:

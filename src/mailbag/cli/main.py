@@ -52,11 +52,57 @@ exit codes: 0 success, 1 the operation ran and failed, 2 usage or configuration 
 """
 
 
+def _columns() -> int:
+    """`shutil.get_terminal_size().columns`, which argparse asks for every parser it
+    builds: importing shutil loads the zlib, bz2 and lzma modules, a few milliseconds of
+    a command that takes a hundred."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Width:
+    """A help formatter as wide as the terminal, measured without shutil (`_columns`)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)  # type: ignore[call-arg]
+
+
+class _Help(_Width, argparse.HelpFormatter):
+    pass
+
+
+class _RawHelp(_Width, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+_SIZED: dict[type, type] = {
+    argparse.HelpFormatter: _Help,
+    argparse.RawDescriptionHelpFormatter: _RawHelp,
+}
+
+
 def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
     """The options every command takes, before or after its name. The subcommands'
     copy has no defaults, so `mailbag --trace F send` keeps the F given before."""
     common = argparse.ArgumentParser(
-        add_help=False, argument_default=None if defaults else argparse.SUPPRESS
+        add_help=False,
+        argument_default=None if defaults else argparse.SUPPRESS,
+        formatter_class=_Help,
     )
     g = common.add_argument_group("global options")
     g.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -99,6 +145,8 @@ class _OneCommand:
     def add_parser(self, name: str, **kwargs: Any) -> Any:
         if self.command == name or self.command in kwargs.get("aliases", ()):
             self.found = True
+            given = kwargs.get("formatter_class", argparse.HelpFormatter)
+            kwargs["formatter_class"] = _SIZED.get(given, given)
             return self.real.add_parser(name, **kwargs)
         return _Sink()
 
@@ -133,7 +181,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="mailbag",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawHelp,
         parents=[_global_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"mailbag {__version__}")

@@ -10,6 +10,8 @@ that turns verification off. Errors are translated into `NetworkError` /
 from __future__ import annotations
 
 import errno
+import os
+import re
 import socket
 import ssl
 import threading
@@ -58,6 +60,14 @@ def make_tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
     return ctx
 
 
+def _wire_host(host: str) -> str | bytes:
+    """The host name as the resolver and TLS take it. An ASCII name goes as its bytes:
+    as text both would pass it through the "idna" codec, which gives the same bytes but
+    whose first use loads stringprep and unicodedata (over a millisecond, a noticeable
+    share of a quick sync). Other names still get their IDNA encoding."""
+    return host.encode("ascii") if host.isascii() else host
+
+
 def _error(
     kind: type[NetworkError], endpoint: Endpoint, message: str, hint: str, cause: str
 ) -> NetworkError:
@@ -69,7 +79,9 @@ def connect_tcp(endpoint: Endpoint) -> socket.socket:
     """Open a TCP connection, turning OS errors into explained `NetworkError`s."""
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
+        # bytes work (they go to getaddrinfo as they are); typeshed only lists str
+        address = (_wire_host(endpoint.host), endpoint.port)
+        sock = socket.create_connection(address, timeout=endpoint.timeout)  # type: ignore[arg-type]
     except socket.gaierror as exc:
         message = f"cannot resolve host name {endpoint.host!r}: {exc.strerror}"
         hint = "check the server name for typos; is this machine online?"
@@ -91,12 +103,20 @@ def connect_tcp(endpoint: Endpoint) -> socket.socket:
     return sock
 
 
-def wrap_tls(sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:
-    """Do the TLS handshake on a connected socket, verifying the certificate."""
-    ctx = make_tls_context(endpoint.ca_file)
+def wrap_tls(sock: socket.socket, endpoint: Endpoint, *, lazy_roots: bool = False) -> ssl.SSLSocket:
+    """Do the TLS handshake on a connected socket, verifying the certificate.
+
+    `lazy_roots`: without a CA file, look the system's root certificates up one by one
+    in its hashed directory (see `_client_context`); the caller must then retry with
+    the whole store when the certificate is reported untrusted (`open_stream` does)."""
+    try:
+        ctx = _client_context(endpoint.ca_file, lazy_roots=lazy_roots)
+    except TLSError:
+        sock.close()  # a missing CA file
+        raise
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        return ctx.wrap_socket(sock, server_hostname=endpoint.host)
+        return ctx.wrap_socket(sock, server_hostname=_wire_host(endpoint.host))
     except ssl.SSLCertVerificationError as exc:
         sock.close()
         raise explain_certificate_error(exc, endpoint) from exc
@@ -182,9 +202,91 @@ def open_stream(endpoint: Endpoint) -> socket.socket:
 
 def _open_now(endpoint: Endpoint) -> socket.socket:
     sock = connect_tcp(endpoint)
-    if endpoint.security is Security.SSL:
-        return wrap_tls(sock, endpoint)
-    return sock
+    if endpoint.security is not Security.SSL:
+        return sock
+    try:
+        return wrap_tls(sock, endpoint, lazy_roots=True)
+    except TLSError as exc:
+        if not (exc.fields.get("cause") == "untrusted" and _lazy_roots_in_use(endpoint)):
+            raise
+    # the hashed directory may lack a root that the system's bundle file has: the
+    # verdict is the whole store's, exactly as without the directory look-up
+    return wrap_tls(connect_tcp(endpoint), endpoint)
+
+
+# --- TLS contexts, made once per process ------------------------------------------------
+
+#: hashed certificate file names (`openssl rehash`): SUBJECTHASH.N
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")
+_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def _system_roots() -> tuple[str | None, str | None]:
+    """(bundle file, hashed directory) OpenSSL loads the system roots from, either None
+    when absent (SSL_CERT_FILE and SSL_CERT_DIR taken into account)."""
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile, paths.capath
+
+
+def _hashed_dir(capath: str | None) -> bool:
+    """A directory where OpenSSL can find a root by its subject hash, as on Debian,
+    Ubuntu, Alpine and Arch (`update-ca-certificates` writes the same roots there and
+    into the bundle file). Fedora's has none: the bundle is then read whole."""
+    if capath is None or os.environ.get("SSL_CERT_FILE"):
+        return False  # a bundle named on purpose: it is what counts
+    try:
+        with os.scandir(capath) as it:
+            return any(_HASHED_NAME.fullmatch(e.name) for e in it)
+    except OSError:
+        return False
+
+
+def _lazy_roots_in_use(endpoint: Endpoint) -> bool:
+    return endpoint.ca_file is None and _hashed_dir(_system_roots()[1])
+
+
+def _stamp(path: str | Path | None) -> tuple[int, int]:
+    if path is None:
+        return (0, 0)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _client_context(ca_file: Path | None, *, lazy_roots: bool = False) -> ssl.SSLContext:
+    """`make_tls_context`, made once per process and reused by every connection (a
+    context may serve many at once). Reading the system's bundle of ~150 roots takes
+    25-45 ms, more than the rest of a quick sync's connection; with `lazy_roots` and a
+    hashed directory of the same roots, OpenSSL reads only the root a certificate
+    needs (about 1 ms). Kept per version of the files: an updated CA file or system
+    store is read again."""
+    if ca_file is not None:
+        key: tuple[object, ...] = ("file", str(ca_file), *_stamp(ca_file))
+    else:
+        cafile, capath = _system_roots()
+        lazy = lazy_roots and _hashed_dir(capath)
+        key = ("system", lazy, cafile, capath, *_stamp(cafile), *_stamp(capath))
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+    if ctx is not None:
+        return ctx
+    if key[0] == "system" and key[1]:
+        ctx = _lazy_system_context(str(key[3]))
+    else:
+        ctx = make_tls_context(ca_file)
+    with _contexts_lock:
+        return _contexts.setdefault(key, ctx)
+
+
+def _lazy_system_context(capath: str) -> ssl.SSLContext:
+    """What `ssl.create_default_context()` makes, with the roots looked up in `capath`
+    when a certificate needs one instead of all read at once."""
+    ctx = ssl.create_default_context(capath=capath)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 # --- connecting while the program is still loading ------------------------------------

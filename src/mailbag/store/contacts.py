@@ -6,7 +6,8 @@ step). An address counts once per message it appears in; in mail the user sent
 user writes to is likelier to be written to again than someone who only sends
 newsletters. Ties go to the address seen most recently.
 
-A prefix matches the start of the address or of any word of the display name,
+A prefix matches the start of the address or of any word of the display name
+(continuing into the following words: "carol jo" finds Carol Jones),
 case-insensitively. Only the `SCAN_LIMIT` most recent matching messages are
 read, so a one-letter prefix on a 200,000-message index stays fast; the ranking
 is then "by use in recent mail", which is what completion wants anyway.
@@ -69,7 +70,9 @@ def _like_pattern(prefix: str) -> str:
 def _matches(prefix: str, address: str, name: str) -> bool:
     if address.startswith(prefix):
         return True
-    return any(word.startswith(prefix) for word in re.split(r"[\s,.\"'()<>]+", name.casefold()))
+    words = [w for w in re.split(r"[\s,.\"'()<>]+", name.casefold()) if w]
+    # from any word on, so a name typed with its space ("carol jo") still matches
+    return any(" ".join(words[i:]).startswith(prefix) for i in range(len(words)))
 
 
 def known_addresses(

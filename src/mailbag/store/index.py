@@ -52,11 +52,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailbag.errors import StoreError, UsageError
 from mailbag.paths import Paths
-from mailbag.store.envelope import Envelope, envelope_from_bytes, envelope_from_file
 from mailbag.store.maildir import (
     Maildir,
     MaildirEntry,
@@ -66,6 +65,9 @@ from mailbag.store.maildir import (
     sync_batch,
     writer_may_be_running,
 )
+
+if TYPE_CHECKING:
+    from mailbag.store.envelope import Envelope
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -706,7 +708,7 @@ class Store:
             internal_date=internal_date if internal_date is not None else st.st_mtime,
             modseq=modseq,
             email_id=email_id,
-            envelope=envelope if envelope is not None else envelope_from_file(tmp),
+            envelope=envelope if envelope is not None else _envelope_of_file(tmp),
             size=size if size is not None else st.st_size,
         )
         self._begin()
@@ -809,7 +811,7 @@ class Store:
         with fh:
             fh.write(data)
         return self.add_message(
-            folder, key, flags=flags, envelope=envelope_from_bytes(data), commit=commit
+            folder, key, flags=flags, envelope=_envelope_of_bytes(data), commit=commit
         )
 
     # --- messages: reading --------------------------------------------------------------
@@ -934,6 +936,8 @@ class Store:
 
         The moved message gets a new ID in the target folder.
         """
+        from mailbag.store.envelope import Envelope
+
         source = self.folder_by_id(message.folder_id)
         if source.account != target.account:
             raise UsageError("messages can only be moved within one account")
@@ -984,7 +988,7 @@ class Store:
         self, folder: Folder, entry: MaildirEntry, *, extra_flags: Iterable[str] = ()
     ) -> Message:
         """Index a file another program put into the folder (or the index lost)."""
-        env = envelope_from_file(entry.path)
+        env = _envelope_of_file(entry.path)
         st = entry.path.stat()
         flags = entry.flags | frozenset(extra_flags)
         self._begin()
@@ -1096,6 +1100,22 @@ def _replace(message: Message, **changes: Any) -> Message:
     import dataclasses
 
     return dataclasses.replace(message, **changes)
+
+
+# the envelope parser (regexes, header decoding) loads with the first message added:
+# a sync where nothing changed adds none
+
+
+def _envelope_of_file(path: Path) -> Envelope:
+    from mailbag.store.envelope import envelope_from_file
+
+    return envelope_from_file(path)
+
+
+def _envelope_of_bytes(data: bytes) -> Envelope:
+    from mailbag.store.envelope import envelope_from_bytes
+
+    return envelope_from_bytes(data)
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -21,14 +21,13 @@ import fcntl
 import fnmatch
 import functools
 import os
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -43,8 +42,8 @@ from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressC
 if TYPE_CHECKING:
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
-    from mailbag.sync.apply import DownloadSink
-    from mailbag.sync.plan import LocalMessage, RemoteMessage
+    from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
+    from mailbag.sync.plan import LocalMessage, Plan, RemoteFolder, RemoteMessage
 
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
 
@@ -160,7 +159,7 @@ class _Connections:
         self.secret = secret
         self.transcript = transcript
         self.options = options
-        self._free: queue.SimpleQueue[ImapClient] = queue.SimpleQueue()
+        self._free: deque[ImapClient] = deque()  # append/popleft are thread-safe
         self._all: list[ImapClient] = []
         self._lock = threading.Lock()
         self._enabling: dict[int, Pending] = {}  # id(client) -> its unanswered ENABLE
@@ -210,8 +209,8 @@ class _Connections:
     @contextlib.contextmanager
     def client(self, *, enable_later: bool = False) -> Iterator[ImapClient]:
         try:
-            c = self._free.get_nowait()
-        except queue.Empty:
+            c = self._free.popleft()
+        except IndexError:
             c = self.open(enable_later=enable_later)
         ok = False
         try:
@@ -220,7 +219,7 @@ class _Connections:
             ok = True
         finally:
             if ok:
-                self._free.put(c)
+                self._free.append(c)
             else:
                 self._enabling.pop(id(c), None)
                 c.close()
@@ -566,6 +565,32 @@ def _dir_stamp(folder: Folder) -> str | None:
     return f"dirs={cur}:{new}"
 
 
+def _times_stamp(folder: Folder) -> str | None:
+    """`_dir_stamp` however fresh (for times `_step_back` made safe)."""
+    try:
+        cur = os.stat(folder.path / "cur").st_mtime_ns
+        new = os.stat(folder.path / "new").st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return f"dirs={cur}:{new}"
+
+
+def _step_back(path: Path, st: os.stat_result) -> bool:
+    """Set a directory's modification time 1 ns before the one the last change gave it.
+
+    A change from now on gets the time of the kernel's clock, which is never before the
+    last change's: so it always moves the time away from the new value, even within
+    the same clock tick (when it would have left the old value as it was). That makes
+    the time safe to record at once instead of after a tick (see `_rearm`). Programs
+    that look for a newer time see none, rightly: nothing changed since they looked.
+    Returns whether it worked (not on a file system that keeps coarser times)."""
+    try:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 1))
+        return os.stat(path).st_mtime_ns < st.st_mtime_ns
+    except OSError:
+        return False
+
+
 def _skippable(
     existing: Folder | None,
     info: MailboxInfo,
@@ -670,26 +695,34 @@ def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> str | None:
     """After a run that changed the folder's files itself: the directory times to
     record when the files are exactly what the index says (checked against the baseline
     of a delta sync, else against every row), so the next run need not read the folder.
-    Waits (at most _STAMP_SAFE_NS) until the last change is older than a timestamp
-    tick: a later change by another program then always moves the times on."""
+    A time recorded must show any later change by another program: one within a clock
+    tick of the last change would leave it as it is, so a fresh time is stepped back
+    first (`_step_back`), or else this waits (at most _STAMP_SAFE_NS) until the tick has
+    passed. The check of the files comes after that: it sees whatever came before."""
+    dirs = (folder.path / "cur", folder.path / "new")
     try:
-        cur = os.stat(folder.path / "cur").st_mtime_ns
-        new = os.stat(folder.path / "new").st_mtime_ns
+        stats = [os.stat(d) for d in dirs]
     except FileNotFoundError:
         return None
+    cur, new = stats[0].st_mtime_ns, stats[1].st_mtime_ns
     margin = _stamp_margin(cur, new)
-    wait = margin - (time.time_ns() - max(cur, new))
-    if wait > _STAMP_SAFE_NS:
+    if margin > _STAMP_SAFE_NS:
         return None  # a coarse clock: not worth waiting seconds for; the next run reads
-    if wait > 0:
-        time.sleep(wait / 1e9 + 0.001)
-    stamp = _dir_stamp(folder)
+    now = time.time_ns()
+    fresh = [(d, st) for d, st in zip(dirs, stats, strict=True) if now - st.st_mtime_ns < margin]
+    if all(_step_back(d, st) for d, st in fresh):
+        stamp = _times_stamp(folder)
+    else:
+        wait = margin - (time.time_ns() - max(cur, new))
+        if wait > 0:
+            time.sleep(wait / 1e9 + 0.001)
+        stamp = _dir_stamp(folder)
     if stamp is None or folder.id in store.folders_with_pending(folder.account):
         return None  # rows to push are left: the next run must read the folder
     same = (
         _delta_applied(store, folder, base) if base is not None else _matches_index(store, folder)
     )
-    if not same or _dir_stamp(folder) != stamp:
+    if not same or _times_stamp(folder) != stamp:
         return None
     return stamp
 
@@ -712,23 +745,32 @@ def _rearm_all(store: Store, rearm: Sequence[tuple[int, _Baseline | None]]) -> N
 _DELTA_MAX = 2000
 
 
+def _qresync_ready(client: ImapClient, folder: Folder) -> bool:
+    return (
+        "QRESYNC" in client.enabled
+        and folder.uidvalidity is not None
+        and folder.highestmodseq is not None
+    )
+
+
+def _qresync_select(client: ImapClient, folder: Folder) -> SelectResult | None:
+    """SELECT with QRESYNC where the server and the folder's state allow it."""
+    if not _qresync_ready(client, folder):
+        return None
+    assert folder.uidvalidity is not None and folder.highestmodseq is not None
+    return client.select(folder.name, qresync=(folder.uidvalidity, folder.highestmodseq))
+
+
 def _delta(
-    client: ImapClient, store: Store, folder: Folder, stamp: str
-) -> tuple[SelectResult, _LocalSide, dict[int, RemoteMessage], _Baseline | None] | None:
-    """Select with QRESYNC; when the local side is unchanged (the caller checked), what
-    the server reports as changed (VANISHED, and FETCH with new flags or new messages)
-    is all there is to sync: only those rows and files are read. None when that does
-    not hold (no QRESYNC, a new UIDVALIDITY, counts that do not add up, a file not
-    where the index says): the caller reads everything."""
+    store: Store, folder: Folder, stamp: str, sel: SelectResult
+) -> tuple[_LocalSide, dict[int, RemoteMessage], _Baseline | None] | None:
+    """Given a QRESYNC SELECT: when the local side is unchanged (the caller checked),
+    what the server reports as changed (VANISHED, and FETCH with new flags or new
+    messages) is all there is to sync: only those rows and files are read. None when
+    that does not hold (a new UIDVALIDITY, counts that do not add up, a file not where
+    the index says): the caller reads everything."""
     from mailbag.sync.plan import LocalMessage, RemoteMessage
 
-    if (
-        "QRESYNC" not in client.enabled
-        or folder.uidvalidity is None
-        or folder.highestmodseq is None
-    ):
-        return None
-    sel = client.select(folder.name, qresync=(folder.uidvalidity, folder.highestmodseq))
     if sel.uidvalidity != folder.uidvalidity or sel.nomodseq:
         return None
     changed = {
@@ -792,7 +834,7 @@ def _delta(
     if listed_clean and not missing:
         touched = {e.name for e in entries.values()}
         baseline = _Baseline(cur_names, new_names, touched, set(affected))
-    return sel, _LocalSide(messages, entries, synced, 0, False), view, baseline
+    return _LocalSide(messages, entries, synced, 0, False), view, baseline
 
 
 def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMessage]:
@@ -809,30 +851,25 @@ def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMess
 
 
 def _remote_state(
-    client: ImapClient, folder: Folder, known: dict[int, frozenset[str]]
+    client: ImapClient, folder: Folder, known: dict[int, frozenset[str]], sel: SelectResult | None
 ) -> tuple[SelectResult, dict[int, RemoteMessage]]:
-    """Select the folder and find every server message with its flags, cheaply when we can."""
+    """Every server message with its flags, cheaply when we can: from the QRESYNC
+    SELECT `sel` (made on `client`, the folder still selected) and the flags last
+    synced, else from one `UID FETCH 1:* (FLAGS)`. `sel` None: SELECT here."""
     from mailbag.sync.plan import RemoteMessage
 
-    name = folder.name
-    if (
-        "QRESYNC" in client.enabled
-        and folder.uidvalidity is not None
-        and folder.highestmodseq is not None
-    ):
-        sel = client.select(name, qresync=(folder.uidvalidity, folder.highestmodseq))
-        if sel.uidvalidity == folder.uidvalidity and not sel.nomodseq:
-            view = {uid: RemoteMessage(uid, flags) for uid, flags in known.items()}
-            for uid in sel.vanished:
-                view.pop(uid, None)
-            for r in sel.changed:
-                if r.uid is not None and r.flags is not None:
-                    view[r.uid] = RemoteMessage(r.uid, frozenset(r.flags))
-            if len(view) == sel.exists:
-                return sel, view
-            # counts disagree (a server that forgot expunges): ask for everything
-        return sel, _full_listing(client, sel)
-    sel = client.select(name, condstore="CONDSTORE" in client.enabled)
+    if sel is None:
+        sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
+    elif sel.uidvalidity == folder.uidvalidity and not sel.nomodseq:
+        view = {uid: RemoteMessage(uid, flags) for uid, flags in known.items()}
+        for uid in sel.vanished:
+            view.pop(uid, None)
+        for r in sel.changed:
+            if r.uid is not None and r.flags is not None:
+                view[r.uid] = RemoteMessage(r.uid, frozenset(r.flags))
+        if len(view) == sel.exists:
+            return sel, view
+        # counts disagree (a server that forgot expunges): ask for everything
     return sel, _full_listing(client, sel)
 
 
@@ -856,18 +893,22 @@ def _fetch_identities(
             remote[r.uid] = RemoteMessage(r.uid, old.flags, mid, r.size)
 
 
-def _sync_folder(
-    pool: _Connections,
-    store: Store,
-    account: Account,
-    info: MailboxInfo,
-    status: MailboxStatus | None,
-    options: SyncOptions,
-    on_progress: ProgressCallback,
-    exclude_uids: set[int],
-    board: _Board | None = None,
-    rearm: list[tuple[int, _Baseline | None]] | None = None,
-) -> FolderReport:
+@dataclass
+class _Start:
+    """A folder about to be synced, as found here (see `_start_folder`)."""
+
+    folder: Folder
+    report: FolderReport
+    dir_missing: bool  # the folder's directory is gone though it has synced rows
+    stamp: str | None  # the directory times now (None: too fresh to trust)
+    clean: bool  # nothing changed here since the last sync: the index is the local side
+
+
+def _start_folder(
+    store: Store, account: Account, info: MailboxInfo, exclude_uids: set[int]
+) -> _Start:
+    """Make sure the folder exists here (row and Maildir), finish deliveries a crash
+    left incomplete, and find whether anything changed here since the last sync."""
     name = info.name
     report = FolderReport(name)
     existing = store.find_folder(account.name, name)
@@ -895,7 +936,42 @@ def _sync_folder(
         and not dir_missing
         and folder.id not in store.folders_with_pending(account.name)
     )
-    local = None if clean else _read_local(store, folder)
+    return _Start(folder, report, dir_missing, stamp, clean)
+
+
+def _finish_folder(
+    store: Store,
+    start: _Start,
+    base: _Baseline | None,
+    rearm: list[tuple[int, _Baseline | None]] | None,
+) -> FolderReport:
+    """Commit the folder's last changes with its directory stamp (when still valid)."""
+    report = start.report
+    # only a completed run has put into the index all the scan saw
+    folder = store.folder_by_id(start.folder.id)
+    recorded = _record_stamp(store, folder, start.stamp if report.error is None else None)
+    if not recorded and report.error is None and rearm is not None:
+        rearm.append((folder.id, base))  # this run changed the folder: checked at the end
+    return report
+
+
+def _sync_folder(
+    pool: _Connections,
+    store: Store,
+    account: Account,
+    info: MailboxInfo,
+    status: MailboxStatus | None,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    exclude_uids: set[int],
+    board: _Board | None = None,
+    rearm: list[tuple[int, _Baseline | None]] | None = None,
+    start: _Start | None = None,
+) -> FolderReport:
+    if start is None:
+        start = _start_folder(store, account, info, exclude_uids)
+    folder, report, dir_missing = start.folder, start.report, start.dir_missing
+    local = None if start.clean else _read_local(store, folder)
     if (
         local is not None
         and not local.changed
@@ -904,7 +980,7 @@ def _sync_folder(
         and _unchanged(folder, status)
     ):
         report.skipped = True
-        _record_stamp(store, folder, stamp)
+        _record_stamp(store, folder, start.stamp)
         return report
     # a connection only for folders with work to do
     with pool.client() as client:
@@ -920,14 +996,94 @@ def _sync_folder(
             report,
             exclude_uids,
             board,
-            stamp if clean else None,
+            start.stamp if start.clean else None,
         )
-    # only a completed run has put into the index all the scan saw
-    folder = store.folder_by_id(folder.id)
-    recorded = _record_stamp(store, folder, stamp if report.error is None else None)
-    if not recorded and report.error is None and rearm is not None:
-        rearm.append((folder.id, base))  # this run changed the folder: checked at the end
-    return report
+    return _finish_folder(store, start, base, rearm)
+
+
+def _plan_folder(
+    client: ImapClient | None,
+    account: Account,
+    options: SyncOptions,
+    folder: Folder,
+    local: _LocalSide,
+    sel: SelectResult,
+    remote_msgs: dict[int, RemoteMessage],
+    dir_missing: bool,
+    exclude_uids: set[int],
+) -> tuple[RemoteFolder, Plan] | None:
+    """The plan for the folder. Pairing may need the Message-IDs of unpaired server
+    messages, fetched on `client` (the folder selected there); None when some are
+    needed and there is no `client`."""
+    from mailbag.sync.plan import RemoteFolder, SyncedState, needs_identity, plan
+
+    if sel.uidvalidity is None:
+        raise ProtocolError(
+            f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
+        )
+    remote = RemoteFolder(sel.uidvalidity, remote_msgs)
+    state = SyncedState(folder.uidvalidity, local_dir_missing=dir_missing)
+    need = needs_identity(local.messages, state, remote) - exclude_uids
+    if need:
+        if client is None:
+            return None
+        _fetch_identities(client, need, remote_msgs)
+    result = plan(
+        local.messages,
+        state,
+        remote,
+        threshold=account.sync.mass_delete_threshold,
+        force=options.force,
+        exclude_uids=exclude_uids,
+    )
+    return remote, result
+
+
+def _apply_and_record(
+    store: Store,
+    folder: Folder,
+    result: Plan,
+    remote: RemoteFolder,
+    ops: RemoteOps,
+    local: _LocalSide,
+    sel: SelectResult,
+    report: FolderReport,
+    on_progress: ProgressCallback,
+    options: SyncOptions,
+    download: DownloadFn | None = None,
+) -> None:
+    """Carry out the plan and put the folder's new sync state into the transaction of
+    its last local changes (the caller commits: one flush for both)."""
+    from mailbag.sync.apply import apply_plan
+    from mailbag.sync.plan import Download, Upload
+
+    todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
+    on_progress(Progress(folder.account, folder.name, "plan", todo))
+    apply_plan(
+        result,
+        store=store,
+        folder=folder,
+        remote=ops,
+        entries=local.entries,
+        report=report,
+        on_progress=on_progress,
+        uidvalidity=remote.uidvalidity,
+        chunk_messages=options.chunk_messages,
+        chunk_bytes=options.chunk_bytes,
+        download=download,
+    )
+    _record_selected(store, folder, sel)
+
+
+def _record_selected(store: Store, folder: Folder, sel: SelectResult) -> None:
+    """The folder's server state as of `sel`, once everything it showed is done here."""
+    store.update_folder(
+        folder,
+        uidnext=sel.uidnext,
+        highestmodseq=None if sel.nomodseq else sel.highestmodseq,
+        messages=sel.exists,
+        last_sync=time.time(),
+    )
 
 
 def _sync_folder_remote(
@@ -947,10 +1103,6 @@ def _sync_folder_remote(
     """Sync one folder on `client`; `local` None: the local side is unchanged since the
     last sync (the caller checked; `stamp` the directory times then), so a QRESYNC
     delta may be all that is read. Returns the delta's baseline for `_rearm`."""
-    from mailbag.sync.apply import apply_plan
-    from mailbag.sync.plan import Download, RemoteFolder, SyncedState, Upload, needs_identity, plan
-
-    name = folder.name
     if (
         local is not None
         and folder.uidvalidity is None
@@ -960,45 +1112,26 @@ def _sync_folder_remote(
     ):
         _download_fresh_folder(client, store, account, folder, options, on_progress, report, board)
         return None
-    delta = _delta(client, store, folder, stamp) if local is None and stamp else None
+    sel = _qresync_select(client, folder)
     base: _Baseline | None = None
-    if delta is not None:
-        sel, local, remote_msgs, base = delta
-    else:
-        local = local if local is not None else _read_local(store, folder)
-        sel, remote_msgs = _remote_state(client, folder, local.synced)
-    if sel.uidvalidity is None:
-        raise ProtocolError(f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity")
-    remote = RemoteFolder(sel.uidvalidity, remote_msgs)
-    state = SyncedState(folder.uidvalidity, local_dir_missing=dir_missing)
-    need = needs_identity(local.messages, state, remote) - exclude_uids
-    _fetch_identities(client, need, remote_msgs)
-    result = plan(
-        local.messages,
-        state,
-        remote,
-        threshold=account.sync.mass_delete_threshold,
-        force=options.force,
-        exclude_uids=exclude_uids,
-    )
-    if delta is not None and result.stop is not None:
-        # the mass-deletion guard speaks of the whole folder: plan it from a full read
-        base = None
-        local = _read_local(store, folder)
-        sel, remote_msgs = _remote_state(client, folder, local.synced)
-        if sel.uidvalidity is None:
-            raise ProtocolError(
-                f"the server gave no UIDVALIDITY for {name}", cause="no-uidvalidity"
-            )
-        remote = RemoteFolder(sel.uidvalidity, remote_msgs)
-        result = plan(
-            local.messages,
-            state,
-            remote,
-            threshold=account.sync.mass_delete_threshold,
-            force=options.force,
-            exclude_uids=exclude_uids,
+    planned: tuple[RemoteFolder, Plan] | None = None
+    delta = _delta(store, folder, stamp, sel) if sel and local is None and stamp else None
+    if sel is not None and delta is not None:
+        local, remote_msgs, base = delta
+        planned = _plan_folder(
+            client, account, options, folder, local, sel, remote_msgs, dir_missing, exclude_uids
         )
+        if planned is not None and planned[1].stop is not None:
+            # the mass-deletion guard speaks of the whole folder: plan it from a full read
+            planned, base, local = None, None, None
+    if planned is None:
+        local = local if local is not None else _read_local(store, folder)
+        sel, remote_msgs = _remote_state(client, folder, local.synced, sel)
+        planned = _plan_folder(
+            client, account, options, folder, local, sel, remote_msgs, dir_missing, exclude_uids
+        )
+    assert planned is not None and local is not None and sel is not None
+    remote, result = planned
     report.notes.extend(result.notes)
     if result.stop is not None:
         report.error = (
@@ -1006,32 +1139,177 @@ def _sync_folder_remote(
             "want, run `mailbag sync --force`"
         )
         return None
-    todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
-    on_progress(Progress(account.name, name, "plan", todo))
-    apply_plan(
+    _apply_and_record(
+        store,
+        folder,
         result,
-        store=store,
-        folder=folder,
-        remote=_RemoteFolder(client, name, remote.uidvalidity),
-        entries=local.entries,
-        report=report,
-        on_progress=on_progress,
-        uidvalidity=remote.uidvalidity,
-        chunk_messages=options.chunk_messages,
-        chunk_bytes=options.chunk_bytes,
-        download=_shared_download(
+        remote,
+        _RemoteFolder(client, folder.name, remote.uidvalidity),
+        local,
+        sel,
+        report,
+        on_progress,
+        options,
+        _shared_download(
             board, client, store, folder, remote.uidvalidity, report, on_progress, options
         ),
     )
-    # in the transaction of the last local changes: one commit (the caller's) for all
-    store.update_folder(
-        folder,
-        uidnext=sel.uidnext,
-        highestmodseq=None if sel.nomodseq else sel.highestmodseq,
-        messages=sel.exists,
-        last_sync=time.time(),
-    )
     return base
+
+
+# --- folders changed only on the server, selected together ---------------------------
+
+
+class _NoServer:
+    """`apply.RemoteOps` for a plan that needs no server command (checked before)."""
+
+    uidplus = False
+
+    def _refuse(self) -> NoReturn:
+        raise SyncError("internal error: a plan made for local work only asked for the server")
+
+    def store_flags(self, uids: Sequence[int], add: bool, flags: frozenset[str]) -> None:
+        self._refuse()
+
+    def expunge(self, uids: Sequence[int]) -> None:
+        self._refuse()
+
+    def append(self, path: Path, flags: frozenset[str], internal_date: float | None) -> int | None:
+        self._refuse()
+
+    def fetch_bodies(self, uids: Sequence[int], sink: DownloadSink) -> None:
+        self._refuse()
+
+
+def _local_only(result: Plan) -> bool:
+    """Whether the plan changes only this side: the server's changes, taken over."""
+    from mailbag.sync.plan import DeleteLocal, Forget, SetFlags
+
+    return result.stop is None and all(
+        isinstance(a, Forget | DeleteLocal)
+        or (isinstance(a, SetFlags) and not a.add and not a.remove)
+        for a in result.actions
+    )
+
+
+def _select_ahead(
+    pool: _Connections,
+    store: Store,
+    account: Account,
+    infos: Sequence[MailboxInfo],
+    known: dict[str, Folder],
+    statuses: dict[str, MailboxStatus],
+    exclude_by_name: dict[str, set[int]],
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    results: dict[str, FolderReport],
+    rearm: list[tuple[int, _Baseline | None]],
+) -> tuple[list[MailboxInfo], dict[str, _Start]]:
+    """Sync the folders that changed only on the server, without new mail there (their
+    local side unchanged, their UIDNEXT too): what QRESYNC reports is all they need,
+    and it is applied here alone. Their SELECTs go out together on one connection, so
+    they cost one round trip, and the server prepares each answer while the previous
+    folder is applied here. A folder whose plan turns out to need the server (or a
+    full read) is left to the usual path, which selects it again. Returns the folders
+    left, and what `_start_folder` found for those it already looked at."""
+    candidates: list[MailboxInfo] = []
+    rest: list[MailboxInfo] = []
+    for info in infos:
+        folder, status = known.get(info.name), statuses.get(info.name)
+        if (
+            folder is not None
+            and status is not None
+            and not exclude_by_name.get(info.name)
+            and folder.highestmodseq is not None
+            and folder.uidvalidity == status.uidvalidity
+            and folder.uidnext == status.uidnext
+        ):
+            candidates.append(info)
+        else:
+            rest.append(info)
+    starts: dict[str, _Start] = {}
+    if len(candidates) < 2:
+        return list(infos), starts  # nothing to gain over the usual path
+    ready: list[_Start] = []
+    for info in candidates:
+        try:
+            start = _start_folder(store, account, info, set())
+        except MailbagError:
+            if store.conn.in_transaction:
+                store.rollback()
+            rest.append(info)  # the usual path tries again, and reports
+            continue
+        starts[info.name] = start
+        if start.clean:
+            ready.append(start)
+        else:
+            rest.append(info)
+    left = {s.folder.name for s in ready}
+    try:
+        with pool.client() as client:
+            if not all(_qresync_ready(client, s.folder) for s in ready):
+                return list(infos), starts
+            sent = []
+            for s in ready:
+                f = s.folder
+                assert f.uidvalidity is not None and f.highestmodseq is not None
+                sent.append(
+                    (s, client.submit_select(f.name, qresync=(f.uidvalidity, f.highestmodseq)))
+                )
+            for s, pending in sent:
+                try:
+                    sel = client.finish_select(pending, s.folder.name)
+                except ProtocolError:
+                    continue  # (the answer is read: the next ones follow in order)
+                try:
+                    base = _apply_server_changes(store, account, s, sel, options, on_progress)
+                except NetworkError:
+                    raise
+                except MailbagError:
+                    if store.conn.in_transaction:
+                        store.rollback()
+                    continue  # the usual path tries again, and reports
+                if base is None:
+                    continue
+                results[s.folder.name] = _finish_folder(store, s, base[0], rearm)
+                on_progress(Progress(account.name, s.folder.name, "folder-done"))
+                left.discard(s.folder.name)
+                starts.pop(s.folder.name)
+    except NetworkError:
+        if store.conn.in_transaction:
+            store.rollback()
+    # (what is left goes the usual way, with its retries)
+    rest_names = left | {i.name for i in rest}
+    return [i for i in infos if i.name in rest_names], starts
+
+
+def _apply_server_changes(
+    store: Store,
+    account: Account,
+    start: _Start,
+    sel: SelectResult,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+) -> tuple[_Baseline | None] | None:
+    """Apply a QRESYNC delta to a clean folder when that needs nothing from the server;
+    None (and nothing done) otherwise. Leaves the changes uncommitted."""
+    folder = start.folder
+    assert start.stamp is not None
+    delta = _delta(store, folder, start.stamp, sel)
+    if delta is None:
+        return None
+    local, remote_msgs, base = delta
+    planned = _plan_folder(
+        None, account, options, folder, local, sel, remote_msgs, start.dir_missing, set()
+    )
+    if planned is None or not _local_only(planned[1]):
+        return None
+    remote, result = planned
+    start.report.notes.extend(result.notes)
+    _apply_and_record(
+        store, folder, result, remote, _NoServer(), local, sel, start.report, on_progress, options
+    )
+    return (base,)
 
 
 def _download_fresh_folder(
@@ -1066,13 +1344,7 @@ def _download_fresh_folder(
         )
         download(uids, {})
     store.commit()
-    store.update_folder(
-        folder,
-        uidnext=sel.uidnext,
-        highestmodseq=None if sel.nomodseq else sel.highestmodseq,
-        messages=sel.exists,
-        last_sync=time.time(),
-    )
+    _record_selected(store, folder, sel)
     store.commit()
 
 
@@ -1338,9 +1610,9 @@ def _sync_folders(
     # folders this run changed, for `_rearm` (list.append is thread-safe)
     rearm: list[tuple[int, _Baseline | None]] = []
 
+    starts: dict[str, _Start] = {}
     # biggest folders first; then idle workers help with the big folders' downloads
-    wanted.sort(key=lambda i: -(getattr(statuses.get(i.name), "messages", 0) or 0))
-    board = _Board(wanted)
+    board = _Board(())
 
     def work(info: MailboxInfo) -> FolderReport:
         delay = options.backoff
@@ -1359,6 +1631,7 @@ def _sync_folders(
                     exclude_by_name.get(info.name, set()),
                     board,
                     rearm,
+                    starts.pop(info.name, None),  # (a retry looks again)
                 )
                 on_progress(Progress(account.name, info.name, "folder-done"))
                 return fr
@@ -1400,14 +1673,31 @@ def _sync_folders(
                 board.folder_done()
         help_out()
 
-    workers = max(1, min(options.connections, len(wanted)))
-    if _downloads_at_most(store_folders, statuses, wanted) < options.share_chunk:
-        # fewer new messages than one share of a big folder: more connections would cost
-        # more (a TLS handshake and a login each, threads taking turns for the GIL) than
-        # they could save
-        workers = 1
     try:
-        if workers == 1:
+        wanted, starts = _select_ahead(
+            pool,
+            thread_store(),
+            account,
+            wanted,
+            store_folders,
+            statuses,
+            exclude_by_name,
+            options,
+            on_progress,
+            results,
+            rearm,
+        )
+        wanted.sort(key=lambda i: -(getattr(statuses.get(i.name), "messages", 0) or 0))
+        board.folders.extend(wanted)
+        workers = max(1, min(options.connections, len(wanted)))
+        if _downloads_at_most(store_folders, statuses, wanted) < options.share_chunk:
+            # fewer new messages than one share of a big folder: more connections would
+            # cost more (a TLS handshake and a login each, threads taking turns for the
+            # GIL) than they could save
+            workers = 1
+        if not wanted:
+            pass
+        elif workers == 1:
             worker()  # here, on the connection that listed the folders
         else:
             from concurrent.futures import ThreadPoolExecutor

@@ -30,10 +30,12 @@ from mailbag.tui.message_list import MessageList, header_line
 from mailbag.tui.outgoing import Outgoing
 from mailbag.tui.screens import (
     AttachmentsScreen,
+    ConfirmPrompt,
     FolderPicker,
     HelpScreen,
     SearchPrompt,
 )
+from mailbag.tui.uistate import UiState
 from mailbag.tui.view import FolderRow, ListModel, MailView, MessageRow
 
 
@@ -108,6 +110,8 @@ class MailbagApp(App[None]):
         self._stop_push = threading.Event()
         self.current: tuple[str, str] | None = None  # (account, folder)
         self.searching: str | None = None
+        # by conversation or not: chosen per folder with `t` and remembered (see open_folder)
+        self.ui_state, self._state_problem = UiState.load(paths.tui_state_file)
         self.threaded = False
         self.reading: MessageRow | None = None  # what the reading pane shows
         self._folder_nodes: dict[tuple[str, str], TreeNode[FolderRow]] = {}
@@ -131,6 +135,9 @@ class MailbagApp(App[None]):
         tree = self.query_one("#folders", Tree)
         tree.show_root = False
         self.refresh_folders(select_first=True)
+        if self._state_problem is not None:
+            self.status(self._state_problem)
+            self.notify(self._state_problem, severity="warning", timeout=10)
         if not self.view.accounts():
             self.status("no account yet: press A to add one, ? for help")
         elif self.sync_on_start:
@@ -242,6 +249,7 @@ class MailbagApp(App[None]):
         again = self.current == (account, folder) and self.searching is None
         self.current = (account, folder)
         self.searching = None
+        self.threaded = self.ui_state.threaded(account, folder)
         self.sub_title = f"{account} / {folder}"
         refresh = self.threaded and again and self.model.threaded
         if not refresh:
@@ -281,6 +289,7 @@ class MailbagApp(App[None]):
     ) -> None:
         if self.current != (account, folder) or not self.threaded or self.searching is not None:
             return  # the user went elsewhere meanwhile
+        self.log(f"conversations of {folder}: {self.view.last_grouping}")
         selected = self.selected()
         if self.model.threaded:
             model.unfold_like(self.model)  # what was unfolded stays so after a sync
@@ -390,10 +399,22 @@ class MailbagApp(App[None]):
         self.message_list.action_cursor_up()
 
     def action_toggle_threads(self) -> None:
-        if self.searching is not None or self.current is None:
-            self.status("conversations are shown for folders, not for search results")
+        """Conversations on or off for the open folder (and its search results); the
+        choice is remembered for that folder, across folders and restarts."""
+        if self.current is None:
+            self.status("open a folder first")
             return
         self.threaded = not self.threaded
+        try:
+            self.ui_state.set_threaded(*self.current, self.threaded)
+        except MailbagError as exc:
+            self.status(
+                f"{exc.message} (conversations stay {'on' if self.threaded else 'off'} "
+                "until the app closes)"
+            )
+        if self.searching is not None:
+            self._show_search(self.searching)
+            return
         selected = self.selected()
         self.open_folder(*self.current, keep=selected.id if selected is not None else None)
         if not self.threaded:
@@ -417,8 +438,12 @@ class MailbagApp(App[None]):
         self.push_screen(HelpScreen())
 
     def _flag(self, flag: str) -> None:
-        row = self.selected()
-        if row is None:
+        acting = self._acting_on()
+        if acting is None:
+            return
+        row, thread = acting
+        if thread is not None:
+            self._flag_conversation(thread, flag)
             return
         try:
             new = self.view.toggle_flag(row.id, flag)
@@ -431,6 +456,33 @@ class MailbagApp(App[None]):
                 self._count(*self.current, 0, 1 if new.unread else -1)
             else:
                 self.refresh_folders()
+
+    def _flag_conversation(self, thread: ThreadSummary, flag: str) -> None:
+        """A folded conversation is one line, so `u`/`s` take all of it: when any of its
+        messages lacks the flag, all get it; else it is taken from all."""
+        lst = self.message_list
+        index = lst.cursor
+        try:
+            before = self.view.rows_by_id(list(thread.ids))
+            on = any(flag not in r.flags for r in before)
+            after = self.view.set_flag([r.id for r in before], flag, on)
+        except MailbagError as exc:
+            self.status(exc.message)
+            self.refresh_folders()  # some may have changed before the error
+            return
+        self.model.replace_conversation(index, after)
+        lst.refresh()
+        unread = sum(r.unread for r in after) - sum(r.unread for r in before)
+        if unread:
+            if self.current is not None and self.searching is None:
+                self._count(*self.current, 0, unread)
+            else:
+                self.refresh_folders()
+        done = _FLAG_WORDS[flag][0 if on else 1]
+        self.status(
+            f"{len(after)} messages (the whole conversation) {done} "
+            "(the next sync applies it on the server)"
+        )
 
     def action_toggle_flagged(self) -> None:
         self._flag("\\Flagged")
@@ -455,6 +507,20 @@ class MailbagApp(App[None]):
         if acting is None:
             return
         row, thread = acting
+        if thread is None:
+            self._delete(row, None)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(row, thread)
+            else:
+                self.status("nothing deleted")
+
+        question = f"Delete all {thread.size} messages of this conversation?"
+        self.push_screen(ConfirmPrompt(question, f"Delete {thread.size}"), answered)
+
+    def _delete(self, row: MessageRow, thread: ThreadSummary | None) -> None:
         ids = [str(i) for i in thread.ids] if thread is not None else [row.id]
         try:
             trash = self.view.delete(*ids)
@@ -479,6 +545,16 @@ class MailbagApp(App[None]):
         def done(target: str | None) -> None:
             if target is None:
                 return
+            if thread is None:
+                move(target)
+                return
+            question = f"Move all {thread.size} messages of this conversation to {target}?"
+            self.push_screen(
+                ConfirmPrompt(question, f"Move {thread.size}"),
+                lambda yes: move(target) if yes else self.status("nothing moved"),
+            )
+
+        def move(target: str) -> None:
             try:
                 self.view.move(target, *ids)
             except MailbagError as exc:
@@ -515,19 +591,47 @@ class MailbagApp(App[None]):
 
     def action_search(self) -> None:
         def done(query: str | None) -> None:
-            if not query:
-                return
-            try:
-                rows = self.view.search(query)
-            except MailbagError as exc:
-                self.status(exc.message)
-                return
-            self.searching = query
-            self.show_rows(rows)
-            self.sub_title = f"search: {query}"
-            self.status(f"{len(rows)} messages match; Esc goes back")
+            if query:
+                self._show_search(query)
 
         self.push_screen(SearchPrompt(), done)
+
+    def _show_search(self, query: str) -> None:
+        """The matches at once, one line each; by conversation (worked out in a worker)
+        when the open folder shows conversations."""
+        try:
+            rows = self.view.search(query)
+        except MailbagError as exc:
+            self.status(exc.message)
+            return
+        self.searching = query
+        self.show_rows(rows)
+        self.sub_title = f"search: {query}"
+        if self.threaded and rows:
+            self.status(f"{len(rows)} messages match; grouping conversations ...; Esc goes back")
+            self._group_search(query)
+        else:
+            self.status(f"{len(rows)} messages match; Esc goes back")
+
+    @work(thread=True, exclusive=True, group="threads")
+    def _group_search(self, query: str) -> None:
+        try:
+            model = self.view.search_threads(query)
+        except MailbagError as exc:
+            self.call_from_thread(self.status, exc.message)
+            return
+        self.call_from_thread(self._search_grouped, query, model)
+
+    def _search_grouped(self, query: str, model: ListModel) -> None:
+        if self.searching != query or not self.threaded:
+            return  # another search, or back to the folder, meanwhile
+        selected = self.selected()
+        self.show_model(model, keep=selected.id if selected is not None else None)
+        matched = len(model.matches or ())
+        self.status(
+            f"{matched} messages match, in {len(model)} conversations (the rest of each "
+            "conversation dimmed); Esc goes back"
+        )
 
     def action_leave_search(self) -> None:
         if self.searching is not None and self.current is not None:
@@ -637,13 +741,17 @@ class MailbagApp(App[None]):
             "Edit account", "change the selected folder's account (E)", self.action_edit_account
         )
         yield SystemCommand(
-            "Threads on/off", "group the list by conversation", self.action_toggle_threads
+            "Threads on/off",
+            "group this folder by conversation (remembered)",
+            self.action_toggle_threads,
         )
         yield SystemCommand(
             "Attachments", "list, open or save the message's attachments", self.action_attachments
         )
         yield SystemCommand("Keys", "every key of the client", self.action_help)
 
+
+_FLAG_WORDS = {"\\Seen": ("marked read", "marked unread"), "\\Flagged": ("flagged", "unflagged")}
 
 _MAIN_ACTIONS = frozenset(
     b.action for b in MailbagApp.BINDINGS if isinstance(b, Binding) and b.action != "leave_search"

@@ -95,7 +95,8 @@ FORWARDED_NAME = "forwarded.eml"
 # --- address completion -------------------------------------------------------------------
 # Our own small dropdown rather than the textual-autocomplete package: that one asks for
 # its candidates synchronously on the UI thread at each keystroke, and the index lookup
-# takes ~0.1 s at 200,000 messages; here it runs in a thread, after a short pause in typing.
+# takes ~0.1 s at 200,000 messages; here it runs in a thread, after a short pause in
+# typing, one at a time (bench/compose_bench.py measures it).
 
 #: wait this long after a keystroke before asking the index (fast typing asks once)
 COMPLETE_DELAY = 0.05
@@ -364,6 +365,11 @@ class ComposeScreen(Screen[Finished | None]):
         self._menu_owner: AddressInput | None = None
         self._matches: list[str] = []
         self._accepted: str | None = None
+        # what `_completer` is asked to look up: the field, and a count of changes so
+        # a result that comes back after another key (or Esc) is not shown
+        self._want = asyncio.Event()
+        self._wanted: AddressInput | None = None
+        self._generation = 0
 
     def compose(self) -> ComposeResult:
         d = self.start.draft
@@ -426,6 +432,7 @@ class ComposeScreen(Screen[Finished | None]):
             return clean_terminal(account)
 
     def on_mount(self) -> None:
+        self.run_worker(self._completer(), group="complete")
         self._show_attachments()
         body = self.query_one("#compose-body", TextArea)
         body.move_cursor((0, 0))
@@ -436,27 +443,48 @@ class ComposeScreen(Screen[Finished | None]):
         return self.query_one("#completions", CompletionMenu)
 
     def _look_up(self, field: AddressInput) -> None:
-        """Ask the index (in a thread, after a pause in typing) for what `field` is typing."""
-        self.workers.cancel_group(self, "complete")
+        """`field` changed: look up what it is typing (see `_completer`)."""
+        self._generation += 1
+        self._wanted = field
+        self._want.set()
         token = address_typed(field.value, field.cursor_position)
         if not token or "<" in token:
             self._close_menu()
-            return
-        self.run_worker(self._find(field, field.value, token), group="complete", exclusive=True)
 
-    async def _find(self, field: AddressInput, value: str, token: str) -> None:
-        await asyncio.sleep(COMPLETE_DELAY)
-        try:
-            found = await asyncio.to_thread(self.outgoing.complete, token, limit=COMPLETE_LIMIT)
-        except MailbagError:
-            found = []
-        # only for what the field holds now, while it has the focus (`focused`, not
-        # `has_focus`, which is off while the terminal window is not focused)
-        if not self.is_attached or self.focused is not field or field.value != value:
-            return
-        if [k.address for k in found[:1]] == [token.casefold()]:
-            found = []  # typed in full already
-        self._open_menu(field, [clean_terminal(k.display()) for k in found])
+    def _forget(self) -> None:
+        """No list now, and none from a lookup still running (Esc, accepted, focus gone)."""
+        self._generation += 1
+        self._wanted = None
+        self._close_menu()
+
+    async def _completer(self) -> None:
+        """One lookup at a time, for what the field holds when it starts.
+
+        A lookup waits for a pause in typing (`COMPLETE_DELAY`) and runs in a thread;
+        keys typed meanwhile only ask for one more lookup afterwards, so fast typing
+        never piles up threads that slow each other down. A result is shown only if
+        nothing changed while it ran."""
+        while True:
+            await self._want.wait()
+            self._want.clear()
+            await asyncio.sleep(COMPLETE_DELAY)
+            field = self._wanted
+            if self._want.is_set() or field is None:
+                continue  # still typing, or nothing to look up any more
+            generation = self._generation
+            token = address_typed(field.value, field.cursor_position)
+            if not token or "<" in token:
+                continue
+            try:
+                found = await asyncio.to_thread(self.outgoing.complete, token, limit=COMPLETE_LIMIT)
+            except MailbagError:
+                found = []
+            # `focused`, not `has_focus`, which is off while the terminal window is not focused
+            if generation != self._generation or self.focused is not field:
+                continue
+            if [k.address for k in found[:1]] == [token.casefold()]:
+                found = []  # typed in full already
+            self._open_menu(field, [clean_terminal(k.display()) for k in found])
 
     def _open_menu(self, field: AddressInput, matches: list[str]) -> None:
         menu = self._menu()
@@ -484,8 +512,7 @@ class ComposeScreen(Screen[Finished | None]):
         if field is None or index is None or not 0 <= index < len(self._matches):
             return
         address = self._matches[index]
-        self._close_menu()
-        self.workers.cancel_group(self, "complete")
+        self._forget()
         value, cursor = accept_address(field.value, field.cursor_position, address)
         self._accepted = value  # its Changed event must not open the list again
         field.value = value
@@ -503,8 +530,7 @@ class ComposeScreen(Screen[Finished | None]):
         elif key in ("tab", "enter"):
             self._accept(menu.highlighted)
         else:  # escape
-            self.workers.cancel_group(self, "complete")
-            self._close_menu()
+            self._forget()
         return True
 
     @on(OptionList.OptionSelected, "#completions")
@@ -513,9 +539,8 @@ class ComposeScreen(Screen[Finished | None]):
         self._accept(event.option_index)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        if event.widget is not self._menu_owner:
-            self.workers.cancel_group(self, "complete")
-            self._close_menu()
+        if event.widget is not self._menu_owner and event.widget is not self._wanted:
+            self._forget()
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from rich.cells import set_cell_size
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
@@ -42,11 +43,13 @@ class MessageList(ScrollView, can_focus=True):
     }
     MessageList > .message-list--unread { text-style: bold; }
     MessageList > .message-list--thread { color: $text-accent; }
+    MessageList > .message-list--context { color: $text-disabled; }
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "message-list--cursor",
         "message-list--unread",
         "message-list--thread",
+        "message-list--context",
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "cursor_up", "up", show=False),
@@ -120,21 +123,32 @@ class MessageList(ScrollView, can_focus=True):
         unread = row.unread
         marks = row.marks
         subject = row.subject
+        context = False  # a search result's conversation mate that did not match: dimmed
         if thread is not None:
             expanded = model.is_expanded(index)
             new = f", {thread.unread} new" if thread.unread else ""
+            if model.matches is not None:
+                hits = sum(1 for i in thread.ids if i in model.matches)
+                new += f", {hits} matching"
+                context = expanded and model.is_context(index)
             subject = f"{'▾' if expanded else '▸'} [{thread.size}{new}] {subject}"
             if not expanded and thread.unread:
                 unread = True
                 marks = "N" + marks[1:]
         elif model.is_child(index):
             subject = "   └ " + subject
+            context = model.is_context(index)
         elif model.threaded:
             subject = "  " + subject
         if unread:
             style = style + self.get_component_rich_style("message-list--unread", partial=True)
         if thread is not None:
             style = style + self.get_component_rich_style("message-list--thread", partial=True)
+        if context:
+            # the full style's color: its partial one keeps the alpha of $text-disabled,
+            # which Rich cannot draw (the line would stay as bright as a match)
+            dim = self.get_component_rich_style("message-list--context").color
+            style = style + Style(color=dim)
         if index == self.cursor:
             style = style + self.get_component_rich_style("message-list--cursor")
         # one segment per column: each keeps its place however the line is exported

@@ -1,5 +1,5 @@
-"""Dialogs of the interactive client: help, folder picker, search (the account
-dialog is in mailbag.tui.account_dialog)."""
+"""Dialogs of the interactive client: help, folder picker, search, confirmation (the
+account dialog is in mailbag.tui.account_dialog)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 
@@ -22,7 +22,7 @@ KEYS = [
     ("↑ ↓  j k", "move in the list (PgUp PgDn Home End too)"),
     ("Enter", "open the message"),
     ("Tab", "next pane"),
-    ("t", "conversations on/off (threads, newest first)"),
+    ("t", "conversations on/off for this folder (remembered)"),
     ("→ ← Space", "unfold / fold / toggle a conversation"),
     ("v", "attachments: Enter/o open, w save to a folder"),
     ("/", "search (same language as `mailbag search`)"),
@@ -32,10 +32,10 @@ KEYS = [
     ("f / F", "forward (with its attachments) / forward as attachment (unchanged)"),
     ("e", "edit a draft (in Drafts) and send or save it again"),
     ("o", "outbox: what waits to be sent (r send again, d drop)"),
-    ("s", "flag / unflag"),
-    ("u", "mark read / unread"),
-    ("m", "move to a folder (a folded conversation: all of it)"),
-    ("d", "delete to Trash (a folded conversation: all of it)"),
+    ("s", "flag / unflag (a folded conversation: all of it)"),
+    ("u", "mark read / unread (a folded conversation: all of it)"),
+    ("m", "move to a folder (a folded conversation: all of it, asks first)"),
+    ("d", "delete to Trash (a folded conversation: all of it, asks first)"),
     ("g", "get mail: sync every account now"),
     ("A", "add an account (with the account test)"),
     ("E", "edit the account of the folder under the cursor"),
@@ -209,3 +209,35 @@ class SearchPrompt(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmPrompt(ModalScreen[bool]):
+    """Ask before a change to many messages at once: y or Enter does it, n or Esc not."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n,escape", "answer(False)", "no"),
+    ]
+
+    def __init__(self, question: str, action: str) -> None:
+        super().__init__()
+        self.question = question
+        self.action = action
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(escape(clean_terminal(self.question)), classes="title", id="question")
+            with Horizontal(classes="buttons"):
+                label = escape(f"{clean_terminal(self.action)} (y)")
+                yield Button(label, variant="warning", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

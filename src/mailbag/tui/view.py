@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mailbag.diagnose import StepResult, TestReport
     from mailbag.message.parse import ParsedMessage
     from mailbag.store.index import Message, Store
-    from mailbag.store.listing import ThreadSummary
+    from mailbag.store.listing import FolderConversations, Refreshed, ThreadSummary
 
 ROLE_ORDER = ["inbox", "drafts", "sent", "archive", "junk", "trash"]
 
@@ -98,6 +98,8 @@ class Rendered:
 ROWS_PER_FETCH = 100
 QUICK_TOP = 2000  # lines a big folder shows at once, before the rest of its order is read
 MAX_CACHED_ROWS = 20_000
+#: folders whose conversations are kept between looks (about 40 MB for 200,000 messages)
+GROUPED_FOLDERS = 3
 
 
 class ListModel:
@@ -119,6 +121,9 @@ class ListModel:
         self.children: set[int] = set()  # lines shown under an expanded conversation
         self.expanded: set[int] = set()  # newest message ID of each expanded conversation
         self.complete = True  # False: only the top of a big folder is here yet
+        #: search results by conversation: the messages that matched (None: not a search);
+        #: the rest of each conversation is there for context
+        self.matches: set[int] | None = None
         self._rows: dict[int, MessageRow] = {}
 
     @classmethod
@@ -253,6 +258,19 @@ class ListModel:
             unread = max(0, thread.unread + (1 if row.unread else -1))
             self.heads[thread.ids[0]] = thread._replace(unread=unread)
 
+    def replace_conversation(self, index: int, rows: list[MessageRow]) -> None:
+        """The messages of the conversation headed by line `index` changed flags."""
+        for row in rows:
+            self._rows[int(row.id)] = row
+        thread = self.thread_at(index)
+        if thread is not None:
+            unread = sum(1 for r in rows if r.unread)
+            self.heads[thread.ids[0]] = thread._replace(unread=unread)
+
+    def is_context(self, index: int) -> bool:
+        """A search result's line that did not match (shown for its conversation)."""
+        return self.matches is not None and self.entries[index] not in self.matches
+
     def remove(self, index: int) -> None:
         """The message on line `index` left this folder."""
         message = self.entries[index]
@@ -311,6 +329,11 @@ class MailView:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
         self._open_dir: Path | None = None
+        # conversations of the folders looked at last, kept current after each sync
+        # (see `conversations`); workers take turns through the lock
+        self._grouped: dict[tuple[str, str], FolderConversations] = {}
+        self._grouping = threading.Lock()
+        self.last_grouping: Refreshed | None = None  # what the last `conversations` did
 
     def _store(self) -> Store:
         from mailbag.store.index import Store
@@ -373,20 +396,59 @@ class MailView:
         with self._store() as store:
             return folder_order(store, account, folder)
 
-    def thread_list(self, account: str, folder: str) -> ListModel:
-        """The folder by conversation, newest conversation first (one pass; run it in a worker
-        for big folders)."""
-        from mailbag.store.listing import folder_threads
+    def conversations(self, account: str, folder: str) -> list[ThreadSummary]:
+        """The folder's conversations, newest first, brought up to date: grouped whole the
+        first time, then only what changed since is folded in. Run it in a worker."""
+        from mailbag.store.listing import FolderConversations
 
-        with self._store() as store:
-            threads = folder_threads(store, account, folder)
-        return ListModel.by_thread(threads, self.rows_by_id)
+        key = (account, folder)
+        with self._grouping:
+            live = self._grouped.pop(key, None) or FolderConversations(account, folder)
+            self._grouped[key] = live  # the most recently used last
+            while len(self._grouped) > GROUPED_FOLDERS:
+                del self._grouped[next(iter(self._grouped))]
+            with self._store() as store:
+                self.last_grouping = live.refresh(store)
+            return list(live.threads)  # a copy: the next refresh changes the list in place
+
+    def thread_list(self, account: str, folder: str) -> ListModel:
+        """The folder by conversation, newest conversation first (run it in a worker)."""
+        return ListModel.by_thread(self.conversations(account, folder), self.rows_by_id)
 
     def search(self, query: str, limit: int = 500) -> list[MessageRow]:
         from mailbag.store.query import search
 
         with self._store() as store:
             return [_row(m) for m in search(store, query, limit=limit)]
+
+    def search_threads(self, query: str, limit: int = 500) -> ListModel:
+        """Search results in their conversations (each folder's, as the folder shows them),
+        newest conversation first; `matches` says which messages matched. Run it in a
+        worker: a folder not grouped lately is grouped whole (and not kept, so a search
+        does not push out the folders being read)."""
+        from mailbag.store.listing import FolderConversations, thread_order
+        from mailbag.store.query import search
+
+        with self._store() as store:
+            found = search(store, query, limit=limit)
+            by_folder: dict[tuple[str, str], list[int]] = {}
+            for m in found:
+                by_folder.setdefault((m.account, m.folder), []).append(m.id)
+            threads: dict[int, ThreadSummary] = {}
+            with self._grouping:
+                for (account, folder), ids in by_folder.items():
+                    live = self._grouped.get((account, folder)) or FolderConversations(
+                        account, folder
+                    )
+                    live.refresh(store)
+                    grouped = live.grouped
+                    for i in ids:
+                        thread = None if grouped is None else grouped.thread_of(i)
+                        if thread is not None:  # None: gone meanwhile
+                            threads[thread.ids[0]] = thread
+        model = ListModel.by_thread(sorted(threads.values(), key=thread_order), self.rows_by_id)
+        model.matches = {m.id for m in found}
+        return model
 
     def read(self, message_id: str, *, mark_seen: bool = True) -> Rendered:
         from mailbag.message.attachments import list_attachments
@@ -465,6 +527,19 @@ class MailView:
         if self._open_dir is not None:
             shutil.rmtree(self._open_dir, ignore_errors=True)
             self._open_dir = None
+
+    def set_flag(self, message_ids: list[str], flag: str, on: bool) -> list[MessageRow]:
+        """Set (or clear) a flag on several messages at once (a conversation)."""
+        with self._store() as store:
+            changed = []
+            for message_id in message_ids:
+                message = store.lookup(message_id)
+                flags = message.flags | {flag} if on else message.flags - {flag}
+                if flags != message.flags:
+                    message = store.set_flags(message, flags, commit=False)
+                changed.append(_row(message))
+            store.commit()
+        return changed
 
     def toggle_flag(self, message_id: str, flag: str) -> MessageRow:
         from mailbag.store.actions import apply_flag_changes
