@@ -280,11 +280,13 @@ def test_search_results_by_conversation(threads_sandbox: Sandbox, tmp_path: Path
             assert re.search(r"▸ \[3, \d new, 1 matching\] Re: plan", _line(app, 0))
             assert "2 conversations" in status_line(app)
 
-            await pilot.press("right")  # unfolded: the messages that did not match are dimmed
+            # the cursor stays on the match it was on (the newest, from the flat list first)
+            assert app.message_list.cursor == 1
+            await pilot.press("up", "right")  # unfolded: the messages that did not match are dimmed
             rows = model.rows()[:3]
             assert [r.sender for r in rows] == ["Bob", "Alice", "Bob"]
             assert [model.is_context(i) for i in range(3)] == [True, False, True]
-            dim = app.message_list.get_component_rich_style("message-list--context", partial=True)
+            dim = app.message_list.get_component_rich_style("message-list--context")
             assert dim.color is not None
             assert _line_color(app, 2) == dim.color  # context, not under the cursor
             assert _line_color(app, 1) != dim.color  # a match

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailbag.paths import Paths
+from mailbag.store import listing
 from mailbag.store.index import Store
 from mailbag.store.listing import (
     Conversations,
@@ -210,8 +211,50 @@ def test_folder_conversations_follow_the_store(tmp_path: Path) -> None:
         assert step.removed == 1 and live.threads == folder_threads(store, "acct", "INBOX")
         assert moved.id not in {i for t in live.threads for i in t.ids}
 
+        # several gone at once (another program expunged them): found by their IDs
+        more = [store.add_bytes(inbox, _mail(f"<m{n}@x>", "more", 10 + n)) for n in range(4)]
+        assert live.refresh(store).added == 4
+        for message in more[:3]:
+            store.forget(message.id)
+        store.commit()
+        step = live.refresh(store)
+        assert (step.full, step.added, step.removed) == (False, 0, 3)
+        assert live.threads == folder_threads(store, "acct", "INBOX")
+
+        # the newest row removed and a new message arriving: SQLite gives it the same row ID
+        last = store.add_bytes(inbox, _mail("<last@x>", "last", 20))
+        live.refresh(store)
+        store.forget(last.id)
+        store.commit()
+        reused = store.add_bytes(inbox, _mail("<c@x>", "Re: plan", 21, "<a@x>"))
+        assert reused.id == last.id
+        step = live.refresh(store)
+        assert (step.added, step.removed) == (1, 1)
+        assert live.threads == folder_threads(store, "acct", "INBOX")
+
         # a new UIDVALIDITY: grouped again from scratch
         store.update_folder(store.find_folder("acct", "INBOX"), uidvalidity=99)  # type: ignore[arg-type]
         store.commit()
         assert live.refresh(store).full
         assert live.threads == folder_threads(store, "acct", "INBOX")
+
+
+def test_many_changes_group_the_folder_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listing, "REGROUP_WHOLE_AT", 3)
+    paths = Paths(tmp_path, tmp_path / "data", tmp_path / "state")
+    with Store.open(paths) as store:
+        inbox = store.folder("acct", "INBOX", role="inbox")
+        store.add_bytes(inbox, _mail("<a@x>", "plan", 1))
+        live = FolderConversations("acct", "INBOX")
+        assert live.refresh(store).full
+        for n in range(3):
+            store.add_bytes(inbox, _mail(f"<r{n}@x>", "Re: plan", 2 + n, "<a@x>"))
+        assert not live.refresh(store).full  # three: folded in
+        for n in range(4):
+            store.add_bytes(inbox, _mail(f"<s{n}@x>", "Re: plan", 6 + n, "<a@x>"))
+        assert live.refresh(store).full  # four: grouped whole
+        assert live.threads == folder_threads(store, "acct", "INBOX")
+        assert [t.size for t in live.threads] == [8]
+        assert FolderConversations("acct", "Nope").refresh(store).full

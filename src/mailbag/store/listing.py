@@ -274,9 +274,6 @@ def thread_order(thread: ThreadSummary) -> tuple[float, int]:
     return (-thread.latest, -thread.ids[0])
 
 
-_order = thread_order
-
-
 def _names(row: Row) -> list[str]:
     """The IDs a message names, its own included, read as `_link` reads them."""
     _, _, _, message_id, in_reply_to, refs, _ = row
@@ -442,16 +439,16 @@ class Conversations:
             # many: one pass over the list beats many inserts into it
             out = {id(t) for t in old}
             kept = [t for t in threads if id(t) not in out]
-            new.sort(key=_order)
-            self.threads = list(heapq.merge(kept, new, key=_order))
+            new.sort(key=thread_order)
+            self.threads = list(heapq.merge(kept, new, key=thread_order))
             return
         for thread in old:
-            pos = bisect_left(threads, _order(thread), key=_order)
+            pos = bisect_left(threads, thread_order(thread), key=thread_order)
             if pos >= len(threads) or threads[pos] is not thread:
                 raise AssertionError("conversation list out of order")  # a bug, not a state
             del threads[pos]
         for thread in new:
-            insort(threads, thread, key=_order)
+            insort(threads, thread, key=thread_order)
 
 
 class Refreshed(NamedTuple):
@@ -527,6 +524,10 @@ def _like_any_case(key: str) -> str:
     return "%" + "".join(out) + "%"
 
 
+#: more changes than this (or a tenth of the folder) and the folder is grouped whole again
+REGROUP_WHOLE_AT = 1000
+
+
 def _ints(text: str | None) -> list[int]:
     return [int(x) for x in text.split(",")] if text else []
 
@@ -588,7 +589,8 @@ class FolderConversations:
         ).fetchone()
         added = _ints(new_text)
         # a new row can take the ID of a removed one (SQLite reuses the highest): it is
-        # new by its `added` time, and the message that had the ID is gone
+        # new by its `added` time, and the message that had the ID is gone (only a reused
+        # ID while the clock went back would go unseen: `added` is time.time())
         removed = {i for i in added if i in grouped}
         left = len(grouped) - len(removed) + len(added) - count
         # the IDs that left add up to what the folder's sum of IDs lost: one gone (the
@@ -603,7 +605,7 @@ class FolderConversations:
                 (found.id,),
             ).fetchone()
             removed.update(grouped.message_ids() - set(_ints(present)))
-        if len(added) + len(removed) > max(1000, count // 10):
+        if len(added) + len(removed) > max(REGROUP_WHOLE_AT, count // 10):
             return self._rebuild(store, identity)  # as cheap, and simpler
         regrouped = grouped.fold(
             _StoreRows(store, found.id), added, removed, set(_ints(unread_text))

@@ -137,6 +137,7 @@ class MailbagApp(App[None]):
         self.refresh_folders(select_first=True)
         if self._state_problem is not None:
             self.status(self._state_problem)
+            self.notify(self._state_problem, severity="warning", timeout=10)
         if not self.view.accounts():
             self.status("no account yet: press A to add one, ? for help")
         elif self.sync_on_start:
@@ -740,7 +741,9 @@ class MailbagApp(App[None]):
             "Edit account", "change the selected folder's account (E)", self.action_edit_account
         )
         yield SystemCommand(
-            "Threads on/off", "group the list by conversation", self.action_toggle_threads
+            "Threads on/off",
+            "group this folder by conversation (remembered)",
+            self.action_toggle_threads,
         )
         yield SystemCommand(
             "Attachments", "list, open or save the message's attachments", self.action_attachments

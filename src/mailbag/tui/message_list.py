@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from rich.cells import set_cell_size
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
@@ -144,7 +145,10 @@ class MessageList(ScrollView, can_focus=True):
         if thread is not None:
             style = style + self.get_component_rich_style("message-list--thread", partial=True)
         if context:
-            style = style + self.get_component_rich_style("message-list--context", partial=True)
+            # the full style's color: its partial one keeps the alpha of $text-disabled,
+            # which Rich cannot draw (the line would stay as bright as a match)
+            dim = self.get_component_rich_style("message-list--context").color
+            style = style + Style(color=dim)
         if index == self.cursor:
             style = style + self.get_component_rich_style("message-list--cursor")
         # one segment per column: each keeps its place however the line is exported

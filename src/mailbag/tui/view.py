@@ -98,7 +98,7 @@ class Rendered:
 ROWS_PER_FETCH = 100
 QUICK_TOP = 2000  # lines a big folder shows at once, before the rest of its order is read
 MAX_CACHED_ROWS = 20_000
-#: folders whose conversations are kept between looks (each costs ~10 MB at 200,000)
+#: folders whose conversations are kept between looks (about 40 MB for 200,000 messages)
 GROUPED_FOLDERS = 3
 
 
@@ -332,7 +332,7 @@ class MailView:
         # conversations of the folders looked at last, kept current after each sync
         # (see `conversations`); workers take turns through the lock
         self._grouped: dict[tuple[str, str], FolderConversations] = {}
-        self._grouping = threading.RLock()
+        self._grouping = threading.Lock()
         self.last_grouping: Refreshed | None = None  # what the last `conversations` did
 
     def _store(self) -> Store:
@@ -424,24 +424,28 @@ class MailView:
     def search_threads(self, query: str, limit: int = 500) -> ListModel:
         """Search results in their conversations (each folder's, as the folder shows them),
         newest conversation first; `matches` says which messages matched. Run it in a
-        worker: a folder not grouped yet is grouped whole."""
-        from mailbag.store.listing import thread_order
+        worker: a folder not grouped lately is grouped whole (and not kept, so a search
+        does not push out the folders being read)."""
+        from mailbag.store.listing import FolderConversations, thread_order
         from mailbag.store.query import search
 
         with self._store() as store:
             found = search(store, query, limit=limit)
-        by_folder: dict[tuple[str, str], list[int]] = {}
-        for m in found:
-            by_folder.setdefault((m.account, m.folder), []).append(m.id)
-        threads: dict[int, ThreadSummary] = {}
-        for (account, folder), ids in by_folder.items():
+            by_folder: dict[tuple[str, str], list[int]] = {}
+            for m in found:
+                by_folder.setdefault((m.account, m.folder), []).append(m.id)
+            threads: dict[int, ThreadSummary] = {}
             with self._grouping:
-                self.conversations(account, folder)  # brings it up to date
-                grouped = self._grouped[(account, folder)].grouped
-                for i in ids:
-                    thread = None if grouped is None else grouped.thread_of(i)
-                    if thread is not None:  # None: gone meanwhile
-                        threads[thread.ids[0]] = thread
+                for (account, folder), ids in by_folder.items():
+                    live = self._grouped.get((account, folder)) or FolderConversations(
+                        account, folder
+                    )
+                    live.refresh(store)
+                    grouped = live.grouped
+                    for i in ids:
+                        thread = None if grouped is None else grouped.thread_of(i)
+                        if thread is not None:  # None: gone meanwhile
+                            threads[thread.ids[0]] = thread
         model = ListModel.by_thread(sorted(threads.values(), key=thread_order), self.rows_by_id)
         model.matches = {m.id for m in found}
         return model
