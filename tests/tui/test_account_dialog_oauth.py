@@ -177,7 +177,7 @@ async def _discovered(pilot: Any, e: Env) -> AccountDialog:
 
 
 async def _signed_in(pilot: Any, dialog: AccountDialog) -> None:
-    await _wait(pilot, lambda: "signed in" in _text(dialog, "oauth-state"))
+    await _wait(pilot, lambda: "signed in as" in _text(dialog, "oauth-state"))
 
 
 async def _tested(pilot: Any, dialog: AccountDialog) -> str:
@@ -461,3 +461,72 @@ def test_edit_switches_an_oauth2_account_to_a_password(env: Env) -> None:
     assert e.keyring.store[key] == e.sb.password(USER)
     assert not o.refresh_token_active(old_refresh)  # the sign-in was ended at the provider
     assert ("mailbag", keyring_key("home", "oauth2-access")) not in e.keyring.store
+
+
+def test_built_in_providers_offer_their_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outlook.com refuses passwords: "Sign in with Microsoft" is preselected, with a device
+    code as the alternative; Gmail offers Google's sign-in next to an app password. Both come
+    from the built-in provider table (no network); without a client ID the dialog says how
+    to register one."""
+    for key in list(os.environ):
+        if key.startswith("MAILBAG_OAUTH2_"):
+            monkeypatch.delenv(key)
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            await pilot.press("A")
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, AccountDialog)
+            _fill(dialog, email="someone@outlook.com")
+            dialog.query_one("#discover").press()
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#auth", Select).value == "oauth2"
+            assert "outlook.office365.com refuses plain passwords" in _text(dialog, "auth-why")
+            assert str(dialog.query_one("#signin").label) == "Sign in with Microsoft"
+            assert dialog.query_one("#signin-device").display
+            assert not dialog.query_one("#password").display
+            dialog.query_one("#signin").press()
+            await _wait(pilot, lambda: "client ID" in _text(dialog, "signin-status"))
+            status = _text(dialog, "signin-status")
+            assert "entra.microsoft.com" in status and "enter it under Client" in status
+
+            _fill(dialog, email="someone@gmail.com")
+            dialog.query_one("#discover").press()
+            await _wait(pilot, lambda: "Google" in _text(dialog, "auth-why"))
+            assert dialog.query_one("#auth", Select).value == "password"
+            assert dialog.query_one("#password").display
+            assert "app password" in _text(dialog, "auth-why")
+            dialog.query_one("#auth", Select).value = "oauth2"
+            await pilot.pause()
+            assert str(dialog.query_one("#signin").label) == "Sign in with Google"
+            assert not dialog.query_one("#signin-device").display  # Google's has no mail scope
+
+            # servers typed by hand: Microsoft 365 recognised by its host
+            _fill(dialog, email="someone@example.org", in_host="imap.example.org")
+            await _wait(pilot, lambda: not dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#password").display
+            _fill(dialog, in_host="outlook.office365.com")
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert "Microsoft" in _text(dialog, "auth-why")
+
+    asyncio.run(scenario())
+
+
+def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> None:
+    e = env
+
+    async def scenario() -> None:
+        app = _app(e.paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            dialog = await _discovered(pilot, e)
+            dialog.query_one("#signin").press()
+            await _wait(pilot, lambda: "keyring" in _text(dialog, "signin-status"))
+            assert "install one" in _text(dialog, "signin-status")
+            assert dialog._signin_url == ""  # no sign-in was started
+
+    asyncio.run(scenario())

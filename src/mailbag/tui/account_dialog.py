@@ -48,6 +48,8 @@ SIGN_IN_FIXES = {
     "timeout": "press Sign in to try again (or “Use a code instead” to sign in on another device)",
     "state": "press Sign in again",
     "reauth": "press Sign in again",
+    "no-keyring": "the sign-in is kept in the system keyring: install one (GNOME Keyring, "
+    "KWallet, or another Secret Service) and start mailbag again",
 }
 
 
@@ -60,7 +62,6 @@ class AccountDialog(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "cancel")]
     DEFAULT_CSS = """
     AccountDialog #auth-box, AccountDialog #oauth-box { height: auto; }
-    AccountDialog #auth { width: 1fr; }
     AccountDialog #auth-why { color: $text-muted; }
     AccountDialog #oauth-state { margin-top: 1; }
     AccountDialog #signin-status { height: auto; margin-top: 1; }
@@ -179,6 +180,8 @@ class AccountDialog(ModalScreen[str | None]):
     def on_mount(self) -> None:
         for widget_id in ("signin-copy", "signin-cancel", "device-code"):
             self.query_one(f"#{widget_id}").display = False
+        self.query_one("#auth").styles.width = "1fr"  # the app's `.row Select` is narrower
+        self.query_one("#oauth-state", Static).update("not signed in yet")
         if self.existing is not None:
             self._fill(self.existing)
         self._offer_sign_in()
@@ -305,6 +308,17 @@ class AccountDialog(ModalScreen[str | None]):
             )
         self._client_placeholder()
         self._show_options()
+
+    @on(Input.Changed, "#in-host")
+    def _host_changed(self) -> None:
+        """Servers typed by hand: offer the sign-in of a provider recognised by its host."""
+        from mailbag.auth.setup import offers_oauth2
+
+        if self.existing is not None and self.existing.incoming.auth.value == OAUTH2:
+            return
+        provider = offers_oauth2(self._value("email"), self._value("in-host"), self.oauth_info)
+        if provider != self.provider:
+            self._offer_sign_in()
 
     def _show_device_button(self) -> None:
         from mailbag.auth.setup import offers_device_code
@@ -562,12 +576,14 @@ class AccountDialog(ModalScreen[str | None]):
     @on(Button.Pressed, "#signin, #signin-device")
     def _sign_in(self, event: Button.Pressed) -> None:
         from mailbag.auth.tokens import provider_for
+        from mailbag.config.secrets import require_keyring
         from mailbag.errors import MailbagError
 
         status = self.query_one("#signin-status", Static)
         try:
             account, choice = self._account_and_choice()
             provider_for(account, paths=self.view.paths, **choice.flow_args())
+            require_keyring()  # said now, not after the user signed in for nothing
         except MailbagError as exc:
             status.update(self._explain(exc))
             return
@@ -644,6 +660,7 @@ class AccountDialog(ModalScreen[str | None]):
         box = self.query_one("#device-code", Static)
         box.update(" ".join(clean_terminal(code.user_code)))
         box.display = True
+        box.scroll_visible()
 
     @on(Button.Pressed, "#signin-copy")
     def _copy(self) -> None:
