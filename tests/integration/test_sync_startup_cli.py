@@ -185,6 +185,7 @@ NOT_ON_THE_NO_OP_PATH = (
     "queue",
     "secrets",
     "tomlkit",
+    "tomllib",  # the parsed config is cached (config.file)
     "keyring",
     "httpx",
     "mailbag.store.envelope",

@@ -99,6 +99,8 @@ def folder_role(info: MailboxInfo) -> str | None:
 
 @dataclass(frozen=True)
 class SyncOptions:
+    """How `sync_account` runs (from the command line; per-account ones are in the config)."""
+
     folders: tuple[str, ...] = ()  # globs from the command line; replace the account's include
     force: bool = False  # carry out plans above the mass-deletion threshold
     connections: int = 4
@@ -470,6 +472,8 @@ def _shared_download(
 
 @dataclass
 class _LocalSide:
+    """A folder's local side as the planner needs it."""
+
     messages: list[LocalMessage]
     entries: dict[str, MaildirEntry]
     synced: dict[int, frozenset[str]]  # UID -> flags as last synced, for paired rows
