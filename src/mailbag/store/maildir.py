@@ -274,6 +274,11 @@ class MaildirEntry:
         return self.root / self.subdir / self.name
 
     @property
+    def file(self) -> str:
+        """`path` as a string (cheaper where thousands of files are renamed or removed)."""
+        return f"{self.root}/{self.subdir}/{self.name}"
+
+    @property
     def flags(self) -> frozenset[str]:
         return info_to_flags(split_name(self.name)[1])
 
@@ -434,7 +439,7 @@ class Maildir:
         if entry.subdir == "cur" and name == entry.name:
             return entry
         try:
-            os.rename(entry.path, self.root / "cur" / name)
+            os.rename(entry.file, f"{self.root}/cur/{name}")
         except OSError as exc:
             raise StoreError(
                 f"cannot rename {entry.path}: {exc.strerror or exc}",
@@ -444,7 +449,7 @@ class Maildir:
 
     def remove(self, entry: MaildirEntry) -> None:
         try:
-            entry.path.unlink()
+            os.unlink(entry.file)
         except FileNotFoundError:
             pass  # already gone: that is what was asked
         except OSError as exc:
