@@ -177,7 +177,7 @@ async def _discovered(pilot: Any, e: Env) -> AccountDialog:
 
 
 async def _signed_in(pilot: Any, dialog: AccountDialog) -> None:
-    await _wait(pilot, lambda: "signed in" in _text(dialog, "oauth-state"))
+    await _wait(pilot, lambda: "signed in as" in _text(dialog, "oauth-state"))
 
 
 async def _tested(pilot: Any, dialog: AccountDialog) -> str:
@@ -263,7 +263,7 @@ def test_no_browser_shows_the_address_and_a_device_code_works(
             await _wait(
                 pilot, lambda: "no browser could be opened" in _text(dialog, "signin-status")
             )
-            url = dialog._signin_url
+            url = dialog.sign_in.url
             assert url.startswith(o.authorize_url) and url in _text(dialog, "signin-status")
             assert dialog.query_one("#signin-copy").display
             assert dialog.query_one("#signin-cancel").display
@@ -282,7 +282,7 @@ def test_no_browser_shows_the_address_and_a_device_code_works(
             assert "not-registered" in status and "check the client ID" in status
 
             _fill(dialog, client_id=TEST_CLIENT_ID)
-            first = dialog.pending
+            first = dialog.sign_in.pending
             dialog.query_one("#signin-device").press()
             await _wait(pilot, lambda: dialog.query_one("#device-code").display)
             code = _text(dialog, "device-code").replace(" ", "")
@@ -293,7 +293,7 @@ def test_no_browser_shows_the_address_and_a_device_code_works(
                 httpx2.get, f"{o.base_url}/device", params={"user_code": code, "user": e.email}
             )
             assert answer.status_code == 200
-            await _wait(pilot, lambda: dialog.pending is not first, timeout=30)
+            await _wait(pilot, lambda: dialog.sign_in.pending is not first, timeout=30)
             assert not dialog.query_one("#device-code").display
 
             text = await _tested(pilot, dialog)
@@ -328,13 +328,13 @@ def test_cancel_denied_consent_and_missing_client_id(
             _fill(dialog, client_id=TEST_CLIENT_ID)
             dialog.query_one("#signin").press()
             await _wait(pilot, lambda: "waiting for you" in _text(dialog, "signin-status"))
-            redirect = parse_qs(urlsplit(dialog._signin_url).query)["redirect_uri"][0]
+            redirect = parse_qs(urlsplit(dialog.sign_in.url).query)["redirect_uri"][0]
             assert dialog.query_one("#signin").disabled and dialog.query_one("#test").disabled
             dialog.query_one("#signin-cancel").press()
             await _wait(pilot, lambda: "cancelled" in _text(dialog, "signin-status"))
             assert "press Sign in when you are ready" in _text(dialog, "signin-status")
             assert not dialog.query_one("#signin").disabled
-            assert dialog.pending is None
+            assert dialog.sign_in.pending is None
             # the loopback listener is gone
             with pytest.raises(httpx2.ConnectError):
                 await asyncio.to_thread(httpx2.get, redirect + "?code=x&state=y", timeout=5)
@@ -346,13 +346,13 @@ def test_cancel_denied_consent_and_missing_client_id(
             await _wait(pilot, lambda: "declined" in _text(dialog, "signin-status"))
             status = _text(dialog, "signin-status")
             assert "declined" in status and "accept the request" in status
-            assert dialog.pending is None and dialog.query_one("#save").disabled
+            assert dialog.sign_in.pending is None and dialog.query_one("#save").disabled
 
             # Escape while a sign-in waits closes the dialog and its listener
             e.browser(monkeypatch, "import sys\n")
             dialog.query_one("#signin").press()
             await _wait(pilot, lambda: "waiting for you" in _text(dialog, "signin-status"))
-            redirect = parse_qs(urlsplit(dialog._signin_url).query)["redirect_uri"][0]
+            redirect = parse_qs(urlsplit(dialog.sign_in.url).query)["redirect_uri"][0]
             await pilot.press("escape")
             await _wait(pilot, lambda: not isinstance(app.screen, AccountDialog))
             deadline = time.monotonic() + 5
@@ -410,7 +410,7 @@ def test_edit_shows_the_sign_in_and_signs_in_again(env: Env) -> None:
 
             # sign in again: the stored tokens stay until Save
             dialog.query_one("#signin").press()
-            await _wait(pilot, lambda: dialog.pending is not None)
+            await _wait(pilot, lambda: dialog.sign_in.pending is not None)
             assert e.keyring.store[key] == old_refresh
             # a server change (blank fields keep the rest): STARTTLS submission
             _fill(dialog, out_port=str(e.sb.smtp_port))
@@ -461,3 +461,72 @@ def test_edit_switches_an_oauth2_account_to_a_password(env: Env) -> None:
     assert e.keyring.store[key] == e.sb.password(USER)
     assert not o.refresh_token_active(old_refresh)  # the sign-in was ended at the provider
     assert ("mailbag", keyring_key("home", "oauth2-access")) not in e.keyring.store
+
+
+def test_built_in_providers_offer_their_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outlook.com refuses passwords: "Sign in with Microsoft" is preselected, with a device
+    code as the alternative; Gmail offers Google's sign-in next to an app password. Both come
+    from the built-in provider table (no network); without a client ID the dialog says how
+    to register one."""
+    for key in list(os.environ):
+        if key.startswith("MAILBAG_OAUTH2_"):
+            monkeypatch.delenv(key)
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            await pilot.press("A")
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, AccountDialog)
+            _fill(dialog, email="someone@outlook.com")
+            dialog.query_one("#discover").press()
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#auth", Select).value == "oauth2"
+            assert "outlook.office365.com refuses plain passwords" in _text(dialog, "auth-why")
+            assert str(dialog.query_one("#signin").label) == "Sign in with Microsoft"
+            assert dialog.query_one("#signin-device").display
+            assert not dialog.query_one("#password").display
+            dialog.query_one("#signin").press()
+            await _wait(pilot, lambda: "client ID" in _text(dialog, "signin-status"))
+            status = _text(dialog, "signin-status")
+            assert "entra.microsoft.com" in status and "enter it under Client" in status
+
+            _fill(dialog, email="someone@gmail.com")
+            dialog.query_one("#discover").press()
+            await _wait(pilot, lambda: "Google" in _text(dialog, "auth-why"))
+            assert dialog.query_one("#auth", Select).value == "password"
+            assert dialog.query_one("#password").display
+            assert "app password" in _text(dialog, "auth-why")
+            dialog.query_one("#auth", Select).value = "oauth2"
+            await pilot.pause()
+            assert str(dialog.query_one("#signin").label) == "Sign in with Google"
+            assert not dialog.query_one("#signin-device").display  # Google's has no mail scope
+
+            # servers typed by hand: Microsoft 365 recognised by its host
+            _fill(dialog, email="someone@example.org", in_host="imap.example.org")
+            await _wait(pilot, lambda: not dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#password").display
+            _fill(dialog, in_host="outlook.office365.com")
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert "Microsoft" in _text(dialog, "auth-why")
+
+    asyncio.run(scenario())
+
+
+def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> None:
+    e = env
+
+    async def scenario() -> None:
+        app = _app(e.paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            dialog = await _discovered(pilot, e)
+            dialog.query_one("#signin").press()
+            await _wait(pilot, lambda: "keyring" in _text(dialog, "signin-status"))
+            assert "install one" in _text(dialog, "signin-status")
+            assert dialog.sign_in.url == ""  # no sign-in was started
+
+    asyncio.run(scenario())

@@ -532,6 +532,14 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             ]
             assert menu.highlighted == 0
             assert menu.region.y == to.region.y + 1  # right under the field
+            # with the cursor moved to the first address, the list is not for it: Tab moves
+            # on and changes nothing
+            await pilot.press("home", "tab")
+            assert app.focused is not to and not menu.display
+            assert to.value == "dave@sandbox.test, qu"
+            to.focus()
+            await pilot.press("end", "backspace", "u")
+            await wait_for(pilot, lambda: menu.display)
             # ↓ then Tab takes the second; the first address stays; Tab stays in the field
             await pilot.press("down", "tab")
             assert to.value == "dave@sandbox.test, Quinn Beta <quinn@sandbox.test>, "

@@ -95,3 +95,31 @@ def test_conversations(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_account_dialog_sign_in(snap_compare: Any, tmp_path: Path) -> None:
+    """The OAuth2 sign-in step: Outlook.com (built-in table, no network), a device code
+    shown (fixed values: no flow runs)."""
+    from mailbag.auth.flows import DeviceCode
+
+    app = MailbagApp(_paths(tmp_path), sync_on_start=False, poll_seconds=0, push=False)
+
+    async def run_before(pilot: Any) -> None:
+        from textual.widgets import Input
+
+        await pilot.press("A")
+        await pilot.pause()
+        dialog = pilot.app.screen
+        assert isinstance(dialog, AccountDialog)
+        dialog.query_one("#email", Input).value = "me@outlook.com"
+        dialog.query_one("#discover").press()
+        while not dialog.query_one("#auth-box").display:
+            await pilot.pause(0.02)
+        dialog.query_one("#client-id", Input).value = "00000000-1111-2222-3333-444444444444"
+        dialog.sign_in._busy(True)
+        dialog.sign_in.show_code(
+            DeviceCode("WDJB-MJHT", "https://microsoft.com/devicelogin", 900, 5)
+        )
+        await pilot.pause(0.3)  # the dialog scrolls the code into view
+
+    assert snap_compare(app, terminal_size=(120, 50), run_before=run_before)

@@ -201,6 +201,17 @@ def test_a_saved_draft_comes_back_as_it_was_written(tmp_path: Path) -> None:
     # a From that is not ours is replaced by the account's address
     assert draft_from_message(data, identities=[], default_from=other).from_ == other
 
+    # a forward as attachment saved as a draft comes back as one, byte for byte
+    original = b"From: A <a@x.org>\r\nSubject: hi\r\n\r\nsign\xc3\xa9d\r\n"
+    forward = Draft(from_=me, subject="Fwd: hi", body="see below\n", forwarded=original)
+    forward.attachments.append(Attachment("old.eml", original, "message/rfc822"))
+    back = draft_from_message(build(forward, for_draft=True).data, identities=[me], default_from=me)
+    assert back.forwarded == original
+    # a file the user attached (even an .eml) travels as a plain attachment
+    assert [(a.filename, a.content_type) for a in back.attachments] == [
+        ("old.eml", "application/octet-stream")
+    ]
+
 
 def test_resume_only_drafts_and_the_old_one_goes_when_the_new_is_queued(tmp_path: Path) -> None:
     from mailbag.message.compose import Draft, build

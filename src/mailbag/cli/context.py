@@ -19,6 +19,8 @@ from mailbag.textsafe import clean_terminal
 
 @dataclass
 class Context:
+    """What every command gets: where things live and how to talk to the user."""
+
     paths: Paths
     json: bool = False
     quiet: bool = False

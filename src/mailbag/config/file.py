@@ -7,6 +7,7 @@ tomlkit so the user's comments and layout survive. Secrets never go here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -166,9 +167,10 @@ def _parse_text(text: str, file: Path) -> dict[str, Any]:
 _SYNTAX_HINT = "fix the syntax at that line (strings need quotes; tables look like [name])"
 
 
-def parse_config(text: str, file: Path) -> Config:
-    """Validate the text of a config file (no I/O)."""
-    raw = _parse_text(text, file)
+def parse_config(text: str, file: Path, *, raw: dict[str, Any] | None = None) -> Config:
+    """Validate the text of a config file (no I/O); `raw`: the text already parsed."""
+    if raw is None:
+        raw = _parse_text(text, file)
     try:
         for key in raw:
             if key not in TOP_KEYS:
@@ -220,7 +222,70 @@ def load_config(paths: Paths) -> Config:
         raise ConfigError(f"{file} is not UTF-8 text", file=str(file)) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc.strerror}", file=str(file)) from exc
-    return parse_config(text, file)
+    raw = _cached_parse(paths, text)
+    if raw is not None:
+        return parse_config(text, file, raw=raw)
+    raw = _parse_text(text, file)
+    remembered = _as_literals(text, raw)  # before validation could touch raw
+    config = parse_config(text, file, raw=raw)
+    if remembered is not None:
+        _remember_parse(paths, remembered)
+    return config
+
+
+# --- the parsed text, cached ----------------------------------------------------------
+#
+# Every command reads the config, and loading the TOML parser is a few milliseconds of a
+# `mailbag sync` where nothing changed (~100 ms). So the parsed form of the text last
+# read is kept in the state directory, next to the text it came from: it is used only
+# for exactly the same text, so an edit is always seen. Written as Python literals and
+# read back with `ast.literal_eval` (no code runs; `ast` is loaded anyway); a damaged or
+# unreadable cache file is ignored. Validation runs on every load, cached or not.
+
+_CACHE_VERSION = 1
+_CACHE_FILE = "config.cache"
+
+
+def _cached_parse(paths: Paths, text: str) -> dict[str, Any] | None:
+    import ast
+
+    try:
+        cached = (paths.state_dir / _CACHE_FILE).read_text(encoding="utf-8")
+        version, cached_text, raw = ast.literal_eval(cached)
+    except (OSError, ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if version != _CACHE_VERSION or cached_text != text or not isinstance(raw, dict):
+        return None
+    return raw
+
+
+def _as_literals(text: str, raw: dict[str, Any]) -> str | None:
+    """The cache entry for `text`, or None when its values are not all Python literals
+    (a TOML date or time, inf, nan): such a config is parsed every time."""
+    import ast
+
+    entry = (_CACHE_VERSION, text, raw)
+    remembered = repr(entry)
+    try:
+        same = ast.literal_eval(remembered) == entry
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return remembered if same else None
+
+
+def _remember_parse(paths: Paths, remembered: str) -> None:
+    cache = paths.state_dir / _CACHE_FILE
+    tmp = cache.with_name(f"{_CACHE_FILE}.{os.getpid()}.tmp")
+    try:
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        # private, as the config may be: it is a copy of it
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(remembered)
+        os.replace(tmp, cache)  # whole or not at all; losing it only costs a parse
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 # --- writing -----------------------------------------------------------------------

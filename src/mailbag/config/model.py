@@ -41,6 +41,8 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Server:
+    """An incoming mail server: where it is, how to reach it, who logs in and how."""
+
     host: str
     port: int
     security: Security
@@ -60,6 +62,8 @@ class Server:
 
 @dataclass(frozen=True)
 class SmtpServer(Server):
+    """The submission (SMTP) server of an account."""
+
     #: "outgoing server requires authentication"
     requires_auth: bool = True
 
@@ -177,6 +181,8 @@ class OAuth2Settings:
 
 @dataclass(frozen=True)
 class Account:
+    """One account as `config.toml` describes it (validated, immutable)."""
+
     name: str
     email: str
     protocol: Protocol

@@ -534,7 +534,8 @@ def draft_from_message(
     Read like received mail (bounded parser, lenient addresses, text flattened),
     because a Drafts folder can hold what other programs wrote. The From is kept
     when it is one of `identities`, else `default_from`. Threading headers, the
-    text and the attachments are kept.
+    text and the attachments are kept; a forwarded message (message/rfc822) comes
+    back as `forwarded`.
     """
     msg = parse_message(data)
     from_ = default_from
@@ -545,8 +546,14 @@ def draft_from_message(
             break
     in_reply_to = _valid_ids(msg.headers.get("In-Reply-To") or "")
     attachments = []
+    forwarded: bytes | None = None
     for att in list_attachments(msg):
         payload, _ = msg.payload(att.part)
+        if att.content_type == "message/rfc822" and forwarded is None:
+            # a forward as attachment: it stays one, with the same bytes (a file the
+            # user attached is never sent as message/*, see `_attachment_part`)
+            forwarded = payload
+            continue
         name = safe_filename(att_safe_name(att.name, content_type=att.content_type))
         attachments.append(Attachment(name, payload, att.content_type))
     body = original_text(msg)
@@ -560,6 +567,7 @@ def draft_from_message(
         attachments=attachments,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
         references=_valid_ids(" ".join(msg.headers.get_all("References"))),
+        forwarded=forwarded,
     )
 
 

@@ -185,6 +185,8 @@ def flags_text(flags: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Folder:
+    """A folder of an account: its Maildir and what the last sync knew of it."""
+
     id: int
     account: str
     name: str
@@ -205,6 +207,8 @@ class Folder:
 
 @dataclass(frozen=True)
 class Message:
+    """One row of the index: a message file and what is known about it."""
+
     id: int
     folder_id: int
     account: str

@@ -14,6 +14,8 @@ __all__ = ["AccountReport", "FolderReport", "Progress", "ProgressCallback", "no_
 
 @dataclass(frozen=True)
 class Progress:
+    """One progress event of a sync, for the progress callback."""
+
     account: str
     folder: str | None
     #: "plan" (totals known for a folder), "message" (one downloaded/uploaded),
@@ -33,6 +35,8 @@ def no_progress(event: Progress) -> None:
 
 @dataclass
 class FolderReport:
+    """What a sync did to one folder."""
+
     name: str
     new: int = 0  # downloaded here
     updated: int = 0  # flag changes applied (either side)
@@ -60,6 +64,8 @@ class FolderReport:
 
 @dataclass
 class AccountReport:
+    """What a sync did to one account."""
+
     name: str
     folders: list[FolderReport] = field(default_factory=list)
     error: str | None = None

@@ -99,6 +99,8 @@ def folder_role(info: MailboxInfo) -> str | None:
 
 @dataclass(frozen=True)
 class SyncOptions:
+    """How `sync_account` runs (from the command line; per-account ones are in the config)."""
+
     folders: tuple[str, ...] = ()  # globs from the command line; replace the account's include
     force: bool = False  # carry out plans above the mass-deletion threshold
     connections: int = 4
@@ -470,6 +472,8 @@ def _shared_download(
 
 @dataclass
 class _LocalSide:
+    """A folder's local side as the planner needs it."""
+
     messages: list[LocalMessage]
     entries: dict[str, MaildirEntry]
     synced: dict[int, frozenset[str]]  # UID -> flags as last synced, for paired rows
@@ -629,66 +633,89 @@ def _info_of(flags_text: str) -> str:
     return flags_to_info(parse_flags(flags_text))
 
 
+def _row_token(key: str, flags_text: str) -> str:
+    """What `_listing_print` counts for the file of a row named as its flags say."""
+    info = _info_of(flags_text)
+    return f"{key}:2,{info}" if info else key
+
+
+def _listing_print(folder: Folder) -> tuple[int, int] | None:
+    """(how many, sum of the hashes) of the names in cur/ and new/, read as a stream:
+    memory stays the same however big the folder. A file without Maildir flags counts
+    alike in new/ as `KEY` and in cur/ as `KEY:2,` (both where its row puts it); other
+    names unlike any a row could have. Two listings with the same print hold the same
+    names (but for a 64-bit hash collision); the hashes are Python's, so prints are
+    compared within one process only."""
+    count = total = 0
+    try:
+        for name in _names(folder.path / "cur"):
+            count += 1
+            if name.endswith(":2,"):
+                total += hash(name[:-3])
+            elif ":2," in name:
+                total += hash(name)
+            else:
+                total += hash("cur/" + name)
+        for name in _names(folder.path / "new"):
+            count += 1
+            total += hash(name if ":" not in name else "new/" + name)
+    except FileNotFoundError:
+        return None
+    return count, total
+
+
+def _names(directory: Path) -> Iterator[str]:
+    """The names in a Maildir subdirectory (not hidden ones), read as a stream."""
+    with os.scandir(directory) as it:
+        for e in it:
+            if not e.name.startswith("."):
+                yield e.name
+
+
 def _matches_index(store: Store, folder: Folder) -> bool:
     """The files of the folder are exactly the index's live rows, each where its flags
     put it (`key:2,INFO` in cur/, or plain `key` in new/ when it has no Maildir flags):
-    what a full scan would find. Listings and string compares, no file opened."""
-    try:
-        cur = {n for n in os.listdir(folder.path / "cur") if not n.startswith(".")}
-        new = {n for n in os.listdir(folder.path / "new") if not n.startswith(".")}
-    except FileNotFoundError:
+    what a full scan would find. Listings and a walk over the rows, compared by their
+    prints (`_listing_print`): no file opened, nothing held per message."""
+    listed = _listing_print(folder)
+    if listed is None:
         return False
-    rows = store.conn.execute(
+    count = total = 0
+    for key, flags_text in store.conn.execute(
         "SELECT key, flags FROM messages WHERE folder_id = ? AND gone = 0", (folder.id,)
-    ).fetchall()
-    if len(rows) != len(cur) + len(new):
-        return False
-    for key, flags_text in rows:
-        info = _info_of(flags_text)
-        if key + ":2," + info not in cur and (info or key not in new):
-            return False
-    return True
+    ):
+        count += 1
+        total += hash(_row_token(key, flags_text))
+    return (count, total) == listed
 
 
 @dataclass
 class _Baseline:
-    """The folder's file names when a delta sync began (they matched the index then),
-    and the names of the files that sync set out to change."""
+    """The print (`_listing_print`) of the folder's files when a delta sync began (they
+    matched the index then), the print of those among them the sync set out to change,
+    and the affected UIDs (vanished, changed, new on the server)."""
 
-    cur: set[str]
-    new: set[str]
-    touched: set[str]  # names (in cur/ or new/) of the affected messages' files
-    uids: set[int]  # the affected UIDs (vanished, changed, new on the server)
+    listed: tuple[int, int]
+    touched: tuple[int, int]
+    uids: set[int]
 
 
 def _delta_applied(store: Store, folder: Folder, base: _Baseline) -> bool:
-    """The files are the baseline with exactly this run's changes: the untouched names
+    """The files are the baseline with exactly this run's changes: the untouched ones
     all still there, and besides them one file per affected row left in the index,
-    named as its flags say. Two listings and set operations: no full read of the index."""
-    try:
-        cur = {n for n in os.listdir(folder.path / "cur") if not n.startswith(".")}
-        new = {n for n in os.listdir(folder.path / "new") if not n.startswith(".")}
-    except FileNotFoundError:
-        return False
-    rest_cur, rest_new = base.cur - base.touched, base.new - base.touched
-    if not (rest_cur <= cur and rest_new <= new):
-        return False
-    extra_cur, extra_new = cur - rest_cur, new - rest_new
-    want: dict[str, str] = {}
+    named as its flags say. Listings compared by their prints and the affected rows
+    read: no full read of the index, nothing held per message of the folder."""
+    count = base.listed[0] - base.touched[0]
+    total = base.listed[1] - base.touched[1]
     for chunk in _chunks(sorted(base.uids), 500):
         marks = ",".join("?" * len(chunk))
         query = (
             f"SELECT key, flags FROM messages WHERE folder_id = ? AND gone = 0 AND uid IN ({marks})"  # noqa: S608
         )
         for key, flags_text in store.conn.execute(query, (folder.id, *chunk)):
-            want[key] = _info_of(flags_text)
-    if len(extra_cur) + len(extra_new) != len(want):
-        return False
-    for name in extra_cur:
-        key, _, info = name.partition(":2,")
-        if want.get(key) != info or not name.startswith(key + ":2,"):
-            return False
-    return all(want.get(name) == "" for name in extra_new)
+            count += 1
+            total += hash(_row_token(key, flags_text))
+    return _listing_print(folder) == (count, total)
 
 
 def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> str | None:
@@ -795,29 +822,26 @@ def _delta(
     arrived = sum(1 for uid in changed if uid not in rows)
     if paired - gone + arrived != sel.exists:
         return None  # a server that forgot expunges, or an index out of step
-    try:
-        cur_names = {n for n in os.listdir(folder.path / "cur") if not n.startswith(".")}
-        new_names = {n for n in os.listdir(folder.path / "new") if not n.startswith(".")}
-    except FileNotFoundError:
-        return None
+    listed = _listing_print(folder)
     # the listing is the index's picture only if nothing moved the directory times since
-    # the caller's check; else it still serves to find files, but not as a baseline
-    listed_clean = _dir_stamp(folder) == stamp
+    # the caller's check; else it cannot serve as the baseline
+    listed_clean = listed is not None and _dir_stamp(folder) == stamp
+    # the files are where the index says (the folder is unchanged since it was checked):
+    # looked up by name, one by one, for the affected rows only
+    cur, new = str(folder.path / "cur"), str(folder.path / "new")
     entries: dict[str, MaildirEntry] = {}
+    touched_count = touched_total = 0
     for _row, key, flags_text, *_ in rows.values():
         info = _info_of(flags_text)
         name = key + ":2," + info
-        if name in cur_names:
+        if os.path.exists(f"{cur}/{name}"):
             entries[key] = MaildirEntry(key, "cur", name, folder.path)
-        elif not info and key in new_names:
+        elif not info and os.path.exists(f"{new}/{key}"):
             entries[key] = MaildirEntry(key, "new", key, folder.path)
-    missing = {r[1] for r in rows.values()} - entries.keys()
-    if missing:  # named otherwise by another program: look through the names
-        for subdir, names in (("cur", cur_names), ("new", new_names)):
-            for name in names:
-                key = name.partition(":")[0]
-                if key in missing:
-                    entries[key] = MaildirEntry(key, subdir, name, folder.path)
+        else:
+            return None  # named otherwise by another program: the caller reads all
+        touched_count += 1
+        touched_total += hash(_row_token(key, flags_text))
     messages: list[LocalMessage] = []
     synced: dict[int, frozenset[str]] = {}
     for uid, (row_id, key, flags_text, synced_text, message_id, size) in rows.items():
@@ -831,9 +855,8 @@ def _delta(
         synced[uid] = base or frozenset()
     view = {uid: RemoteMessage(uid, flags) for uid, flags in changed.items()}
     baseline = None
-    if listed_clean and not missing:
-        touched = {e.name for e in entries.values()}
-        baseline = _Baseline(cur_names, new_names, touched, set(affected))
+    if listed_clean and listed is not None:
+        baseline = _Baseline(listed, (touched_count, touched_total), set(affected))
     return _LocalSide(messages, entries, synced, 0, False), view, baseline
 
 

@@ -364,6 +364,7 @@ class ComposeScreen(Screen[Finished | None]):
         # the address field the list of matches is open for, and the matches in it
         self._menu_owner: AddressInput | None = None
         self._matches: list[str] = []
+        self._menu_at = 0  # where the address the matches are for starts in the field
         self._accepted: str | None = None
         # what `_completer` is asked to look up: the field, and a count of changes so
         # a result that comes back after another key (or Esc) is not shown
@@ -492,6 +493,7 @@ class ComposeScreen(Screen[Finished | None]):
             self._close_menu()
             return
         self._menu_owner = field
+        self._menu_at = address_span(field.value, field.cursor_position)[0]
         self._matches = matches
         menu.clear_options()
         menu.add_options([Text(m) for m in matches])
@@ -521,6 +523,10 @@ class ComposeScreen(Screen[Finished | None]):
     def _menu_key(self, field: AddressInput, key: str) -> bool:
         """A key in an address field: True when the list of matches used it."""
         if self._menu_owner is not field or not self._menu().display:
+            return False
+        if address_span(field.value, field.cursor_position)[0] != self._menu_at:
+            # the cursor went to another address of the list: the matches are not for it
+            self._forget()
             return False
         menu = self._menu()
         if key == "down":

@@ -84,6 +84,8 @@ class Pending:
 
 @dataclass
 class SelectResult:
+    """What SELECT (or EXAMINE) says about the mailbox it opened."""
+
     mailbox: str
     readonly: bool = False
     exists: int = 0
@@ -104,12 +106,16 @@ class SelectResult:
 
 @dataclass(frozen=True)
 class AppendResult:
+    """Where an APPEND put the message (UIDPLUS APPENDUID)."""
+
     uidvalidity: int
     uid: int
 
 
 @dataclass(frozen=True)
 class CopyResult:
+    """Where a COPY or MOVE put the messages (UIDPLUS COPYUID)."""
+
     uidvalidity: int
     source: UidSet
     dest: UidSet
@@ -121,6 +127,8 @@ class CopyResult:
 
 @dataclass
 class StoreResult:
+    """What a STORE answered: refused UIDs and the new flags."""
+
     #: UIDs not changed because they were modified since UNCHANGEDSINCE ([MODIFIED])
     modified: UidSet = field(default_factory=UidSet)
     fetched: list[FetchResult] = field(default_factory=list)

@@ -552,6 +552,8 @@ def parse_capabilities(values: Sequence[Value]) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Address:
+    """One address of an ENVELOPE (RFC 3501 address structure)."""
+
     name: str | None
     mailbox: str | None
     host: str | None
@@ -565,6 +567,8 @@ class Address:
 
 @dataclass(frozen=True)
 class Envelope:
+    """The ENVELOPE of a message, as the server parsed its header."""
+
     date: str | None
     subject: str | None
     from_: tuple[Address, ...]
@@ -786,6 +790,8 @@ def parse_list(u: Untagged, utf8: bool = False) -> MailboxInfo:
 
 @dataclass(frozen=True)
 class MailboxStatus:
+    """What STATUS (or LIST-STATUS) says about a mailbox."""
+
     name: str
     messages: int | None = None
     recent: int | None = None
