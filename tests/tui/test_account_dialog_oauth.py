@@ -263,7 +263,7 @@ def test_no_browser_shows_the_address_and_a_device_code_works(
             await _wait(
                 pilot, lambda: "no browser could be opened" in _text(dialog, "signin-status")
             )
-            url = dialog._signin_url
+            url = dialog.sign_in.url
             assert url.startswith(o.authorize_url) and url in _text(dialog, "signin-status")
             assert dialog.query_one("#signin-copy").display
             assert dialog.query_one("#signin-cancel").display
@@ -282,7 +282,7 @@ def test_no_browser_shows_the_address_and_a_device_code_works(
             assert "not-registered" in status and "check the client ID" in status
 
             _fill(dialog, client_id=TEST_CLIENT_ID)
-            first = dialog.pending
+            first = dialog.sign_in.pending
             dialog.query_one("#signin-device").press()
             await _wait(pilot, lambda: dialog.query_one("#device-code").display)
             code = _text(dialog, "device-code").replace(" ", "")
@@ -293,7 +293,7 @@ def test_no_browser_shows_the_address_and_a_device_code_works(
                 httpx2.get, f"{o.base_url}/device", params={"user_code": code, "user": e.email}
             )
             assert answer.status_code == 200
-            await _wait(pilot, lambda: dialog.pending is not first, timeout=30)
+            await _wait(pilot, lambda: dialog.sign_in.pending is not first, timeout=30)
             assert not dialog.query_one("#device-code").display
 
             text = await _tested(pilot, dialog)
@@ -328,13 +328,13 @@ def test_cancel_denied_consent_and_missing_client_id(
             _fill(dialog, client_id=TEST_CLIENT_ID)
             dialog.query_one("#signin").press()
             await _wait(pilot, lambda: "waiting for you" in _text(dialog, "signin-status"))
-            redirect = parse_qs(urlsplit(dialog._signin_url).query)["redirect_uri"][0]
+            redirect = parse_qs(urlsplit(dialog.sign_in.url).query)["redirect_uri"][0]
             assert dialog.query_one("#signin").disabled and dialog.query_one("#test").disabled
             dialog.query_one("#signin-cancel").press()
             await _wait(pilot, lambda: "cancelled" in _text(dialog, "signin-status"))
             assert "press Sign in when you are ready" in _text(dialog, "signin-status")
             assert not dialog.query_one("#signin").disabled
-            assert dialog.pending is None
+            assert dialog.sign_in.pending is None
             # the loopback listener is gone
             with pytest.raises(httpx2.ConnectError):
                 await asyncio.to_thread(httpx2.get, redirect + "?code=x&state=y", timeout=5)
@@ -346,13 +346,13 @@ def test_cancel_denied_consent_and_missing_client_id(
             await _wait(pilot, lambda: "declined" in _text(dialog, "signin-status"))
             status = _text(dialog, "signin-status")
             assert "declined" in status and "accept the request" in status
-            assert dialog.pending is None and dialog.query_one("#save").disabled
+            assert dialog.sign_in.pending is None and dialog.query_one("#save").disabled
 
             # Escape while a sign-in waits closes the dialog and its listener
             e.browser(monkeypatch, "import sys\n")
             dialog.query_one("#signin").press()
             await _wait(pilot, lambda: "waiting for you" in _text(dialog, "signin-status"))
-            redirect = parse_qs(urlsplit(dialog._signin_url).query)["redirect_uri"][0]
+            redirect = parse_qs(urlsplit(dialog.sign_in.url).query)["redirect_uri"][0]
             await pilot.press("escape")
             await _wait(pilot, lambda: not isinstance(app.screen, AccountDialog))
             deadline = time.monotonic() + 5
@@ -410,7 +410,7 @@ def test_edit_shows_the_sign_in_and_signs_in_again(env: Env) -> None:
 
             # sign in again: the stored tokens stay until Save
             dialog.query_one("#signin").press()
-            await _wait(pilot, lambda: dialog.pending is not None)
+            await _wait(pilot, lambda: dialog.sign_in.pending is not None)
             assert e.keyring.store[key] == old_refresh
             # a server change (blank fields keep the rest): STARTTLS submission
             _fill(dialog, out_port=str(e.sb.smtp_port))
@@ -527,6 +527,6 @@ def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> Non
             dialog.query_one("#signin").press()
             await _wait(pilot, lambda: "keyring" in _text(dialog, "signin-status"))
             assert "install one" in _text(dialog, "signin-status")
-            assert dialog._signin_url == ""  # no sign-in was started
+            assert dialog.sign_in.url == ""  # no sign-in was started
 
     asyncio.run(scenario())

@@ -116,8 +116,10 @@ def test_account_dialog_sign_in(snap_compare: Any, tmp_path: Path) -> None:
         while not dialog.query_one("#auth-box").display:
             await pilot.pause(0.02)
         dialog.query_one("#client-id", Input).value = "00000000-1111-2222-3333-444444444444"
-        dialog._signing_in(True)
-        dialog._show_code(DeviceCode("WDJB-MJHT", "https://microsoft.com/devicelogin", 900, 5))
+        dialog.sign_in._busy(True)
+        dialog.sign_in.show_code(
+            DeviceCode("WDJB-MJHT", "https://microsoft.com/devicelogin", 900, 5)
+        )
         await pilot.pause(0.3)  # the dialog scrolls the code into view
 
     assert snap_compare(app, terminal_size=(120, 50), run_before=run_before)

@@ -2,16 +2,14 @@
 for a new account (A) or an existing one (E).
 
 Accounts whose provider signs in with OAuth2 (Microsoft, Google, or a sign-in
-published in the provider's autoconfig) get "Sign in with <provider>": the
-browser flow (the system browser through `mailbag.opener`, the address shown to
-copy when none opens) or a device code, in a worker; the tokens stay in memory
-(`mailbag.auth.tokens.PendingSignIn`) for the test and are stored only by Save,
-through the same `mailbag.auth.setup.keep_sign_in` as `mailbag account add`.
+published in the provider's autoconfig) get "Sign in with <provider>"
+(`mailbag.tui.sign_in`); the new sign-in stays in memory for the test and is
+stored only by Save, through the same `mailbag.auth.setup.keep_sign_in` as
+`mailbag account add`.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
@@ -22,9 +20,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from mailbag.textsafe import clean_terminal
+from mailbag.tui.sign_in import SignInPanel
 
 if TYPE_CHECKING:
-    from mailbag.auth.flows import DeviceCode, TokenSet
+    from mailbag.auth.flows import TokenSet
     from mailbag.auth.setup import ClientChoice
     from mailbag.auth.tokens import PendingSignIn
     from mailbag.autoconfig.model import OAuth2Info
@@ -40,17 +39,6 @@ INSECURE = (
 )
 TYPED = "password"  # a password or app password typed here
 OAUTH2 = "oauth2"
-#: what the dialog says instead of the CLI's "run mailbag account login ..." hints
-SIGN_IN_FIXES = {
-    "cancelled": "press Sign in when you are ready",
-    "denied": "press Sign in again and accept the request (it lets mailbag read and send "
-    "your mail; your password stays with the provider)",
-    "timeout": "press Sign in to try again (or “Use a code instead” to sign in on another device)",
-    "state": "press Sign in again",
-    "reauth": "press Sign in again",
-    "no-keyring": "the sign-in is kept in the system keyring: install one (GNOME Keyring, "
-    "KWallet, or another Secret Service) and start mailbag again",
-}
 
 
 class AccountDialog(ModalScreen[str | None]):
@@ -61,17 +49,9 @@ class AccountDialog(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "cancel")]
     DEFAULT_CSS = """
-    AccountDialog #auth-box, AccountDialog #oauth-box { height: auto; }
+    AccountDialog #auth-box { height: auto; }
     AccountDialog #auth-why { color: $text-muted; }
-    AccountDialog #oauth-state { margin-top: 1; }
-    AccountDialog #signin-status { height: auto; margin-top: 1; }
-    AccountDialog #device-code {
-        width: auto; height: auto; padding: 1 4; margin: 1 0;
-        border: heavy $accent; text-style: bold;
-    }
     """
-    #: seconds the browser sign-in may take
-    SIGN_IN_TIMEOUT = 300.0
 
     def __init__(self, view: MailView, existing: Account | None = None) -> None:
         super().__init__()
@@ -82,11 +62,7 @@ class AccountDialog(ModalScreen[str | None]):
         self.provider = ""
         #: the `<oAuth2>` block discovery found
         self.oauth_info: OAuth2Info | None = None
-        #: a finished sign-in, kept in memory until Save, and the account it was made for
-        self.pending: PendingSignIn | None = None
-        self.signed_in_for: Account | None = None
-        self._cancel_sign_in: threading.Event | None = None
-        self._signin_url = ""
+        self.sign_in = SignInPanel(self, view.paths)
 
     def compose(self) -> ComposeResult:
         old = self.existing
@@ -113,24 +89,7 @@ class AccountDialog(ModalScreen[str | None]):
                         allow_blank=False,
                     )
                 yield Static("", id="auth-why")
-                with Vertical(id="oauth-box"):
-                    yield Static("", id="oauth-state")
-                    with Horizontal(classes="row"):
-                        yield Label("Client", classes="rowlabel")
-                        yield Input(id="client-id", classes="host")
-                        yield Input(
-                            placeholder="client secret (only if issued)",
-                            password=True,
-                            id="client-secret",
-                            classes="host",
-                        )
-                    with Horizontal(classes="buttons"):
-                        yield Button("Sign in", id="signin", variant="primary")
-                        yield Button("Use a code instead", id="signin-device")
-                        yield Button("Copy address", id="signin-copy")
-                        yield Button("Cancel sign-in", id="signin-cancel", variant="error")
-                    yield Static("", id="signin-status")
-                    yield Static("", id="device-code")
+                yield self.sign_in
             with Horizontal(classes="row"):
                 yield Label("Incoming", classes="rowlabel")
                 yield Select(
@@ -178,18 +137,11 @@ class AccountDialog(ModalScreen[str | None]):
             yield Static("", id="steps")
 
     def on_mount(self) -> None:
-        for widget_id in ("signin-copy", "signin-cancel", "device-code"):
-            self.query_one(f"#{widget_id}").display = False
         self.query_one("#auth").styles.width = "1fr"  # the app's `.row Select` is narrower
-        self.query_one("#oauth-state", Static).update("not signed in yet")
         if self.existing is not None:
             self._fill(self.existing)
         self._offer_sign_in()
         self._show_options()
-
-    def on_unmount(self) -> None:
-        if self._cancel_sign_in is not None:
-            self._cancel_sign_in.set()  # a browser sign-in still waiting ends with the dialog
 
     def _fill(self, account: Account) -> None:
         from mailbag.config.model import SecretSource
@@ -224,14 +176,14 @@ class AccountDialog(ModalScreen[str | None]):
                 else f"[yellow]not signed in[/]: no sign-in of {clean_terminal(inc.username)} "
                 "is stored; sign in again"
             )
-            self.query_one("#oauth-state", Static).update(state)
+            self.sign_in.show_state(state)
 
     @on(Checkbox.Changed, "#smtp-auth, #smtp-same")
     @on(Select.Changed, "#in-sec, #out-sec, #auth")
     def _show_options(self) -> None:
         oauth = self._oauth()
         self.query_one("#password").display = not oauth
-        self.query_one("#oauth-box").display = oauth
+        self.sign_in.display = oauth
         auth = self.query_one("#smtp-auth", Checkbox).value
         self.query_one("#smtp-same", Checkbox).display = auth and not oauth
         separate = auth and not oauth and not self.query_one("#smtp-same", Checkbox).value
@@ -302,10 +254,7 @@ class AccountDialog(ModalScreen[str | None]):
                 f"{title} offers sign-in in the browser (needed unless you have an app password)"
             )
         self._show_device_button()
-        if self.pending is None:
-            self.query_one("#signin", Button).label = (
-                "Sign in again" if was_oauth else f"Sign in with {title}"
-            )
+        self.sign_in.set_label("Sign in again" if was_oauth else f"Sign in with {title}")
         self._client_placeholder()
         self._show_options()
 
@@ -330,7 +279,7 @@ class AccountDialog(ModalScreen[str | None]):
             possible = False
         else:
             possible = offers_device_code(account, self.view.paths)
-        self.query_one("#signin-device").display = possible
+        self.sign_in.offer_device_code(possible)
 
     def _client_placeholder(self) -> None:
         from mailbag.config import load_config
@@ -350,7 +299,7 @@ class AccountDialog(ModalScreen[str | None]):
             if shared
             else "client ID you registered (README: Signing in with OAuth2)"
         )
-        self.query_one("#client-id", Input).placeholder = clean_terminal(hint)
+        self.sign_in.client_placeholder(hint)
 
     def _value(self, widget_id: str) -> str:
         return self.query_one(f"#{widget_id}", Input).value.strip()
@@ -519,10 +468,11 @@ class AccountDialog(ModalScreen[str | None]):
 
         if account.oauth2 is None:
             account, _ = with_published(account, self.oauth_info)
+        client_id, client_secret = self.sign_in.client()
         choice = ClientChoice(
             provider=self.provider if self.provider and account.oauth2 is None else "",
-            client_id=self._value("client-id"),
-            client_secret=self._password("client-secret"),
+            client_id=client_id,
+            client_secret=client_secret,
         )
         account, choice, _ = with_client(account, choice)
         return account, choice
@@ -554,13 +504,8 @@ class AccountDialog(ModalScreen[str | None]):
 
     def _sign_in_problem(self, account: Account) -> str:
         """Why the test cannot use a sign-in for `account` yet ("" when it can)."""
-        if self.pending is not None and self.signed_in_for is not None:
-            made = self.signed_in_for
-            if (made.name, made.incoming.username, made.oauth2) == (
-                account.name,
-                account.incoming.username,
-                account.oauth2,
-            ):
+        if self.sign_in.pending is not None:
+            if self.sign_in.usable_for(account):
                 return ""
             return "the sign-in was made for other settings (address, user name or client)"
         old = self.existing
@@ -573,158 +518,27 @@ class AccountDialog(ModalScreen[str | None]):
             return ""  # the stored sign-in
         return f"sign in with {self._title()} first"
 
-    @on(Button.Pressed, "#signin, #signin-device")
-    def _sign_in(self, event: Button.Pressed) -> None:
-        from mailbag.auth.tokens import provider_for
-        from mailbag.config.secrets import require_keyring
-        from mailbag.errors import MailbagError
+    # what the sign-in panel asks of the dialog (`mailbag.tui.sign_in.SignInForm`)
 
-        status = self.query_one("#signin-status", Static)
-        try:
-            account, choice = self._account_and_choice()
-            provider_for(account, paths=self.view.paths, **choice.flow_args())
-            require_keyring()  # said now, not after the user signed in for nothing
-        except MailbagError as exc:
-            status.update(self._explain(exc))
-            return
-        device = event.button.id == "signin-device"
-        self._cancel_sign_in = threading.Event()
-        self._signing_in(True)
-        self.query_one("#save", Button).disabled = True
-        self.tested = None
-        status.update(
-            "asking for a code ..." if device else f"opening the {self._title()} sign-in ..."
-        )
-        self._run_sign_in(account, choice, device, self._cancel_sign_in)
+    def sign_in_settings(self) -> tuple[Account, ClientChoice]:
+        return self._account_and_choice()
 
-    def _signing_in(self, busy: bool) -> None:
-        for widget_id in ("signin", "signin-device", "test"):
-            self.query_one(f"#{widget_id}", Button).disabled = busy
-        self.query_one("#signin-cancel").display = busy
-        if not busy:
-            self.query_one("#signin-copy").display = False
-            self.query_one("#device-code").display = False
+    def sign_in_title(self) -> str:
+        return self._title()
 
-    @work(thread=True, exclusive=True, group="signin")
-    def _run_sign_in(
-        self, account: Account, choice: ClientChoice, device: bool, cancel: threading.Event
-    ) -> None:
-        from mailbag.auth.tokens import obtain_tokens
-        from mailbag.errors import MailbagError
-        from mailbag.opener import open_url
-
-        def show_url(url: str, opened: bool) -> None:
-            self.app.call_from_thread(self._show_url, url, opened)
-
-        def show_code(code: DeviceCode) -> None:
-            self.app.call_from_thread(self._show_code, code)
-
-        try:
-            token = obtain_tokens(
-                account,
-                device=device,
-                paths=self.view.paths,
-                show_url=show_url,
-                show_code=show_code,
-                open_browser=open_url,
-                cancel=cancel,
-                timeout=self.SIGN_IN_TIMEOUT,
-                **choice.flow_args(),
-            )
-        except MailbagError as exc:
-            if self.is_attached:  # not when the dialog closed (which cancels the sign-in)
-                self.app.call_from_thread(self._sign_in_failed, exc)
-            return
-        if self.is_attached:
-            self.app.call_from_thread(self._signed_in, account, choice, token)
-
-    def _show_url(self, url: str, opened: bool) -> None:
-        self._signin_url = url
-        self.query_one("#signin-copy").display = True
-        where = (
-            "a browser window opened: sign in there, then come back"
-            if opened
-            else "[yellow]no browser could be opened[/]: open this address in a browser "
-            "(Copy address puts it on the clipboard)"
-        )
-        text = f"{where}\n\n{clean_terminal(url)}\n\nwaiting for you to finish ..."
-        self.query_one("#signin-status", Static).update(text)
-
-    def _show_code(self, code: DeviceCode) -> None:
-        self._signin_url = code.verification_uri
-        self.query_one("#signin-copy").display = True
-        self.query_one("#signin-status", Static).update(
-            f"on any device, open [b]{clean_terminal(code.verification_uri)}[/b] and enter "
-            "this code (waiting for you to finish ...):"
-        )
-        box = self.query_one("#device-code", Static)
-        box.update(" ".join(clean_terminal(code.user_code)))
-        box.display = True
-        box.scroll_visible()
-
-    @on(Button.Pressed, "#signin-copy")
-    def _copy(self) -> None:
-        self.app.copy_to_clipboard(self._signin_url)
-        self.notify("the sign-in address is on the clipboard")
-
-    @on(Button.Pressed, "#signin-cancel")
-    def _stop_sign_in(self) -> None:
-        if self._cancel_sign_in is not None:
-            self._cancel_sign_in.set()
-        self.query_one("#signin-status", Static).update("cancelling ...")
-
-    def _sign_in_failed(self, exc: MailbagError) -> None:
-        self._signing_in(False)
-        self.query_one("#signin-status", Static).update(self._explain(exc))
-
-    def _signed_in(self, account: Account, choice: ClientChoice, token: TokenSet) -> None:
-        from mailbag.auth.tokens import PendingSignIn
-
-        self._signing_in(False)
-        self.pending = PendingSignIn(token, choice.client_id or None, choice.client_secret or None)
-        self.signed_in_for = account
-        self.query_one("#signin", Button).label = "Sign in again"
-        who = clean_terminal(account.incoming.username)
-        self.query_one("#oauth-state", Static).update(
-            f"[green]signed in[/] as {who} with {self._title()} (kept when you save)"
-        )
-        self.query_one("#signin-status", Static).update(
-            "now press Test Account Settings: it logs in with this sign-in"
-        )
-
-    def _explain(self, exc: MailbagError) -> str:
-        """A sign-in problem as cause and fix, in the dialog's words."""
+    def sign_in_help(self, then: str) -> str:
         from mailbag.auth.providers import registration_help
-        from mailbag.errors import NetworkError
 
-        cause = str(exc.fields.get("cause", ""))
-        if cause == "no-client-id":
-            fix = registration_help(
-                self.provider or "generic",
-                "",
-                self.oauth_info.issuer if self.oauth_info else "",
-                then="then enter it under Client above (and the client secret, if one was "
-                "issued); the README's section 'Signing in with OAuth2' has the details",
-            )
-            message = f"mailbag needs a client ID to sign in with {self._title()}"
-        elif cause == "client":
-            message = exc.message
-            fix = (
-                "check the client ID (and secret) under Client: it must be the one you "
-                "registered, for a desktop/public client that may redirect to "
-                "http://localhost (README: 'Signing in with OAuth2')"
-            )
-        elif cause in SIGN_IN_FIXES:
-            message, fix = exc.message, SIGN_IN_FIXES[cause]
-        elif isinstance(exc, NetworkError):
-            message = exc.message
-            fix = "check your network connection (and any proxy), then press Sign in again"
-        else:
-            message, fix = exc.message, exc.hint or ""
-        text = f"[red]✗[/] {clean_terminal(message)}"
-        if fix:
-            text += f"\n    [yellow]fix:[/] {clean_terminal(fix)}"
-        return text
+        issuer = self.oauth_info.issuer if self.oauth_info else ""
+        return registration_help(self.provider or "generic", "", issuer, then=then)
+
+    @on(SignInPanel.Busy)
+    def _signing_in(self, event: SignInPanel.Busy) -> None:
+        # no test while a sign-in runs; a new sign-in needs a new test
+        self.query_one("#test", Button).disabled = event.busy
+        if event.busy:
+            self.query_one("#save", Button).disabled = True
+            self.tested = None
 
     # --- test and save -------------------------------------------------------------------
 
@@ -746,7 +560,7 @@ class AccountDialog(ModalScreen[str | None]):
             if problem:
                 steps.update(f"[red]{clean_terminal(problem)}[/]")
                 return
-            pending = self.pending
+            pending = self.sign_in.pending
         self.query_one("#save", Button).disabled = True
         self._lines: list[str] = []
         steps.update("testing ...")
@@ -805,7 +619,7 @@ class AccountDialog(ModalScreen[str | None]):
             typed[account.incoming.secret] = self._password("password")
         self.query_one("#save", Button).disabled = True
         self.query_one("#steps", Static).update("saving ...")
-        self._run_save(account, choice, typed, self.pending if self._oauth() else None)
+        self._run_save(account, choice, typed, self.sign_in.pending if self._oauth() else None)
 
     @work(thread=True, exclusive=True, group="save")
     def _run_save(
