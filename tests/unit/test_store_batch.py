@@ -193,3 +193,76 @@ def test_collapsed_white_space_matches_the_regex() -> None:
     spaces = re.compile(r"[\s\x00]+")
     for text in ["", "  a  b ", "a\x00\x00b", "a\xa0\u2003b\x85", "\t\r\n x \x1c y"]:
         assert decode_words(text.encode()) == spaces.sub(" ", text).strip()
+
+
+def test_file_renames_and_removals_overlap_the_index_but_failures_stop_the_plan(
+    tmp_path: Path,
+) -> None:
+    # the helper thread renames and removes files while the index records them; the
+    # caller commits only after it: a failure there is raised, and the caller's
+    # rollback leaves the index as it was (the row of the file not removed is kept)
+    from mailbag.sync.apply import apply_plan
+    from mailbag.sync.events import FolderReport, no_progress
+    from mailbag.sync.imap import _NoServer
+    from mailbag.sync.plan import DeleteLocal, Plan, SetFlags
+
+    seen, flagged = frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"})
+    store = _store(tmp_path)
+    try:
+        inbox = store.folder("acct", "INBOX")
+        rows = []
+        for uid in (1, 2, 3):
+            m = store.add_bytes(inbox, b"Subject: %d\r\n\r\nhi\r\n" % uid, flags=seen)
+            store.pair(m.id, uid, seen)
+            rows.append(m)
+        store.update_folder(inbox, uidvalidity=9)
+        store.commit()
+        inbox = store.folder_by_id(inbox.id)
+
+        def plan_for() -> Plan:
+            one, two, three = rows
+            return Plan(
+                actions=[
+                    SetFlags(1, one.key, one.id, flagged, True, frozenset(), frozenset()),
+                    DeleteLocal(2, two.key, two.id),
+                    DeleteLocal(3, three.key, three.id),
+                ]
+            )
+
+        entries = inbox.maildir.scan()
+        doomed = entries[rows[1].key].path
+        doomed.unlink()
+        doomed.mkdir()  # something that cannot be removed like a file
+        with pytest.raises(StoreError):
+            apply_plan(
+                plan_for(),
+                store=store,
+                folder=inbox,
+                remote=_NoServer(),
+                entries=entries,
+                report=FolderReport("INBOX"),
+                on_progress=no_progress,
+                uidvalidity=9,
+            )
+        store.rollback()
+        assert [store.get(m.id) is not None for m in rows] == [True, True, True]
+        assert store.get(rows[0].id).flags == seen  # type: ignore[union-attr]
+        doomed.rmdir()
+        doomed.write_bytes(b"Subject: 2\r\n\r\nhi\r\n")
+        entries = inbox.maildir.scan()
+        apply_plan(
+            plan_for(),
+            store=store,
+            folder=inbox,
+            remote=_NoServer(),
+            entries=entries,
+            report=FolderReport("INBOX"),
+            on_progress=no_progress,
+            uidvalidity=9,
+        )
+        store.commit()
+        assert store.get(rows[1].id) is None and store.get(rows[2].id) is None
+        assert store.get(rows[0].id).flags == flagged  # type: ignore[union-attr]
+        assert {e.name.partition(":2,")[2] for e in inbox.maildir.scan().values()} == {"FS"}
+    finally:
+        store.close()

@@ -13,7 +13,9 @@ live here, in one place:
    the next plan, which pairs the server copy by Message-ID and size;
 5. downloads: streamed straight into tmp/ files; every chunk is fsynced, then
    recorded in the index, then renamed into place.
-The index records a step only after the step is done, and every server command
+File renames and removals run in a helper thread while the index records them
+(`_FileWork`); nothing is committed until they are done. The index records a step
+only after the step is done, and every server command
 and every transfer begins with nothing uncommitted, so a crash anywhere loses no
 mail and a re-run neither downloads nor uploads twice. The steps that only change
 things here (pairs, local renames and deletions, and their index rows) share one
@@ -23,6 +25,7 @@ sync state and commits it all at once (a commit costs a file-system flush).
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -305,6 +308,47 @@ class _Downloader:
 _RECENT = frozenset({"\\Recent"})
 
 
+class _FileWork:
+    """Renames and removals of message files, carried out by a helper thread while the
+    caller records them in the index: the file system's time (a journal update per
+    file) and the index's overlap. Nothing is committed before `wait` has returned, so
+    the index still records only what is done; a failure is raised by `wait`, after
+    which nothing more is carried out."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[], object]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mailbag-files", daemon=True)
+            self._thread.start()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - raised by `wait`
+                    self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
+def _rename_if_there(maildir: Maildir, entry: MaildirEntry, flags: frozenset[str]) -> None:
+    if os.path.exists(entry.file):
+        maildir.set_flags(entry, flags)
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -327,7 +371,10 @@ def apply_plan(
     def tick(kind: str, nbytes: int = 0) -> None:
         on_progress(Progress(account, folder.name, kind, 1, nbytes))
 
+    files = _FileWork()
+
     def before_server() -> None:
+        files.wait()
         # no transaction (the write lock) is held while waiting for the server
         if store.conn.in_transaction:
             store.commit()
@@ -357,47 +404,51 @@ def apply_plan(
             store.pair(row_of(a.key, a.row), a.uid)
             report.paired += 1
 
-    # 2. flags: server first (grouped by change), then the local side
-    flag_actions = [a for a in plan.actions if isinstance(a, SetFlags)]
-    groups: dict[tuple[bool, frozenset[str]], list[int]] = defaultdict(list)
-    for fa in flag_actions:
-        if fa.add:
-            groups[(True, fa.add)].append(fa.uid)
-        if fa.remove:
-            groups[(False, fa.remove)].append(fa.uid)
-    if groups:
-        before_server()
-    for (add, flags), uids in groups.items():
-        remote.store_flags(sorted(uids), add, flags)
-    for fa in flag_actions:
-        row = row_of(fa.key, fa.row)
-        if fa.local:
-            entry = entries.get(fa.key)
-            if entry is not None and entry.path.exists():
-                folder.maildir.set_flags(entry, fa.flags)
-        store.record_flags(row, fa.flags)
-        if fa.local or fa.add or fa.remove:
-            report.updated += 1
+    try:
+        # 2. flags: server first (grouped by change), then the local side
+        flag_actions = [a for a in plan.actions if isinstance(a, SetFlags)]
+        groups: dict[tuple[bool, frozenset[str]], list[int]] = defaultdict(list)
+        for fa in flag_actions:
+            if fa.add:
+                groups[(True, fa.add)].append(fa.uid)
+            if fa.remove:
+                groups[(False, fa.remove)].append(fa.uid)
+        if groups:
+            before_server()
+        for (add, flags), uids in groups.items():
+            remote.store_flags(sorted(uids), add, flags)
+        maildir = folder.maildir
+        for fa in flag_actions:
+            row = row_of(fa.key, fa.row)
+            if fa.local:
+                entry = entries.get(fa.key)
+                if entry is not None:
+                    files.submit(functools.partial(_rename_if_there, maildir, entry, fa.flags))
+            store.record_flags(row, fa.flags)
+            if fa.local or fa.add or fa.remove:
+                report.updated += 1
 
-    # 3. deletions: local files before their rows; server copies flagged then expunged
-    local_deletes = [a for a in plan.actions if isinstance(a, DeleteLocal)]
-    for dl in local_deletes:
-        entry = entries.get(dl.key)
-        if entry is not None:
-            folder.maildir.remove(entry)
-        if dl.row is not None:
-            store.forget(dl.row)
-        report.deleted += 1
-    remote_deletes = [a for a in plan.actions if isinstance(a, ExpungeRemote)]
-    if remote_deletes:
-        before_server()
-        uids = sorted(a.uid for a in remote_deletes)
-        remote.store_flags(uids, True, DELETED)
-        remote.expunge(uids)
-        for er in remote_deletes:
-            if er.row is not None:
-                store.forget(er.row)
+        # 3. deletions: local files before their rows; server copies flagged then expunged
+        local_deletes = [a for a in plan.actions if isinstance(a, DeleteLocal)]
+        for dl in local_deletes:
+            entry = entries.get(dl.key)
+            if entry is not None:
+                files.submit(functools.partial(maildir.remove, entry))
+            if dl.row is not None:
+                store.forget(dl.row)
             report.deleted += 1
+        remote_deletes = [a for a in plan.actions if isinstance(a, ExpungeRemote)]
+        if remote_deletes:
+            before_server()
+            uids = sorted(a.uid for a in remote_deletes)
+            remote.store_flags(uids, True, DELETED)
+            remote.expunge(uids)
+            for er in remote_deletes:
+                if er.row is not None:
+                    store.forget(er.row)
+                report.deleted += 1
+    finally:
+        files.wait()  # (raises the first failure of the file work, if any)
 
     # 4. uploads, each recorded as soon as the server confirms it
     for up in (a for a in plan.actions if isinstance(a, Upload)):

@@ -648,28 +648,28 @@ def _listing_print(folder: Folder) -> tuple[int, int] | None:
     compared within one process only."""
     count = total = 0
     try:
-        with os.scandir(folder.path / "cur") as it:
-            for e in it:
-                name = e.name
-                if name.startswith("."):
-                    continue
-                count += 1
-                if name.endswith(":2,"):
-                    total += hash(name[:-3])
-                elif ":2," in name:
-                    total += hash(name)
-                else:
-                    total += hash("cur/" + name)
-        with os.scandir(folder.path / "new") as it:
-            for e in it:
-                name = e.name
-                if name.startswith("."):
-                    continue
-                count += 1
-                total += hash(name if ":" not in name else "new/" + name)
+        for name in _names(folder.path / "cur"):
+            count += 1
+            if name.endswith(":2,"):
+                total += hash(name[:-3])
+            elif ":2," in name:
+                total += hash(name)
+            else:
+                total += hash("cur/" + name)
+        for name in _names(folder.path / "new"):
+            count += 1
+            total += hash(name if ":" not in name else "new/" + name)
     except FileNotFoundError:
         return None
     return count, total
+
+
+def _names(directory: Path) -> Iterator[str]:
+    """The names in a Maildir subdirectory (not hidden ones), read as a stream."""
+    with os.scandir(directory) as it:
+        for e in it:
+            if not e.name.startswith("."):
+                yield e.name
 
 
 def _matches_index(store: Store, folder: Folder) -> bool:
