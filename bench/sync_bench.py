@@ -17,7 +17,9 @@ mbsync runs with its default `FSync yes`; mailbag makes every message durable be
 recording it (in batches). mailbag is byte-compiled first, as an installed copy is.
 offlineimap3 (fsync on by default, 3 connections), when installed, runs the initial
 sync only; it is an order of magnitude slower (--no-offlineimap leaves it out).
-`--initial-rounds N` repeats the initial sync into emptied stores.
+`--initial-rounds N` repeats the initial sync into emptied stores. `--latency-ms 20`
+connects both tools through a relay that delays each direction by 20 ms, as a
+real network would: there the number of round trips shows.
 Prints wall time, CPU time (user+sys), peak RSS and mailbag/mbsync ratios.
 Not a test: nothing here asserts.
 """
@@ -26,14 +28,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
+import queue
 import random
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +205,81 @@ def build_corpus(sb: Sandbox, n: int, small: bool, big_mb: int) -> tuple[int, in
     return i, total
 
 
+# --- network latency ------------------------------------------------------------------------
+
+
+class DelayProxy:
+    """A TCP relay on loopback that holds every chunk `delay` seconds in each direction
+    (a round trip costs 2 x delay, as on a network), bandwidth unlimited, order kept.
+    Both tools connect through it with `--latency-ms`: there, round trips count."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._pipe(client, upstream)
+            self._pipe(upstream, client)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        line: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+
+        def read() -> None:
+            while True:
+                try:
+                    data = src.recv(1 << 16)
+                except OSError:
+                    data = b""
+                line.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def write() -> None:
+            while True:
+                due, data = line.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    if not data:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                    dst.sendall(data)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        src.shutdown(socket.SHUT_RD)
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=write, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+#: the port the tools connect to: the sandbox's IMAPS port, or the delaying relay's
+_PROXY: DelayProxy | None = None
+
+
+def imaps_port(sb: Sandbox) -> int:
+    return _PROXY.port if _PROXY is not None else sb.ports.imaps
+
+
 # --- running the tools ------------------------------------------------------------------------
 
 
@@ -256,7 +337,7 @@ def mbsync_config(sb: Sandbox, work: Path) -> Path:
     conf.write_text(
         f"""IMAPAccount bench
 Host localhost
-Port {sb.ports.imaps}
+Port {imaps_port(sb)}
 User {sb.address(USER)}
 Pass {sb.password(USER)}
 SSLType IMAPS
@@ -304,7 +385,7 @@ localfolders = {store}
 [Repository remote]
 type = IMAP
 remotehost = localhost
-remoteport = {sb.ports.imaps}
+remoteport = {imaps_port(sb)}
 ssl = yes
 sslcacertfile = {sb.ca_file}
 remoteuser = {sb.address(USER)}
@@ -329,7 +410,7 @@ ca_file = "{sb.ca_file}"
 
 [accounts.bench.incoming]
 host = "localhost"
-port = {sb.ports.imaps}
+port = {imaps_port(sb)}
 security = "ssl"
 username = "{sb.address(USER)}"
 password_command = "{pw}"
@@ -384,6 +465,7 @@ def change_one_percent(sb: Sandbox, seed: int = 7) -> int:
 
 
 def main() -> int:
+    global _PROXY
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--small", action="store_true", help="small text messages only")
@@ -400,6 +482,13 @@ def main() -> int:
         help="initial syncs per tool, each into an empty local store (medians reported)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="connect through a relay adding this much delay each way (a round trip "
+        "costs twice it), as on a real network; e.g. 20",
+    )
     ap.add_argument(
         "--repeat", type=int, default=5, help="rounds of each re-sync case (medians reported)"
     )
@@ -420,6 +509,13 @@ def main() -> int:
                 f"(built and indexed in {time.perf_counter() - t0:.1f} s)",
                 file=sys.stderr,
             )
+            if args.latency_ms > 0:
+                _PROXY = DelayProxy(sb.ports.imaps, args.latency_ms / 1000)
+                print(
+                    f"latency: {args.latency_ms:g} ms each way (round trip "
+                    f"{2 * args.latency_ms:g} ms) through 127.0.0.1:{_PROXY.port}",
+                    file=sys.stderr,
+                )
             env, mailbag_cmd = mailbag_home(sb, work)
             tools: dict[str, tuple[list[str], dict[str, str] | None]] = {
                 "mailbag": (mailbag_cmd, env)
@@ -470,6 +566,8 @@ def main() -> int:
                             file=sys.stderr,
                         )
     finally:
+        if _PROXY is not None:
+            _PROXY.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:

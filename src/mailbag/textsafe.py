@@ -8,19 +8,28 @@ reaches a terminal goes through `clean_terminal` first.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # C0 controls except TAB/LF/CR, DEL, C1 controls, and the Unicode bidi controls
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]")
-_LINE_BREAKS = re.compile(r"\r\n|[\r\n\t]")
-# a whole escape sequence (CSI/OSC/...) is dropped, not just its ESC byte
-_ESCAPE_SEQ = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Compiled on first use: many runs print nothing (a quiet sync), and start-up
+    time counts."""
+    unsafe = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]")
+    line_breaks = re.compile(r"\r\n|[\r\n\t]")
+    # a whole escape sequence (CSI/OSC/...) is dropped, not just its ESC byte
+    escape_seq = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+    return unsafe, line_breaks, escape_seq
 
 
 def clean_terminal(text: str, *, keep_newlines: bool = False) -> str:
     """Remove escape sequences, control characters and bidi overrides."""
-    text = _UNSAFE.sub("", _ESCAPE_SEQ.sub("", text))
+    unsafe, line_breaks, escape_seq = _patterns()
+    text = unsafe.sub("", escape_seq.sub("", text))
     if keep_newlines:
         return text.replace("\r\n", "\n").replace("\r", "\n")
-    return _LINE_BREAKS.sub(" ", text)
+    return line_breaks.sub(" ", text)

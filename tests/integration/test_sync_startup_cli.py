@@ -183,6 +183,7 @@ NOT_ON_THE_NO_OP_PATH = (
     "shutil",  # argparse asks it the terminal width; we measure it ourselves
     "encodings.idna",  # an ASCII host name needs no IDNA codec
     "queue",
+    "random",
     "secrets",
     "tomlkit",
     "tomllib",  # the parsed config is cached (config.file)

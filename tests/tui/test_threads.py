@@ -344,4 +344,19 @@ def test_new_mail_joins_its_conversation_after_a_sync_without_regrouping(
             await pilot.press("right")
             assert [r.subject for r in app.model.rows()[:4]] == ["Re: offsite"] * 3 + ["offsite"]
 
+            # a new UIDVALIDITY (a server migration): the folder is grouped whole again
+            threads_sandbox.reset_uidvalidity(USER, "Team")
+            before = app.model
+            await _sync(pilot, app)
+            await wait_for(pilot, lambda: app.model is not before)
+            done = app.view.last_grouping
+            assert done is not None and done.full
+            assert _subjects(app) == [
+                "Re: offsite",
+                "Re: offsite",
+                "Re: offsite",
+                "offsite",
+                "other",
+            ]
+
     asyncio.run(scenario())

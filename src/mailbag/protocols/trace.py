@@ -7,20 +7,25 @@ writes nowhere (`Transcript(None)`) costs one attribute check per line.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from pathlib import Path
 from typing import IO
 
-# lines that carry credentials even when a client forgot to say so
-_SECRET_PATTERNS = (
-    re.compile(rb"^(\S+ (?:UID )?LOGIN) .*$", re.IGNORECASE),  # IMAP LOGIN user pass
-    re.compile(rb"^(PASS) .*$", re.IGNORECASE),  # POP3
-    re.compile(rb"^(\S+ AUTHENTICATE \S+) \S+.*$", re.IGNORECASE),  # IMAP initial response
-    re.compile(rb"^(AUTH \S+) \S+.*$", re.IGNORECASE),  # SMTP/POP3 initial response
-    re.compile(rb"^(APOP \S+) \S+$", re.IGNORECASE),
-)
+
+@functools.cache
+def _secret_patterns() -> tuple[re.Pattern[bytes], ...]:
+    """Lines that carry credentials even when a client forgot to say so (compiled
+    when a transcript is first written: most runs write none)."""
+    return (
+        re.compile(rb"^(\S+ (?:UID )?LOGIN) .*$", re.IGNORECASE),  # IMAP LOGIN user pass
+        re.compile(rb"^(PASS) .*$", re.IGNORECASE),  # POP3
+        re.compile(rb"^(\S+ AUTHENTICATE \S+) \S+.*$", re.IGNORECASE),  # IMAP initial response
+        re.compile(rb"^(AUTH \S+) \S+.*$", re.IGNORECASE),  # SMTP/POP3 initial response
+        re.compile(rb"^(APOP \S+) \S+$", re.IGNORECASE),
+    )
 
 
 class Transcript:
@@ -46,7 +51,7 @@ class Transcript:
         if secret:
             line = b"<redacted>"
         else:
-            for pattern in _SECRET_PATTERNS:
+            for pattern in _secret_patterns():
                 if pattern.match(line):
                     line = pattern.sub(rb"\1 <redacted>", line)
                     break

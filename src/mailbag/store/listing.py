@@ -310,16 +310,13 @@ class Conversations:
     def __init__(self, rows: Sequence[Row]) -> None:
         parent, owner, replies = _link(rows)
         self.threads = _summaries(rows, parent)
-        self._thread_of: dict[int, ThreadSummary] = {}
-        for thread in self.threads:
-            for i in thread.ids:
-                self._thread_of[i] = thread
+        self._thread_of = {i: thread for thread in self.threads for i in thread.ids}
         self._unread = {r[0] for r in rows if "\\Seen" not in (r[2] or "")}
         owned = {r[3] for r in rows if r[3]}
         # names mentioned here that no message here has as its Message-ID (often a
         # parent elsewhere, such as your own reply in Sent) -> a message naming it:
         # a message arriving with that ID, or naming it too, joins that one
-        self._dangling = {name: rows[i][0] for name, i in owner.items() if name not in owned}
+        self._dangling = {name: rows[owner[name]][0] for name in owner.keys() - owned}
         # the base subject of each header-less reply -> one such reply
         self._reply_keys = {key: rows[i][0] for i, key in replies if key}
 

@@ -22,7 +22,6 @@ import errno
 import functools
 import itertools
 import os
-import random
 import re
 import socket
 import sys
@@ -30,9 +29,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from mailbag.errors import StoreError
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = [
     "FLAG_LETTERS",
@@ -70,11 +72,20 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-_rand = random.Random(os.urandom(16))
+_rand: random.Random | None = None  # made for the first new name (start-up time counts)
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
 # names we create: "<sec>.M<usec>P<pid>Q<n>R<hex>.<host>" (the R part marks ours)
 _OWN_NAME = re.compile(r"^\d+\.M\d+P\d+Q\d+R[0-9a-f]{8}\.")
 _OWN_NAME_PARTS = re.compile(r"^\d+\.M\d+P(\d+)Q\d+R[0-9a-f]{8}\.(.*)$")
+
+
+def _mark() -> int:
+    global _rand
+    if _rand is None:
+        import random
+
+        _rand = random.Random(os.urandom(16))
+    return _rand.getrandbits(32)
 
 
 def flags_to_info(flags: Iterable[str]) -> str:
@@ -306,7 +317,7 @@ class Maildir:
         usec = int((now - sec) * 1_000_000)
         # uniqueness comes from time, PID and counter; the random part only marks the
         # name as ours (seeded from os.urandom; secrets costs a system call per name)
-        return f"{sec}.M{usec}P{_pid}Q{next(_counter)}R{_rand.getrandbits(32):08x}.{_HOST}"
+        return f"{sec}.M{usec}P{_pid}Q{next(_counter)}R{_mark():08x}.{_HOST}"
 
     def tmp_path(self, key: str) -> Path:
         return self.root / "tmp" / key
