@@ -177,11 +177,18 @@ async def _discovered(pilot: Any, e: Env) -> AccountDialog:
 
 
 async def _signed_in(pilot: Any, dialog: AccountDialog) -> None:
-    await _wait(pilot, lambda: "signed in as" in _text(dialog, "oauth-state"))
+    await _wait(
+        pilot,
+        lambda: (
+            "signed in as" in _text(dialog, "oauth-state")
+            and not dialog.query_one("#test").disabled
+        ),
+    )
 
 
 async def _tested(pilot: Any, dialog: AccountDialog) -> str:
     """Test Account Settings, until its verdict (the previous one cleared first)."""
+    await _wait(pilot, lambda: not dialog.query_one("#test").disabled)
     dialog.query_one("#steps", Static).update("")
     dialog.query_one("#test").press()
     await _wait(
@@ -530,3 +537,61 @@ def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> Non
             assert dialog.sign_in.url == ""  # no sign-in was started
 
     asyncio.run(scenario())
+
+
+def test_timeout_and_an_unreachable_sign_in_server(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbag.tui.sign_in import SignInPanel
+
+    e = env
+    e.browser(monkeypatch, "import sys\n")  # the user never finishes in the browser
+    monkeypatch.setattr(SignInPanel, "TIMEOUT", 1.0)
+    # the code sign-in's server is down (nothing listens on port 1)
+    monkeypatch.setenv("MAILBAG_OAUTH2_GENERIC_DEVICE_URL", "http://127.0.0.1:1/devicecode")
+
+    async def scenario() -> None:
+        app = _app(e.paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            dialog = await _discovered(pilot, e)
+            dialog.query_one("#signin").press()
+            await _wait(pilot, lambda: "did not finish" in _text(dialog, "signin-status"))
+            assert "press Sign in to try again" in _text(dialog, "signin-status")
+            assert not dialog.query_one("#test").disabled
+
+            dialog.query_one("#signin-device").press()
+            await _wait(pilot, lambda: "cannot reach" in _text(dialog, "signin-status"))
+            status = _text(dialog, "signin-status")
+            assert "127.0.0.1" in status and "check your network connection" in status
+            assert dialog.sign_in.pending is None
+
+    asyncio.run(scenario())
+
+
+def test_edit_says_when_no_sign_in_is_stored(env: Env) -> None:
+    e = env
+    _saved_oauth_account(e, "lost")
+    # e.g. a new keyring: neither the sign-in nor a cached access token is there
+    del e.keyring.store[("mailbag", keyring_key("lost", "incoming"))]
+    e.keyring.store.pop(("mailbag", keyring_key("lost", "oauth2-access")), None)
+    tokens._memory.clear()
+
+    async def scenario() -> None:
+        app = _app(e.paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            await pilot.press("E")
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, AccountDialog)
+            assert "not signed in" in _text(dialog, "oauth-state")
+            text = await _tested(pilot, dialog)
+            assert "✗ login" in text and "not signed in" in text
+            dialog.query_one("#signin").press()
+            await _signed_in(pilot, dialog)
+            text = await _tested(pilot, dialog)
+            assert "all steps passed" in text, text
+            dialog.query_one("#save").press()
+            await _wait(pilot, lambda: not isinstance(app.screen, AccountDialog))
+
+    asyncio.run(scenario())
+    assert e.keyring.store[("mailbag", keyring_key("lost", "incoming"))]

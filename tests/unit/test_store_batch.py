@@ -17,7 +17,7 @@ from mailbag.paths import Paths
 from mailbag.store import maildir as maildir_mod
 from mailbag.store.envelope import _date, decode_words, envelope_from_bytes, header_fields
 from mailbag.store.index import NewMessage, Store
-from mailbag.store.maildir import Maildir, sync_batch
+from mailbag.store.maildir import Maildir, MaildirEntry, sync_batch
 from mailbag.sync.apply import _Capture
 
 
@@ -229,11 +229,7 @@ def test_file_renames_and_removals_overlap_the_index_but_failures_stop_the_plan(
                 ]
             )
 
-        entries = inbox.maildir.scan()
-        doomed = entries[rows[1].key].path
-        doomed.unlink()
-        doomed.mkdir()  # something that cannot be removed like a file
-        with pytest.raises(StoreError):
+        def apply(entries: dict[str, MaildirEntry]) -> None:
             apply_plan(
                 plan_for(),
                 store=store,
@@ -244,22 +240,18 @@ def test_file_renames_and_removals_overlap_the_index_but_failures_stop_the_plan(
                 on_progress=no_progress,
                 uidvalidity=9,
             )
+
+        doomed = inbox.maildir.scan()[rows[1].key].path
+        doomed.unlink()
+        doomed.mkdir()  # something that cannot be removed like a file
+        with pytest.raises(StoreError):
+            apply(inbox.maildir.scan())
         store.rollback()
         assert [store.get(m.id) is not None for m in rows] == [True, True, True]
         assert store.get(rows[0].id).flags == seen  # type: ignore[union-attr]
         doomed.rmdir()
         doomed.write_bytes(b"Subject: 2\r\n\r\nhi\r\n")
-        entries = inbox.maildir.scan()
-        apply_plan(
-            plan_for(),
-            store=store,
-            folder=inbox,
-            remote=_NoServer(),
-            entries=entries,
-            report=FolderReport("INBOX"),
-            on_progress=no_progress,
-            uidvalidity=9,
-        )
+        apply(inbox.maildir.scan())
         store.commit()
         assert store.get(rows[1].id) is None and store.get(rows[2].id) is None
         assert store.get(rows[0].id).flags == flagged  # type: ignore[union-attr]

@@ -260,7 +260,7 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MaildirEntry:
     """A message file as found on disk."""
 

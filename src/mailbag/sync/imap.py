@@ -486,12 +486,13 @@ def _read_local(store: Store, folder: Folder) -> _LocalSide:
     from mailbag.sync.plan import LocalMessage
 
     entries = folder.maildir.scan()
-    # only the columns the planner needs: this runs over every message of a changed folder
+    # only the columns the planner needs, row by row (no list of every row at once):
+    # this runs over every message of a changed folder
     rows = store.conn.execute(
         "SELECT id, uid, key, flags, synced_flags, gone, message_id, size, moved_from_uid "
         "FROM messages WHERE folder_id = ?",
         (folder.id,),
-    ).fetchall()
+    )
     known: set[str] = set()
     out: list[LocalMessage] = []
     changed = False

@@ -48,7 +48,7 @@ __all__ = [
 IGNORED_FLAGS = frozenset({"\\Recent"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalMessage:
     """A message as the local side knows it."""
 
@@ -62,7 +62,7 @@ class LocalMessage:
     synced_flags: frozenset[str] | None = None  # from the index; None: never synced
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteMessage:
     uid: int
     flags: frozenset[str]
@@ -70,13 +70,13 @@ class RemoteMessage:
     size: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteFolder:
     uidvalidity: int
     messages: Mapping[int, RemoteMessage]  # every message now on the server
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SyncedState:
     """What both sides agreed on at the end of the last sync of this folder."""
 
@@ -87,7 +87,7 @@ class SyncedState:
 # --- actions -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Download:
     """Fetch a server message and store it here (replacing `row`'s lost file if set)."""
 
@@ -96,7 +96,7 @@ class Download:
     row: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Upload:
     """APPEND a local message to the server, then pair it."""
 
@@ -105,7 +105,7 @@ class Upload:
     flags: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     """Record that local `key` is server `uid` (same Message-ID and size)."""
 
@@ -114,7 +114,7 @@ class Pair:
     uid: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SetFlags:
     """Bring both sides to `flags`; either change may be empty."""
 
@@ -127,7 +127,7 @@ class SetFlags:
     remove: frozenset[str]  # remote: -FLAGS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeleteLocal:
     """The server expunged it: delete the local copy."""
 
@@ -136,7 +136,7 @@ class DeleteLocal:
     row: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpungeRemote:
     """Deleted here: expunge it on the server."""
 
@@ -144,7 +144,7 @@ class ExpungeRemote:
     row: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Forget:
     """Gone on both sides: drop the index row."""
 
@@ -155,7 +155,7 @@ Action = Download | Upload | Pair | SetFlags | DeleteLocal | ExpungeRemote | For
 Delete = DeleteLocal | ExpungeRemote
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stop:
     """The plan would delete too much; nothing is done without `force`."""
 

@@ -50,7 +50,7 @@ class MailbagApp(App[None]):
     #reader { height: 1fr; border-top: solid $primary-darken-2; padding: 0 1; }
     #status { height: 1; background: $boost; padding: 0 1; }
     #dialog, #account-dialog {
-        width: 90; max-height: 90%; height: auto; border: thick $primary;
+        width: 90; max-width: 100%; max-height: 90%; height: auto; border: thick $primary;
         background: $surface; padding: 1 2; align: center middle;
     }
     ModalScreen { align: center middle; }

@@ -9,7 +9,7 @@ from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 
@@ -29,7 +29,7 @@ KEYS = [
     ("Esc", "back to the folder after a search"),
     ("c", "compose a new message"),
     ("r / a", "reply / reply to all"),
-    ("f / F", "forward (with its attachments) / forward as attachment (unchanged)"),
+    ("f / F", "forward with its attachments / as an attachment, unchanged"),
     ("e", "edit a draft (in Drafts) and send or save it again"),
     ("o", "outbox: what waits to be sent (r send again, d drop)"),
     ("s", "flag / unflag (a folded conversation: all of it)"),
@@ -50,7 +50,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         lines = "\n".join(f"  {k:<10} {what}" for k, what in KEYS)
-        with Vertical(id="dialog"):
+        # scrolls (↑ ↓, PgUp PgDn) when the terminal is too short for it all (80x24)
+        with VerticalScroll(id="dialog"):
             yield Label("mailbag: keys", classes="title")
             yield Static(lines, id="help-keys")
             yield Label("Changes apply here at once and reach the server on the next sync.")
