@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from mailbag.message.addresses import parse_address
@@ -124,7 +123,7 @@ def test_names_with_specials_are_quoted_for_the_to_field(tmp_path: Path) -> None
     assert parse_address(k.display()).addr_spec == "hal@example.org"
 
 
-def test_fast_on_a_100k_message_index(tmp_path: Path) -> None:
+def test_ranks_and_matches_on_a_100k_message_index(tmp_path: Path) -> None:
     paths, inbox, _ = _store(tmp_path)
     with Store.open(paths) as store:
         # index rows only (no files): completion reads nothing but the index
@@ -139,9 +138,9 @@ def test_fast_on_a_100k_message_index(tmp_path: Path) -> None:
         )
         store.conn.execute("COMMIT")
     with Store.open(paths) as store:
-        for prefix in ("p", "person 19", "zz"):
-            start = time.process_time()
-            known_addresses(store, prefix)
-            spent = time.process_time() - start
-            assert spent < 0.5, f"completing {prefix!r} took {spent:.2f} s of CPU"
+        # speed at this size is measured by bench/compose_bench.py, not asserted here
+        assert known_addresses(store, "zz") == []
+        matches = known_addresses(store, "person 19")
+        assert matches
+        assert all(found.address.startswith("p19") for found in matches)
         assert known_addresses(store, "p")[0].address == "p99999@example49.org"  # newest
