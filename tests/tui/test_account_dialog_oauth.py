@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -128,6 +129,12 @@ def env(
             o.deny = False
             tokens._memory.clear()
             tokens._refused.clear()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _app(paths: Paths) -> MailbagApp:
@@ -377,9 +384,13 @@ def test_cancel_denied_consent_and_missing_client_id(
     assert ("mailbag", keyring_key(e.email, "incoming")) not in e.keyring.store
 
 
-def _saved_oauth_account(e: Env, name: str) -> tuple[Any, str]:
-    """An OAuth2 account signed in the way `mailbag account add` does it."""
+def _saved_oauth_account(e: Env, name: str, **oauth2: str) -> tuple[Any, str]:
+    """An OAuth2 account signed in the way `mailbag account add` does it (`oauth2`:
+    settings of its OAuth2 block to replace)."""
     account = e.sb.account(USER, name=name, oauth2=True)
+    if oauth2:
+        assert account.oauth2 is not None
+        account = replace(account, oauth2=replace(account.oauth2, **oauth2))
     account, choice, _ = with_client(account, ClientChoice())
 
     def browse(url: str) -> bool:
@@ -436,10 +447,17 @@ def test_edit_shows_the_sign_in_and_signs_in_again(env: Env) -> None:
     assert saved.smtp.port == e.sb.smtp_port and saved.oauth2 == account.oauth2
 
 
-def test_edit_switches_an_oauth2_account_to_a_password(env: Env) -> None:
+@pytest.mark.parametrize("revocation", ["works", "offline"])
+def test_edit_switches_an_oauth2_account_to_a_password(env: Env, revocation: str) -> None:
+    """Switching to a password ends the sign-in at the provider; when the provider cannot
+    be reached the password is saved all the same and a notice says what is left to do."""
     e, o = env, env.sb.oauth2
     assert o is not None
-    _account, old_refresh = _saved_oauth_account(e, "home")
+    extra = (
+        {} if revocation == "works" else {"revocation_url": f"http://127.0.0.1:{_closed_port()}/"}
+    )
+    _account, old_refresh = _saved_oauth_account(e, "home", **extra)
+    notices: list[tuple[str, str]] = []
     key = ("mailbag", keyring_key("home", "incoming"))
 
     async def scenario() -> None:
@@ -461,12 +479,22 @@ def test_edit_switches_an_oauth2_account_to_a_password(env: Env) -> None:
             assert "all steps passed" in text and "PLAIN" in text, text
             dialog.query_one("#save").press()
             await _wait(pilot, lambda: not isinstance(app.screen, AccountDialog))
+            notices.extend((str(n.message), n.severity) for n in app._notifications)
 
     asyncio.run(scenario())
     saved = load_config(e.paths).account("home")
     assert saved.incoming.auth is AuthMethod.PASSWORD and saved.oauth2 is None
     assert e.keyring.store[key] == e.sb.password(USER)
-    assert not o.refresh_token_active(old_refresh)  # the sign-in was ended at the provider
+    warnings = [text for text, severity in notices if severity == "warning"]
+    if revocation == "works":
+        assert not o.refresh_token_active(old_refresh)  # the sign-in was ended at the provider
+        assert warnings == []
+    else:
+        assert o.refresh_token_active(old_refresh)  # still valid: the user is told
+        assert len(warnings) == 1, notices
+        assert "sign-in of 'home' was not revoked" in warnings[0]
+        assert "cannot reach the sign-in server 127.0.0.1" in warnings[0]
+        assert "security settings at the provider" in warnings[0]
     assert ("mailbag", keyring_key("home", "oauth2-access")) not in e.keyring.store
 
 

@@ -509,6 +509,7 @@ class AccountDialog(ModalScreen[str | None]):
                 return ""
             return "the sign-in was made for other settings (address, user name or client)"
         old = self.existing
+        problem = ""
         if (
             old is not None
             and old.incoming.auth.value == OAUTH2
@@ -632,10 +633,15 @@ class AccountDialog(ModalScreen[str | None]):
         from mailbag.errors import MailbagError
 
         try:
-            self._store(account, choice, typed, pending.token if pending else None)
+            problem = self._store(account, choice, typed, pending.token if pending else None)
         except MailbagError as exc:
             self.app.call_from_thread(self._save_failed, exc)
             return
+        if problem:
+            # saved all the same; the notice outlives the dialog
+            self.app.call_from_thread(
+                self.app.notify, clean_terminal(problem), severity="warning", timeout=30
+            )
         self.app.call_from_thread(self.dismiss, account.name)
 
     def _store(
@@ -644,8 +650,10 @@ class AccountDialog(ModalScreen[str | None]):
         choice: ClientChoice,
         typed: dict[SecretRef, str],
         token: TokenSet | None,
-    ) -> None:
-        """Keep the secrets and the account (runs in a worker: a sign-out may take a moment)."""
+    ) -> str:
+        """Keep the secrets and the account (runs in a worker: a sign-out may take a moment).
+        Returns what the user must still do by hand ("" when nothing), for example end a
+        sign-in the provider would not revoke."""
         from mailbag.auth.setup import keep_sign_in
         from mailbag.auth.tokens import sign_out
         from mailbag.config import load_config, save_account
@@ -654,6 +662,7 @@ class AccountDialog(ModalScreen[str | None]):
 
         paths = self.view.paths
         old = self.existing
+        problem = ""
         if (
             old is not None
             and old.incoming.auth is AuthMethod.OAUTH2
@@ -661,7 +670,10 @@ class AccountDialog(ModalScreen[str | None]):
         ):
             # back to a password: end the sign-in at the provider and forget its tokens
             # (before the password takes the refresh token's place in the keyring)
-            sign_out(old, paths=paths)
+            outcome = sign_out(old, paths=paths)
+            if outcome.problem:
+                problem = f"the OAuth2 sign-in of {old.name!r} was not revoked: {outcome.problem}"
+                problem += f" ({outcome.hint})" if outcome.hint else ""
         if token is not None:
             # the same path as `mailbag account add/login`: client secret, refresh token
             keep_sign_in(paths, account, token, choice)
@@ -676,6 +688,7 @@ class AccountDialog(ModalScreen[str | None]):
             old.incoming.secret,
         ):
             delete_secret(old.smtp.secret)  # its own SMTP password is no longer used
+        return problem
 
     def _save_failed(self, exc: MailbagError) -> None:
         message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))
