@@ -509,7 +509,6 @@ class AccountDialog(ModalScreen[str | None]):
                 return ""
             return "the sign-in was made for other settings (address, user name or client)"
         old = self.existing
-        problem = ""
         if (
             old is not None
             and old.incoming.auth.value == OAUTH2
