@@ -23,9 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from textual.widgets import Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from mailbag.auth import tokens
+from mailbag.auth.flows import TokenSet
 from mailbag.auth.setup import ClientChoice, keep_sign_in, with_client
 from mailbag.auth.tokens import obtain_tokens
 from mailbag.config import AuthMethod, load_config, save_account
@@ -137,6 +138,28 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """A home for tests of the built-in providers: no environment override of any
+    provider's endpoints (nothing here may reach the network)."""
+    for key in list(os.environ):
+        if key.startswith("MAILBAG_OAUTH2_"):
+            monkeypatch.delenv(key)
+    return Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+
+async def _find_settings(pilot: Any, email: str) -> AccountDialog:
+    """A (add an account), the address, Find settings."""
+    await pilot.press("A")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    assert isinstance(dialog, AccountDialog)
+    assert not dialog.query_one("#auth-box").display  # nothing to offer before discovery
+    _fill(dialog, email=email)
+    dialog.query_one("#discover").press()
+    return dialog
+
+
 def _app(paths: Paths) -> MailbagApp:
     return MailbagApp(paths, poll_seconds=0, sync_on_start=False, push=False)
 
@@ -166,13 +189,7 @@ def _fill(dialog: AccountDialog, **values: str) -> None:
 
 async def _discovered(pilot: Any, e: Env) -> AccountDialog:
     """A, the address, Find settings: the sign-in is offered and preselected."""
-    await pilot.press("A")
-    await pilot.pause()
-    dialog = pilot.app.screen
-    assert isinstance(dialog, AccountDialog)
-    assert not dialog.query_one("#auth-box").display  # nothing to offer before discovery
-    _fill(dialog, email=e.email)
-    dialog.query_one("#discover").press()
+    dialog = await _find_settings(pilot, e.email)
     await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
     assert dialog.query_one("#auth", Select).value == "oauth2"
     why = _text(dialog, "auth-why")
@@ -498,27 +515,16 @@ def test_edit_switches_an_oauth2_account_to_a_password(env: Env, revocation: str
     assert ("mailbag", keyring_key("home", "oauth2-access")) not in e.keyring.store
 
 
-def test_built_in_providers_offer_their_sign_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_built_in_providers_offer_their_sign_in(paths: Paths) -> None:
     """Outlook.com refuses passwords: "Sign in with Microsoft" is preselected, with a device
     code as the alternative; Gmail offers Google's sign-in next to an app password. Both come
     from the built-in provider table (no network); without a client ID the dialog says how
     to register one."""
-    for key in list(os.environ):
-        if key.startswith("MAILBAG_OAUTH2_"):
-            monkeypatch.delenv(key)
-    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
 
     async def scenario() -> None:
         app = _app(paths)
         async with app.run_test(size=(140, 60)) as pilot:
-            await pilot.press("A")
-            await pilot.pause()
-            dialog = app.screen
-            assert isinstance(dialog, AccountDialog)
-            _fill(dialog, email="someone@outlook.com")
-            dialog.query_one("#discover").press()
+            dialog = await _find_settings(pilot, "someone@outlook.com")
             await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
             assert dialog.query_one("#auth", Select).value == "oauth2"
             assert "outlook.office365.com refuses plain passwords" in _text(dialog, "auth-why")
@@ -550,6 +556,57 @@ def test_built_in_providers_offer_their_sign_in(
             assert "Microsoft" in _text(dialog, "auth-why")
 
     asyncio.run(scenario())
+
+
+def test_microsoft_tenant_and_a_client_id_for_every_account(
+    paths: Paths, memory_keyring: Any
+) -> None:
+    """What `--oauth-tenant` and `--oauth-shared` do on the command line: the tenant goes
+    into the account's sign-in settings (Microsoft only), a client ID marked for every
+    account goes into config.toml's [oauth2.microsoft] and not into the account. Google
+    has no tenant; a provider mailbag does not know offers neither."""
+    token = TokenSet("access", time.time() + 3600, refresh_token="refresh-1")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            dialog = await _find_settings(pilot, "someone@outlook.com")
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#tenant-row").display
+            shared = dialog.query_one("#client-shared", Checkbox)
+            assert shared.display and "every Microsoft account" in str(shared.label)
+            _fill(dialog, client_id="my-app-id", tenant="contoso.onmicrosoft.com")
+            account, choice = dialog._account_and_choice()
+            assert account.oauth2 is not None
+            assert account.oauth2.tenant == "contoso.onmicrosoft.com"
+            assert account.oauth2.client_id == "my-app-id" and not choice.shared
+            shared.value = True
+            await pilot.pause()
+            account, choice = dialog._account_and_choice()
+            assert account.oauth2 is not None
+            assert choice.shared and account.oauth2.client_id == ""  # kept per provider
+            # Save's storing step, with a finished sign-in's tokens
+            assert dialog._store(account, choice, {}, token) == ""
+
+            _fill(dialog, email="someone@gmail.com")
+            dialog.query_one("#discover").press()
+            await _wait(pilot, lambda: "Google" in _text(dialog, "auth-why"))
+            dialog.query_one("#auth", Select).value = "oauth2"
+            await pilot.pause()
+            assert not dialog.query_one("#tenant-row").display
+            assert "every Google account" in str(shared.label) and shared.display
+            _fill(dialog, tenant="ignored")
+            account, _ = dialog._account_and_choice()
+            assert account.oauth2 is not None and account.oauth2.tenant == ""
+
+    asyncio.run(scenario())
+    config = load_config(paths)
+    assert config.oauth2["microsoft"].client_id == "my-app-id"
+    saved = config.account("someone@outlook.com")
+    assert saved.oauth2 is not None and saved.oauth2.tenant == "contoso.onmicrosoft.com"
+    assert saved.oauth2.client_id == ""
+    refresh = ("mailbag", keyring_key("someone@outlook.com", "incoming"))
+    assert memory_keyring.store[refresh] == "refresh-1"
 
 
 def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> None:

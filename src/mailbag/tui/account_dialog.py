@@ -256,6 +256,8 @@ class AccountDialog(ModalScreen[str | None]):
         self._show_device_button()
         self.sign_in.set_label("Sign in again" if was_oauth else f"Sign in with {title}")
         self._client_placeholder()
+        kept = old.oauth2.tenant if old is not None and old.oauth2 is not None else ""
+        self.sign_in.show_provider_options(self.provider, title, tenant=kept)
         self._show_options()
 
     @on(Input.Changed, "#in-host")
@@ -471,8 +473,10 @@ class AccountDialog(ModalScreen[str | None]):
         client_id, client_secret = self.sign_in.client()
         choice = ClientChoice(
             provider=self.provider if self.provider and account.oauth2 is None else "",
+            tenant=self.sign_in.tenant(),
             client_id=client_id,
             client_secret=client_secret,
+            shared=self.sign_in.shared(),
         )
         account, choice, _ = with_client(account, choice)
         return account, choice
