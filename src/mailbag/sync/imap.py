@@ -36,7 +36,7 @@ from mailbag.protocols.imap.client import ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
-from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, flags_to_info
+from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, Unlinker, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -910,6 +910,9 @@ def _rearm_all(store: Store, rearm: Sequence[tuple[int, _Baseline | None]]) -> N
                 stamps.append((folder, stamp))
     for folder, stamp in stamps:
         store.update_folder(folder, sync_state=stamp)
+    # a folder skipped by its stamp is not looked at (nor its tmp/): files this run took
+    # out of the folders must be gone before the stamps say that nothing is left to do
+    store.finish_removals()
     store.commit()
 
 
@@ -1781,6 +1784,7 @@ def _sync_folders(
 
     local = threading.local()
     write_lock = threading.Lock()
+    unlinker = Unlinker()  # (one thread removes what the folders' plans discard)
     stores: list[Store] = []
     stores_lock = threading.Lock()
 
@@ -1789,6 +1793,7 @@ def _sync_folders(
         if s is None:
             s = Store.open(paths, defer_indexing=True)
             s.write_lock = write_lock
+            s.unlinker = unlinker
             local.store = s
             with stores_lock:
                 stores.append(s)
