@@ -532,6 +532,9 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             ]
             assert menu.highlighted == 0
             assert menu.region.y == to.region.y + 1  # right under the field
+            # ... its text right under the address being typed, not the field's left edge
+            typed_at = to.content_region.x + len("dave@sandbox.test, ")
+            assert menu.region.x + 2 == typed_at, (menu.region, to.content_region)
             # with the cursor moved to the first address, the list is not for it: Tab moves
             # on and changes nothing
             await pilot.press("home", "tab")
@@ -569,6 +572,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             await wait_for(pilot, lambda: menu.display)
             assert _options(menu) == ["Quinn Beta <quinn@sandbox.test>"]
             assert menu.region.y == cc.region.y + 1
+            assert menu.region.x == cc.region.x  # the first address: from the field's edge
             await pilot.click(CompletionMenu, offset=(3, 1))  # the first row inside the border
             assert cc.value == "Quinn Beta <quinn@sandbox.test>, "
             assert app.focused is cc and not menu.display
