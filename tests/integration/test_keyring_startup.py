@@ -118,6 +118,7 @@ def test_the_second_sync_uses_the_remembered_backend(machine: Machine) -> None:
     assert stat.S_IMODE(machine.cache.stat().st_mode) == 0o600
     assert PASSWORD not in machine.cache.read_text()
 
+    (machine.cwd / "notes.txt").write_text("a file made where mailbag is run from\n")
     second = machine.sync()
     ok(second)
     assert second.log == [f"get FileKeyring {KEY}"]  # no search: the plugins were not scanned

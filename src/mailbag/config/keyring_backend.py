@@ -132,6 +132,10 @@ def _fingerprint() -> str:
         except OSError:
             return None
 
+    try:
+        cwd = os.getcwd()
+    except OSError:  # removed under us
+        cwd = ""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
     services = (
         "/usr/share/dbus-1/services",
@@ -142,9 +146,10 @@ def _fingerprint() -> str:
         (
             sys.executable,
             sys.version,
-            # "" is the current directory (python -c): its time changes with any file
-            # made there, and nobody installs a keyring plugin into it
-            [(entry, mtime(entry) if entry else None) for entry in sys.path],
+            # the current directory ("" for python -c, its path for python -m): its
+            # time changes with any file made there, and nobody installs a keyring
+            # plugin into it
+            [(entry, None if entry in ("", cwd) else mtime(entry)) for entry in sys.path],
             [os.environ.get(name) for name in _SESSION_VARS],
             [(d, mtime(d)) for d in services],
         )
