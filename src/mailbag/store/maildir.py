@@ -549,14 +549,11 @@ class DirWatch:
     (16,384 events by default) does not overflow; when it does, or a directory itself
     is moved or removed, `changes` says it does not know (None)."""
 
-    def __init__(
-        self, fd: int, add: Callable[[int, bytes, int], int], rm: Callable[[int, int], int]
-    ) -> None:
+    def __init__(self, fd: int, add: Callable[[int, bytes, int], int]) -> None:
         import struct
 
         self._fd = fd
         self._add = add
-        self._rm = rm
         self._header = struct.Struct("iIII").unpack_from  # wd, mask, cookie, name length
         self._events: dict[int, list[tuple[bool, str]]] = {}  # wd -> (added?, name)
         self._broken: set[int] = set()
@@ -571,17 +568,16 @@ class DirWatch:
 
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            init, add, rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
+            init, add = libc.inotify_init1, libc.inotify_add_watch
         except (OSError, AttributeError):
             return None
         init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
         add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         add.restype = ctypes.c_int
-        rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
         fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             return None  # (EMFILE: the user's instances are all taken)
-        return cls(fd, add, rm)
+        return cls(fd, add)
 
     def watch(self, directory: Path | str) -> int | None:
         """Start reporting the changes in `directory`; its handle, or None when the
@@ -626,11 +622,7 @@ class DirWatch:
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
-                # watches removed one by one first: closing a descriptor that still has
-                # some waits for the kernel to free them (7-20 ms here), this does not
-                for wd in self._events.keys() - self._broken:
-                    self._rm(self._fd, wd)
-                os.close(self._fd)
+                os.close(self._fd)  # (it waits for the kernel to free the watches)
                 self._fd = -1
 
 

@@ -959,9 +959,11 @@ class _Changed:
 
     def close(self) -> None:
         with self._lock:
-            if self._watch is not None:
-                self._watch.close()
-                self._watch = None
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            # closing waits for the kernel to free the watches (10-30 ms of sleep here):
+            # in a helper thread, while the stores close and the connections log out
+            threading.Thread(target=watch.close, name="mailbag-unwatch", daemon=True).start()
 
 
 def _rearm_all(store: Store, rearm: _Changed) -> None:
