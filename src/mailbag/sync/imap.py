@@ -23,6 +23,7 @@ import functools
 import os
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
 
 _T = TypeVar("_T")
+#: array type code for UIDs (32-bit)
+_U32 = "I" if array("I").itemsize >= 4 else "L"
 
 _ROLE_BY_SPECIAL_USE = {
     "\\SENT": "sent",
@@ -302,6 +305,15 @@ class _RemoteFolder:
                 )
 
 
+def _uid_array(uids: Iterable[int]) -> array[int]:
+    """UIDs ascending without repeats, compact (as servers answer SEARCH: then no list
+    is made on the way)."""
+    out = array(_U32, uids)
+    if any(out[i] >= out[i + 1] for i in range(len(out) - 1)):
+        out = array(_U32, sorted(set(out)))
+    return out
+
+
 def _chunks(items: Sequence[_T], n: int) -> Iterator[Sequence[_T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -317,13 +329,13 @@ class _FolderJob:
         self,
         folder: Folder,
         uidvalidity: int,
-        pieces: Iterable[list[int]],
+        pieces: Iterable[Sequence[int]],
         replaces: dict[int, int],
         report: FolderReport,
     ) -> None:
         self.folder = folder
         self.uidvalidity = uidvalidity
-        self.pieces: deque[list[int]] = deque(pieces)
+        self.pieces: deque[Sequence[int]] = deque(pieces)
         self.replaces = replaces
         self.report = report
         self.outstanding = 0
@@ -358,14 +370,14 @@ class _Board:
             self.jobs.append(job)
             self.cond.notify_all()
 
-    def take_own(self, job: _FolderJob) -> list[int] | None:
+    def take_own(self, job: _FolderJob) -> Sequence[int] | None:
         with self.cond:
             if job.error is not None or not job.pieces:
                 return None
             job.outstanding += 1
             return job.pieces.popleft()
 
-    def steal(self) -> tuple[_FolderJob, list[int]] | None:
+    def steal(self) -> tuple[_FolderJob, Sequence[int]] | None:
         """A piece of someone's downloads; None when every folder is done."""
         with self.cond:
             while True:
@@ -396,7 +408,7 @@ class _Board:
 def _run_piece(
     board: _Board,
     job: _FolderJob,
-    piece: list[int],
+    piece: Sequence[int],
     store: Store,
     remote: _RemoteFolder,
     on_progress: ProgressCallback,
@@ -434,12 +446,12 @@ def _shared_download(
     report: FolderReport,
     on_progress: ProgressCallback,
     options: SyncOptions,
-) -> Callable[[list[int], dict[int, int]], None]:
+) -> DownloadFn:
     from mailbag.sync.apply import download_messages
 
     remote = _RemoteFolder(client, folder.name, uidvalidity)
 
-    def download(uids: list[int], replaces: dict[int, int]) -> None:
+    def download(uids: Sequence[int], replaces: dict[int, int]) -> None:
         size = options.share_chunk
         if board is None or len(uids) < 2 * size:
             download_messages(
@@ -454,7 +466,9 @@ def _shared_download(
                 chunk_bytes=options.chunk_bytes,
             )
             return
-        pieces = [uids[i : i + size] for i in range(0, len(uids), size)]
+        # (slices of an array of UIDs: 4 bytes a message, where a list of ints takes 36)
+        compact = uids if isinstance(uids, array) else _uid_array(uids)
+        pieces = (compact[i : i + size] for i in range(0, len(compact), size))
         job = _FolderJob(folder, uidvalidity, pieces, replaces, report)
         board.post(job)
         try:
@@ -1320,7 +1334,7 @@ def _apply_and_record(
     from mailbag.sync.apply import apply_plan
     from mailbag.sync.plan import Download, Upload
 
-    todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
+    todo = len(result.fetch) + sum(1 for a in result.actions if isinstance(a, Download | Upload))
     on_progress(Progress(folder.account, folder.name, "plan", todo))
     apply_plan(
         result,
@@ -1448,10 +1462,14 @@ def _local_only(result: Plan) -> bool:
     """Whether the plan changes only this side: the server's changes, taken over."""
     from mailbag.sync.plan import DeleteLocal, Forget, SetFlags
 
-    return result.stop is None and all(
-        isinstance(a, Forget | DeleteLocal)
-        or (isinstance(a, SetFlags) and not a.add and not a.remove)
-        for a in result.actions
+    return (
+        result.stop is None
+        and not result.fetch
+        and all(
+            isinstance(a, Forget | DeleteLocal)
+            or (isinstance(a, SetFlags) and not a.add and not a.remove)
+            for a in result.actions
+        )
     )
 
 
@@ -1609,8 +1627,8 @@ def _download_fresh_folder(
         raise ProtocolError(
             f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
         )
-    uids = list(client.uid_search("ALL").uids) if sel.exists else []
-    uids.sort()
+    # an array, not a list: 4 bytes a message instead of 36 (0.7 MB for 200,000)
+    uids = _uid_array(client.uid_search("ALL").uids) if sel.exists else _uid_array(())
     store.update_folder(folder, uidvalidity=sel.uidvalidity)
     store.commit()
     on_progress(Progress(account.name, folder.name, "plan", len(uids)))
