@@ -484,13 +484,16 @@ class Maildir:
 
 class Unlinker:
     """Removes files that are out of every Maildir folder already (`Maildir.discard`)
-    in a helper thread, so that freeing their blocks overlaps other work. `close`
-    waits until all are removed. A file it could not remove stays in its tmp/, where
-    `Store.recover` finds it at the next sync of the folder."""
+    in helper threads, so that freeing their blocks overlaps other work (two threads:
+    the work is the kernel's, and one can go on while the other waits for the file
+    system's journal). `close` waits until all are removed. A file it could not remove
+    stays in its tmp/, where `Store.recover` finds it at the next sync of the folder."""
+
+    THREADS = 2
 
     def __init__(self) -> None:
         self._paths: queue.SimpleQueue[str | None] | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def put(self, path: str) -> None:
@@ -500,12 +503,11 @@ class Unlinker:
                 import queue  # (only when there is something to remove: start-up time counts)
 
                 self._paths = queue.SimpleQueue()
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="mailbag-unlink", daemon=True
-                )
-                self._thread.start()
             self._paths.put(path)
+            if len(self._threads) < self.THREADS:
+                thread = threading.Thread(target=self._run, name="mailbag-unlink", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def _run(self) -> None:
         assert self._paths is not None
@@ -515,10 +517,11 @@ class Unlinker:
 
     def close(self) -> None:
         with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None and self._paths is not None:
-                self._paths.put(None)
-        if thread is not None:
+            threads, self._threads = self._threads, []
+            if self._paths is not None:
+                for _ in threads:
+                    self._paths.put(None)
+        for thread in threads:
             thread.join()
 
 

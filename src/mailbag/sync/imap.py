@@ -1519,6 +1519,8 @@ def _select_ahead(
                 sent.append(
                     (s, client.submit_select(f.name, qresync=(f.uidvalidity, f.highestmodseq)))
                 )
+            if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
+                threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
             answers: list[tuple[_Start, SelectResult]] = []
             for s, pending in sent:
                 try:
