@@ -38,7 +38,6 @@ from mailbag.errors import StoreError
 
 if TYPE_CHECKING:
     import queue
-    import random
 
 __all__ = [
     "FLAG_LETTERS",
@@ -78,7 +77,7 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-_rand: random.Random | None = None  # made for the first new name (start-up time counts)
+_mark_state = 0  # (seeded for the first new name)
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
 # names we create: "<sec>.M<usec>P<pid>Q<n>R<hex>.<host>" (the R part marks ours)
 _OWN_NAME = re.compile(r"^\d+\.M\d+P\d+Q\d+R[0-9a-f]{8}\.")
@@ -86,12 +85,16 @@ _OWN_NAME_PARTS = re.compile(r"^\d+\.M\d+P(\d+)Q\d+R[0-9a-f]{8}\.(.*)$")
 
 
 def _mark() -> int:
-    global _rand
-    if _rand is None:
-        import random
-
-        _rand = random.Random(os.urandom(16))
-    return _rand.getrandbits(32)
+    """32 bits that mark a name as ours (uniqueness comes from time, PID and counter):
+    a xorshift generator seeded once from os.urandom. (The `random` module costs about
+    a millisecond to load, `secrets` a system call per name.)"""
+    global _mark_state
+    x = _mark_state or int.from_bytes(os.urandom(8), "little") | 1
+    x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 7
+    x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
+    _mark_state = x
+    return x & 0xFFFFFFFF
 
 
 def flags_to_info(flags: Iterable[str]) -> str:
