@@ -25,9 +25,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -97,8 +96,7 @@ def folder_role(info: MailboxInfo) -> str | None:
     return _ROLE_BY_NAME.get(info.name.lower())
 
 
-@dataclass(frozen=True)
-class SyncOptions:
+class SyncOptions(NamedTuple):
     """How `sync_account` runs (from the command line; per-account ones are in the config)."""
 
     folders: tuple[str, ...] = ()  # globs from the command line; replace the account's include
@@ -470,8 +468,7 @@ def _shared_download(
 # --- one folder -----------------------------------------------------------------------
 
 
-@dataclass
-class _LocalSide:
+class _LocalSide(NamedTuple):
     """A folder's local side as the planner needs it."""
 
     messages: list[LocalMessage]
@@ -690,8 +687,7 @@ def _matches_index(store: Store, folder: Folder) -> bool:
     return (count, total) == listed
 
 
-@dataclass
-class _Baseline:
+class _Baseline(NamedTuple):
     """The print (`_listing_print`) of the folder's files when a delta sync began (they
     matched the index then), the print of those among them the sync set out to change,
     and the affected UIDs (vanished, changed, new on the server)."""
@@ -917,8 +913,7 @@ def _fetch_identities(
             remote[r.uid] = RemoteMessage(r.uid, old.flags, mid, r.size)
 
 
-@dataclass
-class _Start:
+class _Start(NamedTuple):
     """A folder about to be synced, as found here (see `_start_folder`)."""
 
     folder: Folder
