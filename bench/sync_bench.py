@@ -5,6 +5,8 @@ sandbox (IMAPS).
     python bench/sync_bench.py --messages 20000          # ~650 MB, 6 folders
     python bench/sync_bench.py --messages 200000 --small --initial-only   # memory at scale
     python bench/sync_bench.py --big-mb 300               # one 300 MB message (memory)
+    python bench/sync_bench.py --messages 100000 --small --one-folder \
+        --imap-without QRESYNC,CONDSTORE                  # full folder reads (memory)
 
 Builds the corpus straight into the sandbox Dovecot's Maildir (APPENDing 20,000
 messages would take minutes), lets Dovecot index it, then runs for each tool:
@@ -20,6 +22,9 @@ sync only; it is an order of magnitude slower (--no-offlineimap leaves it out).
 `--initial-rounds N` repeats the initial sync into emptied stores. `--latency-ms 20`
 connects both tools through a relay that delays each direction by 20 ms, as a
 real network would: there the number of round trips shows.
+`--imap-without QRESYNC,CONDSTORE` hides those from the server's capabilities: every
+re-sync of a changed folder is then a full folder read (`UID FETCH 1:* (FLAGS)` against
+the whole index), as mbsync always does; with `--one-folder` all of it in INBOX.
 Prints wall time, CPU time (user+sys), peak RSS and mailbag/mbsync ratios.
 Not a test: nothing here asserts.
 """
@@ -458,7 +463,8 @@ def change_one_percent(sb: Sandbox, seed: int = 7) -> int:
             k = max(1, len(uids) // 100)
             flag = rng.sample(uids, k)
             c.store(folder, flag, "+FLAGS", ["\\Flagged"])
-            rest = [u for u in uids if u not in set(flag)]
+            flagged = set(flag)
+            rest = [u for u in uids if u not in flagged]
             c.expunge(folder, rng.sample(rest, min(k, len(rest))))
             changed += 2 * k
     return changed
@@ -483,6 +489,15 @@ def main() -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument(
+        "--one-folder", action="store_true", help="the whole corpus in INBOX (one big folder)"
+    )
+    ap.add_argument(
+        "--imap-without",
+        default="",
+        help="capabilities the server hides, comma-separated; QRESYNC,CONDSTORE makes "
+        "every changed folder's re-sync a full folder read",
+    )
+    ap.add_argument(
         "--latency-ms",
         type=float,
         default=0.0,
@@ -497,16 +512,21 @@ def main() -> int:
     if not mbsync and not args.no_mbsync:
         print("mbsync not found: run scripts/setup --bench (or pass --no-mbsync)", file=sys.stderr)
         return 2
+    if args.one_folder:
+        FOLDERS[:] = ["INBOX"]
+        SHARES[:] = [1.0]
+    without = {c.strip().upper() for c in args.imap_without.split(",") if c.strip()}
     precompile()
     work = Path(tempfile.mkdtemp(prefix="mailbag-bench-"))
     results: dict[str, dict[str, list[Run]]] = {}
     try:
-        with Sandbox(users={USER: "bench-secret"}, services={"imap"}) as sb:
+        with Sandbox(users={USER: "bench-secret"}, services={"imap"}, imap_without=without) as sb:
             t0 = time.perf_counter()
             n, size = build_corpus(sb, args.messages, args.small, args.big_mb)
             print(
                 f"corpus: {n} messages, {size / 1e6:.0f} MB, {len(FOLDERS)} folders "
-                f"(built and indexed in {time.perf_counter() - t0:.1f} s)",
+                f"(built and indexed in {time.perf_counter() - t0:.1f} s)"
+                + (f"; server without {','.join(sorted(without))}" if without else ""),
                 file=sys.stderr,
             )
             if args.latency_ms > 0:

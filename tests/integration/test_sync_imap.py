@@ -356,6 +356,38 @@ def test_sigkill_at_any_point_loses_and_duplicates_nothing(
     assert sum(totals(final).values()) == 0, totals(final)
 
 
+@pytest.mark.parametrize("point", ["local-files:1", "local-files:3"])
+def test_sigkill_between_local_file_changes_and_their_commit_converges(
+    sb: Sandbox, user: str, home: Path, point: str
+) -> None:
+    # the server changed flags and expunged messages; the sync renames and removes the
+    # files, then dies before the index records it (in the first or the last folder)
+    fill(sb, user, 24)
+    t = target(sb, user)
+    _settled(t, home)
+    with sb.control(user) as c:
+        for box in ("INBOX", "Work/Projects", "Archive"):
+            uids = c.uids(box)
+            c.store(box, uids[:2], "+FLAGS", ["\\Flagged"])
+            c.expunge(box, uids[2:3])
+    crashed = sync_in_child(t, home, crash=point)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    # the files of the folder that died are changed, its rows not
+    with Store.open(home_paths(home)) as store:
+        behind = [
+            f.name
+            for f in store.folders(user)
+            if len(f.maildir.scan()) < len(list(store.folder_messages(f)))
+        ]
+    assert len(behind) == 1, behind
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_same(sb, user, home)  # (and nothing left in any tmp/)
+    final = sync(t, home)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)
+
+
 def test_repeated_kills_during_a_big_download(sb: Sandbox, user: str, home: Path) -> None:
     fill(sb, user, SIZE * 2)
     t = target(sb, user)

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from textual.widgets import Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from mailbag.auth import tokens
+from mailbag.auth.flows import TokenSet
 from mailbag.auth.setup import ClientChoice, keep_sign_in, with_client
 from mailbag.auth.tokens import obtain_tokens
 from mailbag.config import AuthMethod, load_config, save_account
@@ -130,6 +132,34 @@ def env(
             tokens._refused.clear()
 
 
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """A home for tests of the built-in providers: no environment override of any
+    provider's endpoints (nothing here may reach the network)."""
+    for key in list(os.environ):
+        if key.startswith("MAILBAG_OAUTH2_"):
+            monkeypatch.delenv(key)
+    return Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+
+async def _find_settings(pilot: Any, email: str) -> AccountDialog:
+    """A (add an account), the address, Find settings."""
+    await pilot.press("A")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    assert isinstance(dialog, AccountDialog)
+    assert not dialog.query_one("#auth-box").display  # nothing to offer before discovery
+    _fill(dialog, email=email)
+    dialog.query_one("#discover").press()
+    return dialog
+
+
 def _app(paths: Paths) -> MailbagApp:
     return MailbagApp(paths, poll_seconds=0, sync_on_start=False, push=False)
 
@@ -159,13 +189,7 @@ def _fill(dialog: AccountDialog, **values: str) -> None:
 
 async def _discovered(pilot: Any, e: Env) -> AccountDialog:
     """A, the address, Find settings: the sign-in is offered and preselected."""
-    await pilot.press("A")
-    await pilot.pause()
-    dialog = pilot.app.screen
-    assert isinstance(dialog, AccountDialog)
-    assert not dialog.query_one("#auth-box").display  # nothing to offer before discovery
-    _fill(dialog, email=e.email)
-    dialog.query_one("#discover").press()
+    dialog = await _find_settings(pilot, e.email)
     await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
     assert dialog.query_one("#auth", Select).value == "oauth2"
     why = _text(dialog, "auth-why")
@@ -377,9 +401,13 @@ def test_cancel_denied_consent_and_missing_client_id(
     assert ("mailbag", keyring_key(e.email, "incoming")) not in e.keyring.store
 
 
-def _saved_oauth_account(e: Env, name: str) -> tuple[Any, str]:
-    """An OAuth2 account signed in the way `mailbag account add` does it."""
+def _saved_oauth_account(e: Env, name: str, **oauth2: str) -> tuple[Any, str]:
+    """An OAuth2 account signed in the way `mailbag account add` does it (`oauth2`:
+    settings of its OAuth2 block to replace)."""
     account = e.sb.account(USER, name=name, oauth2=True)
+    if oauth2:
+        assert account.oauth2 is not None
+        account = replace(account, oauth2=replace(account.oauth2, **oauth2))
     account, choice, _ = with_client(account, ClientChoice())
 
     def browse(url: str) -> bool:
@@ -436,10 +464,17 @@ def test_edit_shows_the_sign_in_and_signs_in_again(env: Env) -> None:
     assert saved.smtp.port == e.sb.smtp_port and saved.oauth2 == account.oauth2
 
 
-def test_edit_switches_an_oauth2_account_to_a_password(env: Env) -> None:
+@pytest.mark.parametrize("revocation", ["works", "offline"])
+def test_edit_switches_an_oauth2_account_to_a_password(env: Env, revocation: str) -> None:
+    """Switching to a password ends the sign-in at the provider; when the provider cannot
+    be reached the password is saved all the same and a notice says what is left to do."""
     e, o = env, env.sb.oauth2
     assert o is not None
-    _account, old_refresh = _saved_oauth_account(e, "home")
+    extra = (
+        {} if revocation == "works" else {"revocation_url": f"http://127.0.0.1:{_closed_port()}/"}
+    )
+    _account, old_refresh = _saved_oauth_account(e, "home", **extra)
+    notices: list[tuple[str, str]] = []
     key = ("mailbag", keyring_key("home", "incoming"))
 
     async def scenario() -> None:
@@ -461,36 +496,35 @@ def test_edit_switches_an_oauth2_account_to_a_password(env: Env) -> None:
             assert "all steps passed" in text and "PLAIN" in text, text
             dialog.query_one("#save").press()
             await _wait(pilot, lambda: not isinstance(app.screen, AccountDialog))
+            notices.extend((str(n.message), n.severity) for n in app._notifications)
 
     asyncio.run(scenario())
     saved = load_config(e.paths).account("home")
     assert saved.incoming.auth is AuthMethod.PASSWORD and saved.oauth2 is None
     assert e.keyring.store[key] == e.sb.password(USER)
-    assert not o.refresh_token_active(old_refresh)  # the sign-in was ended at the provider
+    warnings = [text for text, severity in notices if severity == "warning"]
+    if revocation == "works":
+        assert not o.refresh_token_active(old_refresh)  # the sign-in was ended at the provider
+        assert warnings == []
+    else:
+        assert o.refresh_token_active(old_refresh)  # still valid: the user is told
+        assert len(warnings) == 1, notices
+        assert "sign-in of 'home' was not revoked" in warnings[0]
+        assert "cannot reach the sign-in server 127.0.0.1" in warnings[0]
+        assert "security settings at the provider" in warnings[0]
     assert ("mailbag", keyring_key("home", "oauth2-access")) not in e.keyring.store
 
 
-def test_built_in_providers_offer_their_sign_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_built_in_providers_offer_their_sign_in(paths: Paths) -> None:
     """Outlook.com refuses passwords: "Sign in with Microsoft" is preselected, with a device
     code as the alternative; Gmail offers Google's sign-in next to an app password. Both come
     from the built-in provider table (no network); without a client ID the dialog says how
     to register one."""
-    for key in list(os.environ):
-        if key.startswith("MAILBAG_OAUTH2_"):
-            monkeypatch.delenv(key)
-    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
 
     async def scenario() -> None:
         app = _app(paths)
         async with app.run_test(size=(140, 60)) as pilot:
-            await pilot.press("A")
-            await pilot.pause()
-            dialog = app.screen
-            assert isinstance(dialog, AccountDialog)
-            _fill(dialog, email="someone@outlook.com")
-            dialog.query_one("#discover").press()
+            dialog = await _find_settings(pilot, "someone@outlook.com")
             await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
             assert dialog.query_one("#auth", Select).value == "oauth2"
             assert "outlook.office365.com refuses plain passwords" in _text(dialog, "auth-why")
@@ -522,6 +556,57 @@ def test_built_in_providers_offer_their_sign_in(
             assert "Microsoft" in _text(dialog, "auth-why")
 
     asyncio.run(scenario())
+
+
+def test_microsoft_tenant_and_a_client_id_for_every_account(
+    paths: Paths, memory_keyring: Any
+) -> None:
+    """What `--oauth-tenant` and `--oauth-shared` do on the command line: the tenant goes
+    into the account's sign-in settings (Microsoft only), a client ID marked for every
+    account goes into config.toml's [oauth2.microsoft] and not into the account. Google
+    has no tenant; a provider mailbag does not know offers neither."""
+    token = TokenSet("access", time.time() + 3600, refresh_token="refresh-1")
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=(140, 60)) as pilot:
+            dialog = await _find_settings(pilot, "someone@outlook.com")
+            await _wait(pilot, lambda: dialog.query_one("#auth-box").display)
+            assert dialog.query_one("#tenant-row").display
+            shared = dialog.query_one("#client-shared", Checkbox)
+            assert shared.display and "every Microsoft account" in str(shared.label)
+            _fill(dialog, client_id="my-app-id", tenant="contoso.onmicrosoft.com")
+            account, choice = dialog._account_and_choice()
+            assert account.oauth2 is not None
+            assert account.oauth2.tenant == "contoso.onmicrosoft.com"
+            assert account.oauth2.client_id == "my-app-id" and not choice.shared
+            shared.value = True
+            await pilot.pause()
+            account, choice = dialog._account_and_choice()
+            assert account.oauth2 is not None
+            assert choice.shared and account.oauth2.client_id == ""  # kept per provider
+            # Save's storing step, with a finished sign-in's tokens
+            assert dialog._store(account, choice, {}, token) == ""
+
+            _fill(dialog, email="someone@gmail.com")
+            dialog.query_one("#discover").press()
+            await _wait(pilot, lambda: "Google" in _text(dialog, "auth-why"))
+            dialog.query_one("#auth", Select).value = "oauth2"
+            await pilot.pause()
+            assert not dialog.query_one("#tenant-row").display
+            assert "every Google account" in str(shared.label) and shared.display
+            _fill(dialog, tenant="ignored")
+            account, _ = dialog._account_and_choice()
+            assert account.oauth2 is not None and account.oauth2.tenant == ""
+
+    asyncio.run(scenario())
+    config = load_config(paths)
+    assert config.oauth2["microsoft"].client_id == "my-app-id"
+    saved = config.account("someone@outlook.com")
+    assert saved.oauth2 is not None and saved.oauth2.tenant == "contoso.onmicrosoft.com"
+    assert saved.oauth2.client_id == ""
+    refresh = ("mailbag", keyring_key("someone@outlook.com", "incoming"))
+    assert memory_keyring.store[refresh] == "refresh-1"
 
 
 def test_no_keyring_is_said_before_signing_in(env: Env, no_keyring: None) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input, Label, OptionList, Static
@@ -246,10 +248,21 @@ def test_counts_refresh_after_a_background_sync(browse_sandbox: Sandbox, tmp_pat
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for(pilot, lambda: app.folder_row("home", "Work") is not None)
             before = _label(app, "Work")
+            # the recount after a sync (one scan of the index) happens on the sync's
+            # worker thread, never on the UI thread
+            counted_on: list[str] = []
+            folders = app.view.folders
+
+            def spy() -> list[Any]:
+                counted_on.append(threading.current_thread().name)
+                return folders()
+
+            app.view.folders = spy  # type: ignore[method-assign]
             with browse_sandbox.control(USER) as ctl:
                 ctl.append("Work", _mail(f"<w{time.time_ns()}@t>", "more work", 7))
             # no key pressed: the periodic background sync brings it in
             await wait_for(pilot, lambda: _label(app, "Work") == (before[0] + 1, before[1] + 1))
+            assert counted_on and threading.main_thread().name not in counted_on, counted_on
 
     asyncio.run(scenario())
 

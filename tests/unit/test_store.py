@@ -257,3 +257,52 @@ def test_remove_account_forgets_rows_and_files_of_that_account_only(tmp_path: Pa
         assert not (p.mail_dir / "gone").exists()
         assert (p.mail_dir / "kept" / "INBOX" / "cur").is_dir()
         assert store.remove_account("never-there") == 0
+
+
+def test_discard_takes_a_message_out_and_the_store_removes_it_later(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        kept = store.add_bytes(inbox, MSG, flags={"\\Seen"})
+        gone = store.add_bytes(inbox, MSG.replace(b"abc@", b"def@"), flags={"\\Seen"})
+        entries = inbox.maildir.scan()
+        moved = inbox.maildir.discard(entries[gone.key])
+        assert moved is not None and os.path.dirname(moved) == str(inbox.path / "tmp")
+        # out of the folder at once (no reader looks in tmp/), under a name of our own
+        assert set(inbox.maildir.scan()) == {kept.key}
+        assert inbox.maildir.tmp_names() == [os.path.basename(moved)]
+        assert os.path.basename(moved) != gone.key
+        store.remove_later(moved)
+        store.finish_removals()
+        assert inbox.maildir.tmp_names() == []
+        # a file gone already: nothing to remove later
+        assert inbox.maildir.discard(entries[gone.key]) is None
+        # the store keeps removing after a wait (a new helper thread)
+        again = inbox.maildir.discard(inbox.maildir.scan()[kept.key])
+        assert again is not None
+        store.remove_later(again)
+    assert not os.path.exists(again)  # (close waits for the removals)
+
+
+def test_discarded_files_a_crash_left_in_tmp_are_removed_by_recover(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = paths(tmp_path)
+    with Store.open(p) as store:
+        inbox = store.folder("acct", "INBOX")
+        m = store.add_bytes(inbox, MSG, flags={"\\Seen"})
+    # another process takes the file out, then dies before removing it
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from mailbag.store.maildir import Maildir\n"
+        "md = Maildir(Path(sys.argv[1]))\n"
+        "md.discard(md.scan()[sys.argv[2]])\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(inbox.path), m.key], check=True)
+    with Store.open(p) as store:
+        inbox = store.folder("acct", "INBOX")
+        assert len(inbox.maildir.tmp_names()) == 1
+        assert store.recover(inbox) == 0
+        assert inbox.maildir.tmp_names() == []

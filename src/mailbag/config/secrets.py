@@ -52,11 +52,16 @@ def secret_ref(account: Account, which: Which) -> SecretRef:
 
 
 def keyring_problem() -> str | None:
-    """Why the keyring cannot be used, or None when a real backend is active."""
-    import keyring
+    """Why the keyring cannot be used, or None when a real backend is active.
+
+    Every keyring access here and in `mailbag.auth.tokens` asks this first, so it is
+    where the backend gets resolved: through `keyring_backend.active_backend`, which
+    remembers keyring's choice between runs (the search costs ~50-110 ms)."""
     from keyring.backends import chainer, fail, null
 
-    backend = keyring.get_keyring()
+    from mailbag.config.keyring_backend import active_backend
+
+    backend = active_backend()
     name = f"{type(backend).__module__}.{type(backend).__name__}"
     if isinstance(backend, fail.Keyring):
         return f"no system keyring backend is available on this machine ({name})"

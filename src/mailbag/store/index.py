@@ -59,6 +59,7 @@ from mailbag.record import Record
 from mailbag.store.maildir import (
     Maildir,
     MaildirEntry,
+    Unlinker,
     fsync_dir,
     fsync_many,
     is_own_tmp_name,
@@ -356,6 +357,8 @@ class Store:
         self.write_lock: threading.Lock | None = None
         self._pending = _Pending()
         self._folder_cache: dict[int, Folder] = {}
+        #: removes discarded files (`remove_later`); the Stores of one sync share one
+        self.unlinker = Unlinker()
 
     # --- opening ------------------------------------------------------------------------
 
@@ -418,9 +421,23 @@ class Store:
                 self.hooks.append(hook)
 
     def close(self) -> None:
-        if self.conn.in_transaction:
-            self.rollback()
-        self.conn.close()
+        """Close the index; returns once the files handed to `remove_later` are gone."""
+        try:
+            if self.conn.in_transaction:
+                self.rollback()
+            self.conn.close()  # (its last checkpoint overlaps the removals)
+        finally:
+            self.unlinker.close()
+
+    def remove_later(self, path: str) -> None:
+        """Remove a file that is out of its Maildir folder already (`Maildir.discard`),
+        in a helper thread; `finish_removals` and `close` wait for it. Callable from
+        any thread."""
+        self.unlinker.put(path)
+
+    def finish_removals(self) -> None:
+        """Wait until every file handed to `remove_later` is removed."""
+        self.unlinker.close()
 
     def __enter__(self) -> Store:
         return self

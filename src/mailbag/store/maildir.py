@@ -18,13 +18,16 @@ choice so that callers can batch it; `fsync_file`/`fsync_dir` do the work.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import itertools
 import os
 import re
 import socket
+import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -33,12 +36,14 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 from mailbag.errors import StoreError
 
 if TYPE_CHECKING:
+    import queue
     import random
 
 __all__ = [
     "FLAG_LETTERS",
     "Maildir",
     "MaildirEntry",
+    "Unlinker",
     "flags_to_info",
     "fsync_dir",
     "fsync_file",
@@ -452,3 +457,63 @@ class Maildir:
             pass  # already gone: that is what was asked
         except OSError as exc:
             raise StoreError(f"cannot remove {entry.path}: {exc.strerror or exc}") from exc
+
+    def discard(self, entry: MaildirEntry) -> str | None:
+        """Take the message out of the folder, for an `Unlinker` to remove: renamed into
+        tmp/ under a new name of ours, where no Maildir reader looks and where
+        `Store.recover` removes what a crash left behind. A rename only changes two
+        directories; an unlink also frees the file's blocks, about ten times as long
+        for a typical message, and that part can then run off the sync's path.
+        Returns the new path, or None when the file was removed here at once
+        (already gone, or no tmp/ to rename into)."""
+        target = os.path.join(self.root, "tmp", self.new_key())
+        try:
+            if not stat.S_ISREG(os.lstat(entry.file).st_mode):
+                raise IsADirectoryError  # (only a message file is taken out this way)
+            os.rename(entry.file, target)
+        except OSError:
+            # gone already, not a file, or tmp/ missing or elsewhere: removed the plain
+            # way, which says what went wrong when it is there and cannot be removed
+            self.remove(entry)
+            return None
+        return target
+
+
+class Unlinker:
+    """Removes files that are out of every Maildir folder already (`Maildir.discard`)
+    in a helper thread, so that freeing their blocks overlaps other work. `close`
+    waits until all are removed. A file it could not remove stays in its tmp/, where
+    `Store.recover` finds it at the next sync of the folder."""
+
+    def __init__(self) -> None:
+        self._paths: queue.SimpleQueue[str | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, path: str) -> None:
+        """Remove `path` soon (callable from any thread)."""
+        with self._lock:
+            if self._paths is None:
+                import queue  # (only when there is something to remove: start-up time counts)
+
+                self._paths = queue.SimpleQueue()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="mailbag-unlink", daemon=True
+                )
+                self._thread.start()
+            self._paths.put(path)
+
+    def _run(self) -> None:
+        assert self._paths is not None
+        while (path := self._paths.get()) is not None:
+            with contextlib.suppress(OSError):  # (left for `Store.recover`, see above)
+                os.unlink(path)
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None and self._paths is not None:
+                self._paths.put(None)
+        if thread is not None:
+            thread.join()

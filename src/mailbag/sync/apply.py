@@ -14,8 +14,10 @@ live here, in one place:
 5. downloads: streamed straight into tmp/ files; every chunk is fsynced, then
    recorded in the index, then renamed into place.
 File renames and removals run in a helper thread while the index records them
-(`_FileWork`); nothing is committed until they are done. The index records a step
-only after the step is done, and every server command
+(`_FileWork`); nothing is committed until they are done. A removal is a rename out
+of the folder into tmp/ (`Maildir.discard`): the slow part, freeing the file's
+blocks, is left to the store's unlinker thread, which needs no order with the index.
+The index records a step only after the step is done, and every server command
 and every transfer begins with nothing uncommitted, so a crash anywhere loses no
 mail and a re-run neither downloads nor uploads twice. The steps that only change
 things here (pairs, local renames and deletions, and their index rows) share one
@@ -349,6 +351,12 @@ def _rename_if_there(maildir: Maildir, entry: MaildirEntry, flags: frozenset[str
         maildir.set_flags(entry, flags)
 
 
+def _discard(store: Store, maildir: Maildir, entry: MaildirEntry) -> None:
+    path = maildir.discard(entry)
+    if path is not None:
+        store.remove_later(path)  # (freeing the blocks needs no order with the index)
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -433,7 +441,7 @@ def apply_plan(
         for dl in local_deletes:
             entry = entries.get(dl.key)
             if entry is not None:
-                files.submit(functools.partial(maildir.remove, entry))
+                files.submit(functools.partial(_discard, store, maildir, entry))
             if dl.row is not None:
                 store.forget(dl.row)
             report.deleted += 1
@@ -449,6 +457,7 @@ def apply_plan(
                 report.deleted += 1
     finally:
         files.wait()  # (raises the first failure of the file work, if any)
+    crash_point("local-files")  # (the files changed, the index not yet committed)
 
     # 4. uploads, each recorded as soon as the server confirms it
     for up in (a for a in plan.actions if isinstance(a, Upload)):

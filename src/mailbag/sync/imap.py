@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn
+from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -35,16 +35,18 @@ from mailbag.protocols.imap.client import ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
-from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, flags_to_info
+from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, Unlinker, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
     from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
-    from mailbag.sync.plan import LocalMessage, Plan, RemoteFolder, RemoteMessage
+    from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing
 
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
+
+_T = TypeVar("_T")
 
 _ROLE_BY_SPECIAL_USE = {
     "\\SENT": "sent",
@@ -298,7 +300,7 @@ class _RemoteFolder:
                 )
 
 
-def _chunks(items: Sequence[int], n: int) -> Iterator[Sequence[int]]:
+def _chunks(items: Sequence[_T], n: int) -> Iterator[Sequence[_T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
 
@@ -471,18 +473,85 @@ def _shared_download(
 class _LocalSide(NamedTuple):
     """A folder's local side as the planner needs it."""
 
-    messages: list[LocalMessage]
-    entries: dict[str, MaildirEntry]
-    synced: dict[int, frozenset[str]]  # UID -> flags as last synced, for paired rows
+    messages: Iterable[LocalMessage]  # may be iterated more than once
+    entries: dict[str, MaildirEntry]  # the files of the messages (see `partial`)
     unknown: int  # files the index does not know
     changed: bool  # anything to push (or re-pair)
+    empty: bool = False  # no rows, no files
+    # entries holds only the files not where their rows put them (and unknown ones):
+    # `_with_entries` adds those the plan's actions need
+    partial: bool = False
+
+
+class _IndexRows:
+    """A folder's messages as the planner needs them, streamed from the index each time
+    they are iterated (a full read keeps no object per message): a row whose file is
+    where its flags put it (`key:2,INFO` in cur/, or `key` in new/) stands for a
+    present file with the row's flags; the rows for which that does not hold (`odd`,
+    found by `_read_local`'s scan) and the files the index does not know come as the
+    scan found them."""
+
+    def __init__(
+        self,
+        store: Store,
+        folder: Folder,
+        odd: dict[int, LocalMessage],
+        unknown: list[LocalMessage],
+    ) -> None:
+        self.store, self.folder, self.odd, self.unknown = store, folder, odd, unknown
+
+    def __iter__(self) -> Iterator[LocalMessage]:
+        from mailbag.sync.plan import LocalMessage
+
+        odd = self.odd
+        rows = self.store.conn.execute(
+            "SELECT id, uid, key, flags, synced_flags, message_id, size FROM messages "
+            "WHERE folder_id = ?",
+            (self.folder.id,),
+        )
+        for row_id, uid, key, flags_txt, synced_txt, message_id, size in rows:
+            m = odd.get(row_id)
+            if m is None:
+                synced = None if synced_txt is None else parse_flags(synced_txt)
+                flags = parse_flags(flags_txt)
+                m = LocalMessage(row_id, key, uid, flags, True, message_id or "", size, synced)
+            yield m
+        yield from self.unknown
+
+
+def _trusted_index(store: Store, folder: Folder) -> bool:
+    """The index is the folder's local side: the directory times are those recorded
+    after the last complete scan and no row waits to be pushed (see `_start_folder`)."""
+    stamp = _dir_stamp(folder)
+    return (
+        stamp is not None
+        and stamp == folder.sync_state
+        and folder.id not in store.folders_with_pending(folder.account)
+    )
 
 
 def _read_local(store: Store, folder: Folder) -> _LocalSide:
+    """The folder's local side for a full read. Kept per message: the names in cur/
+    and new/ while they are matched with the rows (none when `_trusted_index`), then
+    only what differs from the index (rows whose file moved or went, unknown files)."""
     from mailbag.store.envelope import envelope_from_file
+    from mailbag.store.maildir import split_name
     from mailbag.sync.plan import LocalMessage
 
-    entries = folder.maildir.scan()
+    if _trusted_index(store, folder):
+        (count,) = store.conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE folder_id = ?", (folder.id,)
+        ).fetchone()
+        return _LocalSide(
+            _IndexRows(store, folder, {}, []), {}, 0, False, empty=count == 0, partial=True
+        )
+    names: dict[str, set[str]] = {}
+    for subdir in ("new", "cur"):
+        try:
+            names[subdir] = set(_names(folder.path / subdir))
+        except FileNotFoundError:
+            names[subdir] = set()
+    in_cur, in_new = names["cur"], names["new"]
     # only the columns the planner needs, row by row (no list of every row at once):
     # this runs over every message of a changed folder
     rows = store.conn.execute(
@@ -490,12 +559,37 @@ def _read_local(store: Store, folder: Folder) -> _LocalSide:
         "FROM messages WHERE folder_id = ?",
         (folder.id,),
     )
-    known: set[str] = set()
-    out: list[LocalMessage] = []
+    odd_rows: dict[int, tuple[int | None, str, str, str | None, int, str | None, int | None]] = {}
     changed = False
+    count = 0
     for row_id, uid, key, flags_txt, synced_txt, gone, message_id, size, moved in rows:
-        known.add(key)
-        entry = None if gone else entries.get(key)
+        count += 1
+        if not gone:
+            info = _info_of(flags_txt)
+            name = f"{key}:2,{info}"
+            if name in in_cur:
+                in_cur.discard(name)
+            elif not info and key in in_new:
+                in_new.discard(key)
+            else:
+                gone = -1  # (not where the row puts it: looked up below)
+            if gone == 0:
+                synced = None if synced_txt is None else parse_flags(synced_txt)
+                if uid is None or moved or parse_flags(flags_txt) != synced:
+                    changed = True
+                continue
+        odd_rows[row_id] = (uid, key, flags_txt, synced_txt, gone, message_id, size)
+    # the files not where a row puts them: key -> entry (cur/ over new/, as a scan)
+    entries: dict[str, MaildirEntry] = {}
+    for subdir in ("new", "cur"):
+        for name in names[subdir]:
+            key = split_name(name)[0]
+            entries[key] = MaildirEntry(key, subdir, name, folder.path)
+    del names, in_cur, in_new
+    known = _known_keys(store, folder, entries)
+    odd: dict[int, LocalMessage] = {}
+    for row_id, (uid, key, flags_txt, synced_txt, gone, message_id, size) in odd_rows.items():
+        entry = None if gone == 1 else entries.get(key)
         row_flags = parse_flags(flags_txt)
         synced = None if synced_txt is None else parse_flags(synced_txt)
         if entry is not None:
@@ -503,25 +597,75 @@ def _read_local(store: Store, folder: Folder) -> _LocalSide:
             flags = entry.flags | keywords if keywords else entry.flags
         else:
             flags = row_flags
-        if entry is None or uid is None or flags != synced or moved:
-            changed = True
-        out.append(
-            LocalMessage(row_id, key, uid, flags, entry is not None, message_id or "", size, synced)
+        changed = True  # (a file gone or renamed here)
+        odd[row_id] = LocalMessage(
+            row_id, key, uid, flags, entry is not None, message_id or "", size, synced
         )
-    unknown = 0
+    del odd_rows
+    unknown: list[LocalMessage] = []
     for key, entry in entries.items():
         if key in known:
             continue
-        unknown += 1
         changed = True
         try:
             env = envelope_from_file(entry.path)
             size = entry.path.stat().st_size
         except FileNotFoundError:
             continue  # removed meanwhile
-        out.append(LocalMessage(None, key, None, entry.flags, True, env.message_id, size))
-    synced_by_uid = {m.uid: m.synced_flags or frozenset() for m in out if m.uid is not None}
-    return _LocalSide(out, entries, synced_by_uid, unknown, changed)
+        unknown.append(LocalMessage(None, key, None, entry.flags, True, env.message_id, size))
+    return _LocalSide(
+        _IndexRows(store, folder, odd, unknown),
+        entries,
+        len(entries) - len(known),
+        changed,
+        empty=count == 0 and not entries,
+        partial=True,
+    )
+
+
+def _known_keys(store: Store, folder: Folder, entries: dict[str, MaildirEntry]) -> set[str]:
+    """Which of the keys of `entries` the index has rows for."""
+    known: set[str] = set()
+    keys = list(entries)
+    for chunk in _chunks(keys, 500):
+        marks = ",".join("?" * len(chunk))
+        known.update(
+            k
+            for (k,) in store.conn.execute(
+                f"SELECT key FROM messages WHERE folder_id = ? AND key IN ({marks})",  # noqa: S608
+                (folder.id, *chunk),
+            )
+        )
+    return known
+
+
+def _with_entries(store: Store, folder: Folder, local: _LocalSide, result: Plan) -> None:
+    """Add to a partial local side the files the plan's actions rename, remove or upload:
+    each looked up where its row's flags put it (the scan, or the directory times, showed
+    it there)."""
+    from mailbag.sync.plan import DeleteLocal, SetFlags, Upload
+
+    if not local.partial:
+        return
+    wanted = [
+        a.row
+        for a in result.actions
+        if isinstance(a, DeleteLocal | Upload) or (isinstance(a, SetFlags) and a.local)
+        if a.row is not None and a.key not in local.entries
+    ]
+    cur, new = str(folder.path / "cur"), str(folder.path / "new")
+    for chunk in _chunks(wanted, 500):
+        marks = ",".join("?" * len(chunk))
+        for key, flags_text in store.conn.execute(
+            f"SELECT key, flags FROM messages WHERE id IN ({marks})",  # noqa: S608
+            tuple(chunk),
+        ):
+            info = _info_of(flags_text)
+            name = f"{key}:2,{info}"
+            if os.path.exists(f"{cur}/{name}"):
+                local.entries[key] = MaildirEntry(key, "cur", name, folder.path)
+            elif not info and os.path.exists(f"{new}/{key}"):
+                local.entries[key] = MaildirEntry(key, "new", key, folder.path)
 
 
 def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
@@ -762,6 +906,9 @@ def _rearm_all(store: Store, rearm: Sequence[tuple[int, _Baseline | None]]) -> N
                 stamps.append((folder, stamp))
     for folder, stamp in stamps:
         store.update_folder(folder, sync_state=stamp)
+    # a folder skipped by its stamp is not looked at (nor its tmp/): files this run took
+    # out of the folders must be gone before the stamps say that nothing is left to do
+    store.finish_removals()
     store.commit()
 
 
@@ -787,13 +934,13 @@ def _qresync_select(client: ImapClient, folder: Folder) -> SelectResult | None:
 
 def _delta(
     store: Store, folder: Folder, stamp: str, sel: SelectResult
-) -> tuple[_LocalSide, dict[int, RemoteMessage], _Baseline | None] | None:
+) -> tuple[_LocalSide, RemoteListing, _Baseline | None] | None:
     """Given a QRESYNC SELECT: when the local side is unchanged (the caller checked),
     what the server reports as changed (VANISHED, and FETCH with new flags or new
     messages) is all there is to sync: only those rows and files are read. None when
     that does not hold (a new UIDVALIDITY, counts that do not add up, a file not where
     the index says): the caller reads everything."""
-    from mailbag.sync.plan import LocalMessage, RemoteMessage
+    from mailbag.sync.plan import LocalMessage, RemoteListing
 
     if sel.uidvalidity != folder.uidvalidity or sel.nomodseq:
         return None
@@ -840,7 +987,6 @@ def _delta(
         touched_count += 1
         touched_total += hash(_row_token(key, flags_text))
     messages: list[LocalMessage] = []
-    synced: dict[int, frozenset[str]] = {}
     for uid, (row_id, key, flags_text, synced_text, message_id, size) in rows.items():
         entry = entries.get(key)
         if entry is None:
@@ -849,68 +995,81 @@ def _delta(
         flags = entry.flags | keywords if keywords else entry.flags
         base = None if synced_text is None else parse_flags(synced_text)
         messages.append(LocalMessage(row_id, key, uid, flags, True, message_id or "", size, base))
-        synced[uid] = base or frozenset()
-    view = {uid: RemoteMessage(uid, flags) for uid, flags in changed.items()}
+    view = RemoteListing.of(changed)
     baseline = None
     if listed_clean and listed is not None:
         baseline = _Baseline(listed, (touched_count, touched_total), set(affected))
-    return _LocalSide(messages, entries, synced, 0, False), view, baseline
+    return _LocalSide(messages, entries, 0, False), view, baseline
 
 
-def _full_listing(client: ImapClient, sel: SelectResult) -> dict[int, RemoteMessage]:
-    from mailbag.sync.plan import RemoteMessage
+def _full_listing(client: ImapClient, sel: SelectResult) -> RemoteListing:
+    """Every server message with its flags, from one `UID FETCH 1:* (FLAGS)`, kept
+    compact as the answers stream in."""
+    from mailbag.sync.plan import RemoteListing
 
+    listing = RemoteListing()
     if sel.exists == 0:
-        return {}
-    out: dict[int, RemoteMessage] = {}
+        return listing
     with client.uid_fetch("1:*", ["UID", "FLAGS"]) as stream:
         for r in stream:
             if r.uid is not None:
-                out[r.uid] = RemoteMessage(r.uid, frozenset(r.flags or ()))
-    return out
+                listing.add(r.uid, r.flags or ())
+    return listing.finish()
 
 
 def _remote_state(
-    client: ImapClient, folder: Folder, known: dict[int, frozenset[str]], sel: SelectResult | None
-) -> tuple[SelectResult, dict[int, RemoteMessage]]:
+    client: ImapClient, store: Store, folder: Folder, sel: SelectResult | None
+) -> tuple[SelectResult, RemoteListing]:
     """Every server message with its flags, cheaply when we can: from the QRESYNC
     SELECT `sel` (made on `client`, the folder still selected) and the flags last
-    synced, else from one `UID FETCH 1:* (FLAGS)`. `sel` None: SELECT here."""
-    from mailbag.sync.plan import RemoteMessage
+    synced (the index's paired rows), else from one `UID FETCH 1:* (FLAGS)`. `sel`
+    None: SELECT here."""
+    from mailbag.sync.plan import RemoteListing
 
     if sel is None:
         sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
     elif sel.uidvalidity == folder.uidvalidity and not sel.nomodseq:
-        view = {uid: RemoteMessage(uid, flags) for uid, flags in known.items()}
-        for uid in sel.vanished:
-            view.pop(uid, None)
-        for r in sel.changed:
-            if r.uid is not None and r.flags is not None:
-                view[r.uid] = RemoteMessage(r.uid, frozenset(r.flags))
+        vanished = set(sel.vanished)
+        changed = {r.uid: r.flags for r in sel.changed if r.uid is not None and r.flags is not None}
+        view = RemoteListing()
+        for uid, synced_txt in store.conn.execute(
+            "SELECT uid, synced_flags FROM messages WHERE folder_id = ? AND uid IS NOT NULL "
+            "ORDER BY uid",
+            (folder.id,),
+        ):
+            if uid not in vanished and uid not in changed:
+                view.add(uid, parse_flags(synced_txt))
+        for uid, flags in changed.items():
+            view.add(uid, flags)
+        view.finish()
         if len(view) == sel.exists:
             return sel, view
         # counts disagree (a server that forgot expunges): ask for everything
     return sel, _full_listing(client, sel)
 
 
-def _fetch_identities(
-    client: ImapClient, uids: Iterable[int], remote: dict[int, RemoteMessage]
-) -> None:
-    from mailbag.store.envelope import envelope_from_bytes
-    from mailbag.sync.plan import RemoteMessage
+class _NoClient(Exception):
+    """Pairing needs the server's Message-IDs and there is no connection to ask."""
 
-    wanted = sorted(uids)
-    if not wanted:
-        return
-    items = ["UID", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-    with client.uid_fetch(wanted, items) as stream:
-        for r in stream:
-            if r.uid is None or r.uid not in remote:
-                continue
-            head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
-            mid = envelope_from_bytes(head).message_id if isinstance(head, bytes) else ""
-            old = remote[r.uid]
-            remote[r.uid] = RemoteMessage(r.uid, old.flags, mid, r.size)
+
+def _identities(client: ImapClient | None) -> Callable[[Sequence[int]], Identities]:
+    """The planner's source of Message-ID and size of unpaired server messages."""
+
+    def fetch(uids: Sequence[int]) -> Identities:
+        from mailbag.store.envelope import envelope_from_bytes
+
+        if client is None:
+            raise _NoClient
+        items = ["UID", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+        with client.uid_fetch(list(uids), items) as stream:
+            for r in stream:
+                if r.uid is None:
+                    continue
+                head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
+                mid = envelope_from_bytes(head).message_id if isinstance(head, bytes) else ""
+                yield r.uid, mid, r.size
+
+    return fetch
 
 
 class _Start(NamedTuple):
@@ -1027,42 +1186,41 @@ def _plan_folder(
     folder: Folder,
     local: _LocalSide,
     sel: SelectResult,
-    remote_msgs: dict[int, RemoteMessage],
+    listing: RemoteListing,
     dir_missing: bool,
     exclude_uids: set[int],
-) -> tuple[RemoteFolder, Plan] | None:
-    """The plan for the folder. Pairing may need the Message-IDs of unpaired server
-    messages, fetched on `client` (the folder selected there); None when some are
-    needed and there is no `client`."""
-    from mailbag.sync.plan import RemoteFolder, SyncedState, needs_identity, plan
+) -> tuple[int, Plan] | None:
+    """The server's UIDVALIDITY and the plan for the folder. Pairing may need the
+    Message-IDs of unpaired server messages, fetched on `client` (the folder selected
+    there); None when some are needed and there is no `client`."""
+    from mailbag.sync.plan import SyncedState, plan_stream
 
     if sel.uidvalidity is None:
         raise ProtocolError(
             f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
         )
-    remote = RemoteFolder(sel.uidvalidity, remote_msgs)
     state = SyncedState(folder.uidvalidity, local_dir_missing=dir_missing)
-    need = needs_identity(local.messages, state, remote) - exclude_uids
-    if need:
-        if client is None:
-            return None
-        _fetch_identities(client, need, remote_msgs)
-    result = plan(
-        local.messages,
-        state,
-        remote,
-        threshold=account.sync.mass_delete_threshold,
-        force=options.force,
-        exclude_uids=exclude_uids,
-    )
-    return remote, result
+    try:
+        result = plan_stream(
+            local.messages,
+            state,
+            sel.uidvalidity,
+            listing,
+            identities=_identities(client),
+            threshold=account.sync.mass_delete_threshold,
+            force=options.force,
+            exclude_uids=exclude_uids,
+        )
+    except _NoClient:
+        return None
+    return sel.uidvalidity, result
 
 
 def _apply_and_record(
     store: Store,
     folder: Folder,
     result: Plan,
-    remote: RemoteFolder,
+    uidvalidity: int,
     ops: RemoteOps,
     local: _LocalSide,
     sel: SelectResult,
@@ -1086,7 +1244,7 @@ def _apply_and_record(
         entries=local.entries,
         report=report,
         on_progress=on_progress,
-        uidvalidity=remote.uidvalidity,
+        uidvalidity=uidvalidity,
         chunk_messages=options.chunk_messages,
         chunk_bytes=options.chunk_bytes,
         download=download,
@@ -1125,7 +1283,7 @@ def _sync_folder_remote(
     if (
         local is not None
         and folder.uidvalidity is None
-        and not local.messages
+        and local.empty
         and not dir_missing
         and not exclude_uids
     ):
@@ -1133,24 +1291,24 @@ def _sync_folder_remote(
         return None
     sel = _qresync_select(client, folder)
     base: _Baseline | None = None
-    planned: tuple[RemoteFolder, Plan] | None = None
+    planned: tuple[int, Plan] | None = None
     delta = _delta(store, folder, stamp, sel) if sel and local is None and stamp else None
     if sel is not None and delta is not None:
-        local, remote_msgs, base = delta
+        local, listing, base = delta
         planned = _plan_folder(
-            client, account, options, folder, local, sel, remote_msgs, dir_missing, exclude_uids
+            client, account, options, folder, local, sel, listing, dir_missing, exclude_uids
         )
         if planned is not None and planned[1].stop is not None:
             # the mass-deletion guard speaks of the whole folder: plan it from a full read
             planned, base, local = None, None, None
     if planned is None:
         local = local if local is not None else _read_local(store, folder)
-        sel, remote_msgs = _remote_state(client, folder, local.synced, sel)
+        sel, listing = _remote_state(client, store, folder, sel)
         planned = _plan_folder(
-            client, account, options, folder, local, sel, remote_msgs, dir_missing, exclude_uids
+            client, account, options, folder, local, sel, listing, dir_missing, exclude_uids
         )
     assert planned is not None and local is not None and sel is not None
-    remote, result = planned
+    uidvalidity, result = planned
     report.notes.extend(result.notes)
     if result.stop is not None:
         report.error = (
@@ -1158,20 +1316,19 @@ def _sync_folder_remote(
             "want, run `mailbag sync --force`"
         )
         return None
+    _with_entries(store, folder, local, result)
     _apply_and_record(
         store,
         folder,
         result,
-        remote,
-        _RemoteFolder(client, folder.name, remote.uidvalidity),
+        uidvalidity,
+        _RemoteFolder(client, folder.name, uidvalidity),
         local,
         sel,
         report,
         on_progress,
         options,
-        _shared_download(
-            board, client, store, folder, remote.uidvalidity, report, on_progress, options
-        ),
+        _shared_download(board, client, store, folder, uidvalidity, report, on_progress, options),
     )
     return base
 
@@ -1317,16 +1474,25 @@ def _apply_server_changes(
     delta = _delta(store, folder, start.stamp, sel)
     if delta is None:
         return None
-    local, remote_msgs, base = delta
+    local, listing, base = delta
     planned = _plan_folder(
-        None, account, options, folder, local, sel, remote_msgs, start.dir_missing, set()
+        None, account, options, folder, local, sel, listing, start.dir_missing, set()
     )
     if planned is None or not _local_only(planned[1]):
         return None
-    remote, result = planned
+    uidvalidity, result = planned
     start.report.notes.extend(result.notes)
     _apply_and_record(
-        store, folder, result, remote, _NoServer(), local, sel, start.report, on_progress, options
+        store,
+        folder,
+        result,
+        uidvalidity,
+        _NoServer(),
+        local,
+        sel,
+        start.report,
+        on_progress,
+        options,
     )
     return (base,)
 
@@ -1613,6 +1779,7 @@ def _sync_folders(
 
     local = threading.local()
     write_lock = threading.Lock()
+    unlinker = Unlinker()  # (one thread removes what the folders' plans discard)
     stores: list[Store] = []
     stores_lock = threading.Lock()
 
@@ -1621,6 +1788,7 @@ def _sync_folders(
         if s is None:
             s = Store.open(paths, defer_indexing=True)
             s.write_lock = write_lock
+            s.unlinker = unlinker
             local.store = s
             with stores_lock:
                 stores.append(s)

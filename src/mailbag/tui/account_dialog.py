@@ -256,6 +256,8 @@ class AccountDialog(ModalScreen[str | None]):
         self._show_device_button()
         self.sign_in.set_label("Sign in again" if was_oauth else f"Sign in with {title}")
         self._client_placeholder()
+        kept = old.oauth2.tenant if old is not None and old.oauth2 is not None else ""
+        self.sign_in.show_provider_options(self.provider, title, tenant=kept)
         self._show_options()
 
     @on(Input.Changed, "#in-host")
@@ -471,8 +473,10 @@ class AccountDialog(ModalScreen[str | None]):
         client_id, client_secret = self.sign_in.client()
         choice = ClientChoice(
             provider=self.provider if self.provider and account.oauth2 is None else "",
+            tenant=self.sign_in.tenant(),
             client_id=client_id,
             client_secret=client_secret,
+            shared=self.sign_in.shared(),
         )
         account, choice, _ = with_client(account, choice)
         return account, choice
@@ -632,10 +636,15 @@ class AccountDialog(ModalScreen[str | None]):
         from mailbag.errors import MailbagError
 
         try:
-            self._store(account, choice, typed, pending.token if pending else None)
+            problem = self._store(account, choice, typed, pending.token if pending else None)
         except MailbagError as exc:
             self.app.call_from_thread(self._save_failed, exc)
             return
+        if problem:
+            # saved all the same; the notice outlives the dialog
+            self.app.call_from_thread(
+                self.app.notify, clean_terminal(problem), severity="warning", timeout=30
+            )
         self.app.call_from_thread(self.dismiss, account.name)
 
     def _store(
@@ -644,8 +653,10 @@ class AccountDialog(ModalScreen[str | None]):
         choice: ClientChoice,
         typed: dict[SecretRef, str],
         token: TokenSet | None,
-    ) -> None:
-        """Keep the secrets and the account (runs in a worker: a sign-out may take a moment)."""
+    ) -> str:
+        """Keep the secrets and the account (runs in a worker: a sign-out may take a moment).
+        Returns what the user must still do by hand ("" when nothing), for example end a
+        sign-in the provider would not revoke."""
         from mailbag.auth.setup import keep_sign_in
         from mailbag.auth.tokens import sign_out
         from mailbag.config import load_config, save_account
@@ -654,6 +665,7 @@ class AccountDialog(ModalScreen[str | None]):
 
         paths = self.view.paths
         old = self.existing
+        problem = ""
         if (
             old is not None
             and old.incoming.auth is AuthMethod.OAUTH2
@@ -661,7 +673,10 @@ class AccountDialog(ModalScreen[str | None]):
         ):
             # back to a password: end the sign-in at the provider and forget its tokens
             # (before the password takes the refresh token's place in the keyring)
-            sign_out(old, paths=paths)
+            outcome = sign_out(old, paths=paths)
+            if outcome.problem:
+                problem = f"the OAuth2 sign-in of {old.name!r} was not revoked: {outcome.problem}"
+                problem += f" ({outcome.hint})" if outcome.hint else ""
         if token is not None:
             # the same path as `mailbag account add/login`: client secret, refresh token
             keep_sign_in(paths, account, token, choice)
@@ -676,6 +691,7 @@ class AccountDialog(ModalScreen[str | None]):
             old.incoming.secret,
         ):
             delete_secret(old.smtp.secret)  # its own SMTP password is no longer used
+        return problem
 
     def _save_failed(self, exc: MailbagError) -> None:
         message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))

@@ -152,7 +152,8 @@ class MailbagApp(App[None]):
         self.message_list.focus()
 
     def _pushed(self, account: str, count: int) -> None:
-        self._from_watcher(self._new_mail, account, count)
+        # on the watcher's thread: the counts are read here, not on the UI thread
+        self._from_watcher(self._new_mail, account, count, self.view.folders())
 
     def _push_error(self, account: str, message: str) -> None:
         self._from_watcher(self.status, f"{account}: {message} (retrying)")
@@ -168,9 +169,9 @@ class MailbagApp(App[None]):
             if not self._stop_push.is_set():
                 raise
 
-    def _new_mail(self, account: str, count: int) -> None:
+    def _new_mail(self, account: str, count: int, rows: list[FolderRow]) -> None:
         self.status(f"{account}: {count} new")
-        self._synced([])
+        self._synced([], rows)
 
     def on_unmount(self) -> None:
         self._stop_push.set()
@@ -185,11 +186,14 @@ class MailbagApp(App[None]):
 
     # --- folders ---------------------------------------------------------------------
 
-    def refresh_folders(self, *, select_first: bool = False) -> None:
-        """Folder names and counts from the store; labels change in place when the
-        folders are the same, so the tree keeps its cursor."""
+    def refresh_folders(
+        self, *, select_first: bool = False, rows: list[FolderRow] | None = None
+    ) -> None:
+        """Folder names and counts from the store (or `rows`, counted by a worker);
+        labels change in place when the folders are the same, so the tree keeps its cursor."""
         tree = self.query_one("#folders", Tree)
-        rows = self.view.folders()
+        if rows is None:
+            rows = self.view.folders()
         keys = [(r.account, r.name) for r in rows]
         if keys == list(self._folder_nodes) and not select_first:
             for row in rows:
@@ -710,12 +714,15 @@ class MailbagApp(App[None]):
         # the outbox first: what waited offline goes out, and the Sent copies come down
         lines = Outgoing(self.view.paths).flush(wait=5, quiet_if_busy=True)
         lines += self.view.sync(lambda note: self.call_from_thread(self.status, note))
-        self.call_from_thread(self._synced, lines)
+        # counted here, not on the UI thread: one scan of the index (~55 ms at 200,000)
+        self.call_from_thread(self._synced, lines, self.view.folders())
 
-    def _synced(self, lines: list[str]) -> None:
+    def _synced(self, lines: list[str], rows: list[FolderRow] | None = None) -> None:
+        """After a sync or a send: status line, folder counts (`rows` when a worker
+        counted them), the open list redrawn."""
         if lines:
             self.status("; ".join(lines))
-        self.refresh_folders(select_first=self.current is None)
+        self.refresh_folders(select_first=self.current is None, rows=rows)
         if self.current is not None and self.searching is None:
             selected = self.selected()
             self.open_folder(*self.current, keep=selected.id if selected is not None else None)

@@ -817,7 +817,7 @@ def send_queued(app: MailbagApp, outgoing: Outgoing, ids: list[str]) -> None:
     def run() -> None:
         lines = outgoing.flush(ids) or ["nothing to send"]
         # the status line, and the lists redrawn (a reply marks its original answered)
-        app.call_from_thread(app._synced, lines)
+        app.call_from_thread(app._synced, lines, app.view.folders())
         if not all(line.startswith(("sent ", "saved ")) for line in lines):
             # the status bar is one line: the whole outcome goes into a notification too
             app.call_from_thread(app.notify, "\n".join(lines), severity="warning", timeout=15)

@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from mailbag.textsafe import clean_terminal
 
@@ -101,6 +101,14 @@ class SignInPanel(Vertical):
                 id="client-secret",
                 classes="host",
             )
+        with Horizontal(classes="row", id="tenant-row"):
+            yield Label("Tenant", classes="rowlabel")
+            yield Input(
+                placeholder="blank: common; else organizations, consumers or your tenant",
+                id="tenant",
+                classes="host",
+            )
+        yield Checkbox("Use this client ID for every account of this provider", id="client-shared")
         with Horizontal(classes="buttons"):
             yield Button("Sign in", id="signin", variant="primary")
             yield Button("Use a code instead", id="signin-device")
@@ -110,7 +118,13 @@ class SignInPanel(Vertical):
         yield Static("", id="device-code")
 
     def on_mount(self) -> None:
-        for widget_id in ("signin-copy", "signin-cancel", "device-code"):
+        for widget_id in (
+            "signin-copy",
+            "signin-cancel",
+            "device-code",
+            "tenant-row",
+            "client-shared",
+        ):
             self.query_one(f"#{widget_id}").display = False
 
     def on_unmount(self) -> None:
@@ -134,6 +148,30 @@ class SignInPanel(Vertical):
         """The client ID and secret typed (blank: the account's or config.toml's)."""
         secret = self.query_one("#client-secret", Input).value  # may hold meaningful spaces
         return self.query_one("#client-id", Input).value.strip(), secret
+
+    def show_provider_options(self, provider: str, title: str, tenant: str = "") -> None:
+        """The tenant (Microsoft only: which directory signs in) and the choice to keep
+        the client ID for every account of a built-in provider (`--oauth-shared`)."""
+        self.query_one("#tenant-row").display = provider == "microsoft"
+        field = self.query_one("#tenant", Input)
+        if tenant and not field.value:
+            field.value = tenant
+        shared = self.query_one("#client-shared", Checkbox)
+        shared.display = provider in ("microsoft", "google")
+        shared.label = f"Use this client ID for every {title} account"
+        if not shared.display:
+            shared.value = False
+
+    def tenant(self) -> str:
+        """The Microsoft tenant typed ("" when hidden or blank: the default)."""
+        if not self.query_one("#tenant-row").display:
+            return ""
+        return self.query_one("#tenant", Input).value.strip()
+
+    def shared(self) -> bool:
+        """Whether the typed client ID is kept for the whole provider."""
+        box = self.query_one("#client-shared", Checkbox)
+        return bool(box.display and box.value)
 
     def client_placeholder(self, text: str) -> None:
         self.query_one("#client-id", Input).placeholder = clean_terminal(text)

@@ -1,0 +1,231 @@
+"""Which keyring backend to use, found quickly: keyring's own choice, remembered.
+
+`keyring` picks its backend on first use: the one named by PYTHON_KEYRING_BACKEND or
+keyringrc.cfg, or else the viable backend of highest priority among all it can find.
+That search scans every installed distribution for `keyring.backends` entry points and
+imports every backend module it names, then asks each one's priority (a D-Bus round
+trip for some). Measured on the 2-core dev machine (Python 3.11, keyring 25.7, median
+of runs): `import keyring` ~65 ms, the search ~50-110 ms more (of which ~35-100 ms is
+the macOS backend's import calling `ctypes.util.find_library` three times, i.e. gcc and
+ldconfig subprocesses, even on Linux; ~10 ms the entry point scan; ~10-30 ms
+importing SecretStorage/jeepney/cryptography). A `mailbag sync` with nothing to do is
+~110 ms in all, so the search alone nearly doubled it for keyring users.
+
+So the backend the search chose is remembered in the state directory
+(`keyring-backend`, mode 0600, a class path and a fingerprint; never a secret), and the
+next process imports only that backend, asks its priority again (it must still be
+viable and recommended, priority >= 1) and hands it to keyring with
+`keyring.set_keyring`, as keyring's own start-up would. Anything else means the full
+search, after which the file is rewritten (or removed when the choice is not worth
+remembering). Never used, and never written, when:
+
+- a backend is already set in this process (`keyring.set_keyring`, as tests do with
+  in-memory backends, or an earlier search): that one is used as it is;
+- the user chose a backend (PYTHON_KEYRING_BACKEND, or keyringrc.cfg in keyring's
+  config directory): keyring resolves it, as always;
+- the search chose no real backend (fail, null), a chain of several backends (the
+  chainer re-runs the search to list its members), a backend of priority below 1, or a
+  class that cannot be imported again by its name (one made at run time).
+
+The fingerprint covers what decides the search: the interpreter, each `sys.path`
+directory's modification time (installing or removing a package changes it), the
+session variables the desktop backends look at, and the D-Bus service directories (a
+keyring daemon installed or removed); and the file is trusted for a day at most.
+
+Measured with bench/startup_bench.py (no-op `mailbag sync`, median of 15 rounds, load
+~2.5): password in a Secret Service (gnome-keyring) 242 -> 176 ms, in a keyring plugin
+232 -> 143 ms, password_command 108-117 ms. What is left is `import keyring` itself
+(~35 ms on top of what a sync loads anyway: jaraco.context pulls in urllib.request,
+keyring.core logging and configparser), the backend's module (SecretStorage ~11 ms)
+and the read (~19 ms of D-Bus round trips and the session's key exchange).
+
+Two things tried and not kept: resolving the backend in a background thread from the
+start of `mailbag sync` made it slower (plugin 143 -> 155 ms, Secret Service 176 ->
+184 ms): the work is nearly all imports holding the GIL, the main thread is busy
+loading the sync engine meanwhile, and the network already overlaps it (the first
+connection opens in its own thread, `transport.open_early`, while the secret is read).
+And keeping secrets between reads: a sync reads each account's secret once already
+(asserted by tests/integration/test_keyring_startup.py), and a long-lived process (the
+TUI) must see a password changed in the keyring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailbag.paths import Paths
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+__all__ = ["CACHE_FILE", "MAX_AGE", "active_backend", "config_root", "user_configured"]
+
+CACHE_FILE = "keyring-backend"
+#: seconds a remembered choice is trusted before the full search runs again
+MAX_AGE = 24 * 3600.0
+_HEADER = "mailbag keyring backend 1"
+#: environment variables the desktop backends' priorities depend on
+_SESSION_VARS = (
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_RUNTIME_DIR",
+    "XDG_CURRENT_DESKTOP",
+    "XDG_SESSION_TYPE",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+)
+_lock = threading.Lock()
+_UNKNOWN = object()
+
+
+def active_backend(paths: Paths | None = None) -> KeyringBackend:
+    """The backend keyring uses in this process (resolved now if it is not yet)."""
+    with _lock:
+        import keyring
+        import keyring.core
+
+        current = getattr(keyring.core, "_keyring_backend", _UNKNOWN)
+        if current is _UNKNOWN:  # a keyring whose internals changed: no shortcut
+            return keyring.get_keyring()
+        if current is not None:  # set_keyring, or resolved earlier in this process
+            return keyring.get_keyring()
+        if user_configured():
+            return keyring.get_keyring()
+        cache = (paths or Paths.from_env()).state_dir / CACHE_FILE
+        fingerprint = _fingerprint()
+        remembered = _load_remembered(cache, fingerprint)
+        if remembered is not None:
+            keyring.set_keyring(remembered)
+            return remembered
+        chosen = keyring.get_keyring()  # keyring's full search
+        # taken again: the search's imports may have written __pycache__ directories
+        _remember(cache, _fingerprint(), chosen)
+        return chosen
+
+
+def config_root() -> Path:
+    """keyring's config directory (where keyringrc.cfg lives) on Linux and macOS, by
+    keyring's rule (keyring.util.platform_; importing it would import all of keyring)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "python_keyring"
+
+
+def user_configured() -> bool:
+    """Whether the user named a backend (keyring then loads exactly that one). On
+    Windows, whose config directory follows other rules, nothing is remembered."""
+    if sys.platform == "win32":
+        return True
+    return "PYTHON_KEYRING_BACKEND" in os.environ or (config_root() / "keyringrc.cfg").exists()
+
+
+def _fingerprint() -> str:
+    def mtime(entry: str) -> int | None:
+        try:
+            return os.stat(entry).st_mtime_ns
+        except OSError:
+            return None
+
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
+    services = (
+        "/usr/share/dbus-1/services",
+        "/usr/local/share/dbus-1/services",
+        os.path.join(data_home, "dbus-1/services"),
+    )
+    return repr(
+        (
+            sys.executable,
+            sys.version,
+            # "" is the current directory (python -c): its time changes with any file
+            # made there, and nobody installs a keyring plugin into it
+            [(entry, mtime(entry) if entry else None) for entry in sys.path],
+            [os.environ.get(name) for name in _SESSION_VARS],
+            [(d, mtime(d)) for d in services],
+        )
+    )
+
+
+def _class_path(backend: KeyringBackend) -> str | None:
+    """`module.Class` when that name imports back to exactly this class."""
+    cls = type(backend)
+    module = sys.modules.get(cls.__module__)
+    if module is None or "." in cls.__qualname__ or getattr(module, cls.__name__, None) is not cls:
+        return None
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def _recommended(cls: type[KeyringBackend]) -> bool:
+    """Viable now, with a priority of at least 1 (keyring's "recommended")."""
+    try:
+        return float(cls.priority) >= 1
+    except Exception:  # noqa: BLE001
+        # keyring itself treats any exception from `priority` as "not viable"
+        # (ExceptionTrap in KeyringBackend.viable): the same verdict here
+        return False
+
+
+def _worth_remembering(backend: KeyringBackend) -> bool:
+    from keyring.backends import chainer, fail, null
+
+    if isinstance(backend, (chainer.ChainerBackend, fail.Keyring, null.Keyring)):
+        return False
+    return _recommended(type(backend))
+
+
+def _load_remembered(cache: Path, fingerprint: str) -> KeyringBackend | None:
+    try:
+        header, written, remembered_fingerprint, name = cache.read_text(encoding="utf-8").split(
+            "\n"
+        )[:4]
+        age = time.time() - float(written)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if header != _HEADER or remembered_fingerprint != fingerprint or not 0 <= age < MAX_AGE:
+        return None
+    import importlib
+
+    from keyring.backend import KeyringBackend
+
+    module_name, _, class_name = name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        return None  # uninstalled or renamed: the full search finds what is there now
+    if not isinstance(cls, type) or not issubclass(cls, KeyringBackend):
+        return None
+    from keyring.backends import chainer, fail, null
+
+    if issubclass(cls, (chainer.ChainerBackend, fail.Keyring, null.Keyring)):
+        return None
+    if not _recommended(cls):
+        return None  # no longer viable (e.g. its daemon is gone): search again
+    try:
+        return cls()
+    except Exception:  # noqa: BLE001
+        # keyring would fail making it the same way; its own search then decides
+        # about this backend by its own rules (and says what is wrong)
+        return None
+
+
+def _remember(cache: Path, fingerprint: str, backend: KeyringBackend) -> None:
+    name = _class_path(backend) if _worth_remembering(backend) else None
+    if name is None:
+        with contextlib.suppress(OSError):
+            cache.unlink(missing_ok=True)  # a choice made before no longer holds
+        return
+    text = f"{_HEADER}\n{int(time.time())}\n{fingerprint}\n{name}\n"
+    tmp = cache.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, cache)
+    except OSError:
+        # only a shortcut: without it the next run searches again
+        with contextlib.suppress(OSError):
+            tmp.unlink()

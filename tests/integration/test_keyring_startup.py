@@ -1,0 +1,274 @@
+"""The keyring backend keyring's search chose is remembered between runs (state dir,
+0600, never a secret) and used only while it still holds; a backend the user chose, or
+one set in the process, always wins. Each run is a real `mailbag sync` process against
+the sandbox Dovecot, with its password in a keyring plugin installed the way one from
+PyPI is (mailbag.sandbox.keyring_plugin), so keyring's own search finds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailbag.config import save_account
+from mailbag.config.keyring_backend import CACHE_FILE, active_backend, config_root
+from mailbag.config.schema import keyring_key
+from mailbag.config.secrets import SERVICE, keyring_problem
+from mailbag.paths import Paths
+from mailbag.sandbox import Sandbox, keyring_plugin
+
+USER = "kring"
+PASSWORD = "kring-secret"
+NAME = "kr"
+KEY = keyring_key(NAME, "incoming")
+FILE_BACKEND = f"{keyring_plugin.MODULE}.FileKeyring"
+OTHER_BACKEND = f"{keyring_plugin.MODULE}.OtherFileKeyring"
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(users={USER: PASSWORD}, services={"imap", "smtp"}) as box:
+        box.fill(USER, 2, "INBOX")
+        yield box
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    log: list[str]  # the plugin's events during this run
+
+
+class Machine:
+    """One user's machine: a mailbag home, keyring's config dir, the plugin keyrings."""
+
+    def __init__(self, root: Path, sb: Sandbox) -> None:
+        self.root = root
+        self.home = root / "mailbag"
+        self.xdg_config = root / "xdg-config"
+        self.cwd = root / "cwd"  # an empty working directory: `python -m` puts it on sys.path
+        self.cwd.mkdir()
+        self.plugin = keyring_plugin.install(root / "plugin")
+        self.file = root / "file-keyring.json"
+        self.other = root / "other-keyring.json"
+        self.log_file = root / "keyring.log"
+        self.paths = Paths.from_env({"MAILBAG_HOME": str(self.home)})
+        save_account(self.paths, sb.account(USER, name=NAME))
+
+    @property
+    def cache(self) -> Path:
+        return self.paths.state_dir / CACHE_FILE
+
+    def run(self, *argv: str, stdin: str = "", **env: str) -> Run:
+        base = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.root),
+            "XDG_CONFIG_HOME": str(self.xdg_config),
+            "MAILBAG_HOME": str(self.home),
+            "MAILBAG_TEST_KEYRING": str(self.file),
+            "MAILBAG_TEST_KEYRING_LOG": str(self.log_file),
+        }
+        full = keyring_plugin.environment(self.plugin, base=base, **env)
+        before = self.log_file.read_text().splitlines() if self.log_file.exists() else []
+        res = subprocess.run(
+            [sys.executable, "-m", "mailbag", *argv],
+            env=full,
+            cwd=self.cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        after = self.log_file.read_text().splitlines() if self.log_file.exists() else []
+        return Run(res.returncode, res.stdout, res.stderr, after[len(before) :])
+
+    def sync(self, **env: str) -> Run:
+        return self.run("sync", "--json", **env)
+
+    def remembered(self) -> str:
+        return self.cache.read_text(encoding="utf-8").splitlines()[3]
+
+
+@pytest.fixture
+def machine(sb: Sandbox, tmp_path: Path) -> Machine:
+    m = Machine(tmp_path, sb)
+    keyring_plugin.store(m.file, SERVICE, KEY, PASSWORD)
+    return m
+
+
+def ok(run: Run) -> None:
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["accounts"][0]["ok"], run.out
+
+
+def test_the_second_sync_uses_the_remembered_backend(machine: Machine) -> None:
+    first = machine.sync()
+    ok(first)
+    assert first.log == ["search", f"get FileKeyring {KEY}"]  # one read per sync
+    assert machine.remembered() == FILE_BACKEND
+    assert stat.S_IMODE(machine.cache.stat().st_mode) == 0o600
+    assert PASSWORD not in machine.cache.read_text()
+
+    second = machine.sync()
+    ok(second)
+    assert second.log == [f"get FileKeyring {KEY}"]  # no search: the plugins were not scanned
+
+    # writes go to the same backend: set-password through the remembered one
+    new = machine.run("account", "set-password", NAME, "--password-stdin", stdin="changed\n")
+    assert new.code == 0, new.err
+    assert "search" not in new.log
+    assert json.loads(machine.file.read_text())[f"{SERVICE}\x00{KEY}"] == "changed"
+    assert "changed" not in machine.cache.read_text()
+
+
+@pytest.mark.parametrize("how", ["environment", "keyringrc.cfg"])
+def test_a_backend_the_user_chose_wins_over_the_remembered_one(machine: Machine, how: str) -> None:
+    ok(machine.sync())
+    remembered = machine.cache.read_bytes()
+    # the user now names the other backend; the remembered one holds a wrong password,
+    # so the sync can only log in if the user's choice is used
+    keyring_plugin.store(machine.file, SERVICE, KEY, "wrong")
+    keyring_plugin.store(machine.other, SERVICE, KEY, PASSWORD)
+    env = {"MAILBAG_TEST_KEYRING_OTHER": str(machine.other)}
+    if how == "environment":
+        env["PYTHON_KEYRING_BACKEND"] = OTHER_BACKEND
+    else:
+        rc = config_root_for(machine) / "keyringrc.cfg"
+        rc.parent.mkdir(parents=True)
+        rc.write_text(f"[backend]\ndefault-keyring = {OTHER_BACKEND}\n")
+    run = machine.sync(**env)
+    ok(run)
+    assert run.log == [f"get OtherFileKeyring {KEY}"]
+    assert machine.cache.read_bytes() == remembered  # neither used nor rewritten
+
+
+def config_root_for(machine: Machine) -> Path:
+    return machine.xdg_config / "python_keyring"
+
+
+def test_a_remembered_backend_no_longer_viable_means_a_new_search(machine: Machine) -> None:
+    ok(machine.sync())
+    assert machine.remembered() == FILE_BACKEND
+    keyring_plugin.store(machine.other, SERVICE, KEY, PASSWORD)
+    # its daemon is gone, say; another backend is there now
+    run = machine.sync(MAILBAG_TEST_KEYRING_OFF="1", MAILBAG_TEST_KEYRING_OTHER=str(machine.other))
+    ok(run)
+    assert run.log == ["search", f"get OtherFileKeyring {KEY}"]
+    assert machine.remembered() == OTHER_BACKEND
+    assert stat.S_IMODE(machine.cache.stat().st_mode) == 0o600
+
+
+def _rename_class(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([*lines[:3], f"{keyring_plugin.MODULE}.Uninstalled"]) + "\n"
+
+
+def _other_module(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([*lines[:3], "mailbag_no_such_plugin.Keyring"]) + "\n"
+
+
+def _not_a_backend(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([*lines[:3], "os.path"]) + "\n"
+
+
+def _other_machine(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([lines[0], lines[1], lines[2].replace("/", "/x"), lines[3]]) + "\n"
+
+
+def _a_day_old(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([lines[0], str(int(lines[1]) - 24 * 3600 - 60), *lines[2:]]) + "\n"
+
+
+def _garbage(text: str) -> str:
+    return "\x00not a cache\n"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_rename_class, _other_module, _not_a_backend, _other_machine, _a_day_old, _garbage],
+)
+def test_a_remembered_backend_that_does_not_hold_means_a_new_search(
+    machine: Machine, damage: object
+) -> None:
+    ok(machine.sync())
+    assert callable(damage)
+    machine.cache.write_text(damage(machine.cache.read_text()))
+    run = machine.sync()
+    ok(run)
+    assert run.log == ["search", f"get FileKeyring {KEY}"]
+    assert machine.remembered() == FILE_BACKEND  # rewritten
+    assert "search" not in machine.sync().log
+
+
+def test_when_the_search_finds_no_backend_nothing_is_remembered(machine: Machine) -> None:
+    ok(machine.sync())
+    assert machine.cache.exists()
+    # the only backend goes away: keyring falls back to its fail backend
+    run = machine.sync(MAILBAG_TEST_KEYRING_OFF="1")
+    assert run.code != 0
+    assert "no system keyring backend" in run.out + run.err
+    assert "--password-command" in run.out + run.err  # the alternatives are named
+    assert not machine.cache.exists()  # the old choice no longer holds: forgotten
+    again = machine.sync(MAILBAG_TEST_KEYRING_OFF="1")
+    assert again.code != 0 and again.log == ["search"]
+    assert not machine.cache.exists()
+
+
+def test_a_chain_of_backends_is_not_remembered(machine: Machine) -> None:
+    # two viable backends: keyring chains them (each read tries both, in priority order)
+    keyring_plugin.store(machine.other, SERVICE, KEY, PASSWORD)
+    run = machine.sync(MAILBAG_TEST_KEYRING_OTHER=str(machine.other))
+    ok(run)
+    assert run.log == ["search", f"get FileKeyring {KEY}"]
+    assert not machine.cache.exists()
+    assert machine.sync(MAILBAG_TEST_KEYRING_OTHER=str(machine.other)).log[0] == "search"
+
+
+# --- in the test process ---------------------------------------------------------------
+
+
+def test_a_backend_set_in_the_process_is_used_as_it_is(
+    memory_keyring: object, mailbag_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    import keyring
+
+    from mailbag.config import keyring_backend
+
+    # a remembered choice that would hold, were nothing set in the process
+    monkeypatch.syspath_prepend(str(keyring_plugin.install(tmp_path / "plugin")))
+    monkeypatch.setenv("MAILBAG_TEST_KEYRING", str(tmp_path / "kr.json"))
+    plugin = importlib.import_module(keyring_plugin.MODULE)
+    cache = Paths.from_env().state_dir / CACHE_FILE
+    keyring_backend._remember(cache, keyring_backend._fingerprint(), plugin.FileKeyring())
+    assert cache.exists()
+
+    assert active_backend() is keyring.get_keyring()
+    assert type(active_backend()) is not plugin.FileKeyring
+    assert keyring_problem() is None
+    memory_keyring.backend.set_password(SERVICE, KEY, "in memory")  # type: ignore[attr-defined]
+    assert keyring.get_password(SERVICE, KEY) == "in memory"
+
+
+def test_config_root_is_keyrings_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyring.util import platform_
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert config_root() == platform_.config_root()
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert config_root() == platform_.config_root()

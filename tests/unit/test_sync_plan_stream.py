@@ -1,0 +1,185 @@
+"""The streaming planner (`plan_stream`, for full folder reads) against the reference
+planner (`plan`) on generated folders, and its memory on a big one."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from mailbag.sync.plan import (
+    Action,
+    LocalMessage,
+    Plan,
+    RemoteFolder,
+    RemoteListing,
+    RemoteMessage,
+    SyncedState,
+    needs_identity,
+    plan,
+    plan_stream,
+)
+
+FLAGS = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Recent", "$label"]
+
+
+def _flags(rng: random.Random) -> frozenset[str]:
+    return frozenset(f for f in FLAGS if rng.random() < 0.3)
+
+
+def _case(
+    rng: random.Random,
+) -> tuple[list[LocalMessage], SyncedState, RemoteFolder, dict[int, tuple[str, int]], set[int]]:
+    """A random folder: local rows (paired, unpaired, deleted here, duplicates), the
+    server's messages, their identities as the server would give them, UIDs excluded."""
+    n = rng.randint(0, 40)
+    uids = sorted(rng.sample(range(1, 200), n))
+    truth: dict[int, tuple[str, int]] = {}
+    server: dict[int, RemoteMessage] = {}
+    for uid in uids:
+        truth[uid] = (f"<m{rng.randint(0, 25)}@x>", rng.choice([100, 200]))
+        if rng.random() < 0.9:
+            server[uid] = RemoteMessage(uid, _flags(rng))
+    local: list[LocalMessage] = []
+    row = 0
+    for uid in uids + rng.sample(range(200, 260), rng.randint(0, 5)):
+        if rng.random() < 0.3:
+            continue
+        row += 1
+        synced = _flags(rng) if rng.random() < 0.9 else None
+        paired = rng.random() < 0.85
+        mid, size = truth.get(uid, (f"<m{rng.randint(0, 25)}@x>", 100))
+        if rng.random() < 0.2:
+            mid = ""
+        local.append(
+            LocalMessage(
+                row=row if rng.random() < 0.95 else None,
+                key=f"k{row}",
+                uid=uid if paired else None,
+                flags=_flags(rng),
+                present=rng.random() < 0.85,
+                message_id=mid,
+                size=size,
+                synced_flags=synced,
+            )
+        )
+    if local and rng.random() < 0.1:
+        dup = rng.choice(local)
+        row += 1
+        local.append(
+            LocalMessage(row, f"k{row}", dup.uid, dup.flags, True, dup.message_id, dup.size)
+        )
+    rng.shuffle(local)
+    state = SyncedState(
+        uidvalidity=rng.choice([None, 1, 1, 1, 1, 2]), local_dir_missing=rng.random() < 0.1
+    )
+    excluded = set(rng.sample(uids, min(len(uids), rng.randint(0, 2)))) if uids else set()
+    return local, state, RemoteFolder(1, server), truth, excluded
+
+
+def _key(a: Action) -> str:
+    if hasattr(a, "flags"):
+        return f"{type(a).__name__}:{sorted(repr(a.__getattribute__(s)) for s in a.__slots__)}"
+    return repr(a)
+
+
+def _same(a: Plan, b: Plan) -> None:
+    assert sorted(map(_key, a.actions)) == sorted(map(_key, b.actions))
+    assert a.stop == b.stop
+    assert a.notes == b.notes
+    assert a.restored == b.restored
+    assert a.uidvalidity_changed == b.uidvalidity_changed
+
+
+def _reference(
+    local: list[LocalMessage],
+    state: SyncedState,
+    remote: RemoteFolder,
+    truth: dict[int, tuple[str, int]],
+    excluded: set[int],
+    threshold: int,
+    force: bool,
+) -> Plan:
+    """`plan` as the engine used it: identities fetched first for what it needs."""
+    msgs = dict(remote.messages)
+    for uid in needs_identity(local, state, remote) - excluded:
+        if uid in truth and uid % 7:  # (some vanish before the server answers)
+            msgs[uid] = RemoteMessage(uid, msgs[uid].flags, *truth[uid])
+    full = RemoteFolder(remote.uidvalidity, msgs)
+    return plan(local, state, full, threshold=threshold, force=force, exclude_uids=excluded)
+
+
+@pytest.mark.parametrize("seed", range(600))
+def test_the_streaming_planner_plans_as_the_reference_does(seed: int) -> None:
+    rng = random.Random(seed)
+    local, state, remote, truth, excluded = _case(rng)
+    threshold = rng.choice([0, 2, 50])
+    force = rng.random() < 0.2
+    asked: list[list[int]] = []
+
+    def identities(uids: Sequence[int]) -> Iterator[tuple[int, str | None, int | None]]:
+        asked.append(list(uids))
+        for uid in uids:
+            if uid in truth and uid % 7:
+                yield (uid, *truth[uid])
+
+    want = _reference(local, state, remote, truth, excluded, threshold, force)
+    listing = RemoteListing.of({u: m.flags for u, m in remote.messages.items()})
+    got = plan_stream(
+        iter(local),
+        state,
+        remote.uidvalidity,
+        listing,
+        identities=identities,
+        threshold=threshold,
+        force=force,
+        exclude_uids=excluded,
+    )
+    _same(got, want)
+    need = needs_identity(local, state, remote) - excluded
+    assert sorted(need) == (asked[0] if asked else [])
+
+
+def test_a_listing_in_any_order_is_sorted_and_the_last_flags_count() -> None:
+    listing = RemoteListing()
+    for uid, flags in [(5, {"a"}), (2, set()), (9, {"b"}), (2, {"c"})]:
+        listing.add(uid, flags)
+    listing.finish()
+    assert list(listing) == [(2, frozenset({"c"})), (5, frozenset({"a"})), (9, frozenset({"b"}))]
+    assert listing.index(5) == 1 and listing.index(3) == -1 and listing.index(10) == -1
+
+
+def _peak_of_full_read(n: int) -> int:
+    """Peak traced memory of planning a folder of `n` messages where 1% changed
+    flags and 1% vanished on the server (the local side streamed, as from the index)."""
+    seen, flagged = frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"})
+
+    def rows() -> Iterator[LocalMessage]:
+        for uid in range(1, n + 1):
+            yield LocalMessage(uid, f"1700000000.M{uid}P1.host", uid, seen, True, "", None, seen)
+
+    tracemalloc.start()
+    try:
+        listing = RemoteListing()
+        for uid in range(1, n + 1):
+            if uid % 100 != 7:
+                listing.add(uid, flagged if uid % 100 == 3 else {"\\Seen"})
+        listing.finish()
+        result = plan_stream(
+            rows(), SyncedState(1), 1, listing, identities=lambda uids: (), force=True
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result.actions) == 2 * (n // 100)
+    return peak
+
+
+def test_planning_a_full_read_keeps_memory_to_the_changes() -> None:
+    small, big = _peak_of_full_read(20_000), _peak_of_full_read(60_000)
+    # per message: the listing's 8 bytes and one byte, plus the plan's actions (2%);
+    # a dict of RemoteMessage and a list of LocalMessage took ~500 bytes a message
+    per_message = (big - small) / 40_000
+    assert per_message < 60, per_message
