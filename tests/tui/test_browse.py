@@ -9,7 +9,6 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,9 @@ from mailbag.sandbox import Sandbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.message_list import FOLD_COLUMN
 from mailbag.tui.screens import AttachmentsScreen, ConfirmPrompt, HelpScreen
-from tuitools import sandbox_home, wait_for
+from tuitools import folder_label, sandbox_home, subjects, thread_mail, wait_for
 
 USER = "carol"
-
-
-def _mail(msgid: str, subject: str, day: int, irt: str = "", attachments: int = 0) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Bob <bob@sandbox.test>"
-    msg["To"] = "carol@sandbox.test"
-    msg["Subject"] = subject
-    msg["Date"] = f"{day:02d} Feb 2026 10:00:00 +0000"
-    msg["Message-ID"] = msgid
-    if irt:
-        msg["In-Reply-To"] = irt.split()[-1]
-        msg["References"] = irt
-    msg.set_content(f"this is {subject}\n")
-    if attachments:
-        msg.add_attachment(b"%PDF-1.4 report", "application", "pdf", filename="report.pdf")
-        msg.add_attachment(b"#!/bin/sh\necho no\n", "text", "x-sh", filename="../../evil.sh")
-    return msg.as_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +32,14 @@ def browse_sandbox() -> Iterator[Sandbox]:
             ctl.create("Work")
             ctl.create("Archive")
             for data in (
-                _mail("<root@t>", "plan", 1),
-                _mail("<r1@t>", "Re: plan", 3, "<root@t>"),
-                _mail("<r2@t>", "Re: plan", 6, "<root@t> <r1@t>"),
-                _mail("<solo@t>", "lunch", 5),
-                _mail("<att@t>", "the report", 4, attachments=2),
+                thread_mail("<root@t>", "plan", 1, month="Feb"),
+                thread_mail("<r1@t>", "Re: plan", 3, "<root@t>", month="Feb"),
+                thread_mail("<r2@t>", "Re: plan", 6, "<root@t> <r1@t>", month="Feb"),
+                thread_mail("<solo@t>", "lunch", 5, month="Feb"),
+                thread_mail("<att@t>", "the report", 4, attachments=True, month="Feb"),
             ):
                 ctl.append("INBOX", data)
-            ctl.append("Work", _mail("<w1@t>", "work item", 2))
+            ctl.append("Work", thread_mail("<w1@t>", "work item", 2, month="Feb"))
         yield sb
 
 
@@ -65,22 +47,10 @@ def _home(tmp_path: Path, sb: Sandbox) -> Paths:
     return sandbox_home(tmp_path, sb, USER, "home")
 
 
-def _label(app: MailbagApp, folder: str) -> tuple[int, int]:
-    row = app.folder_row("home", folder)
-    assert row is not None, f"no folder {folder} in the tree"
-    node = app._folder_nodes[("home", folder)]
-    assert str(node.label) == row.label  # what is drawn is what is counted
-    return row.total, row.unread
-
-
 def _unread_at(app: MailbagApp, index: int) -> int:
     thread = app.model.thread_at(index)
     assert thread is not None, f"line {index} heads no conversation"
     return thread.unread
-
-
-def _subjects(app: MailbagApp) -> list[str]:
-    return [r.subject for r in app.model.rows()]
 
 
 def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -90,18 +60,18 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for(pilot, lambda: len(app.model) == 5)
-            assert _subjects(app) == ["Re: plan", "lunch", "the report", "Re: plan", "plan"]
-            assert _label(app, "INBOX") == (5, 5)
+            assert subjects(app) == ["Re: plan", "lunch", "the report", "Re: plan", "plan"]
+            assert folder_label(app, "home", "INBOX") == (5, 5)
 
             await pilot.press("t")  # conversations on, computed in a worker
             await wait_for(pilot, lambda: app.model.threaded)
-            assert _subjects(app) == ["Re: plan", "lunch", "the report"]
+            assert subjects(app) == ["Re: plan", "lunch", "the report"]
             thread = app.model.thread_at(0)
             assert thread is not None and thread.size == 3 and thread.unread == 3
             lst = app.message_list
             assert lst.cursor == 0
             await pilot.press("right")
-            assert _subjects(app) == ["Re: plan", "Re: plan", "plan", "lunch", "the report"]
+            assert subjects(app) == ["Re: plan", "Re: plan", "plan", "lunch", "the report"]
             await pilot.press("down", "down")  # onto "plan", inside the conversation
             await pilot.press("left")  # folds it and lands on its head
             assert len(app.model) == 3 and lst.cursor == 0
@@ -116,9 +86,9 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
             assert len(app.model) == 3
             await pilot.click("#messages", offset=(20, 1))  # elsewhere on a line: opens it
             assert "this is lunch" in str(app.query_one("#body", Static).render())
-            assert app.message_list.cursor == 1 and _label(app, "INBOX") == (5, 4)
+            assert app.message_list.cursor == 1 and folder_label(app, "home", "INBOX") == (5, 4)
             await pilot.press("u", "up")  # unread again, back on the conversation
-            assert _label(app, "INBOX") == (5, 5)
+            assert folder_label(app, "home", "INBOX") == (5, 5)
 
             # reading the conversation's newest message: the list and the folder both count it
             await pilot.press("enter")
@@ -126,14 +96,14 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
             assert "this is Re: plan" in body
             thread = app.model.thread_at(0)
             assert thread is not None and thread.unread == 2
-            assert _label(app, "INBOX") == (5, 4)
+            assert folder_label(app, "home", "INBOX") == (5, 4)
             # u on a folded conversation takes all of it: some unread -> all read ...
             await pilot.press("u")
-            assert _label(app, "INBOX") == (5, 2) and _unread_at(app, 0) == 0
+            assert folder_label(app, "home", "INBOX") == (5, 2) and _unread_at(app, 0) == 0
             await pilot.press("u")  # ... none unread -> all unread
-            assert _label(app, "INBOX") == (5, 5) and _unread_at(app, 0) == 3
+            assert folder_label(app, "home", "INBOX") == (5, 5) and _unread_at(app, 0) == 3
             await pilot.press("right", "u", "left")  # unfolded, u takes the one line only
-            assert _label(app, "INBOX") == (5, 4) and _unread_at(app, 0) == 2
+            assert folder_label(app, "home", "INBOX") == (5, 4) and _unread_at(app, 0) == 2
 
             # moving the unread "lunch" to Archive: both folders change
             await pilot.press("down")
@@ -146,24 +116,24 @@ def test_conversations_fold_and_counts_follow(browse_sandbox: Sandbox, tmp_path:
             ]
             await pilot.press(*["down"] * names.index("Archive"), "enter")
             await pilot.pause()
-            assert _label(app, "INBOX") == (4, 3)
-            assert _label(app, "Archive") == (1, 1)
-            assert _subjects(app) == ["Re: plan", "the report"]
+            assert folder_label(app, "home", "INBOX") == (4, 3)
+            assert folder_label(app, "home", "Archive") == (1, 1)
+            assert subjects(app) == ["Re: plan", "the report"]
 
             # deleting the unread report: to Trash, counted there
             await pilot.press("down", "d")
-            assert _label(app, "INBOX") == (3, 2)
-            assert _label(app, "Trash") == (1, 1)
-            assert _subjects(app) == ["Re: plan"]
+            assert folder_label(app, "home", "INBOX") == (3, 2)
+            assert folder_label(app, "home", "Trash") == (1, 1)
+            assert subjects(app) == ["Re: plan"]
 
             # conversations off again: one line per message, the cursor where it was
             await pilot.press("t")
-            assert _subjects(app) == ["Re: plan", "Re: plan", "plan"]
+            assert subjects(app) == ["Re: plan", "Re: plan", "plan"]
 
             # the same figures a fresh count of the store gives
             fresh = {(r.account, r.name): (r.total, r.unread) for r in app.view.folders()}
             for name in ("INBOX", "Archive", "Trash", "Work"):
-                assert fresh[("home", name)] == _label(app, name)
+                assert fresh[("home", name)] == folder_label(app, "home", name)
 
     asyncio.run(scenario())
 
@@ -190,7 +160,7 @@ def test_attachments_open_and_save_safely(
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for(pilot, lambda: len(app.model) >= 5)
-            index = _subjects(app).index("the report")
+            index = subjects(app).index("the report")
             await pilot.press(*["down"] * index, "enter")
             body = str(app.query_one("#body", Static).render())
             assert "1. report.pdf  application/pdf, 15 B" in body
@@ -247,7 +217,7 @@ def test_counts_refresh_after_a_background_sync(browse_sandbox: Sandbox, tmp_pat
         app = MailbagApp(paths, poll_seconds=1.0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for(pilot, lambda: app.folder_row("home", "Work") is not None)
-            before = _label(app, "Work")
+            before = folder_label(app, "home", "Work")
             # the recount after a sync (one scan of the index) happens on the sync's
             # worker thread, never on the UI thread
             counted_on: list[str] = []
@@ -259,9 +229,13 @@ def test_counts_refresh_after_a_background_sync(browse_sandbox: Sandbox, tmp_pat
 
             app.view.folders = spy  # type: ignore[method-assign]
             with browse_sandbox.control(USER) as ctl:
-                ctl.append("Work", _mail(f"<w{time.time_ns()}@t>", "more work", 7))
+                ctl.append(
+                    "Work", thread_mail(f"<w{time.time_ns()}@t>", "more work", 7, month="Feb")
+                )
             # no key pressed: the periodic background sync brings it in
-            await wait_for(pilot, lambda: _label(app, "Work") == (before[0] + 1, before[1] + 1))
+            await wait_for(
+                pilot, lambda: folder_label(app, "home", "Work") == (before[0] + 1, before[1] + 1)
+            )
             assert counted_on and threading.main_thread().name not in counted_on, counted_on
 
     asyncio.run(scenario())
@@ -299,10 +273,10 @@ def test_a_reply_arriving_joins_its_conversation(browse_sandbox: Sandbox, tmp_pa
             head = app.model.row(0)
             thread = app.model.thread_at(0)
             assert head.subject == "Re: plan" and thread is not None
-            size, inbox = thread.size, _label(app, "INBOX")
+            size, inbox = thread.size, folder_label(app, "home", "INBOX")
             await pilot.press("right")  # unfolded, and it stays so
             browse_sandbox.deliver(
-                USER, _mail(f"<late{time.time_ns()}@t>", "Re: plan", 9, "<r2@t>")
+                USER, thread_mail(f"<late{time.time_ns()}@t>", "Re: plan", 9, "<r2@t>", month="Feb")
             )
 
             def joined() -> bool:
@@ -312,7 +286,7 @@ def test_a_reply_arriving_joins_its_conversation(browse_sandbox: Sandbox, tmp_pa
             await wait_for(pilot, joined, timeout=40)
             assert app.model.row(0).subject == "Re: plan" and app.model.row(0).date == "Feb 09"
             assert app.model.is_expanded(0) and len(app.model) == 3 + size + 1 - 1
-            assert _label(app, "INBOX") == (inbox[0] + 1, inbox[1] + 1)
+            assert folder_label(app, "home", "INBOX") == (inbox[0] + 1, inbox[1] + 1)
 
     asyncio.run(scenario())
 
@@ -326,7 +300,7 @@ def test_move_and_delete_take_a_folded_conversation(
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for(pilot, lambda: len(app.model) >= 5)
-            inbox = _label(app, "INBOX")
+            inbox = folder_label(app, "home", "INBOX")
             await pilot.press("t")
             await wait_for(pilot, lambda: app.model.threaded)
             thread = app.model.thread_at(0)
@@ -345,19 +319,22 @@ def test_move_and_delete_take_a_folded_conversation(
             assert question == f"Move all {thread.size} messages of this conversation to Archive?"
             await pilot.press("y")
             await pilot.pause()
-            assert _label(app, "Archive") == (thread.size, thread.unread)
-            assert _label(app, "INBOX") == (inbox[0] - thread.size, inbox[1] - thread.unread)
-            assert "Re: plan" not in _subjects(app) and "plan" not in _subjects(app)
+            assert folder_label(app, "home", "Archive") == (thread.size, thread.unread)
+            assert folder_label(app, "home", "INBOX") == (
+                inbox[0] - thread.size,
+                inbox[1] - thread.unread,
+            )
+            assert "Re: plan" not in subjects(app) and "plan" not in subjects(app)
             assert "whole conversation" in str(app.query_one("#status", Static).render())
 
             await pilot.press("left", "t")  # flat: single messages move one by one
             first = app.model.row(0)
             await pilot.press("d")
-            assert _label(app, "Trash") == (1, 1 if first.unread else 0)
+            assert folder_label(app, "home", "Trash") == (1, 1 if first.unread else 0)
             assert app.model.index_of(first.id) is None
 
             fresh = {(r.account, r.name): (r.total, r.unread) for r in app.view.folders()}
             for name in ("INBOX", "Archive", "Trash"):
-                assert fresh[("home", name)] == _label(app, name)
+                assert fresh[("home", name)] == folder_label(app, "home", name)
 
     asyncio.run(scenario())

@@ -87,6 +87,13 @@ def _unique(text: str) -> str:
     return f"{text} {time.time_ns()}"
 
 
+async def _go_to(pilot: Any, app: MailbagApp, subject: str) -> None:
+    """Wait for the message with `subject` in the list, then move the cursor onto it."""
+    await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
+    index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
+    await pilot.press(*["j"] * index)
+
+
 def _app(paths: Paths, *, sync: bool = False) -> MailbagApp:
     return MailbagApp(paths, sync_on_start=sync, poll_seconds=0, push=False)
 
@@ -206,9 +213,8 @@ def test_reply_has_the_threading_headers(sb: Sandbox, tmp_path: Path) -> None:
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
-            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
-            await pilot.press(*["j"] * index, "enter")
+            await _go_to(pilot, app, subject)
+            await pilot.press("enter")
             await pilot.press("a")  # reply all first: check the recipients
             await pilot.pause()
             screen = _compose(app)
@@ -261,9 +267,7 @@ def test_forward_with_attachment_and_one_added(sb: Sandbox, tmp_path: Path) -> N
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
-            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
-            await pilot.press(*["j"] * index)
+            await _go_to(pilot, app, subject)
             await pilot.press("f")
             await pilot.pause()
             screen = _compose(app)
@@ -347,9 +351,7 @@ def test_forward_as_attachment_sends_the_original_unchanged(sb: Sandbox, tmp_pat
     async def scenario() -> None:
         app = _app(paths, sync=True)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
-            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
-            await pilot.press(*["j"] * index)
+            await _go_to(pilot, app, subject)
             # F, then removing the original: the screen knows it changed, and asks
             await pilot.press("F")
             await pilot.pause()
@@ -448,9 +450,7 @@ def test_save_draft_lands_in_drafts_and_can_be_continued(sb: Sandbox, tmp_path: 
             await wait_for(pilot, lambda: app.folder_row("work", "Drafts") is not None)
             await wait_for(pilot, lambda: app.folder_row("work", "Drafts").total > 0)  # type: ignore[union-attr]
             app.open_folder("work", "Drafts")
-            await wait_for(pilot, lambda: any(r.subject == subject for r in app.model.rows()))
-            index = next(i for i, r in enumerate(app.model.rows()) if r.subject == subject)
-            await pilot.press(*["j"] * index)
+            await _go_to(pilot, app, subject)
             await pilot.press("e")
             await pilot.pause()
             screen = _compose(app)
@@ -532,6 +532,9 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             ]
             assert menu.highlighted == 0
             assert menu.region.y == to.region.y + 1  # right under the field
+            # ... its text right under the address being typed, not the field's left edge
+            typed_at = to.content_region.x + len("dave@sandbox.test, ")
+            assert menu.region.x + 2 == typed_at, (menu.region, to.content_region)
             # with the cursor moved to the first address, the list is not for it: Tab moves
             # on and changes nothing
             await pilot.press("home", "tab")
@@ -569,6 +572,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             await wait_for(pilot, lambda: menu.display)
             assert _options(menu) == ["Quinn Beta <quinn@sandbox.test>"]
             assert menu.region.y == cc.region.y + 1
+            assert menu.region.x == cc.region.x  # the first address: from the field's edge
             await pilot.click(CompletionMenu, offset=(3, 1))  # the first row inside the border
             assert cc.value == "Quinn Beta <quinn@sandbox.test>, "
             assert app.focused is cc and not menu.display

@@ -9,7 +9,6 @@ import email
 import json
 import re
 from collections.abc import Iterator
-from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -20,25 +19,10 @@ from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox
 from mailbag.tui.app import MailbagApp
 from mailbag.tui.screens import ConfirmPrompt, FolderPicker
-from tuitools import sandbox_home, status_line, wait_for
+from tuitools import folder_label, sandbox_home, status_line, subjects, thread_mail, wait_for
 
 USER = "carol"
-BOB = "Bob <bob@sandbox.test>"
 ALICE = "Alice <alice@sandbox.test>"
-
-
-def _mail(msgid: str, subject: str, day: int, irt: str = "", sender: str = BOB) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = "carol@sandbox.test"
-    msg["Subject"] = subject
-    msg["Date"] = f"{day:02d} Mar 2026 10:00:00 +0000"
-    msg["Message-ID"] = msgid
-    if irt:
-        msg["In-Reply-To"] = irt.split()[-1]
-        msg["References"] = irt
-    msg.set_content(f"this is {subject}\n")
-    return msg.as_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -48,44 +32,35 @@ def threads_sandbox() -> Iterator[Sandbox]:
             for folder in ("Work", "Lists", "Archive", "Team"):
                 ctl.create(folder)
             for data in (
-                _mail("<plan@t>", "plan", 1),
-                _mail("<plan1@t>", "Re: plan", 3, "<plan@t>", ALICE),
-                _mail("<plan2@t>", "Re: plan", 6, "<plan@t> <plan1@t>"),
-                _mail("<lunch@t>", "lunch", 5),
+                thread_mail("<plan@t>", "plan", 1),
+                thread_mail("<plan1@t>", "Re: plan", 3, "<plan@t>", sender=ALICE),
+                thread_mail("<plan2@t>", "Re: plan", 6, "<plan@t> <plan1@t>"),
+                thread_mail("<lunch@t>", "lunch", 5),
             ):
                 ctl.append("INBOX", data)
-            ctl.append("Work", _mail("<budget@t>", "budget", 2))
-            ctl.append("Work", _mail("<budget1@t>", "Re: budget", 4, "<budget@t>", ALICE))
-            ctl.append("Work", _mail("<memo@t>", "memo", 3))
+            ctl.append("Work", thread_mail("<budget@t>", "budget", 2))
+            ctl.append(
+                "Work", thread_mail("<budget1@t>", "Re: budget", 4, "<budget@t>", sender=ALICE)
+            )
+            ctl.append("Work", thread_mail("<memo@t>", "memo", 3))
             for data in (
-                _mail("<rel@t>", "release", 1),
-                _mail("<rel1@t>", "Re: release", 2, "<rel@t>"),
-                _mail("<rel2@t>", "Re: release", 7, "<rel@t> <rel1@t>"),
-                _mail("<bug@t>", "bug", 3),
-                _mail("<bug1@t>", "Re: bug", 4, "<bug@t>"),
-                _mail("<news@t>", "news", 5),
+                thread_mail("<rel@t>", "release", 1),
+                thread_mail("<rel1@t>", "Re: release", 2, "<rel@t>"),
+                thread_mail("<rel2@t>", "Re: release", 7, "<rel@t> <rel1@t>"),
+                thread_mail("<bug@t>", "bug", 3),
+                thread_mail("<bug1@t>", "Re: bug", 4, "<bug@t>"),
+                thread_mail("<news@t>", "news", 5),
             ):
                 ctl.append("Lists", data)
             # two replies whose first message is not here yet
-            ctl.append("Team", _mail("<team1@t>", "Re: offsite", 3, "<team@t>"))
-            ctl.append("Team", _mail("<team2@t>", "Re: offsite", 4, "<team@t> <team1@t>"))
-            ctl.append("Team", _mail("<other@t>", "other", 2))
+            ctl.append("Team", thread_mail("<team1@t>", "Re: offsite", 3, "<team@t>"))
+            ctl.append("Team", thread_mail("<team2@t>", "Re: offsite", 4, "<team@t> <team1@t>"))
+            ctl.append("Team", thread_mail("<other@t>", "other", 2))
         yield sb
 
 
 def _home(tmp_path: Path, sb: Sandbox) -> Paths:
     return sandbox_home(tmp_path, sb, USER, "home")
-
-
-def _label(app: MailbagApp, folder: str) -> tuple[int, int]:
-    row = app.folder_row("home", folder)
-    assert row is not None, f"no folder {folder} in the tree"
-    assert str(app._folder_nodes[("home", folder)].label) == row.label
-    return row.total, row.unread
-
-
-def _subjects(app: MailbagApp) -> list[str]:
-    return [r.subject for r in app.model.rows()]
 
 
 def _on_server(sb: Sandbox, folder: str) -> dict[str, set[str]]:
@@ -126,11 +101,11 @@ def test_u_and_s_take_a_folded_conversation_to_the_server(
             await _threads_on(pilot, app)
             thread = app.model.thread_at(0)
             assert thread is not None and thread.size == 3 and thread.unread == 3
-            assert _label(app, "INBOX") == (4, 4)
+            assert folder_label(app, "home", "INBOX") == (4, 4)
 
             await pilot.press("u")  # some unread: all of it read
             assert app.model.thread_at(0).unread == 0  # type: ignore[union-attr]
-            assert _label(app, "INBOX") == (4, 1)
+            assert folder_label(app, "home", "INBOX") == (4, 1)
             assert "3 messages (the whole conversation) marked read" in status_line(app)
 
             await pilot.press("right", "down", "s", "left")  # one message flagged by itself
@@ -148,7 +123,7 @@ def test_u_and_s_take_a_folded_conversation_to_the_server(
 
             await pilot.press("u", "s")  # none unread -> all unread; all flagged -> none
             assert app.model.thread_at(0).unread == 3  # type: ignore[union-attr]
-            assert _label(app, "INBOX") == (4, 4)
+            assert folder_label(app, "home", "INBOX") == (4, 4)
             assert "unflagged" in status_line(app)
             await _sync(pilot, app)
             server = _on_server(threads_sandbox, "INBOX")
@@ -169,8 +144,8 @@ def test_d_and_m_take_a_folded_conversation_after_asking(
             app.open_folder("home", "Lists")
             await wait_for(pilot, lambda: len(app.model) == 6)
             await _threads_on(pilot, app)
-            assert _subjects(app) == ["Re: release", "news", "Re: bug"]
-            lists, trash = _label(app, "Lists"), _label(app, "Trash")
+            assert subjects(app) == ["Re: release", "news", "Re: bug"]
+            lists, trash = folder_label(app, "home", "Lists"), folder_label(app, "home", "Trash")
 
             await pilot.press("d")
             await pilot.pause()
@@ -180,16 +155,16 @@ def test_d_and_m_take_a_folded_conversation_after_asking(
             await pilot.press("n")  # no: nothing changes
             await pilot.pause()
             assert not isinstance(app.screen, ConfirmPrompt)
-            assert _subjects(app) == ["Re: release", "news", "Re: bug"]
+            assert subjects(app) == ["Re: release", "news", "Re: bug"]
             assert "nothing deleted" in status_line(app)
 
             await pilot.press("d")
             await pilot.pause()
             await pilot.press("enter")  # the focused button: delete
             await pilot.pause()
-            assert _subjects(app) == ["news", "Re: bug"]
-            assert _label(app, "Lists") == (lists[0] - 3, lists[1] - 3)
-            assert _label(app, "Trash") == (trash[0] + 3, trash[1] + 3)
+            assert subjects(app) == ["news", "Re: bug"]
+            assert folder_label(app, "home", "Lists") == (lists[0] - 3, lists[1] - 3)
+            assert folder_label(app, "home", "Trash") == (trash[0] + 3, trash[1] + 3)
             assert "3 messages (the whole conversation) moved to Trash" in status_line(app)
 
             await pilot.press("down", "m")
@@ -206,16 +181,16 @@ def test_d_and_m_take_a_folded_conversation_after_asking(
             assert question == "Move all 2 messages of this conversation to Archive?"
             await pilot.press("y")
             await pilot.pause()
-            assert _subjects(app) == ["news"]
-            assert _label(app, "Archive") == (2, 2)
-            assert _label(app, "Lists") == (lists[0] - 5, lists[1] - 5)
+            assert subjects(app) == ["news"]
+            assert folder_label(app, "home", "Archive") == (2, 2)
+            assert folder_label(app, "home", "Lists") == (lists[0] - 5, lists[1] - 5)
 
             await _sync(pilot, app)
             assert set(_on_server(threads_sandbox, "Lists")) == {"<news@t>"}
             assert {"<rel@t>", "<rel1@t>", "<rel2@t>"} <= set(_on_server(threads_sandbox, "Trash"))
             assert set(_on_server(threads_sandbox, "Archive")) == {"<bug@t>", "<bug1@t>"}
             # and the app agrees after the sync
-            assert _subjects(app) == ["news"] and _label(app, "Lists") == (1, 1)
+            assert subjects(app) == ["news"] and folder_label(app, "home", "Lists") == (1, 1)
 
     asyncio.run(scenario())
 
@@ -276,7 +251,7 @@ def test_search_results_by_conversation(threads_sandbox: Sandbox, tmp_path: Path
             await wait_for(pilot, lambda: app.model.matches is not None)
             model = app.model
             # the two replies from Alice, each in its whole conversation (INBOX and Work)
-            assert _subjects(app) == ["Re: plan", "Re: budget"]
+            assert subjects(app) == ["Re: plan", "Re: budget"]
             sizes = [t.size for t in (model.thread_at(0), model.thread_at(1)) if t is not None]
             assert sizes == [3, 2] and len(model.matches or ()) == 2
             assert re.search(r"▸ \[3, \d new, 1 matching\] Re: plan", _line(app, 0))
@@ -295,7 +270,7 @@ def test_search_results_by_conversation(threads_sandbox: Sandbox, tmp_path: Path
 
             await pilot.press("t")  # conversations off: the matches one per line
             await wait_for(pilot, lambda: app.model.matches is None and len(app.model) == 2)
-            assert sorted(_subjects(app)) == ["Re: budget", "Re: plan"]
+            assert sorted(subjects(app)) == ["Re: budget", "Re: plan"]
             await pilot.press("escape")  # back to the folder, flat as now chosen
             await wait_for(pilot, lambda: len(app.model) == 4 and not app.model.threaded)
 
@@ -324,13 +299,15 @@ def test_new_mail_joins_its_conversation_after_a_sync_without_regrouping(
             app.open_folder("home", "Team")
             await wait_for(pilot, lambda: len(app.model) == 3)
             await _threads_on(pilot, app)
-            assert _subjects(app) == ["Re: offsite", "other"]
+            assert subjects(app) == ["Re: offsite", "other"]
             assert app.view.last_grouping is not None and app.view.last_grouping.full
 
             # the first message of the conversation arrives late, and a new reply with it
-            threads_sandbox.deliver(USER, _mail("<team@t>", "offsite", 1), folder="Team")
+            threads_sandbox.deliver(USER, thread_mail("<team@t>", "offsite", 1), folder="Team")
             threads_sandbox.deliver(
-                USER, _mail("<team3@t>", "Re: offsite", 8, "<team@t> <team2@t>"), folder="Team"
+                USER,
+                thread_mail("<team3@t>", "Re: offsite", 8, "<team@t> <team2@t>"),
+                folder="Team",
             )
             await _sync(pilot, app)
 
@@ -339,10 +316,10 @@ def test_new_mail_joins_its_conversation_after_a_sync_without_regrouping(
                 return thread is not None and thread.size == 4
 
             await wait_for(pilot, joined)
-            assert _subjects(app) == ["Re: offsite", "other"]
+            assert subjects(app) == ["Re: offsite", "other"]
             done = app.view.last_grouping
             assert done is not None and not done.full and done.added == 2
-            assert _label(app, "Team") == (5, 5)
+            assert folder_label(app, "home", "Team") == (5, 5)
             await pilot.press("right")
             assert [r.subject for r in app.model.rows()[:4]] == ["Re: offsite"] * 3 + ["offsite"]
 
@@ -353,7 +330,7 @@ def test_new_mail_joins_its_conversation_after_a_sync_without_regrouping(
             await wait_for(pilot, lambda: app.model is not before)
             done = app.view.last_grouping
             assert done is not None and done.full
-            assert _subjects(app) == [
+            assert subjects(app) == [
                 "Re: offsite",
                 "Re: offsite",
                 "Re: offsite",

@@ -18,6 +18,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult, SuspendNotSupported
@@ -498,9 +499,13 @@ class ComposeScreen(Screen[Finished | None]):
         menu.clear_options()
         menu.add_options([Text(m) for m in matches])
         menu.highlighted = 0
-        # under the field, from its left edge (the screen keeps it inside, see the CSS)
+        # under the field, its text lined up under the address being typed (the border
+        # and the option's padding take two cells; the screen keeps it inside, see the CSS)
         region = field.region
-        menu.styles.offset = (region.x, region.y + 1)
+        value = field.value
+        typed = self._menu_at + len(value[self._menu_at :]) - len(value[self._menu_at :].lstrip())
+        column = field.content_region.x + cell_len(value[:typed]) - field.scroll_offset.x
+        menu.styles.offset = (max(region.x, column - 2), region.y + 1)
         menu.display = True
 
     def _close_menu(self) -> None:
