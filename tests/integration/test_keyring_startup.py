@@ -118,6 +118,7 @@ def test_the_second_sync_uses_the_remembered_backend(machine: Machine) -> None:
     assert stat.S_IMODE(machine.cache.stat().st_mode) == 0o600
     assert PASSWORD not in machine.cache.read_text()
 
+    (machine.cwd / "notes.txt").write_text("a file made where mailbag is run from\n")
     second = machine.sync()
     ok(second)
     assert second.log == [f"get FileKeyring {KEY}"]  # no search: the plugins were not scanned
@@ -227,14 +228,31 @@ def test_when_the_search_finds_no_backend_nothing_is_remembered(machine: Machine
     assert not machine.cache.exists()
 
 
-def test_a_chain_of_backends_is_not_remembered(machine: Machine) -> None:
-    # two viable backends: keyring chains them (each read tries both, in priority order)
+def test_a_chain_of_backends_is_remembered_as_a_chain(machine: Machine) -> None:
+    # two viable backends: keyring chains them (reads try each, highest priority first)
+    other = {"MAILBAG_TEST_KEYRING_OTHER": str(machine.other)}
     keyring_plugin.store(machine.other, SERVICE, KEY, PASSWORD)
-    run = machine.sync(MAILBAG_TEST_KEYRING_OTHER=str(machine.other))
-    ok(run)
-    assert run.log == ["search", f"get FileKeyring {KEY}"]
-    assert not machine.cache.exists()
-    assert machine.sync(MAILBAG_TEST_KEYRING_OTHER=str(machine.other)).log[0] == "search"
+    machine.file.unlink()  # the password is only in the second backend of the chain
+    first = machine.sync(**other)
+    ok(first)
+    assert first.log == ["search", f"get FileKeyring {KEY}", f"get OtherFileKeyring {KEY}"]
+    assert machine.remembered() == f"{FILE_BACKEND} {OTHER_BACKEND}"
+
+    second = machine.sync(**other)
+    ok(second)
+    assert second.log == [f"get FileKeyring {KEY}", f"get OtherFileKeyring {KEY}"]
+
+    # writes go where the chain puts them: its first backend
+    new = machine.run("account", "set-password", NAME, "--password-stdin", stdin="new\n", **other)
+    assert new.code == 0 and "search" not in new.log, new.err
+    assert json.loads(machine.file.read_text()) == {f"{SERVICE}\x00{KEY}": "new"}
+
+    # one member no longer viable: search again; a single backend is left
+    keyring_plugin.store(machine.file, SERVICE, KEY, PASSWORD)
+    alone = machine.sync(MAILBAG_TEST_KEYRING_OTHER_OFF="1", **other)
+    ok(alone)
+    assert alone.log == ["search", f"get FileKeyring {KEY}"]
+    assert machine.remembered() == FILE_BACKEND
 
 
 # --- in the test process ---------------------------------------------------------------

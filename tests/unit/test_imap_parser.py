@@ -345,12 +345,20 @@ def test_status() -> None:
         (b"* SEARCH 2 3 6", [2, 3, 6], None),
         (b"* SEARCH", [], None),
         (b"* SEARCH 2 5 (MODSEQ 917162500)", [2, 5], 917162500),
+        (b"* SEARCH 1 2 3 4 9 10 12", [1, 2, 3, 4, 9, 10, 12], None),
+        (b"* SEARCH 7 3 4 4", [7, 3, 4, 4], None),  # as the server said it
     ],
 )
 def test_search(raw: bytes, uids: list[int], modseq: int | None) -> None:
     r = parse_search(untagged(raw))
     assert list(r.uids) == uids
     assert r.modseq == modseq
+    assert r.count == len(uids)
+
+
+def test_a_search_of_consecutive_uids_is_kept_as_ranges() -> None:
+    raw = b"* SEARCH " + b" ".join(str(n).encode() for n in [*range(1, 50001), 50003])
+    assert parse_search(untagged(raw)).uids.ranges == [(1, 50000), (50003, 50003)]
 
 
 @pytest.mark.parametrize(

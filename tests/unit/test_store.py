@@ -306,3 +306,57 @@ def test_discarded_files_a_crash_left_in_tmp_are_removed_by_recover(tmp_path: Pa
         assert len(inbox.maildir.tmp_names()) == 1
         assert store.recover(inbox) == 0
         assert inbox.maildir.tmp_names() == []
+
+
+def test_dir_watch_reports_names_added_and_removed_since_each_watch(tmp_path: Path) -> None:
+    import sys
+
+    from mailbag.store.maildir import DirWatch
+
+    watch = DirWatch.open()
+    if not sys.platform.startswith("linux"):
+        assert watch is None
+        return
+    assert watch is not None
+    md = Maildir(tmp_path / "box")
+    md.create()
+    (md.root / "new" / "a").write_bytes(b"x")
+    try:
+        cur, new = watch.watch(md.root / "cur"), watch.watch(md.root / "new")
+        assert cur is not None and new is not None and cur != new
+        os.rename(md.root / "new" / "a", md.root / "cur" / "a:2,S")
+        os.rename(md.root / "cur" / "a:2,S", md.root / "cur" / "a:2,FS")
+        (md.root / "tmp" / "b").write_bytes(b"y")  # (tmp/ is not watched)
+        os.rename(md.root / "tmp" / "b", md.root / "new" / "b")
+        os.unlink(md.root / "new" / "b")
+        assert watch.changes(cur) == [(True, "a:2,S"), (False, "a:2,S"), (True, "a:2,FS")]
+        assert watch.changes(new) == [(False, "a"), (True, "b"), (False, "b")]
+        # watched again: changes count from then on
+        assert watch.watch(md.root / "cur") == cur
+        assert watch.changes(cur) == []
+        # a directory removed: what happened in it is no longer known
+        os.unlink(md.root / "cur" / "a:2,FS")
+        os.rmdir(md.root / "cur")
+        assert watch.changes(cur) is None
+        assert watch.changes(new) == [(False, "a"), (True, "b"), (False, "b")]
+        assert watch.watch(tmp_path / "missing") is None
+    finally:
+        watch.close()
+
+
+def test_a_savepoint_undoes_its_own_part_of_the_transaction_only(tmp_path: Path) -> None:
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        store.commit()
+        before = store.add_bytes(inbox, MSG, commit=False)
+        with store.savepoint():
+            kept = store.add_bytes(inbox, MSG.replace(b"abc@", b"kept@"), commit=False)
+        with pytest.raises(StoreError), store.savepoint():
+            store.add_bytes(inbox, MSG.replace(b"abc@", b"undone@"), commit=False)
+            raise StoreError("this part fails")
+        assert store.conn.in_transaction  # the rest waits for the caller's commit
+        assert len(inbox.maildir.tmp_names()) == 2  # (the undone delivery's file is gone)
+        store.commit()
+        got = {m.message_id for m in store.messages()}
+        assert got == {"<abc@example.org>", "<kept@example.org>"}
+        assert {e.key for e in inbox.maildir.scan().values()} == {before.key, kept.key}

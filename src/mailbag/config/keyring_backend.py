@@ -11,21 +11,23 @@ ldconfig subprocesses, even on Linux; ~10 ms the entry point scan; ~10-30 ms
 importing SecretStorage/jeepney/cryptography). A `mailbag sync` with nothing to do is
 ~110 ms in all, so the search alone nearly doubled it for keyring users.
 
-So the backend the search chose is remembered in the state directory
-(`keyring-backend`, mode 0600, a class path and a fingerprint; never a secret), and the
-next process imports only that backend, asks its priority again (it must still be
-viable and recommended, priority >= 1) and hands it to keyring with
-`keyring.set_keyring`, as keyring's own start-up would. Anything else means the full
-search, after which the file is rewritten (or removed when the choice is not worth
-remembering). Never used, and never written, when:
+So the search's choice is remembered in the state directory (`keyring-backend`, mode
+0600: class paths and a fingerprint, never a secret), and the next process imports
+only that backend, asks its priority again (it must still be viable, and >= 1, keyring's
+"recommended") and hands it to keyring with `keyring.set_keyring`, as keyring's own
+start-up would. When the search chose a chain (several viable backends: GNOME's Secret
+Service and libsecret on a distribution's Python, say), its members are remembered in
+order, each must still be viable (priority > 0, keyring's rule for a chain), and they
+are chained again (`_chain`). Anything else means the full search, after which the file
+is rewritten (or removed when the choice is not worth remembering). Never used, and
+never written, when:
 
 - a backend is already set in this process (`keyring.set_keyring`, as tests do with
   in-memory backends, or an earlier search): that one is used as it is;
 - the user chose a backend (PYTHON_KEYRING_BACKEND, or keyringrc.cfg in keyring's
   config directory): keyring resolves it, as always;
-- the search chose no real backend (fail, null), a chain of several backends (the
-  chainer re-runs the search to list its members), a backend of priority below 1, or a
-  class that cannot be imported again by its name (one made at run time).
+- the search chose no real backend (fail, null), a single backend of priority below 1,
+  or a class that cannot be imported again by its name (one made at run time).
 
 The fingerprint covers what decides the search: the interpreter, each `sys.path`
 directory's modification time (installing or removing a package changes it), the
@@ -130,6 +132,10 @@ def _fingerprint() -> str:
         except OSError:
             return None
 
+    try:
+        cwd = os.getcwd()
+    except OSError:  # removed under us
+        cwd = ""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
     services = (
         "/usr/share/dbus-1/services",
@@ -140,55 +146,58 @@ def _fingerprint() -> str:
         (
             sys.executable,
             sys.version,
-            # "" is the current directory (python -c): its time changes with any file
-            # made there, and nobody installs a keyring plugin into it
-            [(entry, mtime(entry) if entry else None) for entry in sys.path],
+            # the current directory ("" for python -c, its path for python -m): its
+            # time changes with any file made there, and nobody installs a keyring
+            # plugin into it
+            [(entry, None if entry in ("", cwd) else mtime(entry)) for entry in sys.path],
             [os.environ.get(name) for name in _SESSION_VARS],
             [(d, mtime(d)) for d in services],
         )
     )
 
 
-def _class_path(backend: KeyringBackend) -> str | None:
+def _class_path(cls: type[KeyringBackend]) -> str | None:
     """`module.Class` when that name imports back to exactly this class."""
-    cls = type(backend)
     module = sys.modules.get(cls.__module__)
     if module is None or "." in cls.__qualname__ or getattr(module, cls.__name__, None) is not cls:
         return None
     return f"{cls.__module__}.{cls.__name__}"
 
 
-def _recommended(cls: type[KeyringBackend]) -> bool:
-    """Viable now, with a priority of at least 1 (keyring's "recommended")."""
+def _priority(cls: type[KeyringBackend]) -> float | None:
+    """The backend's priority now, or None when it is not viable."""
     try:
-        return float(cls.priority) >= 1
+        return float(cls.priority)
     except Exception:  # noqa: BLE001
         # keyring itself treats any exception from `priority` as "not viable"
         # (ExceptionTrap in KeyringBackend.viable): the same verdict here
-        return False
+        return None
 
 
-def _worth_remembering(backend: KeyringBackend) -> bool:
+def _members(backend: KeyringBackend) -> list[str] | None:
+    """What to remember of the search's choice: one backend's class path, or the class
+    paths of a chain's members (highest priority first); None when not worth it."""
     from keyring.backends import chainer, fail, null
 
-    if isinstance(backend, (chainer.ChainerBackend, fail.Keyring, null.Keyring)):
-        return False
-    return _recommended(type(backend))
+    if isinstance(backend, (fail.Keyring, null.Keyring)):
+        return None
+    if isinstance(backend, chainer.ChainerBackend):
+        classes = [type(member) for member in backend.backends]
+        if len(classes) < 2:
+            return None
+    else:
+        classes = [type(backend)]
+        if (_priority(classes[0]) or 0) < 1:  # keyring's "recommended"
+            return None
+    names = [_class_path(cls) for cls in classes]
+    return None if None in names else [n for n in names if n]
 
 
-def _load_remembered(cache: Path, fingerprint: str) -> KeyringBackend | None:
-    try:
-        header, written, remembered_fingerprint, name = cache.read_text(encoding="utf-8").split(
-            "\n"
-        )[:4]
-        age = time.time() - float(written)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if header != _HEADER or remembered_fingerprint != fingerprint or not 0 <= age < MAX_AGE:
-        return None
+def _import_backend(name: str) -> type[KeyringBackend] | None:
     import importlib
 
     from keyring.backend import KeyringBackend
+    from keyring.backends import chainer, fail, null
 
     module_name, _, class_name = name.rpartition(".")
     try:
@@ -197,27 +206,59 @@ def _load_remembered(cache: Path, fingerprint: str) -> KeyringBackend | None:
         return None  # uninstalled or renamed: the full search finds what is there now
     if not isinstance(cls, type) or not issubclass(cls, KeyringBackend):
         return None
-    from keyring.backends import chainer, fail, null
-
     if issubclass(cls, (chainer.ChainerBackend, fail.Keyring, null.Keyring)):
         return None
-    if not _recommended(cls):
-        return None  # no longer viable (e.g. its daemon is gone): search again
+    return cls
+
+
+def _load_remembered(cache: Path, fingerprint: str) -> KeyringBackend | None:
     try:
-        return cls()
+        header, written, remembered_fingerprint, names = cache.read_text(encoding="utf-8").split(
+            "\n"
+        )[:4]
+        age = time.time() - float(written)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if header != _HEADER or remembered_fingerprint != fingerprint or not 0 <= age < MAX_AGE:
+        return None
+    ranked: list[tuple[float, type[KeyringBackend]]] = []
+    for name in names.split():
+        cls = _import_backend(name)
+        priority = None if cls is None else _priority(cls)
+        if cls is None or priority is None or priority <= 0:
+            return None  # no longer there or viable (e.g. its daemon is gone): search
+        ranked.append((priority, cls))
+    if not ranked or (len(ranked) == 1 and ranked[0][0] < 1):
+        return None
+    try:
+        members = [cls() for _, cls in sorted(ranked, key=lambda pc: pc[0], reverse=True)]
     except Exception:  # noqa: BLE001
         # keyring would fail making it the same way; its own search then decides
         # about this backend by its own rules (and says what is wrong)
         return None
+    return members[0] if len(members) == 1 else _chain(members)
+
+
+def _chain(members: list[KeyringBackend]) -> KeyringBackend:
+    """keyring's chainer over exactly these members. Its own class would list them by
+    running the whole search again (ChainerBackend.backends), so a subclass with the
+    list fixed: it reads, writes and deletes exactly as the chainer does."""
+    from keyring.backends import chainer
+
+    class RememberedChain(chainer.ChainerBackend):
+        viable = False  # never a candidate of a search
+        backends = members
+
+    return RememberedChain()  # type: ignore[no-untyped-call]
 
 
 def _remember(cache: Path, fingerprint: str, backend: KeyringBackend) -> None:
-    name = _class_path(backend) if _worth_remembering(backend) else None
-    if name is None:
+    names = _members(backend)
+    if names is None:
         with contextlib.suppress(OSError):
             cache.unlink(missing_ok=True)  # a choice made before no longer holds
         return
-    text = f"{_HEADER}\n{int(time.time())}\n{fingerprint}\n{name}\n"
+    text = f"{_HEADER}\n{int(time.time())}\n{fingerprint}\n{' '.join(names)}\n"
     tmp = cache.with_name(f"{CACHE_FILE}.{os.getpid()}.tmp")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -491,6 +491,31 @@ class Store:
             for d in dirs:
                 fsync_dir(d)
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that a failure undoes alone: when the block raises,
+        what it wrote is rolled back (and the deliveries it queued dropped, their tmp/
+        files removed) and the rest of the transaction stays, uncommitted."""
+        self._begin()
+        fsyncs, delivers = len(self._pending.fsync), len(self._pending.deliver)
+        self.conn.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:  # (not committed inside the block)
+                self.conn.execute("ROLLBACK TO part")
+                self.conn.execute("RELEASE part")
+            dropped = self._pending.deliver[delivers:]
+            del self._pending.fsync[fsyncs:]
+            del self._pending.deliver[delivers:]
+            for maildir, key, _ in dropped:
+                with contextlib.suppress(FileNotFoundError):
+                    maildir.tmp_path(key).unlink()
+            self._folder_cache.clear()
+            raise
+        if self.conn.in_transaction:
+            self.conn.execute("RELEASE part")
+
     def rollback(self) -> None:
         pending, self._pending = self._pending, _Pending()
         if self.conn.in_transaction:

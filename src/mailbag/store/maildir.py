@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLAG_LETTERS",
+    "DirWatch",
     "Maildir",
     "MaildirEntry",
     "Unlinker",
@@ -517,3 +518,110 @@ class Unlinker:
                 self._paths.put(None)
         if thread is not None:
             thread.join()
+
+
+#: inotify(7) event bits (Linux)
+_IN_MOVED_FROM = 0x40
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_UNMOUNT = 0x2000
+_IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
+_IN_ONLYDIR = 0x01000000
+_IN_ADDED = _IN_MOVED_TO | _IN_CREATE
+_IN_REMOVED = _IN_MOVED_FROM | _IN_DELETE
+_IN_BROKEN = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
+
+
+class DirWatch:
+    """The names added to and removed from some directories since each was watched, as
+    the kernel reports them (inotify, Linux): what changed in a Maildir's cur/ and new/,
+    without listing them again. `DirWatch.open()` is None where there is no inotify.
+
+    One instance (one descriptor) serves many directories: the kernel allows each user
+    only a few instances (128 by default) but many watches. Events are read without
+    blocking whenever a watch is added or changes are asked for, so the kernel's queue
+    (16,384 events by default) does not overflow; when it does, or a directory itself
+    is moved or removed, `changes` says it does not know (None)."""
+
+    def __init__(self, fd: int, add: Callable[[int, bytes, int], int]) -> None:
+        import struct
+
+        self._fd = fd
+        self._add = add
+        self._header = struct.Struct("iIII").unpack_from  # wd, mask, cookie, name length
+        self._events: dict[int, list[tuple[bool, str]]] = {}  # wd -> (added?, name)
+        self._broken: set[int] = set()
+        self._overflow = False
+        self._lock = threading.Lock()  # (the folders of a sync are synced in threads)
+
+    @classmethod
+    def open(cls) -> DirWatch | None:
+        if not sys.platform.startswith("linux"):
+            return None
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            init, add = libc.inotify_init1, libc.inotify_add_watch
+        except (OSError, AttributeError):
+            return None
+        init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
+        add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        add.restype = ctypes.c_int
+        fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None  # (EMFILE: the user's instances are all taken)
+        return cls(fd, add)
+
+    def watch(self, directory: Path | str) -> int | None:
+        """Start reporting the changes in `directory`; its handle, or None when the
+        kernel refuses (ENOSPC: the user's watches are all taken)."""
+        with self._lock:
+            self._read()
+            wd = self._add(self._fd, os.fsencode(directory), _WATCHED)
+            if wd < 0:
+                return None
+            # (the same directory watched again: its changes count from now)
+            self._events[wd] = []
+            self._broken.discard(wd)
+            return wd
+
+    def changes(self, wd: int) -> list[tuple[bool, str]] | None:
+        """(added?, name) for every name added to or removed from the directory since
+        `watch`, in order; None when that is not known."""
+        with self._lock:
+            self._read()
+            if self._overflow or wd in self._broken or wd not in self._events:
+                return None
+            return list(self._events[wd])
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return
+            at = 0
+            while at + 16 <= len(data):
+                wd, mask, _cookie, size = self._header(data, at)
+                raw = data[at + 16 : at + 16 + size].rstrip(b"\0")
+                at += 16 + size
+                if mask & _IN_Q_OVERFLOW:
+                    self._overflow = True
+                elif mask & _IN_BROKEN:
+                    self._broken.add(wd)
+                elif wd in self._events:
+                    self._events[wd].append((bool(mask & _IN_ADDED), os.fsdecode(raw)))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)  # (it waits for the kernel to free the watches)
+                self._fd = -1
+
+
+_WATCHED = _IN_ADDED | _IN_REMOVED | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR

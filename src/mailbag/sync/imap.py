@@ -23,6 +23,7 @@ import functools
 import os
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from mailbag.protocols.imap.client import ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
-from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, Unlinker, flags_to_info
+from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, Unlinker, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
 
 _T = TypeVar("_T")
+#: array type code for UIDs (32-bit)
+_U32 = "I" if array("I").itemsize >= 4 else "L"
 
 _ROLE_BY_SPECIAL_USE = {
     "\\SENT": "sent",
@@ -300,6 +303,15 @@ class _RemoteFolder:
                 )
 
 
+def _uid_array(uids: Iterable[int]) -> array[int]:
+    """UIDs ascending without repeats, compact (as servers answer SEARCH: then no list
+    is made on the way)."""
+    out = array(_U32, uids)
+    if any(out[i] >= out[i + 1] for i in range(len(out) - 1)):
+        out = array(_U32, sorted(set(out)))
+    return out
+
+
 def _chunks(items: Sequence[_T], n: int) -> Iterator[Sequence[_T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -315,13 +327,13 @@ class _FolderJob:
         self,
         folder: Folder,
         uidvalidity: int,
-        pieces: Iterable[list[int]],
+        pieces: Iterable[Sequence[int]],
         replaces: dict[int, int],
         report: FolderReport,
     ) -> None:
         self.folder = folder
         self.uidvalidity = uidvalidity
-        self.pieces: deque[list[int]] = deque(pieces)
+        self.pieces: deque[Sequence[int]] = deque(pieces)
         self.replaces = replaces
         self.report = report
         self.outstanding = 0
@@ -356,14 +368,14 @@ class _Board:
             self.jobs.append(job)
             self.cond.notify_all()
 
-    def take_own(self, job: _FolderJob) -> list[int] | None:
+    def take_own(self, job: _FolderJob) -> Sequence[int] | None:
         with self.cond:
             if job.error is not None or not job.pieces:
                 return None
             job.outstanding += 1
             return job.pieces.popleft()
 
-    def steal(self) -> tuple[_FolderJob, list[int]] | None:
+    def steal(self) -> tuple[_FolderJob, Sequence[int]] | None:
         """A piece of someone's downloads; None when every folder is done."""
         with self.cond:
             while True:
@@ -394,7 +406,7 @@ class _Board:
 def _run_piece(
     board: _Board,
     job: _FolderJob,
-    piece: list[int],
+    piece: Sequence[int],
     store: Store,
     remote: _RemoteFolder,
     on_progress: ProgressCallback,
@@ -432,12 +444,12 @@ def _shared_download(
     report: FolderReport,
     on_progress: ProgressCallback,
     options: SyncOptions,
-) -> Callable[[list[int], dict[int, int]], None]:
+) -> DownloadFn:
     from mailbag.sync.apply import download_messages
 
     remote = _RemoteFolder(client, folder.name, uidvalidity)
 
-    def download(uids: list[int], replaces: dict[int, int]) -> None:
+    def download(uids: Sequence[int], replaces: dict[int, int]) -> None:
         size = options.share_chunk
         if board is None or len(uids) < 2 * size:
             download_messages(
@@ -452,7 +464,9 @@ def _shared_download(
                 chunk_bytes=options.chunk_bytes,
             )
             return
-        pieces = [uids[i : i + size] for i in range(0, len(uids), size)]
+        # (slices of an array of UIDs: 4 bytes a message, where a list of ints takes 36)
+        compact = uids if isinstance(uids, array) else _uid_array(uids)
+        pieces = (compact[i : i + size] for i in range(0, len(compact), size))
         job = _FolderJob(folder, uidvalidity, pieces, replaces, report)
         board.post(job)
         try:
@@ -758,15 +772,19 @@ def _skippable(
     )
 
 
-def _record_stamp(store: Store, folder: Folder, before_scan: str | None) -> bool:
+def _record_stamp(
+    store: Store, folder: Folder, before_scan: str | None, *, commit: bool = True
+) -> bool:
     """Remember the directory times taken before the scan, when nothing has changed
     them since: then the scan saw everything up to them. Otherwise forget the stamp,
-    so the next run scans (unless `_rearm` shows the files match the index). Commits,
-    with whatever the caller left uncommitted; returns whether a stamp was recorded."""
+    so the next run scans (unless `_rearm` shows the files match the index). Commits
+    (unless not `commit`), with whatever the caller left uncommitted; returns whether
+    a stamp was recorded."""
     stamp = before_scan if before_scan is not None and _dir_stamp(folder) == before_scan else None
     if stamp != folder.sync_state:
         store.update_folder(folder, sync_state=stamp)
-    store.commit()
+    if commit:
+        store.commit()
     return stamp is not None
 
 
@@ -781,28 +799,50 @@ def _row_token(key: str, flags_text: str) -> str:
     return f"{key}:2,{info}" if info else key
 
 
+def _name_token(subdir: str, name: str) -> str:
+    """What `_listing_print` counts for the name `name` in `subdir` (cur or new). A file
+    without Maildir flags counts alike in new/ as `KEY` and in cur/ as `KEY:2,` (both
+    where its row puts it); other names unlike any a row could have."""
+    if subdir == "cur":
+        if name.endswith(":2,"):
+            return name[:-3]
+        return name if ":2," in name else "cur/" + name
+    return name if ":" not in name else "new/" + name
+
+
 def _listing_print(folder: Folder) -> tuple[int, int] | None:
-    """(how many, sum of the hashes) of the names in cur/ and new/, read as a stream:
-    memory stays the same however big the folder. A file without Maildir flags counts
-    alike in new/ as `KEY` and in cur/ as `KEY:2,` (both where its row puts it); other
-    names unlike any a row could have. Two listings with the same print hold the same
-    names (but for a 64-bit hash collision); the hashes are Python's, so prints are
-    compared within one process only."""
+    """(how many, sum of the hashes of their `_name_token`s) of the names in cur/ and
+    new/, read as a stream: memory stays the same however big the folder. Two listings
+    with the same print hold the same names (but for a 64-bit hash collision); the
+    hashes are Python's, so prints are compared within one process only."""
     count = total = 0
     try:
-        for name in _names(folder.path / "cur"):
-            count += 1
-            if name.endswith(":2,"):
-                total += hash(name[:-3])
-            elif ":2," in name:
-                total += hash(name)
-            else:
-                total += hash("cur/" + name)
-        for name in _names(folder.path / "new"):
-            count += 1
-            total += hash(name if ":" not in name else "new/" + name)
+        for subdir in ("cur", "new"):
+            for name in _names(folder.path / subdir):
+                count += 1
+                total += hash(_name_token(subdir, name))
     except FileNotFoundError:
         return None
+    return count, total
+
+
+def _watch_print(watch: DirWatch, wds: tuple[int, int]) -> tuple[int, int] | None:
+    """The print (`_listing_print`) of the names added to cur/ and new/ since they were
+    watched (`wds`), less that of the names removed; None when the watch lost track."""
+    count = total = 0
+    for subdir, wd in zip(("cur", "new"), wds, strict=True):
+        changes = watch.changes(wd)
+        if changes is None:
+            return None
+        for added, name in changes:
+            if name.startswith("."):
+                continue  # (not listed either)
+            if added:
+                count += 1
+                total += hash(_name_token(subdir, name))
+            else:
+                count -= 1
+                total -= hash(_name_token(subdir, name))
     return count, total
 
 
@@ -832,22 +872,28 @@ def _matches_index(store: Store, folder: Folder) -> bool:
 
 
 class _Baseline(NamedTuple):
-    """The print (`_listing_print`) of the folder's files when a delta sync began (they
-    matched the index then), the print of those among them the sync set out to change,
-    and the affected UIDs (vanished, changed, new on the server)."""
+    """The folder's files when a delta sync began (they matched the index then): their
+    print (`_listing_print`), or, where the kernel reports changes, a watch on cur/ and
+    new/ (`DirWatch` and its handles) that says what changed since; the print of the
+    files the sync set out to change, and the affected UIDs (vanished, changed, new on
+    the server)."""
 
-    listed: tuple[int, int]
+    listed: tuple[int, int] | None
     touched: tuple[int, int]
     uids: set[int]
+    watch: DirWatch | None = None
+    wds: tuple[int, int] | None = None
 
 
-def _delta_applied(store: Store, folder: Folder, base: _Baseline) -> bool:
+def _delta_applied(store: Store, folder: Folder, base: _Baseline) -> bool | None:
     """The files are the baseline with exactly this run's changes: the untouched ones
     all still there, and besides them one file per affected row left in the index,
-    named as its flags say. Listings compared by their prints and the affected rows
-    read: no full read of the index, nothing held per message of the folder."""
-    count = base.listed[0] - base.touched[0]
-    total = base.listed[1] - base.touched[1]
+    named as its flags say. Compared by their prints: the baseline's listing against
+    a listing now, or only the names the watch saw added and removed against those of
+    the affected rows (no listing at all); the affected rows are read, not the whole
+    index. None when the watch lost track (the caller checks another way)."""
+    count = -base.touched[0]
+    total = -base.touched[1]
     for chunk in _chunks(sorted(base.uids), 500):
         marks = ",".join("?" * len(chunk))
         query = (
@@ -856,7 +902,12 @@ def _delta_applied(store: Store, folder: Folder, base: _Baseline) -> bool:
         for key, flags_text in store.conn.execute(query, (folder.id, *chunk)):
             count += 1
             total += hash(_row_token(key, flags_text))
-    return _listing_print(folder) == (count, total)
+    if base.watch is not None and base.wds is not None:
+        moved = _watch_print(base.watch, base.wds)
+        return None if moved is None else moved == (count, total)
+    if base.listed is None:
+        return None
+    return _listing_print(folder) == (base.listed[0] + count, base.listed[1] + total)
 
 
 def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> str | None:
@@ -887,18 +938,48 @@ def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> str | None:
         stamp = _dir_stamp(folder)
     if stamp is None or folder.id in store.folders_with_pending(folder.account):
         return None  # rows to push are left: the next run must read the folder
-    same = (
-        _delta_applied(store, folder, base) if base is not None else _matches_index(store, folder)
-    )
+    same = _delta_applied(store, folder, base) if base is not None else None
+    if same is None:
+        same = _matches_index(store, folder)
     if not same or _times_stamp(folder) != stamp:
         return None
     return stamp
 
 
-def _rearm_all(store: Store, rearm: Sequence[tuple[int, _Baseline | None]]) -> None:
+class _Changed:
+    """The folders this run changed itself, with their delta baselines (checked by
+    `_rearm_all` at the end), and the watch on their directories (`DirWatch`, opened
+    for the first delta that needs one: one descriptor for the whole run)."""
+
+    def __init__(self) -> None:
+        self.folders: list[tuple[int, _Baseline | None]] = []  # (append is thread-safe)
+        self._watch: DirWatch | None = None
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def append(self, item: tuple[int, _Baseline | None]) -> None:
+        self.folders.append(item)
+
+    def watch(self) -> DirWatch | None:
+        with self._lock:
+            if not self._opened:
+                self._opened = True
+                self._watch = DirWatch.open()
+            return self._watch
+
+    def close(self) -> None:
+        with self._lock:
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            # closing waits for the kernel to free the watches (10-30 ms of sleep here):
+            # in a helper thread, while the stores close and the connections log out
+            threading.Thread(target=watch.close, name="mailbag-unwatch", daemon=True).start()
+
+
+def _rearm_all(store: Store, rearm: _Changed) -> None:
     """`_rearm` the folders this run changed; the stamps are recorded in one commit."""
     stamps: list[tuple[Folder, str]] = []
-    for folder_id, base in rearm:
+    for folder_id, base in rearm.folders:
         with contextlib.suppress(StoreError):
             folder = store.folder_by_id(folder_id)
             stamp = _rearm(store, folder, base)
@@ -933,7 +1014,7 @@ def _qresync_select(client: ImapClient, folder: Folder) -> SelectResult | None:
 
 
 def _delta(
-    store: Store, folder: Folder, stamp: str, sel: SelectResult
+    store: Store, folder: Folder, stamp: str, sel: SelectResult, watch: DirWatch | None = None
 ) -> tuple[_LocalSide, RemoteListing, _Baseline | None] | None:
     """Given a QRESYNC SELECT: when the local side is unchanged (the caller checked),
     what the server reports as changed (VANISHED, and FETCH with new flags or new
@@ -966,10 +1047,12 @@ def _delta(
     arrived = sum(1 for uid in changed if uid not in rows)
     if paired - gone + arrived != sel.exists:
         return None  # a server that forgot expunges, or an index out of step
-    listed = _listing_print(folder)
-    # the listing is the index's picture only if nothing moved the directory times since
-    # the caller's check; else it cannot serve as the baseline
-    listed_clean = listed is not None and _dir_stamp(folder) == stamp
+    # the baseline: from now on the watch reports every change (else the listing is it)
+    wds = _watch_dirs(watch, folder) if watch is not None else None
+    listed = None if wds is not None else _listing_print(folder)
+    # the files are the index's picture only if nothing moved the directory times since
+    # the caller's check; else there is no baseline
+    listed_clean = (wds is not None or listed is not None) and _dir_stamp(folder) == stamp
     # the files are where the index says (the folder is unchanged since it was checked):
     # looked up by name, one by one, for the affected rows only
     cur, new = str(folder.path / "cur"), str(folder.path / "new")
@@ -997,9 +1080,16 @@ def _delta(
         messages.append(LocalMessage(row_id, key, uid, flags, True, message_id or "", size, base))
     view = RemoteListing.of(changed)
     baseline = None
-    if listed_clean and listed is not None:
-        baseline = _Baseline(listed, (touched_count, touched_total), set(affected))
+    if listed_clean:
+        touched = (touched_count, touched_total)
+        baseline = _Baseline(listed, touched, set(affected), watch if wds else None, wds)
     return _LocalSide(messages, entries, 0, False), view, baseline
+
+
+def _watch_dirs(watch: DirWatch, folder: Folder) -> tuple[int, int] | None:
+    cur = watch.watch(folder.path / "cur")
+    new = watch.watch(folder.path / "new") if cur is not None else None
+    return None if cur is None or new is None else (cur, new)
 
 
 def _full_listing(client: ImapClient, sel: SelectResult) -> RemoteListing:
@@ -1121,13 +1211,17 @@ def _finish_folder(
     store: Store,
     start: _Start,
     base: _Baseline | None,
-    rearm: list[tuple[int, _Baseline | None]] | None,
+    rearm: _Changed | None,
+    *,
+    commit: bool = True,
 ) -> FolderReport:
-    """Commit the folder's last changes with its directory stamp (when still valid)."""
+    """Commit the folder's last changes with its directory stamp (when still valid);
+    not `commit`: the caller commits them."""
     report = start.report
     # only a completed run has put into the index all the scan saw
     folder = store.folder_by_id(start.folder.id)
-    recorded = _record_stamp(store, folder, start.stamp if report.error is None else None)
+    stamp = start.stamp if report.error is None else None
+    recorded = _record_stamp(store, folder, stamp, commit=commit)
     if not recorded and report.error is None and rearm is not None:
         rearm.append((folder.id, base))  # this run changed the folder: checked at the end
     return report
@@ -1143,7 +1237,7 @@ def _sync_folder(
     on_progress: ProgressCallback,
     exclude_uids: set[int],
     board: _Board | None = None,
-    rearm: list[tuple[int, _Baseline | None]] | None = None,
+    rearm: _Changed | None = None,
     start: _Start | None = None,
 ) -> FolderReport:
     if start is None:
@@ -1175,6 +1269,7 @@ def _sync_folder(
             exclude_uids,
             board,
             start.stamp if start.clean else None,
+            rearm.watch() if rearm is not None and start.clean else None,
         )
     return _finish_folder(store, start, base, rearm)
 
@@ -1234,7 +1329,7 @@ def _apply_and_record(
     from mailbag.sync.apply import apply_plan
     from mailbag.sync.plan import Download, Upload
 
-    todo = sum(1 for a in result.actions if isinstance(a, Download | Upload))
+    todo = len(result.fetch) + sum(1 for a in result.actions if isinstance(a, Download | Upload))
     on_progress(Progress(folder.account, folder.name, "plan", todo))
     apply_plan(
         result,
@@ -1276,6 +1371,7 @@ def _sync_folder_remote(
     exclude_uids: set[int],
     board: _Board | None = None,
     stamp: str | None = None,
+    watch: DirWatch | None = None,
 ) -> _Baseline | None:
     """Sync one folder on `client`; `local` None: the local side is unchanged since the
     last sync (the caller checked; `stamp` the directory times then), so a QRESYNC
@@ -1292,7 +1388,7 @@ def _sync_folder_remote(
     sel = _qresync_select(client, folder)
     base: _Baseline | None = None
     planned: tuple[int, Plan] | None = None
-    delta = _delta(store, folder, stamp, sel) if sel and local is None and stamp else None
+    delta = _delta(store, folder, stamp, sel, watch) if sel and local is None and stamp else None
     if sel is not None and delta is not None:
         local, listing, base = delta
         planned = _plan_folder(
@@ -1361,10 +1457,14 @@ def _local_only(result: Plan) -> bool:
     """Whether the plan changes only this side: the server's changes, taken over."""
     from mailbag.sync.plan import DeleteLocal, Forget, SetFlags
 
-    return result.stop is None and all(
-        isinstance(a, Forget | DeleteLocal)
-        or (isinstance(a, SetFlags) and not a.add and not a.remove)
-        for a in result.actions
+    return (
+        result.stop is None
+        and not result.fetch
+        and all(
+            isinstance(a, Forget | DeleteLocal)
+            or (isinstance(a, SetFlags) and not a.add and not a.remove)
+            for a in result.actions
+        )
     )
 
 
@@ -1379,7 +1479,7 @@ def _select_ahead(
     options: SyncOptions,
     on_progress: ProgressCallback,
     results: dict[str, FolderReport],
-    rearm: list[tuple[int, _Baseline | None]],
+    rearm: _Changed,
 ) -> tuple[list[MailboxInfo], dict[str, _Start]]:
     """Sync the folders that changed only on the server, without new mail there (their
     local side unchanged, their UIDNEXT too): what QRESYNC reports is all they need,
@@ -1432,28 +1532,31 @@ def _select_ahead(
                 sent.append(
                     (s, client.submit_select(f.name, qresync=(f.uidvalidity, f.highestmodseq)))
                 )
+            answers: list[tuple[_Start, SelectResult]] = []
             for s, pending in sent:
                 try:
-                    sel = client.finish_select(pending, s.folder.name)
+                    answers.append((s, client.finish_select(pending, s.folder.name)))
                 except ProtocolError:
                     continue  # (the answer is read: the next ones follow in order)
-                try:
-                    base = _apply_server_changes(store, account, s, sel, options, on_progress)
-                except NetworkError:
-                    raise
-                except MailbagError:
-                    if store.conn.in_transaction:
-                        store.rollback()
-                    continue  # the usual path tries again, and reports
-                if base is None:
-                    continue
-                results[s.folder.name] = _finish_folder(store, s, base[0], rearm)
-                on_progress(Progress(account.name, s.folder.name, "folder-done"))
-                left.discard(s.folder.name)
-                starts.pop(s.folder.name)
     except NetworkError:
-        if store.conn.in_transaction:
-            store.rollback()
+        answers = []  # (nothing done yet: all go the usual way)
+    # applied here alone, in one transaction (a commit costs a file-system flush); the
+    # answers came together, so no server is waited for with the transaction open
+    for s, sel in answers:
+        try:
+            with store.savepoint():
+                base = _apply_server_changes(
+                    store, account, s, sel, options, on_progress, rearm.watch()
+                )
+        except MailbagError:
+            continue  # (its changes undone) the usual path tries again, and reports
+        if base is None:
+            continue
+        results[s.folder.name] = _finish_folder(store, s, base[0], rearm, commit=False)
+        on_progress(Progress(account.name, s.folder.name, "folder-done"))
+        left.discard(s.folder.name)
+        starts.pop(s.folder.name)
+    store.commit()
     # (what is left goes the usual way, with its retries)
     rest_names = left | {i.name for i in rest}
     return [i for i in infos if i.name in rest_names], starts
@@ -1466,12 +1569,13 @@ def _apply_server_changes(
     sel: SelectResult,
     options: SyncOptions,
     on_progress: ProgressCallback,
+    watch: DirWatch | None = None,
 ) -> tuple[_Baseline | None] | None:
     """Apply a QRESYNC delta to a clean folder when that needs nothing from the server;
     None (and nothing done) otherwise. Leaves the changes uncommitted."""
     folder = start.folder
     assert start.stamp is not None
-    delta = _delta(store, folder, start.stamp, sel)
+    delta = _delta(store, folder, start.stamp, sel, watch)
     if delta is None:
         return None
     local, listing, base = delta
@@ -1518,8 +1622,8 @@ def _download_fresh_folder(
         raise ProtocolError(
             f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
         )
-    uids = list(client.uid_search("ALL").uids) if sel.exists else []
-    uids.sort()
+    # an array, not a list: 4 bytes a message instead of 36 (0.7 MB for 200,000)
+    uids = _uid_array(client.uid_search("ALL").uids) if sel.exists else _uid_array(())
     store.update_folder(folder, uidvalidity=sel.uidvalidity)
     store.commit()
     on_progress(Progress(account.name, folder.name, "plan", len(uids)))
@@ -1794,8 +1898,8 @@ def _sync_folders(
                 stores.append(s)
         return s
 
-    # folders this run changed, for `_rearm` (list.append is thread-safe)
-    rearm: list[tuple[int, _Baseline | None]] = []
+    # folders this run changed, for `_rearm`
+    rearm = _Changed()
 
     starts: dict[str, _Start] = {}
     # biggest folders first; then idle workers help with the big folders' downloads
@@ -1892,11 +1996,33 @@ def _sync_folders(
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbag-sync") as ex:
                 for f in [ex.submit(worker) for _ in range(workers)]:
                     f.result()
-        if rearm:
+        if rearm.folders:
             _rearm_all(thread_store(), rearm)
     finally:
+        rearm.close()
+        _close_overlapping(stores, pool)
+
+
+def _close_overlapping(stores: list[Store], pool: _Connections) -> None:
+    """Close the stores (the index's last checkpoint, a few ms of writes and a flush)
+    while the connections log out (a round trip): the work is done."""
+    errors: list[BaseException] = []
+
+    def close_stores() -> None:
         for s in stores:
-            s.close()
+            try:
+                s.close()
+            except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+                errors.append(exc)
+
+    closer = threading.Thread(target=close_stores, name="mailbag-close")
+    closer.start()
+    try:
+        pool.close()
+    finally:
+        closer.join()
+    if errors:
+        raise errors[0]
 
 
 #: what STATUS tells about a folder (HIGHESTMODSEQ too, where CONDSTORE is offered)

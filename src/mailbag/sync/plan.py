@@ -19,7 +19,6 @@ Rules it keeps (each one from a way other tools lost mail):
 
 from __future__ import annotations
 
-import functools
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
@@ -246,6 +245,10 @@ class Stop:
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
+    # more server messages to download as they are (as `Download(uid, flags)` without a
+    # row), ascending: an array of UIDs, 4 bytes each, where a big folder's first sync
+    # resumed after a crash would hold ~100 bytes of `Download` per message
+    fetch: array[int] = field(default_factory=lambda: array(_U32))
     stop: Stop | None = None
     uidvalidity_changed: bool = False
     restored: int = 0  # local files lost and downloaded again
@@ -436,12 +439,6 @@ def _merge_into(
 Identities = Iterable[tuple[int, str | None, int | None]]
 
 
-@functools.lru_cache(maxsize=1024)
-def _clean_shared(flags: frozenset[str]) -> frozenset[str]:
-    # flag sets come from small shared tables: so do the cleaned ones
-    return _clean(flags)
-
-
 def plan_stream(
     local: Iterable[LocalMessage],
     last_synced: SyncedState,
@@ -456,8 +453,9 @@ def plan_stream(
     """`plan`, with the same actions, for a folder read whole: the local messages are
     taken one at a time as they stream from the index (none is kept unless it is
     unpaired or its action needs it), the server's side is a compact `RemoteListing`,
-    and what is kept per message of the folder is one byte (paired or not). Memory
-    grows with the changes, not with the folder.
+    and what is kept per message of the folder is one byte (paired or not). Messages
+    to download as they are go into `Plan.fetch` (4 bytes each), not `Download`s.
+    Memory grows with the changes, not with the folder.
 
     `identities(uids)` gives the Message-ID and size of the unpaired server messages
     `uids` (ascending); it is called only when some local message is unpaired too
@@ -542,10 +540,10 @@ def plan_stream(
         unmatched: Iterable[LocalMessage] = [m for m in unpaired if m.key not in matched_keys]
     else:
         unmatched = unpaired
-    for uid in waiting:
-        i = remote.index(uid)
-        if not paired_here[i]:
-            result.actions.append(Download(uid, _clean_shared(remote.flags_at(i))))
+    if want_identities:
+        result.fetch = array(_U32, (uid for uid in waiting if not paired_here[remote.index(uid)]))
+    else:
+        result.fetch = waiting
     for m in unmatched:
         result.actions.append(Upload(m.key, m.row, _clean(m.flags)))
 

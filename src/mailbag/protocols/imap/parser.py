@@ -933,7 +933,9 @@ class SearchResult(Record):
 
 
 def parse_search(u: Untagged) -> SearchResult:
-    numbers: list[int] = []
+    # runs of consecutive numbers become one range (a whole mailbox is usually one)
+    ranges: list[tuple[int, int]] = []
+    count = 0
     modseq = None
     for v in u.values:
         if isinstance(v, list):  # (MODSEQ n), RFC 7162
@@ -943,8 +945,12 @@ def parse_search(u: Untagged) -> SearchResult:
         n = to_int(v)
         if n is None:
             raise ProtocolError(f"bad SEARCH result {v!r}", cause="parse")
-        numbers.append(n)
-    return SearchResult(UidSet([(n, n) for n in numbers]), modseq, len(numbers))
+        count += 1
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1] = (ranges[-1][0], n)
+        else:
+            ranges.append((n, n))
+    return SearchResult(UidSet(ranges), modseq, count)
 
 
 def parse_esearch(u: Untagged) -> SearchResult:
