@@ -197,6 +197,12 @@ NOT_ON_THE_NO_OP_PATH = (
     "mailbag.sync.sending",
     "mailbag.message",
     "mailbag.auth.tokens",
+    # records are plain classes (mailbag.record): building dataclasses at import took
+    # 20-25 ms, and `dataclasses` loads `inspect` (with ast, dis, tokenize)
+    "dataclasses",
+    "inspect",
+    "ast",  # the parsed config is cached with marshal, not as Python literals
+    "tokenize",
 )
 
 
