@@ -290,3 +290,36 @@ def test_config_root_is_keyrings_own(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("XDG_CONFIG_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert config_root() == platform_.config_root()
+
+
+# --- accounts that do not use the keyring never load it ---------------------------------
+
+
+def test_an_oauth2_account_with_a_refresh_token_command_never_loads_keyring(
+    oauth_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from mailbag.config import SecretRef, SecretSource
+
+    sb = oauth_sandbox
+    token = sb.oauth2.issue(sb.address("carol")) if sb.oauth2 else None
+    assert token is not None and token.refresh_token
+    account = sb.account("carol", name="oc", oauth2=True)
+    ref = SecretRef(SecretSource.COMMAND, f"echo {token.refresh_token}")
+    account = replace(account, incoming=replace(account.incoming, secret=ref))
+    home = tmp_path / "home"
+    save_account(Paths.from_env({"MAILBAG_HOME": str(home)}), account)
+    code = (
+        "import sys\n"
+        "from mailbag.cli.main import main\n"
+        "code = main(['sync', '-q'])\n"
+        "print(code, 'keyring' in sys.modules)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MAILBAG_HOME": str(home)}
+    # one run: the sandbox rotates refresh tokens (as Microsoft does), and a command's
+    # token cannot be replaced, so a second run would need a new sign-in
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.stdout.split() == ["0", "False"], res.stderr

@@ -168,6 +168,10 @@ def _load_cached(account: Account) -> TokenSet | None:
         cached = _memory.get(account.name)
     if cached is not None:
         return cached
+    if _refresh_ref(account).source is not SecretSource.KEYRING:
+        # `_save_cached` keeps such an account's tokens in memory only, so there is
+        # nothing to read; and its commands then never load keyring (~100-200 ms)
+        return None
     from mailbag.config.secrets import keyring_problem
 
     if keyring_problem() is not None:
@@ -193,7 +197,7 @@ def _save_cached(account: Account, token: TokenSet) -> None:
         _memory[account.name] = token
     from mailbag.config.secrets import keyring_problem
 
-    if keyring_problem() is not None or _refresh_ref(account).source is not SecretSource.KEYRING:
+    if _refresh_ref(account).source is not SecretSource.KEYRING or keyring_problem() is not None:
         return
     import keyring
     from keyring.errors import KeyringError
