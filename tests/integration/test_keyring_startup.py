@@ -298,9 +298,8 @@ def test_config_root_is_keyrings_own(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_an_oauth2_account_with_a_refresh_token_command_never_loads_keyring(
     oauth_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    from dataclasses import replace
-
     from mailbag.config import SecretRef, SecretSource
+    from mailbag.record import replace
 
     sb = oauth_sandbox
     token = sb.oauth2.issue(sb.address("carol")) if sb.oauth2 else None
