@@ -434,6 +434,15 @@ class Store:
         any thread."""
         self.unlinker.put(path)
 
+    def start_removals(self) -> None:
+        """Start removing what was handed to `remove_later` so far (no waiting)."""
+        self.unlinker.flush()
+
+    def settle_removals(self) -> None:
+        """Make sure the files handed to `remove_later` are removed even if this process
+        dies now (`Unlinker.detach`); waits only where removing needs this process."""
+        self.unlinker.detach()
+
     def finish_removals(self) -> None:
         """Wait until every file handed to `remove_later` is removed."""
         self.unlinker.close()

@@ -16,7 +16,7 @@ live here, in one place:
 File renames and removals run in a helper thread while the index records them
 (`_FileWork`); nothing is committed until they are done. A removal is a rename out
 of the folder into tmp/ (`Maildir.discard`): the slow part, freeing the file's
-blocks, is left to the store's unlinker thread, which needs no order with the index.
+blocks, is left to the store's unlinker (`rm`), which needs no order with the index.
 The index records a step only after the step is done, and every server command
 and every transfer begins with nothing uncommitted, so a crash anywhere loses no
 mail and a re-run neither downloads nor uploads twice. The steps that only change
@@ -460,6 +460,7 @@ def apply_plan(
                 report.deleted += 1
     finally:
         files.wait()  # (raises the first failure of the file work, if any)
+        store.start_removals()
     crash_point("local-files")  # (the files changed, the index not yet committed)
 
     # 4. uploads, each recorded as soon as the server confirms it

@@ -992,8 +992,8 @@ def _rearm_all(store: Store, rearm: _Changed) -> None:
     for folder, stamp in stamps:
         store.update_folder(folder, sync_state=stamp)
     # a folder skipped by its stamp is not looked at (nor its tmp/): files this run took
-    # out of the folders must be gone before the stamps say that nothing is left to do
-    store.finish_removals()
+    # out of the folders must be sure to go before the stamps say that nothing is left
+    store.settle_removals()
     store.commit()
 
 
@@ -1537,6 +1537,8 @@ def _select_ahead(
                 sent.append(
                     (s, client.submit_select(f.name, qresync=(f.uidvalidity, f.highestmodseq)))
                 )
+            if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
+                threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
             answers: list[tuple[_Start, SelectResult]] = []
             for s, pending in sent:
                 try:
@@ -1888,7 +1890,7 @@ def _sync_folders(
 
     local = threading.local()
     write_lock = threading.Lock()
-    unlinker = Unlinker()  # (one thread removes what the folders' plans discard)
+    unlinker = Unlinker()  # (removes what the folders' plans discard, for all)
     stores: list[Store] = []
     stores_lock = threading.Lock()
 

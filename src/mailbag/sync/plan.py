@@ -19,6 +19,7 @@ Rules it keeps (each one from a way other tools lost mail):
 
 from __future__ import annotations
 
+import functools
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
@@ -416,21 +417,26 @@ def _merge_into(
     use_base: bool = True,
 ) -> None:
     base_flags = m.synced_flags if use_base else None
-    lflags, rflags = _clean(m.flags), _clean(r.flags)
-    merged = merge_flags(lflags, None if base_flags is None else _clean(base_flags), rflags)
-    if use_base and merged == lflags and merged == rflags and m.synced_flags == merged:
+    merged, local, add, remove, same = _merged(m.flags, base_flags, r.flags)
+    if use_base and same and m.synced_flags == merged:
         return
     result.actions.append(
-        SetFlags(
-            uid=r.uid,
-            key=m.key,
-            row=m.row,
-            flags=merged,
-            local=merged != lflags,
-            add=merged - rflags,
-            remove=rflags - merged,
-        )
+        SetFlags(uid=r.uid, key=m.key, row=m.row, flags=merged, local=local, add=add, remove=remove)
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _merged(
+    local: frozenset[str], base: frozenset[str] | None, remote: frozenset[str]
+) -> tuple[frozenset[str], bool, frozenset[str], frozenset[str], bool]:
+    """(merged flags, local file changes, +FLAGS, -FLAGS, all three equal) of a merge.
+    Cached: a folder has few distinct flag sets, so a plan that touches every message
+    (a UIDVALIDITY change pairs them all again) shares these sets instead of making
+    three new ones (~650 bytes) per message."""
+    lflags, rflags = _clean(local), _clean(remote)
+    merged = merge_flags(lflags, None if base is None else _clean(base), rflags)
+    same = merged == lflags and merged == rflags
+    return merged, merged != lflags, merged - rflags, rflags - merged, same
 
 
 # --- the same plan, for a full folder read ----------------------------------------------
@@ -517,29 +523,42 @@ def plan_stream(
     for i in range(len(remote)):
         if not paired_here[i] and remote.uid_at(i) not in excluded:
             waiting.append(remote.uid_at(i))
+    matched = bytearray(len(unpaired))  # 1: paired with a server message by identity
     if want_identities and waiting:
-        by_identity: dict[tuple[str, int], list[LocalMessage]] = defaultdict(list)
-        for m in unpaired:
+        # identity -> position in `unpaired` (a list when several share it: the first
+        # one pairs first), one int per message rather than a list
+        by_identity: dict[tuple[str, int], int | list[int]] = {}
+        for pos, m in enumerate(unpaired):
             ident = _identity(m.message_id, m.size)
             if ident is not None:
-                by_identity[ident].append(m)
-        matched_keys: set[str] = set()
+                had = by_identity.setdefault(ident, pos)
+                if had != pos:
+                    if isinstance(had, int):
+                        by_identity[ident] = [had, pos]
+                    else:
+                        had.append(pos)
         for uid, message_id, size in identities(waiting):
             i = remote.index(uid)
             if i < 0 or paired_here[i] or uid in excluded:
                 continue  # not asked for
             ident = _identity(message_id, size)
-            candidates = by_identity.get(ident) if ident is not None else None
-            if candidates:
-                m = candidates.pop(0)
-                matched_keys.add(m.key)
-                paired_here[i] = 2
-                result.actions.append(Pair(m.key, m.row, uid))
-                # a new pairing has no common base: unite the flags
-                _merge_into(result, m, RemoteMessage(uid, remote.flags_at(i)), use_base=False)
-        unmatched: Iterable[LocalMessage] = [m for m in unpaired if m.key not in matched_keys]
-    else:
-        unmatched = unpaired
+            found = None if ident is None else by_identity.pop(ident, None)
+            if ident is None or found is None:
+                continue
+            if isinstance(found, list):
+                pos = found.pop(0)
+                if found:
+                    by_identity[ident] = found
+            else:
+                pos = found
+            m = unpaired[pos]
+            matched[pos] = 1
+            paired_here[i] = 2
+            result.actions.append(Pair(m.key, m.row, uid))
+            # a new pairing has no common base: unite the flags
+            _merge_into(result, m, RemoteMessage(uid, remote.flags_at(i)), use_base=False)
+        del by_identity
+    unmatched = (m for pos, m in enumerate(unpaired) if not matched[pos])
     if want_identities:
         result.fetch = array(_U32, (uid for uid in waiting if not paired_here[remote.index(uid)]))
     else:
