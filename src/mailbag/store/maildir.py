@@ -30,9 +30,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from mailbag.errors import StoreError
 
@@ -269,8 +268,7 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True, slots=True)
-class MaildirEntry:
+class MaildirEntry(NamedTuple):
     """A message file as found on disk."""
 
     key: str

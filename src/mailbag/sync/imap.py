@@ -26,9 +26,8 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -102,8 +101,7 @@ def folder_role(info: MailboxInfo) -> str | None:
     return _ROLE_BY_NAME.get(info.name.lower())
 
 
-@dataclass(frozen=True)
-class SyncOptions:
+class SyncOptions(NamedTuple):
     """How `sync_account` runs (from the command line; per-account ones are in the config)."""
 
     folders: tuple[str, ...] = ()  # globs from the command line; replace the account's include
@@ -486,8 +484,7 @@ def _shared_download(
 # --- one folder -----------------------------------------------------------------------
 
 
-@dataclass
-class _LocalSide:
+class _LocalSide(NamedTuple):
     """A folder's local side as the planner needs it."""
 
     messages: Iterable[LocalMessage]  # may be iterated more than once
@@ -874,8 +871,7 @@ def _matches_index(store: Store, folder: Folder) -> bool:
     return (count, total) == listed
 
 
-@dataclass
-class _Baseline:
+class _Baseline(NamedTuple):
     """The folder's files when a delta sync began (they matched the index then): their
     print (`_listing_print`), or, where the kernel reports changes, a watch on cur/ and
     new/ (`DirWatch` and its handles) that says what changed since; the print of the
@@ -1166,8 +1162,7 @@ def _identities(client: ImapClient | None) -> Callable[[Sequence[int]], Identiti
     return fetch
 
 
-@dataclass
-class _Start:
+class _Start(NamedTuple):
     """A folder about to be synced, as found here (see `_start_folder`)."""
 
     folder: Folder
