@@ -3,7 +3,6 @@ and waiting for the app to get somewhere."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -12,6 +11,7 @@ from typing import Any
 
 from mailbag.config import save_account
 from mailbag.paths import Paths
+from mailbag.record import replace
 from mailbag.sandbox import Sandbox
 
 
@@ -23,7 +23,7 @@ def sandbox_home(
     paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
     account = sb.account(user, name=name, password_command=True)
     if display_name is not None:
-        account = dataclasses.replace(account, display_name=display_name)
+        account = replace(account, display_name=display_name)
     save_account(paths, account, make_default=True)
     return paths
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailbag.config import save_account
-from mailbag.config.keyring_backend import CACHE_FILE, active_backend, config_root
+from mailbag.config.keyring_backend import CACHE_FILE, active_backend
 from mailbag.config.schema import keyring_key
 from mailbag.config.secrets import SERVICE, keyring_problem
 from mailbag.paths import Paths
@@ -282,25 +282,14 @@ def test_a_backend_set_in_the_process_is_used_as_it_is(
     assert keyring.get_password(SERVICE, KEY) == "in memory"
 
 
-def test_config_root_is_keyrings_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from keyring.util import platform_
-
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    assert config_root() == platform_.config_root()
-    monkeypatch.delenv("XDG_CONFIG_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert config_root() == platform_.config_root()
-
-
 # --- accounts that do not use the keyring never load it ---------------------------------
 
 
 def test_an_oauth2_account_with_a_refresh_token_command_never_loads_keyring(
     oauth_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    from dataclasses import replace
-
     from mailbag.config import SecretRef, SecretSource
+    from mailbag.record import replace
 
     sb = oauth_sandbox
     token = sb.oauth2.issue(sb.address("carol")) if sb.oauth2 else None

@@ -7,7 +7,6 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from mailbag.auth import tokens
 from mailbag.config import load_config, save_account
 from mailbag.config.model import Account
 from mailbag.paths import Paths
+from mailbag.record import replace
 from mailbag.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox

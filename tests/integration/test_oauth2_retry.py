@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from mailbag.diagnose.steps import StepStatus
 from mailbag.errors import AuthError, MailbagError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import NO_TRACE
+from mailbag.record import replace
 from mailbag.sandbox import Sandbox
 from mailbag.store.outbox import OutboxRecord, OutboxState
 from mailbag.sync import sending, watch

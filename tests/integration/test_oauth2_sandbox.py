@@ -243,11 +243,10 @@ def test_smtp_send_with_oauth_arrives(signed_in: tuple[Sandbox, Account, Paths])
 def test_pop3_and_smtp_clients_log_in_with_tokens(
     signed_in: tuple[Sandbox, Account, Paths],
 ) -> None:
-    from dataclasses import replace
-
     from mailbag.config.model import Protocol
     from mailbag.protocols.pop3 import Pop3Client
     from mailbag.protocols.smtp import SmtpClient
+    from mailbag.record import replace
 
     sb, account, paths = signed_in
     assert sb.oauth2 is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 import webbrowser
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from mailbag.auth import tokens
 from mailbag.config import load_config, save_account
 from mailbag.config.model import OAuth2Settings
 from mailbag.paths import Paths
+from mailbag.record import replace
 from mailbag.sandbox import Sandbox
 from mailbag.sandbox.oauth2 import TEST_CLIENT_ID
 

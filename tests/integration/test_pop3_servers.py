@@ -169,13 +169,11 @@ def test_retr_is_pipelined_only_when_offered(tmp_path: Path, pipelining: bool) -
 
 
 def test_apop_is_used_on_an_unencrypted_connection_that_offers_it(tmp_path: Path) -> None:
-    import dataclasses
+    from mailbag.record import replace
 
     with FakePop3(tmp_path / "srv", [msg(1)], tls=False, apop=True) as srv:
         acct = fake_account(srv)
-        acct = dataclasses.replace(
-            acct, incoming=dataclasses.replace(acct.incoming, security=Security.NONE)
-        )
+        acct = replace(acct, incoming=replace(acct.incoming, security=Security.NONE))
         r = sync_pop3_account(acct, home(tmp_path / "h"), password="pass")
         assert r.new == 1
         assert any(c.startswith("APOP user ") for c in srv.commands)

@@ -892,37 +892,37 @@ def test_a_change_by_another_program_right_after_the_syncs_own_is_still_seen(
     sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     # another Maildir program changes a file after the sync's own changes, within the
-    # same clock tick, before the run checks them (here: as it steps the times back)
+    # same clock tick, before the run checks them: the directory times the run then
+    # reads already include the change, so only what the watch saw can tell
     sb.fill(user, 12, "INBOX", seed=43, seen_ratio=0.0)
     t = target(sb, user)
     _settled(t, home)
     import mailbag.sync.imap as engine
 
-    real_step_back = engine._step_back
+    real_times_stamp = engine._times_stamp
     done: list[str] = []
 
-    def step_back_then_other_program(path: Path, st: os.stat_result) -> bool:
-        stepped = real_step_back(path, st)
-        if not done and path.name == "new":
-            root = path.parent
-            key = sorted(os.listdir(path))[0]
+    def other_program_then_times(folder: Folder) -> str | None:
+        if not done and folder.name == "INBOX":
+            root, new = folder.path, folder.path / "new"
+            key = sorted(os.listdir(new))[0]
             if how == "rename":  # read in mutt
-                os.rename(path / key, root / "cur" / f"{key}:2,S")
+                os.rename(new / key, root / "cur" / f"{key}:2,S")
             elif how == "create":  # delivered by another program (no Message-ID known)
                 (root / "tmp" / "x.other").write_bytes(b"Subject: other\r\n\r\nhi\r\n")
-                os.rename(root / "tmp" / "x.other", path / "x.other")
+                os.rename(root / "tmp" / "x.other", new / "x.other")
             else:  # deleted in mutt
-                os.unlink(path / key)
+                os.unlink(new / key)
             done.append(key)
-        return stepped
+        return real_times_stamp(folder)
 
-    monkeypatch.setattr(engine, "_step_back", step_back_then_other_program)
+    monkeypatch.setattr(engine, "_times_stamp", other_program_then_times)
     with sb.control(user) as c:
         c.store("INBOX", c.uids("INBOX")[-1:], "+FLAGS", ["\\Flagged"])
     assert_ok(sync(t, home))
     assert done
     assert _sync_states(home, user)["INBOX"] is None  # not re-armed over the change
-    monkeypatch.setattr(engine, "_step_back", real_step_back)
+    monkeypatch.setattr(engine, "_times_stamp", real_times_stamp)
     report = sync(t, home)  # reads the folder and pushes the other program's change
     assert_ok(report)
     inbox = next(f for f in report.folders if f.name == "INBOX")

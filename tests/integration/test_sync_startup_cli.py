@@ -5,6 +5,7 @@ one is replaced, and one nobody takes is closed. Against the real sandbox Doveco
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +197,12 @@ NOT_ON_THE_NO_OP_PATH = (
     "mailbag.sync.sending",
     "mailbag.message",
     "mailbag.auth.tokens",
+    # records are plain classes (mailbag.record): building dataclasses at import took
+    # 20-25 ms, and `dataclasses` loads `inspect` (with ast, dis, tokenize)
+    "dataclasses",
+    "inspect",
+    "ast",  # the parsed config is cached with marshal, not as Python literals
+    "tokenize",
 )
 
 
@@ -226,3 +233,78 @@ def test_a_sync_with_nothing_to_do_loads_only_what_it_needs(
         m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_NO_OP_PATH)
     )
     assert heavy == []
+
+
+#: `python -c` running the `mailbag` program as installed (`entry`), telling on stderr
+#: whether it ended with the quick exit and whether collection ran while it synced
+PROGRAM = """\
+import gc, os, sys
+real_exit = os._exit
+def told(code):
+    sys.stderr.write(f"quick exit {code}\\n")
+    sys.stderr.flush()
+    real_exit(code)
+os._exit = told
+import mailbag.sync.imap as engine
+real_sync = engine.sync_account
+def sync_account(*args, **kwargs):
+    sys.stderr.write(f"collecting {gc.isenabled()} frozen {gc.get_freeze_count() > 0}\\n")
+    return real_sync(*args, **kwargs)
+engine.sync_account = sync_account
+from mailbag.cli.main import entry
+sys.argv = ["mailbag", *sys.argv[1:]]
+raise SystemExit(entry())
+"""
+
+
+def _program(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    env = {"MAILBAG_HOME": os.environ["MAILBAG_HOME"], "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # the mailbag this test imported
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run(
+        [sys.executable, "-c", PROGRAM, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_a_successful_sync_ends_with_the_quick_exit_output_and_index_complete(
+    cli_home: Paths, sb: Sandbox
+) -> None:
+    import json
+    import sqlite3
+
+    for _ in range(2):  # the first sync downloads, the second has nothing to do
+        res = _program("sync", "--json")
+        assert res.returncode == 0, res.stderr
+        assert "quick exit 0" in res.stderr
+        assert "collecting True frozen True" in res.stderr  # resumed before any mail
+        report = json.loads(res.stdout)  # all of it reached the pipe
+        (account,) = report["accounts"]
+        assert account["ok"] and "INBOX" in [f["name"] for f in account["folders"]]
+    # the index was closed properly: whole, checkpointed, readable by the next command
+    index = cli_home.index_file
+    wal = index.with_name(index.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    with sqlite3.connect(index) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    with sb.control(USER) as control:
+        assert count == len(control.uids("INBOX"))
+    res = _program("folders", "--json")
+    assert res.returncode == 0 and "quick exit" not in res.stderr  # only sync opts in
+    assert any(f["name"] == "INBOX" for f in json.loads(res.stdout))
+
+
+def test_a_failed_sync_exits_the_usual_way_with_its_code(cli_home: Paths) -> None:
+    with sync_lock(cli_home, "early"):  # another sync of the account is running
+        res = _program("sync", "--json")
+    assert res.returncode == 1
+    assert "quick exit" not in res.stderr
+    assert "another `mailbag sync`" in res.stderr

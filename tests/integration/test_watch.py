@@ -146,7 +146,7 @@ def test_watch_command_prints_json_lines_and_runs_exec(
 
 
 def test_watch_refuses_pop3_accounts(tmp_path: Path, watch_sandbox: Sandbox) -> None:
-    from dataclasses import replace
+    from mailbag.record import replace
 
     paths, account = _account(tmp_path, watch_sandbox)
     save_account(paths, replace(account, protocol=Protocol.POP3))

@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +32,7 @@ from mailbag.auth.tokens import obtain_tokens
 from mailbag.config import AuthMethod, load_config, save_account
 from mailbag.config.schema import keyring_key
 from mailbag.paths import Paths
+from mailbag.record import replace
 from mailbag.sandbox import Sandbox
 from mailbag.sandbox.discovery import LocalDns, LocalHttps
 from mailbag.sandbox.oauth2 import TEST_CLIENT_ID

@@ -73,8 +73,19 @@ def test_a_damaged_cache_is_ignored_and_replaced(
 ) -> None:
     expected = load_config(paths)
     cache = paths.state_dir / "config.cache"
-    for damage in ("(1, 'x'", "__import__('os').system('false')", "(1, 2, 3)", "\x00\xff"):
-        cache.write_text(damage)
+    good = cache.read_bytes()
+    damages = [
+        b"(1, 'x'",
+        b"__import__('os').system('false')",
+        b"\x00\xff",
+        good[: len(good) // 2],  # cut short
+        good[:25] + b"\xff" * 40,  # the header, then garbage
+        config_file._CACHE_MAGIC + b"",
+        config_file._CACHE_MAGIC + __import__("marshal").dumps((1, 2, 3)),  # not an entry
+        config_file._CACHE_MAGIC + __import__("marshal").dumps([2, CONFIG, {}]),
+    ]
+    for damage in damages:
+        cache.write_bytes(damage)
         assert load_config(paths) == expected
     _no_parser(monkeypatch)  # rewritten whole by the last load
     assert load_config(paths) == expected
@@ -92,10 +103,11 @@ def test_a_cached_text_is_still_validated(paths: Paths) -> None:
     assert load_config(paths).account("work").incoming.port == 993
 
 
-def test_values_literals_cannot_hold_are_not_cached() -> None:
+def test_values_the_cache_cannot_keep_exactly_are_not_cached() -> None:
     assert config_file._as_literals("x", {"when": dt.date(2026, 1, 1)}) is None
-    assert config_file._as_literals("x", {"big": float("inf")}) is None
+    assert config_file._as_literals("x", {"odd": float("nan")}) is None  # nan != nan
     assert config_file._as_literals("x", {"a": [1, "b", 2.5, True]}) is not None
+    assert config_file._as_literals("x", {"big": float("inf")}) is not None
 
 
 def test_saving_an_account_is_seen_by_the_next_load(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from mailbag.config import (
 from mailbag.errors import ConfigError
 from mailbag.paths import Paths
 from mailbag.protocols.transport import Security
+from mailbag.record import replace
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from mailbag.config.secrets import (
 )
 from mailbag.errors import SecretError
 from mailbag.protocols.transport import Security
+from mailbag.record import replace
 
 
 def account(ref: SecretRef, smtp_ref: SecretRef | None = None) -> Account:

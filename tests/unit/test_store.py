@@ -259,7 +259,16 @@ def test_remove_account_forgets_rows_and_files_of_that_account_only(tmp_path: Pa
         assert store.remove_account("never-there") == 0
 
 
-def test_discard_takes_a_message_out_and_the_store_removes_it_later(tmp_path: Path) -> None:
+@pytest.mark.parametrize("remover", ["rm", "thread"])
+def test_discard_takes_a_message_out_and_the_store_removes_it_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remover: str
+) -> None:
+    import mailbag.store.maildir as maildir
+
+    if remover == "thread":  # (a system without an `rm` program)
+        monkeypatch.setattr(maildir, "_RM", None)
+    else:
+        assert maildir._RM is not None
     with Store.open(paths(tmp_path)) as store:
         inbox = store.folder("acct", "INBOX")
         kept = store.add_bytes(inbox, MSG, flags={"\\Seen"})
@@ -276,10 +285,11 @@ def test_discard_takes_a_message_out_and_the_store_removes_it_later(tmp_path: Pa
         assert inbox.maildir.tmp_names() == []
         # a file gone already: nothing to remove later
         assert inbox.maildir.discard(entries[gone.key]) is None
-        # the store keeps removing after a wait (a new helper thread)
+        # the store keeps removing after a wait
         again = inbox.maildir.discard(inbox.maildir.scan()[kept.key])
         assert again is not None
         store.remove_later(again)
+        store.start_removals()
     assert not os.path.exists(again)  # (close waits for the removals)
 
 
@@ -360,3 +370,37 @@ def test_a_savepoint_undoes_its_own_part_of_the_transaction_only(tmp_path: Path)
         got = {m.message_id for m in store.messages()}
         assert got == {"<abc@example.org>", "<kept@example.org>"}
         assert {e.key for e in inbox.maildir.scan().values()} == {before.key, kept.key}
+
+
+@pytest.mark.parametrize("remover", ["rm", "thread"])
+def test_settled_removals_complete_even_when_the_process_dies(tmp_path: Path, remover: str) -> None:
+    import subprocess
+    import sys
+    import time
+
+    p = paths(tmp_path)
+    with Store.open(p) as store:
+        inbox = store.folder("acct", "INBOX")
+        m = store.add_bytes(inbox, MSG, flags={"\\Seen"})
+    # another process takes the file out, settles its removal and dies at once
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "import mailbag.store.maildir as maildir\n"
+        "from mailbag.store.index import Store\n"
+        "from mailbag.paths import Paths\n"
+        "if sys.argv[3] == 'thread':\n"
+        "    maildir._RM = None\n"
+        "t = Path(sys.argv[1])\n"
+        "store = Store.open(Paths(config_dir=t, data_dir=t / 'data', state_dir=t / 'state'))\n"
+        "md = store.folder('acct', 'INBOX').maildir\n"
+        "store.remove_later(md.discard(md.scan()[sys.argv[2]]))\n"
+        "store.settle_removals()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), m.key, remover], check=True)
+    deadline = time.monotonic() + 10
+    while inbox.maildir.tmp_names() and time.monotonic() < deadline:
+        time.sleep(0.01)  # (an `rm` may still be at work)
+    assert inbox.maildir.tmp_names() == []
+    assert inbox.maildir.scan() == {}

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mailbag.config.model import OAuth2Settings
 from mailbag.errors import ConfigError
+from mailbag.record import field_names, replace
 
 __all__ = [
     "GOOGLE_SCOPES",
@@ -143,12 +144,12 @@ def guess_provider(email: str, host: str = "") -> str:
 def _from_env(name: str, env: Mapping[str, str]) -> dict[str, object]:
     prefix = f"MAILBAG_OAUTH2_{name.upper()}_"
     out: dict[str, object] = {}
-    for f in fields(OAuth2Settings):
-        if f.name == "provider":
+    for key in field_names(OAuth2Settings):
+        if key == "provider":
             continue
-        value = env.get(prefix + f.name.upper())
+        value = env.get(prefix + key.upper())
         if value:
-            out[f.name] = tuple(value.split()) if f.name == "scopes" else value
+            out[key] = tuple(value.split()) if key == "scopes" else value
     return out
 
 
@@ -209,7 +210,7 @@ def resolve_provider(
     merged = merged.merged(builtin_settings(name, merged.tenant))
     overrides = _from_env(name, env)
     if overrides:
-        merged = replace(merged, **overrides)  # type: ignore[arg-type]
+        merged = replace(merged, **overrides)
     if not merged.client_id:
         raise ConfigError(
             f"no OAuth2 client ID is set for account {account_name!r} ({name})",

@@ -16,10 +16,11 @@ talks to the provider; `keep_sign_in` is the only step that stores anything
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailbag.config.model import Account, OAuth2Settings
+from mailbag.record import replace
 
 if TYPE_CHECKING:
     from mailbag.auth.flows import TokenSet

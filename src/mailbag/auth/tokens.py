@@ -24,7 +24,7 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailbag.auth.flows import DeviceCode, TokenSet, refresh, revoke
@@ -33,6 +33,7 @@ from mailbag.config.model import Account, OAuth2Settings, SecretRef, SecretSourc
 from mailbag.config.schema import keyring_key
 from mailbag.errors import AuthError, MailbagError, SecretError
 from mailbag.paths import Paths
+from mailbag.record import replace
 
 __all__ = [
     "REFRESH_MARGIN",

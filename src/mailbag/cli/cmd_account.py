@@ -324,7 +324,7 @@ def _plan_settings(args: argparse.Namespace, ctx: Context) -> tuple[Plan, Discov
                 f"the servers found are in {', '.join(domains)}, not in your address's "
                 "domain. Send your password there?",
             ):
-                from dataclasses import replace
+                from mailbag.record import replace
 
                 options = replace(options, allow_domains=options.allow_domains | set(domains))
                 found = discover(args.email, options)
@@ -530,11 +530,10 @@ def _with_published_oauth2(
 
 
 def run_add(args: argparse.Namespace, ctx: Context) -> int:
-    from dataclasses import replace
-
     from mailbag.config import SecretSource, load_config, save_account
     from mailbag.config.secrets import store_secret
     from mailbag.errors import ConfigError
+    from mailbag.record import replace
 
     config = load_config(ctx.paths)
     name = args.name or args.email.strip()
@@ -769,12 +768,11 @@ def _remove_mail(ctx: Context, name: str) -> str:
 
 
 def run_set_password(args: argparse.Namespace, ctx: Context) -> int:
-    from dataclasses import replace
-
     from mailbag.config import SecretRef, SecretSource, load_config, save_account
     from mailbag.config.schema import keyring_key
     from mailbag.config.secrets import read_secret_stream, store_secret
     from mailbag.errors import UsageError
+    from mailbag.record import replace
 
     account = load_config(ctx.paths).account(args.name)
     which = "smtp" if args.smtp else "incoming"
@@ -804,7 +802,7 @@ def run_set_password(args: argparse.Namespace, ctx: Context) -> int:
     if ref != server.secret:
         new_server = replace(server, secret=ref)
         if args.smtp:
-            account = replace(account, smtp=new_server)  # type: ignore[arg-type]
+            account = replace(account, smtp=new_server)
         else:
             smtp = account.smtp
             if smtp.secret == account.incoming.secret:

@@ -99,9 +99,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     learned = report.server_saves_sent
     if learned is not None and learned != account.server_saves_sent:
         # sending later must know whether to file its own copy in Sent
-        from dataclasses import replace
-
         from mailbag.config import save_account
+        from mailbag.record import replace
 
         save_account(ctx.paths, replace(account, server_saves_sent=learned))
         ctx.info(f"noted in the configuration: server_saves_sent = {str(learned).lower()}")

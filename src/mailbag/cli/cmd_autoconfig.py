@@ -62,9 +62,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def discovery_settings(args: argparse.Namespace, base: DiscoverySettings) -> DiscoverySettings:
-    from dataclasses import replace
-
     from mailbag.errors import UsageError
+    from mailbag.record import replace
 
     settings = base
     if getattr(args, "dns_server", None):

@@ -58,7 +58,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="wait this long for another sync of the same account to finish (default: refuse)",
     )
-    p.set_defaults(run=run_sync)
+    # the sync engine loads in `run_sync`, which resumes the collector once it has
+    # (cli.process); a sync that succeeded may end with a quick exit
+    p.set_defaults(run=run_sync, collects_late=True, quick_exit=True)
 
     f = sub.add_parser(
         "folders",
@@ -178,9 +180,12 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
         outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
         _connect_early(accounts[0])
         # the sync engine loads while that connection opens
+        from mailbag.cli.process import resume_collector
         from mailbag.config.secrets import get_secret
         from mailbag.sync.events import AccountReport, no_progress
         from mailbag.sync.imap import SyncOptions, sync_account
+
+        resume_collector()  # loaded: collect garbage again before any mail is handled
 
         options = SyncOptions(
             folders=tuple(args.folder),

@@ -8,28 +8,61 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import NO_TRACE, Transcript
+from mailbag.record import Record
 from mailbag.textsafe import clean_terminal
 
 
-@dataclass
-class Context:
+class Context(Record):
     """What every command gets: where things live and how to talk to the user."""
 
+    __slots__ = (
+        "_transcript",
+        "debug",
+        "json",
+        "paths",
+        "quiet",
+        "stderr",
+        "stdout",
+        "trace_file",
+        "verbose",
+    )
+    _hidden = ("_transcript",)
     paths: Paths
-    json: bool = False
-    quiet: bool = False
-    verbose: int = 0
-    debug: bool = False
-    trace_file: str | None = None
-    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
-    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
-    _transcript: Transcript | None = field(default=None, repr=False)
+    json: bool
+    quiet: bool
+    verbose: int
+    debug: bool
+    trace_file: str | None
+    stdout: IO[str]
+    stderr: IO[str]
+    _transcript: Transcript | None
+
+    def __init__(
+        self,
+        paths: Paths,
+        json: bool = False,
+        quiet: bool = False,
+        verbose: int = 0,
+        debug: bool = False,
+        trace_file: str | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        _transcript: Transcript | None = None,
+    ) -> None:
+        self.paths = paths
+        self.json = json
+        self.quiet = quiet
+        self.verbose = verbose
+        self.debug = debug
+        self.trace_file = trace_file
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+        self._transcript = _transcript
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Context:

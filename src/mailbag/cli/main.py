@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mailbag import __version__
+from mailbag.cli import process
 from mailbag.cli.context import Context
 from mailbag.errors import MailbagError
 
@@ -203,11 +204,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return _run(argv)[0]
+
+
+def _run(argv: Sequence[str] | None) -> tuple[int, bool]:
+    """`main`; also whether the command allows a quick exit after success (`entry`)."""
+    try:
+        return _run_command(argv)
+    finally:
+        process.resume_collector()
+
+
+def _run_command(argv: Sequence[str] | None) -> tuple[int, bool]:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--version"]:
         # fast path: no parser, no command modules
         print(f"mailbag {__version__}")
-        return 0
+        return 0, False
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (mailbag completion)
         import argcomplete
 
@@ -222,26 +235,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(["tui", *args_list])
         else:
             parser.print_help(sys.stderr)
-            return 2
+            return 2, False
     ctx = Context.from_args(args)
+    if not getattr(args, "collects_late", False):
+        # the handler's own imports run with the collector on, as anywhere else
+        process.resume_collector()
+    quick_exit = bool(getattr(args, "quick_exit", False))
     try:
         code: int = args.run(args, ctx)
-        return code
+        return code, quick_exit
     except MailbagError as exc:
         if ctx.debug:
             raise
         ctx.error(exc)
-        return exc.exit_code
+        return exc.exit_code, False
     except KeyboardInterrupt:
         print("mailbag: interrupted", file=sys.stderr)
-        return 130
+        return 130, False
     except BrokenPipeError:
         # the reader went away (`mailbag list | head`): stop quietly, as git does;
         # stdout now points nowhere so the final flush cannot fail again
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return 141, False
     finally:
         ctx.close()
 
@@ -249,12 +266,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> int:
     """The `mailbag` program (console script, `python -m mailbag`): `main`, then a quick exit.
 
-    Everything is closed by now; what is left is the interpreter's shutdown, whose
-    collections walk every object the imports made (about 10 ms, most of the remaining
-    cost of a `mailbag sync` with nothing to do). Frozen objects are skipped by them.
-    Objects are still released and finalized as usual; files and connections were
-    closed by `main`, and sys.stdout/stderr are flushed at exit as always."""
-    code = main()
+    The collector is paused while the command loads (`process.pause_collector`). A
+    command that allows it (`set_defaults(quick_exit=True)`) and succeeded ends here
+    when nothing is left for the interpreter's shutdown to do
+    (`process.exit_now_if_clean`). Otherwise what is left is that shutdown, whose
+    collections walk every object the imports made (about 10 ms): frozen objects are
+    skipped by them. Objects are still released and finalized as usual; files and
+    connections were closed by `main`, and sys.stdout/stderr are flushed at exit as
+    always."""
+    before = process.open_files()
+    process.pause_collector()
+    code, quick_exit = _run(None)
+    if quick_exit and code == 0:
+        process.exit_now_if_clean(code, before)
     gc.freeze()
     return code
 

@@ -66,7 +66,7 @@ from mailbag.paths import Paths
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
-__all__ = ["CACHE_FILE", "MAX_AGE", "active_backend", "config_root", "user_configured"]
+__all__ = ["CACHE_FILE", "MAX_AGE", "active_backend", "user_configured"]
 
 CACHE_FILE = "keyring-backend"
 #: seconds a remembered choice is trusted before the full search runs again
@@ -110,19 +110,16 @@ def active_backend(paths: Paths | None = None) -> KeyringBackend:
         return chosen
 
 
-def config_root() -> Path:
-    """keyring's config directory (where keyringrc.cfg lives) on Linux and macOS, by
-    keyring's rule (keyring.util.platform_; importing it would import all of keyring)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "python_keyring"
-
-
 def user_configured() -> bool:
-    """Whether the user named a backend (keyring then loads exactly that one). On
-    Windows, whose config directory follows other rules, nothing is remembered."""
-    if sys.platform == "win32":
-        return True
-    return "PYTHON_KEYRING_BACKEND" in os.environ or (config_root() / "keyringrc.cfg").exists()
+    """Whether the user named a backend (keyring then loads exactly that one): by
+    PYTHON_KEYRING_BACKEND, or keyringrc.cfg in keyring's config directory (found by
+    keyring's own rule; `keyring.core` has loaded that module already)."""
+    from keyring.util import platform_
+
+    return (
+        "PYTHON_KEYRING_BACKEND" in os.environ
+        or (platform_.config_root() / "keyringrc.cfg").exists()
+    )
 
 
 def _fingerprint() -> str:

@@ -7,12 +7,12 @@ names where its secret comes from (`SecretRef`), not the secret itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from mailbag.errors import ConfigError
 from mailbag.protocols.transport import Endpoint, Security
+from mailbag.record import FrozenRecord, replace
 
 
 class Protocol(StrEnum):
@@ -31,26 +31,48 @@ class SecretSource(StrEnum):
     NONE = "none"  # no secret (e.g. SMTP without authentication)
 
 
-@dataclass(frozen=True)
-class SecretRef:
+# The classes here are frozen records (mailbag.record): plain code, no dataclass to
+# build at import (every command loads this module); `replace` works as for dataclasses.
+
+
+class SecretRef(FrozenRecord):
     """Where a secret comes from; `key` is the keyring user name or the command."""
 
-    source: SecretSource = SecretSource.KEYRING
-    key: str = ""
+    __slots__ = ("key", "source")
+    source: SecretSource
+    key: str
+
+    def __init__(self, source: SecretSource = SecretSource.KEYRING, key: str = "") -> None:
+        self._set("source", source)
+        self._set("key", key)
 
 
-@dataclass(frozen=True)
-class Server:
+class Server(FrozenRecord):
     """An incoming mail server: where it is, how to reach it, who logs in and how."""
 
+    __slots__ = ("auth", "host", "port", "secret", "security", "username")
     host: str
     port: int
     security: Security
     username: str
-    auth: AuthMethod = AuthMethod.PASSWORD
-    secret: SecretRef = field(default_factory=SecretRef)
+    auth: AuthMethod
+    secret: SecretRef
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: Security,
+        username: str,
+        auth: AuthMethod = AuthMethod.PASSWORD,
+        secret: SecretRef | None = None,
+    ) -> None:
+        self._set("host", host)
+        self._set("port", port)
+        self._set("security", security)
+        self._set("username", username)
+        self._set("auth", auth)
+        self._set("secret", SecretRef() if secret is None else secret)
         if not self.host or any(c.isspace() for c in self.host):
             raise ConfigError(f"invalid host name {self.host!r}")
         if not 0 < self.port < 65536:
@@ -60,52 +82,94 @@ class Server:
         return Endpoint(self.host, self.port, self.security, ca_file, timeout)
 
 
-@dataclass(frozen=True)
 class SmtpServer(Server):
     """The submission (SMTP) server of an account."""
 
+    __slots__ = ("requires_auth",)
     #: "outgoing server requires authentication"
-    requires_auth: bool = True
+    requires_auth: bool
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: Security,
+        username: str,
+        auth: AuthMethod = AuthMethod.PASSWORD,
+        secret: SecretRef | None = None,
+        requires_auth: bool = True,
+    ) -> None:
+        self._set("requires_auth", requires_auth)
+        super().__init__(host, port, security, username, auth, secret)
 
 
-@dataclass(frozen=True)
-class SyncOptions:
+class SyncOptions(FrozenRecord):
     """Per-account IMAP sync options (`[accounts.NAME.sync]`)."""
 
+    __slots__ = ("exclude", "include", "mass_delete_threshold")
     #: folder name globs to sync (fnmatch syntax, `/` or the server's delimiter as written)
-    include: tuple[str, ...] = ("*",)
+    include: tuple[str, ...]
     #: folder name globs never synced, even when `include` matches
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...]
     #: a run that would delete more than this many messages from one side of one
     #: folder stops and asks for --force (missing local state is never a deletion)
-    mass_delete_threshold: int = 50
+    mass_delete_threshold: int
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        include: tuple[str, ...] = ("*",),
+        exclude: tuple[str, ...] = (),
+        mass_delete_threshold: int = 50,
+    ) -> None:
+        self._set("include", include)
+        self._set("exclude", exclude)
+        self._set("mass_delete_threshold", mass_delete_threshold)
         if self.mass_delete_threshold < 0:
             raise ConfigError(
                 f"invalid mass_delete_threshold {self.mass_delete_threshold}: must be 0 or more"
             )
 
 
-@dataclass(frozen=True)
-class PopOptions:
+class PopOptions(FrozenRecord):
     """Per-account POP3 download options (`[accounts.NAME.pop]`)."""
 
+    __slots__ = (
+        "delete_after_days",
+        "delete_when_deleted_here",
+        "leave_on_server",
+        "max_per_session",
+        "max_size",
+        "oversize",
+    )
     #: keep messages on the server after downloading them (the safe default)
-    leave_on_server: bool = True
+    leave_on_server: bool
     #: when leaving mail on the server, delete it there this many days after download
-    delete_after_days: int | None = None
+    delete_after_days: int | None
     #: delete a message on the server when it is deleted here
-    delete_when_deleted_here: bool = False
+    delete_when_deleted_here: bool
     #: messages larger than this many bytes are not downloaded (None = no limit)
-    max_size: int | None = None
+    max_size: int | None
     #: what happens to a message over max_size: "skip" (stays on the server only) or
     #: "headers" (only its header is stored here; the server copy is never removed)
-    oversize: str = "skip"
+    oversize: str
     #: download at most this many messages per sync (None = no cap); the rest next time
-    max_per_session: int | None = None
+    max_per_session: int | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        leave_on_server: bool = True,
+        delete_after_days: int | None = None,
+        delete_when_deleted_here: bool = False,
+        max_size: int | None = None,
+        oversize: str = "skip",
+        max_per_session: int | None = None,
+    ) -> None:
+        self._set("leave_on_server", leave_on_server)
+        self._set("delete_after_days", delete_after_days)
+        self._set("delete_when_deleted_here", delete_when_deleted_here)
+        self._set("max_size", max_size)
+        self._set("oversize", oversize)
+        self._set("max_per_session", max_per_session)
         if self.oversize not in ("skip", "headers"):
             raise ConfigError(f"invalid oversize {self.oversize!r}: must be 'skip' or 'headers'")
         if self.max_per_session is not None and self.max_per_session <= 0:
@@ -133,26 +197,59 @@ def _https_or_loopback(url: str) -> bool:
 OAUTH2_PROVIDERS = ("microsoft", "google", "generic")
 
 
-@dataclass(frozen=True)
-class OAuth2Settings:
+class OAuth2Settings(FrozenRecord):
     """How an account signs in with OAuth2 (`[accounts.NAME.oauth2]`, or once per
     provider in `[oauth2.PROVIDER]`). Empty values mean "the provider's default";
     the provider definitions and flows live in `mailbag.auth`."""
 
-    provider: str = "generic"
-    client_id: str = ""
+    __slots__ = (
+        "authorize_url",
+        "client_id",
+        "client_secret_keyring",
+        "device_url",
+        "issuer",
+        "provider",
+        "revocation_url",
+        "scopes",
+        "tenant",
+        "token_url",
+    )
+    provider: str
+    client_id: str
     #: keyring entry (service "mailbag") holding the client secret; "" = public client
-    client_secret_keyring: str = ""
+    client_secret_keyring: str
     #: Microsoft authority: common, consumers, organizations or a tenant ID
-    tenant: str = ""
-    scopes: tuple[str, ...] = ()
-    issuer: str = ""
-    authorize_url: str = ""
-    token_url: str = ""
-    device_url: str = ""
-    revocation_url: str = ""
+    tenant: str
+    scopes: tuple[str, ...]
+    issuer: str
+    authorize_url: str
+    token_url: str
+    device_url: str
+    revocation_url: str
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        provider: str = "generic",
+        client_id: str = "",
+        client_secret_keyring: str = "",
+        tenant: str = "",
+        scopes: tuple[str, ...] = (),
+        issuer: str = "",
+        authorize_url: str = "",
+        token_url: str = "",
+        device_url: str = "",
+        revocation_url: str = "",
+    ) -> None:
+        self._set("provider", provider)
+        self._set("client_id", client_id)
+        self._set("client_secret_keyring", client_secret_keyring)
+        self._set("tenant", tenant)
+        self._set("scopes", scopes)
+        self._set("issuer", issuer)
+        self._set("authorize_url", authorize_url)
+        self._set("token_url", token_url)
+        self._set("device_url", device_url)
+        self._set("revocation_url", revocation_url)
         if self.provider not in OAUTH2_PROVIDERS:
             raise ConfigError(
                 f"unknown OAuth2 provider {self.provider!r}",
@@ -169,36 +266,73 @@ class OAuth2Settings:
         """These settings, with empty values taken from `fallback` (provider-wide)."""
         if fallback is None:
             return self
-        from dataclasses import fields, replace
-
         changes = {
-            f.name: getattr(fallback, f.name)
-            for f in fields(self)
-            if f.name != "provider" and not getattr(self, f.name)
+            name: getattr(fallback, name)
+            for name in self._all_fields()
+            if name != "provider" and not getattr(self, name)
         }
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(FrozenRecord):
     """One account as `config.toml` describes it (validated, immutable)."""
 
+    __slots__ = (
+        "ca_file",
+        "display_name",
+        "email",
+        "identities",
+        "incoming",
+        "name",
+        "oauth2",
+        "pop",
+        "protocol",
+        "server_saves_sent",
+        "smtp",
+        "sync",
+    )
     name: str
     email: str
     protocol: Protocol
     incoming: Server
     smtp: SmtpServer
-    display_name: str = ""
-    identities: tuple[str, ...] = ()
-    ca_file: Path | None = None
+    display_name: str
+    identities: tuple[str, ...]
+    ca_file: Path | None
     #: the server files sent mail into Sent by itself (learned by `account test`)
-    server_saves_sent: bool = False
-    sync: SyncOptions = field(default_factory=SyncOptions)
-    pop: PopOptions = field(default_factory=PopOptions)
+    server_saves_sent: bool
+    sync: SyncOptions
+    pop: PopOptions
     #: OAuth2 sign-in settings (used when a server's auth is oauth2)
-    oauth2: OAuth2Settings | None = None
+    oauth2: OAuth2Settings | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        email: str,
+        protocol: Protocol,
+        incoming: Server,
+        smtp: SmtpServer,
+        display_name: str = "",
+        identities: tuple[str, ...] = (),
+        ca_file: Path | None = None,
+        server_saves_sent: bool = False,
+        sync: SyncOptions | None = None,
+        pop: PopOptions | None = None,
+        oauth2: OAuth2Settings | None = None,
+    ) -> None:
+        self._set("name", name)
+        self._set("email", email)
+        self._set("protocol", protocol)
+        self._set("incoming", incoming)
+        self._set("smtp", smtp)
+        self._set("display_name", display_name)
+        self._set("identities", identities)
+        self._set("ca_file", ca_file)
+        self._set("server_saves_sent", server_saves_sent)
+        self._set("sync", SyncOptions() if sync is None else sync)
+        self._set("pop", PopOptions() if pop is None else pop)
+        self._set("oauth2", oauth2)
         if "@" not in self.email or self.email.startswith("@") or self.email.endswith("@"):
             raise ConfigError(f"invalid email address {self.email!r}")
         if not self.name:
@@ -213,20 +347,46 @@ class Account:
 DEFAULT_ISPDB_URL = "https://autoconfig.thunderbird.net/v1.1/"
 
 
-@dataclass(frozen=True)
-class DiscoverySettings:
+class DiscoverySettings(FrozenRecord):
     """Where discovery looks (`[discovery]`); every endpoint can be pointed elsewhere."""
 
+    __slots__ = (
+        "ca_file",
+        "dns_port",
+        "dns_server",
+        "http_port",
+        "https_port",
+        "ispdb_url",
+        "timeout",
+    )
     #: base URL of the ISPDB; the domain is appended
-    ispdb_url: str = DEFAULT_ISPDB_URL
+    ispdb_url: str
     #: DNS server for SRV/MX/A look-ups (None = the system's resolver)
-    dns_server: str | None = None
-    dns_port: int = 53
+    dns_server: str | None
+    dns_port: int
     #: port for the provider's autoconfig HTTPS fetches
-    https_port: int = 443
+    https_port: int
     #: port for plain-HTTP autoconfig (only ever tried with the user's consent)
-    http_port: int = 80
+    http_port: int
     #: trust exactly this CA for autoconfig/ISPDB HTTPS (None = the system's roots)
-    ca_file: Path | None = None
+    ca_file: Path | None
     #: seconds each source may take
-    timeout: float = 6.0
+    timeout: float
+
+    def __init__(
+        self,
+        ispdb_url: str = DEFAULT_ISPDB_URL,
+        dns_server: str | None = None,
+        dns_port: int = 53,
+        https_port: int = 443,
+        http_port: int = 80,
+        ca_file: Path | None = None,
+        timeout: float = 6.0,
+    ) -> None:
+        self._set("ispdb_url", ispdb_url)
+        self._set("dns_server", dns_server)
+        self._set("dns_port", dns_port)
+        self._set("https_port", https_port)
+        self._set("http_port", http_port)
+        self._set("ca_file", ca_file)
+        self._set("timeout", timeout)

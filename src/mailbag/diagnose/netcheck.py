@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mailbag.errors import NetworkError, TLSError
 from mailbag.protocols.transport import (
@@ -148,7 +148,7 @@ def certificate_names(endpoint: Endpoint) -> list[str]:
     """
     ctx = make_tls_context(endpoint.ca_file)
     ctx.check_hostname = False
-    probe = replace(endpoint, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
+    probe = endpoint._replace(timeout=min(endpoint.timeout, PROBE_TIMEOUT))
     try:
         sock = connect_tcp(probe)
     except NetworkError:
@@ -187,7 +187,7 @@ def probe_plaintext(endpoint: Endpoint, protocol: str) -> TLSError | None:
 
 def read_greeting(endpoint: Endpoint, protocol: str) -> str | None:
     """The first line a server sends on a fresh plain connection, if it is `protocol`'s."""
-    probe = replace(endpoint, security=Security.NONE, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
+    probe = endpoint._replace(security=Security.NONE, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
     try:
         sock = connect_tcp(probe)
     except NetworkError:
@@ -206,7 +206,7 @@ def read_greeting(endpoint: Endpoint, protocol: str) -> str | None:
 def identify_service(endpoint: Endpoint) -> str | None:
     """Which protocol (imap/pop3/smtp) greets on this port, read the way the
     account's security setting says (TLS verified as usual); None if unclear."""
-    probe = replace(endpoint, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
+    probe = endpoint._replace(timeout=min(endpoint.timeout, PROBE_TIMEOUT))
     try:
         sock = connect_tcp(probe)
         if probe.security is Security.SSL:
@@ -254,7 +254,7 @@ def _recv_line(sock: socket.socket, limit: int = 1024) -> bytes:
 
 def probe_tls(endpoint: Endpoint, protocol: str) -> TLSError | None:
     """Does the port speak TLS from the first byte? Then STARTTLS is the wrong setting."""
-    probe = replace(endpoint, security=Security.SSL, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
+    probe = endpoint._replace(security=Security.SSL, timeout=min(endpoint.timeout, PROBE_TIMEOUT))
     try:
         sock = connect_tcp(probe)
     except NetworkError:

@@ -16,9 +16,9 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from mailbag.errors import MailbagError, NetworkError, TLSError
 
@@ -31,8 +31,7 @@ class Security(StrEnum):
     NONE = "none"  # only with an explicit --insecure
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """A server to connect to and how."""
 
     host: str

@@ -49,13 +49,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from mailbag.errors import StoreError, UsageError
 from mailbag.paths import Paths
+from mailbag.record import Record
 from mailbag.store.maildir import (
     Maildir,
     MaildirEntry,
@@ -184,8 +184,7 @@ def flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(set(flags)))
 
 
-@dataclass(frozen=True)
-class Folder:
+class Folder(NamedTuple):
     """A folder of an account: its Maildir and what the last sync knew of it."""
 
     id: int
@@ -206,8 +205,7 @@ class Folder:
         return Maildir(self.path)
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One row of the index: a message file and what is known about it."""
 
     id: int
@@ -321,8 +319,7 @@ def _message(row: Sequence[Any]) -> Message:
     )
 
 
-@dataclass(frozen=True)
-class NewMessage:
+class NewMessage(NamedTuple):
     """A message written to tmp/KEY, with what the index records about it."""
 
     key: str
@@ -336,12 +333,16 @@ class NewMessage:
     email_id: str | None = None
 
 
-@dataclass
-class _Pending:
+class _Pending(Record):
     """Work that follows the next commit: files to fsync before it, renames after."""
 
-    fsync: list[Path] = field(default_factory=list)
-    deliver: list[tuple[Maildir, str, frozenset[str]]] = field(default_factory=list)
+    __slots__ = ("deliver", "fsync")
+    fsync: list[Path]
+    deliver: list[tuple[Maildir, str, frozenset[str]]]
+
+    def __init__(self) -> None:
+        self.fsync = []
+        self.deliver = []
 
 
 class Store:
@@ -433,6 +434,15 @@ class Store:
         in a helper thread; `finish_removals` and `close` wait for it. Callable from
         any thread."""
         self.unlinker.put(path)
+
+    def start_removals(self) -> None:
+        """Start removing what was handed to `remove_later` so far (no waiting)."""
+        self.unlinker.flush()
+
+    def settle_removals(self) -> None:
+        """Make sure the files handed to `remove_later` are removed even if this process
+        dies now (`Unlinker.detach`); waits only where removing needs this process."""
+        self.unlinker.detach()
 
     def finish_removals(self) -> None:
         """Wait until every file handed to `remove_later` is removed."""
@@ -1143,9 +1153,7 @@ class Store:
 
 
 def _replace(message: Message, **changes: Any) -> Message:
-    import dataclasses
-
-    return dataclasses.replace(message, **changes)
+    return message._replace(**changes)
 
 
 # the envelope parser (regexes, header decoding) loads with the first message added:

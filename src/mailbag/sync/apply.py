@@ -16,7 +16,7 @@ live here, in one place:
 File renames and removals run in a helper thread while the index records them
 (`_FileWork`); nothing is committed until they are done. A removal is a rename out
 of the folder into tmp/ (`Maildir.discard`): the slow part, freeing the file's
-blocks, is left to the store's unlinker thread, which needs no order with the index.
+blocks, is left to the store's unlinker (`rm`), which needs no order with the index.
 The index records a step only after the step is done, and every server command
 and every transfer begins with nothing uncommitted, so a crash anywhere loses no
 mail and a re-run neither downloads nor uploads twice. The steps that only change
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from mailbag.errors import StoreError
-from mailbag.store.envelope import MAX_HEADER_BYTES, envelope_from_bytes
 from mailbag.store.index import Folder, NewMessage, Store
 from mailbag.store.maildir import Maildir, MaildirEntry
 from mailbag.sync.events import FolderReport, Progress, ProgressCallback
@@ -117,10 +116,15 @@ class _Capture:
     """A message file being written (a raw descriptor: no buffer copy) that also keeps
     the message's header block, up to its first empty line, for the envelope."""
 
-    __slots__ = ("fd", "head", "in_head", "size")
+    __slots__ = ("fd", "head", "in_head", "limit", "size")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, limit: int | None = None) -> None:
+        if limit is None:
+            from mailbag.store.envelope import MAX_HEADER_BYTES
+
+            limit = MAX_HEADER_BYTES
         self.fd = fd
+        self.limit = limit  # (the header bytes the envelope reads at most)
         self.head = b""
         self.in_head = True
         self.size = 0
@@ -144,7 +148,7 @@ class _Capture:
 
     def _keep(self, data: bytes | bytearray | memoryview) -> None:
         have = len(self.head)
-        head = self.head + bytes(data[: MAX_HEADER_BYTES - have])
+        head = self.head + bytes(data[: self.limit - have])
         start = max(0, have - 3)
         end = head.find(b"\r\n\r\n", start)
         bare = head.find(b"\n\n", start, None if end < 0 else end)
@@ -153,7 +157,7 @@ class _Capture:
         elif end >= 0:
             self.head, self.in_head = head[: end + 4], False
         else:
-            self.head, self.in_head = head, len(head) < MAX_HEADER_BYTES
+            self.head, self.in_head = head, len(head) < self.limit
 
     def close(self) -> None:
         os.close(self.fd)
@@ -180,6 +184,11 @@ class _Downloader:
         chunk_bytes: int,
         replaces: dict[int, int],
     ) -> None:
+        # (loaded here: a sync that downloads nothing need not load the envelope parser)
+        from mailbag.store.envelope import MAX_HEADER_BYTES, envelope_from_bytes
+
+        self._envelope = envelope_from_bytes
+        self._header_limit = MAX_HEADER_BYTES
         self.store = store
         self.folder = folder
         self.maildir = folder.maildir
@@ -240,7 +249,7 @@ class _Downloader:
         if self._current is not None:  # a body without its FETCH end: drop it
             self._discard()
         key, fd = self._create()
-        cap = _Capture(fd)
+        cap = _Capture(fd, self._header_limit)
         self._current = (key, cap)
         return cap  # type: ignore[return-value]
 
@@ -263,7 +272,7 @@ class _Downloader:
         self._batch.append(
             NewMessage(
                 key=key,
-                envelope=envelope_from_bytes(cap.head),
+                envelope=self._envelope(cap.head),
                 size=cap.size,
                 flags=flags - _RECENT if "\\Recent" in flags else flags,
                 uid=uid,
@@ -460,6 +469,7 @@ def apply_plan(
                 report.deleted += 1
     finally:
         files.wait()  # (raises the first failure of the file work, if any)
+        store.start_removals()
     crash_point("local-files")  # (the files changed, the index not yet committed)
 
     # 4. uploads, each recorded as soon as the server confirms it

@@ -7,13 +7,14 @@ bar from them, tests count them. Reports are what `sync --json` prints.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from mailbag.record import Record
 
 __all__ = ["AccountReport", "FolderReport", "Progress", "ProgressCallback", "no_progress"]
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(NamedTuple):
     """One progress event of a sync, for the progress callback."""
 
     account: str
@@ -33,20 +34,55 @@ def no_progress(event: Progress) -> None:
     """The callback that ignores everything."""
 
 
-@dataclass
-class FolderReport:
+class FolderReport(Record):
     """What a sync did to one folder."""
 
+    __slots__ = (
+        "deleted",
+        "error",
+        "name",
+        "new",
+        "notes",
+        "paired",
+        "restored",
+        "skipped",
+        "updated",
+        "uploaded",
+    )
     name: str
-    new: int = 0  # downloaded here
-    updated: int = 0  # flag changes applied (either side)
-    deleted: int = 0  # deleted here or expunged there
-    uploaded: int = 0
-    paired: int = 0  # matched by Message-ID and size instead of copied
-    restored: int = 0  # lost local files downloaded again
-    skipped: bool = False  # unchanged on both sides: not even selected
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
+    new: int  # downloaded here
+    updated: int  # flag changes applied (either side)
+    deleted: int  # deleted here or expunged there
+    uploaded: int
+    paired: int  # matched by Message-ID and size instead of copied
+    restored: int  # lost local files downloaded again
+    skipped: bool  # unchanged on both sides: not even selected
+    error: str | None
+    notes: list[str]
+
+    def __init__(
+        self,
+        name: str,
+        new: int = 0,
+        updated: int = 0,
+        deleted: int = 0,
+        uploaded: int = 0,
+        paired: int = 0,
+        restored: int = 0,
+        skipped: bool = False,
+        error: str | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.new = new
+        self.updated = updated
+        self.deleted = deleted
+        self.uploaded = uploaded
+        self.paired = paired
+        self.restored = restored
+        self.skipped = skipped
+        self.error = error
+        self.notes = [] if notes is None else notes
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -62,14 +98,26 @@ class FolderReport:
         }
 
 
-@dataclass
-class AccountReport:
+class AccountReport(Record):
     """What a sync did to one account."""
 
+    __slots__ = ("error", "folders", "hint", "name")
     name: str
-    folders: list[FolderReport] = field(default_factory=list)
-    error: str | None = None
-    hint: str | None = None
+    folders: list[FolderReport]
+    error: str | None
+    hint: str | None
+
+    def __init__(
+        self,
+        name: str,
+        folders: list[FolderReport] | None = None,
+        error: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.name = name
+        self.folders = [] if folders is None else folders
+        self.error = error
+        self.hint = hint
 
     @property
     def ok(self) -> bool:

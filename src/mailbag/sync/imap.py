@@ -26,9 +26,8 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -102,8 +101,7 @@ def folder_role(info: MailboxInfo) -> str | None:
     return _ROLE_BY_NAME.get(info.name.lower())
 
 
-@dataclass(frozen=True)
-class SyncOptions:
+class SyncOptions(NamedTuple):
     """How `sync_account` runs (from the command line; per-account ones are in the config)."""
 
     folders: tuple[str, ...] = ()  # globs from the command line; replace the account's include
@@ -486,8 +484,7 @@ def _shared_download(
 # --- one folder -----------------------------------------------------------------------
 
 
-@dataclass
-class _LocalSide:
+class _LocalSide(NamedTuple):
     """A folder's local side as the planner needs it."""
 
     messages: Iterable[LocalMessage]  # may be iterated more than once
@@ -874,8 +871,7 @@ def _matches_index(store: Store, folder: Folder) -> bool:
     return (count, total) == listed
 
 
-@dataclass
-class _Baseline:
+class _Baseline(NamedTuple):
     """The folder's files when a delta sync began (they matched the index then): their
     print (`_listing_print`), or, where the kernel reports changes, a watch on cur/ and
     new/ (`DirWatch` and its handles) that says what changed since; the print of the
@@ -992,8 +988,8 @@ def _rearm_all(store: Store, rearm: _Changed) -> None:
     for folder, stamp in stamps:
         store.update_folder(folder, sync_state=stamp)
     # a folder skipped by its stamp is not looked at (nor its tmp/): files this run took
-    # out of the folders must be gone before the stamps say that nothing is left to do
-    store.finish_removals()
+    # out of the folders must be sure to go before the stamps say that nothing is left
+    store.settle_removals()
     store.commit()
 
 
@@ -1166,8 +1162,7 @@ def _identities(client: ImapClient | None) -> Callable[[Sequence[int]], Identiti
     return fetch
 
 
-@dataclass
-class _Start:
+class _Start(NamedTuple):
     """A folder about to be synced, as found here (see `_start_folder`)."""
 
     folder: Folder
@@ -1537,6 +1532,8 @@ def _select_ahead(
                 sent.append(
                     (s, client.submit_select(f.name, qresync=(f.uidvalidity, f.highestmodseq)))
                 )
+            if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
+                threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
             answers: list[tuple[_Start, SelectResult]] = []
             for s, pending in sent:
                 try:
@@ -1888,7 +1885,7 @@ def _sync_folders(
 
     local = threading.local()
     write_lock = threading.Lock()
-    unlinker = Unlinker()  # (one thread removes what the folders' plans discard)
+    unlinker = Unlinker()  # (removes what the folders' plans discard, for all)
     stores: list[Store] = []
     stores_lock = threading.Lock()
 

@@ -388,13 +388,13 @@ class AccountDialog(ModalScreen[str | None]):
 
     def _account_and_choice(self) -> tuple[Account, ClientChoice]:
         """The account the form describes, and (with OAuth2) the client it signs in with."""
-        import dataclasses
         from pathlib import Path
 
         from mailbag.auth.setup import ClientChoice
         from mailbag.config.model import Account, AuthMethod, Protocol, Server, SmtpServer
         from mailbag.errors import ConfigError
         from mailbag.protocols.transport import Security
+        from mailbag.record import replace
 
         email = self._value("email")
         if "@" not in email:
@@ -450,7 +450,7 @@ class AccountDialog(ModalScreen[str | None]):
             )
         else:
             # an edit keeps everything the form does not show (identities, sync options, ...)
-            account = dataclasses.replace(
+            account = replace(
                 old,
                 email=email,
                 protocol=protocol,

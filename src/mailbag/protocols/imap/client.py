@@ -24,9 +24,8 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO
+from typing import IO, NamedTuple
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
@@ -60,6 +59,7 @@ from mailbag.protocols.imap.parser import (
 from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
+from mailbag.record import Record
 
 PROTO = "imap"
 
@@ -72,48 +72,102 @@ _BODY_ITEM_BEFORE_LITERAL = re.compile(
 _FETCH_START = re.compile(rb"^\* (\d+) FETCH ", re.IGNORECASE)
 
 
-@dataclass
-class Pending:
+class Pending(Record):
     """A command that was sent; `status` is set when its tagged response arrives."""
 
+    __slots__ = ("name", "status", "tag", "untagged")
     tag: str
     name: str
-    untagged: list[Untagged] = field(default_factory=list)
-    status: StatusResponse | None = None
+    untagged: list[Untagged]
+    status: StatusResponse | None
+
+    def __init__(
+        self,
+        tag: str,
+        name: str,
+        untagged: list[Untagged] | None = None,
+        status: StatusResponse | None = None,
+    ) -> None:
+        self.tag = tag
+        self.name = name
+        self.untagged = [] if untagged is None else untagged
+        self.status = status
 
 
-@dataclass
-class SelectResult:
+class SelectResult(Record):
     """What SELECT (or EXAMINE) says about the mailbox it opened."""
 
+    __slots__ = (
+        "changed",
+        "exists",
+        "flags",
+        "highestmodseq",
+        "mailbox",
+        "nomodseq",
+        "permanentflags",
+        "readonly",
+        "recent",
+        "uidnext",
+        "uidvalidity",
+        "unseen_seq",
+        "vanished",
+    )
     mailbox: str
-    readonly: bool = False
-    exists: int = 0
-    recent: int | None = None
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
+    readonly: bool
+    exists: int
+    recent: int | None
+    uidvalidity: int | None
+    uidnext: int | None
+    highestmodseq: int | None
     #: the server keeps no MODSEQs for this mailbox ([NOMODSEQ])
-    nomodseq: bool = False
-    flags: tuple[str, ...] = ()
-    permanentflags: tuple[str, ...] = ()
-    unseen_seq: int | None = None
+    nomodseq: bool
+    flags: tuple[str, ...]
+    permanentflags: tuple[str, ...]
+    unseen_seq: int | None
     #: QRESYNC: UIDs expunged since the given MODSEQ (VANISHED (EARLIER))
-    vanished: UidSet = field(default_factory=UidSet)
+    vanished: UidSet
     #: QRESYNC: messages whose flags changed since the given MODSEQ
-    changed: list[FetchResult] = field(default_factory=list)
+    changed: list[FetchResult]
+
+    def __init__(
+        self,
+        mailbox: str,
+        readonly: bool = False,
+        exists: int = 0,
+        recent: int | None = None,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+        highestmodseq: int | None = None,
+        nomodseq: bool = False,
+        flags: tuple[str, ...] = (),
+        permanentflags: tuple[str, ...] = (),
+        unseen_seq: int | None = None,
+        vanished: UidSet | None = None,
+        changed: list[FetchResult] | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.exists = exists
+        self.recent = recent
+        self.uidvalidity = uidvalidity
+        self.uidnext = uidnext
+        self.highestmodseq = highestmodseq
+        self.nomodseq = nomodseq
+        self.flags = flags
+        self.permanentflags = permanentflags
+        self.unseen_seq = unseen_seq
+        self.vanished = UidSet() if vanished is None else vanished
+        self.changed = [] if changed is None else changed
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """Where an APPEND put the message (UIDPLUS APPENDUID)."""
 
     uidvalidity: int
     uid: int
 
 
-@dataclass(frozen=True)
-class CopyResult:
+class CopyResult(NamedTuple):
     """Where a COPY or MOVE put the messages (UIDPLUS COPYUID)."""
 
     uidvalidity: int
@@ -125,13 +179,19 @@ class CopyResult:
         return dict(zip(self.source, self.dest, strict=False))
 
 
-@dataclass
-class StoreResult:
+class StoreResult(Record):
     """What a STORE answered: refused UIDs and the new flags."""
 
+    __slots__ = ("fetched", "modified")
     #: UIDs not changed because they were modified since UNCHANGEDSINCE ([MODIFIED])
-    modified: UidSet = field(default_factory=UidSet)
-    fetched: list[FetchResult] = field(default_factory=list)
+    modified: UidSet
+    fetched: list[FetchResult]
+
+    def __init__(
+        self, modified: UidSet | None = None, fetched: list[FetchResult] | None = None
+    ) -> None:
+        self.modified = UidSet() if modified is None else modified
+        self.fetched = [] if fetched is None else fetched
 
 
 class ImapClient(StreamClient):

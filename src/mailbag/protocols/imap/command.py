@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import IO, TypeAlias
+from typing import IO, NamedTuple, TypeAlias
 
 from mailbag.protocols.imap.mutf7 import encode_mailbox
 from mailbag.protocols.imap.parser import UidSet, format_sequence_set
 
 
-@dataclass(frozen=True)
-class Literal:
+class Literal(NamedTuple):
     """Data sent as an IMAP literal: bytes, or an open binary file read in chunks."""
 
     data: bytes | IO[bytes]

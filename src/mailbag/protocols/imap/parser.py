@@ -21,11 +21,11 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import IO, TypeAlias
+from typing import IO, NamedTuple, TypeAlias
 
 from mailbag.errors import ProtocolError
 from mailbag.protocols.imap.mutf7 import decode_mailbox
+from mailbag.record import Record
 
 
 class Atom(str):
@@ -34,12 +34,16 @@ class Atom(str):
     __slots__ = ()
 
 
-@dataclass
-class StreamedLiteral:
+class StreamedLiteral(Record):
     """A literal the client copied to a sink instead of keeping it in memory."""
 
+    __slots__ = ("sink", "size")
     size: int
     sink: IO[bytes] | None
+
+    def __init__(self, size: int, sink: IO[bytes] | None) -> None:
+        self.size = size
+        self.sink = sink
 
 
 Value: TypeAlias = "bytes | Atom | StreamedLiteral | list[Value] | None"
@@ -57,15 +61,29 @@ class ParseError(ProtocolError):
 # --- responses ---------------------------------------------------------------------
 
 
-@dataclass
-class StatusResponse:
+class StatusResponse(Record):
     """OK / NO / BAD / PREAUTH / BYE, tagged or untagged, with its response code."""
 
+    __slots__ = ("code", "code_args", "kind", "tag", "text")
     tag: str | None
     kind: str
-    code: str | None = None
-    code_args: list[Value] = field(default_factory=list)
-    text: str = ""
+    code: str | None
+    code_args: list[Value]
+    text: str
+
+    def __init__(
+        self,
+        tag: str | None,
+        kind: str,
+        code: str | None = None,
+        code_args: list[Value] | None = None,
+        text: str = "",
+    ) -> None:
+        self.tag = tag
+        self.kind = kind
+        self.code = code
+        self.code_args = [] if code_args is None else code_args
+        self.text = text
 
     @property
     def ok(self) -> bool:
@@ -81,23 +99,41 @@ class StatusResponse:
         return f"{self.kind} {code}{self.text}".strip()
 
 
-@dataclass
-class Untagged:
+class Untagged(Record):
     """`* [n] NAME values...`; `status` is set for OK/NO/BAD/PREAUTH/BYE."""
 
+    __slots__ = ("fetch", "name", "number", "status", "values")
+    _hidden = ("fetch",)
     name: str
-    number: int | None = None
-    values: list[Value] = field(default_factory=list)
-    status: StatusResponse | None = None
-    #: a FETCH already decoded by the fast path (see `_fast_fetch`)
-    fetch: FetchResult | None = field(default=None, repr=False, compare=False)
+    number: int | None
+    values: list[Value]
+    status: StatusResponse | None
+    #: a FETCH already decoded by the fast path (see `_fast_fetch`); not in repr or ==
+    fetch: FetchResult | None
+
+    def __init__(
+        self,
+        name: str,
+        number: int | None = None,
+        values: list[Value] | None = None,
+        status: StatusResponse | None = None,
+        fetch: FetchResult | None = None,
+    ) -> None:
+        self.name = name
+        self.number = number
+        self.values = [] if values is None else values
+        self.status = status
+        self.fetch = fetch
 
 
-@dataclass
-class Continuation:
+class Continuation(Record):
     """`+ text` (base64 challenge for AUTHENTICATE, go-ahead for literals)."""
 
+    __slots__ = ("text",)
     text: str
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 Response: TypeAlias = "StatusResponse | Untagged | Continuation"
@@ -550,8 +586,7 @@ def parse_capabilities(values: Sequence[Value]) -> frozenset[str]:
 # --- FETCH -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
     """One address of an ENVELOPE (RFC 3501 address structure)."""
 
     name: str | None
@@ -565,8 +600,7 @@ class Address:
         return self.mailbox or ""
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     """The ENVELOPE of a message, as the server parsed its header."""
 
     date: str | None
@@ -584,26 +618,76 @@ class Envelope:
 BodyValue: TypeAlias = "bytes | StreamedLiteral | None"
 
 
-@dataclass
-class FetchResult:
+class FetchResult(Record):
     """One `* n FETCH (...)` response. `bodies` is keyed by the item name as the server
     sent it, upper-cased: `BODY[]`, `BODY[HEADER.FIELDS (FROM TO)]`, `BODY[]<0>`, ..."""
 
+    __slots__ = (
+        "bodies",
+        "bodystructure",
+        "emailid",
+        "envelope",
+        "flags",
+        "internaldate",
+        "modseq",
+        "other",
+        "seq",
+        "size",
+        "threadid",
+        "uid",
+        "x_gm_labels",
+        "x_gm_msgid",
+        "x_gm_thrid",
+    )
     seq: int
-    uid: int | None = None
-    flags: tuple[str, ...] | None = None
-    size: int | None = None
-    internaldate: dt.datetime | None = None
-    modseq: int | None = None
-    envelope: Envelope | None = None
-    bodystructure: Value = None
-    bodies: dict[str, BodyValue] = field(default_factory=dict)
-    x_gm_msgid: int | None = None
-    x_gm_thrid: int | None = None
-    x_gm_labels: tuple[str, ...] | None = None
-    emailid: str | None = None
-    threadid: str | None = None
-    other: dict[str, Value] = field(default_factory=dict)
+    uid: int | None
+    flags: tuple[str, ...] | None
+    size: int | None
+    internaldate: dt.datetime | None
+    modseq: int | None
+    envelope: Envelope | None
+    bodystructure: Value
+    bodies: dict[str, BodyValue]
+    x_gm_msgid: int | None
+    x_gm_thrid: int | None
+    x_gm_labels: tuple[str, ...] | None
+    emailid: str | None
+    threadid: str | None
+    other: dict[str, Value]
+
+    def __init__(
+        self,
+        seq: int,
+        uid: int | None = None,
+        flags: tuple[str, ...] | None = None,
+        size: int | None = None,
+        internaldate: dt.datetime | None = None,
+        modseq: int | None = None,
+        envelope: Envelope | None = None,
+        bodystructure: Value = None,
+        bodies: dict[str, BodyValue] | None = None,
+        x_gm_msgid: int | None = None,
+        x_gm_thrid: int | None = None,
+        x_gm_labels: tuple[str, ...] | None = None,
+        emailid: str | None = None,
+        threadid: str | None = None,
+        other: dict[str, Value] | None = None,
+    ) -> None:
+        self.seq = seq
+        self.uid = uid
+        self.flags = flags
+        self.size = size
+        self.internaldate = internaldate
+        self.modseq = modseq
+        self.envelope = envelope
+        self.bodystructure = bodystructure
+        self.bodies = {} if bodies is None else bodies
+        self.x_gm_msgid = x_gm_msgid
+        self.x_gm_thrid = x_gm_thrid
+        self.x_gm_labels = x_gm_labels
+        self.emailid = emailid
+        self.threadid = threadid
+        self.other = {} if other is None else other
 
     @property
     def body(self) -> BodyValue:
@@ -744,8 +828,7 @@ def parse_fetch(u: Untagged) -> FetchResult:
 SPECIAL_USE = ("\\ALL", "\\ARCHIVE", "\\DRAFTS", "\\FLAGGED", "\\JUNK", "\\SENT", "\\TRASH")
 
 
-@dataclass(frozen=True)
-class MailboxInfo:
+class MailboxInfo(NamedTuple):
     """One LIST/LSUB line. `name` is decoded; `raw_name` is what goes back on the wire."""
 
     name: str
@@ -788,8 +871,7 @@ def parse_list(u: Untagged, utf8: bool = False) -> MailboxInfo:
     return MailboxInfo(decode_name(raw, utf8), raw, delim, flags)
 
 
-@dataclass(frozen=True)
-class MailboxStatus:
+class MailboxStatus(NamedTuple):
     """What STATUS (or LIST-STATUS) says about a mailbox."""
 
     name: str
@@ -822,16 +904,32 @@ def parse_status(u: Untagged, utf8: bool = False) -> MailboxStatus:
     )
 
 
-@dataclass
-class SearchResult:
+class SearchResult(Record):
     """SEARCH or ESEARCH, one shape. `uids` is a UidSet (ranges)."""
 
+    __slots__ = ("count", "max", "min", "modseq", "tag", "uids")
     uids: UidSet
-    modseq: int | None = None
-    count: int | None = None
-    min: int | None = None
-    max: int | None = None
-    tag: str | None = None
+    modseq: int | None
+    count: int | None
+    min: int | None
+    max: int | None
+    tag: str | None
+
+    def __init__(
+        self,
+        uids: UidSet,
+        modseq: int | None = None,
+        count: int | None = None,
+        min: int | None = None,
+        max: int | None = None,
+        tag: str | None = None,
+    ) -> None:
+        self.uids = uids
+        self.modseq = modseq
+        self.count = count
+        self.min = min
+        self.max = max
+        self.tag = tag
 
 
 def parse_search(u: Untagged) -> SearchResult:

@@ -1,0 +1,140 @@
+"""`_read_local` (a full read's local side, kept to what differs from the index) gives
+the planner what a whole scan of the folder gives: checked against that scan on
+folders changed at random by "other programs" (files renamed, moved from new/ to cur/,
+deleted, added; rows deleted or flagged here; the directory times trusted)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from mailbag.paths import Paths
+from mailbag.store.envelope import envelope_from_file
+from mailbag.store.index import Folder, Store, parse_flags
+from mailbag.store.maildir import FLAG_LETTERS, MaildirEntry, flags_to_info
+from mailbag.sync.imap import _dir_stamp, _read_local, _trusted_index, _with_entries
+from mailbag.sync.plan import DeleteLocal, LocalMessage, Plan, SetFlags, Upload
+
+MAILDIR_FLAGS = frozenset(FLAG_LETTERS)
+
+
+def _scan_reference(
+    store: Store, folder: Folder
+) -> tuple[list[LocalMessage], dict[str, MaildirEntry], bool, int]:
+    """The local side as read by a scan of every file (the engine's earlier way)."""
+    entries = folder.maildir.scan()
+    rows = store.conn.execute(
+        "SELECT id, uid, key, flags, synced_flags, gone, message_id, size, moved_from_uid "
+        "FROM messages WHERE folder_id = ?",
+        (folder.id,),
+    )
+    known: set[str] = set()
+    out: list[LocalMessage] = []
+    changed = False
+    for row_id, uid, key, flags_txt, synced_txt, gone, message_id, size, moved in rows:
+        known.add(key)
+        entry = None if gone else entries.get(key)
+        row_flags = parse_flags(flags_txt)
+        synced = None if synced_txt is None else parse_flags(synced_txt)
+        if entry is not None:
+            keywords = row_flags - MAILDIR_FLAGS
+            flags = entry.flags | keywords if keywords else entry.flags
+        else:
+            flags = row_flags
+        if entry is None or uid is None or flags != synced or moved:
+            changed = True
+        out.append(
+            LocalMessage(row_id, key, uid, flags, entry is not None, message_id or "", size, synced)
+        )
+    unknown = 0
+    for key, entry in entries.items():
+        if key in known:
+            continue
+        unknown += 1
+        changed = True
+        env = envelope_from_file(entry.path)
+        size = entry.path.stat().st_size
+        out.append(LocalMessage(None, key, None, entry.flags, True, env.message_id, size))
+    return out, entries, changed, unknown
+
+
+def _folder(tmp_path: Path, rng: random.Random, paired: float) -> tuple[Store, Folder]:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+    store = Store.open(paths, defer_indexing=True)
+    inbox = store.folder("acct", "INBOX")
+    for uid in range(1, 31):
+        flags = rng.choice([(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("$work",)])
+        m = store.add_bytes(
+            inbox, b"Message-ID: <%d@x>\r\nSubject: %d\r\n\r\nhi\r\n" % (uid, uid), flags=flags
+        )
+        if rng.random() < paired:
+            store.pair(m.id, uid, flags)
+    store.update_folder(inbox, uidvalidity=9)
+    store.commit()
+    return store, store.folder_by_id(inbox.id)
+
+
+def _meddle(store: Store, folder: Folder, rng: random.Random) -> None:
+    """What other programs (and this one's commands) do between syncs."""
+    for entry in list(folder.maildir.scan().values()):
+        roll = rng.random()
+        cur = entry.root / "cur"
+        if roll < 0.1:  # flags changed by a mail reader
+            info = flags_to_info(rng.choice([(), ("\\Seen",), ("\\Answered", "\\Seen")]))
+            os.rename(entry.path, cur / f"{entry.key}:2,{info}")
+        elif roll < 0.15:  # deleted by a mail reader
+            entry.path.unlink()
+        elif roll < 0.2:  # copied: a file the index does not know
+            shutil.copy(entry.path, cur / f"{entry.key}x:2,S")
+        elif roll < 0.23:  # moved into new/ without flags
+            os.rename(entry.path, entry.root / "new" / entry.key)
+    for (row,) in store.conn.execute(
+        "SELECT id FROM messages WHERE folder_id = ?", (folder.id,)
+    ).fetchall():
+        roll = rng.random()
+        if roll < 0.05:
+            store.conn.execute("UPDATE messages SET gone = 1 WHERE id = ?", (row,))
+        elif roll < 0.1:
+            store.conn.execute("UPDATE messages SET flags = '\\Deleted' WHERE id = ?", (row,))
+    store.conn.commit()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_local_side_of_a_full_read_is_what_a_scan_finds(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    store, folder = _folder(tmp_path, rng, 0.9 if seed else 1.0)
+    try:
+        if seed:
+            _meddle(store, folder, rng)
+        else:  # unchanged since its last scan, and known to be: the index is trusted
+            time.sleep(0.05)  # (directory times this fresh are not trusted)
+            store.update_folder(folder, sync_state=_dir_stamp(folder))
+            store.commit()
+            folder = store.folder_by_id(folder.id)
+            assert _trusted_index(store, folder)
+        want, scanned, changed, unknown = _scan_reference(store, folder)
+        local = _read_local(store, folder)
+        got = list(local.messages)
+        assert sorted(got, key=repr) == sorted(want, key=repr)
+        assert list(local.messages) == got  # (read again for the plan: the same)
+        assert (local.changed, local.unknown) == (changed, unknown)
+        # the files the plan's actions need are found where the scan found them
+        present = [m for m in want if m.present]
+        plan = Plan(
+            actions=[
+                DeleteLocal(m.uid, m.key, m.row)
+                if m.uid is not None
+                else Upload(m.key, m.row, m.flags)
+                for m in present
+            ]
+            + [SetFlags(1, m.key, m.row, m.flags, True, m.flags, m.flags) for m in present]
+        )
+        _with_entries(store, folder, local, plan)
+        assert {k: local.entries[k] for k in scanned} == scanned
+    finally:
+        store.close()
