@@ -309,9 +309,8 @@ def test_access_token_is_refreshed_before_it_expires(
 def _command_account(server: OAuth2Server) -> tuple[Account, str]:
     """An account whose refresh token (issued for the provider's scopes) is printed by a
     command, read-only for mailbag; and that token."""
-    from dataclasses import replace
-
     from mailbag.config.model import SecretRef, SecretSource
+    from mailbag.record import replace
 
     account = make_account("cmd")
     assert account.oauth2 is not None
@@ -345,7 +344,7 @@ def test_threads_waiting_for_a_refresh_take_its_token(
     import os
     import time
 
-    account, issued = _command_account(server)
+    account, _issued = _command_account(server)
     home.state_dir.mkdir(parents=True, exist_ok=True)
     got: list[str] = []
     failed: list[BaseException] = []
