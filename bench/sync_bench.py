@@ -302,10 +302,16 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
 
     Peak RSS comes from GNU time when installed (a forked Python child would
     otherwise report the parent's pages), else from wait4.
+
+    Each run starts with nothing waiting to be written back (os.sync, untimed): the
+    previous run's writes (the other tool's, an initial sync's 650 MB, the server's
+    change) would otherwise be flushed during this one and be charged to whichever tool
+    runs next (a journal commit waits for them).
     """
     gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         full = [gnu_time, "-f", "%M", "-o", tf.name, *cmd] if gnu_time else cmd
+        os.sync()
         start = time.perf_counter()
         proc = subprocess.Popen(full, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = proc.communicate()
