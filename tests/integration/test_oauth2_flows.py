@@ -50,6 +50,7 @@ def _clean_caches() -> Iterator[None]:
     yield
     tokens._memory.clear()
     tokens._refused.clear()
+    tokens._rotated.clear()
 
 
 def make_account(name: str = "work", email: str = USER, client_id: str = TEST_CLIENT_ID) -> Account:
@@ -303,6 +304,73 @@ def test_access_token_is_refreshed_before_it_expires(
     # the rotated refresh token replaced the old one in the keyring
     stored = memory_keyring.store[("mailbag", "work:incoming")]
     assert stored != first.refresh_token
+
+
+def _command_account(server: OAuth2Server) -> tuple[Account, str]:
+    """An account whose refresh token (issued for the provider's scopes) is printed by a
+    command, read-only for mailbag; and that token."""
+    from mailbag.config.model import SecretRef, SecretSource
+    from mailbag.record import replace
+
+    account = make_account("cmd")
+    assert account.oauth2 is not None
+    scopes = " ".join(resolve_provider(account.oauth2, account_name="cmd").scopes)
+    refresh_token = server.issue(USER, scope=scopes).refresh_token
+    assert refresh_token
+    ref = SecretRef(SecretSource.COMMAND, f"echo {refresh_token}")
+    return replace(account, incoming=replace(account.incoming, secret=ref)), refresh_token
+
+
+def test_a_rotated_refresh_token_from_a_command_is_kept_for_the_process(
+    server: OAuth2Server, env: dict[str, str], home: Paths
+) -> None:
+    """The provider retires a refresh token when it issues a new one; a command's token
+    cannot be replaced, so the process keeps the new one and refreshes with it later
+    (a TUI or `watch` session outlives its access token), instead of the retired one."""
+    account, issued = _command_account(server)
+    first = auth.get_access_token(account, paths=home)
+    assert not server.refresh_token_active(issued)  # rotated away
+    second = auth.get_access_token(account, force_refresh=True, paths=home)
+    assert second != first and server.token_active(second)
+    assert server.stats.token_requests["refresh_token"] == 2
+
+
+def test_threads_waiting_for_a_refresh_take_its_token(
+    server: OAuth2Server, env: dict[str, str], home: Paths
+) -> None:
+    """Threads that needed a token at the same moment: one refreshes, the others wait
+    for it and use what it got (not the command's retired refresh token)."""
+    import fcntl
+    import os
+    import time
+
+    account, _issued = _command_account(server)
+    home.state_dir.mkdir(parents=True, exist_ok=True)
+    got: list[str] = []
+    failed: list[BaseException] = []
+
+    def need_token() -> None:
+        try:
+            got.append(auth.get_access_token(account, paths=home))
+        except BaseException as exc:  # reported by the assertion below
+            failed.append(exc)
+
+    # hold the account's refresh lock (another process refreshing) while both ask
+    fd = os.open(home.state_dir / "oauth2-cmd.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        workers = [threading.Thread(target=need_token) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        time.sleep(0.5)  # both found no token and wait for the lock
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        for worker in workers:
+            worker.join(30)
+    finally:
+        os.close(fd)
+    assert failed == [] and len(got) == 2
+    assert got[0] == got[1] and server.token_active(got[0])
+    assert server.stats.token_requests["refresh_token"] == 1
 
 
 def test_revoked_refresh_token_asks_to_sign_in_again_once(

@@ -58,6 +58,10 @@ REFRESH_MARGIN = 120.0
 _memory: dict[str, TokenSet] = {}
 #: access tokens a server refused, per account: never handed out again
 _refused: dict[str, set[str]] = {}
+#: a refresh token that comes from a password command cannot be replaced by us; when
+#: the provider rotates it (Microsoft does), this process keeps the new one, keyed by
+#: (account, what the command still prints), and uses it while the command does
+_rotated: dict[tuple[str, str], str] = {}
 _memory_lock = threading.Lock()
 
 
@@ -257,15 +261,20 @@ def get_access_token(
         assert cached is not None
         return cached.access_token
     with _account_lock(account, paths):
-        # another process may have refreshed while we waited for the lock
-        with _memory_lock:
-            _memory.pop(account.name, None)
+        if _refresh_ref(account).source is SecretSource.KEYRING:
+            # another process may have refreshed while we waited for the lock: the
+            # keyring has its token. (Otherwise the memory is the only cache, and it
+            # holds what another thread of this process just got: keep it.)
+            with _memory_lock:
+                _memory.pop(account.name, None)
         cached = _load_cached(account)
         if _usable(account, cached, force_refresh):
             assert cached is not None
             return cached.access_token
         provider = provider_for(account, paths=paths, env=env)
-        refresh_token = _read_refresh_token(account)
+        stored = _read_refresh_token(account)
+        with _memory_lock:
+            refresh_token = _rotated.get((account.name, stored), stored)
         try:
             token = refresh(provider, refresh_token, account_name=account.name)
         except AuthError as exc:
@@ -276,8 +285,14 @@ def get_access_token(
             if latest == refresh_token:
                 raise
             token = refresh(provider, latest, account_name=account.name)
-        if token.refresh_token and token.refresh_token != refresh_token:
-            _store_refresh_token(account, token.refresh_token)
+            stored = refresh_token = latest
+        if (
+            token.refresh_token
+            and token.refresh_token != refresh_token
+            and not _store_refresh_token(account, token.refresh_token)
+        ):
+            with _memory_lock:
+                _rotated[(account.name, stored)] = token.refresh_token
         _save_cached(account, token)
         return token.access_token
 
@@ -559,6 +574,8 @@ def sign_out(
     with _memory_lock:
         _memory.pop(account.name, None)
         _refused.pop(account.name, None)
+        for key in [k for k in _rotated if k[0] == account.name]:
+            del _rotated[key]
     state = (paths or Paths.from_env()).state_dir
     with contextlib.suppress(OSError):
         (Path(state) / f"oauth2-{account.name.replace('/', '_')}.lock").unlink(missing_ok=True)
