@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import imaplib
 import os
 import queue
 import random
@@ -459,6 +460,9 @@ def reset_local(work: Path) -> None:
 
 
 def change_one_percent(sb: Sandbox, seed: int = 7) -> int:
+    # the control session is stdlib imaplib: its guard against long lines (1 MB) stops
+    # a `UID SEARCH ALL` answer of 200,000 UIDs in one folder
+    imaplib._MAXLINE = max(imaplib._MAXLINE, 64 << 20)
     rng = random.Random(seed)
     changed = 0
     with sb.control(USER) as c:
