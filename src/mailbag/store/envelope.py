@@ -21,8 +21,8 @@ import base64
 import binascii
 import calendar
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -70,8 +70,11 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """A message's envelope fields, as the index keeps them. (A NamedTuple, not a
+    dataclass: a sync that downloads loads this module, and `dataclasses` loads
+    inspect, ast and tokenize.)"""
+
     message_id: str = ""
     subject: str = ""
     from_addr: str = ""

@@ -1700,6 +1700,7 @@ def _settle_folders(
             if f.path.exists() and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(f.path, target)
+                store.note_dir_changes(f.path.parent, target.parent)
             store.update_folder(f, name=renamed, delimiter=info.delimiter)
             store.commit()
             statuses.pop(renamed)
