@@ -1100,10 +1100,13 @@ def _full_listing(client: ImapClient, sel: SelectResult) -> RemoteListing:
     listing = RemoteListing()
     if sel.exists == 0:
         return listing
-    with client.uid_fetch("1:*", ["UID", "FLAGS"]) as stream:
-        for r in stream:
-            if r.uid is not None:
-                listing.add(r.uid, r.flags or ())
+    sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
+    with client.uid_fetch_flags("1:*") as stream:
+        for uid, flags in stream:
+            fs = sets.get(flags)
+            if fs is None:
+                fs = sets[flags] = frozenset(flags)
+            listing.add(uid, fs)
     return listing.finish()
 
 
