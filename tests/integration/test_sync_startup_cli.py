@@ -23,11 +23,13 @@ from mailbag.sandbox import Sandbox
 from mailbag.sync.imap import sync_lock
 
 USER = "early"
+RESYNC = "resync"  # the re-sync test's own user: its changes do not disturb the others
 
 
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Sandbox]:
-    with Sandbox(users={USER: "early-secret"}, services={"imap", "smtp"}) as box:
+    users = {USER: "early-secret", RESYNC: "resync-secret"}
+    with Sandbox(users=users, services={"imap", "smtp"}) as box:
         box.fill(USER, 3, "INBOX")
         yield box
 
@@ -233,6 +235,69 @@ def test_a_sync_with_nothing_to_do_loads_only_what_it_needs(
         m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_NO_OP_PATH)
     )
     assert heavy == []
+
+
+def _loaded_by_sync(home: str) -> set[str]:
+    """The modules a `mailbag sync -q` run in a fresh interpreter loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mailbag.cli.main import main\n"
+        "assert main(['sync', '-q']) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = {"MAILBAG_HOME": home, "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    return set(res.stdout.split())
+
+
+#: what a re-sync that downloads, changes flags and deletes must not load either
+NOT_ON_THE_RESYNC_PATH = ("dataclasses", "inspect", "ast", "tokenize", "dis")
+
+
+def test_a_resync_with_changes_loads_no_dataclass_machinery(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    paths = Paths.from_env()
+    save_account(paths, sb.account(RESYNC, name="resync", password_command=True))
+    sb.fill(RESYNC, 6, "INBOX")
+    sb.fill(RESYNC, 4, "Archive", seed=2)
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)  # directory times old enough to be trusted: the delta path arms
+    assert main(["sync", "-q"]) == 0
+    with sb.control(RESYNC) as control:
+        uids = control.uids("INBOX")
+        control.store("INBOX", uids[:1], "+FLAGS", ["\\Flagged"])
+        control.expunge("INBOX", uids[1:2])
+        control.expunge("Archive", control.uids("Archive")[:1])
+    sb.deliver(RESYNC, b"Subject: new\r\nMessage-ID: <resync-new@example.org>\r\n\r\nhi\r\n")
+    loaded = _loaded_by_sync(str(home))
+    assert "mailbag.sync.plan" in loaded and "mailbag.sync.apply" in loaded  # it did work
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_RESYNC_PATH)
+    )
+    assert heavy == []
+    # and it did it right: the new message is here, the expunged ones gone, the flag set
+    with sqlite3.connect(paths.index_file) as conn:
+        rows = conn.execute(
+            "SELECT f.name, m.uid, m.flags, m.message_id FROM messages m "
+            "JOIN folders f ON f.id = m.folder_id"
+        ).fetchall()
+    inbox = {uid: (flags, mid) for name, uid, flags, mid in rows if name == "INBOX"}
+    with sb.control(RESYNC) as control:
+        assert sorted(inbox) == control.uids("INBOX")
+        assert sorted(uid for name, uid, *_ in rows if name == "Archive") == control.uids("Archive")
+    assert uids[1] not in inbox and "\\Flagged" in inbox[uids[0]][0]
+    assert any(mid == "<resync-new@example.org>" for _, mid in inbox.values())
 
 
 #: `python -c` running the `mailbag` program as installed (`entry`), telling on stderr

@@ -21,8 +21,8 @@ import base64
 import binascii
 import calendar
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -31,6 +31,7 @@ __all__ = [
     "envelope_from_bytes",
     "envelope_from_file",
     "header_fields",
+    "message_id_of",
 ]
 
 MAX_HEADER_BYTES = 256 * 1024
@@ -70,8 +71,11 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """A message's envelope fields, as the index keeps them. (A NamedTuple, not a
+    dataclass: a sync that downloads loads this module, and `dataclasses` loads
+    inspect, ast and tokenize.)"""
+
     message_id: str = ""
     subject: str = ""
     from_addr: str = ""
@@ -215,6 +219,12 @@ def envelope_from_bytes(data: bytes) -> Envelope:
         references=_collapse(_text(h.get(b"references", b"")))[:_MAX_REFS],
         has_attachments=has_att,
     )
+
+
+def message_id_of(data: bytes) -> str:
+    """`envelope_from_bytes(data).message_id`, reading nothing else (pairing by identity
+    asks the server for the Message-ID header of every message of a folder)."""
+    return _msgid(header_fields(data).get(b"message-id"))
 
 
 def envelope_from_file(path: Path) -> Envelope:

@@ -492,6 +492,8 @@ def apply_plan(
             del pair_uids
         if groups:
             before_server()
+        if pairs:
+            crash_point("paired")  # (committed when the server's flags must change)
         for (add, flags), group in groups.items():
             remote.store_flags(sorted(group), add, flags)
         maildir = folder.maildir

@@ -24,7 +24,9 @@ from array import array
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from mailbag.record import FrozenRecord, Record
 
 __all__ = [
     "Action",
@@ -55,8 +57,15 @@ __all__ = [
 IGNORED_FLAGS = frozenset({"\\Recent"})
 
 
-@dataclass(frozen=True, slots=True)
-class LocalMessage:
+# The values here are records (mailbag.record), not dataclasses: building 13 dataclasses
+# and loading `dataclasses` (with inspect, ast, dis, tokenize) cost ~15 ms of every sync
+# that has something to do. `LocalMessage` is a NamedTuple: a full folder read makes one
+# per index row, and a tuple is the quickest to make. The frozen records set their
+# fields with `_put` (`object.__setattr__`, as a frozen dataclass's `__init__` does).
+_put = object.__setattr__
+
+
+class LocalMessage(NamedTuple):
     """A message as the local side knows it."""
 
     row: int | None  # index row; None: a file the index does not know (yet)
@@ -69,18 +78,34 @@ class LocalMessage:
     synced_flags: frozenset[str] | None = None  # from the index; None: never synced
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteMessage:
+class RemoteMessage(FrozenRecord):
+    __slots__ = ("flags", "message_id", "size", "uid")
     uid: int
     flags: frozenset[str]
-    message_id: str | None = None  # None: not fetched (only fetched when needed)
-    size: int | None = None
+    message_id: str | None  # None: not fetched (only fetched when needed)
+    size: int | None
+
+    def __init__(
+        self,
+        uid: int,
+        flags: frozenset[str],
+        message_id: str | None = None,
+        size: int | None = None,
+    ) -> None:
+        _put(self, "uid", uid)
+        _put(self, "flags", flags)
+        _put(self, "message_id", message_id)
+        _put(self, "size", size)
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteFolder:
+class RemoteFolder(FrozenRecord):
+    __slots__ = ("messages", "uidvalidity")
     uidvalidity: int
     messages: Mapping[int, RemoteMessage]  # every message now on the server
+
+    def __init__(self, uidvalidity: int, messages: Mapping[int, RemoteMessage]) -> None:
+        _put(self, "uidvalidity", uidvalidity)
+        _put(self, "messages", messages)
 
 
 #: array type codes of at least 32 bits (IMAP UIDs are 32-bit)
@@ -156,48 +181,67 @@ class RemoteListing:
             yield uid, sets[n]
 
 
-@dataclass(frozen=True, slots=True)
-class SyncedState:
+class SyncedState(FrozenRecord):
     """What both sides agreed on at the end of the last sync of this folder."""
 
+    __slots__ = ("local_dir_missing", "uidvalidity")
     uidvalidity: int | None  # None: never synced (or the index was lost)
-    local_dir_missing: bool = False  # the folder's Maildir directory is gone
+    local_dir_missing: bool  # the folder's Maildir directory is gone
+
+    def __init__(self, uidvalidity: int | None, local_dir_missing: bool = False) -> None:
+        _put(self, "uidvalidity", uidvalidity)
+        _put(self, "local_dir_missing", local_dir_missing)
 
 
 # --- actions -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Download:
+class Download(FrozenRecord):
     """Fetch a server message and store it here (replacing `row`'s lost file if set)."""
 
+    __slots__ = ("flags", "row", "uid")
     uid: int
     flags: frozenset[str]
-    row: int | None = None
+    row: int | None
+
+    def __init__(self, uid: int, flags: frozenset[str], row: int | None = None) -> None:
+        _put(self, "uid", uid)
+        _put(self, "flags", flags)
+        _put(self, "row", row)
 
 
-@dataclass(frozen=True, slots=True)
-class Upload:
+class Upload(FrozenRecord):
     """APPEND a local message to the server, then pair it."""
 
+    __slots__ = ("flags", "key", "row")
     key: str
     row: int | None
     flags: frozenset[str]
 
+    def __init__(self, key: str, row: int | None, flags: frozenset[str]) -> None:
+        _put(self, "key", key)
+        _put(self, "row", row)
+        _put(self, "flags", flags)
 
-@dataclass(frozen=True, slots=True)
-class Pair:
+
+class Pair(FrozenRecord):
     """Record that local `key` is server `uid` (same Message-ID and size)."""
 
+    __slots__ = ("key", "row", "uid")
     key: str
     row: int | None
     uid: int
 
+    def __init__(self, key: str, row: int | None, uid: int) -> None:
+        _put(self, "key", key)
+        _put(self, "row", row)
+        _put(self, "uid", uid)
 
-@dataclass(frozen=True, slots=True)
-class SetFlags:
+
+class SetFlags(FrozenRecord):
     """Bring both sides to `flags`; either change may be empty."""
 
+    __slots__ = ("add", "flags", "key", "local", "remove", "row", "uid")
     uid: int
     key: str
     row: int | None
@@ -206,43 +250,79 @@ class SetFlags:
     add: frozenset[str]  # remote: +FLAGS
     remove: frozenset[str]  # remote: -FLAGS
 
+    def __init__(
+        self,
+        uid: int,
+        key: str,
+        row: int | None,
+        flags: frozenset[str],
+        local: bool,
+        add: frozenset[str],
+        remove: frozenset[str],
+    ) -> None:
+        _put(self, "uid", uid)
+        _put(self, "key", key)
+        _put(self, "row", row)
+        _put(self, "flags", flags)
+        _put(self, "local", local)
+        _put(self, "add", add)
+        _put(self, "remove", remove)
 
-@dataclass(frozen=True, slots=True)
-class DeleteLocal:
+
+class DeleteLocal(FrozenRecord):
     """The server expunged it: delete the local copy."""
 
+    __slots__ = ("key", "row", "uid")
     uid: int
     key: str
     row: int | None
 
+    def __init__(self, uid: int, key: str, row: int | None) -> None:
+        _put(self, "uid", uid)
+        _put(self, "key", key)
+        _put(self, "row", row)
 
-@dataclass(frozen=True, slots=True)
-class ExpungeRemote:
+
+class ExpungeRemote(FrozenRecord):
     """Deleted here: expunge it on the server."""
 
+    __slots__ = ("row", "uid")
     uid: int
     row: int | None
 
+    def __init__(self, uid: int, row: int | None) -> None:
+        _put(self, "uid", uid)
+        _put(self, "row", row)
 
-@dataclass(frozen=True, slots=True)
-class Forget:
+
+class Forget(FrozenRecord):
     """Gone on both sides: drop the index row."""
 
+    __slots__ = ("row",)
     row: int
+
+    def __init__(self, row: int) -> None:
+        _put(self, "row", row)
 
 
 Action = Download | Upload | Pair | SetFlags | DeleteLocal | ExpungeRemote | Forget
 Delete = DeleteLocal | ExpungeRemote
 
 
-@dataclass(frozen=True, slots=True)
-class Stop:
+class Stop(FrozenRecord):
     """The plan would delete too much; nothing is done without `force`."""
 
+    __slots__ = ("count", "reason", "side", "total")
     side: str  # "local" or "server": where the deletions would happen
     count: int
     total: int
     reason: str
+
+    def __init__(self, side: str, count: int, total: int, reason: str) -> None:
+        _put(self, "side", side)
+        _put(self, "count", count)
+        _put(self, "total", total)
+        _put(self, "reason", reason)
 
 
 #: (merged flags, the local file changes, +FLAGS on the server, -FLAGS, all three equal)
@@ -293,20 +373,38 @@ class Pairs:
             yield SetFlags(uid, key, row, flags, local, add, remove)
 
 
-@dataclass
-class Plan:
-    actions: list[Action] = field(default_factory=list)
+class Plan(Record):
+    __slots__ = ("actions", "fetch", "notes", "pairs", "restored", "stop", "uidvalidity_changed")
+    actions: list[Action]
     # more server messages to download as they are (as `Download(uid, flags)` without a
     # row), ascending: an array of UIDs, 4 bytes each, where a big folder's first sync
     # resumed after a crash would hold ~100 bytes of `Download` per message
-    fetch: array[int] = field(default_factory=lambda: array(_U32))
+    fetch: array[int]
     # index rows paired with server messages (as `Pair` + `SetFlags`, compact): a
     # UIDVALIDITY change pairs every message again
-    pairs: Pairs = field(default_factory=lambda: Pairs())
-    stop: Stop | None = None
-    uidvalidity_changed: bool = False
-    restored: int = 0  # local files lost and downloaded again
-    notes: list[str] = field(default_factory=list)
+    pairs: Pairs
+    stop: Stop | None
+    uidvalidity_changed: bool
+    restored: int  # local files lost and downloaded again
+    notes: list[str]
+
+    def __init__(
+        self,
+        actions: list[Action] | None = None,
+        fetch: array[int] | None = None,
+        stop: Stop | None = None,
+        uidvalidity_changed: bool = False,
+        restored: int = 0,
+        notes: list[str] | None = None,
+        pairs: Pairs | None = None,
+    ) -> None:
+        self.actions = [] if actions is None else actions
+        self.fetch = array(_U32) if fetch is None else fetch
+        self.stop = stop
+        self.uidvalidity_changed = uidvalidity_changed
+        self.restored = restored
+        self.notes = [] if notes is None else notes
+        self.pairs = Pairs() if pairs is None else pairs
 
     def of(self, kind: type) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]
@@ -422,7 +520,7 @@ def plan(
             else:
                 local_deletes.append(ExpungeRemote(uid, m.row))
             continue
-        _merge_into(result, m, r)
+        _merge_into(result, m, uid, r.flags)
 
     # pair what is unpaired on both sides by Message-ID + size, before any transfer
     unpaired_remote = [r for uid, r in remote_msgs.items() if uid not in paired]
@@ -440,7 +538,7 @@ def plan(
             matched_keys.add(m.key)
             result.actions.append(Pair(m.key, m.row, r.uid))
             # a new pairing has no common base: unite the flags
-            _merge_into(result, m, r, use_base=False)
+            _merge_into(result, m, r.uid, r.flags, use_base=False)
         else:
             result.actions.append(Download(r.uid, _clean(r.flags)))
     for m in unpaired:
@@ -465,17 +563,18 @@ def plan(
 def _merge_into(
     result: Plan,
     m: LocalMessage,
-    r: RemoteMessage,
+    uid: int,
+    remote_flags: frozenset[str],
     *,
     use_base: bool = True,
 ) -> None:
+    """Add the `SetFlags` that brings `m` and server message `uid` (with `remote_flags`)
+    to their merged flags, if anything differs."""
     base_flags = m.synced_flags if use_base else None
-    merged, local, add, remove, same = _merged(m.flags, base_flags, r.flags)
+    merged, local, add, remove, same = _merged(m.flags, base_flags, remote_flags)
     if use_base and same and m.synced_flags == merged:
         return
-    result.actions.append(
-        SetFlags(uid=r.uid, key=m.key, row=m.row, flags=merged, local=local, add=add, remove=remove)
-    )
+    result.actions.append(SetFlags(uid, m.key, m.row, merged, local, add, remove))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -532,7 +631,6 @@ def plan_stream(
             exclude_uids=excluded,
         )
     result = Plan()
-    changed = False
     paired_here = bytearray(len(remote))  # 1: a local message is paired with it
     paired_gone: set[int] = set()  # paired UIDs the server no longer has
     unpaired: list[LocalMessage] = []
@@ -542,7 +640,7 @@ def plan_stream(
     remote_deletes: list[DeleteLocal] = []
     lost: list[tuple[LocalMessage, int]] = []
     for m in local:
-        if m.uid is None or changed:
+        if m.uid is None:
             if m.present:
                 unpaired.append(m)
                 want_identities = True
@@ -573,7 +671,7 @@ def plan_stream(
             else:
                 local_deletes.append(ExpungeRemote(uid, m.row))
             continue
-        _merge_into(result, m, RemoteMessage(uid, remote.flags_at(i)))
+        _merge_into(result, m, uid, remote.flags_at(i))
 
     # the server's unpaired messages, paired by Message-ID + size before any transfer
     waiting = array(_U32)
@@ -613,7 +711,7 @@ def plan_stream(
             paired_here[i] = 2
             result.actions.append(Pair(m.key, m.row, uid))
             # a new pairing has no common base: unite the flags
-            _merge_into(result, m, RemoteMessage(uid, remote.flags_at(i)), use_base=False)
+            _merge_into(result, m, uid, remote.flags_at(i), use_base=False)
         del by_identity
     unmatched = (m for pos, m in enumerate(unpaired) if not matched[pos])
     if want_identities:

@@ -35,7 +35,6 @@ from mailbag.sync.plan import (
     Pair,
     Plan,
     RemoteListing,
-    RemoteMessage,
     SyncedState,
     Upload,
     _clean,
@@ -259,7 +258,7 @@ def plan_repair(
             pairs.add(m.row, uid, m.flags, flags)
         else:  # a file the index does not know yet: adopted when the plan is applied
             actions.append(Pair(m.key, None, uid))
-            _merge_into(result, m, RemoteMessage(uid, flags), use_base=False)
+            _merge_into(result, m, uid, flags, use_base=False)
 
     matcher = _Matcher(on_pair, limit)
 
