@@ -334,14 +334,17 @@ class NewMessage(NamedTuple):
 
 
 class _Pending(Record):
-    """Work that follows the next commit: files to fsync before it, renames after."""
+    """Work around the next commit: files and directories to fsync before it,
+    renames after."""
 
-    __slots__ = ("deliver", "fsync")
+    __slots__ = ("deliver", "dirs", "fsync")
     fsync: list[Path]
+    dirs: set[str]
     deliver: list[tuple[Maildir, str, frozenset[str]]]
 
     def __init__(self) -> None:
         self.fsync = []
+        self.dirs = set()
         self.deliver = []
 
 
@@ -483,12 +486,35 @@ class Store:
         finally:
             self._release()
 
+    def note_dir_changes(self, *directories: str | Path) -> None:
+        """Files were renamed in or out of `directories` for what the open transaction
+        records (flag changes, discards, moves): `commit` makes those directories
+        durable before the index says so."""
+        self._pending.dirs.update(map(str, directories))
+
     def commit(self, *, fsync: bool = True) -> None:
-        """fsync pending files, commit the index, then rename the files into place."""
+        """fsync pending files and changed directories, commit the index, then rename
+        the files into place. (`fsync=False`: the caller made the pending files durable;
+        the directories of `note_dir_changes` are fsynced all the same.)
+
+        Each directory is fsynced once per commit, whatever the number of renames in it.
+        No file system is trusted to order the renames before the index: the index's
+        own flush is SQLite's fdatasync(2) of its WAL, which by contract flushes only
+        what reading that file back needs, not other directories (fdatasync(2), "does
+        not flush modified metadata unless..."). On ext4 it starts a journal commit only
+        when the WAL's own size or blocks changed (fs/ext4/fsync.c, ext4_fsync_journal:
+        the commit it waits for is the inode's `i_datasync_tid`); a reused WAL, the usual
+        case, changes neither, so renames in the running transaction would be committed
+        only by the journal's timer, seconds later; XFS forces its log for fdatasync only
+        when the inode has more than timestamp changes. The first directory fsync on
+        ext4 commits the whole journal transaction, so the others cost little."""
         pending, self._pending = self._pending, _Pending()
         if fsync:
             fsync_many(pending.fsync)
-            for d in {p.parent for p in pending.fsync}:
+            pending.dirs.update(str(p.parent) for p in pending.fsync)
+        for d in pending.dirs:
+            # (a folder gone meanwhile has nothing left to make durable)
+            with contextlib.suppress(FileNotFoundError):
                 fsync_dir(d)
         if self.conn.in_transaction:
             self._end("COMMIT")
@@ -497,8 +523,8 @@ class Store:
             entry = maildir.deliver(key, flags)
             dirs.add(entry.path.parent)
         if fsync:
-            for d in dirs:
-                fsync_dir(d)
+            for delivered in dirs:
+                fsync_dir(delivered)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -962,6 +988,7 @@ class Store:
         if entry is None:
             raise StoreError(f"the file of message {message.short_id} is gone from {folder.path}")
         folder.maildir.set_flags(entry, flagset)
+        self.note_dir_changes(entry.path.parent, folder.maildir.root / "cur")
         self._begin()
         self.conn.execute(
             "UPDATE messages SET flags = ? WHERE id = ?", (flags_text(flagset), message.id)
@@ -1005,6 +1032,9 @@ class Store:
         key, fh = target.maildir.open_tmp()
         fh.close()
         os.replace(entry.path, target.maildir.tmp_path(key))
+        # (the source's entry is gone for good only when its directory is durable: else
+        # the file could come back there after a crash, beside its moved copy)
+        self.note_dir_changes(entry.path.parent)
         self._begin()
         moved = self.add_message(
             target,

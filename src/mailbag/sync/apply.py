@@ -9,6 +9,10 @@ live here, in one place:
 3. deletions: the file goes before its row (a crash leaves a row without a
    file, which the next plan forgets, never a file without a row, which the
    next plan would upload again);
+   the directories of the renames of 2. and 3. are fsynced before the commit
+   that records them (`Store.note_dir_changes`), once each: after a power loss
+   the index never holds a flag change or a removal that the files lost (the
+   next sync would push the old flags back, or upload the message again);
 4. uploads: APPEND, then the UID is recorded; a crash in between is caught by
    the next plan, which pairs the server copy by Message-ID and size;
 5. downloads: streamed straight into tmp/ files; every chunk is fsynced, then
@@ -335,9 +339,6 @@ class _FileWork:
         self._error: BaseException | None = None
 
     def submit(self, job: Callable[[], object]) -> None:
-        if os.environ.get("XINLINE"):
-            job()
-            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="mailbag-files", daemon=True)
             self._thread.start()
@@ -497,10 +498,14 @@ def apply_plan(
         for (add, flags), group in groups.items():
             remote.store_flags(sorted(group), add, flags)
         maildir = folder.maildir
+        # the directories the renames change, fsynced once each before the commit
+        cur = f"{maildir.root}/cur"
+        changed = {"cur": (cur,), "new": (f"{maildir.root}/new", cur)}
         if unlike:
             for pair_row, entry, merge in _unlike_pairs(store, folder, entries, pairs, unlike):
                 if merge[1] and entry is not None:
                     files.submit(functools.partial(_rename_if_there, maildir, entry, merge[0]))
+                    store.note_dir_changes(*changed[entry.subdir])
                 store.record_flags(pair_row, merge[0])
                 report.updated += 1
         for fa in flag_actions:
@@ -509,6 +514,7 @@ def apply_plan(
                 entry = entries.get(fa.key)
                 if entry is not None:
                     files.submit(functools.partial(_rename_if_there, maildir, entry, fa.flags))
+                    store.note_dir_changes(*changed[entry.subdir])
             store.record_flags(row, fa.flags)
             if fa.local or fa.add or fa.remove:
                 report.updated += 1
@@ -519,6 +525,9 @@ def apply_plan(
             entry = entries.get(dl.key)
             if entry is not None:
                 files.submit(functools.partial(_discard, store, maildir, entry))
+                # (its leaving the folder must be durable: a file back in cur/ without
+                # its row would be taken for a new message here and uploaded again)
+                store.note_dir_changes(changed[entry.subdir][0])
             if dl.row is not None:
                 store.forget(dl.row)
             report.deleted += 1

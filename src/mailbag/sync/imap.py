@@ -1112,10 +1112,13 @@ def _full_listing(client: ImapClient, sel: SelectResult) -> RemoteListing:
     listing = RemoteListing()
     if sel.exists == 0:
         return listing
-    with client.uid_fetch("1:*", ["UID", "FLAGS"]) as stream:
-        for r in stream:
-            if r.uid is not None:
-                listing.add(r.uid, r.flags or ())
+    sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
+    with client.uid_fetch_flags("1:*") as stream:
+        for uid, flags in stream:
+            fs = sets.get(flags)
+            if fs is None:
+                fs = sets[flags] = frozenset(flags)
+            listing.add(uid, fs)
     return listing.finish()
 
 
@@ -1766,6 +1769,7 @@ def _settle_folders(
             if f.path.exists() and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(f.path, target)
+                store.note_dir_changes(f.path.parent, target.parent)
             store.update_folder(f, name=renamed, delimiter=info.delimiter)
             store.commit()
             statuses.pop(renamed)

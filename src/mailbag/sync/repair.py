@@ -14,11 +14,11 @@ folder). Here both sides stream (the local rows from the index, the server's
 identities from one FETCH) and are matched as they come: a message waits only until
 its partner arrives. The driver gives the local rows in the order of their old UIDs,
 and a server that renumbers a folder keeps its messages' order (a rebuilt index, a
-migration copying the folder in order), so few wait: two, measured on 100,000. When more than `limit` wait (the orders
-differ), the waiting ones and all that follow go to a private temporary SQLite
-database, which keeps a bounded cache in memory and the rest in a file, and are
-matched there at the end. What is kept per message is the server's UID and flags
-(8 bytes) and, per pairing, 16 bytes (`Pairs`).
+migration copying the folder in order), so few wait: two, measured on 100,000. When
+more than `limit` wait (the orders differ), the waiting ones and all that follow go
+to a private temporary SQLite database, which keeps a bounded cache in memory and the
+rest in a file, and are matched there at the end. What is kept per message is the
+server's UID and flags (8 bytes) and, per pairing, 16 bytes (`Pairs`).
 """
 
 from __future__ import annotations

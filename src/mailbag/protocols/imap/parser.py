@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, NamedTuple, TypeAlias
 
@@ -419,6 +420,52 @@ def _fast_fetch(line: bytes, literal: object = _NO_LITERAL) -> Untagged | None:
             if literal is not _NO_LITERAL:
                 return None  # the literal was not at the end: not ours to decode
             return Untagged("FETCH", seq, [items], None, fetch)
+
+
+# --- flag listings: a scanner over whole buffered lines ------------------------------------
+
+# A folder read without CONDSTORE is one `UID FETCH 1:* (FLAGS)`: one line per message,
+# `* 12 FETCH (UID 345 FLAGS (\Seen $Label1))` (a few servers put FLAGS first). Read
+# response by response (a `bytes` per line, `parse_response`, an `Untagged` and a
+# `FetchResult` per message) 20,000 of them took 172 ms of a 0.44 s no-op re-sync, where
+# mbsync's whole run took 0.13 s; Dovecot sends them in ~25 ms. So these lines, and only
+# these, are cut by two regex passes over everything buffered (`scan_flag_lines`: ~2 ms
+# for 20,000); any other line (literals, MODSEQ, EXISTS, EXPUNGE, the tagged answer,
+# odd spacing, garbage) stops the scan and goes to `parse_response`.
+_FLAGS_TEXT = rb"[^\x00-\x1f\x7f()\"{}\[\]%*]*"
+_FLAG_LINE_TEXT = (
+    rb"\* \d+ FETCH \((?:UID (\d{1,10}) FLAGS \((" + _FLAGS_TEXT + rb")\)"
+    rb"|FLAGS \((" + _FLAGS_TEXT + rb")\) UID (\d{1,10}))\)\r\n"
+)
+_FLAG_LINE = re.compile(_FLAG_LINE_TEXT)
+#: the start of the first line that is not a flag line (the end when all are)
+_NOT_A_FLAG_LINE = re.compile(rb"^(?!" + _FLAG_LINE_TEXT + rb")", re.MULTILINE)
+
+#: what a flag listing yields per message: (UID, flags)
+UidFlags: TypeAlias = "tuple[int, tuple[str, ...]]"
+
+
+def scan_flag_lines(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[UidFlags], int]:
+    """(UID, flags) of the plain flag lines at the start of `data` (whole lines, CRLF),
+    and how many bytes they take: the scan stops at the first other line, which the
+    caller gives to `parse_response`. `known` caches the flag tuples by their text (a
+    folder has few distinct ones: the same tuple objects are shared) and is filled
+    here; the caller bounds it. What is decoded here equals what `parse_response` and
+    `parse_fetch` give for the same line."""
+    stop = _NOT_A_FLAG_LINE.search(data)
+    end = len(data) if stop is None else stop.start()
+    out: list[UidFlags] = []
+    if end == 0:
+        return out, 0
+    append = out.append
+    for uid_a, flags_a, flags_b, uid_b in _FLAG_LINE.findall(data, 0, end):
+        text = flags_a if uid_a else flags_b
+        try:
+            flags = known[text]
+        except KeyError:
+            flags = known[text] = tuple(sys.intern(w) for w in text.decode("latin-1").split())
+        append((int(uid_a or uid_b), flags))
+    return out, end
 
 
 def _word(lx: _Lexer) -> str:
