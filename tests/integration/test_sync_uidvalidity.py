@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mailbag.protocols.imap import client as client_module
+from mailbag.protocols.imap.parser import scan_identity_lines
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from synctools import (
@@ -74,10 +77,20 @@ def _migrated(sb: Sandbox, user: str, home: Path) -> Target:
 
 
 def test_a_new_uidvalidity_pairs_again_downloads_only_new_mail_and_deletes_nothing(
-    sb: Sandbox, user: str, home: Path
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t = _migrated(sb, user, home)
+    scanned: list[int] = []
+
+    def counting(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[Any], int]:
+        found, used = scan_identity_lines(data, known)
+        scanned.append(len(found))
+        return found, used
+
+    monkeypatch.setattr(client_module, "scan_identity_lines", counting)
     report = sync(t, home)
+    # the server's identities were read by the scanner (answers cut by a read: not)
+    assert sum(scanned) >= 25
     assert_ok(report)
     by_name = {f.name: f for f in report.folders}
     inbox, archive = by_name["INBOX"], by_name["Archive"]
