@@ -51,6 +51,7 @@ __all__ = [
     "needs_identity",
     "plan",
     "plan_stream",
+    "repair_note",
 ]
 
 #: flags that are never synced: session-only or server-managed
@@ -479,12 +480,6 @@ def plan(
     remote_msgs = {uid: m for uid, m in remote.messages.items() if uid not in excluded}
     changed = last_synced.uidvalidity is not None and last_synced.uidvalidity != remote.uidvalidity
     result.uidvalidity_changed = changed
-    if changed:
-        result.notes.append(
-            f"the server's UIDVALIDITY changed ({last_synced.uidvalidity} -> "
-            f"{remote.uidvalidity}): messages were paired again by Message-ID and size; "
-            "nothing was deleted"
-        )
 
     paired: dict[int, LocalMessage] = {}
     unpaired: list[LocalMessage] = []
@@ -556,8 +551,28 @@ def plan(
             "(nothing deleted on the server)"
         )
 
+    if changed:
+        result.notes.insert(
+            0,
+            repair_note(
+                last_synced.uidvalidity,
+                remote.uidvalidity,
+                sum(1 for a in result.actions if isinstance(a, Pair)),
+                sum(1 for a in result.actions if isinstance(a, Download)),
+                sum(1 for a in result.actions if isinstance(a, Upload)),
+            ),
+        )
     _guard(result, local_deletes, remote_deletes, len(paired), threshold, force)
     return result
+
+
+def repair_note(old: int | None, new: int, paired: int, fetched: int, uploaded: int) -> str:
+    """What a UIDVALIDITY change made the plan do, for the report."""
+    return (
+        f"the server's UIDVALIDITY changed ({old} -> {new}): {paired:,} messages paired "
+        f"again by Message-ID and size, {fetched:,} new there to download, {uploaded:,} "
+        "only here to upload; nothing was deleted"
+    )
 
 
 def _merge_into(
