@@ -497,6 +497,9 @@ class _LocalSide(NamedTuple):
     partial: bool = False
 
 
+_ROW_COLUMNS = "id, uid, key, flags, synced_flags, message_id, size"
+
+
 class _IndexRows:
     """A folder's messages as the planner needs them, streamed from the index each time
     they are iterated (a full read keeps no object per message): a row whose file is
@@ -515,22 +518,59 @@ class _IndexRows:
         self.store, self.folder, self.odd, self.unknown = store, folder, odd, unknown
 
     def __iter__(self) -> Iterator[LocalMessage]:
+        yield from self._messages("")
+        yield from self.unknown
+
+    def _messages(
+        self, where: str, args: Sequence[object] = (), *, unsettled: bool = False
+    ) -> Iterator[LocalMessage]:
         from mailbag.sync.plan import LocalMessage
 
         odd = self.odd
-        rows = self.store.conn.execute(
-            "SELECT id, uid, key, flags, synced_flags, message_id, size FROM messages "
-            "WHERE folder_id = ?",
-            (self.folder.id,),
-        )
+        # `where` is one of this class's own conditions; values are bound
+        query = f"SELECT {_ROW_COLUMNS} FROM messages WHERE folder_id = ?{where}"  # noqa: S608
+        rows = self.store.conn.execute(query, (self.folder.id, *args))
         for row_id, uid, key, flags_txt, synced_txt, message_id, size in rows:
+            if unsettled and (row_id in odd or (uid is not None and synced_txt == flags_txt)):
+                continue  # given by `odd` or `settled`
             m = odd.get(row_id)
             if m is None:
                 synced = None if synced_txt is None else parse_flags(synced_txt)
                 flags = parse_flags(flags_txt)
                 m = LocalMessage(row_id, key, uid, flags, True, message_id or "", size, synced)
             yield m
+
+    # The same messages split for `plan_stream`: most rows of a synced folder are
+    # "settled" (paired, flags as last synced) and are given as (UID, flags) only;
+    # `rows_of` reads in full those the server side differs for.
+
+    def settled(self) -> Iterator[tuple[int, frozenset[str]]]:
+        odd = self.odd
+        rows = self.store.conn.execute(
+            "SELECT id, uid, flags FROM messages WHERE folder_id = ? AND uid IS NOT NULL "
+            "AND synced_flags = flags ORDER BY uid",
+            (self.folder.id,),
+        )
+        for row_id, uid, flags_txt in rows:
+            if row_id not in odd:
+                yield uid, parse_flags(flags_txt)
+
+    def unsettled(self) -> Iterator[LocalMessage]:
+        """The rest: odd rows, rows not settled, files the index does not know. The
+        condition is `messages_pending`'s (a partial index: usually no row), which
+        takes in the settled rows that are gone or moved too (skipped here)."""
+        yield from self.odd.values()
+        yield from self._messages(
+            " AND (uid IS NULL OR gone = 1 OR moved_from_uid IS NOT NULL "
+            "OR synced_flags IS NULL OR flags != synced_flags)",
+            unsettled=True,
+        )
         yield from self.unknown
+
+    def rows_of(self, uids: Sequence[int]) -> Iterator[LocalMessage]:
+        for chunk in _chunks(uids, 500):
+            marks = ",".join("?" * len(chunk))
+            yield from self._messages(f" AND uid IN ({marks})", chunk)
 
 
 def _trusted_index(store: Store, folder: Folder) -> bool:
@@ -1298,9 +1338,11 @@ def _plan_folder(
             f"the server gave no UIDVALIDITY for {folder.name}", cause="no-uidvalidity"
         )
     state = SyncedState(folder.uidvalidity, local_dir_missing=dir_missing)
+    rows = local.messages
+    split = isinstance(rows, _IndexRows) and sel.uidvalidity == folder.uidvalidity
     try:
         result = plan_stream(
-            local.messages,
+            rows.unsettled() if isinstance(rows, _IndexRows) and split else rows,
             state,
             sel.uidvalidity,
             listing,
@@ -1308,6 +1350,8 @@ def _plan_folder(
             threshold=account.sync.mass_delete_threshold,
             force=options.force,
             exclude_uids=exclude_uids,
+            settled=rows.settled() if isinstance(rows, _IndexRows) and split else (),
+            settled_rows=rows.rows_of if isinstance(rows, _IndexRows) else None,
         )
     except _NoClient:
         return None
