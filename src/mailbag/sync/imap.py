@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
 from mailbag.paths import Paths
-from mailbag.protocols.imap.client import ImapClient, Pending, SelectResult
+from mailbag.protocols.imap.client import FlagStream, ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
@@ -1145,22 +1145,51 @@ def _watch_dirs(watch: DirWatch, folder: Folder) -> tuple[int, int] | None:
     return None if cur is None or new is None else (cur, new)
 
 
-def _full_listing(client: ImapClient, sel: SelectResult) -> RemoteListing:
-    """Every server message with its flags, from one `UID FETCH 1:* (FLAGS)`, kept
-    compact as the answers stream in."""
+def _full_listing(
+    client: ImapClient, sel: SelectResult, sent: FlagStream | None = None
+) -> RemoteListing:
+    """Every server message with its flags, from one `UID FETCH 1:* (FLAGS)` (`sent`
+    already, or sent here), kept compact as the answers stream in."""
     from mailbag.sync.plan import RemoteListing
 
     listing = RemoteListing()
     if sel.exists == 0:
+        if sent is not None:
+            sent.discard()
         return listing
     sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
-    with client.uid_fetch_flags("1:*") as stream:
+    with sent if sent is not None else client.uid_fetch_flags("1:*") as stream:
         for uid, flags in stream:
             fs = sets.get(flags)
             if fs is None:
                 fs = sets[flags] = frozenset(flags)
             listing.add(uid, fs)
     return listing.finish()
+
+
+class _ReadAhead:
+    """A folder's SELECT and its flag listing, sent together before the local side is
+    read: the server selects and lists while the index is read here (a round trip
+    less, and in a 20,000 message folder ~10-30 ms of the server's work overlapped)."""
+
+    def __init__(self, client: ImapClient, folder: Folder) -> None:
+        self.client, self.folder = client, folder
+        condstore = "CONDSTORE" in client.enabled
+        self.select = client.submit_select(folder.name, condstore=condstore)
+        self.listing = client.uid_fetch_flags("1:*")
+
+    def finish(self) -> tuple[SelectResult, RemoteListing | None]:
+        """The SELECT's result and the listing; None after a UIDVALIDITY change (the
+        listing is read and dropped: pairing again fetches what it needs)."""
+        try:
+            sel = self.client.finish_select(self.select, self.folder.name)
+        except ProtocolError:
+            self.listing.discard()  # (refused too: no mailbox is selected)
+            raise
+        if _repairing(self.folder, sel):
+            self.listing.discard()
+            return sel, None
+        return sel, _full_listing(self.client, sel, self.listing)
 
 
 def _remote_state(
@@ -1506,14 +1535,14 @@ def _sync_folder_remote(
             # the mass-deletion guard speaks of the whole folder: plan it from a full read
             planned, base, local = None, None, None
     if planned is None:
+        ahead = _ReadAhead(client, folder) if sel is None else None
         local = local if local is not None else _read_local(store, folder)
         full: RemoteListing | None = None
-        if sel is None:
-            sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
-            if not _repairing(folder, sel):
-                full = _full_listing(client, sel)
-        elif not _repairing(folder, sel):
+        if ahead is not None:
+            sel, full = ahead.finish()
+        elif sel is not None and not _repairing(folder, sel):
             sel, full = _remote_state(client, store, folder, sel)
+        assert sel is not None
         if full is None:  # a new UIDVALIDITY: every message is paired again
             planned = _plan_repair(client, folder, local, sel, exclude_uids)
         else:

@@ -1166,6 +1166,13 @@ class FlagStream:
         elif self.pending.status is None:
             self.client._drain(self.pending)
 
+    def discard(self) -> None:
+        """Read and drop the answer, whatever it is (a listing sent behind a SELECT that
+        failed is refused too): the connection stays in step; nothing is raised."""
+        self._started = True
+        if self.pending.status is None and self.client._stream is not None:
+            self.client._drain(self.pending)
+
     def __enter__(self) -> FlagStream:
         return self
 
