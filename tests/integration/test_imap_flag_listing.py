@@ -15,7 +15,7 @@ from protocol_fakes import FakeServer, Peer
 import mailbag.protocols.imap.client as client_module
 from mailbag.errors import ProtocolError
 from mailbag.protocols.imap import ImapClient
-from mailbag.protocols.imap.parser import UidFlags, scan_flag_lines
+from mailbag.protocols.imap.parser import FlagTexts, scan_flag_lines
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint, Security
 from mailbag.sandbox import Sandbox
@@ -195,10 +195,10 @@ def test_sync_without_condstore_converges(
     sb = plain_server
     scanned: list[int] = []
 
-    def counting(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[UidFlags], int]:
-        found, used = scan_flag_lines(data, known)
-        scanned.append(len(found))
-        return found, used
+    def counting(data: bytes, known: FlagTexts) -> tuple[list[int], list[tuple[str, ...]], int]:
+        uids, flags, used = scan_flag_lines(data, known)
+        scanned.append(len(uids))
+        return uids, flags, used
 
     monkeypatch.setattr(client_module, "scan_flag_lines", counting)
     uids = sb.fill(USER, 300, "INBOX", seed=31, seen_ratio=0.5)

@@ -251,6 +251,30 @@ def test_a_settled_folder_is_planned_without_reading_rows() -> None:
     assert len(result.actions) == 10 and len(result.fetch) == 0
 
 
+def test_a_listing_extended_by_batches_equals_one_added_by_message() -> None:
+    rng = random.Random(3)
+    pairs = [(uid, tuple(sorted(_flags(rng)))) for uid in rng.sample(range(1, 5000), 800)]
+    by_add, by_extend = RemoteListing(), RemoteListing()
+    for uid, flags in pairs:
+        by_add.add(uid, flags)
+    for i in range(0, len(pairs), 97):
+        chunk = pairs[i : i + 97]
+        by_extend.extend([u for u, _ in chunk], [f for _, f in chunk])
+    by_extend.extend([], [])
+    assert list(by_add.finish()) == list(by_extend.finish())
+    ascending = RemoteListing()
+    ascending.extend([1, 2, 3], [("a",), ("a",), ()])
+    ascending.extend([4, 9], [(), ("a",)])
+    assert ascending._sorted and len(ascending._sets) == 2
+    assert list(ascending.finish()) == [
+        (1, frozenset({"a"})),
+        (2, frozenset({"a"})),
+        (3, frozenset()),
+        (4, frozenset()),
+        (9, frozenset({"a"})),
+    ]
+
+
 def test_a_listing_in_any_order_is_sorted_and_the_last_flags_count() -> None:
     listing = RemoteListing()
     for uid, flags in [(5, {"a"}), (2, set()), (9, {"b"}), (2, {"c"})]:

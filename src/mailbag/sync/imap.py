@@ -1157,13 +1157,9 @@ def _full_listing(
         if sent is not None:
             sent.discard()
         return listing
-    sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
     with sent if sent is not None else client.uid_fetch_flags("1:*") as stream:
-        for uid, flags in stream:
-            fs = sets.get(flags)
-            if fs is None:
-                fs = sets[flags] = frozenset(flags)
-            listing.add(uid, fs)
+        for uids, flags in stream.batches():
+            listing.extend(uids, flags)
     return listing.finish()
 
 

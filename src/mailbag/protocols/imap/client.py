@@ -35,6 +35,7 @@ from mailbag.protocols.imap.parser import (
     LITERAL_AT_END,
     Continuation,
     FetchResult,
+    FlagTexts,
     MailboxInfo,
     MailboxStatus,
     SearchResult,
@@ -1120,17 +1121,22 @@ class FlagStream:
         self._started = False
 
     def __iter__(self) -> Iterator[UidFlags]:
+        for uids, flags in self.batches():
+            yield from zip(uids, flags, strict=True)
+
+    def batches(self) -> Iterator[tuple[list[int], list[tuple[str, ...]]]]:
+        """The same as UIDs and flags side by side, a buffer's worth at a time."""
         if self._started:
             raise RuntimeError("a FlagStream can be iterated once")
         self._started = True
         client, p = self.client, self.pending
         stream = client.stream
         transcript = client.transcript
-        known: dict[bytes, tuple[str, ...]] = {}
+        known = FlagTexts()
         while p.status is None:
             data = stream.buffered_lines()
             if data:
-                found, used = scan_flag_lines(data, known)
+                uids, flags, used = scan_flag_lines(data, known)
                 if used:
                     stream.skip(used)
                     if transcript.enabled:
@@ -1138,7 +1144,7 @@ class FlagStream:
                             transcript.received(PROTO, line)
                     if len(known) > self.KNOWN_MAX:
                         known.clear()
-                    yield from found
+                    yield uids, flags
                     if used == len(data):
                         continue
             # a line the scanner leaves to the general reader, or none whole buffered yet
@@ -1147,7 +1153,7 @@ class FlagStream:
                 if resp.name == "FETCH":
                     r = parse_fetch(resp)
                     if r.uid is not None and r.flags is not None:
-                        yield r.uid, r.flags
+                        yield [r.uid], [r.flags]
                 else:
                     p.untagged.append(resp)
             elif isinstance(resp, StatusResponse):
