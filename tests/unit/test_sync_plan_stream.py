@@ -148,6 +148,20 @@ def test_the_streaming_planner_plans_as_the_reference_does(seed: int) -> None:
     assert sorted(need) == (asked[0] if asked else [])
 
 
+def _batches(
+    pairs: list[tuple[int, frozenset[str]]], rng: random.Random
+) -> list[tuple[list[int], list[frozenset[str]]]]:
+    """Pairs cut into batches of random sizes, sorted by UID or not."""
+    if rng.random() < 0.7:
+        pairs = sorted(pairs)
+    out = []
+    while pairs:
+        n = rng.randint(1, 8)
+        out.append(([u for u, _ in pairs[:n]], [f for _, f in pairs[:n]]))
+        pairs = pairs[n:]
+    return out
+
+
 @pytest.mark.parametrize("seed", range(600))
 def test_settled_messages_given_as_uid_and_flags_plan_the_same(seed: int) -> None:
     """Most rows of a synced folder come as (UID, flags) (`settled`); the planner asks
@@ -190,7 +204,7 @@ def test_settled_messages_given_as_uid_and_flags_plan_the_same(seed: int) -> Non
         threshold=threshold,
         force=force,
         exclude_uids=excluded,
-        settled=[(m.uid, m.flags) for m in settled if m.uid is not None],
+        settled=_batches([(m.uid, m.flags) for m in settled if m.uid is not None], rng),
         settled_rows=None if changed else settled_rows,
     )
     for uid in got.fetch:
@@ -219,7 +233,7 @@ def test_settled_messages_are_refused_after_a_uidvalidity_change() -> None:
             2,
             listing,
             identities=lambda uids: (),
-            settled=[(1, frozenset({"\\Seen"}))],
+            settled=[([1], [frozenset({"\\Seen"})])],
             settled_rows=lambda uids: iter(()),
         )
 
@@ -244,7 +258,7 @@ def test_a_settled_folder_is_planned_without_reading_rows() -> None:
         1,
         listing,
         identities=lambda uids: (),
-        settled=((uid, seen) for uid in range(1, 5001)),
+        settled=[(range(i, i + 1000), [seen] * 1000) for i in range(1, 5001, 1000)],
         settled_rows=settled_rows,
     )
     assert asked == sorted(u for u in range(1, 5001) if u % 1000 in (3, 7))
@@ -316,3 +330,33 @@ def test_planning_a_full_read_keeps_memory_to_the_changes() -> None:
     # a dict of RemoteMessage and a list of LocalMessage took ~500 bytes a message
     per_message = (big - small) / 40_000
     assert per_message < 60, per_message
+
+
+def test_settled_batches_matching_the_listing_are_compared_whole() -> None:
+    """No expunge on the server: each batch lines up with the listing; the few flag
+    changes there (and only they) are read in full and planned."""
+    seen, flagged = frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"})
+    recent = frozenset({"\\Seen", "\\Recent"})
+    listing = RemoteListing()
+    for uid in range(1, 3001):
+        listing.add(uid, flagged if uid % 500 == 3 else recent if uid == 1234 else seen)
+    listing.finish()
+    asked: list[int] = []
+
+    def settled_rows(uids: Sequence[int]) -> Iterator[LocalMessage]:
+        asked.extend(uids)
+        for uid in uids:
+            yield LocalMessage(uid, f"k{uid}", uid, seen, True, "", None, seen)
+
+    result = plan_stream(
+        iter(()),
+        SyncedState(1),
+        1,
+        listing,
+        identities=lambda uids: (),
+        settled=[(list(range(i, i + 1000)), [seen] * 1000) for i in range(1, 3001, 1000)],
+        settled_rows=settled_rows,
+    )
+    assert asked == [3, 503, 1003, 1234, 1503, 2003, 2503]
+    assert sorted(a.uid for a in result.actions) == [3, 503, 1003, 1503, 2003, 2503]
+    assert len(result.fetch) == 0 and result.stop is None

@@ -558,16 +558,20 @@ class _IndexRows:
     # "settled" (paired, flags as last synced) and are given as (UID, flags) only;
     # `rows_of` reads in full those the server side differs for.
 
-    def settled(self) -> Iterator[tuple[int, frozenset[str]]]:
+    def settled(self) -> Iterator[tuple[Sequence[int], Sequence[frozenset[str]]]]:
         odd = self.odd
         rows = self.store.conn.execute(
             "SELECT id, uid, flags FROM messages WHERE folder_id = ? AND uid IS NOT NULL "
             "AND synced_flags = flags ORDER BY uid",
             (self.folder.id,),
         )
-        for row_id, uid, flags_txt in rows:
-            if row_id not in odd:
-                yield uid, parse_flags(flags_txt)
+        while batch := rows.fetchmany(1024):
+            if odd:
+                batch = [row for row in batch if row[0] not in odd]
+                if not batch:
+                    continue
+            _, uids, texts = zip(*batch, strict=True)
+            yield uids, list(map(parse_flags, texts))
 
     def unsettled(self) -> Iterator[LocalMessage]:
         """The rest: odd rows, rows not settled, files the index does not know. The

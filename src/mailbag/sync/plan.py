@@ -641,7 +641,7 @@ def plan_stream(
     threshold: int = 50,
     force: bool = False,
     exclude_uids: Iterable[int] = (),
-    settled: Iterable[tuple[int, frozenset[str]]] = (),
+    settled: Iterable[tuple[Sequence[int], Sequence[frozenset[str]]]] = (),
     settled_rows: Callable[[Sequence[int]], Iterable[LocalMessage]] | None = None,
 ) -> Plan:
     """`plan`, with the same actions, for a folder read whole: the local messages are
@@ -655,12 +655,14 @@ def plan_stream(
     `uids` (ascending); it is called only when some local message is unpaired too
     (as `needs_identity` says), and may leave out messages that vanished meanwhile.
 
-    `settled` is the cheap form of most of a folder after a sync: (UID, flags) of local
-    messages paired with that UID, present, whose flags are also those last synced
-    (not repeated in `local`). Where the server has the same flags nothing is to do
-    and nothing more is asked; the others (`settled_rows(uids)`, the same messages in
-    full) are planned as `local` is. In a 20,000 message folder whose index was
-    trusted this took the planning of a no-op re-sync from 61 to ~25 ms."""
+    `settled` is the cheap form of most of a folder after a sync: UIDs and flags (in
+    batches, side by side, ascending UIDs best) of local messages paired with that
+    UID, present, whose flags are also those last synced (not repeated in `local`).
+    Where the server has the same flags nothing is to do and nothing more is asked;
+    the others (`settled_rows(uids)`, the same messages in full) are planned as
+    `local` is. In a 20,000 message folder whose index was trusted this took the
+    planning of a no-op re-sync from 61 ms (every row a `LocalMessage`) to 19 ms,
+    most of it the index query."""
     excluded = set(exclude_uids)
     if last_synced.uidvalidity is not None and last_synced.uidvalidity != uidvalidity:
         # every message is to be paired again: see `repair`
@@ -686,18 +688,40 @@ def plan_stream(
     lost: list[tuple[LocalMessage, int]] = []
     later = array(_U32)  # settled messages the server side differs for
     uids, flag_ids, sets = remote._uids, remote._flag_ids, remote._sets
-    for uid, flags in settled:
-        i = bisect_left(uids, uid)
-        if (
-            i < len(uids)
-            and uids[i] == uid
-            and not paired_here[i]
-            and ((sets[flag_ids[i]] == flags and _RECENT not in flags) or uid in excluded)
-        ):
-            paired_here[i] = 1  # (what the loop below does for an unchanged message)
-            total += 1
+    for batch_uids, batch_flags in settled:
+        n = len(batch_uids)
+        if not n:
             continue
-        later.append(uid)
+        # Where the batch's UIDs are the listing's at one place (no expunge among them)
+        # it is compared whole, in C; only the messages whose flags differ are looked
+        # at one by one (as the loop below does for any batch).
+        a = bisect_left(uids, batch_uids[0])
+        if (
+            uids[a : a + n] == array(_U32, batch_uids)
+            and not any(paired_here[a : a + n])
+            and excluded.isdisjoint(batch_uids)
+            and not any(_RECENT in f for f in set(batch_flags))
+        ):
+            there = map(sets.__getitem__, flag_ids[a : a + n])
+            differ = list(itertools.compress(range(n), map(operator.ne, there, batch_flags)))
+            paired_here[a : a + n] = b"\x01" * n
+            total += n - len(differ)
+            for j in differ:
+                paired_here[a + j] = 0
+                later.append(batch_uids[j])
+            continue
+        for uid, flags in zip(batch_uids, batch_flags, strict=True):
+            i = bisect_left(uids, uid)
+            if (
+                i < len(uids)
+                and uids[i] == uid
+                and not paired_here[i]
+                and ((sets[flag_ids[i]] == flags and _RECENT not in flags) or uid in excluded)
+            ):
+                paired_here[i] = 1  # (what the loop below does for an unchanged message)
+                total += 1
+                continue
+            later.append(uid)
     if later:
         if settled_rows is None:
             raise ValueError("settled messages to plan in full, but no settled_rows")
