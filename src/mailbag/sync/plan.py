@@ -23,7 +23,7 @@ import functools
 import itertools
 import operator
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
@@ -696,8 +696,22 @@ def plan_stream(
         # it is compared whole, in C; only the messages whose flags differ are looked
         # at one by one (as the loop below does for any batch).
         a = bisect_left(uids, batch_uids[0])
+        mine = array(_U32, batch_uids)
+        if uids[a : a + n] != mine and n > 1 and batch_uids[-1] > batch_uids[0]:
+            # expunged on the server (read in full, below), then compared as above
+            there_now = set(uids[a : bisect_right(uids, batch_uids[-1], a)])
+            if not there_now.issuperset(batch_uids):
+                keep = list(map(there_now.__contains__, batch_uids))
+                later.extend(itertools.compress(batch_uids, map(operator.not_, keep)))
+                batch_uids = list(itertools.compress(batch_uids, keep))
+                batch_flags = list(itertools.compress(batch_flags, keep))
+                n = len(batch_uids)
+                if not n:
+                    continue
+                a = bisect_left(uids, batch_uids[0])
+                mine = array(_U32, batch_uids)
         if (
-            uids[a : a + n] == array(_U32, batch_uids)
+            uids[a : a + n] == mine
             and not any(paired_here[a : a + n])
             and excluded.isdisjoint(batch_uids)
             and not any(_RECENT in f for f in set(batch_flags))
@@ -725,7 +739,7 @@ def plan_stream(
     if later:
         if settled_rows is None:
             raise ValueError("settled messages to plan in full, but no settled_rows")
-        local = itertools.chain(local, settled_rows(later))
+        local = itertools.chain(local, settled_rows(array(_U32, sorted(later))))
     for m in local:
         if m.uid is None:
             if m.present:
