@@ -42,7 +42,6 @@ from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressC
 if TYPE_CHECKING:
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
-    from mailbag.protocols.imap.parser import FetchResult
     from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
     from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing
 
@@ -1231,25 +1230,15 @@ def _identities(client: ImapClient | None) -> Callable[[Sequence[int]], Identiti
     """The planner's source of Message-ID and size of unpaired server messages."""
 
     def fetch(uids: Sequence[int]) -> Identities:
+        from mailbag.store.envelope import message_id_of
+
         if client is None:
             raise _NoClient
-        with client.uid_fetch(list(uids), ["UID", *_IDENTITY_ITEMS]) as stream:
-            for r in stream:
-                if r.uid is not None:
-                    yield r.uid, _message_id(r), r.size
+        with client.uid_fetch_identities(list(uids)) as stream:
+            for uid, _flags, size, head in stream:
+                yield uid, message_id_of(head), size
 
     return fetch
-
-
-#: what pairing by identity asks the server for: size and Message-ID
-_IDENTITY_ITEMS = ("RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]")
-
-
-def _message_id(r: FetchResult) -> str:
-    from mailbag.store.envelope import message_id_of
-
-    head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
-    return message_id_of(head) if isinstance(head, bytes) else ""
 
 
 def _repairing(folder: Folder, sel: SelectResult) -> bool:
@@ -1273,17 +1262,25 @@ def _plan_repair(
     assert sel.uidvalidity is not None
 
     def server(want: bool) -> Iterator[RemoteIdentity]:
+        from mailbag.store.envelope import message_id_of
+
         if sel.exists == 0:
             return
-        items = ["UID", "FLAGS", *(_IDENTITY_ITEMS if want else ())]
-        with client.uid_fetch("1:*", items) as stream:
-            for r in stream:
-                if r.uid is None or r.flags is None:
-                    continue
-                if not want:
-                    yield r.uid, r.flags, None, None
-                elif r.size is not None:  # (not a flag update another client caused)
-                    yield r.uid, r.flags, _message_id(r), r.size
+        sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
+        if not want:
+            with client.uid_fetch_flags("1:*") as flags:
+                for uid, names in flags:
+                    fs = sets.get(names)
+                    if fs is None:
+                        fs = sets[names] = frozenset(names)
+                    yield uid, fs, None, None
+            return
+        with client.uid_fetch_identities("1:*") as stream:
+            for uid, names, size, head in stream:
+                fs = sets.get(names)
+                if fs is None:
+                    fs = sets[names] = frozenset(names)
+                yield uid, fs, message_id_of(head), size
 
     state = SyncedState(folder.uidvalidity)
     messages = local.messages
