@@ -978,8 +978,15 @@ class _Changed:
 
 def _rearm_all(store: Store, rearm: _Changed) -> None:
     """`_rearm` the folders this run changed; the stamps are recorded in one commit."""
+    _rearm_folders(store, rearm.folders)
+    store.commit()
+
+
+def _rearm_folders(store: Store, folders: Iterable[tuple[int, _Baseline | None]]) -> None:
+    """`_rearm` `folders` (ids and baselines); their stamps go into the open transaction
+    (the caller commits)."""
     stamps: list[tuple[Folder, str]] = []
-    for folder_id, base in rearm.folders:
+    for folder_id, base in folders:
         with contextlib.suppress(StoreError):
             folder = store.folder_by_id(folder_id)
             stamp = _rearm(store, folder, base)
@@ -990,7 +997,6 @@ def _rearm_all(store: Store, rearm: _Changed) -> None:
     # a folder skipped by its stamp is not looked at (nor its tmp/): files this run took
     # out of the folders must be sure to go before the stamps say that nothing is left
     store.settle_removals()
-    store.commit()
 
 
 #: changed UIDs above which reading the whole folder is about as cheap as the delta
@@ -1214,7 +1220,7 @@ def _finish_folder(
     store: Store,
     start: _Start,
     base: _Baseline | None,
-    rearm: _Changed | None,
+    rearm: _Changed | list[tuple[int, _Baseline | None]] | None,
     *,
     commit: bool = True,
 ) -> FolderReport:
@@ -1547,6 +1553,7 @@ def _select_ahead(
         answers = []  # (nothing done yet: all go the usual way)
     # applied here alone, in one transaction (a commit costs a file-system flush); the
     # answers came together, so no server is waited for with the transaction open
+    changed: list[tuple[int, _Baseline | None]] = []  # (for `_rearm`)
     for s, sel in answers:
         try:
             with store.savepoint():
@@ -1557,10 +1564,13 @@ def _select_ahead(
             continue  # (its changes undone) the usual path tries again, and reports
         if base is None:
             continue
-        results[s.folder.name] = _finish_folder(store, s, base[0], rearm, commit=False)
+        results[s.folder.name] = _finish_folder(store, s, base[0], changed, commit=False)
         on_progress(Progress(account.name, s.folder.name, "folder-done"))
         left.discard(s.folder.name)
         starts.pop(s.folder.name)
+    # the folders' new directory stamps go into the same commit as their changes: one
+    # flush less than recording them at the end (a crash before it loses both alike)
+    _rearm_folders(store, changed)
     store.commit()
     # (what is left goes the usual way, with its retries)
     rest_names = left | {i.name for i in rest}
