@@ -31,6 +31,7 @@ __all__ = [
     "envelope_from_bytes",
     "envelope_from_file",
     "header_fields",
+    "message_id_of",
 ]
 
 MAX_HEADER_BYTES = 256 * 1024
@@ -218,6 +219,12 @@ def envelope_from_bytes(data: bytes) -> Envelope:
         references=_collapse(_text(h.get(b"references", b"")))[:_MAX_REFS],
         has_attachments=has_att,
     )
+
+
+def message_id_of(data: bytes) -> str:
+    """`envelope_from_bytes(data).message_id`, reading nothing else (pairing by identity
+    asks the server for the Message-ID header of every message of a folder)."""
+    return _msgid(header_fields(data).get(b"message-id"))
 
 
 def envelope_from_file(path: Path) -> Envelope:

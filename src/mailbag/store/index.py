@@ -1127,6 +1127,17 @@ class Store:
             (uid, None if synced_flags is None else flags_text(synced_flags), row),
         )
 
+    def pair_many(self, pairs: Iterable[tuple[int, str | None, str | None, int]]) -> None:
+        """`pair` for many rows at once, as (UID, synced flags, flags, row), the flags as
+        `flags_text` gives them: synced flags None, no base (the next sync unites both
+        sides' flags); flags None, the row's stay."""
+        self._begin()
+        self.conn.executemany(
+            "UPDATE messages SET uid = ?, synced_flags = ?, flags = COALESCE(?, flags), "
+            "moved_from_folder = NULL, moved_from_uid = NULL WHERE id = ?",
+            pairs,
+        )
+
     def unpair_all(self, folder: Folder) -> None:
         """Void every UID of a folder (after a UIDVALIDITY change); rows and files stay."""
         self._begin()
