@@ -1599,6 +1599,9 @@ def _select_ahead(
         else:
             rest.append(info)
     left = {s.folder.name for s in ready}
+    # the folders applied and not committed yet whose files this run changed: their
+    # re-armed stamps (`_rearm`) go into the commit of their changes (one flush)
+    changed: list[tuple[int, _Baseline | None]] = []
     try:
         with pool.client() as client:
             if not all(_qresync_ready(client, s.folder) for s in ready):
@@ -1612,38 +1615,60 @@ def _select_ahead(
                 )
             if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
                 threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
-            answers: list[tuple[_Start, SelectResult]] = []
+            # each folder is applied as its answer comes, while the server prepares the
+            # next one; the index is not kept locked while waiting for a slow server
             for s, pending in sent:
+                if store.conn.in_transaction and not client.stream.wait_readable(_HOLD_WAIT):
+                    _record_applied(store, changed)
                 try:
-                    answers.append((s, client.finish_select(pending, s.folder.name)))
+                    sel = client.finish_select(pending, s.folder.name)
                 except ProtocolError:
                     continue  # (the answer is read: the next ones follow in order)
+                base = _apply_selected_ahead(store, account, s, sel, options, on_progress, rearm)
+                if base is None:
+                    continue
+                results[s.folder.name] = _finish_folder(store, s, base[0], changed, commit=False)
+                on_progress(Progress(account.name, s.folder.name, "folder-done"))
+                left.discard(s.folder.name)
+                starts.pop(s.folder.name)
     except NetworkError:
-        answers = []  # (nothing done yet: all go the usual way)
-    # applied here alone, in one transaction (a commit costs a file-system flush); the
-    # answers came together, so no server is waited for with the transaction open
-    changed: list[tuple[int, _Baseline | None]] = []  # (for `_rearm`)
-    for s, sel in answers:
-        try:
-            with store.savepoint():
-                base = _apply_server_changes(
-                    store, account, s, sel, options, on_progress, rearm.watch()
-                )
-        except MailbagError:
-            continue  # (its changes undone) the usual path tries again, and reports
-        if base is None:
-            continue
-        results[s.folder.name] = _finish_folder(store, s, base[0], changed, commit=False)
-        on_progress(Progress(account.name, s.folder.name, "folder-done"))
-        left.discard(s.folder.name)
-        starts.pop(s.folder.name)
-    # the folders' new directory stamps go into the same commit as their changes: one
-    # flush less than recording them at the end (a crash before it loses both alike)
-    _rearm_folders(store, changed)
-    store.commit()
+        pass  # (the folders not applied yet go the usual way)
+    _record_applied(store, changed)
     # (what is left goes the usual way, with its retries)
     rest_names = left | {i.name for i in rest}
     return [i for i in infos if i.name in rest_names], starts
+
+
+#: seconds the index stays locked (an open transaction) waiting for the server's next
+#: answer; a slower server first gets what was applied committed
+_HOLD_WAIT = 0.05
+
+
+def _apply_selected_ahead(
+    store: Store,
+    account: Account,
+    start: _Start,
+    sel: SelectResult,
+    options: SyncOptions,
+    on_progress: ProgressCallback,
+    rearm: _Changed,
+) -> tuple[_Baseline | None] | None:
+    """`_apply_server_changes` in a savepoint of the open transaction (None: nothing of
+    it is kept, and the folder goes the usual way)."""
+    try:
+        with store.savepoint():
+            return _apply_server_changes(
+                store, account, start, sel, options, on_progress, rearm.watch()
+            )
+    except MailbagError:
+        return None  # (its changes undone) the usual path tries again, and reports
+
+
+def _record_applied(store: Store, changed: list[tuple[int, _Baseline | None]]) -> None:
+    """Commit what `_select_ahead` applied, with the folders' re-armed stamps."""
+    _rearm_folders(store, changed)
+    changed.clear()
+    store.commit()
 
 
 def _apply_server_changes(
