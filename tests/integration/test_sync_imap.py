@@ -1013,6 +1013,28 @@ def test_a_shared_folder_is_selected_once_per_connection(
     assert_same(sb, user, home)
 
 
+def test_a_big_folder_is_cut_into_a_few_pieces_per_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # each piece is a FETCH of its own, and a server may pay for each in proportion to
+    # the folder (Dovecot re-reads its uidlist in every other process): a few pieces
+    # per connection, however big the folder
+    sb.fill(user, 400, "INBOX", seed=31)
+    t = target(sb, user)
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, connections=2, share_chunk=20, transcript=transcript)
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert totals(report)["new"] == 400
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    fetches = [x for x in sent if " FETCH " in x and "BODY.PEEK[]" in x]
+    assert 2 <= len(fetches) <= 4 * 2, fetches
+    assert_same(sb, user, home)
+
+
 def test_dropped_connections_while_sharing_a_folder(sb: Sandbox, user: str, home: Path) -> None:
     sb.fill(user, 150, "INBOX", seed=23)
     t = target(sb, user)
