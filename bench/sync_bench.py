@@ -7,6 +7,8 @@ sandbox (IMAPS).
     python bench/sync_bench.py --big-mb 300               # one 300 MB message (memory)
     python bench/sync_bench.py --messages 100000 --small --one-folder \
         --imap-without QRESYNC,CONDSTORE                  # full folder reads (memory)
+    python bench/sync_bench.py --messages 200000 --small --one-folder --uidvalidity
+                                                          # a UIDVALIDITY change (memory)
 
 Builds the corpus straight into the sandbox Dovecot's Maildir (APPENDing 20,000
 messages would take minutes), lets Dovecot index it, then runs for each tool:
@@ -22,6 +24,9 @@ sync only; it is an order of magnitude slower (--no-offlineimap leaves it out).
 `--initial-rounds N` repeats the initial sync into emptied stores. `--latency-ms 20`
 connects both tools through a relay that delays each direction by 20 ms, as a
 real network would: there the number of round trips shows.
+`--uidvalidity`: after the initial sync, only rounds where every folder gets a new
+UIDVALIDITY (as after a server migration) before the tools run: each must pair its
+messages again (mailbag by Message-ID and size; no body is downloaded again).
 `--imap-without QRESYNC,CONDSTORE` hides those from the server's capabilities: every
 re-sync of a changed folder is then a full folder read (`UID FETCH 1:* (FLAGS)` against
 the whole index), as mbsync always does; with `--one-folder` all of it in INBOX.
@@ -515,6 +520,11 @@ def main() -> int:
         "costs twice it), as on a real network; e.g. 20",
     )
     ap.add_argument(
+        "--uidvalidity",
+        action="store_true",
+        help="after the initial sync, only re-syncs after every folder got a new UIDVALIDITY",
+    )
+    ap.add_argument(
         "--repeat", type=int, default=5, help="rounds of each re-sync case (medians reported)"
     )
     args = ap.parse_args()
@@ -564,7 +574,9 @@ def main() -> int:
             # the machine may be shared: they run `--repeat` times, the tools taking turns
             # (the order flips every round), and the summary gives medians.
             phases = [("initial", max(1, args.initial_rounds))]
-            if not args.initial_only:
+            if args.uidvalidity:
+                phases += [("uidvalidity", args.repeat)]
+            elif not args.initial_only:
                 phases += [("no-op first", 1), ("no-op", args.repeat), ("1% change", args.repeat)]
             for phase, rounds in phases:
                 for r in range(rounds):
@@ -581,6 +593,10 @@ def main() -> int:
                             f"changed {k} messages on the server (flags 1%, expunge 1%)",
                             file=sys.stderr,
                         )
+                    if phase == "uidvalidity":
+                        for folder in FOLDERS:
+                            sb.reset_uidvalidity(USER, folder)
+                        print(f"new UIDVALIDITY for {len(FOLDERS)} folders", file=sys.stderr)
                     order = list(tools.items())
                     if r % 2:
                         order.reverse()

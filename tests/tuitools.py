@@ -29,8 +29,8 @@ def sandbox_home(
 
 
 def status_line(app: Any) -> str:
-    """What the main screen's status bar says."""
-    return str(app.query_one("#status").render())
+    """What the main screen's status bar says, whole (the bar cuts it to one line)."""
+    return str(app.status_text)
 
 
 async def wait_for(

@@ -26,6 +26,19 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     return unsafe, line_breaks, escape_seq
 
 
+def escape_markup(text: str) -> str:
+    """Text put inside Textual markup shows as typed: brackets from mail or a server
+    (`[PATCH v2] fix`, `[AUTHENTICATIONFAILED] ...`, `[Gmail]/Sent`) are not style tags.
+    Every `[` is escaped: Textual takes `[Gmail]` for a tag, and the escape functions of
+    rich and textual (which escape only what looks like a lowercase tag) let it through."""
+    return text.replace("[", "\\[")
+
+
+def plain_markup(text: str, *, keep_newlines: bool = False) -> str:
+    """`clean_terminal`, then `escape_markup`: outside text for a Textual markup string."""
+    return escape_markup(clean_terminal(text, keep_newlines=keep_newlines))
+
+
 def clean_terminal(text: str, *, keep_newlines: bool = False) -> str:
     """Remove escape sequences, control characters and bidi overrides."""
     unsafe, line_breaks, escape_seq = _patterns()

@@ -40,7 +40,8 @@ def _home(tmp_path: Path, sb: Sandbox, user: str = "alice") -> Paths:
 
 
 def _status(app: MailbagApp) -> str:
-    return str(app.query_one("#status", Static).render())
+    """The status bar's news, whole (the bar itself cuts it to one line)."""
+    return app.status_text
 
 
 def _arrived(sb: Sandbox, user: str, subject: str, folder: str = "INBOX") -> Message | None:
@@ -754,3 +755,42 @@ def test_outbox_screen_retries_and_drops(sb: Sandbox, tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert _arrived(sb, "bob", waiting) is not None
+
+
+def test_long_news_is_cut_in_the_bar_and_whole_under_m(sb: Sandbox, tmp_path: Path) -> None:
+    """A send refused for several recipients says more than one line holds: the bar
+    cuts it and says so, `M` shows it whole; news is plain text, never markup."""
+    from mailbag.tui.screens import MessagesScreen
+
+    paths = _home(tmp_path, sb)
+    subject = _unique("[bold]partly[/bold] delivered")
+    strangers = [f"someone-with-a-long-name-{n}@far-away-example.com" for n in range(3)]
+
+    async def scenario() -> None:
+        app = _app(paths)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.press("c")
+            await pilot.pause()
+            to = ", ".join(["bob@sandbox.test", *strangers])
+            _fill(_compose(app), to=to, subject=subject, body="x")
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: "not to everyone" in _status(app))
+            whole = _status(app)
+            assert all(s in whole for s in strangers) and subject in whole
+            bar = app.query_one("#status", Static)
+            shown = str(bar.render())
+            assert shown.endswith("… (M: whole message)")
+            assert len(shown) <= bar.content_region.width
+            assert shown.startswith(f"sent {subject!r}")  # the markup-like subject as typed
+            await pilot.press("M")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, MessagesScreen)
+            texts = [str(w.render()) for w in screen.query(".message")]
+            assert any(t.endswith(whole) for t in texts), texts
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, MessagesScreen)
+
+    asyncio.run(scenario())
+    assert _arrived(sb, "bob", subject) is not None

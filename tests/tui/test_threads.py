@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input, Label, OptionList
@@ -86,6 +87,16 @@ async def _sync(pilot: object, app: MailbagApp) -> None:
 async def _threads_on(pilot: object, app: MailbagApp) -> None:
     await pilot.press("t")  # type: ignore[attr-defined]
     await wait_for(pilot, lambda: app.model.threaded)
+
+
+async def _search_by_conversation(pilot: Any, app: MailbagApp, query: str) -> None:
+    """Conversations on, then `/` and `query`: back when the grouped results are shown."""
+    await _threads_on(pilot, app)
+    await pilot.press("slash")
+    await pilot.pause()
+    app.screen.query_one("#query", Input).value = query
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.model.matches is not None)
 
 
 def test_u_and_s_take_a_folded_conversation_to_the_server(
@@ -243,12 +254,7 @@ def test_search_results_by_conversation(threads_sandbox: Sandbox, tmp_path: Path
         app = MailbagApp(paths, poll_seconds=0, push=False)
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for(pilot, lambda: len(app.model) == 4)
-            await _threads_on(pilot, app)
-            await pilot.press("slash")
-            await pilot.pause()
-            app.screen.query_one("#query", Input).value = "from:alice"
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: app.model.matches is not None)
+            await _search_by_conversation(pilot, app, "from:alice")
             model = app.model
             # the two replies from Alice, each in its whole conversation (INBOX and Work)
             assert subjects(app) == ["Re: plan", "Re: budget"]
@@ -337,5 +343,49 @@ def test_new_mail_joins_its_conversation_after_a_sync_without_regrouping(
                 "offsite",
                 "other",
             ]
+
+    asyncio.run(scenario())
+
+
+def test_search_conversations_go_on_in_other_folders(
+    threads_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A match's conversation takes in your replies in Sent and a parent archived in
+    another folder (last in this module: it adds folders and mail the others do not expect)."""
+    with threads_sandbox.control(USER) as ctl:
+        ctl.create("Old")
+        ctl.append("Old", thread_mail("<inv@t>", "invoice", 5))
+        ctl.append(
+            "Sent",
+            thread_mail(
+                "<inv1@t>", "Re: invoice", 6, "<inv@t>", sender="Carol <carol@sandbox.test>"
+            ),
+        )
+        ctl.append(
+            "Sent",
+            thread_mail("<elsewhere@t>", "unrelated", 6, sender="Carol <carol@sandbox.test>"),
+        )
+        reply = thread_mail("<inv2@t>", "Re: invoice", 8, "<inv@t> <inv1@t>")
+        ctl.append("INBOX", reply.replace(b"this is Re: invoice", b"pay by friday zebracode"))
+    paths = _home(tmp_path, threads_sandbox)
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, poll_seconds=0, push=False)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_for(pilot, lambda: app.folder_row("home", "Old") is not None)
+            await wait_for(pilot, lambda: "Re: invoice" in subjects(app))
+            await _search_by_conversation(pilot, app, "zebracode")
+            model = app.model
+            thread = model.thread_at(0)
+            assert len(model) == 1 and thread is not None
+            assert thread.size == 3 and len(model.matches or ()) == 1
+            await pilot.press("right")
+            rows = model.rows()[:3]
+            assert [(r.subject, r.sender) for r in rows] == [
+                ("Re: invoice", "Bob"),
+                ("Re: invoice", "Carol"),
+                ("invoice", "Bob"),
+            ]
+            assert [model.is_context(i) for i in range(3)] == [False, True, True]
 
     asyncio.run(scenario())

@@ -143,3 +143,35 @@ def test_store_order_threads_and_pages(tmp_path: Path) -> None:
         assert [m.subject for m in got] == ["plan", "Re: plan"]  # order kept, gone left out
         many = folder_order(store, "acct", "INBOX") * 400  # chunks of 500 parameters
         assert len(messages_by_id(store, many)) == 1200
+
+
+def test_conversations_join_across_folders_of_one_account(tmp_path: Path) -> None:
+    from mailbag.store.listing import ThreadSummary, join_across_folders
+
+    paths = Paths(tmp_path, tmp_path / "data", tmp_path / "state")
+    with Store.open(paths) as store:
+        inbox = store.folder("acct", "INBOX", role="inbox")
+        sent = store.folder("acct", "Sent", role="sent")
+        old = store.folder("acct", "Old")
+        elsewhere = store.folder("other", "INBOX", role="inbox")
+        # the match: Bob's second reply, in INBOX
+        match = store.add_bytes(inbox, _mail("<i3@x>", "Re: bill", 5, "<i2@x>", "<i1@x> <i2@x>"))
+        # its beginning, archived in Old; our answer in Sent; a reply to our answer in Sent
+        first = store.add_bytes(old, _mail("<i1@x>", "bill", 1))
+        ours = store.add_bytes(sent, _mail("<i2@x>", "Re: bill", 3, "<i1@x>", "<i1@x>"))
+        later = store.add_bytes(sent, _mail("<i4@x>", "Re: bill", 7, "<i3@x>", "<i1@x> <i3@x>"))
+        store.add_bytes(sent, _mail("<u@x>", "unrelated", 6))
+        # the same Message-IDs in another account: never joined
+        store.add_bytes(elsewhere, _mail("<i1@x>", "bill", 1))
+        store.add_bytes(elsewhere, _mail("<i5@x>", "Re: bill", 8, "<i3@x>", "<i3@x>"))
+        alone = ThreadSummary((match.id,), 5.0, 0)
+
+        (joined,) = join_across_folders(store, "acct", [alone])
+        assert joined.ids == (later.id, match.id, ours.id, first.id)  # newest first
+        assert joined.unread == 4
+        assert join_across_folders(store, "acct", []) == []
+        # a lone message with nothing elsewhere stays alone
+        lone = store.add_bytes(inbox, _mail("<l@x>", "lone", 9))
+        assert [
+            t.ids for t in join_across_folders(store, "acct", [ThreadSummary((lone.id,), 9.0, 1)])
+        ] == [(lone.id,)]

@@ -321,7 +321,7 @@ def test_writers_without_the_hook_are_caught_up(store: Store, tmp_path: Path) ->
 def test_an_old_index_is_rebuilt_on_first_search(store: Store) -> None:
     from mailbag.store import fulltext
 
-    store.conn.execute("DROP TRIGGER fulltext_on_gone")  # as a store migration might
+    store.conn.execute("DROP TRIGGER fulltext_drop_gone")  # as a store migration might
     fulltext.ensure_schema(store.conn)
     assert fulltext.needs_rebuild(store.conn)
     assert _subjects(store, "report") == ["Build failed", "Quarterly report"]
@@ -363,3 +363,70 @@ def test_both_plans_give_the_same_answer(
     assert _subjects(store, query, limit=1) == few[:1]
     where, _ = compile_query(parse_query("a is:unread"), drive_from_matches=True)
     assert where.startswith("(m.id IN")
+
+
+def _in_text_index(store: Store, message_id: int) -> bool:
+    row = store.conn.execute("SELECT 1 FROM fulltext WHERE rowid = ?", (message_id,)).fetchone()
+    return row is not None
+
+
+def test_a_deleted_message_leaves_the_text_index_at_search_time(store: Store) -> None:
+    # deleting an FTS5 row tokenizes its text again: the sync's deletions only list it
+    [q3] = search(store, "quarterly", tz=UTC)
+    [build] = search(store, "build", tz=UTC)
+    store.forget(q3.id)  # as the sync does when the server expunged it
+    store.remove(build)  # a tombstone
+    store.commit()
+    assert _in_text_index(store, q3.id) and _in_text_index(store, build.id)
+    listed = {r[0] for r in store.conn.execute("SELECT id FROM fulltext_gone")}
+    assert listed == {q3.id, build.id}
+    assert _subjects(store, "quarterly OR build") == []
+    assert not _in_text_index(store, q3.id) and not _in_text_index(store, build.id)
+    assert store.conn.execute("SELECT count(*) FROM fulltext_gone").fetchone() == (0,)
+    assert store.conn.execute("SELECT count(*) FROM fulltext").fetchone() == (5,)
+
+
+@pytest.mark.parametrize("hooks", [True, False])
+def test_a_new_message_with_a_deleted_ones_id_is_found_by_its_own_text(
+    store: Store, tmp_path: Path, hooks: bool
+) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "d", state_dir=tmp_path / "s")
+    [last] = search(store, '"also none"', tz=UTC)
+    assert last.id == max(r[0] for r in store.conn.execute("SELECT id FROM messages"))
+    store.close()
+    writer = Store.open(paths, hooks=hooks)  # indexing as it adds, or deferred (the sync)
+    writer.forget(last.id)
+    writer.commit()
+    inbox = writer.folder("home", "INBOX")
+    new = writer.add_bytes(inbox, _msg("Kayak trip", mid="kayak", body="paddles"))
+    assert new.id == last.id  # SQLite gives the freed highest ID again
+    writer.close()
+    reader = Store.open(paths)
+    assert _subjects(reader, "paddles") == ["Kayak trip"]
+    assert _subjects(reader, '"also none"') == []
+    assert _subjects(reader, "kayak") == ["Kayak trip"]  # (the list dropped nothing new)
+    reader.close()
+
+
+def test_an_index_that_dropped_text_at_once_is_upgraded_without_a_rebuild(store: Store) -> None:
+    from mailbag.store import fulltext
+
+    conn = store.conn
+    for name in ("fulltext_drop_deleted", "fulltext_drop_gone"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE fulltext_gone")
+    drop = "DELETE FROM fulltext WHERE rowid = old.id; DELETE FROM fulltext_todo WHERE id = old.id;"
+    conn.execute(f"CREATE TRIGGER fulltext_on_delete AFTER DELETE ON messages BEGIN {drop} END")
+    conn.execute(
+        "CREATE TRIGGER fulltext_on_gone AFTER UPDATE OF gone ON messages WHEN new.gone != 0 "
+        f"BEGIN {drop} END"
+    )
+    fulltext.ensure_schema(conn)
+    assert not fulltext.needs_rebuild(conn)
+    triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    assert triggers == {"fulltext_on_insert", "fulltext_drop_deleted", "fulltext_drop_gone"}
+    [q3] = search(store, "quarterly", tz=UTC)
+    store.forget(q3.id)
+    store.commit()
+    assert _in_text_index(store, q3.id)  # the new triggers only list it
+    assert _subjects(store, "quarterly OR report") == ["Build failed"]

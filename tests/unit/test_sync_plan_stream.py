@@ -141,6 +141,8 @@ def test_the_streaming_planner_plans_as_the_reference_does(seed: int) -> None:
     assert list(got.fetch) == sorted(got.fetch)
     for uid in got.fetch:  # (downloads as they are, kept compact)
         got.actions.append(Download(uid, frozenset(remote.messages[uid].flags - {"\\Recent"})))
+    keys = {m.row: m.key for m in local}
+    got.actions.extend(got.pairs.actions(keys.__getitem__))  # (pairings, kept compact)
     _same(got, want)
     need = needs_identity(local, state, remote) - excluded
     assert sorted(need) == (asked[0] if asked else [])

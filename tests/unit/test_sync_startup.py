@@ -259,3 +259,37 @@ def test_the_program_entry_runs_the_command_and_returns_its_code(tmp_path: Path)
         [sys.executable, "-m", "mailbag", "sync"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and "no account is configured" in bad.stderr
+
+
+def test_an_index_of_schema_2_keeps_one_date_index_and_its_order(tmp_path: Path) -> None:
+    from mailbag.store.contacts import known_addresses
+
+    p = paths(tmp_path)
+    p.index_file.parent.mkdir(parents=True)
+    conn = sqlite3.connect(p.index_file)
+    for script in _MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("INSERT INTO accounts(id, name) VALUES (1, 'acct')")
+    conn.execute("INSERT INTO folders(id, account_id, name) VALUES (1, 1, 'INBOX')")
+    for i, (date, internal) in enumerate([(300.0, 1.0), (None, 200.0), (100.0, 900.0)]):
+        conn.execute(
+            "INSERT INTO messages(folder_id, uid, key, date, internal_date, from_addr, subject,"
+            " added) VALUES (1, ?, ?, ?, ?, ?, ?, 0)",
+            (i + 1, f"k{i}", date, internal, f"p{i}@example.org", f"s{i}"),
+        )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store.open(p, hooks=False) as store:  # the migration alone makes the index
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+        assert "messages_when" not in names and "messages_by_when" in names
+        assert [m.subject for m in store.messages()] == ["s0", "s1", "s2"]  # newest first
+        assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        seen: list[str] = []
+        store.conn.set_trace_callback(seen.append)
+        found = known_addresses(store, "p")
+        store.conn.set_trace_callback(None)
+        assert [k.address for k in found] == [f"p{i}@example.org" for i in range(3)]
+        (sql,) = [s for s in seen if "ORDER BY" in s]
+        plan = " ".join(str(r[3]) for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "messages_by_when" in plan and "TEMP B-TREE" not in plan, plan

@@ -132,6 +132,19 @@ class LineStream:
             self._fill()  # may compact the buffer, so rescan from a relative offset
             scan = self._pos + pending
 
+    def buffered_lines(self, limit: int = 64 * 1024) -> bytes:
+        """The whole lines (up to the last LF, within `limit` bytes) received and not
+        consumed yet, without consuming them (see `skip`); b"" when there is none.
+        Never reads from the socket: for scanning many short lines at once."""
+        end = self._buf.rfind(b"\n", self._pos, self._pos + limit)
+        return b"" if end < 0 else bytes(self._buf[self._pos : end + 1])
+
+    def skip(self, n: int) -> None:
+        """Consume the first `n` bytes of what `buffered_lines` returned."""
+        if n > len(self._buf) - self._pos:
+            raise ValueError("skipping more than is buffered")
+        self._pos += n
+
     def read_into(self, sink: IO[bytes] | None, size: int) -> None:
         """Copy exactly `size` bytes to `sink` (or discard them) in bounded chunks."""
         remaining = size

@@ -105,7 +105,7 @@ def known_addresses(
         sql += " AND a.name = ?2"
         params.append(account)
     # newest first along the date index: a common prefix stops after SCAN_LIMIT rows
-    sql += " ORDER BY m.date DESC LIMIT " + str(SCAN_LIMIT)
+    sql += " ORDER BY COALESCE(m.date, m.internal_date) DESC, m.id DESC LIMIT " + str(SCAN_LIMIT)
     found: dict[str, _Tally] = {}
     for from_addr, to_addrs, cc_addrs, role, when in store.conn.execute(sql, params):
         sent = role in ("sent", "drafts")

@@ -84,6 +84,9 @@ __all__ = [
 
 # --- schema ------------------------------------------------------------------------------
 
+#: the newest-first order (`list`, `search`, contacts): COALESCE(date, internal_date), id
+WHEN_INDEX = "messages_by_when"
+
 _MIGRATIONS: list[str] = [
     # 1: first schema
     """
@@ -152,6 +155,14 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX messages_pending ON messages(folder_id) WHERE
         uid IS NULL OR gone = 1 OR moved_from_uid IS NOT NULL OR synced_flags IS NULL
         OR flags != synced_flags;
+    """,
+    # 3: one newest-first index instead of two: `messages_when` (date) did what
+    # `messages_by_when` (made by the full-text module until now) does, and every index
+    # is one more B-tree each added or deleted message writes (a sync deleting 1% of
+    # 20,000 messages spent a fifth of its index time on this one)
+    f"""
+    DROP INDEX IF EXISTS messages_when;
+    CREATE INDEX IF NOT EXISTS {WHEN_INDEX} ON messages(COALESCE(date, internal_date), id);
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -1114,6 +1125,17 @@ class Store:
             "UPDATE messages SET uid = ?, synced_flags = ?, moved_from_folder = NULL, "
             "moved_from_uid = NULL WHERE id = ?",
             (uid, None if synced_flags is None else flags_text(synced_flags), row),
+        )
+
+    def pair_many(self, pairs: Iterable[tuple[int, str | None, str | None, int]]) -> None:
+        """`pair` for many rows at once, as (UID, synced flags, flags, row), the flags as
+        `flags_text` gives them: synced flags None, no base (the next sync unites both
+        sides' flags); flags None, the row's stay."""
+        self._begin()
+        self.conn.executemany(
+            "UPDATE messages SET uid = ?, synced_flags = ?, flags = COALESCE(?, flags), "
+            "moved_from_folder = NULL, moved_from_uid = NULL WHERE id = ?",
+            pairs,
         )
 
     def unpair_all(self, folder: Folder) -> None:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from mailbag.store.query import _MSGID, _SUBJECT_PREFIX, base_subject
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from mailbag.store.index import Message, Store
 
 __all__ = [
@@ -138,6 +140,79 @@ def _folder_rows(store: Store, folder_id: int) -> list[Row]:
 
 
 Row = tuple[int, float | None, str | None, str | None, str | None, str | None, str | None]
+
+
+#: rounds of following names into other folders (a parent found elsewhere can name its own)
+_ACROSS_ROUNDS = 3
+
+
+def join_across_folders(
+    store: Store, account: str, threads: Collection[ThreadSummary]
+) -> list[ThreadSummary]:
+    """`threads` (conversations of one account's folders, each grouped in its folder)
+    joined where they continue in another folder, newest first: your own replies in
+    the Sent folder, and messages elsewhere (an archive, the Sent copy a reply answers)
+    whose Message-ID they name. Reads the Sent folder's threading headers once (a few
+    ms for thousands of messages) and the Message-ID index for the rest."""
+    ids = {i for t in threads for i in t.ids}
+    if not ids:
+        return []
+    rows = {r[0]: r for r in _rows_by_id(store, ids)}
+    sent = store.folder_by_role(account, "sent")
+    sent_rows = [] if sent is None else _folder_rows(store, sent.id)
+    sent_names = [(r, set(_names(r))) for r in sent_rows if r[0] not in rows]
+    looked_up: set[str] = set()
+    for _ in range(_ACROSS_ROUNDS):
+        names = {n for r in rows.values() for n in _names(r)}
+        fresh = names - looked_up
+        if not fresh:
+            break
+        looked_up |= fresh
+        found = [r for r, named in sent_names if r[0] not in rows and named & fresh]
+        found += _rows_named(store, account, fresh)
+        for r in found:
+            rows.setdefault(r[0], r)
+    ordered = sorted(rows.values(), key=lambda r: (r[1] or 0.0, r[0]), reverse=True)
+    return group_threads(ordered)
+
+
+def _rows_by_id(store: Store, ids: Collection[int]) -> list[Row]:
+    return _rows_in(store.conn, "m.id", ids)
+
+
+def _rows_named(store: Store, account: str, names: Collection[str]) -> list[Row]:
+    """The account's messages whose Message-ID is one of `names` (by its index)."""
+    return _rows_in(
+        store.conn,
+        "m.message_id",
+        names,
+        join="JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id",
+        more="AND a.name = ?",
+        params=(account,),
+    )
+
+
+def _rows_in(
+    conn: sqlite3.Connection,
+    column: str,
+    values: Collection[object],
+    *,
+    join: str = "",
+    more: str = "",
+    params: tuple[object, ...] = (),
+) -> list[Row]:
+    """The present messages whose `column` is one of `values`, `more` conditions on
+    `params`, asked in chunks (SQLite's bound-parameter limit)."""
+    out: list[Row] = []
+    listed = list(values)
+    for start in range(0, len(listed), 500):
+        chunk = listed[start : start + 500]
+        out += conn.execute(
+            f"SELECT {_THREAD_COLUMNS} FROM messages m {join} "  # noqa: S608
+            f"WHERE {column} IN ({','.join('?' * len(chunk))}) AND m.gone = 0 {more}",
+            (*chunk, *params),
+        ).fetchall()
+    return out
 
 
 def group_threads(rows: Sequence[Row]) -> list[ThreadSummary]:
@@ -465,15 +540,9 @@ class _StoreRows:
         self.folder_id = folder_id
 
     def rows(self, ids: Collection[int]) -> list[Row]:
-        found: list[Row] = []
-        wanted = list(ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found += self.conn.execute(
-                f"SELECT {_THREAD_COLUMNS} FROM messages m WHERE m.id IN "  # noqa: S608
-                f"({','.join('?' * len(chunk))}) AND +m.folder_id = ? AND m.gone = 0",
-                (*chunk, self.folder_id),
-            ).fetchall()
+        found = _rows_in(
+            self.conn, "m.id", ids, more="AND +m.folder_id = ?", params=(self.folder_id,)
+        )
         found.sort(key=lambda r: (-(r[1] or 0.0), -r[0]))
         return found
 

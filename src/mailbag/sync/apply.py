@@ -35,21 +35,24 @@ import functools
 import os
 import queue
 import threading
+from array import array
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from mailbag.errors import StoreError
-from mailbag.store.index import Folder, NewMessage, Store
-from mailbag.store.maildir import Maildir, MaildirEntry
+from mailbag.store.index import Folder, NewMessage, Store, flags_text, parse_flags
+from mailbag.store.maildir import Maildir, MaildirEntry, flags_to_info
 from mailbag.sync.events import FolderReport, Progress, ProgressCallback
 from mailbag.sync.plan import (
     DeleteLocal,
     Download,
     ExpungeRemote,
     Forget,
+    Merge,
     Pair,
+    Pairs,
     Plan,
     SetFlags,
     Upload,
@@ -370,6 +373,36 @@ def _discard(store: Store, maildir: Maildir, entry: MaildirEntry) -> None:
         store.remove_later(path)  # (freeing the blocks needs no order with the index)
 
 
+def _unlike_pairs(
+    store: Store,
+    folder: Folder,
+    entries: dict[str, MaildirEntry],
+    pairs: Pairs,
+    unlike: set[int],
+) -> Iterator[tuple[int, MaildirEntry | None, Merge]]:
+    """The pairings whose flags must change on some side, with their files, looked up
+    500 rows at a time: where the scan found them (`entries`) or where their row's flags
+    put them."""
+    cur, new = str(folder.path / "cur"), str(folder.path / "new")
+    todo = [(row, n) for row, n in zip(pairs.rows, pairs.merges, strict=True) if n in unlike]
+    for start in range(0, len(todo), 500):
+        chunk = dict(todo[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for row, key, flags in store.conn.execute(
+            f"SELECT id, key, flags FROM messages WHERE id IN ({marks})",  # noqa: S608
+            tuple(chunk),
+        ):
+            entry = entries.get(key)
+            if entry is None:
+                info = flags_to_info(parse_flags(flags))
+                name = f"{key}:2,{info}"
+                if os.path.exists(f"{cur}/{name}"):
+                    entry = MaildirEntry(key, "cur", name, folder.path)
+                elif not info and os.path.exists(f"{new}/{key}"):
+                    entry = MaildirEntry(key, "new", key, folder.path)
+            yield row, entry, pairs.table[chunk[row]]
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -424,6 +457,16 @@ def apply_plan(
         elif isinstance(a, Pair):
             store.pair(row_of(a.key, a.row), a.uid)
             report.paired += 1
+    pairs = plan.pairs
+    if pairs:
+        # a pairing whose flags are the same on both sides is complete; the others get
+        # no base yet (a crash before their flags are done leaves them to be united)
+        texts = [flags_text(m[0]) if m[4] else None for m in pairs.table]
+        store.pair_many(
+            (uid, texts[n], texts[n], row)
+            for row, uid, n in zip(pairs.rows, pairs.uids, pairs.merges, strict=True)
+        )
+        report.paired += len(pairs)
 
     try:
         # 2. flags: server first (grouped by change), then the local side
@@ -434,14 +477,37 @@ def apply_plan(
                 groups[(True, fa.add)].append(fa.uid)
             if fa.remove:
                 groups[(False, fa.remove)].append(fa.uid)
+        # pairings whose flags differ: UIDs by merge (as few lists as distinct merges)
+        unlike = {n for n, m in enumerate(pairs.table) if not m[4]}
+        pair_uids: dict[int, array[int]] = {}
+        if unlike:
+            for paired_uid, n in zip(pairs.uids, pairs.merges, strict=True):
+                if n in unlike:
+                    pair_uids.setdefault(n, array(pairs.uids.typecode)).append(paired_uid)
+            for n, of_merge in pair_uids.items():
+                _, _, add_flags, remove_flags, _ = pairs.table[n]
+                if add_flags:
+                    groups[(True, add_flags)].extend(of_merge)
+                if remove_flags:
+                    groups[(False, remove_flags)].extend(of_merge)
+            del pair_uids
         if groups:
             before_server()
-        for (add, flags), uids in groups.items():
-            remote.store_flags(sorted(uids), add, flags)
+        if pairs:
+            crash_point("paired")  # (committed when the server's flags must change)
+        for (add, flags), group in groups.items():
+            remote.store_flags(sorted(group), add, flags)
         maildir = folder.maildir
         # the directories the renames change, fsynced once each before the commit
         cur = f"{maildir.root}/cur"
         changed = {"cur": (cur,), "new": (f"{maildir.root}/new", cur)}
+        if unlike:
+            for pair_row, entry, merge in _unlike_pairs(store, folder, entries, pairs, unlike):
+                if merge[1] and entry is not None:
+                    files.submit(functools.partial(_rename_if_there, maildir, entry, merge[0]))
+                    store.note_dir_changes(*changed[entry.subdir])
+                store.record_flags(pair_row, merge[0])
+                report.updated += 1
         for fa in flag_actions:
             row = row_of(fa.key, fa.row)
             if fa.local:

@@ -526,12 +526,22 @@ class _IndexRows:
         self.store, self.folder, self.odd, self.unknown = store, folder, odd, unknown
 
     def __iter__(self) -> Iterator[LocalMessage]:
+        return self._rows("")
+
+    def by_uid(self) -> Iterator[LocalMessage]:
+        """The same in the order of the rows' UIDs (those without one after them): after
+        a UIDVALIDITY change the server's new UIDs mostly keep that order, so pairing
+        again meets each message's partner soon (`repair`)."""
+        yield from self._rows(" AND uid IS NOT NULL ORDER BY uid", unknown=False)
+        yield from self._rows(" AND uid IS NULL")
+
+    def _rows(self, where: str, *, unknown: bool = True) -> Iterator[LocalMessage]:
         from mailbag.sync.plan import LocalMessage
 
         odd = self.odd
         rows = self.store.conn.execute(
-            "SELECT id, uid, key, flags, synced_flags, message_id, size FROM messages "
-            "WHERE folder_id = ?",
+            "SELECT id, uid, key, flags, synced_flags, message_id, size FROM messages "  # noqa: S608
+            "WHERE folder_id = ?" + where,
             (self.folder.id,),
         )
         for row_id, uid, key, flags_txt, synced_txt, message_id, size in rows:
@@ -541,7 +551,8 @@ class _IndexRows:
                 flags = parse_flags(flags_txt)
                 m = LocalMessage(row_id, key, uid, flags, True, message_id or "", size, synced)
             yield m
-        yield from self.unknown
+        if unknown:
+            yield from self.unknown
 
 
 def _trusted_index(store: Store, folder: Folder) -> bool:
@@ -1111,10 +1122,13 @@ def _full_listing(client: ImapClient, sel: SelectResult) -> RemoteListing:
     listing = RemoteListing()
     if sel.exists == 0:
         return listing
-    with client.uid_fetch("1:*", ["UID", "FLAGS"]) as stream:
-        for r in stream:
-            if r.uid is not None:
-                listing.add(r.uid, r.flags or ())
+    sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
+    with client.uid_fetch_flags("1:*") as stream:
+        for uid, flags in stream:
+            fs = sets.get(flags)
+            if fs is None:
+                fs = sets[flags] = frozenset(flags)
+            listing.add(uid, fs)
     return listing.finish()
 
 
@@ -1157,20 +1171,65 @@ def _identities(client: ImapClient | None) -> Callable[[Sequence[int]], Identiti
     """The planner's source of Message-ID and size of unpaired server messages."""
 
     def fetch(uids: Sequence[int]) -> Identities:
-        from mailbag.store.envelope import envelope_from_bytes
+        from mailbag.store.envelope import message_id_of
 
         if client is None:
             raise _NoClient
-        items = ["UID", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
-        with client.uid_fetch(list(uids), items) as stream:
-            for r in stream:
-                if r.uid is None:
-                    continue
-                head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
-                mid = envelope_from_bytes(head).message_id if isinstance(head, bytes) else ""
-                yield r.uid, mid, r.size
+        with client.uid_fetch_identities(list(uids)) as stream:
+            for uid, _flags, size, head in stream:
+                yield uid, message_id_of(head), size
 
     return fetch
+
+
+def _repairing(folder: Folder, sel: SelectResult) -> bool:
+    """The server's UIDVALIDITY changed since the last sync: every UID here is void."""
+    return folder.uidvalidity is not None and sel.uidvalidity not in (None, folder.uidvalidity)
+
+
+def _plan_repair(
+    client: ImapClient,
+    folder: Folder,
+    local: _LocalSide,
+    sel: SelectResult,
+    exclude_uids: set[int],
+) -> tuple[int, Plan]:
+    """The plan for a folder whose UIDVALIDITY changed (`repair.plan_repair`): the
+    server's messages with their flags and identities come from one `UID FETCH 1:*`,
+    streamed into the planner while it reads the index."""
+    from mailbag.sync.plan import SyncedState
+    from mailbag.sync.repair import RemoteIdentity, plan_repair
+
+    assert sel.uidvalidity is not None
+
+    def server(want: bool) -> Iterator[RemoteIdentity]:
+        from mailbag.store.envelope import message_id_of
+
+        if sel.exists == 0:
+            return
+        sets: dict[tuple[str, ...], frozenset[str]] = {}  # the flag tuples come interned
+        if not want:
+            with client.uid_fetch_flags("1:*") as flags:
+                for uid, names in flags:
+                    fs = sets.get(names)
+                    if fs is None:
+                        fs = sets[names] = frozenset(names)
+                    yield uid, fs, None, None
+            return
+        with client.uid_fetch_identities("1:*") as stream:
+            for uid, names, size, head in stream:
+                fs = sets.get(names)
+                if fs is None:
+                    fs = sets[names] = frozenset(names)
+                yield uid, fs, message_id_of(head), size
+
+    state = SyncedState(folder.uidvalidity)
+    messages = local.messages
+    if isinstance(messages, _IndexRows):
+        messages = messages.by_uid()
+    return sel.uidvalidity, plan_repair(
+        messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids
+    )
 
 
 class _Start(NamedTuple):
@@ -1410,10 +1469,19 @@ def _sync_folder_remote(
             planned, base, local = None, None, None
     if planned is None:
         local = local if local is not None else _read_local(store, folder)
-        sel, listing = _remote_state(client, store, folder, sel)
-        planned = _plan_folder(
-            client, account, options, folder, local, sel, listing, dir_missing, exclude_uids
-        )
+        full: RemoteListing | None = None
+        if sel is None:
+            sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
+            if not _repairing(folder, sel):
+                full = _full_listing(client, sel)
+        elif not _repairing(folder, sel):
+            sel, full = _remote_state(client, store, folder, sel)
+        if full is None:  # a new UIDVALIDITY: every message is paired again
+            planned = _plan_repair(client, folder, local, sel, exclude_uids)
+        else:
+            planned = _plan_folder(
+                client, account, options, folder, local, sel, full, dir_missing, exclude_uids
+            )
     assert planned is not None and local is not None and sel is not None
     uidvalidity, result = planned
     report.notes.extend(result.notes)
@@ -1471,6 +1539,7 @@ def _local_only(result: Plan) -> bool:
     return (
         result.stop is None
         and not result.fetch
+        and not result.pairs
         and all(
             isinstance(a, Forget | DeleteLocal)
             or (isinstance(a, SetFlags) and not a.add and not a.remove)

@@ -36,7 +36,9 @@ __all__ = [
     "ExpungeRemote",
     "Forget",
     "LocalMessage",
+    "Merge",
     "Pair",
+    "Pairs",
     "Plan",
     "RemoteFolder",
     "RemoteListing",
@@ -323,13 +325,64 @@ class Stop(FrozenRecord):
         _put(self, "reason", reason)
 
 
+#: (merged flags, the local file changes, +FLAGS on the server, -FLAGS, all three equal)
+Merge = tuple[frozenset[str], bool, frozenset[str], frozenset[str], bool]
+
+
+class Pairs:
+    """Index rows paired with server UIDs, as columns: the row (8 bytes), the UID (4)
+    and the flag merge (4, a number into `table`: a folder has few distinct pairs of
+    flag sets). 16 bytes a pairing, where a `Pair` and a `SetFlags` took ~300."""
+
+    __slots__ = ("_ids", "merges", "rows", "table", "uids")
+
+    def __init__(self) -> None:
+        self.rows = array("q")
+        self.uids = array(_U32)
+        self.merges = array(_U32)
+        self.table: list[Merge] = []
+        self._ids: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+
+    def add(self, row: int, uid: int, local: frozenset[str], remote: frozenset[str]) -> None:
+        """Pair `row` with `uid`; a new pairing has no common base: the flags are united."""
+        key = (local, remote)
+        n = self._ids.get(key)
+        if n is None:
+            n = self._ids[key] = len(self.table)
+            self.table.append(_merged(local, None, remote))
+        self.rows.append(row)
+        self.uids.append(uid)
+        self.merges.append(n)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __bool__(self) -> bool:
+        return len(self.rows) > 0
+
+    def __iter__(self) -> Iterator[tuple[int, int, Merge]]:
+        table = self.table
+        for row, uid, n in zip(self.rows, self.uids, self.merges, strict=True):
+            yield row, uid, table[n]
+
+    def actions(self, key_of: Callable[[int], str]) -> Iterator[Action]:
+        """The same as `Pair` and `SetFlags` actions (for tests and small plans)."""
+        for row, uid, (flags, local, add, remove, _same) in self:
+            key = key_of(row)
+            yield Pair(key, row, uid)
+            yield SetFlags(uid, key, row, flags, local, add, remove)
+
+
 class Plan(Record):
-    __slots__ = ("actions", "fetch", "notes", "restored", "stop", "uidvalidity_changed")
+    __slots__ = ("actions", "fetch", "notes", "pairs", "restored", "stop", "uidvalidity_changed")
     actions: list[Action]
     # more server messages to download as they are (as `Download(uid, flags)` without a
     # row), ascending: an array of UIDs, 4 bytes each, where a big folder's first sync
     # resumed after a crash would hold ~100 bytes of `Download` per message
     fetch: array[int]
+    # index rows paired with server messages (as `Pair` + `SetFlags`, compact): a
+    # UIDVALIDITY change pairs every message again
+    pairs: Pairs
     stop: Stop | None
     uidvalidity_changed: bool
     restored: int  # local files lost and downloaded again
@@ -343,6 +396,7 @@ class Plan(Record):
         uidvalidity_changed: bool = False,
         restored: int = 0,
         notes: list[str] | None = None,
+        pairs: Pairs | None = None,
     ) -> None:
         self.actions = [] if actions is None else actions
         self.fetch = array(_U32) if fetch is None else fetch
@@ -350,6 +404,7 @@ class Plan(Record):
         self.uidvalidity_changed = uidvalidity_changed
         self.restored = restored
         self.notes = [] if notes is None else notes
+        self.pairs = Pairs() if pairs is None else pairs
 
     def of(self, kind: type) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]
@@ -563,16 +618,19 @@ def plan_stream(
     `identities(uids)` gives the Message-ID and size of the unpaired server messages
     `uids` (ascending); it is called only when some local message is unpaired too
     (as `needs_identity` says), and may leave out messages that vanished meanwhile."""
-    result = Plan()
     excluded = set(exclude_uids)
-    changed = last_synced.uidvalidity is not None and last_synced.uidvalidity != uidvalidity
-    result.uidvalidity_changed = changed
-    if changed:
-        result.notes.append(
-            f"the server's UIDVALIDITY changed ({last_synced.uidvalidity} -> "
-            f"{uidvalidity}): messages were paired again by Message-ID and size; "
-            "nothing was deleted"
+    if last_synced.uidvalidity is not None and last_synced.uidvalidity != uidvalidity:
+        # every message is to be paired again: see `repair`
+        from mailbag.sync.repair import listed_identities, plan_repair
+
+        return plan_repair(
+            local,
+            last_synced,
+            uidvalidity,
+            listed_identities(remote, identities, excluded),
+            exclude_uids=excluded,
         )
+    result = Plan()
     paired_here = bytearray(len(remote))  # 1: a local message is paired with it
     paired_gone: set[int] = set()  # paired UIDs the server no longer has
     unpaired: list[LocalMessage] = []
@@ -582,7 +640,7 @@ def plan_stream(
     remote_deletes: list[DeleteLocal] = []
     lost: list[tuple[LocalMessage, int]] = []
     for m in local:
-        if m.uid is None or changed:
+        if m.uid is None:
             if m.present:
                 unpaired.append(m)
                 want_identities = True

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from mailbag.textsafe import clean_terminal
+from mailbag.textsafe import clean_terminal, plain_markup
 from mailbag.tui.sign_in import SignInPanel
 
 if TYPE_CHECKING:
@@ -171,9 +171,9 @@ class AccountDialog(ModalScreen[str | None]):
             self.provider = account_settings(account).provider
             signed_in = is_signed_in(account)
             state = (
-                f"[green]signed in[/] as {clean_terminal(inc.username)} with {self._title()}"
+                f"[green]signed in[/] as {plain_markup(inc.username)} with {self._title()}"
                 if signed_in
-                else f"[yellow]not signed in[/]: no sign-in of {clean_terminal(inc.username)} "
+                else f"[yellow]not signed in[/]: no sign-in of {plain_markup(inc.username)} "
                 "is stored; sign in again"
             )
             self.sign_in.show_state(state)
@@ -243,7 +243,7 @@ class AccountDialog(ModalScreen[str | None]):
         if refuses_password:
             select.value = OAUTH2
             why.update(
-                f"{clean_terminal(self._value('in-host'))} refuses plain passwords: sign in "
+                f"{plain_markup(self._value('in-host'))} refuses plain passwords: sign in "
                 f"with {title} (you type your password at {title}, never here)"
             )
         elif was_oauth:
@@ -338,7 +338,7 @@ class AccountDialog(ModalScreen[str | None]):
         out = self.query_one("#found", Static)
         if found is None or found.incoming is None:
             problems = error or "; ".join(found.problems if found else []) or "nothing found"
-            out.update(f"[yellow]{clean_terminal(problems)}[/]: enter the servers by hand below")
+            out.update(f"[yellow]{plain_markup(problems)}[/]: enter the servers by hand below")
             return
         lines = []
         for cand, prefix in ((found.incoming, "in"), (found.smtp, "out")):
@@ -354,7 +354,7 @@ class AccountDialog(ModalScreen[str | None]):
                 f"(from {cand.source.value})"
             )
             lines += [f"  note: {n}" for n in cand.notes]
-        out.update(clean_terminal("\n".join(lines), keep_newlines=True))
+        out.update(plain_markup("\n".join(lines), keep_newlines=True))
         self.oauth_info = found.oauth2
         self._offer_sign_in(refuses_password="password" not in found.incoming.auth)
 
@@ -556,13 +556,13 @@ class AccountDialog(ModalScreen[str | None]):
             secrets = self._secrets(account)
         except MailbagError as exc:
             message = exc.message + (f" ({exc.hint})" if exc.hint else "")
-            steps.update(f"[red]{clean_terminal(message)}[/]")
+            steps.update(f"[red]{plain_markup(message)}[/]")
             return
         pending = None
         if self._oauth():
             problem = self._sign_in_problem(account)
             if problem:
-                steps.update(f"[red]{clean_terminal(problem)}[/]")
+                steps.update(f"[red]{plain_markup(problem)}[/]")
                 return
             pending = self.sign_in.pending
         self.query_one("#save", Button).disabled = True
@@ -588,9 +588,9 @@ class AccountDialog(ModalScreen[str | None]):
 
     def _show_step(self, result: StepResult) -> None:
         line = f"{MARK.get(result.status.value, '?')} {result.name:<18} {result.ms:>5.0f} ms  "
-        line += clean_terminal(result.detail)
+        line += plain_markup(result.detail)
         if result.hint and result.status.value == "failed":
-            line += f"\n    [yellow]fix:[/] {clean_terminal(result.hint)}"
+            line += f"\n    [yellow]fix:[/] {plain_markup(result.hint)}"
         self._lines.append(line)
         self.query_one("#steps", Static).update("\n".join(self._lines))
 
@@ -694,6 +694,6 @@ class AccountDialog(ModalScreen[str | None]):
         return problem
 
     def _save_failed(self, exc: MailbagError) -> None:
-        message = clean_terminal(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        message = plain_markup(exc.message + (f" ({exc.hint})" if exc.hint else ""))
         self.query_one("#steps", Static).update(f"[red]{message}[/]")
         self.query_one("#save", Button).disabled = True

@@ -9,10 +9,14 @@ next sync.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from textual import on, work
+from rich.cells import cell_len, set_cell_size
+from rich.text import Text
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -23,7 +27,7 @@ from textual.widgets.tree import TreeNode
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.store.listing import ThreadSummary
-from mailbag.textsafe import clean_terminal
+from mailbag.textsafe import clean_terminal, escape_markup
 from mailbag.tui.account_dialog import AccountDialog
 from mailbag.tui.compose import open_compose, open_outbox
 from mailbag.tui.message_list import MessageList, header_line
@@ -33,10 +37,21 @@ from mailbag.tui.screens import (
     ConfirmPrompt,
     FolderPicker,
     HelpScreen,
+    MessagesScreen,
     SearchPrompt,
 )
 from mailbag.tui.uistate import UiState
-from mailbag.tui.view import FolderRow, ListModel, MailView, MessageRow
+from mailbag.tui.view import FolderRow, ListModel, MailView, MessageRow, Rendered
+
+MESSAGES_KEPT = 200
+MORE = " … (M: whole message)"
+
+
+def fit_status(text: str, width: int) -> str:
+    """`text` cut to `width` terminal cells, saying where to read the rest when it does not fit."""
+    if cell_len(text) <= width or width <= cell_len(MORE) + 10:
+        return text
+    return set_cell_size(text, width - cell_len(MORE)).rstrip() + MORE
 
 
 class MailbagApp(App[None]):
@@ -84,6 +99,7 @@ class MailbagApp(App[None]):
         Binding("F", "forward_attached", "forward as attachment", show=False),
         Binding("e", "edit_draft", "edit draft", show=False),
         Binding("o", "outbox", "outbox", show=False),
+        Binding("M", "messages", "messages", show=False),
         Binding("escape", "leave_search", show=False),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
@@ -115,6 +131,10 @@ class MailbagApp(App[None]):
         self.threaded = False
         self.reading: MessageRow | None = None  # what the reading pane shows
         self._folder_nodes: dict[tuple[str, str], TreeNode[FolderRow]] = {}
+        # what the status bar said, whole (the bar is one line and cuts long news):
+        # `M` shows it again; progress notes are not kept
+        self.status_text = ""
+        self.messages: deque[tuple[str, str]] = deque(maxlen=MESSAGES_KEPT)
 
     # --- layout ----------------------------------------------------------------------
 
@@ -181,8 +201,26 @@ class MailbagApp(App[None]):
         if self.view.accounts():
             self._sync()
 
-    def status(self, text: str) -> None:
-        self.query_one("#status", Static).update(clean_terminal(text))
+    def status(self, text: str, *, keep: bool = True) -> None:
+        """Say `text` in the status bar; `keep` also puts it in the message log (`M`),
+        so what the bar had to cut, or what the next news replaced, can be read whole."""
+        self.status_text = clean_terminal(text)
+        repeated = bool(self.messages) and self.messages[-1][1] == self.status_text
+        if keep and self.status_text and not repeated:
+            self.messages.append((time.strftime("%H:%M:%S"), self.status_text))
+        self._show_status()
+
+    def _show_status(self) -> None:
+        bar = self.query_one("#status", Static)
+        width = bar.content_region.width or self.size.width - 2
+        # plain text: a subject or folder name like `[Gmail]/Sent` is not markup
+        bar.update(Text(fit_status(self.status_text, width)))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._show_status)
+
+    def action_messages(self) -> None:
+        self.push_screen(MessagesScreen(list(self.messages)))
 
     # --- folders ---------------------------------------------------------------------
 
@@ -265,7 +303,7 @@ class MailbagApp(App[None]):
                 self._complete(account, folder, model)
         if self.threaded:
             if not refresh:
-                self.status("grouping conversations ...")
+                self.status("grouping conversations ...", keep=False)
             self._group(account, folder, keep, refresh)
 
     @work(thread=True, exclusive=True, group="order")
@@ -365,16 +403,7 @@ class MailbagApp(App[None]):
         except MailbagError as exc:
             self.status(exc.message)
             return
-        head = "\n".join(f"[b]{name}:[/b] {_escape(value)}" for name, value in shown.headers)
-        parts = [head]
-        if shown.attachments:
-            parts.append("[b]Attachments[/b] (v: open or save)")
-            parts += [f"  {_escape(a.label)}" for a in shown.attachments]
-        for note in shown.notes:
-            parts.append(f"[yellow]note:[/] {_escape(note)}")
-        parts.append("")
-        parts.append(_escape(shown.body))
-        self._show_body("\n".join(parts))
+        self._show_body(reader_markup(shown))
         self.query_one("#reader", VerticalScroll).scroll_home(animate=False)
         self.reading = row
         if row.unread:
@@ -706,14 +735,14 @@ class MailbagApp(App[None]):
         open_outbox(self)
 
     def action_sync(self) -> None:
-        self.status("syncing ...")
+        self.status("syncing ...", keep=False)
         self._sync()
 
     @work(thread=True, exclusive=True, group="sync")
     def _sync(self) -> None:
         # the outbox first: what waited offline goes out, and the Sent copies come down
         lines = Outgoing(self.view.paths).flush(wait=5, quiet_if_busy=True)
-        lines += self.view.sync(lambda note: self.call_from_thread(self.status, note))
+        lines += self.view.sync(lambda note: self.call_from_thread(self.status, note, keep=False))
         # counted here, not on the UI thread: one scan of the index (~55 ms at 200,000)
         self.call_from_thread(self._synced, lines, self.view.folders())
 
@@ -731,6 +760,9 @@ class MailbagApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Get mail", "sync every account now", self.action_sync)
         yield SystemCommand("Search", "search all mail", self.action_search)
+        yield SystemCommand(
+            "Messages", "the status bar's news of this session, whole (M)", self.action_messages
+        )
         yield SystemCommand("Compose", "write a new message (c)", self.action_compose)
         yield SystemCommand("Reply", "reply to the highlighted message (r)", self.action_reply)
         yield SystemCommand("Reply all", "reply to everyone on it (a)", self.action_reply_all)
@@ -765,10 +797,18 @@ _MAIN_ACTIONS = frozenset(
 )
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+def reader_markup(shown: Rendered) -> str:
+    """The reading pane: headers, attachments, notes and body, the mail's own text
+    escaped (a subject `[PATCH v2] fix` shows as sent, not as a style tag)."""
+    head = "\n".join(f"[b]{name}:[/b] {escape_markup(value)}" for name, value in shown.headers)
+    parts = [head]
+    if shown.attachments:
+        parts.append("[b]Attachments[/b] (v: open or save)")
+        parts += [f"  {escape_markup(a.label)}" for a in shown.attachments]
+    parts += [f"[yellow]note:[/] {escape_markup(note)}" for note in shown.notes]
+    parts.append("")
+    parts.append(escape_markup(shown.body))
+    return "\n".join(parts)
 
 
 def run_tui(paths: Paths) -> int:

@@ -38,7 +38,7 @@ from textual.widgets import (
 )
 
 from mailbag.errors import MailbagError
-from mailbag.textsafe import clean_terminal
+from mailbag.textsafe import clean_terminal, escape_markup, plain_markup
 from mailbag.tui.outgoing import Kind, Outgoing, Queued, Start, human_size
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ class OutboxScreen(ModalScreen[tuple[str, str] | None]):
         lines = self.outgoing.outbox_lines()
         self.ids = [rid for rid, _ in lines]
         for _, line in lines:
-            options.add_option(_escape(line))
+            options.add_option(escape_markup(line))
         if not lines:
             options.add_option("the outbox is empty")
         options.highlighted = 0
@@ -316,10 +316,10 @@ class OutboxScreen(ModalScreen[tuple[str, str] | None]):
         try:
             subject = self.outgoing.drop(rid)
         except MailbagError as exc:
-            self.query_one("#outbox-help", Static).update(_escape(_message(exc)))
+            self.query_one("#outbox-help", Static).update(escape_markup(_message(exc)))
             return
         self.query_one("#outbox-help", Static).update(
-            _escape(clean_terminal(f"dropped {subject or '(no subject)'!r}"))
+            plain_markup(f"dropped {subject or '(no subject)'!r}")
         )
         self._fill()
 
@@ -562,13 +562,15 @@ class ComposeScreen(Screen[Finished | None]):
             size = human_size(len(self.forwarded))
             options.add_option(f"{FORWARDED_NAME}  (the original message, {size})")
         for att in self.attachments:
-            options.add_option(f"{clean_terminal(att.filename)}  ({human_size(len(att.data))})")
+            options.add_option(
+                Text(f"{clean_terminal(att.filename)}  ({human_size(len(att.data))})")
+            )
         if not self.attachments and self.forwarded is None:
             options.add_option("(none: Ctrl+O attaches a file)")
         self.query_one("#remove", Button).disabled = not self.attachments and not self.forwarded
 
     def error(self, text: str) -> None:
-        self.query_one("#compose-error", Static).update(_escape(clean_terminal(text)))
+        self.query_one("#compose-error", Static).update(plain_markup(text))
 
     def _account(self) -> str:
         return str(self.query_one("#account", Select).value)
@@ -751,12 +753,6 @@ class ComposeScreen(Screen[Finished | None]):
 
 def _message(exc: MailbagError) -> str:
     return exc.message + (f" ({exc.hint})" if exc.hint else "")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # --- the app side: c / r / a / f --------------------------------------------------------------

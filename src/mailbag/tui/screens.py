@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 
-from mailbag.textsafe import clean_terminal
+from mailbag.textsafe import clean_terminal, plain_markup
 
 if TYPE_CHECKING:
     from mailbag.tui.view import AttachmentRow, MailView
@@ -32,6 +32,7 @@ KEYS = [
     ("f / F", "forward with its attachments / as an attachment, unchanged"),
     ("e", "edit a draft (in Drafts) and send or save it again"),
     ("o", "outbox: what waits to be sent (r send again, d drop)"),
+    ("M", "messages: the status bar's news of this session, whole"),
     ("s", "flag / unflag (a folded conversation: all of it)"),
     ("u", "mark read / unread (a folded conversation: all of it)"),
     ("m", "move to a folder (a folded conversation: all of it, asks first)"),
@@ -62,6 +63,34 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+class MessagesScreen(ModalScreen[None]):
+    """The status bar's news of this session, newest last, whole: the bar is one line
+    and cuts what does not fit (a send refused for several recipients, a sync problem)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [("escape,q,M", "dismiss", "close")]
+
+    def __init__(self, messages: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.entries = messages
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog"):
+            yield Label("mailbag: messages", classes="title")
+            if not self.entries:
+                yield Static("nothing yet", id="no-messages")
+            for when, text in self.entries:
+                # plain text (no markup); already cleaned of terminal escapes by the status bar
+                yield Static(Text(f"{when}  {text}"), classes="message")
+            yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#dialog", VerticalScroll).scroll_end(animate=False)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss(None)
+
+
 class FolderPicker(ModalScreen[str | None]):
     """Choose a folder (for `m`ove)."""
 
@@ -74,7 +103,8 @@ class FolderPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Move to which folder?", classes="title")
-            yield OptionList(*[clean_terminal(f) for f in self.folders], id="folders")
+            # Text, not str: an option's string is markup, and `[Gmail]/Sent` would show as `/Sent`
+            yield OptionList(*[Text(clean_terminal(f)) for f in self.folders], id="folders")
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -103,7 +133,7 @@ class AttachmentsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Attachments", classes="title")
-            yield OptionList(*[a.label for a in self.attachments], id="attachments")
+            yield OptionList(*[Text(a.label) for a in self.attachments], id="attachments")
             yield Label(
                 "Enter or o: open with the system's viewer   w: save to a folder   Esc: close"
             )
@@ -126,7 +156,7 @@ class AttachmentsScreen(ModalScreen[None]):
         return None if index is None else self.attachments[index]
 
     def _say(self, text: str, *, error: bool = False) -> None:
-        text = escape(clean_terminal(text))
+        text = plain_markup(text)
         self.query_one("#attachment-result", Static).update(f"[red]{text}[/]" if error else text)
 
     @on(OptionList.OptionSelected, "#attachments")
@@ -227,9 +257,9 @@ class ConfirmPrompt(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(escape(clean_terminal(self.question)), classes="title", id="question")
+            yield Label(plain_markup(self.question), classes="title", id="question")
             with Horizontal(classes="buttons"):
-                label = escape(f"{clean_terminal(self.action)} (y)")
+                label = plain_markup(f"{self.action} (y)")
                 yield Button(label, variant="warning", id="yes")
                 yield Button("Cancel (n)", id="no")
 

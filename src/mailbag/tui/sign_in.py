@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from mailbag.textsafe import clean_terminal
+from mailbag.textsafe import clean_terminal, plain_markup
 
 if TYPE_CHECKING:
     from mailbag.auth.flows import DeviceCode, TokenSet
@@ -263,14 +263,14 @@ class SignInPanel(Vertical):
             else "[yellow]no browser could be opened[/]: open this address in a browser "
             "(Copy address puts it on the clipboard)"
         )
-        text = f"{where}\n\n{clean_terminal(url)}\n\nwaiting for you to finish ..."
+        text = f"{where}\n\n{plain_markup(url)}\n\nwaiting for you to finish ..."
         self.query_one("#signin-status", Static).update(text)
 
     def show_code(self, code: DeviceCode) -> None:
         self.url = code.verification_uri
         self.query_one("#signin-copy").display = True
         self.query_one("#signin-status", Static).update(
-            f"on any device, open [b]{clean_terminal(code.verification_uri)}[/b] and enter "
+            f"on any device, open [b]{plain_markup(code.verification_uri)}[/b] and enter "
             "this code (waiting for you to finish ...):"
         )
         box = self.query_one("#device-code", Static)
@@ -299,7 +299,7 @@ class SignInPanel(Vertical):
         self.signed_in_for = account
         self._busy(False)
         self.query_one("#signin", Button).label = "Sign in again"
-        who = clean_terminal(account.incoming.username)
+        who = plain_markup(account.incoming.username)
         self.show_state(
             f"[green]signed in[/] as {who} with {self.form.sign_in_title()} (kept when you save)"
         )
@@ -332,7 +332,7 @@ class SignInPanel(Vertical):
             fix = "check your network connection (and any proxy), then press Sign in again"
         else:
             message, fix = exc.message, exc.hint or ""
-        text = f"[red]✗[/] {clean_terminal(message)}"
+        text = f"[red]✗[/] {plain_markup(message)}"
         if fix:
-            text += f"\n    [yellow]fix:[/] {clean_terminal(fix)}"
+            text += f"\n    [yellow]fix:[/] {plain_markup(fix)}"
         return text

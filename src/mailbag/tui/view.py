@@ -422,11 +422,12 @@ class MailView:
             return [_row(m) for m in search(store, query, limit=limit)]
 
     def search_threads(self, query: str, limit: int = 500) -> ListModel:
-        """Search results in their conversations (each folder's, as the folder shows them),
-        newest conversation first; `matches` says which messages matched. Run it in a
-        worker: a folder not grouped lately is grouped whole (and not kept, so a search
-        does not push out the folders being read)."""
-        from mailbag.store.listing import FolderConversations, thread_order
+        """Search results in their conversations (each folder's, as the folder shows them,
+        joined with where they go on in other folders of the account: your replies in Sent,
+        a parent archived elsewhere), newest conversation first; `matches` says which
+        messages matched. Run it in a worker: a folder not grouped lately is grouped whole
+        (and not kept, so a search does not push out the folders being read)."""
+        from mailbag.store.listing import FolderConversations, join_across_folders, thread_order
         from mailbag.store.query import search
 
         with self._store() as store:
@@ -434,7 +435,7 @@ class MailView:
             by_folder: dict[tuple[str, str], list[int]] = {}
             for m in found:
                 by_folder.setdefault((m.account, m.folder), []).append(m.id)
-            threads: dict[int, ThreadSummary] = {}
+            threads: dict[str, dict[int, ThreadSummary]] = {}  # account -> head -> thread
             with self._grouping:
                 for (account, folder), ids in by_folder.items():
                     live = self._grouped.get((account, folder)) or FolderConversations(
@@ -445,8 +446,14 @@ class MailView:
                     for i in ids:
                         thread = None if grouped is None else grouped.thread_of(i)
                         if thread is not None:  # None: gone meanwhile
-                            threads[thread.ids[0]] = thread
-        model = ListModel.by_thread(sorted(threads.values(), key=thread_order), self.rows_by_id)
+                            threads.setdefault(account, {})[thread.ids[0]] = thread
+            # a conversation goes on in other folders: your replies in Sent, a parent archived
+            joined = [
+                t
+                for account, heads in threads.items()
+                for t in join_across_folders(store, account, heads.values())
+            ]
+        model = ListModel.by_thread(sorted(joined, key=thread_order), self.rows_by_id)
         model.matches = {m.id for m in found}
         return model
 

@@ -1,0 +1,108 @@
+"""Text from mail and servers is shown as typed: Textual reads a plain string as markup,
+so `[Gmail]/Sent` would show as `/Sent`, `[AUTHENTICATIONFAILED] ...` would lose its code,
+and a subject like `[/]` could break the screen. Widget-level checks, no server needed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.screen import Screen
+from textual.widgets import OptionList, Static
+
+from mailbag.textsafe import plain_markup
+from mailbag.tui.app import MORE, fit_status
+from mailbag.tui.screens import AttachmentsScreen, FolderPicker, MessagesScreen
+from mailbag.tui.view import AttachmentRow
+
+
+class _Host(App[None]):
+    def __init__(self, screen: Screen[Any]) -> None:
+        super().__init__()
+        self.first = screen
+
+    def compose(self) -> ComposeResult:
+        yield Static("host")
+
+    def on_mount(self) -> None:
+        self.push_screen(self.first)
+
+
+def _lines(screen: Screen[Any], selector: str) -> list[str]:
+    options = screen.query_one(selector, OptionList)
+    return [options.render_line(y).text.strip() for y in range(options.option_count)]
+
+
+def _shown(screen: Screen[Any], selector: str) -> list[str]:
+    async def scenario() -> list[str]:
+        app = _Host(screen)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            return _lines(app.screen, selector)
+
+    return asyncio.run(scenario())
+
+
+def test_folder_names_in_brackets_show_as_named() -> None:
+    lines = _shown(FolderPicker(["[Gmail]/Sent Mail", "[/]odd", "INBOX"]), "#folders")
+    assert lines == ["[Gmail]/Sent Mail", "[/]odd", "INBOX"]
+
+
+def test_attachment_names_in_brackets_show_as_named() -> None:
+    rows = [AttachmentRow(1, "[scan] invoice.pdf", "application/pdf", 2048)]
+    screen = AttachmentsScreen(None, "<m@t>", rows)  # type: ignore[arg-type]
+    assert _shown(screen, "#attachments") == ["1. [scan] invoice.pdf  application/pdf, 2 KB"]
+
+
+def test_message_log_shows_server_words_as_said() -> None:
+    said = "login refused: [AUTHENTICATIONFAILED] Authentication failed. [/b]"
+
+    async def scenario() -> list[str]:
+        app = _Host(MessagesScreen([("10:00:00", said)]))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            return [str(w.render()) for w in app.screen.query(".message")]
+
+    assert asyncio.run(scenario()) == [f"10:00:00  {said}"]
+
+
+def test_plain_markup_escapes_and_cleans() -> None:
+    from textual.content import Content
+
+    text = "\x1b[31m[Gmail]/Sent\x1b[0m [b]x[/b]"
+    assert Content.from_markup(plain_markup(text)).plain == "[Gmail]/Sent [b]x[/b]"
+
+
+def test_fit_status_cuts_to_the_width_and_says_where_the_rest_is() -> None:
+    assert fit_status("short", 40) == "short"
+    long = "sent 'x' but not to everyone: " + "; ".join(
+        f"refused r{n}@far.example" for n in range(9)
+    )
+    cut = fit_status(long, 60)
+    assert len(cut) <= 60 and cut.endswith(MORE) and long.startswith(cut[: -len(MORE)])
+    wide = "件名" * 40  # two cells a character
+    from rich.cells import cell_len
+
+    assert cell_len(fit_status(wide, 50)) <= 50
+
+
+def test_reader_shows_bracketed_subjects_and_text_as_sent() -> None:
+    from textual.content import Content
+
+    from mailbag.tui.app import reader_markup
+    from mailbag.tui.view import Rendered
+
+    shown = Rendered(
+        "1",
+        [("Subject", "[PATCH v2] fix"), ("From", "[EXTERNAL] Bob <b@x>")],
+        "see [Gmail]/Sent and C:\\dir\\[x] [/] [b]not bold[/b]",
+        [AttachmentRow(1, "[scan].pdf", "application/pdf", 10)],
+        ["[Note] remote images were not loaded"],
+    )
+    plain = Content.from_markup(reader_markup(shown)).plain
+    assert "Subject: [PATCH v2] fix" in plain
+    assert "From: [EXTERNAL] Bob <b@x>" in plain
+    assert "1. [scan].pdf" in plain
+    assert "note: [Note] remote images" in plain
+    assert plain.endswith("see [Gmail]/Sent and C:\\dir\\[x] [/] [b]not bold[/b]")
