@@ -1053,6 +1053,58 @@ def test_a_big_folder_is_shared_between_connections(sb: Sandbox, user: str, home
     assert_same(sb, user, home)
 
 
+def test_a_shared_folder_is_selected_once_per_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # a SELECT costs the server a pass over the whole folder: a connection that helps
+    # with piece after piece of a big folder must not select it again for each
+    sb.fill(user, 200, "INBOX", seed=29)
+    t = target(sb, user)
+    threads: set[str] = set()
+
+    def progress(event: Progress) -> None:
+        if event.kind == "message":
+            threads.add(threading.current_thread().name)
+
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(
+            t, home, connections=3, share_chunk=20, transcript=transcript, on_progress=progress
+        )
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert totals(report)["new"] == 200
+    assert len(threads) >= 2, threads  # the folder was shared out
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    selects = [x for x in sent if " SELECT " in x and "INBOX" in x]
+    assert len(selects) <= 3, selects  # at most once on each of the 3 connections
+    assert_same(sb, user, home)
+
+
+def test_a_big_folder_is_cut_into_a_few_pieces_per_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # each piece is a FETCH of its own, and a server may pay for each in proportion to
+    # the folder (Dovecot re-reads its uidlist in every other process): a few pieces
+    # per connection, however big the folder
+    sb.fill(user, 400, "INBOX", seed=31)
+    t = target(sb, user)
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, connections=2, share_chunk=20, transcript=transcript)
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert totals(report)["new"] == 400
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    fetches = [x for x in sent if " FETCH " in x and "BODY.PEEK[]" in x]
+    assert 2 <= len(fetches) <= 4 * 2, fetches
+    assert_same(sb, user, home)
+
+
 def test_dropped_connections_while_sharing_a_folder(sb: Sandbox, user: str, home: Path) -> None:
     sb.fill(user, 150, "INBOX", seed=23)
     t = target(sb, user)

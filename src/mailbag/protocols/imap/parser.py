@@ -468,6 +468,50 @@ def scan_flag_lines(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[l
     return out, end
 
 
+# --- identities: flags, size and Message-ID of every message, for pairing ---------------
+
+# After a UIDVALIDITY change every message of a folder is paired again by Message-ID and
+# size: `UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`, one
+# answer per message with a short literal, `* 7 FETCH (UID 9 FLAGS (\Seen) RFC822.SIZE
+# 3570 BODY[HEADER.FIELDS (MESSAGE-ID)] {37}` CRLF, the header block, `)` CRLF. Read
+# response by response (two lines, a literal, an `Untagged` and a `FetchResult` each)
+# that was two thirds of the client's time for a 100,000 message folder; these answers,
+# in exactly this shape, are cut here as the flag lines are, and anything else goes to
+# `parse_response`.
+_IDENTITY_HEAD = re.compile(
+    rb"\* \d+ FETCH \(UID (\d{1,10}) FLAGS \((" + _FLAGS_TEXT + rb")\) RFC822\.SIZE (\d{1,12}) "
+    rb"BODY\[HEADER\.FIELDS \(MESSAGE-ID\)\] \{(\d{1,6})\}\r\n"
+)
+
+#: what an identity listing yields per message: (UID, flags, size, the header block)
+UidIdentity: TypeAlias = "tuple[int, tuple[str, ...], int, bytes]"
+
+
+def scan_identity_lines(
+    data: bytes, known: dict[bytes, tuple[str, ...]]
+) -> tuple[list[UidIdentity], int]:
+    """(UID, flags, size, header block) of the plain identity answers at the start of
+    `data`, and how many bytes they take (as `scan_flag_lines`): the scan stops at the
+    first other answer, or one whose literal is not all in `data`. What is decoded here
+    equals what `parse_response` and `parse_fetch` give for the same answer."""
+    out: list[UidIdentity] = []
+    append = out.append
+    match = _IDENTITY_HEAD.match
+    pos = 0
+    while (m := match(data, pos)) is not None:
+        start = m.end()
+        end = start + int(m.group(4))
+        if data[end : end + 3] != b")\r\n":
+            break  # (cut off here, or more after the literal: the general reader's)
+        text = m.group(2)
+        flags = known.get(text)
+        if flags is None:
+            flags = known[text] = tuple(sys.intern(w) for w in text.decode("latin-1").split())
+        append((int(m.group(1)), flags, int(m.group(3)), data[start:end]))
+        pos = end + 3
+    return out, pos
+
+
 def _word(lx: _Lexer) -> str:
     lx.skip_spaces()
     start = lx.pos
