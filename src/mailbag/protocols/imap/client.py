@@ -235,6 +235,8 @@ class ImapClient(StreamClient):
         self.authenticated = False
         self.enabled: set[str] = set()
         self.selected: str | None = None
+        #: the UIDVALIDITY the SELECT of `selected` reported
+        self.selected_uidvalidity: int | None = None
         self.compressed = False
         self._bye: StatusResponse | None = None
 
@@ -550,6 +552,7 @@ class ImapClient(StreamClient):
         _apply_select_code(res, p.status)
         res.readonly = p.status.code == "READ-ONLY" or p.name == "EXAMINE"
         self.selected = mailbox
+        self.selected_uidvalidity = res.uidvalidity
         return res
 
     def unselect(self) -> None:
