@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -727,8 +728,8 @@ def test_folders_changed_only_on_the_server_are_selected_in_one_round_trip(
     assert_ok(report)
     assert totals(report)["deleted"] == 3 and totals(report)["updated"] >= 6
     assert reads == []
-    # one per folder, one for the re-armed stamps, one for the account row at the start
-    assert len(commits) <= 3 + 2, len(commits)
+    # one for all: the folders' changes with their re-armed directory stamps
+    assert len(commits) == 1, len(commits)
     monkeypatch.setattr(Store, "commit", real_commit)
     selects = [i for i, x in enumerate(lines) if " C: " in x and " SELECT " in x]
     assert len(selects) == 3, selects  # each folder once: no second SELECT to apply it
@@ -738,6 +739,75 @@ def test_folders_changed_only_on_the_server_are_selected_in_one_round_trip(
     assert selects[-1] < answered  # all three sent before the first answer came
     assert_same(sb, user, home)
     assert all(f.skipped for f in sync(t, home).folders)  # and the fast path is re-armed
+
+
+def _ahead_events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """In order: "answer" when a SELECT's answer has been read, "apply" when a folder's
+    plan is applied, "commit" when the index commits changes."""
+    from mailbag.protocols.imap.client import ImapClient
+    from mailbag.sync import apply
+
+    events: list[str] = []
+    real_finish, real_apply, real_commit = ImapClient.finish_select, apply.apply_plan, Store.commit
+
+    def finish(self: ImapClient, *args: Any, **kwargs: Any) -> Any:
+        result = real_finish(self, *args, **kwargs)
+        events.append("answer")
+        return result
+
+    def apply_plan(*args: Any, **kwargs: Any) -> None:
+        events.append("apply")
+        real_apply(*args, **kwargs)
+
+    def commit(self: Store, *, fsync: bool = True) -> None:
+        if self.conn.in_transaction:
+            events.append("commit")
+        real_commit(self, fsync=fsync)
+
+    monkeypatch.setattr(ImapClient, "finish_select", finish)
+    monkeypatch.setattr(apply, "apply_plan", apply_plan)
+    monkeypatch.setattr(Store, "commit", commit)
+    return events
+
+
+def test_a_folder_selected_ahead_is_applied_while_the_server_answers_for_the_next(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(sb, user, 24)
+    t = target(sb, user)
+    _settled(t, home)
+    _server_changes(sb, user, ("INBOX", "Work/Projects", "Archive"))
+    events = _ahead_events(monkeypatch)
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    # each folder as its answer comes; one commit for all (the answers came quickly)
+    assert events == ["answer", "apply"] * 3 + ["commit"], events
+    monkeypatch.undo()
+    assert_same(sb, user, home)
+    assert all(f.skipped for f in sync(t, home).folders)  # the fast path is re-armed
+
+
+def test_a_slow_answer_is_not_waited_for_with_the_index_locked(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no answer comes within the wait: what was applied is committed (with its stamps)
+    # before the sync waits on, so other programs can write to the index meanwhile
+    from mailbag.protocols.stream import LineStream
+
+    fill(sb, user, 24)
+    t = target(sb, user)
+    _settled(t, home)
+    _server_changes(sb, user, ("INBOX", "Work/Projects", "Archive"))
+    events = _ahead_events(monkeypatch)
+    monkeypatch.setattr(LineStream, "wait_readable", lambda self, timeout: False)
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    assert events == ["answer", "apply", "commit"] * 3, events
+    monkeypatch.undo()
+    assert_same(sb, user, home)
+    assert all(f.skipped for f in sync(t, home).folders)  # each was re-armed
 
 
 def test_a_folder_selected_ahead_that_needs_more_goes_the_usual_way(
@@ -980,6 +1050,58 @@ def test_a_big_folder_is_shared_between_connections(sb: Sandbox, user: str, home
     assert_ok(report)
     assert totals(report)["new"] == 155
     assert len(threads) >= 2  # INBOX came in over more than one connection
+    assert_same(sb, user, home)
+
+
+def test_a_shared_folder_is_selected_once_per_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # a SELECT costs the server a pass over the whole folder: a connection that helps
+    # with piece after piece of a big folder must not select it again for each
+    sb.fill(user, 200, "INBOX", seed=29)
+    t = target(sb, user)
+    threads: set[str] = set()
+
+    def progress(event: Progress) -> None:
+        if event.kind == "message":
+            threads.add(threading.current_thread().name)
+
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(
+            t, home, connections=3, share_chunk=20, transcript=transcript, on_progress=progress
+        )
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert totals(report)["new"] == 200
+    assert len(threads) >= 2, threads  # the folder was shared out
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    selects = [x for x in sent if " SELECT " in x and "INBOX" in x]
+    assert len(selects) <= 3, selects  # at most once on each of the 3 connections
+    assert_same(sb, user, home)
+
+
+def test_a_big_folder_is_cut_into_a_few_pieces_per_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # each piece is a FETCH of its own, and a server may pay for each in proportion to
+    # the folder (Dovecot re-reads its uidlist in every other process): a few pieces
+    # per connection, however big the folder
+    sb.fill(user, 400, "INBOX", seed=31)
+    t = target(sb, user)
+    trace = tmp_path / "trace.txt"
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, connections=2, share_chunk=20, transcript=transcript)
+    finally:
+        transcript.close()
+    assert_ok(report)
+    assert totals(report)["new"] == 400
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    fetches = [x for x in sent if " FETCH " in x and "BODY.PEEK[]" in x]
+    assert 2 <= len(fetches) <= 4 * 2, fetches
     assert_same(sb, user, home)
 
 

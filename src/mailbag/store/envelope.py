@@ -223,7 +223,16 @@ def envelope_from_bytes(data: bytes) -> Envelope:
 
 def message_id_of(data: bytes) -> str:
     """`envelope_from_bytes(data).message_id`, reading nothing else (pairing by identity
-    asks the server for the Message-ID header of every message of a folder)."""
+    asks the server for the Message-ID header of every message of a folder: the usual
+    answer, that one line and the empty one, is read without a regular expression)."""
+    end = data.find(b"\r\n")
+    if (
+        end > 0
+        and data[:11].lower() == b"message-id:"
+        and data[end : end + 4] == b"\r\n\r\n"
+        and b"\n" not in data[:end]
+    ):
+        return _msgid(data[11:end].strip())
     return _msgid(header_fields(data).get(b"message-id"))
 
 

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import IO, NamedTuple
+from typing import IO, Generic, NamedTuple, Self, TypeVar
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
@@ -35,12 +35,14 @@ from mailbag.protocols.imap.parser import (
     LITERAL_AT_END,
     Continuation,
     FetchResult,
+    FlagTexts,
     MailboxInfo,
     MailboxStatus,
     SearchResult,
     StatusResponse,
     StreamedLiteral,
     UidFlags,
+    UidIdentity,
     UidSet,
     Untagged,
     Value,
@@ -57,6 +59,7 @@ from mailbag.protocols.imap.parser import (
     parse_status,
     parse_vanished,
     scan_flag_lines,
+    scan_identity_lines,
 )
 from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
@@ -64,6 +67,9 @@ from mailbag.protocols.transport import Endpoint, Security, open_stream
 from mailbag.record import Record
 
 PROTO = "imap"
+
+#: what a `_ScanStream` yields per buffer
+_Batch = TypeVar("_Batch")
 
 #: called when a message body literal starts: (sequence number, item name, size) -> sink
 BodySink = Callable[[int, str, int], IO[bytes] | None]
@@ -229,6 +235,8 @@ class ImapClient(StreamClient):
         self.authenticated = False
         self.enabled: set[str] = set()
         self.selected: str | None = None
+        #: the UIDVALIDITY the SELECT of `selected` reported
+        self.selected_uidvalidity: int | None = None
         self.compressed = False
         self._bye: StatusResponse | None = None
 
@@ -544,6 +552,7 @@ class ImapClient(StreamClient):
         _apply_select_code(res, p.status)
         res.readonly = p.status.code == "READ-ONLY" or p.name == "EXAMINE"
         self.selected = mailbox
+        self.selected_uidvalidity = res.uidvalidity
         return res
 
     def unselect(self) -> None:
@@ -662,6 +671,15 @@ class ImapClient(StreamClient):
         or flags are skipped, other untagged responses kept in `.pending.untagged`."""
         p = self.submit(*_uid_fetch_args(uids, ["UID", "FLAGS"], None, False))
         return FlagStream(self, p)
+
+    def uid_fetch_identities(self, uids: str | UidSet | Iterable[int] = "1:*") -> IdentityStream:
+        """`UID FETCH uids (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`;
+        iterate the result to get (UID, flags, size, header block) as they arrive: what
+        pairing a folder's messages by Message-ID and size needs, read at a fraction of
+        the cost of `uid_fetch` (see `IdentityStream`)."""
+        items = ["UID", "FLAGS", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+        p = self.submit(*_uid_fetch_args(uids, items, None, False))
+        return IdentityStream(self, p)
 
     def uid_fetch_many(
         self,
@@ -1099,17 +1117,15 @@ class FetchStream:
             self.drain()
 
 
-class FlagStream:
-    """The answer to `uid_fetch_flags`, read lazily as (UID, flags) pairs.
-
-    The plain flag lines are cut straight out of the receive buffer by
-    `parser.scan_flag_lines` (no object per line but the pair); every other line
-    (the tagged answer, EXISTS, EXPUNGE, a MODSEQ, a literal, a line split between two
-    reads, garbage) goes through the general reader, `_read_response`, as in
-    `uid_fetch`: nothing is dropped and garbage is a ProtocolError. Measured on a
-    20,000 message folder: 172 ms for the listing through `uid_fetch`, 35 ms here.
-    Iterate it fully (or use it as a context manager, which drains what is left)
-    before sending the next command."""
+class _ScanStream(Generic[_Batch]):
+    """An answer to a `UID FETCH` read lazily, a buffer's worth at a time: the answers
+    of the one usual shape are cut straight out of the receive buffer by `_scan` (a
+    scanner of `parser`; no object per answer but what it yields) into a batch; every
+    other line (the tagged answer, EXISTS, EXPUNGE, another shape, a line split between
+    two reads, garbage) goes through the general reader, `_read_response`, as in
+    `uid_fetch`, and `_pick` makes a batch of it: nothing is dropped and garbage is a
+    ProtocolError. Iterate it fully (or use it as a context manager, which drains what
+    is left) before sending the next command."""
 
     #: distinct flag texts remembered (a hostile server could send endless new ones)
     KNOWN_MAX = 4096
@@ -1119,18 +1135,27 @@ class FlagStream:
         self.pending = pending
         self._started = False
 
-    def __iter__(self) -> Iterator[UidFlags]:
+    @staticmethod
+    def _scan(data: bytes, known: FlagTexts) -> tuple[_Batch, int]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _pick(r: FetchResult) -> _Batch | None:
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[_Batch]:
         if self._started:
-            raise RuntimeError("a FlagStream can be iterated once")
+            raise RuntimeError(f"a {type(self).__name__} can be iterated once")
         self._started = True
         client, p = self.client, self.pending
         stream = client.stream
         transcript = client.transcript
-        known: dict[bytes, tuple[str, ...]] = {}
+        scan, pick = self._scan, self._pick
+        known = FlagTexts()
         while p.status is None:
             data = stream.buffered_lines()
             if data:
-                found, used = scan_flag_lines(data, known)
+                found, used = scan(data, known)
                 if used:
                     stream.skip(used)
                     if transcript.enabled:
@@ -1138,16 +1163,16 @@ class FlagStream:
                             transcript.received(PROTO, line)
                     if len(known) > self.KNOWN_MAX:
                         known.clear()
-                    yield from found
+                    yield found
                     if used == len(data):
                         continue
             # a line the scanner leaves to the general reader, or none whole buffered yet
             resp = client._read_response(None)
             if isinstance(resp, Untagged):
                 if resp.name == "FETCH":
-                    r = parse_fetch(resp)
-                    if r.uid is not None and r.flags is not None:
-                        yield r.uid, r.flags
+                    batch = pick(parse_fetch(resp))
+                    if batch is not None:
+                        yield batch
                 else:
                     p.untagged.append(resp)
             elif isinstance(resp, StatusResponse):
@@ -1161,12 +1186,19 @@ class FlagStream:
 
     def drain(self) -> None:
         if not self._started:
-            for _ in self:
+            for _ in self.batches():
                 pass
         elif self.pending.status is None:
             self.client._drain(self.pending)
 
-    def __enter__(self) -> FlagStream:
+    def discard(self) -> None:
+        """Read and drop the answer, whatever it is (a listing sent behind a SELECT that
+        failed is refused too): the connection stays in step; nothing is raised."""
+        self._started = True
+        if self.pending.status is None and self.client._stream is not None:
+            self.client._drain(self.pending)
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -1174,6 +1206,52 @@ class FlagStream:
     ) -> None:
         if t is None:
             self.drain()
+
+
+#: a flag listing's batch: UIDs and flags side by side
+FlagBatch = tuple[list[int], list[tuple[str, ...]]]
+
+
+class FlagStream(_ScanStream[FlagBatch]):
+    """The answer to `uid_fetch_flags`, read lazily as (UID, flags) pairs (or `batches`
+    of UIDs and flags side by side), the plain flag lines cut by
+    `parser.scan_flag_lines` (see `_ScanStream`). Measured on a 20,000 message folder:
+    172 ms for the listing through `uid_fetch`, ~25 ms here (the server's pace)."""
+
+    @staticmethod
+    def _scan(data: bytes, known: FlagTexts) -> tuple[FlagBatch, int]:
+        uids, flags, used = scan_flag_lines(data, known)
+        return (uids, flags), used
+
+    @staticmethod
+    def _pick(r: FetchResult) -> FlagBatch | None:
+        return None if r.uid is None or r.flags is None else ([r.uid], [r.flags])
+
+    def __iter__(self) -> Iterator[UidFlags]:
+        for uids, flags in self.batches():
+            yield from zip(uids, flags, strict=True)
+
+
+class IdentityStream(_ScanStream[list[UidIdentity]]):
+    """The answer to `uid_fetch_identities`, read lazily as (UID, flags, size, header
+    block), the usual answers cut by `parser.scan_identity_lines` (see `_ScanStream`).
+    An answer without a size or the header (a flag change another client made
+    meanwhile) is skipped."""
+
+    @staticmethod
+    def _scan(data: bytes, known: FlagTexts) -> tuple[list[UidIdentity], int]:
+        return scan_identity_lines(data, known)
+
+    @staticmethod
+    def _pick(r: FetchResult) -> list[UidIdentity] | None:
+        head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
+        if r.uid is None or r.flags is None or r.size is None or not isinstance(head, bytes):
+            return None
+        return [(r.uid, r.flags, r.size, head)]
+
+    def __iter__(self) -> Iterator[UidIdentity]:
+        for batch in self.batches():
+            yield from batch
 
 
 def _discard(seq: int, item: str, size: int) -> None:
