@@ -15,7 +15,7 @@ from protocol_fakes import FakeServer, Peer
 import mailbag.protocols.imap.client as client_module
 from mailbag.errors import ProtocolError
 from mailbag.protocols.imap import ImapClient
-from mailbag.protocols.imap.parser import UidFlags, scan_flag_lines
+from mailbag.protocols.imap.parser import FlagTexts, scan_flag_lines
 from mailbag.protocols.trace import Transcript
 from mailbag.protocols.transport import Endpoint, Security
 from mailbag.sandbox import Sandbox
@@ -195,10 +195,10 @@ def test_sync_without_condstore_converges(
     sb = plain_server
     scanned: list[int] = []
 
-    def counting(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[UidFlags], int]:
-        found, used = scan_flag_lines(data, known)
-        scanned.append(len(found))
-        return found, used
+    def counting(data: bytes, known: FlagTexts) -> tuple[list[int], list[tuple[str, ...]], int]:
+        uids, flags, used = scan_flag_lines(data, known)
+        scanned.append(len(uids))
+        return uids, flags, used
 
     monkeypatch.setattr(client_module, "scan_flag_lines", counting)
     uids = sb.fill(USER, 300, "INBOX", seed=31, seen_ratio=0.5)
@@ -224,3 +224,35 @@ def test_sync_without_condstore_converges(
     assert_ok(settled)
     assert sum(totals(settled).values()) == 0, totals(settled)
     assert assert_same(sb, USER, home) == 280
+
+
+def test_a_listing_sent_behind_a_refused_select_is_dropped() -> None:
+    """A sync sends SELECT and the flag listing together; when the SELECT is refused
+    the listing is refused too and is read and dropped: the connection stays usable."""
+
+    def script(peer: Peer) -> None:
+        peer.send(b"* PREAUTH [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
+        select, fetch = peer.readline(), peer.readline()
+        assert b" SELECT gone" in select and fetch.endswith(b" UID FETCH 1:* (UID FLAGS)\r\n")
+        peer.send(
+            select.split(b" ")[0]
+            + b" NO [NONEXISTENT] Mailbox doesn't exist\r\n"
+            + fetch.split(b" ")[0]
+            + b" BAD No mailbox selected\r\n"
+        )
+        noop = peer.readline()
+        peer.send(noop.split(b" ")[0] + b" OK done\r\n")
+        peer.readline()
+        peer.send(b"* BYE bye\r\n")
+
+    with FakeServer(script) as srv:
+        c = _client(srv)
+        p = c.submit_select("gone")
+        listing = c.uid_fetch_flags()
+        with pytest.raises(ProtocolError) as err:
+            c.finish_select(p, "gone")
+        assert err.value.fields["server_code"] == "NONEXISTENT"
+        listing.discard()
+        assert listing.pending.status is not None and listing.pending.status.kind == "BAD"
+        assert c.noop() == []
+        c.logout()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -727,8 +728,8 @@ def test_folders_changed_only_on_the_server_are_selected_in_one_round_trip(
     assert_ok(report)
     assert totals(report)["deleted"] == 3 and totals(report)["updated"] >= 6
     assert reads == []
-    # one per folder, one for the re-armed stamps, one for the account row at the start
-    assert len(commits) <= 3 + 2, len(commits)
+    # one for all: the folders' changes with their re-armed directory stamps
+    assert len(commits) == 1, len(commits)
     monkeypatch.setattr(Store, "commit", real_commit)
     selects = [i for i, x in enumerate(lines) if " C: " in x and " SELECT " in x]
     assert len(selects) == 3, selects  # each folder once: no second SELECT to apply it
@@ -738,6 +739,75 @@ def test_folders_changed_only_on_the_server_are_selected_in_one_round_trip(
     assert selects[-1] < answered  # all three sent before the first answer came
     assert_same(sb, user, home)
     assert all(f.skipped for f in sync(t, home).folders)  # and the fast path is re-armed
+
+
+def _ahead_events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """In order: "answer" when a SELECT's answer has been read, "apply" when a folder's
+    plan is applied, "commit" when the index commits changes."""
+    from mailbag.protocols.imap.client import ImapClient
+    from mailbag.sync import apply
+
+    events: list[str] = []
+    real_finish, real_apply, real_commit = ImapClient.finish_select, apply.apply_plan, Store.commit
+
+    def finish(self: ImapClient, *args: Any, **kwargs: Any) -> Any:
+        result = real_finish(self, *args, **kwargs)
+        events.append("answer")
+        return result
+
+    def apply_plan(*args: Any, **kwargs: Any) -> None:
+        events.append("apply")
+        real_apply(*args, **kwargs)
+
+    def commit(self: Store, *, fsync: bool = True) -> None:
+        if self.conn.in_transaction:
+            events.append("commit")
+        real_commit(self, fsync=fsync)
+
+    monkeypatch.setattr(ImapClient, "finish_select", finish)
+    monkeypatch.setattr(apply, "apply_plan", apply_plan)
+    monkeypatch.setattr(Store, "commit", commit)
+    return events
+
+
+def test_a_folder_selected_ahead_is_applied_while_the_server_answers_for_the_next(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(sb, user, 24)
+    t = target(sb, user)
+    _settled(t, home)
+    _server_changes(sb, user, ("INBOX", "Work/Projects", "Archive"))
+    events = _ahead_events(monkeypatch)
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    # each folder as its answer comes; one commit for all (the answers came quickly)
+    assert events == ["answer", "apply"] * 3 + ["commit"], events
+    monkeypatch.undo()
+    assert_same(sb, user, home)
+    assert all(f.skipped for f in sync(t, home).folders)  # the fast path is re-armed
+
+
+def test_a_slow_answer_is_not_waited_for_with_the_index_locked(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no answer comes within the wait: what was applied is committed (with its stamps)
+    # before the sync waits on, so other programs can write to the index meanwhile
+    from mailbag.protocols.stream import LineStream
+
+    fill(sb, user, 24)
+    t = target(sb, user)
+    _settled(t, home)
+    _server_changes(sb, user, ("INBOX", "Work/Projects", "Archive"))
+    events = _ahead_events(monkeypatch)
+    monkeypatch.setattr(LineStream, "wait_readable", lambda self, timeout: False)
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    assert events == ["answer", "apply", "commit"] * 3, events
+    monkeypatch.undo()
+    assert_same(sb, user, home)
+    assert all(f.skipped for f in sync(t, home).folders)  # each was re-armed
 
 
 def test_a_folder_selected_ahead_that_needs_more_goes_the_usual_way(

@@ -99,7 +99,13 @@ def test_a_new_uidvalidity_pairs_again_downloads_only_new_mail_and_deletes_nothi
     assert (inbox.paired, inbox.new, inbox.uploaded, inbox.deleted) == (23, 3, 2, 0)
     assert (archive.paired, archive.new, archive.uploaded, archive.deleted) == (6, 0, 0, 0)
     assert inbox.updated == 2  # the flags added here and there, now on both sides
-    assert any("UIDVALIDITY changed" in n and "nothing was deleted" in n for n in inbox.notes)
+    assert any(
+        "UIDVALIDITY changed" in n
+        and "23 messages paired again by Message-ID and size, 3 new there to download, 2 only "
+        "here to upload; nothing was deleted"
+        in n
+        for n in inbox.notes
+    ), inbox.notes
     assert assert_same(sb, user, home) == 24 - 1 + 3 + 2 + 6
     flags = [f for _, f in server_state(sb, user)["INBOX"].values()]  # (the same here)
     assert sum(1 for f in flags if {"\\Flagged", "$todo"} <= f) == 1

@@ -10,11 +10,21 @@ import pytest
 
 from mailbag.errors import ProtocolError
 from mailbag.protocols.imap.parser import (
+    FlagTexts,
     Untagged,
     parse_fetch,
     parse_raw,
     scan_flag_lines,
 )
+
+
+def scan(
+    data: bytes, known: FlagTexts | None = None
+) -> tuple[list[tuple[int, tuple[str, ...]]], int]:
+    """`scan_flag_lines` as (UID, flags) pairs."""
+    uids, flags, used = scan_flag_lines(data, FlagTexts() if known is None else known)
+    assert len(uids) == len(flags)
+    return list(zip(uids, flags, strict=True)), used
 
 
 def general(line: bytes) -> tuple[int | None, tuple[str, ...] | None]:
@@ -40,7 +50,7 @@ PLAIN = [
 
 @pytest.mark.parametrize("line", PLAIN)
 def test_plain_flag_lines_decode_as_the_general_parser_does(line: bytes) -> None:
-    found, used = scan_flag_lines(line, {})
+    found, used = scan(line)
     assert used == len(line)
     assert found == [general(line)]
 
@@ -50,15 +60,15 @@ def test_a_whole_listing_with_shared_interned_tuples() -> None:
         b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (i, 10 + i, b"\\Seen" if i % 2 else b"")
         for i in range(1, 1001)
     )
-    known: dict[bytes, tuple[str, ...]] = {}
-    found, used = scan_flag_lines(data, known)
+    known = FlagTexts()
+    found, used = scan(data, known)
     assert used == len(data)
     assert [uid for uid, _ in found] == list(range(11, 1011))
     assert found[0][1] == ("\\Seen",) and found[1][1] == ()
     assert found[0][1] is found[2][1]  # one tuple per distinct flag text
     assert set(known) == {b"\\Seen", b""}
     # the next buffer reuses what was learnt
-    again, _ = scan_flag_lines(b"* 9 FETCH (UID 99 FLAGS (\\Seen))\r\n", known)
+    again, _ = scan(b"* 9 FETCH (UID 99 FLAGS (\\Seen))\r\n", known)
     assert again[0][1] is found[0][1]
 
 
@@ -90,23 +100,23 @@ LEFT_TO_THE_GENERAL_PARSER = [
 def test_other_lines_stop_the_scan_exactly_there(other: bytes) -> None:
     before = b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n* 2 FETCH (UID 2 FLAGS ())\r\n"
     after = b"* 4 FETCH (UID 4 FLAGS (\\Seen))\r\n"
-    found, used = scan_flag_lines(before + other + after, {})
+    found, used = scan(before + other + after)
     assert found == [(1, ("\\Seen",)), (2, ())]
     assert used == len(before)
     # starting at the other line: nothing is taken
-    assert scan_flag_lines(other + after, {}) == ([], 0)
+    assert scan(other + after) == ([], 0)
 
 
 def test_a_partial_last_line_is_not_taken() -> None:
     """The client passes whole lines only; a line cut short is never half-read."""
-    found, used = scan_flag_lines(b"* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FL", {})
+    found, used = scan(b"* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FL")
     assert found == [(1, ())] and used == 28
 
 
 def test_garbage_is_a_protocol_error_from_the_general_parser() -> None:
     """What the scanner refuses is the general parser's to judge: garbage is an error."""
     for line in (b"* 3 FETCH (UID 9 FLAGS (\\Seen)", b"* 3 FETCH (UID 9 FLAGS (\\Seen)))"):
-        assert scan_flag_lines(line + b"\r\n", {}) == ([], 0)
+        assert scan(line + b"\r\n") == ([], 0)
         with pytest.raises(ProtocolError):
             parse_raw(line)
 
@@ -128,10 +138,29 @@ def test_equivalence_with_the_general_parser_on_random_lines() -> None:
     taken = 0
     for _ in range(3000):
         line = _random_line(rng)
-        found, used = scan_flag_lines(line + b"\r\n", {})
+        found, used = scan(line + b"\r\n")
         if used:
             taken += 1
             assert found == [general(line)], line
         else:
             general(line)  # left alone: the general parser reads it without error
     assert taken > 1000  # most are plain
+
+
+def test_both_item_orders_in_one_buffer() -> None:
+    data = (
+        b"* 1 FETCH (UID 5 FLAGS (\\Seen))\r\n"
+        b"* 2 FETCH (FLAGS (\\Flagged) UID 6)\r\n"
+        b"* 3 FETCH (UID 7 FLAGS ())\r\n"
+    )
+    assert scan(data) == ([(5, ("\\Seen",)), (6, ("\\Flagged",)), (7, ())], len(data))
+    flags_first = b"* 2 FETCH (FLAGS (\\Flagged) UID 6)\r\n* 3 FETCH (FLAGS () UID 9)\r\n"
+    assert scan(flags_first) == ([(6, ("\\Flagged",)), (9, ())], len(flags_first))
+
+
+def test_known_flag_texts_are_bounded_by_the_caller_and_refilled() -> None:
+    known = FlagTexts()
+    first, _ = scan(b"* 1 FETCH (UID 1 FLAGS (a b))\r\n", known)
+    known.clear()
+    again, _ = scan(b"* 1 FETCH (UID 2 FLAGS (a b))\r\n", known)
+    assert first[0][1] == again[0][1] == ("a", "b")

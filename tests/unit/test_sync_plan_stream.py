@@ -148,6 +148,147 @@ def test_the_streaming_planner_plans_as_the_reference_does(seed: int) -> None:
     assert sorted(need) == (asked[0] if asked else [])
 
 
+def _batches(
+    pairs: list[tuple[int, frozenset[str]]], rng: random.Random
+) -> list[tuple[list[int], list[frozenset[str]]]]:
+    """Pairs cut into batches of random sizes, sorted by UID or not."""
+    if rng.random() < 0.7:
+        pairs = sorted(pairs)
+    out = []
+    while pairs:
+        n = rng.randint(1, 8)
+        out.append(([u for u, _ in pairs[:n]], [f for _, f in pairs[:n]]))
+        pairs = pairs[n:]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(600))
+def test_settled_messages_given_as_uid_and_flags_plan_the_same(seed: int) -> None:
+    """Most rows of a synced folder come as (UID, flags) (`settled`); the planner asks
+    in full only for those the server differs for, and plans what `plan` plans."""
+    rng = random.Random(seed)
+    local, state, remote, truth, excluded = _case(rng)
+    threshold = rng.choice([0, 2, 50])
+    force = rng.random() < 0.2
+    uids = [m.uid for m in local if m.uid is not None]
+    once = {u for u in uids if uids.count(u) == 1}  # (the index holds a UID once)
+    settled = [
+        m
+        for m in local
+        if m.uid in once and m.present and m.flags == m.synced_flags and m.row is not None
+    ]
+    changed = state.uidvalidity is not None and state.uidvalidity != remote.uidvalidity
+    if changed:
+        settled = []  # all are paired again: the caller splits only while UIDVALIDITY holds
+    rest = [m for m in local if m not in settled]
+    by_uid = {m.uid: m for m in settled}
+    asked_rows: list[list[int]] = []
+
+    def settled_rows(uids: Sequence[int]) -> Iterator[LocalMessage]:
+        asked_rows.append(list(uids))
+        return (by_uid[u] for u in uids)
+
+    def identities(uids: Sequence[int]) -> Iterator[tuple[int, str | None, int | None]]:
+        for uid in uids:
+            if uid in truth and uid % 7:
+                yield (uid, *truth[uid])
+
+    want = _reference(local, state, remote, truth, excluded, threshold, force)
+    listing = RemoteListing.of({u: m.flags for u, m in remote.messages.items()})
+    got = plan_stream(
+        iter(rest),
+        state,
+        remote.uidvalidity,
+        listing,
+        identities=identities,
+        threshold=threshold,
+        force=force,
+        exclude_uids=excluded,
+        settled=_batches([(m.uid, m.flags) for m in settled if m.uid is not None], rng),
+        settled_rows=None if changed else settled_rows,
+    )
+    for uid in got.fetch:
+        got.actions.append(Download(uid, frozenset(remote.messages[uid].flags - {"\\Recent"})))
+    keys = {m.row: m.key for m in local}
+    got.actions.extend(got.pairs.actions(keys.__getitem__))
+    _same(got, want)
+    # only the settled messages whose server side differs were read in full
+    differ = [
+        m.uid
+        for m in settled
+        if changed
+        or m.uid not in remote.messages
+        or (m.uid not in excluded and remote.messages[m.uid].flags != m.flags)
+        or "\\Recent" in m.flags
+    ]
+    assert sorted(u for uids in asked_rows for u in uids) == sorted(differ)
+
+
+def test_settled_messages_are_refused_after_a_uidvalidity_change() -> None:
+    listing = RemoteListing.of({1: {"\\Seen"}})
+    with pytest.raises(ValueError, match="UIDVALIDITY"):
+        plan_stream(
+            iter(()),
+            SyncedState(1),
+            2,
+            listing,
+            identities=lambda uids: (),
+            settled=[([1], [frozenset({"\\Seen"})])],
+            settled_rows=lambda uids: iter(()),
+        )
+
+
+def test_a_settled_folder_is_planned_without_reading_rows() -> None:
+    seen, flagged = frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"})
+    listing = RemoteListing()
+    for uid in range(1, 5001):
+        if uid % 1000 != 7:  # 5 expunged on the server
+            listing.add(uid, flagged if uid % 1000 == 3 else seen)  # 5 flagged there
+    listing.finish()
+    asked: list[int] = []
+
+    def settled_rows(uids: Sequence[int]) -> Iterator[LocalMessage]:
+        asked.extend(uids)
+        for uid in uids:
+            yield LocalMessage(uid, f"k{uid}", uid, seen, True, "", None, seen)
+
+    result = plan_stream(
+        iter(()),
+        SyncedState(1),
+        1,
+        listing,
+        identities=lambda uids: (),
+        settled=[(range(i, i + 1000), [seen] * 1000) for i in range(1, 5001, 1000)],
+        settled_rows=settled_rows,
+    )
+    assert asked == sorted(u for u in range(1, 5001) if u % 1000 in (3, 7))
+    assert len(result.actions) == 10 and len(result.fetch) == 0
+
+
+def test_a_listing_extended_by_batches_equals_one_added_by_message() -> None:
+    rng = random.Random(3)
+    pairs = [(uid, tuple(sorted(_flags(rng)))) for uid in rng.sample(range(1, 5000), 800)]
+    by_add, by_extend = RemoteListing(), RemoteListing()
+    for uid, flags in pairs:
+        by_add.add(uid, flags)
+    for i in range(0, len(pairs), 97):
+        chunk = pairs[i : i + 97]
+        by_extend.extend([u for u, _ in chunk], [f for _, f in chunk])
+    by_extend.extend([], [])
+    assert list(by_add.finish()) == list(by_extend.finish())
+    ascending = RemoteListing()
+    ascending.extend([1, 2, 3], [("a",), ("a",), ()])
+    ascending.extend([4, 9], [(), ("a",)])
+    assert ascending._sorted and len(ascending._sets) == 2
+    assert list(ascending.finish()) == [
+        (1, frozenset({"a"})),
+        (2, frozenset({"a"})),
+        (3, frozenset()),
+        (4, frozenset()),
+        (9, frozenset({"a"})),
+    ]
+
+
 def test_a_listing_in_any_order_is_sorted_and_the_last_flags_count() -> None:
     listing = RemoteListing()
     for uid, flags in [(5, {"a"}), (2, set()), (9, {"b"}), (2, {"c"})]:
@@ -189,3 +330,33 @@ def test_planning_a_full_read_keeps_memory_to_the_changes() -> None:
     # a dict of RemoteMessage and a list of LocalMessage took ~500 bytes a message
     per_message = (big - small) / 40_000
     assert per_message < 60, per_message
+
+
+def test_settled_batches_matching_the_listing_are_compared_whole() -> None:
+    """No expunge on the server: each batch lines up with the listing; the few flag
+    changes there (and only they) are read in full and planned."""
+    seen, flagged = frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"})
+    recent = frozenset({"\\Seen", "\\Recent"})
+    listing = RemoteListing()
+    for uid in range(1, 3001):
+        listing.add(uid, flagged if uid % 500 == 3 else recent if uid == 1234 else seen)
+    listing.finish()
+    asked: list[int] = []
+
+    def settled_rows(uids: Sequence[int]) -> Iterator[LocalMessage]:
+        asked.extend(uids)
+        for uid in uids:
+            yield LocalMessage(uid, f"k{uid}", uid, seen, True, "", None, seen)
+
+    result = plan_stream(
+        iter(()),
+        SyncedState(1),
+        1,
+        listing,
+        identities=lambda uids: (),
+        settled=[(list(range(i, i + 1000)), [seen] * 1000) for i in range(1, 3001, 1000)],
+        settled_rows=settled_rows,
+    )
+    assert asked == [3, 503, 1003, 1234, 1503, 2003, 2503]
+    assert sorted(a.uid for a in result.actions) == [3, 503, 1003, 1503, 2003, 2503]
+    assert len(result.fetch) == 0 and result.stop is None

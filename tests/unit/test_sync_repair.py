@@ -238,3 +238,18 @@ def test_few_wait_when_both_sides_come_in_the_same_order() -> None:
         repair._Matcher.finish = real  # type: ignore[method-assign]
     assert len(got.pairs) == 5000
     assert matcher_most == [2]  # (the first one here, the next one here, then in turns)
+
+
+def test_a_uid_given_twice_or_out_of_order_is_fetched_once_and_never_when_paired() -> None:
+    # another client's flag change can come in the middle of the listing (no identity)
+    seen = frozenset({"\\Seen"})
+    local = [LocalMessage(1, "k1", 3, seen, True, "<a@x>", 10)]
+    server = [
+        (9, seen, None, None),
+        (4, seen, "<a@x>", 10),
+        (7, seen, "<b@x>", 10),
+        (4, frozenset(), None, None),
+        (9, frozenset(), None, None),
+    ]
+    got = plan_repair(local, SyncedState(1), 2, lambda want: server)
+    assert list(got.pairs.uids) == [4] and list(got.fetch) == [7, 9]

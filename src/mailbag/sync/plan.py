@@ -20,8 +20,10 @@ Rules it keeps (each one from a way other tools lost mail):
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
@@ -51,10 +53,12 @@ __all__ = [
     "needs_identity",
     "plan",
     "plan_stream",
+    "repair_note",
 ]
 
 #: flags that are never synced: session-only or server-managed
 IGNORED_FLAGS = frozenset({"\\Recent"})
+_RECENT = "\\Recent"
 
 
 # The values here are records (mailbag.record), not dataclasses: building 13 dataclasses
@@ -108,6 +112,20 @@ class RemoteFolder(FrozenRecord):
         _put(self, "messages", messages)
 
 
+class _TupleIds(dict[tuple[str, ...], int]):
+    """Flag tuples -> their set's number in a `RemoteListing` (filled on first use)."""
+
+    __slots__ = ("listing",)
+
+    def __init__(self, listing: RemoteListing) -> None:
+        super().__init__()
+        self.listing = listing
+
+    def __missing__(self, key: tuple[str, ...]) -> int:
+        n = self[key] = self.listing._set_id(frozenset(key))
+        return n
+
+
 #: array type codes of at least 32 bits (IMAP UIDs are 32-bit)
 _U32 = "I" if array("I").itemsize >= 4 else "L"
 
@@ -120,14 +138,35 @@ class RemoteListing:
     60 MB. Filled with `add` in the server's order (ascending UIDs, as servers
     answer `UID FETCH 1:*`; any order is accepted and sorted), then `finish`."""
 
-    __slots__ = ("_flag_ids", "_ids_of", "_sets", "_sorted", "_uids")
+    __slots__ = ("_flag_ids", "_ids_of", "_sets", "_sorted", "_tuple_ids", "_uids")
 
     def __init__(self) -> None:
         self._uids = array(_U32)
         self._flag_ids = array(_U32)
         self._sets: list[frozenset[str]] = []
         self._ids_of: dict[frozenset[str], int] = {}
+        self._tuple_ids = _TupleIds(self)
         self._sorted = True
+
+    def _set_id(self, fs: frozenset[str]) -> int:
+        n = self._ids_of.get(fs)
+        if n is None:
+            n = self._ids_of[fs] = len(self._sets)
+            self._sets.append(fs)
+        return n
+
+    def extend(self, uids: Sequence[int], flags: Sequence[tuple[str, ...]]) -> None:
+        """`add` for many messages at once, UIDs and flags side by side, in C loops (a
+        20,000 message listing: ~11 ms less than by `add`); the flags as tuples the
+        caller shares between messages (as a flag listing's are)."""
+        if not uids:
+            return
+        if (self._uids and uids[0] <= self._uids[-1]) or not all(
+            map(operator.lt, uids, itertools.islice(uids, 1, None))
+        ):
+            self._sorted = False
+        self._uids.extend(uids)
+        self._flag_ids.extend(map(self._tuple_ids.__getitem__, flags))
 
     @classmethod
     def of(cls, flags_by_uid: Mapping[int, Iterable[str]]) -> RemoteListing:
@@ -137,11 +176,7 @@ class RemoteListing:
         return listing.finish()
 
     def add(self, uid: int, flags: Iterable[str]) -> None:
-        fs = flags if isinstance(flags, frozenset) else frozenset(flags)
-        n = self._ids_of.get(fs)
-        if n is None:
-            n = self._ids_of[fs] = len(self._sets)
-            self._sets.append(fs)
+        n = self._set_id(flags if isinstance(flags, frozenset) else frozenset(flags))
         if self._uids and uid <= self._uids[-1]:
             self._sorted = False
         self._uids.append(uid)
@@ -479,12 +514,6 @@ def plan(
     remote_msgs = {uid: m for uid, m in remote.messages.items() if uid not in excluded}
     changed = last_synced.uidvalidity is not None and last_synced.uidvalidity != remote.uidvalidity
     result.uidvalidity_changed = changed
-    if changed:
-        result.notes.append(
-            f"the server's UIDVALIDITY changed ({last_synced.uidvalidity} -> "
-            f"{remote.uidvalidity}): messages were paired again by Message-ID and size; "
-            "nothing was deleted"
-        )
 
     paired: dict[int, LocalMessage] = {}
     unpaired: list[LocalMessage] = []
@@ -556,8 +585,28 @@ def plan(
             "(nothing deleted on the server)"
         )
 
+    if changed:
+        result.notes.insert(
+            0,
+            repair_note(
+                last_synced.uidvalidity,
+                remote.uidvalidity,
+                sum(1 for a in result.actions if isinstance(a, Pair)),
+                sum(1 for a in result.actions if isinstance(a, Download)),
+                sum(1 for a in result.actions if isinstance(a, Upload)),
+            ),
+        )
     _guard(result, local_deletes, remote_deletes, len(paired), threshold, force)
     return result
+
+
+def repair_note(old: int | None, new: int, paired: int, fetched: int, uploaded: int) -> str:
+    """What a UIDVALIDITY change made the plan do, for the report."""
+    return (
+        f"the server's UIDVALIDITY changed ({old} -> {new}): {paired:,} messages paired "
+        f"again by Message-ID and size, {fetched:,} new there to download, {uploaded:,} "
+        "only here to upload; nothing was deleted"
+    )
 
 
 def _merge_into(
@@ -607,6 +656,8 @@ def plan_stream(
     threshold: int = 50,
     force: bool = False,
     exclude_uids: Iterable[int] = (),
+    settled: Iterable[tuple[Sequence[int], Sequence[frozenset[str]]]] = (),
+    settled_rows: Callable[[Sequence[int]], Iterable[LocalMessage]] | None = None,
 ) -> Plan:
     """`plan`, with the same actions, for a folder read whole: the local messages are
     taken one at a time as they stream from the index (none is kept unless it is
@@ -617,10 +668,21 @@ def plan_stream(
 
     `identities(uids)` gives the Message-ID and size of the unpaired server messages
     `uids` (ascending); it is called only when some local message is unpaired too
-    (as `needs_identity` says), and may leave out messages that vanished meanwhile."""
+    (as `needs_identity` says), and may leave out messages that vanished meanwhile.
+
+    `settled` is the cheap form of most of a folder after a sync: UIDs and flags (in
+    batches, side by side, ascending UIDs best) of local messages paired with that
+    UID, present, whose flags are also those last synced (not repeated in `local`).
+    Where the server has the same flags nothing is to do and nothing more is asked;
+    the others (`settled_rows(uids)`, the same messages in full) are planned as
+    `local` is. In a 20,000 message folder whose index was trusted this took the
+    planning of a no-op re-sync from 61 ms (every row a `LocalMessage`) to 19 ms,
+    most of it the index query."""
     excluded = set(exclude_uids)
     if last_synced.uidvalidity is not None and last_synced.uidvalidity != uidvalidity:
         # every message is to be paired again: see `repair`
+        if settled_rows is not None:
+            raise ValueError("settled messages are for a folder whose UIDVALIDITY holds")
         from mailbag.sync.repair import listed_identities, plan_repair
 
         return plan_repair(
@@ -639,6 +701,60 @@ def plan_stream(
     local_deletes: list[ExpungeRemote] = []
     remote_deletes: list[DeleteLocal] = []
     lost: list[tuple[LocalMessage, int]] = []
+    later = array(_U32)  # settled messages the server side differs for
+    uids, flag_ids, sets = remote._uids, remote._flag_ids, remote._sets
+    for batch_uids, batch_flags in settled:
+        n = len(batch_uids)
+        if not n:
+            continue
+        # Where the batch's UIDs are the listing's at one place (no expunge among them)
+        # it is compared whole, in C; only the messages whose flags differ are looked
+        # at one by one (as the loop below does for any batch).
+        a = bisect_left(uids, batch_uids[0])
+        mine = array(_U32, batch_uids)
+        if uids[a : a + n] != mine and n > 1 and batch_uids[-1] > batch_uids[0]:
+            # expunged on the server (read in full, below), then compared as above
+            there_now = set(uids[a : bisect_right(uids, batch_uids[-1], a)])
+            if not there_now.issuperset(batch_uids):
+                keep = list(map(there_now.__contains__, batch_uids))
+                later.extend(itertools.compress(batch_uids, map(operator.not_, keep)))
+                batch_uids = list(itertools.compress(batch_uids, keep))
+                batch_flags = list(itertools.compress(batch_flags, keep))
+                n = len(batch_uids)
+                if not n:
+                    continue
+                a = bisect_left(uids, batch_uids[0])
+                mine = array(_U32, batch_uids)
+        if (
+            uids[a : a + n] == mine
+            and not any(paired_here[a : a + n])
+            and excluded.isdisjoint(batch_uids)
+            and not any(_RECENT in f for f in set(batch_flags))
+        ):
+            there = map(sets.__getitem__, flag_ids[a : a + n])
+            differ = list(itertools.compress(range(n), map(operator.ne, there, batch_flags)))
+            paired_here[a : a + n] = b"\x01" * n
+            total += n - len(differ)
+            for j in differ:
+                paired_here[a + j] = 0
+                later.append(batch_uids[j])
+            continue
+        for uid, flags in zip(batch_uids, batch_flags, strict=True):
+            i = bisect_left(uids, uid)
+            if (
+                i < len(uids)
+                and uids[i] == uid
+                and not paired_here[i]
+                and ((sets[flag_ids[i]] == flags and _RECENT not in flags) or uid in excluded)
+            ):
+                paired_here[i] = 1  # (what the loop below does for an unchanged message)
+                total += 1
+                continue
+            later.append(uid)
+    if later:
+        if settled_rows is None:
+            raise ValueError("settled messages to plan in full, but no settled_rows")
+        local = itertools.chain(local, settled_rows(array(_U32, sorted(later))))
     for m in local:
         if m.uid is None:
             if m.present:
@@ -675,9 +791,11 @@ def plan_stream(
 
     # the server's unpaired messages, paired by Message-ID + size before any transfer
     waiting = array(_U32)
-    for i in range(len(remote)):
-        if not paired_here[i] and remote.uid_at(i) not in excluded:
-            waiting.append(remote.uid_at(i))
+    i = paired_here.find(0)  # (most are paired: skipped in C)
+    while i >= 0:
+        if uids[i] not in excluded:
+            waiting.append(uids[i])
+        i = paired_here.find(0, i + 1)
     matched = bytearray(len(unpaired))  # 1: paired with a server message by identity
     if want_identities and waiting:
         # identity -> position in `unpaired` (a list when several share it: the first

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -41,6 +42,7 @@ from mailbag.sync.plan import (
     _clean,
     _identity,
     _merge_into,
+    repair_note,
 )
 
 if TYPE_CHECKING:
@@ -48,20 +50,13 @@ if TYPE_CHECKING:
 
 _W = TypeVar("_W")
 
-__all__ = ["RemoteIdentity", "listed_identities", "plan_repair", "repair_note"]
+__all__ = ["RemoteIdentity", "listed_identities", "plan_repair"]
 
 #: a server message as `plan_repair` takes it: UID, flags, Message-ID, size (None: unknown)
 RemoteIdentity = tuple[int, Iterable[str], "str | None", "int | None"]
 
 #: messages waiting for their partner, kept in memory, before the rest goes to SQLite
 LIMIT = 10_000
-
-
-def repair_note(old: int | None, new: int) -> str:
-    return (
-        f"the server's UIDVALIDITY changed ({old} -> {new}): messages were paired again by "
-        "Message-ID and size; nothing was deleted"
-    )
 
 
 class _Spill:
@@ -245,7 +240,6 @@ def plan_repair(
     `exclude_uids`: server messages another step owns (neither paired nor fetched)."""
     result = Plan()
     result.uidvalidity_changed = True
-    result.notes.append(repair_note(last_synced.uidvalidity, uidvalidity))
     excluded = set(exclude_uids)
     server = RemoteListing()  # in arrival order: position -> UID and flags
     paired = bytearray()  # per position: 1 when paired
@@ -314,8 +308,23 @@ def plan_repair(
         for r in there:
             take_remote(r)
     fetch = array(_U32, (server.uid_at(i) for i in range(len(server)) if not paired[i]))
-    result.fetch = fetch if in_order else array(_U32, sorted(fetch))
+    if not in_order:
+        # (rare: a server answering out of order, or a UID twice, as when another
+        # client's flag change comes in the middle) each UID once, none that is paired
+        done = sorted(server.uid_at(i) for i in range(len(server)) if paired[i])
+        fetch = array(_U32, (u for u in sorted(set(fetch)) if not _among(done, u)))
+    result.fetch = fetch
+    pairings = len(pairs) + sum(1 for a in actions if isinstance(a, Pair))
+    uploads = sum(1 for a in actions if isinstance(a, Upload))
+    result.notes.append(
+        repair_note(last_synced.uidvalidity, uidvalidity, pairings, len(fetch), uploads)
+    )
     return result
+
+
+def _among(ordered: list[int], item: int) -> bool:
+    i = bisect_left(ordered, item)
+    return i < len(ordered) and ordered[i] == item
 
 
 def listed_identities(

@@ -35,6 +35,7 @@ from mailbag.protocols.imap.parser import (
     LITERAL_AT_END,
     Continuation,
     FetchResult,
+    FlagTexts,
     MailboxInfo,
     MailboxStatus,
     SearchResult,
@@ -67,8 +68,8 @@ from mailbag.record import Record
 
 PROTO = "imap"
 
-#: what a `_ScanStream` yields per message
-_Item = TypeVar("_Item")
+#: what a `_ScanStream` yields per buffer
+_Batch = TypeVar("_Batch")
 
 #: called when a message body literal starts: (sequence number, item name, size) -> sink
 BodySink = Callable[[int, str, int], IO[bytes] | None]
@@ -1116,15 +1117,15 @@ class FetchStream:
             self.drain()
 
 
-class _ScanStream(Generic[_Item]):
-    """An answer to a `UID FETCH` read lazily as items: the answers of the one usual
-    shape are cut straight out of the receive buffer by `_scan` (a scanner of
-    `parser`; no object per answer but the item); every other line (the tagged answer,
-    EXISTS, EXPUNGE, another shape, a line split between two reads, garbage) goes
-    through the general reader, `_read_response`, as in `uid_fetch`, and `_pick` takes
-    the item from it: nothing is dropped and garbage is a ProtocolError. Iterate it
-    fully (or use it as a context manager, which drains what is left) before sending
-    the next command."""
+class _ScanStream(Generic[_Batch]):
+    """An answer to a `UID FETCH` read lazily, a buffer's worth at a time: the answers
+    of the one usual shape are cut straight out of the receive buffer by `_scan` (a
+    scanner of `parser`; no object per answer but what it yields) into a batch; every
+    other line (the tagged answer, EXISTS, EXPUNGE, another shape, a line split between
+    two reads, garbage) goes through the general reader, `_read_response`, as in
+    `uid_fetch`, and `_pick` makes a batch of it: nothing is dropped and garbage is a
+    ProtocolError. Iterate it fully (or use it as a context manager, which drains what
+    is left) before sending the next command."""
 
     #: distinct flag texts remembered (a hostile server could send endless new ones)
     KNOWN_MAX = 4096
@@ -1135,14 +1136,14 @@ class _ScanStream(Generic[_Item]):
         self._started = False
 
     @staticmethod
-    def _scan(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[_Item], int]:
+    def _scan(data: bytes, known: FlagTexts) -> tuple[_Batch, int]:
         raise NotImplementedError
 
     @staticmethod
-    def _pick(r: FetchResult) -> _Item | None:
+    def _pick(r: FetchResult) -> _Batch | None:
         raise NotImplementedError
 
-    def __iter__(self) -> Iterator[_Item]:
+    def batches(self) -> Iterator[_Batch]:
         if self._started:
             raise RuntimeError(f"a {type(self).__name__} can be iterated once")
         self._started = True
@@ -1150,7 +1151,7 @@ class _ScanStream(Generic[_Item]):
         stream = client.stream
         transcript = client.transcript
         scan, pick = self._scan, self._pick
-        known: dict[bytes, tuple[str, ...]] = {}
+        known = FlagTexts()
         while p.status is None:
             data = stream.buffered_lines()
             if data:
@@ -1162,16 +1163,16 @@ class _ScanStream(Generic[_Item]):
                             transcript.received(PROTO, line)
                     if len(known) > self.KNOWN_MAX:
                         known.clear()
-                    yield from found
+                    yield found
                     if used == len(data):
                         continue
             # a line the scanner leaves to the general reader, or none whole buffered yet
             resp = client._read_response(None)
             if isinstance(resp, Untagged):
                 if resp.name == "FETCH":
-                    item = pick(parse_fetch(resp))
-                    if item is not None:
-                        yield item
+                    batch = pick(parse_fetch(resp))
+                    if batch is not None:
+                        yield batch
                 else:
                     p.untagged.append(resp)
             elif isinstance(resp, StatusResponse):
@@ -1185,9 +1186,16 @@ class _ScanStream(Generic[_Item]):
 
     def drain(self) -> None:
         if not self._started:
-            for _ in self:
+            for _ in self.batches():
                 pass
         elif self.pending.status is None:
+            self.client._drain(self.pending)
+
+    def discard(self) -> None:
+        """Read and drop the answer, whatever it is (a listing sent behind a SELECT that
+        failed is refused too): the connection stays in step; nothing is raised."""
+        self._started = True
+        if self.pending.status is None and self.client._stream is not None:
             self.client._drain(self.pending)
 
     def __enter__(self) -> Self:
@@ -1200,36 +1208,50 @@ class _ScanStream(Generic[_Item]):
             self.drain()
 
 
-class FlagStream(_ScanStream[UidFlags]):
-    """The answer to `uid_fetch_flags`, read lazily as (UID, flags) pairs, the plain
-    flag lines cut by `parser.scan_flag_lines` (see `_ScanStream`). Measured on a
-    20,000 message folder: 172 ms for the listing through `uid_fetch`, 35 ms here."""
+#: a flag listing's batch: UIDs and flags side by side
+FlagBatch = tuple[list[int], list[tuple[str, ...]]]
+
+
+class FlagStream(_ScanStream[FlagBatch]):
+    """The answer to `uid_fetch_flags`, read lazily as (UID, flags) pairs (or `batches`
+    of UIDs and flags side by side), the plain flag lines cut by
+    `parser.scan_flag_lines` (see `_ScanStream`). Measured on a 20,000 message folder:
+    172 ms for the listing through `uid_fetch`, ~25 ms here (the server's pace)."""
 
     @staticmethod
-    def _scan(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[UidFlags], int]:
-        return scan_flag_lines(data, known)
+    def _scan(data: bytes, known: FlagTexts) -> tuple[FlagBatch, int]:
+        uids, flags, used = scan_flag_lines(data, known)
+        return (uids, flags), used
 
     @staticmethod
-    def _pick(r: FetchResult) -> UidFlags | None:
-        return None if r.uid is None or r.flags is None else (r.uid, r.flags)
+    def _pick(r: FetchResult) -> FlagBatch | None:
+        return None if r.uid is None or r.flags is None else ([r.uid], [r.flags])
+
+    def __iter__(self) -> Iterator[UidFlags]:
+        for uids, flags in self.batches():
+            yield from zip(uids, flags, strict=True)
 
 
-class IdentityStream(_ScanStream[UidIdentity]):
+class IdentityStream(_ScanStream[list[UidIdentity]]):
     """The answer to `uid_fetch_identities`, read lazily as (UID, flags, size, header
     block), the usual answers cut by `parser.scan_identity_lines` (see `_ScanStream`).
     An answer without a size or the header (a flag change another client made
     meanwhile) is skipped."""
 
     @staticmethod
-    def _scan(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[UidIdentity], int]:
+    def _scan(data: bytes, known: FlagTexts) -> tuple[list[UidIdentity], int]:
         return scan_identity_lines(data, known)
 
     @staticmethod
-    def _pick(r: FetchResult) -> UidIdentity | None:
+    def _pick(r: FetchResult) -> list[UidIdentity] | None:
         head = next((v for k, v in r.bodies.items() if k.startswith("BODY[HEADER")), None)
         if r.uid is None or r.flags is None or r.size is None or not isinstance(head, bytes):
             return None
-        return r.uid, r.flags, r.size, head
+        return [(r.uid, r.flags, r.size, head)]
+
+    def __iter__(self) -> Iterator[UidIdentity]:
+        for batch in self.batches():
+            yield from batch
 
 
 def _discard(seq: int, item: str, size: int) -> None:

@@ -445,27 +445,38 @@ _NOT_A_FLAG_LINE = re.compile(rb"^(?!" + _FLAG_LINE_TEXT + rb")", re.MULTILINE)
 UidFlags: TypeAlias = "tuple[int, tuple[str, ...]]"
 
 
-def scan_flag_lines(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[UidFlags], int]:
-    """(UID, flags) of the plain flag lines at the start of `data` (whole lines, CRLF),
-    and how many bytes they take: the scan stops at the first other line, which the
-    caller gives to `parse_response`. `known` caches the flag tuples by their text (a
-    folder has few distinct ones: the same tuple objects are shared) and is filled
-    here; the caller bounds it. What is decoded here equals what `parse_response` and
-    `parse_fetch` give for the same line."""
+class FlagTexts(dict[bytes, tuple[str, ...]]):
+    """Flag tuples by their text on the wire, made on first sight: a folder has few
+    distinct ones, so the same tuple objects (and interned words) are shared."""
+
+    __slots__ = ()
+
+    def __missing__(self, text: bytes) -> tuple[str, ...]:
+        flags = self[text] = tuple(sys.intern(w) for w in text.decode("latin-1").split())
+        return flags
+
+
+def scan_flag_lines(data: bytes, known: FlagTexts) -> tuple[list[int], list[tuple[str, ...]], int]:
+    """UIDs and flags (side by side) of the plain flag lines at the start of `data`
+    (whole lines, CRLF), and how many bytes they take: the scan stops at the first
+    other line, which the caller gives to `parse_response`. `known` holds the flag
+    tuples seen so far (the caller bounds it). What is decoded here equals what
+    `parse_response` and `parse_fetch` give for the same lines. Columns, not pairs:
+    a whole buffer is decoded in C loops (`map`), with no Python step per line."""
     stop = _NOT_A_FLAG_LINE.search(data)
     end = len(data) if stop is None else stop.start()
-    out: list[UidFlags] = []
-    if end == 0:
-        return out, 0
-    append = out.append
-    for uid_a, flags_a, flags_b, uid_b in _FLAG_LINE.findall(data, 0, end):
-        text = flags_a if uid_a else flags_b
-        try:
-            flags = known[text]
-        except KeyError:
-            flags = known[text] = tuple(sys.intern(w) for w in text.decode("latin-1").split())
-        append((int(uid_a or uid_b), flags))
-    return out, end
+    hits = _FLAG_LINE.findall(data, 0, end) if end else []
+    if not hits:
+        return [], [], 0
+    uid_a, flags_a, flags_b, uid_b = zip(*hits, strict=True)
+    if not any(uid_b):  # every line with the UID first, as Dovecot sends them
+        uids, texts = list(map(int, uid_a)), flags_a
+    elif not any(uid_a):  # every line with the FLAGS first
+        uids, texts = list(map(int, uid_b)), flags_b
+    else:
+        uids = [int(a or b) for a, b in zip(uid_a, uid_b, strict=True)]
+        texts = tuple(fa if ua else fb for ua, fa, fb in zip(uid_a, flags_a, flags_b, strict=True))
+    return uids, list(map(known.__getitem__, texts)), end
 
 
 # --- identities: flags, size and Message-ID of every message, for pairing ---------------
