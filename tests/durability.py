@@ -88,3 +88,26 @@ def assert_renames_durable_before_commit(seam: Seam) -> set[str]:
             assert len(after) == 1, (d, window)
         checked |= set(touched)
     return checked
+
+
+def assert_deliveries_durable_before_commit(seam: Seam) -> int:
+    """Every tmp/ whose files a commit delivers (renames out of tmp/ right after it) was
+    fsynced before that commit: the index never records a file whose name a power
+    loss can take back. Returns how many commits delivered files."""
+    delivering = 0
+    window: list[Event] = []
+    events = seam.events
+    for at, event in enumerate(events):
+        if event[0] != "commit":
+            window.append(event)
+            continue
+        after = []
+        for what, dirs in events[at + 1 :]:
+            if what != "rename":
+                break
+            after.append(dirs[0])
+        for tmp in {d for d in after if os.path.basename(d) == "tmp"}:
+            delivering += 1
+            assert ("fsync", (tmp,)) in window, (tmp, window)
+        window = []
+    return delivering

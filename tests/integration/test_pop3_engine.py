@@ -56,6 +56,19 @@ def test_download_is_byte_exact_and_never_repeated(pop_sandbox: Sandbox, tmp_pat
     assert len(local_bodies(paths, acct.name)) == 28
 
 
+def test_downloaded_files_are_durable_in_tmp_before_the_index_records_them(
+    pop_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from durability import assert_deliveries_durable_before_commit, record
+
+    sb, user = pop_sandbox, take_user()
+    sb.fill(user, 12)
+    paths = home(tmp_path)
+    seam = record(monkeypatch)
+    assert sync_pop3_account(pop_account(sb, user), paths, clock=lambda: T0).new == 12
+    assert assert_deliveries_durable_before_commit(seam) >= 1
+
+
 def test_same_content_under_two_uidls_is_stored_twice(pop_sandbox: Sandbox, tmp_path: Path) -> None:
     sb, user = pop_sandbox, take_user()
     msg = b"From: a@example.org\r\nSubject: twice\r\nMessage-ID: <same@x>\r\n\r\nsame body\r\n"

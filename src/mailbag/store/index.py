@@ -498,9 +498,9 @@ class Store:
             self._release()
 
     def note_dir_changes(self, *directories: str | Path) -> None:
-        """Files were renamed in or out of `directories` for what the open transaction
-        records (flag changes, discards, moves): `commit` makes those directories
-        durable before the index says so."""
+        """Files were created in, renamed in or moved out of `directories` for what the
+        open transaction records (downloads, flag changes, discards, moves): `commit`
+        makes those directories durable before the index says so."""
         self._pending.dirs.update(map(str, directories))
 
     def commit(self, *, fsync: bool = True) -> None:

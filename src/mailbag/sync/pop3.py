@@ -377,6 +377,9 @@ def _download(
         # journal commits, ~5x faster than one after another for a batch
         fsync_files(pending_files)
         pending_files.clear()
+        # (and their names in tmp/: the index must not record a file a power loss can
+        # take back, and the ledger would then never download it again)
+        store.note_dir_changes(maildir.root / "tmp")
         store.commit(fsync=False)
         fsync_dir(maildir.root / "new")
         committed.extend(pending)
