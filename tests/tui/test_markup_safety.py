@@ -5,6 +5,7 @@ and a subject like `[/]` could break the screen. Widget-level checks, no server 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from textual.app import App, ComposeResult
@@ -106,3 +107,25 @@ def test_reader_shows_bracketed_subjects_and_text_as_sent() -> None:
     assert "1. [scan].pdf" in plain
     assert "note: [Note] remote images" in plain
     assert plain.endswith("see [Gmail]/Sent and C:\\dir\\[x] [/] [b]not bold[/b]")
+
+
+def test_news_that_comes_while_the_app_closes_is_dropped(tmp_path: Path) -> None:
+    """A sync worker's progress can reach the app after the screen's widgets are gone
+    (seen in CI: a NoMatches error failed the app at shutdown)."""
+    from mailbag.paths import Paths
+    from mailbag.tui.app import MailbagApp
+
+    paths = Paths(tmp_path, tmp_path / "data", tmp_path / "state")
+
+    async def scenario() -> None:
+        app = MailbagApp(paths, sync_on_start=False, poll_seconds=0, push=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            app.status("first news")
+            await app.query_one("#status").remove()
+            app.status("syncing home ...", keep=False)  # no bar left: dropped, no error
+            app.status("last news")
+            assert app.status_text == "last news"
+            assert [text for _, text in app.messages][-2:] == ["first news", "last news"]
+
+    asyncio.run(scenario())

@@ -211,7 +211,10 @@ class MailbagApp(App[None]):
         self._show_status()
 
     def _show_status(self) -> None:
-        bar = self.query_one("#status", Static)
+        found = self.query("#status").results(Static)
+        bar = next(found, None)
+        if bar is None:
+            return  # the app is closing: a worker's last news has no bar to go to
         width = bar.content_region.width or self.size.width - 2
         # plain text: a subject or folder name like `[Gmail]/Sent` is not markup
         bar.update(Text(fit_status(self.status_text, width)))
