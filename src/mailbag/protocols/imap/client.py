@@ -1073,7 +1073,34 @@ class ImapClient(StreamClient):
             remaining -= len(chunk)
 
 
-class FetchStream:
+class _LazyAnswer:
+    """An answer read as it is used: `drain` (or leaving the `with` block) reads what
+    is left, so the connection is in step before the next command."""
+
+    client: ImapClient
+    pending: Pending
+    _started: bool
+
+    def _read_all(self) -> None:
+        raise NotImplementedError
+
+    def drain(self) -> None:
+        if not self._started:
+            self._read_all()
+        elif self.pending.status is None:
+            self.client._drain(self.pending)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self.drain()
+
+
+class FetchStream(_LazyAnswer):
     """The answer to one UID FETCH, read lazily. Iterate it fully (or use it as a context
     manager, which drains what is left) before sending the next command."""
 
@@ -1100,24 +1127,12 @@ class FetchStream:
     def all(self) -> list[FetchResult]:
         return list(self)
 
-    def drain(self) -> None:
-        if not self._started:
-            for _ in self:
-                pass
-        elif self.pending.status is None:
-            self.client._drain(self.pending)
-
-    def __enter__(self) -> FetchStream:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.drain()
+    def _read_all(self) -> None:
+        for _ in self:
+            pass
 
 
-class _ScanStream(Generic[_Batch]):
+class _ScanStream(_LazyAnswer, Generic[_Batch]):
     """An answer to a `UID FETCH` read lazily, a buffer's worth at a time: the answers
     of the one usual shape are cut straight out of the receive buffer by `_scan` (a
     scanner of `parser`; no object per answer but what it yields) into a batch; every
@@ -1184,12 +1199,9 @@ class _ScanStream(Generic[_Batch]):
                 )
         client._check(p, "UID FETCH")
 
-    def drain(self) -> None:
-        if not self._started:
-            for _ in self.batches():
-                pass
-        elif self.pending.status is None:
-            self.client._drain(self.pending)
+    def _read_all(self) -> None:
+        for _ in self.batches():
+            pass
 
     def discard(self) -> None:
         """Read and drop the answer, whatever it is (a listing sent behind a SELECT that
@@ -1197,15 +1209,6 @@ class _ScanStream(Generic[_Batch]):
         self._started = True
         if self.pending.status is None and self.client._stream is not None:
             self.client._drain(self.pending)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.drain()
 
 
 #: a flag listing's batch: UIDs and flags side by side
