@@ -73,11 +73,18 @@ DOVECOT_IMAP_CAPABILITIES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports: the sockets are held open together, since one
+    closed before the next is asked for can be handed out again (Dovecot then refused a
+    config with the same port twice: "duplicate listener")."""
+    held = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def find_dovecot(extra: tuple[str, ...] = ("/usr/sbin/dovecot",)) -> Path:
@@ -161,7 +168,7 @@ class Dovecot:
         self.users = dict(users)
         self.protocols = tuple(protocols)
         self.domain = domain
-        self.ports = DovecotPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+        self.ports = DovecotPorts(*free_ports(5))
         self.binary = find_dovecot()
         for proto in self.protocols:
             _check_protocol_installed(proto)
@@ -338,7 +345,7 @@ timeout_msecs = 5000
     # --- process control -----------------------------------------------------------
 
     def start(self, timeout: float = 20.0) -> None:
-        # free_port() can race with other processes on a busy machine: when Dovecot
+        # free_ports() can race with other processes on a busy machine: when Dovecot
         # reports a port in use, pick new ports and try again
         for attempt in range(3):
             try:
@@ -348,9 +355,7 @@ timeout_msecs = 5000
                 if attempt == 2 or "Address already in use" not in self._tail_logs():
                     raise
                 self._clear_logs()
-                self.ports = DovecotPorts(
-                    free_port(), free_port(), free_port(), free_port(), free_port()
-                )
+                self.ports = DovecotPorts(*free_ports(5))
 
     def _clear_logs(self) -> None:
         for f in (self.root / "log" / "master.out", self.log_file):

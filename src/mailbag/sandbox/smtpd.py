@@ -166,7 +166,7 @@ class SmtpServer:
         introspection: tuple[str, str, str] | None = None,
         without_auth: bool = False,
     ) -> None:
-        from mailbag.sandbox.dovecot import free_port
+        from mailbag.sandbox.dovecot import free_ports
 
         self.certs = certs
         self.users = dict(users)
@@ -176,10 +176,9 @@ class SmtpServer:
         self.policy = SmtpPolicy()
         #: (url, client id, client secret) of the token introspection endpoint
         self.introspection = introspection
-        self.submission_port = free_port()
-        self.smtps_port = free_port()
+        self.submission_port, self.smtps_port, open_port = free_ports(3)
         #: implicit TLS, no AUTH offered or needed (only with `without_auth`)
-        self.open_port = free_port() if without_auth else None
+        self.open_port = open_port if without_auth else None
         self._controllers: list[Any] = []
         self._lock = threading.Lock()
 
