@@ -26,9 +26,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
 
-from mailbag.record import FrozenRecord, Record
+from mailbag.record import FrozenRecord, NamedTuple, Record
 
 __all__ = [
     "Action",
