@@ -36,7 +36,7 @@ from mailbag.protocols.imap.client import FlagStream, ImapClient, Pending, Selec
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
-from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, Unlinker, flags_to_info
+from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -1325,7 +1325,9 @@ def _plan_repair(
 ) -> tuple[int, Plan]:
     """The plan for a folder whose UIDVALIDITY changed (`repair.plan_repair`): the
     server's messages with their flags and identities come from one `UID FETCH 1:*`,
-    streamed into the planner while it reads the index."""
+    streamed into the planner while it reads the index; those without a Message-ID
+    are compared by digests of their files here and their headers there."""
+    from mailbag.sync.digests import ImapDigests
     from mailbag.sync.plan import SyncedState
     from mailbag.sync.repair import RemoteIdentity, plan_repair
 
@@ -1356,9 +1358,23 @@ def _plan_repair(
     messages = local.messages
     if isinstance(messages, _IndexRows):
         messages = messages.by_uid()
+    digests = ImapDigests(client, functools.partial(_locate, folder, local))
     return sel.uidvalidity, plan_repair(
-        messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids
+        messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids, digests=digests
     )
+
+
+def _locate(folder: Folder, local: _LocalSide, key: str, flags: frozenset[str]) -> Path | None:
+    """The file of a local message: as the scan found it, else where its flags put it
+    (as `_with_entries` looks), else looked for (a scan of cur/: rare)."""
+    entry = local.entries.get(key)
+    if entry is None:
+        info = flags_to_info(flags)
+        path = folder.path / "cur" / f"{key}:2,{info}"
+        if os.path.exists(path):
+            return path
+        entry = folder.maildir.find(key)
+    return None if entry is None else entry.path
 
 
 class _Start(NamedTuple):
@@ -2061,7 +2077,8 @@ def _sync_locked(
     pool: _Connections,
     report: AccountReport,
 ) -> None:
-    store = Store.open(paths, defer_indexing=True)
+    store: Store | None = Store.open(paths, defer_indexing=True)
+    assert store is not None
     try:
         store.account_id(account.name)
         store.commit()
@@ -2102,21 +2119,28 @@ def _sync_locked(
                 on_progress(Progress(account.name, info.name, "folder-done"))
             else:
                 todo.append(info)
+        if todo:
+            # (the store goes on as the first thread's, and is closed there; as closing
+            # it here did, nothing left uncommitted is kept)
+            if store.conn.in_transaction:
+                store.rollback()
+            given, store = store, None
+            _sync_folders(
+                account,
+                paths,
+                options,
+                on_progress,
+                pool,
+                statuses,
+                exclude_by_name,
+                todo,
+                results,
+                known,
+                given,
+            )
     finally:
-        store.close()
-    if todo:
-        _sync_folders(
-            account,
-            paths,
-            options,
-            on_progress,
-            pool,
-            statuses,
-            exclude_by_name,
-            todo,
-            results,
-            known,
-        )
+        if store is not None:
+            store.close()
     report.folders.extend(results[i.name] for i in wanted if i.name in results)
 
 
@@ -2131,14 +2155,17 @@ def _sync_folders(
     wanted: list[MailboxInfo],
     results: dict[str, FolderReport],
     store_folders: dict[str, Folder],
+    first: Store,
 ) -> None:
     """Sync the folders that have work, over the pool's connections (threads when
-    there is much to download)."""
+    there is much to download). `first` is this thread's store (closed here)."""
 
     local = threading.local()
     write_lock = threading.Lock()
-    unlinker = Unlinker()  # (removes what the folders' plans discard, for all)
-    stores: list[Store] = []
+    unlinker = first.unlinker  # (removes what the folders' plans discard, for all)
+    first.write_lock = write_lock
+    local.store = first
+    stores: list[Store] = [first]
     stores_lock = threading.Lock()
 
     def thread_store() -> Store:
