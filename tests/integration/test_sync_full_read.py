@@ -8,6 +8,8 @@ folder as clean over a change another Maildir program made meanwhile.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,9 @@ from pathlib import Path
 import pytest
 
 import mailbag.sync.imap as engine
+from mailbag.cli.main import main
+from mailbag.config import save_account
+from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Folder, Store
 from synctools import Target, assert_ok, assert_same, home_paths, sync, target, totals
@@ -28,7 +33,7 @@ _next_user = iter(USERS)
 def plain() -> Iterator[Sandbox]:
     with Sandbox(
         users={u: f"{u}-secret" for u in USERS},
-        services={"imap"},
+        services={"imap", "smtp"},  # (smtp: for `Sandbox.account`)
         imap_without={"CONDSTORE", "QRESYNC"},
     ) as sb:
         yield sb
@@ -228,3 +233,50 @@ def test_without_inotify_the_whole_folder_is_compared(
     assert_ok(report)
     assert totals(report)["updated"] == 1
     assert_same(plain, user, home)
+
+
+#: what a re-sync that reads a folder whole and finds nothing to do must not load
+NOT_ON_A_NO_OP_FULL_READ = (
+    "email",
+    "mailbag.store.envelope",  # (~6 ms: only for files the index does not know)
+    "dataclasses",
+    "inspect",
+    "ast",
+    "tokenize",
+)
+
+
+def test_a_no_op_full_read_loads_only_what_it_needs(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    save_account(Paths.from_env(), plain.account(user, name="full", password_command=True))
+    plain.fill(user, 8, "INBOX", seed=75)
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)  # directory times old enough to be trusted
+    assert main(["sync", "-q"]) == 0
+    code = (
+        "import sys\n"
+        "import mailbag.sync.imap as engine\n"
+        "read = engine._read_local\n"
+        "sides = []\n"
+        "engine._read_local = lambda *a: sides.append(read(*a)) or sides[-1]\n"
+        "from mailbag.cli.main import main\n"
+        "assert main(['sync', '-q']) == 0\n"
+        "assert sides and all(s.trusted for s in sides), sides\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = {"MAILBAG_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # the mailbag this test imported
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    loaded = set(res.stdout.split())
+    assert "mailbag.sync.plan" in loaded  # it did read the folder whole
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_A_NO_OP_FULL_READ)
+    )
+    assert heavy == []

@@ -16,11 +16,14 @@ It never prints: progress goes to the callback, results into the report.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import fnmatch
 import functools
+import itertools
 import os
+import sqlite3
 import threading
 import time
 from array import array
@@ -530,6 +533,8 @@ class _IndexRows:
         unknown: list[LocalMessage],
     ) -> None:
         self.store, self.folder, self.odd, self.unknown = store, folder, odd, unknown
+        self._early: _EarlyRows | None = None
+        self._reader: threading.Thread | None = None
 
     def __iter__(self) -> Iterator[LocalMessage]:
         return self._rows("")
@@ -551,6 +556,7 @@ class _IndexRows:
     ) -> Iterator[LocalMessage]:
         from mailbag.sync.plan import LocalMessage
 
+        self.wait_early()
         odd = self.odd
         # `where` is one of this class's own conditions; values are bound
         query = f"SELECT {_ROW_COLUMNS} FROM messages WHERE folder_id = ?{where}"  # noqa: S608
@@ -572,35 +578,148 @@ class _IndexRows:
     # `rows_of` reads in full those the server side differs for.
 
     def settled(self) -> Iterator[tuple[Sequence[int], Sequence[frozenset[str]]]]:
-        odd = self.odd
-        rows = self.store.conn.execute(
-            "SELECT id, uid, flags FROM messages WHERE folder_id = ? AND uid IS NOT NULL "
-            "AND synced_flags = flags ORDER BY uid",
-            (self.folder.id,),
-        )
-        while batch := rows.fetchmany(1024):
+        self.wait_early()
+        early, after = self._early, 0
+        if early is not None:  # (`read_early`)
+            uids, ids, sets = early.uids, early.ids, early.sets
+            for i in range(0, len(uids), _SETTLED_BATCH):
+                yield (
+                    uids[i : i + _SETTLED_BATCH],
+                    list(map(sets.__getitem__, ids[i : i + _SETTLED_BATCH])),
+                )
+            if early.rest_after is None:
+                return
+            after = early.rest_after
+        odd = {m.uid for m in self.odd.values() if m.uid is not None}
+        for uids, texts in self._settled_texts(after):
             if odd:
-                batch = [row for row in batch if row[0] not in odd]
-                if not batch:
-                    continue
-            _, uids, texts = zip(*batch, strict=True)
+                keep = [uid not in odd for uid in uids]
+                uids = array(_U32, itertools.compress(uids, keep))
+                texts = list(itertools.compress(texts, keep))
             yield uids, list(map(parse_flags, texts))
+
+    def _settled_texts(self, after: int) -> Iterator[tuple[array[int], list[str]]]:
+        """The settled rows with UIDs above `after`, ascending: UIDs and flag texts side
+        by side, _SETTLED_BATCH at a time. SQLite joins each batch's columns into one
+        string (UIDs, and flag texts one a line), split here in C: a 20,000 row folder
+        reads in ~9 ms instead of ~17 ms for a tuple per row (most of that time was the
+        tuples, not SQLite). The two columns are aggregated over the same rows, so they
+        stay side by side whatever order SQLite joins them in."""
+        query = (
+            "SELECT group_concat(uid), group_concat(flags, char(10)), max(uid), count(*) FROM "
+            "(SELECT uid, flags FROM messages WHERE folder_id = ? AND uid > ? "
+            "AND synced_flags = flags ORDER BY uid LIMIT ?)"
+        )
+        conn, folder_id = self.store.conn, self.folder.id
+        while True:
+            joined, texts, last, count = conn.execute(
+                query, (folder_id, after, _SETTLED_BATCH)
+            ).fetchone()
+            if not count:
+                return
+            uids = array(_U32, map(int, joined.split(",")))
+            flags = texts.split("\n")
+            if len(uids) != count or len(flags) != count:
+                # (a flag text with a line break: not from IMAP or Maildir) row by row
+                rows = conn.execute(
+                    "SELECT uid, flags FROM messages WHERE folder_id = ? AND uid > ? "
+                    "AND synced_flags = flags ORDER BY uid LIMIT ?",
+                    (folder_id, after, _SETTLED_BATCH),
+                ).fetchall()
+                uids = array(_U32, [uid for uid, _ in rows])
+                flags = [text for _, text in rows]
+            yield uids, flags
+            if count < _SETTLED_BATCH:
+                return
+            after = last
+
+    def read_early(self) -> None:
+        """Start reading the settled rows (at most _EARLY_MAX of them) into two arrays
+        (~6 bytes a message), for `settled` to give later; in a thread of its own, while
+        this one takes in the server's answer to the SELECT and the listing: SQLite
+        joins the rows without holding Python's lock, so on a second core the index is
+        read while the listing is (in a 20,000 message folder ~10-20 ms off the sync's
+        time). Only for a folder whose rows are all as the index says (no `odd`, no
+        unknown files). Nothing else may use the store until `wait_early` (every
+        reader of the rows here calls it first)."""
+        if self.odd or self.unknown or self._early is not None or self._reader is not None:
+            return
+        self._reader = threading.Thread(target=self._read_early, name="mailbag-index", daemon=True)
+        self._reader.start()
+
+    def wait_early(self) -> None:
+        """Wait until the rows `read_early` reads are read (or it gave up: read later)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join()
+
+    def _read_early(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # (read again when planned: raised there)
+            self._early = self._read_settled_rows()
+
+    def _read_settled_rows(self) -> _EarlyRows | None:
+        uids, ids = array(_U32), array("H")
+        sets: list[frozenset[str]] = []
+        numbers: dict[str, int] = {}
+        rest_after: int | None = None
+        for batch, texts in self._settled_texts(0):
+            for text in set(texts).difference(numbers):
+                numbers[text] = len(sets)
+                sets.append(parse_flags(text))
+            if len(sets) > 0xFFFF:
+                return None  # (that many flag combinations: read when planned)
+            uids.extend(batch)
+            ids.extend(map(numbers.__getitem__, texts))
+            if len(uids) >= _EARLY_MAX:
+                rest_after = uids[-1]
+                break
+        return _EarlyRows(uids, ids, sets, rest_after)
 
     def unsettled(self) -> Iterator[LocalMessage]:
         """The rest: odd rows, rows not settled, files the index does not know. The
         condition is `messages_pending`'s (a partial index: usually no row), which
-        takes in the settled rows that are gone or moved too (skipped here)."""
+        takes in the settled rows that are gone or moved too (skipped here). A row
+        read early as settled (`read_early`) that another mailbag command changed since
+        is given once, as read then (the change is pushed by the next run)."""
         yield from self.odd.values()
-        yield from self._rows(
+        rows = self._rows(
             " AND (uid IS NULL OR gone = 1 OR moved_from_uid IS NOT NULL "
             "OR synced_flags IS NULL OR flags != synced_flags)",
             unsettled=True,
         )
+        early = self._early
+        if early is None:
+            yield from rows
+            return
+        for m in rows:
+            if m.uid is None or not early.has(m.uid):
+                yield m
 
     def rows_of(self, uids: Sequence[int]) -> Iterator[LocalMessage]:
         for chunk in _chunks(uids, 500):
             marks = ",".join("?" * len(chunk))
             yield from self._rows(f" AND uid IN ({marks})", chunk, unknown=False)
+
+
+#: settled rows read per query (`_IndexRows.settled`)
+_SETTLED_BATCH = 4096
+#: settled rows read ahead at most (`_IndexRows.read_early`): ~600 KB
+_EARLY_MAX = 100_000
+
+
+class _EarlyRows(NamedTuple):
+    """Settled rows read ahead (`_IndexRows.read_early`): UIDs ascending and the number
+    of each one's flags in `sets`, side by side; the rows above `rest_after` (None:
+    there are none) are read when planned."""
+
+    uids: array[int]
+    ids: array[int]
+    sets: list[frozenset[str]]
+    rest_after: int | None
+
+    def has(self, uid: int) -> bool:
+        i = bisect.bisect_left(self.uids, uid)
+        return i < len(self.uids) and self.uids[i] == uid
 
 
 def _trusted_index(store: Store, folder: Folder) -> bool:
@@ -618,7 +737,6 @@ def _read_local(store: Store, folder: Folder) -> _LocalSide:
     """The folder's local side for a full read. Kept per message: the names in cur/
     and new/ while they are matched with the rows (none when `_trusted_index`), then
     only what differs from the index (rows whose file moved or went, unknown files)."""
-    from mailbag.store.envelope import envelope_from_file
     from mailbag.store.maildir import split_name
     from mailbag.sync.plan import LocalMessage
 
@@ -695,6 +813,9 @@ def _read_local(store: Store, folder: Folder) -> _LocalSide:
         if key in known:
             continue
         changed = True
+        # (imported for a file to read only: ~6 ms of a no-op re-sync otherwise)
+        from mailbag.store.envelope import envelope_from_file
+
         try:
             env = envelope_from_file(entry.path)
             size = entry.path.stat().st_size
@@ -1610,9 +1731,16 @@ def _sync_folder_remote(
     if planned is None:
         ahead = _ReadAhead(client, folder) if sel is None else None
         local = local if local is not None else _read_local(store, folder)
+        rows = local.messages if isinstance(local.messages, _IndexRows) else None
         full: RemoteListing | None = None
         if ahead is not None:
-            sel, full = ahead.finish()
+            if rows is not None:
+                rows.read_early()  # while the server selects and lists
+            try:
+                sel, full = ahead.finish()
+            finally:
+                if rows is not None:
+                    rows.wait_early()  # (the store is this thread's again)
         elif sel is not None and not _repairing(folder, sel):
             sel, full = _remote_state(client, store, folder, sel)
         assert sel is not None
