@@ -49,23 +49,55 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+def _bare(subject: str, body: str, extra: str = "") -> bytes:
+    """A message without a (usable) Message-ID, as cron and scripts send them."""
+    return (
+        f"From: robot@sandbox.test\r\nTo: someone@sandbox.test\r\nSubject: {subject}\r\n"
+        f"Date: Tue, 3 Mar 2026 09:00:00 +0000\r\n{extra}\r\n{body}\r\n"
+    ).encode()
+
+
+# Messages without a Message-ID: u1-u3 of one size (other headers), t1/t2 the same
+# header block and size with other bodies, g1/g2 a garbage Message-ID ("<>") of one
+# size; n1 new there and h1 new here, both of u1's size with other headers.
+UNNAMED = {
+    "u1": _bare("unnamed 1", "first body"),
+    "u2": _bare("unnamed 2", "other body"),
+    "u3": _bare("unnamed 3", "third body"),
+    "t1": _bare("disk alert", "disk 1 is full"),
+    "t2": _bare("disk alert", "disk 2 is full"),
+    "g1": _bare("garbage a", "gg", "Message-ID: <>\r\n"),
+    "g2": _bare("garbage b", "gg", "Message-ID: <>\r\n"),
+}
+NEW_THERE, NEW_HERE = _bare("unnamed 9", "fresh body"), _bare("unnamed 8", "local body")
+
+
 def _migrated(sb: Sandbox, user: str, home: Path) -> Target:
     """Synced mail, then changes on both sides while the server's folders get new
-    UIDVALIDITYs (and some messages new UIDs in another order), then new mail there."""
+    UIDVALIDITYs (and some messages new UIDs in another order), then new mail there.
+    INBOX holds messages without a Message-ID too (`UNNAMED`)."""
     sb.fill(user, 24, "INBOX", seed=11, seen_ratio=0.5)
     sb.fill(user, 6, "Archive", seed=12)
+    with sb.control(user) as c:
+        for data in UNNAMED.values():
+            c.append("INBOX", data)
     t = target(sb, user)
     assert_ok(sync(t, home))
     with Store.open(home_paths(home)) as store:
         inbox = store.folder(user, "INBOX")
         first = min(store.folder_messages(inbox), key=lambda m: m.uid or 0)
         store.set_flags(first, first.flags | {"\\Flagged", "$todo"})  # not pushed yet
+        u1 = next(m for m in store.folder_messages(inbox) if m.subject == "unnamed 1")
+        store.set_flags(u1, u1.flags | {"\\Flagged"})
         store.add_bytes(inbox, b"Subject: here only\r\nMessage-ID: <here@x>\r\n\r\nhi\r\n")
+        store.add_bytes(inbox, NEW_HERE)
     with sb.control(user) as c:
         uids = c.uids("INBOX")
-        c.expunge("INBOX", [uids[2]])  # gone there: the copy here is kept (uploaded)
+        by_bytes = {data: uid for uid, data in c.fetch_bodies("INBOX").items()}
+        # gone there: the copies here are kept (uploaded)
+        c.expunge("INBOX", [uids[2], by_bytes[UNNAMED["u2"]]])
         c.create("Moving")
-        for uid in reversed(uids[-6:]):  # new UIDs, in the reverse order
+        for uid in reversed(c.uids("INBOX")[-9:]):  # new UIDs, in the reverse order
             c.move("INBOX", [uid], "Moving")
         c.move("Moving", c.uids("Moving"), "INBOX")
         c.delete_mailbox("Moving")
@@ -74,8 +106,20 @@ def _migrated(sb: Sandbox, user: str, home: Path) -> Target:
     # (after the reset: Dovecot may rebuild a Maildir's flags from its file names then)
     with sb.control(user) as c:
         c.store("INBOX", [c.uids("INBOX")[1]], "+FLAGS", ["\\Answered"])
+        by_bytes = {data: uid for uid, data in c.fetch_bodies("INBOX").items()}
+        c.store("INBOX", [by_bytes[UNNAMED["t2"]]], "+FLAGS", ["\\Seen", "$alert"])
+        c.append("INBOX", NEW_THERE)  # really new
     sb.fill(user, 3, "INBOX", seed=13)  # really new
     return t
+
+
+#: INBOX after the sync: 24 + 7 there, 2 expunged, 4 new there, 4 uploaded; Archive 6
+AFTER = 24 + 7 - 2 + 4 + 4 + 6
+
+
+def _server_flags_of(sb: Sandbox, user: str, data: bytes) -> frozenset[str]:
+    (flags,) = [f for d, f in server_state(sb, user)["INBOX"].values() if d == data]
+    return flags
 
 
 def test_a_new_uidvalidity_pairs_again_downloads_only_new_mail_and_deletes_nothing(
@@ -96,23 +140,78 @@ def test_a_new_uidvalidity_pairs_again_downloads_only_new_mail_and_deletes_nothi
     assert_ok(report)
     by_name = {f.name: f for f in report.folders}
     inbox, archive = by_name["INBOX"], by_name["Archive"]
-    assert (inbox.paired, inbox.new, inbox.uploaded, inbox.deleted) == (23, 3, 2, 0)
+    # nothing downloaded again that was here (only the 4 new there), nothing deleted
+    assert (inbox.paired, inbox.new, inbox.uploaded, inbox.deleted) == (29, 4, 4, 0)
+    assert (inbox.paired_again, inbox.paired_by_hash) == (29, 6)
     assert (archive.paired, archive.new, archive.uploaded, archive.deleted) == (6, 0, 0, 0)
-    assert inbox.updated == 2  # the flags added here and there, now on both sides
+    assert (archive.paired_again, archive.paired_by_hash) == (6, 0)
+    assert inbox.updated == 4  # the flags added here and there, now on both sides
     assert any(
         "UIDVALIDITY changed" in n
-        and "23 messages paired again by Message-ID and size, 3 new there to download, 2 only "
-        "here to upload; nothing was deleted"
+        and "29 messages paired again (23 by Message-ID and size, 6 without one by size and "
+        "header hash), 4 new there to download, 4 only here to upload; nothing was deleted"
         in n
         for n in inbox.notes
     ), inbox.notes
-    assert assert_same(sb, user, home) == 24 - 1 + 3 + 2 + 6
+    # the same messages (bytes, flags) on both sides, none twice on either (by content)
+    assert assert_same(sb, user, home) == AFTER
     flags = [f for _, f in server_state(sb, user)["INBOX"].values()]  # (the same here)
     assert sum(1 for f in flags if {"\\Flagged", "$todo"} <= f) == 1
     assert sum(1 for f in flags if "\\Answered" in f) == 1
+    assert "\\Flagged" in _server_flags_of(sb, user, UNNAMED["u1"])
+    assert {"\\Seen", "$alert"} <= _server_flags_of(sb, user, UNNAMED["t2"])
+    assert "$alert" not in _server_flags_of(sb, user, UNNAMED["t1"])
+    for data in [*UNNAMED.values(), NEW_THERE, NEW_HERE]:
+        _server_flags_of(sb, user, data)  # each there once
     again = sync(t, home)
     assert_ok(again)
     assert sum(totals(again).values()) == 0, totals(again)
+
+
+def test_the_sync_summary_tells_how_many_were_paired_again(
+    sb: Sandbox,
+    user: str,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from mailbag.cli.main import main
+    from mailbag.config import save_account
+    from mailbag.config.model import SecretRef, SecretSource
+    from mailbag.paths import Paths
+    from mailbag.record import replace
+
+    t = _migrated(sb, user, home)
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    account = t.account()  # (the one the first sync used, its password from a command)
+    secret = SecretRef(SecretSource.COMMAND, f"echo '{t.password}'")
+    account = replace(
+        account,
+        incoming=replace(account.incoming, secret=secret),
+        smtp=replace(account.smtp, secret=secret),
+    )
+    save_account(Paths.from_env(), account)
+    assert main(["sync", "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err.splitlines()[-1].endswith(
+        " folders; 4 new, 4 updated, 0 deleted, 4 uploaded; 35 paired again after a "
+        "UIDVALIDITY change (6 without a Message-ID, by size and header hash)"
+    ), out.err
+    (account,) = json.loads(out.out)["accounts"]
+    inbox = next(f for f in account["folders"] if f["name"] == "INBOX")
+    assert {k: inbox[k] for k in ("new", "uploaded", "deleted", "paired")} == {
+        "new": 4,
+        "uploaded": 4,
+        "deleted": 0,
+        "paired": 29,
+    }
+    assert (inbox["paired_again"], inbox["paired_by_hash"]) == (29, 6)
+    # and once all is paired, no such part
+    assert main(["sync"]) == 0
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith("0 new, 0 updated, 0 deleted, 0 uploaded"), last
 
 
 @pytest.mark.parametrize("point", ["paired:1", "local-files:1", "upload:1", "download:2"])
@@ -124,7 +223,7 @@ def test_a_sync_killed_while_pairing_again_converges(
     assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
     again = sync_in_child(t, home)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert assert_same(sb, user, home) == 24 - 1 + 3 + 2 + 6  # nothing lost or doubled
+    assert assert_same(sb, user, home) == AFTER  # nothing lost or doubled
     final = sync(t, home)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)

@@ -559,6 +559,15 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert app.focused is to and not menu.display
             await pilot.pause(0.3)
             assert not menu.display  # accepting does not open the list again
+            # a list that comes while one is shown (the lookup of a key typed just before
+            # the ↓) keeps the match ↓ moved to, while that match is still in it
+            screen._open_menu(to, ["A <a@x.test>", "B <b@x.test>"])
+            menu.action_cursor_down()
+            screen._open_menu(to, ["C <c@x.test>", "B <b@x.test>", "E <e@x.test>"])
+            assert menu.highlighted == 1
+            screen._open_menu(to, ["D <d@x.test>", "E <e@x.test>"])
+            assert menu.highlighted == 0
+            screen._forget()
             # the next address: Enter takes the highlighted one
             await pilot.press(*"qu")
             await wait_for(pilot, lambda: menu.display)

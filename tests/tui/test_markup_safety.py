@@ -129,3 +129,34 @@ def test_news_that_comes_while_the_app_closes_is_dropped(tmp_path: Path) -> None
             assert [text for _, text in app.messages][-2:] == ["first news", "last news"]
 
     asyncio.run(scenario())
+
+
+def test_worker_reports_that_come_while_the_app_shuts_down_are_dropped(tmp_path: Path) -> None:
+    """Every worker reports through `call_from_thread`; once shutdown has begun the
+    widgets those reports touch are being removed, so the report must not run."""
+    from mailbag.paths import Paths
+    from mailbag.tui.app import MailbagApp
+
+    paths = Paths(tmp_path, tmp_path / "data", tmp_path / "state")
+    ran: list[str] = []
+    answers: list[object] = []
+
+    class Late(Screen[None]):
+        async def on_unmount(self) -> None:
+            # a worker thread finishing while the screens are pruned at shutdown
+            def worker() -> None:
+                answers.append(app.call_from_thread(lambda: ran.append("late") or "done"))
+
+            await asyncio.to_thread(worker)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            app.push_screen(Late())
+            await pilot.pause()
+            answers.append(await asyncio.to_thread(app.call_from_thread, lambda: "while running"))
+
+    app = MailbagApp(paths, sync_on_start=False, poll_seconds=0, push=False)
+    asyncio.run(scenario())
+    assert answers == ["while running", None]
+    assert ran == []

@@ -259,6 +259,12 @@ def _print_human(ctx: Context, report: Any) -> None:
         if ctx.verbose and changes:
             ctx.info(f"{report.name}/{f.name}: " + ", ".join(changes))
     summary = ", ".join(f"{v} {k}" for k, v in total.items())
+    again = sum(f.paired_again for f in report.folders)
+    if again:
+        hashed = sum(f.paired_by_hash for f in report.folders)
+        summary += f"; {again} paired again after a UIDVALIDITY change"
+        if hashed:
+            summary += f" ({hashed} without a Message-ID, by size and header hash)"
     ctx.info(f"{report.name}: {len(report.folders)} folders; {summary}")
 
 

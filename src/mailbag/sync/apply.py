@@ -447,6 +447,7 @@ def apply_plan(
         return rows[key]
 
     # 1. pairs (and a new UIDVALIDITY)
+    paired_before = report.paired
     if plan.uidvalidity_changed:
         store.unpair_all(folder)
     if folder.uidvalidity != uidvalidity:
@@ -467,6 +468,9 @@ def apply_plan(
             for row, uid, n in zip(pairs.rows, pairs.uids, pairs.merges, strict=True)
         )
         report.paired += len(pairs)
+    if plan.uidvalidity_changed:
+        report.paired_again += report.paired - paired_before
+        report.paired_by_hash += plan.hashed
 
     try:
         # 2. flags: server first (grouped by change), then the local side

@@ -44,6 +44,8 @@ class FolderReport(Record):
         "new",
         "notes",
         "paired",
+        "paired_again",
+        "paired_by_hash",
         "restored",
         "skipped",
         "updated",
@@ -55,6 +57,8 @@ class FolderReport(Record):
     deleted: int  # deleted here or expunged there
     uploaded: int
     paired: int  # matched by Message-ID and size instead of copied
+    paired_again: int  # of those, after a UIDVALIDITY change (all its pairings)
+    paired_by_hash: int  # of those, without a Message-ID: by size and header hash
     restored: int  # lost local files downloaded again
     skipped: bool  # unchanged on both sides: not even selected
     error: str | None
@@ -79,6 +83,8 @@ class FolderReport(Record):
         self.deleted = deleted
         self.uploaded = uploaded
         self.paired = paired
+        self.paired_again = 0
+        self.paired_by_hash = 0
         self.restored = restored
         self.skipped = skipped
         self.error = error
@@ -92,6 +98,8 @@ class FolderReport(Record):
             "deleted": self.deleted,
             "uploaded": self.uploaded,
             "paired": self.paired,
+            "paired_again": self.paired_again,
+            "paired_by_hash": self.paired_by_hash,
             "restored": self.restored,
             "error": self.error,
             "notes": list(self.notes),

@@ -1446,7 +1446,9 @@ def _plan_repair(
 ) -> tuple[int, Plan]:
     """The plan for a folder whose UIDVALIDITY changed (`repair.plan_repair`): the
     server's messages with their flags and identities come from one `UID FETCH 1:*`,
-    streamed into the planner while it reads the index."""
+    streamed into the planner while it reads the index; those without a Message-ID
+    are compared by digests of their files here and their headers there."""
+    from mailbag.sync.digests import ImapDigests
     from mailbag.sync.plan import SyncedState
     from mailbag.sync.repair import RemoteIdentity, plan_repair
 
@@ -1477,9 +1479,23 @@ def _plan_repair(
     messages = local.messages
     if isinstance(messages, _IndexRows):
         messages = messages.by_uid()
+    digests = ImapDigests(client, functools.partial(_locate, folder, local))
     return sel.uidvalidity, plan_repair(
-        messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids
+        messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids, digests=digests
     )
+
+
+def _locate(folder: Folder, local: _LocalSide, key: str, flags: frozenset[str]) -> Path | None:
+    """The file of a local message: as the scan found it, else where its flags put it
+    (as `_with_entries` looks), else looked for (a scan of cur/: rare)."""
+    entry = local.entries.get(key)
+    if entry is None:
+        info = flags_to_info(flags)
+        path = folder.path / "cur" / f"{key}:2,{info}"
+        if os.path.exists(path):
+            return path
+        entry = folder.maildir.find(key)
+    return None if entry is None else entry.path
 
 
 class _Start(NamedTuple):

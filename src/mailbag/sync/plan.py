@@ -409,7 +409,16 @@ class Pairs:
 
 
 class Plan(Record):
-    __slots__ = ("actions", "fetch", "notes", "pairs", "restored", "stop", "uidvalidity_changed")
+    __slots__ = (
+        "actions",
+        "fetch",
+        "hashed",
+        "notes",
+        "pairs",
+        "restored",
+        "stop",
+        "uidvalidity_changed",
+    )
     actions: list[Action]
     # more server messages to download as they are (as `Download(uid, flags)` without a
     # row), ascending: an array of UIDs, 4 bytes each, where a big folder's first sync
@@ -421,6 +430,7 @@ class Plan(Record):
     stop: Stop | None
     uidvalidity_changed: bool
     restored: int  # local files lost and downloaded again
+    hashed: int  # of the pairings, those made by size and a hash (no Message-ID): `repair`
     notes: list[str]
 
     def __init__(
@@ -440,6 +450,7 @@ class Plan(Record):
         self.restored = restored
         self.notes = [] if notes is None else notes
         self.pairs = Pairs() if pairs is None else pairs
+        self.hashed = 0
 
     def of(self, kind: type) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]
@@ -600,12 +611,21 @@ def plan(
     return result
 
 
-def repair_note(old: int | None, new: int, paired: int, fetched: int, uploaded: int) -> str:
-    """What a UIDVALIDITY change made the plan do, for the report."""
+def repair_note(
+    old: int | None, new: int, paired: int, fetched: int, uploaded: int, hashed: int = 0
+) -> str:
+    """What a UIDVALIDITY change made the plan do, for the report (`hashed` of the
+    `paired`: messages without a Message-ID, paired by size and a hash of their headers)."""
+    how = (
+        f"({paired - hashed:,} by Message-ID and size, {hashed:,} without one by size and "
+        "header hash)"
+        if hashed
+        else "by Message-ID and size"
+    )
     return (
         f"the server's UIDVALIDITY changed ({old} -> {new}): {paired:,} messages paired "
-        f"again by Message-ID and size, {fetched:,} new there to download, {uploaded:,} "
-        "only here to upload; nothing was deleted"
+        f"again {how}, {fetched:,} new there to download, {uploaded:,} only here to upload; "
+        "nothing was deleted"
     )
 
 

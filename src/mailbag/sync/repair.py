@@ -19,6 +19,11 @@ more than `limit` wait (the orders differ), the waiting ones and all that follow
 to a private temporary SQLite database, which keeps a bounded cache in memory and the
 rest in a file, and are matched there at the end. What is kept per message is the
 server's UID and flags (8 bytes) and, per pairing, 16 bytes (`Pairs`).
+
+Messages without a usable Message-ID (none, empty, or garbage such as "<>" that one
+broken program gives all its mail) cannot be paired that way: given `digests`, they
+are paired by size and a digest of their header block (`_Unnamed`); without, they
+are copied to the other side as before (and so end up twice there).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import itertools
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from mailbag.sync.plan import (
     _U32,
@@ -50,7 +55,7 @@ if TYPE_CHECKING:
 
 _W = TypeVar("_W")
 
-__all__ = ["RemoteIdentity", "listed_identities", "plan_repair"]
+__all__ = ["Digests", "RemoteIdentity", "listed_identities", "plan_repair"]
 
 #: a server message as `plan_repair` takes it: UID, flags, Message-ID, size (None: unknown)
 RemoteIdentity = tuple[int, Iterable[str], "str | None", "int | None"]
@@ -59,17 +64,53 @@ RemoteIdentity = tuple[int, Iterable[str], "str | None", "int | None"]
 LIMIT = 10_000
 
 
-class _Spill:
-    """The waiting messages of both sides in a private temporary SQLite database (its
-    pages beyond a small cache live in a file that SQLite removes when it is closed)."""
+class Digests(Protocol):
+    """What pairing messages without a Message-ID asks of the two sides: digests of
+    their header blocks (or whole messages), made alike on both (`sync.digests`)."""
+
+    def here(
+        self, files: Sequence[tuple[str, frozenset[str]]], whole: bool
+    ) -> Iterable[bytes | None]:
+        """The digest of each local message (Maildir key, flags), in the order given: of
+        its header block, or of all of it when `whole`; None for a file that is gone."""
+
+    def there(self, uids: Sequence[int], whole: bool) -> Iterable[tuple[int, bytes]]:
+        """(UID, digest) of server messages (ascending `uids`), the same digests of their
+        BODY[HEADER] (or BODY[]), in any order; messages gone meanwhile are left out."""
+
+
+def _private_db() -> sqlite3.Connection:
+    """A private temporary SQLite database: its pages beyond a small cache live in a file
+    that SQLite removes when it is closed (memory stays bounded however many wait)."""
+    import sqlite3
+
+    db = sqlite3.connect("", isolation_level=None)
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-2048")
+    return db
+
+
+class _FlagSets:
+    """The local flag sets, numbered (a folder has few): what the SQLite tables keep."""
 
     def __init__(self) -> None:
-        import sqlite3
+        self._ids: dict[frozenset[str], int] = {}
+        self.sets: list[frozenset[str]] = []
 
-        self.db: sqlite3.Connection = sqlite3.connect("", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("PRAGMA cache_size=-2048")
+    def number(self, flags: frozenset[str]) -> int:
+        n = self._ids.get(flags)
+        if n is None:
+            n = self._ids[flags] = len(self.sets)
+            self.sets.append(flags)
+        return n
+
+
+class _Spill:
+    """The waiting messages of both sides in a private temporary SQLite database."""
+
+    def __init__(self) -> None:
+        self.db = _private_db()
         self.db.execute(
             "CREATE TABLE here(seq INTEGER PRIMARY KEY, mid TEXT NOT NULL, size INTEGER NOT NULL, "
             "row INTEGER, key TEXT NOT NULL, flags INTEGER NOT NULL)"
@@ -81,15 +122,10 @@ class _Spill:
         self._here: list[tuple[int, str, int, int | None, str, int]] = []
         self._there: list[tuple[int, str, int]] = []
         self._seq = itertools.count()
-        # the local flag sets, numbered (a folder has few)
-        self._flag_ids: dict[frozenset[str], int] = {}
-        self.flag_sets: list[frozenset[str]] = []
+        self.flag_sets = _FlagSets()
 
     def local(self, m: LocalMessage, ident: tuple[str, int]) -> None:
-        n = self._flag_ids.get(m.flags)
-        if n is None:
-            n = self._flag_ids[m.flags] = len(self.flag_sets)
-            self.flag_sets.append(m.flags)
+        n = self.flag_sets.number(m.flags)
         self._here.append((next(self._seq), ident[0], ident[1], m.row, m.key, n))
         if len(self._here) >= 1000:
             self._flush()
@@ -109,7 +145,7 @@ class _Spill:
         """Every waiting local message with the position of its server partner (None:
         none): the k-th of an identity here (in arrival order) with the k-th there."""
         self._flush()
-        sets = self.flag_sets
+        sets = self.flag_sets.sets
         rows = self.db.execute(
             "SELECT h.row, h.key, h.flags, t.pos FROM "
             "(SELECT seq, mid, size, row, key, flags, "
@@ -216,6 +252,220 @@ def _take(d: dict[tuple[str, int], _W | list[_W]], ident: tuple[str, int]) -> _W
     return found
 
 
+# --- messages without a Message-ID --------------------------------------------------------
+
+
+def _named(message_id: str) -> bool:
+    """A Message-ID good to pair by (with the size): `<left@right>`. Garbage such as
+    "<>", "<@host>" or "unknown" is what one broken program gives all its mail, so
+    pairing by it could take one message for another of the same size; those pay for
+    a digest instead (`_Unnamed`)."""
+    return (
+        len(message_id) > 4
+        and message_id[0] == "<"
+        and message_id[-1] == ">"
+        and "@" in message_id[2:-2]
+    )
+
+
+#: a batch of local files asked for their digests at once
+_BATCH = 500
+
+
+class _Unnamed:
+    """Messages without a usable Message-ID, paired by size and a digest of their
+    header block (lines, Date, Received..., as exact bytes: the local file is the
+    server's BODY[], byte for byte, and BODY[HEADER] is its start).
+
+    Why the header block and not the whole message: a server message's header costs
+    one `BODY.PEEK[HEADER]` (a few KB), its body may be megabytes, and these are
+    usually all paired (the same messages on both sides). Only the messages whose
+    size some unpaired one on the other side has are asked for: here their files'
+    header blocks are read (`Digests.here`), there their headers fetched in
+    pipelined UID sets (`Digests.there`).
+
+    Ambiguity: messages of the same size and header block but different bodies (a
+    program sending the same headers twice) would be taken for each other if paired
+    one by one in order; a wrong pairing is lost mail later (a deletion here expunges
+    the other message there). So where a (size, header digest) has more than one
+    message on either side, those messages are compared by a digest of their whole
+    content, and paired one to one, the k-th here (in the order given: the old UIDs')
+    with the k-th there (the new UIDs'), only among equal ones: byte-identical
+    copies, for which it does not matter which goes with which. What is left (no
+    partner, a file gone, a message expunged meanwhile) is copied as it would be
+    without this: nothing is deleted, and nothing is paired that is not the same
+    message (but for a 128-bit digest collision).
+
+    Both sides wait in a private SQLite database, so a folder of 200,000 such messages
+    keeps 12 bytes each of the server's in memory (`positions`, `sizes`), no more."""
+
+    def __init__(self) -> None:
+        self.db: sqlite3.Connection | None = None
+        self._here: list[tuple[int, int, int | None, str, int]] = []
+        self._seq = 0
+        self.flag_sets = _FlagSets()
+        self.positions = array(_U32)  # the server's, and their sizes
+        self.sizes = array("q")
+        self.paired = 0
+
+    def local(self, m: LocalMessage, size: int) -> None:
+        self._here.append((self._seq, size, m.row, m.key, self.flag_sets.number(m.flags)))
+        self._seq += 1
+        if len(self._here) >= 1000:
+            self._flush()
+
+    def remote(self, pos: int, size: int) -> None:
+        self.positions.append(pos)
+        self.sizes.append(size)
+
+    def _open(self) -> sqlite3.Connection:
+        if self.db is None:
+            db = self.db = _private_db()
+            db.executescript(
+                "CREATE TABLE here(seq INTEGER PRIMARY KEY, size INTEGER NOT NULL, row INTEGER, "
+                " key TEXT NOT NULL, flags INTEGER NOT NULL);"
+                "CREATE INDEX here_size ON here(size);"
+                "CREATE TABLE there(uid INTEGER PRIMARY KEY, pos INTEGER NOT NULL, "
+                " size INTEGER NOT NULL);"
+                "CREATE INDEX there_size ON there(size);"
+                # digests of header blocks (h: here, t: there) and of whole messages
+                "CREATE TABLE hh(seq INTEGER PRIMARY KEY, d BLOB NOT NULL);"
+                "CREATE TABLE th(uid INTEGER PRIMARY KEY, d BLOB NOT NULL);"
+                "CREATE TABLE hw(seq INTEGER PRIMARY KEY, d BLOB NOT NULL);"
+                "CREATE TABLE tw(uid INTEGER PRIMARY KEY, d BLOB NOT NULL);"
+                # the (size, header digest) found on both sides, with how many each has
+                "CREATE TABLE g(size INTEGER, d BLOB, nh INTEGER, nt INTEGER, "
+                " PRIMARY KEY (size, d)) WITHOUT ROWID;"
+                "CREATE TABLE done(seq INTEGER PRIMARY KEY);"
+                "BEGIN"
+            )
+        return self.db
+
+    def _flush(self) -> None:
+        self._open().executemany("INSERT INTO here VALUES (?,?,?,?,?)", self._here)
+        self._here.clear()
+
+    def finish(
+        self,
+        digests: Digests,
+        uid_at: Callable[[int], int],
+        on_pair: Callable[[LocalMessage, int], None],
+    ) -> Iterator[LocalMessage]:
+        """Pair what can be; yields the local messages left without a partner."""
+        try:
+            if self._seq and len(self.positions):
+                self._pair(digests, uid_at, on_pair)
+            yield from self._left()
+        finally:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
+
+    def _pair(
+        self,
+        digests: Digests,
+        uid_at: Callable[[int], int],
+        on_pair: Callable[[LocalMessage, int], None],
+    ) -> None:
+        self._flush()
+        db = self._open()
+        # (a UID the server gave twice, as another client's flag change in the middle of
+        # the listing makes it: its first place counts, as for the others)
+        db.executemany(
+            "INSERT OR IGNORE INTO there VALUES (?,?,?)",
+            (
+                (uid_at(pos), pos, size)
+                for pos, size in zip(self.positions, self.sizes, strict=True)
+            ),
+        )
+        self.positions, self.sizes = array(_U32), array("q")
+        db.execute("DELETE FROM there WHERE size NOT IN (SELECT size FROM here)")
+        self._digest_here(
+            digests, "hh", "SELECT seq, key, flags FROM here WHERE size IN (SELECT size FROM there)"
+        )
+        self._digest_there(
+            digests,
+            "th",
+            "SELECT uid FROM there WHERE size IN (SELECT size FROM here JOIN hh USING (seq))",
+        )
+        db.execute(
+            "INSERT INTO g SELECT a.size, a.d, a.n, b.n FROM "
+            "(SELECT size, d, count(*) AS n FROM here JOIN hh USING (seq) GROUP BY size, d) AS a "
+            "JOIN (SELECT size, d, count(*) AS n FROM there JOIN th USING (uid) "
+            " GROUP BY size, d) AS b ON a.size = b.size AND a.d = b.d"
+        )
+        # where a (size, header digest) is more than one message's on either side
+        self._digest_here(
+            digests,
+            "hw",
+            "SELECT s.seq, s.key, s.flags FROM here AS s JOIN hh AS x USING (seq) "
+            "JOIN g ON g.size = s.size AND g.d = x.d WHERE g.nh > 1 OR g.nt > 1",
+            whole=True,
+        )
+        self._digest_there(
+            digests,
+            "tw",
+            "SELECT s.uid FROM there AS s JOIN th AS x USING (uid) "
+            "JOIN g ON g.size = s.size AND g.d = x.d WHERE g.nh > 1 OR g.nt > 1",
+            whole=True,
+        )
+        # the k-th of a (size, header digest[, whole digest]) here with the k-th there;
+        # of an ambiguous group only those with a whole digest
+        rows = db.execute(
+            "WITH h AS (SELECT s.seq, s.row, s.key, s.flags, s.size, x.d AS hd, w.d AS wd, "
+            " row_number() OVER (PARTITION BY s.size, x.d, w.d ORDER BY s.seq) AS k "
+            " FROM here AS s JOIN hh AS x USING (seq) JOIN g ON g.size = s.size AND g.d = x.d "
+            " LEFT JOIN hw AS w USING (seq) WHERE (g.nh = 1 AND g.nt = 1) OR w.d IS NOT NULL), "
+            "t AS (SELECT s.pos, s.size, x.d AS hd, w.d AS wd, "
+            " row_number() OVER (PARTITION BY s.size, x.d, w.d ORDER BY s.pos) AS k "
+            " FROM there AS s JOIN th AS x USING (uid) JOIN g ON g.size = s.size AND g.d = x.d "
+            " LEFT JOIN tw AS w USING (uid) WHERE (g.nh = 1 AND g.nt = 1) OR w.d IS NOT NULL) "
+            "SELECT h.seq, h.row, h.key, h.flags, t.pos FROM h JOIN t ON t.size = h.size "
+            " AND t.hd = h.hd AND t.wd IS h.wd AND t.k = h.k ORDER BY h.seq"
+        )
+        sets = self.flag_sets.sets
+        while batch := rows.fetchmany(_BATCH):
+            for _seq, row, key, flags, pos in batch:
+                on_pair(LocalMessage(row, key, None, sets[flags], True), pos)
+            db.executemany("INSERT INTO done VALUES (?)", ((b[0],) for b in batch))
+            self.paired += len(batch)
+
+    def _digest_here(self, digests: Digests, table: str, query: str, whole: bool = False) -> None:
+        assert self.db is not None
+        sets = self.flag_sets.sets
+        rows = self.db.execute(query + " ORDER BY seq")
+        while batch := rows.fetchmany(_BATCH):
+            found = digests.here([(key, sets[flags]) for _, key, flags in batch], whole)
+            self.db.executemany(
+                f"INSERT INTO {table} VALUES (?,?)",  # noqa: S608 (one of this class's tables)
+                ((seq, d) for (seq, _, _), d in zip(batch, found, strict=True) if d is not None),
+            )
+
+    def _digest_there(self, digests: Digests, table: str, query: str, whole: bool = False) -> None:
+        assert self.db is not None
+        uids = array(_U32, (uid for (uid,) in self.db.execute(query + " ORDER BY uid")))
+        if not uids:
+            return
+        # (a UID answered twice: its first digest counts; one not asked for pairs nothing)
+        self.db.executemany(
+            f"INSERT OR IGNORE INTO {table} VALUES (?,?)",  # noqa: S608 (as above)
+            digests.there(uids, whole),
+        )
+
+    def _left(self) -> Iterator[LocalMessage]:
+        sets = self.flag_sets.sets
+        if self.db is None:
+            for _, _, row, key, flags in self._here:
+                yield LocalMessage(row, key, None, sets[flags], True)
+            return
+        self._flush()
+        rows = self.db.execute(
+            "SELECT row, key, flags FROM here WHERE seq NOT IN (SELECT seq FROM done) ORDER BY seq"
+        )
+        for row, key, flags in rows:
+            yield LocalMessage(row, key, None, sets[flags], True)
+
+
 # --- the planner -------------------------------------------------------------------------
 
 
@@ -227,6 +477,7 @@ def plan_repair(
     *,
     exclude_uids: Iterable[int] = (),
     limit: int = LIMIT,
+    digests: Digests | None = None,
 ) -> Plan:
     """The plan after the server's UIDVALIDITY changed (`last_synced.uidvalidity` is the
     old one), the same as `plan.plan`'s, with the pairings of index rows in `Plan.pairs`
@@ -237,7 +488,9 @@ def plan_repair(
     streamed in UID order (a message whose identity is not given is downloaded);
     `want` is False when no message here is left to pair (then none is paired). The
     two streams are read in turns, so each side's message meets its partner soon.
-    `exclude_uids`: server messages another step owns (neither paired nor fetched)."""
+    `exclude_uids`: server messages another step owns (neither paired nor fetched).
+    `digests`: how messages without a usable Message-ID are paired (by size and a hash
+    of their headers, see `_Unnamed`); None: they are not (copied to the other side)."""
     result = Plan()
     result.uidvalidity_changed = True
     excluded = set(exclude_uids)
@@ -256,6 +509,7 @@ def plan_repair(
             _merge_into(result, m, uid, flags, use_base=False)
 
     matcher = _Matcher(on_pair, limit)
+    unnamed = _Unnamed() if digests is not None else None
 
     def take_local(m: LocalMessage) -> None:
         if not m.present:
@@ -263,7 +517,9 @@ def plan_repair(
                 actions.append(Forget(m.row))  # its file is gone (and its UID void)
             return
         ident = _identity(m.message_id, m.size)
-        if ident is None:
+        if unnamed is not None and m.size is not None and not _named(m.message_id):
+            unnamed.local(m, m.size)
+        elif ident is None:
             actions.append(Upload(m.key, m.row, _clean(m.flags)))
         else:
             matcher.local(m, ident)
@@ -283,7 +539,14 @@ def plan_repair(
             in_order = False
         last = uid
         ident = _identity(message_id, size)
-        if ident is not None:
+        if (
+            unnamed is not None
+            and size is not None
+            and message_id is not None
+            and not _named(message_id)
+        ):
+            unnamed.remote(pos, size)
+        elif ident is not None:
             matcher.remote(pos, ident)
 
     here = iter(local)
@@ -304,6 +567,10 @@ def plan_repair(
                 take_remote(r)
         for m in matcher.finish():
             actions.append(Upload(m.key, m.row, _clean(m.flags)))
+        if unnamed is not None and digests is not None:
+            for m in unnamed.finish(digests, server.uid_at, on_pair):
+                actions.append(Upload(m.key, m.row, _clean(m.flags)))
+            result.hashed = unnamed.paired
     else:
         for r in there:
             take_remote(r)
@@ -317,7 +584,9 @@ def plan_repair(
     pairings = len(pairs) + sum(1 for a in actions if isinstance(a, Pair))
     uploads = sum(1 for a in actions if isinstance(a, Upload))
     result.notes.append(
-        repair_note(last_synced.uidvalidity, uidvalidity, pairings, len(fetch), uploads)
+        repair_note(
+            last_synced.uidvalidity, uidvalidity, pairings, len(fetch), uploads, result.hashed
+        )
     )
     return result
 

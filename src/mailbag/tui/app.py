@@ -193,6 +193,17 @@ class MailbagApp(App[None]):
         self.status(f"{account}: {count} new")
         self._synced([], rows)
 
+    def call_from_thread(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a worker's callback on the UI thread, unless the app has begun to shut
+        down: its screens and widgets are then being taken apart (the sync, search,
+        grouping, dialog and sign-in workers report back through here), so a late
+        report is dropped and the worker gets None instead of a NoMatches error."""
+
+        def unless_closing() -> Any:
+            return callback(*args, **kwargs) if self.is_running else None
+
+        return super().call_from_thread(unless_closing)
+
     def on_unmount(self) -> None:
         self._stop_push.set()
         self.view.cleanup()

@@ -493,12 +493,16 @@ class ComposeScreen(Screen[Finished | None]):
         if not matches:
             self._close_menu()
             return
+        # a list that comes while one is shown (the lookup for a key typed after it) keeps
+        # the match the arrow keys moved to, when it still holds it
+        shown = menu.highlighted if menu.display and self._menu_owner is field else None
+        kept = self._matches[shown] if shown is not None and shown < len(self._matches) else None
         self._menu_owner = field
         self._menu_at = address_span(field.value, field.cursor_position)[0]
         self._matches = matches
         menu.clear_options()
         menu.add_options([Text(m) for m in matches])
-        menu.highlighted = 0
+        menu.highlighted = matches.index(kept) if kept in matches else 0
         # under the field, its text lined up under the address being typed (the border
         # and the option's padding take two cells; the screen keeps it inside, see the CSS)
         region = field.region

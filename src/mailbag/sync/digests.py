@@ -1,0 +1,129 @@
+"""Digests of messages, made alike from a Maildir file and from the server's answer, for
+pairing messages without a Message-ID again after a UIDVALIDITY change (`repair`).
+
+A message's header block is its bytes up to and including the first empty line
+(CRLF CRLF); a message that starts with an empty line has the empty line alone as its
+header, one without any has all of it. That is what Dovecot answers to
+`BODY.PEEK[HEADER]` (checked against it for each case), and the file here holds the
+server's `BODY[]` byte for byte (the store writes what it received), so the two
+digests agree. A file written here by another program with bare LF line ends has
+another size than the server's copy and is not paired, as by Message-ID.
+
+Files are read in bounded chunks and answers streamed through the hash: memory does
+not grow with a message or a header block, however large. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from mailbag.protocols.imap.client import ImapClient
+
+__all__ = ["ImapDigests", "digest_file", "head_digest"]
+
+_CHUNK = 64 * 1024
+_END = b"\r\n\r\n"
+
+
+def _hasher() -> hashlib.blake2b:
+    # 128 bits: pairs are also of one size, and a collision takes an adversary who
+    # sends both messages (who could as well send one twice)
+    return hashlib.blake2b(digest_size=16)
+
+
+def head_digest(chunks: Iterable[bytes]) -> bytes:
+    """The digest of the header block of the message given in `chunks` (read no
+    further than the block's end)."""
+    h = _hasher()
+    # what came last, not hashed again (the end may span two chunks); at first an empty
+    # line before the message, so that one starting with an empty line ends there
+    tail = b"\r\n"
+    for chunk in chunks:
+        seen = tail + chunk
+        end = seen.find(_END)
+        if end >= 0:
+            h.update(seen[len(tail) : end + len(_END)])
+            return h.digest()
+        h.update(chunk)
+        tail = seen[1 - len(_END) :]
+    return h.digest()
+
+
+def _chunks_of(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk
+
+
+def digest_file(path: Path, whole: bool) -> bytes | None:
+    """The digest of the message in `path`: of its header block, or of all of it when
+    `whole`; None when the file is gone."""
+    try:
+        if not whole:
+            return head_digest(_chunks_of(path))
+        h = _hasher()
+        for chunk in _chunks_of(path):
+            h.update(chunk)
+        return h.digest()
+    except FileNotFoundError:
+        return None
+
+
+class _HashSink(io.BytesIO):
+    """Where a streamed answer goes: into a hash, not memory (`ImapClient` writes each
+    literal to the sink its `body_sink` returns)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hash = _hasher()
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        view = memoryview(data)
+        self.hash.update(view)
+        return view.nbytes
+
+
+#: UIDs asked for in one command (several are in flight at once)
+_UIDS_PER_COMMAND = 500
+
+
+class ImapDigests:
+    """`repair.Digests` for a folder: its files here (`locate(key, flags)` finds one's
+    path) and the server's copies on `client` (the folder selected, no command in
+    flight)."""
+
+    def __init__(
+        self, client: ImapClient, locate: Callable[[str, frozenset[str]], Path | None]
+    ) -> None:
+        self.client, self.locate = client, locate
+
+    def here(
+        self, files: Sequence[tuple[str, frozenset[str]]], whole: bool
+    ) -> Iterator[bytes | None]:
+        for key, flags in files:
+            path = self.locate(key, flags)
+            yield None if path is None else digest_file(path, whole)
+
+    def there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
+        # The answer to BODY.PEEK[HEADER] is the header block as defined above: hashed
+        # as it arrives. Several UID sets in flight: one round trip for the few usual.
+        from mailbag.protocols.imap.parser import StreamedLiteral
+
+        item, answer = ("BODY.PEEK[]", "BODY[]") if whole else ("BODY.PEEK[HEADER]", "BODY[HEADER]")
+        chunks = [uids[i : i + _UIDS_PER_COMMAND] for i in range(0, len(uids), _UIDS_PER_COMMAND)]
+
+        def sink(seq: int, name: str, size: int) -> _HashSink:
+            return _HashSink()
+
+        for r in self.client.uid_fetch_many(chunks, ["UID", item], body_sink=sink):
+            got = r.bodies.get(answer)
+            if r.uid is not None and isinstance(got, StreamedLiteral):
+                assert isinstance(got.sink, _HashSink)
+                yield r.uid, got.sink.hash.digest()
