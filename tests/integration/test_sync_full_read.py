@@ -239,6 +239,7 @@ def test_without_inotify_the_whole_folder_is_compared(
 NOT_ON_A_NO_OP_FULL_READ = (
     "email",
     "mailbag.store.envelope",  # (~6 ms: only for files the index does not know)
+    "mailbag.sync.apply",  # (nothing to apply)
     "dataclasses",
     "inspect",
     "ast",
@@ -280,3 +281,45 @@ def test_a_no_op_full_read_loads_only_what_it_needs(
         m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_A_NO_OP_FULL_READ)
     )
     assert heavy == []
+
+
+def test_a_no_op_full_read_writes_nothing(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nothing changed on either side: the index is neither written nor flushed (a flush
+    # per folder was 1-5 ms each), as for a folder STATUS shows unchanged
+    plain.fill(user, 10, "INBOX", seed=76)
+    plain.fill(user, 4, "Work", seed=77)
+    t = target(plain, user)
+    home = tmp_path / "home"
+    _settled(t, home)
+    with Store.open(home_paths(home)) as store:
+        before = {f.name: f for f in store.folders(user)}
+    writes: list[str] = []
+    real_begin = Store._begin
+
+    def begin(self: Store) -> None:
+        if not self.conn.in_transaction:
+            writes.append("BEGIN")
+        real_begin(self)
+
+    monkeypatch.setattr(Store, "_begin", begin)
+    report = sync(t, home, connections=1)
+    assert_ok(report)
+    assert sum(totals(report).values()) == 0
+    assert writes == []
+    monkeypatch.undo()
+    with Store.open(home_paths(home)) as store:
+        assert {f.name: f for f in store.folders(user)} == before
+    # and a change on the server afterwards is recorded as ever
+    with plain.control(user) as c:
+        c.store("Work", c.uids("Work")[:1], "+FLAGS", ["\\Flagged"])
+    plain.fill(user, 1, "Work", seed=78)
+    report = sync(t, home, connections=1)
+    assert_ok(report)
+    assert (totals(report)["new"], totals(report)["updated"]) == (1, 1)
+    with Store.open(home_paths(home)) as store:
+        work = store.folder(user, "Work")
+        assert work.messages == 5 and work.uidnext == before["Work"].uidnext + 1  # type: ignore[operator]
+        assert (work.last_sync or 0) > (before["Work"].last_sync or 0)
+    assert_same(plain, user, home)

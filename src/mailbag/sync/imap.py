@@ -1689,6 +1689,17 @@ def _apply_and_record(
     _record_selected(store, folder, sel)
 
 
+def _recorded(folder: Folder, uidvalidity: int, sel: SelectResult) -> bool:
+    """Whether the folder's server state as of `sel` is what the index holds already
+    (what `_record_selected` would write, but for the time)."""
+    return (
+        folder.uidvalidity == uidvalidity
+        and folder.uidnext == sel.uidnext
+        and folder.messages == sel.exists
+        and folder.highestmodseq == (None if sel.nomodseq else sel.highestmodseq)
+    )
+
+
 def _record_selected(store: Store, folder: Folder, sel: SelectResult) -> None:
     """The folder's server state as of `sel`, once everything it showed is done here."""
     store.update_folder(
@@ -1775,6 +1786,10 @@ def _sync_folder_remote(
             "want, run `mailbag sync --force`"
         )
         return None
+    if not _changes_files(result) and _recorded(folder, uidvalidity, sel):
+        # nothing to do and nothing new to record: no write, no flush of the index (as
+        # for a folder STATUS shows unchanged, `last_sync` stays that of the last change)
+        return base
     _with_entries(store, folder, local, result)
     if base is None and stamp is not None and watch is not None and _changes_files(result):
         base = _full_baseline(store, folder, stamp, local, result, watch())
