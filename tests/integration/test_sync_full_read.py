@@ -20,8 +20,10 @@ import mailbag.sync.imap as engine
 from mailbag.cli.main import main
 from mailbag.config import save_account
 from mailbag.paths import Paths
+from mailbag.protocols.trace import Transcript
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Folder, Store
+from mailbag.sync.events import AccountReport
 from synctools import Target, assert_ok, assert_same, home_paths, sync, target, totals
 
 pytestmark = pytest.mark.sandbox
@@ -323,3 +325,60 @@ def test_a_no_op_full_read_writes_nothing(
         assert work.messages == 5 and work.uidnext == before["Work"].uidnext + 1  # type: ignore[operator]
         assert (work.last_sync or 0) > (before["Work"].last_sync or 0)
     assert_same(plain, user, home)
+
+
+def _traced(t: Target, home: Path, trace: Path) -> tuple[AccountReport, list[str]]:
+    """A sync over one connection, and the commands it sent."""
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, connections=1, transcript=transcript)
+    finally:
+        transcript.close()
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    trace.unlink()
+    return report, sent
+
+
+def _asked(sent: list[str], verb: str) -> set[str]:
+    """The folders named in the commands `verb` (STATUS, SELECT) sent."""
+    out = set()
+    for line in sent:
+        rest = line.partition(" ")[2]  # (after the tag)
+        if rest.startswith(verb + " "):
+            out.add(rest[len(verb) + 1 :].split(" (")[0].strip('"'))
+    return out
+
+
+def test_a_folder_read_whole_is_not_asked_its_status(
+    plain: Sandbox, user: str, tmp_path: Path
+) -> None:
+    # without CONDSTORE a synced folder with mail is read whole whatever STATUS says,
+    # and Dovecot makes a pass over the folder for a STATUS as for the SELECT: only the
+    # new folders and the empty ones (skipped when STATUS shows them still empty) are
+    # asked, in the round trip of the LIST
+    plain.fill(user, 10, "INBOX", seed=79)
+    plain.fill(user, 4, "Work", seed=80)
+    with plain.control(user) as c:
+        c.imap.create("Empty")
+    t = target(plain, user)
+    home = tmp_path / "home"
+    _settled(t, home)
+    plain.fill(user, 2, "Fresh", seed=81)
+    plain.fill(user, 1, "Work", seed=82)
+    report, sent = _traced(t, home, tmp_path / "trace.txt")
+    assert_ok(report)
+    assert totals(report)["new"] == 3
+    status, selected = _asked(sent, "STATUS"), _asked(sent, "SELECT")
+    assert "INBOX" not in status and "Work" not in status
+    assert {"Empty", "Fresh"} <= status
+    assert {"INBOX", "Work", "Fresh"} <= selected and "Empty" not in selected
+    assert not any(
+        " RETURN (STATUS" in line or "RETURN (SPECIAL-USE STATUS" in line for line in sent
+    )
+    assert assert_same(plain, user, home) == 17
+    report, sent = _traced(t, home, tmp_path / "trace.txt")
+    assert_ok(report)
+    assert sum(totals(report).values()) == 0
+    assert "Fresh" not in _asked(sent, "STATUS") and "Empty" in _asked(sent, "STATUS")
+    skipped = {f.name for f in report.folders if f.skipped}
+    assert "Empty" in skipped
