@@ -179,6 +179,57 @@ def test_cli_sync_that_cannot_start_closes_the_early_connection(
     assert not transport._early
 
 
+def _command_account(sb: Sandbox, paths: Paths, script: Path, body: str) -> None:
+    """The test account, its password from the shell script `script` running `body`."""
+    from mailbag.config.model import SecretRef, SecretSource
+    from mailbag.record import replace
+
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o700)
+    account = sb.account(USER, name="early", password_command=True)
+    ref = SecretRef(SecretSource.COMMAND, str(script))
+    account = replace(account, incoming=replace(account.incoming, secret=ref), smtp=account.smtp)
+    save_account(paths, account)
+
+
+def test_cli_sync_runs_the_password_command_once_while_the_engine_loads(
+    cli_home: Paths,
+    sb: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import threading
+
+    from mailbag.config import secrets
+
+    runs = tmp_path / "runs"
+    body = f"echo run >> '{runs}'\necho '{sb.password(USER)}'\n"
+    _command_account(sb, cli_home, tmp_path / "pw.sh", body)
+    threads: list[str] = []
+    real = secrets.get_secret
+
+    def get_secret(account: object, which: secrets.Which) -> str:
+        threads.append(threading.current_thread().name)
+        return real(account, which)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(secrets, "get_secret", get_secret)
+    assert main(["sync", "-q"]) == 0, capsys.readouterr().err
+    assert runs.read_text().splitlines() == ["run"]  # once, and its password logged in
+    assert threads == ["mailbag-secret"]  # in the background, while the engine loaded
+
+
+def test_cli_sync_reports_a_failing_password_command_run_while_the_engine_loads(
+    cli_home: Paths, sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "pw.sh"
+    _command_account(sb, cli_home, script, "echo 'pass: no such entry' >&2\nexit 3\n")
+    assert main(["sync"]) == 2  # a configuration error, raised in the caller's thread
+    err = capsys.readouterr().err
+    assert f"password command {str(script)!r} failed with exit status 3" in err
+    assert "no such entry" in err
+
+
 #: what a sync where nothing changed must not load (each costs start-up time)
 NOT_ON_THE_NO_OP_PATH = (
     "email",

@@ -404,3 +404,81 @@ def test_settled_removals_complete_even_when_the_process_dies(tmp_path: Path, re
         time.sleep(0.01)  # (an `rm` may still be at work)
     assert inbox.maildir.tmp_names() == []
     assert inbox.maildir.scan() == {}
+
+
+def test_removals_of_a_few_files_wait_for_one_rm_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flush` starts an `rm` only for a batch worth its start (`FLUSH_MIN`); the few
+    removals of a typical sync go in one `rm` when the store closes."""
+    import mailbag.store.maildir as maildir
+
+    assert maildir._RM is not None
+    spawned: list[int] = []
+    real_spawn = os.posix_spawn
+
+    def spawn(path: str, argv: list[str], *args: object, **kwargs: object) -> int:
+        spawned.append(len(argv) - 3)  # ("rm", "-f", "--", paths...)
+        return real_spawn(path, argv, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "posix_spawn", spawn)
+    monkeypatch.setattr(maildir.Unlinker, "FLUSH_MIN", 5)
+    files = [tmp_path / f"f{i}" for i in range(8)]
+    for f in files:
+        f.write_bytes(b"x")
+    unlinker = maildir.Unlinker()
+    for f in files[:3]:
+        unlinker.put(str(f))
+    unlinker.flush()
+    assert spawned == []  # three are not worth a process yet
+    for f in files[3:]:
+        unlinker.put(str(f))
+    unlinker.flush()
+    assert spawned == [8]  # now all waiting go together
+    extra = tmp_path / "late"
+    extra.write_bytes(b"x")
+    unlinker.put(str(extra))
+    unlinker.flush()
+    assert spawned == [8]
+    unlinker.close()  # starts the rest and waits
+    assert spawned == [8, 1]
+    assert not any(f.exists() for f in [*files, extra])
+
+
+def test_forget_many_drops_rows_and_tells_the_hooks_that_need_it(tmp_path: Path) -> None:
+    from mailbag.store.index import Message
+
+    told: list[int] = []
+
+    class Counting:
+        def message_added(self, store: Store, message: Message, path: Path) -> None:
+            pass
+
+        def message_removed(self, store: Store, message_id: int) -> None:
+            told.append(message_id)
+
+    with Store.open(paths(tmp_path)) as store:
+        assert any(getattr(h, "rows_followed", False) for h in store.hooks)  # full text
+        store.hooks.append(Counting())
+        inbox = store.folder("acct", "INBOX")
+        rows = [
+            store.add_bytes(inbox, MSG.replace(b"abc@", f"m{i}@".encode())).id for i in range(4)
+        ]
+        store.commit()
+        store.conn.execute("DELETE FROM fulltext_gone")
+        store.forget_many(rows[1:3])
+        store.forget_many([])
+        store.commit()
+        left = [r for (r,) in store.conn.execute("SELECT id FROM messages ORDER BY id")]
+        assert left == [rows[0], rows[3]]
+        assert told == rows[1:3]  # the hook without triggers of its own, once each
+        gone = [r for (r,) in store.conn.execute("SELECT id FROM fulltext_gone ORDER BY id")]
+        assert gone == rows[1:3]  # the full-text index learnt it from its triggers
+        store.record_flags_many([(rows[0], "\\Flagged \\Seen")])
+        store.commit()
+        got = store.get(rows[0])
+        assert got is not None and got.flags == frozenset({"\\Flagged", "\\Seen"})
+        (synced,) = store.conn.execute(
+            "SELECT synced_flags FROM messages WHERE id = ?", (rows[0],)
+        ).fetchone()
+        assert synced == "\\Flagged \\Seen"

@@ -179,6 +179,7 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
         # queued outgoing mail goes first, so its Sent copies come down with this sync
         outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
         _connect_early(accounts[0])
+        early_secret = _EarlySecret.start(accounts[0])
         # the sync engine loads while that connection opens
         from mailbag.cli.process import resume_collector
         from mailbag.config.secrets import get_secret
@@ -200,7 +201,12 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
                     continue
                 # OAuth2 accounts log in with access tokens (mailbag.auth), not this secret
                 oauth2 = account.incoming.auth.value == "oauth2"
-                secret = "" if oauth2 else get_secret(account, "incoming")
+                if oauth2:
+                    secret = ""
+                elif early_secret is not None and account is early_secret.account:
+                    secret = early_secret.take()
+                else:
+                    secret = get_secret(account, "incoming")
                 show_bar = not ctx.quiet and ctx.stderr.isatty()
                 bar = ProgressBar(ctx.stderr, account.name) if show_bar else None
                 try:
@@ -229,6 +235,50 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         ctx.emit_json({"accounts": results, "outbox": outbox})
     return 1 if failed else 0
+
+
+class _EarlySecret:
+    """The first IMAP account's password command, run in a background thread while the
+    sync engine loads (as its connection opens, `_connect_early`): the command's start
+    and run (a few ms, more for `pass` and the like) then no longer come between the
+    loading and the login. Only a command: a keyring is asked where it always was."""
+
+    def __init__(self, account: Any) -> None:
+        self.account = account
+        self.value: str | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mailbag-secret", daemon=True)
+
+    @classmethod
+    def start(cls, account: Any) -> _EarlySecret | None:
+        from mailbag.config.model import Protocol, SecretSource
+
+        incoming = account.incoming
+        if (
+            account.protocol is not Protocol.IMAP
+            or incoming.auth.value == "oauth2"
+            or incoming.secret.source is not SecretSource.COMMAND
+        ):
+            return None
+        early = cls(account)
+        early._thread.start()
+        return early
+
+    def _run(self) -> None:
+        from mailbag.config.secrets import get_secret
+
+        try:
+            self.value = get_secret(self.account, "incoming")
+        except BaseException as exc:  # noqa: BLE001 - raised by `take`, in the caller's thread
+            self.error = exc
+
+    def take(self) -> str:
+        """The secret (waiting for the command), or what went wrong, raised here."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
 
 
 def _connect_early(account: Any) -> None:

@@ -252,6 +252,10 @@ def _write(
 class FulltextHook:
     """Keeps `fulltext` in step with the store (registered by `store_hook`)."""
 
+    #: a deleted `messages` row is put on `fulltext_gone` by the triggers: `Store.forget_many`
+    #: need not call `message_removed` for each
+    rows_followed = True
+
     def message_added(self, store: Store, message: Message, path: Path) -> None:
         _write(store.conn, message.id, extract(path.read_bytes()))
 

@@ -1163,10 +1163,31 @@ class Store:
 
     def forget(self, row: int) -> None:
         """Drop an index row (its file is already gone)."""
+        self.forget_many((row,))
+
+    def forget_many(self, rows: Sequence[int]) -> None:
+        """`forget` for many rows, in one statement run for each (a sync's deletions).
+        Hooks whose `rows_followed` says they learn of deleted rows by themselves (the
+        full-text index: its triggers) are not called for each."""
+        if not rows:
+            return
         self._begin()
-        self.conn.execute("DELETE FROM messages WHERE id = ?", (row,))
+        self.conn.executemany("DELETE FROM messages WHERE id = ?", [(row,) for row in rows])
         for hook in self.hooks:
-            hook.message_removed(self, row)
+            if not getattr(hook, "rows_followed", False):
+                for row in rows:
+                    hook.message_removed(self, row)
+
+    def record_flags_many(self, rows: Sequence[tuple[int, str]]) -> None:
+        """`record_flags(row, flags)` (synced, no MODSEQ) for many rows, as (row, the
+        flags as `flags_text` gives them), in one statement run for each."""
+        if not rows:
+            return
+        self._begin()
+        self.conn.executemany(
+            "UPDATE messages SET flags = ?, synced_flags = ? WHERE id = ?",
+            [(text, text, row) for row, text in rows],
+        )
 
     def set_key(self, row: int, key: str) -> None:
         self._begin()

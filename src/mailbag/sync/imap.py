@@ -39,7 +39,7 @@ from mailbag.protocols.imap.client import FlagStream, ImapClient, Pending, Selec
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
-from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, Unlinker, flags_to_info
+from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -2223,7 +2223,8 @@ def _sync_locked(
     pool: _Connections,
     report: AccountReport,
 ) -> None:
-    store = Store.open(paths, defer_indexing=True)
+    store: Store | None = Store.open(paths, defer_indexing=True)
+    assert store is not None
     try:
         store.account_id(account.name)
         store.commit()
@@ -2275,21 +2276,28 @@ def _sync_locked(
                 on_progress(Progress(account.name, info.name, "folder-done"))
             else:
                 todo.append(info)
+        if todo:
+            # (the store goes on as the first thread's, and is closed there; as closing
+            # it here did, nothing left uncommitted is kept)
+            if store.conn.in_transaction:
+                store.rollback()
+            given, store = store, None
+            _sync_folders(
+                account,
+                paths,
+                options,
+                on_progress,
+                pool,
+                statuses,
+                exclude_by_name,
+                todo,
+                results,
+                known,
+                given,
+            )
     finally:
-        store.close()
-    if todo:
-        _sync_folders(
-            account,
-            paths,
-            options,
-            on_progress,
-            pool,
-            statuses,
-            exclude_by_name,
-            todo,
-            results,
-            known,
-        )
+        if store is not None:
+            store.close()
     report.folders.extend(results[i.name] for i in wanted if i.name in results)
 
 
@@ -2304,14 +2312,17 @@ def _sync_folders(
     wanted: list[MailboxInfo],
     results: dict[str, FolderReport],
     store_folders: dict[str, Folder],
+    first: Store,
 ) -> None:
     """Sync the folders that have work, over the pool's connections (threads when
-    there is much to download)."""
+    there is much to download). `first` is this thread's store (closed here)."""
 
     local = threading.local()
     write_lock = threading.Lock()
-    unlinker = Unlinker()  # (removes what the folders' plans discard, for all)
-    stores: list[Store] = []
+    unlinker = first.unlinker  # (removes what the folders' plans discard, for all)
+    first.write_lock = write_lock
+    local.store = first
+    stores: list[Store] = [first]
     stores_lock = threading.Lock()
 
     def thread_store() -> Store:
