@@ -1451,7 +1451,6 @@ def _plan_repair(
     server's messages with their flags and identities come from one `UID FETCH 1:*`,
     streamed into the planner while it reads the index; those without a Message-ID
     are compared by digests of their files here and their headers there."""
-    from mailbag.sync.digests import ImapDigests
     from mailbag.sync.plan import SyncedState
     from mailbag.sync.repair import RemoteIdentity, plan_repair
 
@@ -1482,10 +1481,32 @@ def _plan_repair(
     messages = local.messages
     if isinstance(messages, _IndexRows):
         messages = messages.by_uid()
-    digests = ImapDigests(client, functools.partial(_locate, folder, local))
+    digests = _Digests(client, folder, local)
     return sel.uidvalidity, plan_repair(
         messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids, digests=digests
     )
+
+
+class _Digests:
+    """`repair.Digests` of a folder: of its files here (`_locate`) and of the server's
+    copies on `client` (the folder selected); `sync.digests` loaded on first use."""
+
+    def __init__(self, client: ImapClient, folder: Folder, local: _LocalSide) -> None:
+        self.client, self.folder, self.local = client, folder, local
+
+    def here(
+        self, files: Sequence[tuple[str, frozenset[str]]], whole: bool
+    ) -> Iterator[bytes | None]:
+        from mailbag.sync.digests import digest_file
+
+        for key, flags in files:
+            path = _locate(self.folder, self.local, key, flags)
+            yield None if path is None else digest_file(path, whole)
+
+    def there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
+        from mailbag.sync.digests import fetch_digests
+
+        return fetch_digests(self.client, uids, whole)
 
 
 def _locate(folder: Folder, local: _LocalSide, key: str, flags: frozenset[str]) -> Path | None:
@@ -1650,6 +1671,7 @@ def _plan_folder(
             exclude_uids=exclude_uids,
             settled=() if split is None else split.settled(),
             settled_rows=None if split is None else split.rows_of,
+            digests=None if client is None else _Digests(client, folder, local),
         )
     except _NoClient:
         return None
