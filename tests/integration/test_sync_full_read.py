@@ -8,6 +8,8 @@ folder as clean over a change another Maildir program made meanwhile.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +17,13 @@ from pathlib import Path
 import pytest
 
 import mailbag.sync.imap as engine
+from mailbag.cli.main import main
+from mailbag.config import save_account
+from mailbag.paths import Paths
+from mailbag.protocols.trace import Transcript
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Folder, Store
+from mailbag.sync.events import AccountReport
 from synctools import Target, assert_ok, assert_same, home_paths, sync, target, totals
 
 pytestmark = pytest.mark.sandbox
@@ -28,7 +35,7 @@ _next_user = iter(USERS)
 def plain() -> Iterator[Sandbox]:
     with Sandbox(
         users={u: f"{u}-secret" for u in USERS},
-        services={"imap"},
+        services={"imap", "smtp"},  # (smtp: for `Sandbox.account`)
         imap_without={"CONDSTORE", "QRESYNC"},
     ) as sb:
         yield sb
@@ -228,3 +235,150 @@ def test_without_inotify_the_whole_folder_is_compared(
     assert_ok(report)
     assert totals(report)["updated"] == 1
     assert_same(plain, user, home)
+
+
+#: what a re-sync that reads a folder whole and finds nothing to do must not load
+NOT_ON_A_NO_OP_FULL_READ = (
+    "email",
+    "mailbag.store.envelope",  # (~6 ms: only for files the index does not know)
+    "mailbag.sync.apply",  # (nothing to apply)
+    "dataclasses",
+    "inspect",
+    "ast",
+    "tokenize",
+)
+
+
+def test_a_no_op_full_read_loads_only_what_it_needs(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    save_account(Paths.from_env(), plain.account(user, name="full", password_command=True))
+    plain.fill(user, 8, "INBOX", seed=75)
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)  # directory times old enough to be trusted
+    assert main(["sync", "-q"]) == 0
+    code = (
+        "import sys\n"
+        "import mailbag.sync.imap as engine\n"
+        "read = engine._read_local\n"
+        "sides = []\n"
+        "engine._read_local = lambda *a: sides.append(read(*a)) or sides[-1]\n"
+        "from mailbag.cli.main import main\n"
+        "assert main(['sync', '-q']) == 0\n"
+        "assert sides and all(s.trusted for s in sides), sides\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    env = {"MAILBAG_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # the mailbag this test imported
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    loaded = set(res.stdout.split())
+    assert "mailbag.sync.plan" in loaded  # it did read the folder whole
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_ON_A_NO_OP_FULL_READ)
+    )
+    assert heavy == []
+
+
+def test_a_no_op_full_read_writes_nothing(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nothing changed on either side: the index is neither written nor flushed (a flush
+    # per folder was 1-5 ms each), as for a folder STATUS shows unchanged
+    plain.fill(user, 10, "INBOX", seed=76)
+    plain.fill(user, 4, "Work", seed=77)
+    t = target(plain, user)
+    home = tmp_path / "home"
+    _settled(t, home)
+    with Store.open(home_paths(home)) as store:
+        before = {f.name: f for f in store.folders(user)}
+    writes: list[str] = []
+    real_begin = Store._begin
+
+    def begin(self: Store) -> None:
+        if not self.conn.in_transaction:
+            writes.append("BEGIN")
+        real_begin(self)
+
+    monkeypatch.setattr(Store, "_begin", begin)
+    report = sync(t, home, connections=1)
+    assert_ok(report)
+    assert sum(totals(report).values()) == 0
+    assert writes == []
+    monkeypatch.undo()
+    with Store.open(home_paths(home)) as store:
+        assert {f.name: f for f in store.folders(user)} == before
+    # and a change on the server afterwards is recorded as ever
+    with plain.control(user) as c:
+        c.store("Work", c.uids("Work")[:1], "+FLAGS", ["\\Flagged"])
+    plain.fill(user, 1, "Work", seed=78)
+    report = sync(t, home, connections=1)
+    assert_ok(report)
+    assert (totals(report)["new"], totals(report)["updated"]) == (1, 1)
+    with Store.open(home_paths(home)) as store:
+        work = store.folder(user, "Work")
+        assert work.messages == 5 and work.uidnext == before["Work"].uidnext + 1  # type: ignore[operator]
+        assert (work.last_sync or 0) > (before["Work"].last_sync or 0)
+    assert_same(plain, user, home)
+
+
+def _traced(t: Target, home: Path, trace: Path) -> tuple[AccountReport, list[str]]:
+    """A sync over one connection, and the commands it sent."""
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, connections=1, transcript=transcript)
+    finally:
+        transcript.close()
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    trace.unlink()
+    return report, sent
+
+
+def _asked(sent: list[str], verb: str) -> set[str]:
+    """The folders named in the commands `verb` (STATUS, SELECT) sent."""
+    out = set()
+    for line in sent:
+        rest = line.partition(" ")[2]  # (after the tag)
+        if rest.startswith(verb + " "):
+            out.add(rest[len(verb) + 1 :].split(" (")[0].strip('"'))
+    return out
+
+
+def test_a_folder_read_whole_is_not_asked_its_status(
+    plain: Sandbox, user: str, tmp_path: Path
+) -> None:
+    # without CONDSTORE a synced folder with mail is read whole whatever STATUS says,
+    # and Dovecot makes a pass over the folder for a STATUS as for the SELECT: only the
+    # new folders and the empty ones (skipped when STATUS shows them still empty) are
+    # asked, in the round trip of the LIST
+    plain.fill(user, 10, "INBOX", seed=79)
+    plain.fill(user, 4, "Work", seed=80)
+    with plain.control(user) as c:
+        c.imap.create("Empty")
+    t = target(plain, user)
+    home = tmp_path / "home"
+    _settled(t, home)
+    plain.fill(user, 2, "Fresh", seed=81)
+    plain.fill(user, 1, "Work", seed=82)
+    report, sent = _traced(t, home, tmp_path / "trace.txt")
+    assert_ok(report)
+    assert totals(report)["new"] == 3
+    status, selected = _asked(sent, "STATUS"), _asked(sent, "SELECT")
+    assert "INBOX" not in status and "Work" not in status
+    assert {"Empty", "Fresh"} <= status
+    assert {"INBOX", "Work", "Fresh"} <= selected and "Empty" not in selected
+    assert not any(
+        " RETURN (STATUS" in line or "RETURN (SPECIAL-USE STATUS" in line for line in sent
+    )
+    assert assert_same(plain, user, home) == 17
+    report, sent = _traced(t, home, tmp_path / "trace.txt")
+    assert_ok(report)
+    assert sum(totals(report).values()) == 0
+    assert "Fresh" not in _asked(sent, "STATUS") and "Empty" in _asked(sent, "STATUS")
+    skipped = {f.name for f in report.folders if f.skipped}
+    assert "Empty" in skipped

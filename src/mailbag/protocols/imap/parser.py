@@ -433,13 +433,22 @@ def _fast_fetch(line: bytes, literal: object = _NO_LITERAL) -> Untagged | None:
 # for 20,000); any other line (literals, MODSEQ, EXISTS, EXPUNGE, the tagged answer,
 # odd spacing, garbage) stops the scan and goes to `parse_response`.
 _FLAGS_TEXT = rb"[^\x00-\x1f\x7f()\"{}\[\]%*]*"
-_FLAG_LINE_TEXT = (
-    rb"\* \d+ FETCH \((?:UID (\d{1,10}) FLAGS \((" + _FLAGS_TEXT + rb")\)"
-    rb"|FLAGS \((" + _FLAGS_TEXT + rb")\) UID (\d{1,10}))\)\r\n"
-)
-_FLAG_LINE = re.compile(_FLAG_LINE_TEXT)
-#: the start of the first line that is not a flag line (the end when all are)
-_NOT_A_FLAG_LINE = re.compile(rb"^(?!" + _FLAG_LINE_TEXT + rb")", re.MULTILINE)
+
+
+def _flag_line(group: bytes) -> bytes:
+    """The pattern of a flag line, its UID and flags in groups opened by `group`."""
+    uid, flags = group + rb"\d{1,10})", group + _FLAGS_TEXT + b")"
+    return (
+        rb"\* \d+ FETCH \((?:UID " + uid + rb" FLAGS \(" + flags + rb"\)"
+        rb"|FLAGS \(" + flags + rb"\) UID " + uid + rb")\)\r\n"
+    )
+
+
+_FLAG_LINE = re.compile(_flag_line(b"("))
+#: the flag lines at the start (its end: where the first other line starts), in one
+#: pass without captures (~2.5 ms for 20,000 lines, where looking for the first line
+#: that is not one, `^(?!...)` tried at each line, took ~6 ms)
+_FLAG_LINES = re.compile(rb"(?:" + _flag_line(b"(?:") + rb")*+")
 
 #: what a flag listing yields per message: (UID, flags)
 UidFlags: TypeAlias = "tuple[int, tuple[str, ...]]"
@@ -463,8 +472,8 @@ def scan_flag_lines(data: bytes, known: FlagTexts) -> tuple[list[int], list[tupl
     tuples seen so far (the caller bounds it). What is decoded here equals what
     `parse_response` and `parse_fetch` give for the same lines. Columns, not pairs:
     a whole buffer is decoded in C loops (`map`), with no Python step per line."""
-    stop = _NOT_A_FLAG_LINE.search(data)
-    end = len(data) if stop is None else stop.start()
+    lines = _FLAG_LINES.match(data)  # (always matches, maybe nothing)
+    end = lines.end() if lines is not None else 0
     hits = _FLAG_LINE.findall(data, 0, end) if end else []
     if not hits:
         return [], [], 0
