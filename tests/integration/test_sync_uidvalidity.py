@@ -214,7 +214,9 @@ def test_the_sync_summary_tells_how_many_were_paired_again(
     assert last.endswith("0 new, 0 updated, 0 deleted, 0 uploaded"), last
 
 
-@pytest.mark.parametrize("point", ["paired:1", "local-files:1", "upload:1", "download:2"])
+@pytest.mark.parametrize(
+    "point", ["paired:1", "local-files:1", "upload:1", "upload:3", "download:2"]
+)
 def test_a_sync_killed_while_pairing_again_converges(
     sb: Sandbox, user: str, home: Path, point: str
 ) -> None:
@@ -224,6 +226,38 @@ def test_a_sync_killed_while_pairing_again_converges(
     again = sync_in_child(t, home)
     assert again.returncode == 0, again.stdout + again.stderr
     assert assert_same(sb, user, home) == AFTER  # nothing lost or doubled
+    final = sync(t, home)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)
+
+
+def test_a_message_without_a_message_id_is_not_uploaded_twice_after_a_crash(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    # (no UIDVALIDITY change: a sync killed between a draft's APPEND and its record;
+    # the same as a server that gives no UID for an APPEND, without UIDPLUS)
+    with sb.control(user) as c:
+        c.append("INBOX", UNNAMED["u1"])
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        store.add_bytes(inbox, NEW_HERE)  # (u1's size, other headers)
+        store.add_bytes(inbox, UNNAMED["u2"])
+    crashed = sync_in_child(t, home, crash="upload:1")
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    again = sync(t, home)
+    assert_ok(again)
+    # the copy the killed sync appended is paired (by size and header digest), not doubled
+    assert totals(again) == {
+        "new": 0,
+        "updated": 0,
+        "deleted": 0,
+        "uploaded": 1,
+        "paired": 1,
+        "restored": 0,
+    }, totals(again)
+    assert assert_same(sb, user, home) == 3
     final = sync(t, home)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)

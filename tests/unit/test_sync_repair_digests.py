@@ -17,20 +17,10 @@ from mailbag.sync import repair
 from mailbag.sync.digests import digest_file, head_digest
 from mailbag.sync.plan import LocalMessage, Plan, SyncedState, Upload
 from mailbag.sync.repair import RemoteIdentity, plan_repair
+from synctools import HEADER_CASES
 
 SEEN = frozenset({"\\Seen"})
 NONE: frozenset[str] = frozenset()
-
-# (message, what Dovecot 2.3 answers to BODY.PEEK[HEADER] for it: probed)
-DOVECOT_HEADERS = [
-    (b"Subject: a\r\nFrom: b@c\r\n\r\nbody\r\n", b"Subject: a\r\nFrom: b@c\r\n\r\n"),
-    (b"Subject: only header\r\nFrom: a@b\r\n", b"Subject: only header\r\nFrom: a@b\r\n"),
-    (b"Subject: no end\r\nFrom: a@b", b"Subject: no end\r\nFrom: a@b"),
-    (b"\r\nbody only\r\n", b"\r\n"),
-    (b"Subject: x\r\n\r\n", b"Subject: x\r\n\r\n"),
-    (b"Subject: x\r\n\r\n\r\n\r\nmore\r\n", b"Subject: x\r\n\r\n"),
-    (b"", b""),
-]
 
 
 def _whole(data: bytes) -> bytes:
@@ -45,7 +35,7 @@ def digest_file_bytes(data: bytes, whole: bool) -> bytes:
     return head_digest([data])
 
 
-@pytest.mark.parametrize(("message", "header"), DOVECOT_HEADERS)
+@pytest.mark.parametrize(("message", "header"), HEADER_CASES)
 def test_the_header_digest_is_that_of_the_servers_header_answer(
     message: bytes, header: bytes, tmp_path: Path
 ) -> None:
@@ -416,3 +406,35 @@ def test_memory_stays_a_few_bytes_a_message_when_none_has_a_message_id() -> None
     per_message = (peak(60_000) - peak(20_000)) / 40_000
     # the pairing's 16 bytes, the server's UID and flags (9), and its place and size (12)
     assert per_message < 50, per_message
+
+
+def test_the_streaming_planner_pairs_unpaired_ones_without_a_message_id_too() -> None:
+    # UIDVALIDITY holds: a draft appended by a sync killed before it recorded the UID
+    # (or by a server without UIDPLUS), the same size as one new there
+    from mailbag.sync.plan import RemoteListing, plan_stream
+
+    old, draft, new = _msg("old", "kept"), _msg("draft", "mine"), _msg("newer", "mine")
+    garbage = _msg("g", "xx", "Message-ID: <>\r\n")
+    mail = Mail({"ko": old, "kd": draft, "kg": garbage}, {1: old, 7: new, 8: draft, 9: garbage})
+    local = [
+        LocalMessage(1, "ko", 1, SEEN, True, "", len(old), SEEN),
+        LocalMessage(2, "kd", None, NONE, True, "", len(draft)),
+        LocalMessage(3, "kg", None, NONE, True, "<>", len(garbage)),
+    ]
+    listing = RemoteListing.of({1: SEEN, 7: NONE, 8: frozenset({"\\Flagged"}), 9: NONE})
+
+    def identities(uids: Sequence[int]) -> Iterator[tuple[int, str | None, int | None]]:
+        for uid in uids:
+            yield uid, _message_id(mail.there[uid]), len(mail.there[uid])
+
+    got = plan_stream(
+        local, SyncedState(1), 1, listing, identities=identities, digests=Digests(mail)
+    )
+    pairs = sorted((a.key, a.uid) for a in got.actions if type(a).__name__ == "Pair")
+    assert pairs == [("kd", 8), ("kg", 9)] and got.hashed == 2
+    assert list(got.fetch) == [7] and not _uploads(got)
+    assert sorted(mail.asked_there) == [(7, False), (8, False), (9, False)]
+    # without digests: uploaded again (a second copy there), as before (and "<>" paired
+    # by that ID and size)
+    got = plan_stream(local, SyncedState(1), 1, listing, identities=identities)
+    assert list(got.fetch) == [7, 8] and _uploads(got) == ["kd"]

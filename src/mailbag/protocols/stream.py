@@ -139,6 +139,10 @@ class LineStream:
         end = self._buf.rfind(b"\n", self._pos, self._pos + limit)
         return b"" if end < 0 else bytes(self._buf[self._pos : end + 1])
 
+    def receive(self) -> None:
+        """Receive more into the buffer (at least one byte; waits for it)."""
+        self._fill()
+
     def skip(self, n: int) -> None:
         """Consume the first `n` bytes of what `buffered_lines` returned."""
         if n > len(self._buf) - self._pos:

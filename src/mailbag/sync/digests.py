@@ -10,23 +10,25 @@ digests agree. A file written here by another program with bare LF line ends has
 another size than the server's copy and is not paired, as by Message-ID.
 
 Files are read in bounded chunks and answers streamed through the hash: memory does
-not grow with a message or a header block, however large. Nothing here writes.
+not grow with a message or a header block, however large. Nothing here writes. Loaded
+only when a planner has such messages to compare (`sync.imap._Digests`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import hashlib
+
     from _typeshed import ReadableBuffer
 
     from mailbag.protocols.imap.client import ImapClient
 
-__all__ = ["ImapDigests", "digest_file", "head_digest"]
+__all__ = ["digest_file", "fetch_digests", "head_digest"]
 
 _CHUNK = 64 * 1024
 _END = b"\r\n\r\n"
@@ -34,7 +36,10 @@ _END = b"\r\n\r\n"
 
 def _hasher() -> hashlib.blake2b:
     # 128 bits: pairs are also of one size, and a collision takes an adversary who
-    # sends both messages (who could as well send one twice)
+    # sends both messages (who could as well send one twice). Imported here: hashlib
+    # costs ~2 ms, and most syncs never hash
+    import hashlib
+
     return hashlib.blake2b(digest_size=16)
 
 
@@ -94,36 +99,28 @@ class _HashSink(io.BytesIO):
 _UIDS_PER_COMMAND = 500
 
 
-class ImapDigests:
-    """`repair.Digests` for a folder: its files here (`locate(key, flags)` finds one's
-    path) and the server's copies on `client` (the folder selected, no command in
-    flight)."""
+def fetch_digests(
+    client: ImapClient, uids: Sequence[int], whole: bool
+) -> Iterator[tuple[int, bytes]]:
+    """(UID, digest) of the server's copies of `uids` in the folder selected on `client`
+    (no command in flight): of BODY[HEADER], or BODY[] when `whole`, hashed as they
+    arrive. Several UID sets in flight: one round trip for the usual few."""
+    from mailbag.protocols.imap.parser import StreamedLiteral
 
-    def __init__(
-        self, client: ImapClient, locate: Callable[[str, frozenset[str]], Path | None]
-    ) -> None:
-        self.client, self.locate = client, locate
+    item, answer = ("BODY.PEEK[]", "BODY[]") if whole else ("BODY.PEEK[HEADER]", "BODY[HEADER]")
+    chunks = [uids[i : i + _UIDS_PER_COMMAND] for i in range(0, len(uids), _UIDS_PER_COMMAND)]
 
-    def here(
-        self, files: Sequence[tuple[str, frozenset[str]]], whole: bool
-    ) -> Iterator[bytes | None]:
-        for key, flags in files:
-            path = self.locate(key, flags)
-            yield None if path is None else digest_file(path, whole)
+    def sink(seq: int, name: str, size: int) -> _HashSink:
+        return _HashSink()
 
-    def there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
-        # The answer to BODY.PEEK[HEADER] is the header block as defined above: hashed
-        # as it arrives. Several UID sets in flight: one round trip for the few usual.
-        from mailbag.protocols.imap.parser import StreamedLiteral
-
-        item, answer = ("BODY.PEEK[]", "BODY[]") if whole else ("BODY.PEEK[HEADER]", "BODY[HEADER]")
-        chunks = [uids[i : i + _UIDS_PER_COMMAND] for i in range(0, len(uids), _UIDS_PER_COMMAND)]
-
-        def sink(seq: int, name: str, size: int) -> _HashSink:
-            return _HashSink()
-
-        for r in self.client.uid_fetch_many(chunks, ["UID", item], body_sink=sink):
-            got = r.bodies.get(answer)
-            if r.uid is not None and isinstance(got, StreamedLiteral):
-                assert isinstance(got.sink, _HashSink)
-                yield r.uid, got.sink.hash.digest()
+    for r in client.uid_fetch_many(chunks, ["UID", item], body_sink=sink):
+        got = r.bodies.get(answer)
+        if r.uid is None:
+            continue
+        if isinstance(got, StreamedLiteral):
+            assert isinstance(got.sink, _HashSink)
+            yield r.uid, got.sink.hash.digest()
+        elif isinstance(got, bytes):  # (a quoted string, as a server may send a short one)
+            h = _hasher()
+            h.update(got)
+            yield r.uid, h.digest()

@@ -26,8 +26,12 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from mailbag.record import FrozenRecord, NamedTuple, Record
+
+if TYPE_CHECKING:
+    from mailbag.sync.repair import Digests
 
 __all__ = [
     "Action",
@@ -677,6 +681,7 @@ def plan_stream(
     exclude_uids: Iterable[int] = (),
     settled: Iterable[tuple[Sequence[int], Sequence[frozenset[str]]]] = (),
     settled_rows: Callable[[Sequence[int]], Iterable[LocalMessage]] | None = None,
+    digests: Digests | None = None,
 ) -> Plan:
     """`plan`, with the same actions, for a folder read whole: the local messages are
     taken one at a time as they stream from the index (none is kept unless it is
@@ -696,7 +701,12 @@ def plan_stream(
     the others (`settled_rows(uids)`, the same messages in full) are planned as
     `local` is. In a 20,000 message folder whose index was trusted this took the
     planning of a no-op re-sync from 61 ms (every row a `LocalMessage`) to 19 ms,
-    most of it the index query."""
+    most of it the index query.
+
+    `digests`: unpaired messages without a usable Message-ID are paired by size and a
+    digest of their header block (`repair._Unnamed`): a draft uploaded where the
+    server gives no UID (no UIDPLUS), or a sync killed between an APPEND and its
+    record, is not uploaded again. None: they are not paired."""
     excluded = set(exclude_uids)
     if last_synced.uidvalidity is not None and last_synced.uidvalidity != uidvalidity:
         # every message is to be paired again: see `repair`
@@ -710,6 +720,7 @@ def plan_stream(
             uidvalidity,
             listed_identities(remote, identities, excluded),
             exclude_uids=excluded,
+            digests=digests,
         )
     result = Plan()
     paired_here = bytearray(len(remote))  # 1: a local message is paired with it
@@ -816,11 +827,19 @@ def plan_stream(
             waiting.append(uids[i])
         i = paired_here.find(0, i + 1)
     matched = bytearray(len(unpaired))  # 1: paired with a server message by identity
+    unnamed = None
+    if want_identities and waiting and digests is not None:
+        from mailbag.sync.repair import _Unnamed
+
+        unnamed = _Unnamed()
     if want_identities and waiting:
         # identity -> position in `unpaired` (a list when several share it: the first
         # one pairs first), one int per message rather than a list
         by_identity: dict[tuple[str, int], int | list[int]] = {}
         for pos, m in enumerate(unpaired):
+            if unnamed is not None and unnamed.take_local(m):
+                matched[pos] = 1  # (paired or uploaded below)
+                continue
             ident = _identity(m.message_id, m.size)
             if ident is not None:
                 had = by_identity.setdefault(ident, pos)
@@ -833,6 +852,8 @@ def plan_stream(
             i = remote.index(uid)
             if i < 0 or paired_here[i] or uid in excluded:
                 continue  # not asked for
+            if unnamed is not None and unnamed.take_remote(i, message_id, size):
+                continue
             ident = _identity(message_id, size)
             found = None if ident is None else by_identity.pop(ident, None)
             if ident is None or found is None:
@@ -850,6 +871,17 @@ def plan_stream(
             # a new pairing has no common base: unite the flags
             _merge_into(result, m, uid, remote.flags_at(i), use_base=False)
         del by_identity
+    if unnamed is not None and digests is not None:
+
+        def on_pair(m: LocalMessage, i: int) -> None:
+            paired_here[i] = 2
+            uid = remote.uid_at(i)
+            result.actions.append(Pair(m.key, m.row, uid))
+            _merge_into(result, m, uid, remote.flags_at(i), use_base=False)
+
+        for m in unnamed.finish(digests, remote.uid_at, on_pair):
+            result.actions.append(Upload(m.key, m.row, _clean(m.flags)))
+        result.hashed = unnamed.paired
     unmatched = (m for pos, m in enumerate(unpaired) if not matched[pos])
     if want_identities:
         result.fetch = array(_U32, (uid for uid in waiting if not paired_here[remote.index(uid)]))

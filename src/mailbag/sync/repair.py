@@ -308,15 +308,25 @@ class _Unnamed:
         self.sizes = array("q")
         self.paired = 0
 
-    def local(self, m: LocalMessage, size: int) -> None:
-        self._here.append((self._seq, size, m.row, m.key, self.flag_sets.number(m.flags)))
+    def take_local(self, m: LocalMessage) -> bool:
+        """Keep the local message `m` for `finish` if it has no usable Message-ID (and a
+        size): True when kept."""
+        if m.size is None or _named(m.message_id):
+            return False
+        self._here.append((self._seq, m.size, m.row, m.key, self.flag_sets.number(m.flags)))
         self._seq += 1
         if len(self._here) >= 1000:
             self._flush()
+        return True
 
-    def remote(self, pos: int, size: int) -> None:
+    def take_remote(self, pos: int, message_id: str | None, size: int | None) -> bool:
+        """The same for the server's message at `pos` with this Message-ID and size
+        (None: not asked for)."""
+        if message_id is None or size is None or _named(message_id):
+            return False
         self.positions.append(pos)
         self.sizes.append(size)
+        return True
 
     def _open(self) -> sqlite3.Connection:
         if self.db is None:
@@ -517,8 +527,8 @@ def plan_repair(
                 actions.append(Forget(m.row))  # its file is gone (and its UID void)
             return
         ident = _identity(m.message_id, m.size)
-        if unnamed is not None and m.size is not None and not _named(m.message_id):
-            unnamed.local(m, m.size)
+        if unnamed is not None and unnamed.take_local(m):
+            pass
         elif ident is None:
             actions.append(Upload(m.key, m.row, _clean(m.flags)))
         else:
@@ -539,13 +549,8 @@ def plan_repair(
             in_order = False
         last = uid
         ident = _identity(message_id, size)
-        if (
-            unnamed is not None
-            and size is not None
-            and message_id is not None
-            and not _named(message_id)
-        ):
-            unnamed.remote(pos, size)
+        if unnamed is not None and unnamed.take_remote(pos, message_id, size):
+            pass
         elif ident is not None:
             matcher.remote(pos, ident)
 

@@ -433,19 +433,26 @@ def _fast_fetch(line: bytes, literal: object = _NO_LITERAL) -> Untagged | None:
 # for 20,000); any other line (literals, MODSEQ, EXISTS, EXPUNGE, the tagged answer,
 # odd spacing, garbage) stops the scan and goes to `parse_response`.
 _FLAGS_TEXT = rb"[^\x00-\x1f\x7f()\"{}\[\]%*]*"
-_FLAG_LINE_TEXT = (
-    rb"\* \d+ FETCH \((?:UID (\d{1,10}) FLAGS \((" + _FLAGS_TEXT + rb")\)"
-    rb"|FLAGS \((" + _FLAGS_TEXT + rb")\) UID (\d{1,10}))\)\r\n"
-)
+
+
+def _flag_line(group: bytes) -> bytes:
+    """The pattern of a flag line, its UID and flags in groups opened by `group`."""
+    uid, flags = group + rb"\d{1,10})", group + _FLAGS_TEXT + b")"
+    return (
+        rb"\* \d+ FETCH \((?:UID " + uid + rb" FLAGS \(" + flags + rb"\)"
+        rb"|FLAGS \(" + flags + rb"\) UID " + uid + rb")\)\r\n"
+    )
 
 
 @functools.cache
 def _flag_line_patterns() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """(a flag line, the start of the first line that is not one: the end when all are),
+    """(a flag line; the flag lines at the start, whose end is where the first other line
+    starts, in one pass without captures: ~2.5 ms for 20,000 lines, where looking for
+    the first line that is not one, `^(?!...)` tried at each line, took ~6 ms),
     compiled on first use (~1 ms): a sync that reads no whole folder needs neither."""
     return (
-        re.compile(_FLAG_LINE_TEXT),
-        re.compile(rb"^(?!" + _FLAG_LINE_TEXT + rb")", re.MULTILINE),
+        re.compile(_flag_line(b"(")),
+        re.compile(rb"(?:" + _flag_line(b"(?:") + rb")*+"),
     )
 
 
@@ -471,9 +478,9 @@ def scan_flag_lines(data: bytes, known: FlagTexts) -> tuple[list[int], list[tupl
     tuples seen so far (the caller bounds it). What is decoded here equals what
     `parse_response` and `parse_fetch` give for the same lines. Columns, not pairs:
     a whole buffer is decoded in C loops (`map`), with no Python step per line."""
-    flag_line, not_a_flag_line = _flag_line_patterns()
-    stop = not_a_flag_line.search(data)
-    end = len(data) if stop is None else stop.start()
+    flag_line, flag_lines = _flag_line_patterns()
+    lines = flag_lines.match(data)  # (always matches, maybe nothing)
+    end = lines.end() if lines is not None else 0
     hits = flag_line.findall(data, 0, end) if end else []
     if not hits:
         return [], [], 0
