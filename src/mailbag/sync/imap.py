@@ -1947,6 +1947,10 @@ def _select_ahead(
                 )
             if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
                 threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
+                # and so are the planner and the executor loaded (~3 ms), which every
+                # folder here needs, instead of after the first answer has come
+                import mailbag.sync.apply
+                import mailbag.sync.plan  # noqa: F401
             # each folder is applied as its answer comes, while the server prepares the
             # next one; the index is not kept locked while waiting for a slow server.
             # Each is applied in a savepoint of the shared transaction; SQLite keeps the
