@@ -131,6 +131,19 @@ def assert_ok(report: AccountReport) -> None:
     assert not errors, errors
 
 
+#: messages, and what Dovecot answers to BODY.PEEK[HEADER] for each (probed): the
+#: header block as `sync.digests` takes it from a file
+HEADER_CASES = [
+    (b"Subject: a\r\nFrom: b@c\r\n\r\nbody\r\n", b"Subject: a\r\nFrom: b@c\r\n\r\n"),
+    (b"Subject: only header\r\nFrom: a@b\r\n", b"Subject: only header\r\nFrom: a@b\r\n"),
+    (b"Subject: no end\r\nFrom: a@b", b"Subject: no end\r\nFrom: a@b"),
+    (b"\r\nbody only\r\n", b"\r\n"),
+    (b"Subject: x\r\n\r\n", b"Subject: x\r\n\r\n"),
+    (b"Subject: x\r\n\r\n\r\n\r\nmore\r\n", b"Subject: x\r\n\r\n"),
+    (b"", b""),
+]
+
+
 # --- comparing both sides -----------------------------------------------------------------
 
 

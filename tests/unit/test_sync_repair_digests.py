@@ -17,20 +17,10 @@ from mailbag.sync import repair
 from mailbag.sync.digests import digest_file, head_digest
 from mailbag.sync.plan import LocalMessage, Plan, SyncedState, Upload
 from mailbag.sync.repair import RemoteIdentity, plan_repair
+from synctools import HEADER_CASES
 
 SEEN = frozenset({"\\Seen"})
 NONE: frozenset[str] = frozenset()
-
-# (message, what Dovecot 2.3 answers to BODY.PEEK[HEADER] for it: probed)
-DOVECOT_HEADERS = [
-    (b"Subject: a\r\nFrom: b@c\r\n\r\nbody\r\n", b"Subject: a\r\nFrom: b@c\r\n\r\n"),
-    (b"Subject: only header\r\nFrom: a@b\r\n", b"Subject: only header\r\nFrom: a@b\r\n"),
-    (b"Subject: no end\r\nFrom: a@b", b"Subject: no end\r\nFrom: a@b"),
-    (b"\r\nbody only\r\n", b"\r\n"),
-    (b"Subject: x\r\n\r\n", b"Subject: x\r\n\r\n"),
-    (b"Subject: x\r\n\r\n\r\n\r\nmore\r\n", b"Subject: x\r\n\r\n"),
-    (b"", b""),
-]
 
 
 def _whole(data: bytes) -> bytes:
@@ -45,7 +35,7 @@ def digest_file_bytes(data: bytes, whole: bool) -> bytes:
     return head_digest([data])
 
 
-@pytest.mark.parametrize(("message", "header"), DOVECOT_HEADERS)
+@pytest.mark.parametrize(("message", "header"), HEADER_CASES)
 def test_the_header_digest_is_that_of_the_servers_header_answer(
     message: bytes, header: bytes, tmp_path: Path
 ) -> None:

@@ -115,6 +115,12 @@ def fetch_digests(
 
     for r in client.uid_fetch_many(chunks, ["UID", item], body_sink=sink):
         got = r.bodies.get(answer)
-        if r.uid is not None and isinstance(got, StreamedLiteral):
+        if r.uid is None:
+            continue
+        if isinstance(got, StreamedLiteral):
             assert isinstance(got.sink, _HashSink)
             yield r.uid, got.sink.hash.digest()
+        elif isinstance(got, bytes):  # (a quoted string, as a server may send a short one)
+            h = _hasher()
+            h.update(got)
+            yield r.uid, h.digest()
