@@ -181,9 +181,10 @@ def test_a_change_by_another_program_during_a_full_read_is_still_seen(
     if when == "after-planning":
         real_with_entries = engine._with_entries
 
-        def with_entries(store: Store, folder: Folder, *args: object) -> None:
-            real_with_entries(store, folder, *args)  # type: ignore[arg-type]
+        def with_entries(store: Store, folder: Folder, *args: object) -> object:
+            rows = real_with_entries(store, folder, *args)  # type: ignore[arg-type]
             other_program()
+            return rows
 
         monkeypatch.setattr(engine, "_with_entries", with_entries)
     elif when == "after-applying":

@@ -852,17 +852,21 @@ def _known_keys(store: Store, folder: Folder, entries: dict[str, MaildirEntry]) 
     return known
 
 
-def _with_entries(store: Store, folder: Folder, local: _LocalSide, result: Plan) -> None:
+def _with_entries(
+    store: Store, folder: Folder, local: _LocalSide, result: Plan
+) -> dict[int, tuple[str, str]]:
     """Add to a partial local side the files the plan's actions rename, remove or upload:
     each looked up where its row's flags put it (the scan, or the directory times, showed
     it there). Where the index was trusted (`_LocalSide.trusted`) a file with Maildir
     flags is taken to be where they put it, without a look (the only place it can be:
     ~10 us a file in a 100,000 message folder); if another program took it away since,
-    carrying out the plan finds it gone, as after any look."""
+    carrying out the plan finds it gone, as after any look. Returns the key and flags
+    of the rows looked up, by UID (those with one)."""
     from mailbag.sync.plan import DeleteLocal, SetFlags, Upload
 
+    rows: dict[int, tuple[str, str]] = {}
     if not local.partial:
-        return
+        return rows
     wanted = [
         a.row
         for a in result.actions
@@ -872,16 +876,19 @@ def _with_entries(store: Store, folder: Folder, local: _LocalSide, result: Plan)
     cur, new = str(folder.path / "cur"), str(folder.path / "new")
     for chunk in _chunks(wanted, 500):
         marks = ",".join("?" * len(chunk))
-        for key, flags_text in store.conn.execute(
-            f"SELECT key, flags FROM messages WHERE id IN ({marks})",  # noqa: S608
+        for uid, key, flags_text, gone in store.conn.execute(
+            f"SELECT uid, key, flags, gone FROM messages WHERE id IN ({marks})",  # noqa: S608
             tuple(chunk),
         ):
+            if uid is not None and not gone:
+                rows[uid] = (key, flags_text)
             info = _info_of(flags_text)
             name = f"{key}:2,{info}"
             if (info and local.trusted) or os.path.exists(f"{cur}/{name}"):
                 local.entries[key] = MaildirEntry(key, "cur", name, folder.path)
             elif not info and os.path.exists(f"{new}/{key}"):
                 local.entries[key] = MaildirEntry(key, "new", key, folder.path)
+    return rows
 
 
 def _unchanged(folder: Folder, status: MailboxStatus | None) -> bool:
@@ -1314,6 +1321,7 @@ def _full_baseline(
     local: _LocalSide,
     result: Plan,
     watch: DirWatch | None,
+    known: dict[int, tuple[str, str]],
 ) -> _Baseline | None:
     """The baseline (`_Baseline`) of a full read of a folder whose index was taken as
     its local side (`_LocalSide.trusted`, the directory times `stamp` those recorded):
@@ -1323,7 +1331,8 @@ def _full_baseline(
     (`_matches_index`: ~60 ms of CPU in a 20,000 message folder). None, and that check
     is made, when the plan touches rows without a UID (not in such a folder), or there
     is no watch, or the directory times moved since the folder was found clean: another
-    program changed a file the plan does not know of."""
+    program changed a file the plan does not know of. `known`: key and flags of rows
+    read already (`_with_entries`), by UID."""
     from mailbag.sync.plan import DeleteLocal, Download, ExpungeRemote, SetFlags
 
     if watch is None or not local.trusted or result.pairs or result.restored:
@@ -1337,7 +1346,11 @@ def _full_baseline(
     # from here the watch sees every change; before it, a change moved the times
     if wds is None or _dir_stamp(folder) != stamp:
         return None
-    return _Baseline(None, _rows_print(store, folder, uids), uids, watch, wds)
+    count, total = _rows_print(store, folder, uids.difference(known))
+    for uid in uids.intersection(known):
+        count += 1
+        total += hash(_row_token(*known[uid]))
+    return _Baseline(None, (count, total), uids, watch, wds)
 
 
 def _watch_dirs(watch: DirWatch, folder: Folder) -> tuple[int, int] | None:
@@ -1819,9 +1832,9 @@ def _sync_folder_remote(
         # nothing to do and nothing new to record: no write, no flush of the index (as
         # for a folder STATUS shows unchanged, `last_sync` stays that of the last change)
         return base
-    _with_entries(store, folder, local, result)
+    looked_up = _with_entries(store, folder, local, result)
     if base is None and stamp is not None and watch is not None and _changes_files(result):
-        base = _full_baseline(store, folder, stamp, local, result, watch())
+        base = _full_baseline(store, folder, stamp, local, result, watch(), looked_up)
     _apply_and_record(
         store,
         folder,

@@ -131,6 +131,8 @@ class _TupleIds(dict[tuple[str, ...], int]):
 
 #: array type codes of at least 32 bits (IMAP UIDs are 32-bit)
 _U32 = "I" if array("I").itemsize >= 4 else "L"
+#: the number of no flag set in a `RemoteListing` (they are counted from 0)
+_NO_SET = 0xFFFFFFFF
 
 
 class RemoteListing:
@@ -732,7 +734,7 @@ def plan_stream(
     remote_deletes: list[DeleteLocal] = []
     lost: list[tuple[LocalMessage, int]] = []
     later = array(_U32)  # settled messages the server side differs for
-    uids, flag_ids, sets = remote._uids, remote._flag_ids, remote._sets
+    uids, flag_ids, sets, ids_of = remote._uids, remote._flag_ids, remote._sets, remote._ids_of
     for batch_uids, batch_flags in settled:
         n = len(batch_uids)
         if not n:
@@ -757,12 +759,19 @@ def plan_stream(
                 mine = array(_U32, batch_uids)
         if (
             uids[a : a + n] == mine
-            and not any(paired_here[a : a + n])
-            and excluded.isdisjoint(batch_uids)
+            and paired_here.count(0, a, a + n) == n
+            and (not excluded or excluded.isdisjoint(batch_uids))
             and not any(_RECENT in f for f in set(batch_flags))
         ):
-            there = map(sets.__getitem__, flag_ids[a : a + n])
-            differ = list(itertools.compress(range(n), map(operator.ne, there, batch_flags)))
+            # the flags compared as the listing's numbers for them (a set the listing
+            # does not have: a number it has not), in C, and one by one where they differ
+            there = flag_ids[a : a + n]
+            numbered = array(_U32, map(ids_of.get, batch_flags, itertools.repeat(_NO_SET, n)))
+            differ = (
+                []
+                if numbered == there
+                else list(itertools.compress(range(n), map(operator.ne, numbered, there)))
+            )
             paired_here[a : a + n] = b"\x01" * n
             total += n - len(differ)
             for j in differ:
