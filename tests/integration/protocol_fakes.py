@@ -80,6 +80,25 @@ class FakeServer:
         self.thread.join(timeout=10)
 
 
+def preauth_imap_server(handle: Callable[[Peer, bytes, bytes], None]) -> FakeServer:
+    """An IMAP server (PREAUTH, without LITERAL+): `handle(peer, tag, rest_of_line)` for
+    each command but LOGOUT."""
+
+    def script(peer: Peer) -> None:
+        peer.send(b"* PREAUTH [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
+        while True:
+            line = peer.readline()
+            if not line:
+                return
+            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+            if rest.upper() == b"LOGOUT":
+                peer.send(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
+                return
+            handle(peer, tag, rest)
+
+    return FakeServer(script)
+
+
 def lines_until(peer: Peer, stop: bytes) -> Iterator[bytes]:
     while True:
         line = peer.readline()

@@ -8,12 +8,12 @@ import io
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
-from protocol_fakes import FakeServer, Peer
+from protocol_fakes import FakeServer, Peer, preauth_imap_server
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
@@ -541,24 +541,6 @@ def test_idle_wakes_on_new_mail_and_times_out(sandbox: Sandbox) -> None:
     c.logout()
 
 
-def _preauth_server(handle: Callable[[Peer, bytes, bytes], None]) -> FakeServer:
-    """A PREAUTH server without LITERAL+: `handle(peer, tag, rest_of_line)` per command."""
-
-    def script(peer: Peer) -> None:
-        peer.send(b"* PREAUTH [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
-        while True:
-            line = peer.readline()
-            if not line:
-                return
-            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
-            if rest.upper() == b"LOGOUT":
-                peer.send(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
-                return
-            handle(peer, tag, rest)
-
-    return FakeServer(script)
-
-
 def test_append_waits_for_go_ahead_without_literal_plus() -> None:
     got: list[bytes] = []
 
@@ -569,7 +551,7 @@ def test_append_waits_for_go_ahead_without_literal_plus() -> None:
         assert peer.readline() == b"\r\n"
         peer.send(tag + b" OK [APPENDUID 7 42] done\r\n")
 
-    with _preauth_server(handle) as srv:
+    with preauth_imap_server(handle) as srv:
         c = ImapClient(Endpoint("127.0.0.1", srv.port, Security.NONE, None))
         c.connect()
         res = c.append("INBOX", b"Subject: x\r\n")
@@ -582,7 +564,7 @@ def test_append_refused_before_upload_sends_no_data() -> None:
     def handle(peer: Peer, tag: bytes, rest: bytes) -> None:
         peer.send(tag + b" NO [TOOBIG] Message too large\r\n")
 
-    with _preauth_server(handle) as srv:
+    with preauth_imap_server(handle) as srv:
         c = ImapClient(Endpoint("127.0.0.1", srv.port, Security.NONE, None))
         c.connect()
         with pytest.raises(ProtocolError) as err:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from protocol_fakes import FakeServer, Peer
+from protocol_fakes import FakeServer, Peer, preauth_imap_server
 
 import mailbag.protocols.imap.client as client_module
 from mailbag.errors import ProtocolError
@@ -28,23 +28,14 @@ USER = "plainflags"
 def _server(answer: Callable[[Peer, bytes], None]) -> FakeServer:
     """A PREAUTH server answering `UID FETCH` with `answer(peer, tag)`."""
 
-    def script(peer: Peer) -> None:
-        peer.send(b"* PREAUTH [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
-        while True:
-            line = peer.readline()
-            if not line:
-                return
-            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
-            if rest.upper() == b"LOGOUT":
-                peer.send(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
-                return
-            if rest.upper().startswith(b"UID FETCH"):
-                assert rest == b"UID FETCH 1:* (UID FLAGS)"
-                answer(peer, tag)
-            else:
-                peer.send(tag + b" OK done\r\n")
+    def handle(peer: Peer, tag: bytes, rest: bytes) -> None:
+        if rest.upper().startswith(b"UID FETCH"):
+            assert rest == b"UID FETCH 1:* (UID FLAGS)"
+            answer(peer, tag)
+        else:
+            peer.send(tag + b" OK done\r\n")
 
-    return FakeServer(script)
+    return preauth_imap_server(handle)
 
 
 def _client(srv: FakeServer, transcript: Transcript | None = None) -> ImapClient:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from protocol_fakes import FakeServer, Peer
+from protocol_fakes import FakeServer, Peer, preauth_imap_server
 
 from mailbag.protocols.imap import ImapClient
 from mailbag.protocols.transport import Endpoint, Security
@@ -30,34 +30,24 @@ def _server(sent: list[bytes]) -> FakeServer:
     a literal, even ones as a quoted string, UIDs over 1000 not at all (expunged), and
     another client's flag change before each answer."""
 
-    def script(peer: Peer) -> None:
-        peer.send(b"* PREAUTH [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
-        while True:
-            line = peer.readline()
-            if not line:
-                return
-            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
-            if rest.upper() == b"LOGOUT":
-                peer.send(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
-                return
-            m = re.fullmatch(rb"UID FETCH ([0-9:,]+) \(UID BODY\.PEEK\[HEADER\]\)", rest)
-            assert m is not None, rest
-            sent.append(m.group(1))
-            out = b"* 1 FETCH (FLAGS (\\Seen))\r\n"
-            for piece in m.group(1).split(b","):
-                a, _, b = piece.partition(b":")
-                for uid in range(int(a), int(b or a) + 1):
-                    if uid > 1000:
-                        continue
-                    head = b"Subject: %d\r\n\r\n" % uid
-                    if uid % 2:
-                        value = b"{%d}\r\n%s" % (len(head), head)
-                    else:  # (a quoted string cannot hold CR LF)
-                        value = b'"Subject: %d  "' % uid
-                    out += b"* %d FETCH (UID %d BODY[HEADER] %s)\r\n" % (uid, uid, value)
-            peer.send(out + tag + b" OK done\r\n")
+    def handle(peer: Peer, tag: bytes, rest: bytes) -> None:
+        m = re.fullmatch(rb"UID FETCH ([0-9:,]+) \(UID BODY\.PEEK\[HEADER\]\)", rest)
+        assert m is not None, rest
+        sent.append(m.group(1))
+        out = b"* 1 FETCH (FLAGS (\\Seen))\r\n"
+        for piece in m.group(1).split(b","):
+            a, _, b = piece.partition(b":")
+            for uid in range(int(a), int(b or a) + 1):
+                if uid > 1000:
+                    continue
+                head = b"Subject: %d\r\n\r\n" % uid
+                # (a quoted string cannot hold CR LF)
+                literal = b"{%d}\r\n%s" % (len(head), head)
+                value = literal if uid % 2 else b'"Subject: %d  "' % uid
+                out += b"* %d FETCH (UID %d BODY[HEADER] %s)\r\n" % (uid, uid, value)
+        peer.send(out + tag + b" OK done\r\n")
 
-    return FakeServer(script)
+    return preauth_imap_server(handle)
 
 
 def test_answers_as_literals_or_strings_among_flag_changes_several_sets_at_once() -> None:
