@@ -435,7 +435,8 @@ class Store:
                 self.hooks.append(hook)
 
     def close(self) -> None:
-        """Close the index; returns once the files handed to `remove_later` are gone."""
+        """Close the index; returns once the files handed to `remove_later` are gone
+        (or, with `Unlinker.leave_running`, once an `rm` removing them has started)."""
         try:
             if self.conn.in_transaction:
                 self.rollback()
