@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+
+from mailbag.record import NamedTuple
 
 
 class Paths(NamedTuple):

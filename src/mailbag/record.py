@@ -16,15 +16,18 @@ only, mutable records unhashable. A `FrozenRecord` is a frozen dataclass: its
 `__init__` sets the fields with `_set`, assigning later raises AttributeError, and
 it hashes by value. `replace(record, **changes)` is `dataclasses.replace` (it runs
 `__init__`, so validation there runs again), and also takes dataclasses.
-Immutable values without validation or inheritance may use `typing.NamedTuple`
-instead (as cheap to define; `_replace` is its `dataclasses.replace`).
+Immutable values without validation or inheritance may be a `NamedTuple` instead
+(`_replace` is its `dataclasses.replace`), imported from here: it is
+`typing.NamedTuple` for type checkers, and at run time builds the same class
+without typing's checks of each field's annotation (each made a `ForwardRef` and
+compiled, about half of a class's ~120 us; ~20 of them load with a sync).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-__all__ = ["FrozenRecord", "Record", "field_names", "replace"]
+__all__ = ["FrozenRecord", "NamedTuple", "Record", "field_names", "replace"]
 
 _T = TypeVar("_T")
 
@@ -108,3 +111,67 @@ def replace(obj: _T, /, **changes: Any) -> _T:
 def field_names(record: Record | type[Record]) -> tuple[str, ...]:
     """The fields of a record (class), in order: `dataclasses.fields` for records."""
     return record._all_fields()
+
+
+# --- NamedTuple, built without typing's checks of each annotation -----------------------
+
+#: what a NamedTuple class body may not define (as for typing.NamedTuple)
+_PROHIBITED = frozenset(
+    {
+        "__new__",
+        "__init__",
+        "__slots__",
+        "__getnewargs__",
+        "_fields",
+        "_field_defaults",
+        "_make",
+        "_replace",
+        "_asdict",
+        "_source",
+    }
+)
+_SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
+
+
+class _NamedTupleMeta(type):
+    """What `typing.NamedTupleMeta` does (Python 3.11), but the annotations are kept as
+    they are written (strings, under `from __future__ import annotations`), not checked
+    and compiled one by one: `collections.namedtuple` with the class body's defaults,
+    methods and docstring."""
+
+    def __new__(mcls, typename: str, bases: tuple[type, ...], ns: dict[str, Any]) -> Any:
+        import collections
+
+        if bases != (_NamedTupleBase,):
+            raise TypeError("a NamedTuple class can only inherit from NamedTuple")
+        fields: dict[str, Any] = ns.get("__annotations__", {})
+        defaults: list[Any] = []
+        for name in fields:
+            if name in ns:
+                defaults.append(ns[name])
+            elif defaults:
+                raise TypeError(f"non-default namedtuple field {name} follows a default one")
+        make: Any = collections.namedtuple  # (a class made at run time: no checks apply)
+        cls = make(typename, list(fields), defaults=defaults, module=ns["__module__"])
+        cls.__annotations__ = dict(fields)
+        for key, value in ns.items():
+            if key in _PROHIBITED:
+                raise AttributeError("Cannot overwrite NamedTuple attribute " + key)
+            if key not in _SPECIAL and key not in cls._fields:
+                setattr(cls, key, value)
+        return cls
+
+
+_NamedTupleBase = type.__new__(_NamedTupleMeta, "NamedTuple", (), {})
+
+if TYPE_CHECKING:
+    from typing import NamedTuple as NamedTuple
+else:
+
+    def NamedTuple(typename, fields=None, /, **kwargs):
+        """The functional form is typing's own."""
+        import typing
+
+        return typing.NamedTuple(typename, fields, **kwargs)
+
+    NamedTuple.__mro_entries__ = lambda bases: (_NamedTupleBase,)

@@ -770,22 +770,65 @@ def _ahead_events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return events
 
 
-def test_a_folder_selected_ahead_is_applied_while_the_server_answers_for_the_next(
+def _ahead_case(
     sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Target, list[str]]:
+    """Three folders synced, then changed on the server only; `_ahead_events` recording."""
     fill(sb, user, 24)
     t = target(sb, user)
     _settled(t, home)
     _server_changes(sb, user, ("INBOX", "Work/Projects", "Archive"))
-    events = _ahead_events(monkeypatch)
+    return t, _ahead_events(monkeypatch)
+
+
+def _ahead_converged(
+    sb: Sandbox, user: str, home: Path, t: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording stopped, the local store is the server's, and the fast path re-armed."""
+    monkeypatch.undo()
+    assert_same(sb, user, home)
+    assert all(f.skipped for f in sync(t, home).folders)
+
+
+def test_a_folder_selected_ahead_is_applied_while_the_server_answers_for_the_next(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t, events = _ahead_case(sb, user, home, monkeypatch)
     report = sync(t, home)
     assert_ok(report)
     assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
     # each folder as its answer comes; one commit for all (the answers came quickly)
     assert events == ["answer", "apply"] * 3 + ["commit"], events
-    monkeypatch.undo()
-    assert_same(sb, user, home)
-    assert all(f.skipped for f in sync(t, home).folders)  # the fast path is re-armed
+    _ahead_converged(sb, user, home, t, monkeypatch)
+
+
+def test_a_folder_with_many_changes_selected_ahead_begins_a_transaction_of_its_own(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the others are applied in savepoints of one transaction (their page copies kept in
+    # memory); one with more changes than _SAVEPOINT_MAX gets what came before committed
+    # first and is applied as a transaction's first part, without a savepoint
+    from mailbag.sync import imap as engine
+
+    t, events = _ahead_case(sb, user, home, monkeypatch)
+    monkeypatch.setattr(engine, "_SAVEPOINT_MAX", 2)  # each folder has 3 changes
+    statements: list[str] = []
+    real_open = engine._open_store
+
+    def open_store(paths: Any) -> Store:
+        store = real_open(paths)
+        store.conn.set_trace_callback(statements.append)
+        return store
+
+    monkeypatch.setattr(engine, "_open_store", open_store)
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
+    # (each answer is read before what came earlier is committed)
+    assert events == ["answer", "apply", *(["answer", "commit", "apply"] * 2), "commit"], events
+    assert not [x for x in statements if x.startswith(("SAVEPOINT", "RELEASE"))]
+    assert "PRAGMA temp_store = DEFAULT" in statements  # (as it was, for the usual path)
+    _ahead_converged(sb, user, home, t, monkeypatch)
 
 
 def test_a_slow_answer_is_not_waited_for_with_the_index_locked(
@@ -795,19 +838,13 @@ def test_a_slow_answer_is_not_waited_for_with_the_index_locked(
     # before the sync waits on, so other programs can write to the index meanwhile
     from mailbag.protocols.stream import LineStream
 
-    fill(sb, user, 24)
-    t = target(sb, user)
-    _settled(t, home)
-    _server_changes(sb, user, ("INBOX", "Work/Projects", "Archive"))
-    events = _ahead_events(monkeypatch)
+    t, events = _ahead_case(sb, user, home, monkeypatch)
     monkeypatch.setattr(LineStream, "wait_readable", lambda self, timeout: False)
     report = sync(t, home)
     assert_ok(report)
     assert totals(report)["deleted"] == 3 and totals(report)["updated"] == 6
     assert events == ["answer", "apply", "commit"] * 3, events
-    monkeypatch.undo()
-    assert_same(sb, user, home)
-    assert all(f.skipped for f in sync(t, home).folders)  # each was re-armed
+    _ahead_converged(sb, user, home, t, monkeypatch)
 
 
 def test_a_folder_selected_ahead_that_needs_more_goes_the_usual_way(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,11 +24,12 @@ from mailbag.sync.imap import sync_lock
 
 USER = "early"
 RESYNC = "resync"  # the re-sync test's own user: its changes do not disturb the others
+LEAVE = "leave"  # the left-running removals test's own user
 
 
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Sandbox]:
-    users = {USER: "early-secret", RESYNC: "resync-secret"}
+    users = {USER: "early-secret", RESYNC: "resync-secret", LEAVE: "leave-secret"}
     with Sandbox(users=users, services={"imap", "smtp"}) as box:
         box.fill(USER, 3, "INBOX")
         yield box
@@ -424,3 +425,103 @@ def test_a_failed_sync_exits_the_usual_way_with_its_code(cli_home: Paths) -> Non
     assert res.returncode == 1
     assert "quick exit" not in res.stderr
     assert "another `mailbag sync`" in res.stderr
+
+
+#: `python -c` running the `mailbag` program with its `rm` replaced (argv[1])
+SLOW_RM_PROGRAM = """\
+import sys
+import mailbag.store.maildir as maildir
+maildir._RM = sys.argv.pop(1)
+from mailbag.cli.main import entry
+sys.argv = ["mailbag", *sys.argv[1:]]
+raise SystemExit(entry())
+"""
+
+
+def test_the_program_leaves_its_rm_running_and_later_syncs_converge(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `mailbag` program does not wait for the `rm` of the files its sync took out of
+    the folders (they are out already, durably; only their blocks are left to free). A
+    sync while that `rm` is still at work, and one after it was killed before removing
+    anything, converge; what it left in tmp/ goes with the folder's next sync."""
+    import os
+    import signal
+    import sqlite3
+    import sys
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    paths = Paths.from_env()
+    save_account(paths, sb.account(LEAVE, name="leave", password_command=True))
+    sb.fill(LEAVE, 10, "INBOX")
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)  # directory times old enough to be trusted: the delta path arms
+    gate, pids, slow = tmp_path / "gate", tmp_path / "rm-pids", tmp_path / "slow-rm"
+    # an `rm` that waits for the gate (started with exec: killing it kills the removal)
+    slow.write_text(
+        f"#!/bin/sh\necho $$ >> '{pids}'\n"
+        f"while [ ! -e '{gate}' ]; do sleep 0.01; done\nexec /bin/rm \"$@\"\n"
+    )
+    slow.chmod(0o700)
+    env = {"MAILBAG_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+
+    def program(*args: str) -> None:
+        res = subprocess.run(
+            [sys.executable, "-c", SLOW_RM_PROGRAM, str(slow), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stderr
+
+    def rows() -> list[int]:
+        with sqlite3.connect(paths.index_file) as conn:
+            return sorted(r for (r,) in conn.execute("SELECT uid FROM messages"))
+
+    inbox = next(p for p in (home / "data" / "mail").glob("*/INBOX"))
+
+    def files(sub: str) -> int:
+        return len(os.listdir(inbox / sub))
+
+    def wait_for(check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not check():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    with sb.control(LEAVE) as control:
+        uids = control.uids("INBOX")
+        control.expunge("INBOX", uids[:3])
+    program("sync", "-q")
+    # it ended while its `rm` waits: the three files are out of the folder, in tmp/
+    assert pids.read_text().split() and files("tmp") == 3
+    assert files("cur") + files("new") == 7 and rows() == uids[3:]
+    # a sync now (the `rm` still waiting) converges: nothing to do (a run that reads the
+    # folder again may remove the files itself, as it does a crash's leftovers)
+    assert main(["sync", "-q"]) == 0
+    assert rows() == uids[3:] and files("tmp") in (0, 3) and files("cur") + files("new") == 7
+    gate.touch()
+    wait_for(lambda: files("tmp") == 0)  # the `rm` went on by itself
+    gate.unlink()
+
+    # an `rm` that dies before removing anything (a crash, a power loss): the files stay
+    # in tmp/, out of every reader's sight, until the folder's next sync
+    with sb.control(LEAVE) as control:
+        control.expunge("INBOX", uids[3:5])
+    program("sync", "-q")
+    assert files("tmp") == 2 and rows() == uids[5:]
+    os.kill(int(pids.read_text().split()[-1]), signal.SIGKILL)
+    with sb.control(LEAVE) as control:
+        control.store("INBOX", uids[5:6], "+FLAGS", ["\\Flagged"])
+    gate.touch()
+    assert main(["sync", "-q"]) == 0
+    assert files("tmp") == 0 and rows() == uids[5:]
+    with sb.control(LEAVE) as control:
+        assert control.uids("INBOX") == uids[5:]
+    assert main(["sync", "-q"]) == 0  # and one more run changes nothing
+    assert files("tmp") == 0 and rows() == uids[5:] and files("cur") + files("new") == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 import sys
 from typing import Any
 
@@ -116,3 +117,18 @@ def test_none_source() -> None:
     acc = replace(acc, smtp=replace(acc.smtp, requires_auth=False))
     with pytest.raises(SecretError, match="no smtp password"):
         get_secret(acc, "smtp")
+
+
+def test_password_command_with_much_output_on_both_streams_and_default_signals() -> None:
+    # more than a pipe holds on each stream at once (no deadlock), the first line kept;
+    # SIGPIPE is the command's as usual (Python ignores it for itself): `yes | head` ends
+    cmd = (
+        f"{sys.executable} -c \"import sys; sys.stderr.write('e' * 300000); "
+        "print('pw'); print('x' * 300000)\""
+    )
+    assert run_password_command(cmd) == "pw"
+    assert run_password_command("yes secret | head -n 1") == "secret"
+    ignored = int(run_password_command("grep SigIgn /proc/self/status").split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+    with pytest.raises(SecretError, match="exit status -9"):
+        run_password_command("kill -9 $$")

@@ -372,6 +372,31 @@ def test_a_savepoint_undoes_its_own_part_of_the_transaction_only(tmp_path: Path)
         assert {e.key for e in inbox.maildir.scan().values()} == {before.key, kept.key}
 
 
+def test_a_savepoint_that_begins_the_transaction_is_the_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No SAVEPOINT (whose page copies SQLite keeps in a temporary file) when nothing
+    came before it: a failure rolls the whole transaction back, success leaves it open."""
+    statements: list[str] = []
+    with Store.open(paths(tmp_path)) as store:
+        inbox = store.folder("acct", "INBOX")
+        store.commit()
+        store.conn.set_trace_callback(statements.append)
+        with pytest.raises(StoreError), store.savepoint():
+            store.add_bytes(inbox, MSG.replace(b"abc@", b"undone@"), commit=False)
+            raise StoreError("this part fails")
+        assert not store.conn.in_transaction  # all of it undone: it was all there was
+        assert inbox.maildir.tmp_names() == []  # (and its delivery's file gone)
+        with store.savepoint():
+            kept = store.add_bytes(inbox, MSG.replace(b"abc@", b"kept@"), commit=False)
+        assert store.conn.in_transaction  # it waits for the caller's commit
+        store.commit()
+        store.conn.set_trace_callback(None)
+        assert not [s for s in statements if "SAVEPOINT" in s or "RELEASE" in s]
+        assert {m.message_id for m in store.messages()} == {"<kept@example.org>"}
+        assert {e.key for e in inbox.maildir.scan().values()} == {kept.key}
+
+
 @pytest.mark.parametrize("remover", ["rm", "thread"])
 def test_settled_removals_complete_even_when_the_process_dies(tmp_path: Path, remover: str) -> None:
     import subprocess

@@ -181,18 +181,19 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
         _connect_early(accounts[0])
         early_secret = _EarlySecret.start(accounts[0])
         # the sync engine loads while that connection opens
-        from mailbag.cli.process import resume_collector
+        from mailbag.cli import process
         from mailbag.config.secrets import get_secret
         from mailbag.sync.events import AccountReport, no_progress
         from mailbag.sync.imap import SyncOptions, sync_account
 
-        resume_collector()  # loaded: collect garbage again before any mail is handled
+        process.resume_collector()  # loaded: collect garbage again before any mail is handled
 
         options = SyncOptions(
             folders=tuple(args.folder),
             force=args.force,
             connections=args.connections,
             lock_wait=args.wait,
+            leave_removals=process.program,
         )
         for account in accounts:
             try:

@@ -275,6 +275,7 @@ def entry() -> int:
     connections were closed by `main`, and sys.stdout/stderr are flushed at exit as
     always."""
     before = process.open_files()
+    process.program = True
     process.pause_collector()
     code, quick_exit = _run(None)
     if quick_exit and code == 0:

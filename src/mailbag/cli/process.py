@@ -23,9 +23,15 @@ import gc
 import os
 import sys
 
-__all__ = ["exit_now_if_clean", "open_files", "pause_collector", "resume_collector"]
+__all__ = ["exit_now_if_clean", "open_files", "pause_collector", "program", "resume_collector"]
 
 _paused = False
+
+#: True in the `mailbag` program (`cli.main.entry`), whose process ends with its command:
+#: work that finishes by itself after it (a sync's `rm` of discarded files) need not be
+#: waited for. False where mailbag is used as a library (`main`, tests, the TUI's own
+#: process keeps running and waits as always).
+program = False
 
 #: an open file descriptor -> what it is (device and inode), to tell a reused number
 OpenFiles = dict[int, tuple[int, int]]

@@ -8,6 +8,7 @@ tomlkit so the user's comments and layout survive. Secrets never go here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from pathlib import Path
@@ -92,8 +93,15 @@ class Config(FrozenRecord):
 
 # --- locating keys in the text, for error messages ------------------------------------
 
-_HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEYLINE = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+@functools.cache
+def _line_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(a table header line, a key line), compiled when a line is first looked for: the
+    configuration loads without them."""
+    return (
+        re.compile(r"^\s*\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?\s*(#.*)?$"),
+        re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-\"'. ]+?)\s*="),
+    )
 
 
 def _split_dotted(text: str) -> KeyPath:
@@ -105,16 +113,17 @@ def _split_dotted(text: str) -> KeyPath:
 
 def locate(text: str, path: KeyPath) -> int | None:
     """1-based line where the key (or table) `path` is defined, if it can be found."""
+    header, keyline = _line_patterns()
     table: KeyPath = ()
     best: int | None = None
     for lineno, line in enumerate(text.splitlines(), start=1):
-        m = _HEADER.match(line)
+        m = header.match(line)
         if m:
             table = _split_dotted(m.group("name"))
             if table == path:
                 return lineno
             continue
-        m = _KEYLINE.match(line)
+        m = keyline.match(line)
         if m:
             full = table + _split_dotted(m.group("key"))
             if full == path:

@@ -10,6 +10,7 @@ that turns verification off. Errors are translated into `NetworkError` /
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import socket
@@ -18,9 +19,9 @@ import threading
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple
 
 from mailbag.errors import MailbagError, NetworkError, TLSError
+from mailbag.record import NamedTuple
 
 
 class Security(StrEnum):
@@ -216,7 +217,14 @@ def _open_now(endpoint: Endpoint) -> socket.socket:
 # --- TLS contexts, made once per process ------------------------------------------------
 
 #: hashed certificate file names (`openssl rehash`): SUBJECTHASH.N
-_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.\d+")
+
+
+@functools.cache
+def _hashed_name() -> re.Pattern[str]:
+    """A root's name in a hashed directory (compiled when first looked for)."""
+    return re.compile(r"[0-9a-f]{8}\.\d+")
+
+
 _contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
 
@@ -236,7 +244,8 @@ def _hashed_dir(capath: str | None) -> bool:
         return False  # a bundle named on purpose: it is what counts
     try:
         with os.scandir(capath) as it:
-            return any(_HASHED_NAME.fullmatch(e.name) for e in it)
+            hashed = _hashed_name().fullmatch
+            return any(hashed(e.name) for e in it)
     except OSError:
         return False
 

@@ -22,7 +22,8 @@ import binascii
 import calendar
 import re
 from pathlib import Path
-from typing import NamedTuple
+
+from mailbag.record import NamedTuple
 
 __all__ = [
     "MAX_HEADER_BYTES",

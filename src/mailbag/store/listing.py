@@ -25,8 +25,9 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections.abc import Collection, KeysView, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from mailbag.record import NamedTuple
 from mailbag.store.query import _MSGID, _SUBJECT_PREFIX, base_subject
 
 if TYPE_CHECKING:

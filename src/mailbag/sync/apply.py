@@ -358,8 +358,13 @@ class _FileWork:
 
 
 def _rename_if_there(maildir: Maildir, entry: MaildirEntry, flags: frozenset[str]) -> None:
-    if os.path.exists(entry.file):
+    """Rename the file for `flags`, unless another program removed it meanwhile (looked
+    at only when the rename finds no file: a stat less per message otherwise)."""
+    try:
         maildir.set_flags(entry, flags)
+    except StoreError as exc:
+        if not isinstance(exc.__cause__, FileNotFoundError) or os.path.exists(entry.file):
+            raise
 
 
 def _discard(store: Store, maildir: Maildir, entry: MaildirEntry) -> None:

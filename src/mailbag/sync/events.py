@@ -7,9 +7,8 @@ bar from them, tests count them. Reports are what `sync --json` prints.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
-from mailbag.record import Record
+from mailbag.record import NamedTuple, Record
 
 __all__ = ["AccountReport", "FolderReport", "Progress", "ProgressCallback", "no_progress"]
 

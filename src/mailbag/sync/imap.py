@@ -30,7 +30,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -38,6 +38,7 @@ from mailbag.paths import Paths
 from mailbag.protocols.imap.client import FlagStream, ImapClient, Pending, SelectResult
 from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus, StreamedLiteral
 from mailbag.protocols.trace import NO_TRACE, Transcript
+from mailbag.record import NamedTuple
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
@@ -117,6 +118,9 @@ class SyncOptions(NamedTuple):
     share_chunk: int = 500  # a big folder's downloads are shared in pieces this big
     lock_wait: float = 0.0  # seconds to wait for another sync of the account to end
     compress: bool | None = None  # None: when offered, except on loopback
+    # the process ends with the sync (the `mailbag` program): the removal of discarded
+    # files (`Unlinker`) may go on after it, as after a crash, instead of being waited for
+    leave_removals: bool = False
 
 
 # --- the account lock --------------------------------------------------------------------
@@ -1956,8 +1960,17 @@ def _select_ahead(
                 )
             if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
                 threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
+                # and so are the planner and the executor loaded (~3 ms), which every
+                # folder here needs, instead of after the first answer has come
+                import mailbag.sync.apply
+                import mailbag.sync.plan  # noqa: F401
             # each folder is applied as its answer comes, while the server prepares the
-            # next one; the index is not kept locked while waiting for a slow server
+            # next one; the index is not kept locked while waiting for a slow server.
+            # Each is applied in a savepoint of the shared transaction; SQLite keeps the
+            # originals of the pages it changes in memory here (no temporary file), so a
+            # folder with many changes goes first in a transaction of its own (no
+            # savepoint): that memory stays small.
+            store.conn.execute("PRAGMA temp_store = MEMORY")
             for s, pending in sent:
                 if store.conn.in_transaction and not client.stream.wait_readable(_HOLD_WAIT):
                     _record_applied(store, changed)
@@ -1965,6 +1978,11 @@ def _select_ahead(
                     sel = client.finish_select(pending, s.folder.name)
                 except ProtocolError:
                     continue  # (the answer is read: the next ones follow in order)
+                if (
+                    store.conn.in_transaction
+                    and len(sel.vanished) + len(sel.changed) > _SAVEPOINT_MAX
+                ):
+                    _record_applied(store, changed)
                 base = _apply_selected_ahead(store, account, s, sel, options, on_progress, rearm)
                 if base is None:
                     continue
@@ -1975,10 +1993,16 @@ def _select_ahead(
     except NetworkError:
         pass  # (the folders not applied yet go the usual way)
     _record_applied(store, changed)
+    store.conn.execute("PRAGMA temp_store = DEFAULT")
     # (what is left goes the usual way, with its retries)
     rest_names = left | {i.name for i in rest}
     return [i for i in infos if i.name in rest_names], starts
 
+
+#: changes (vanished and changed UIDs) above which a folder selected ahead is applied in a
+#: transaction of its own, not in a savepoint of the shared one (whose page copies are
+#: kept in memory: at most ~7 pages of 4 KiB per change)
+_SAVEPOINT_MAX = 300
 
 #: seconds the index stays locked (an open transaction) waiting for the server's next
 #: answer; a slower server first gets what was applied committed
@@ -2250,6 +2274,20 @@ def sync_account(
     return report
 
 
+#: the page cache of a sync's index connection, in KiB (SQLite's default is 2,000): the
+#: pages a 1% re-sync of 20,000 messages changes (~1,000, in seven b-trees) fit, so none
+#: is written to the WAL before the commit and again in it (with every later frame's
+#: checksum computed again: ~4,000 more reads and writes of the WAL)
+_CACHE_KIB = 16384
+
+
+def _open_store(paths: Paths) -> Store:
+    """The index as a sync uses it (`Store.open`, deferring full-text work)."""
+    store = Store.open(paths, defer_indexing=True)
+    store.conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+    return store
+
+
 def _sync_locked(
     account: Account,
     paths: Paths,
@@ -2258,7 +2296,7 @@ def _sync_locked(
     pool: _Connections,
     report: AccountReport,
 ) -> None:
-    store: Store | None = Store.open(paths, defer_indexing=True)
+    store: Store | None = _open_store(paths)
     assert store is not None
     try:
         store.account_id(account.name)
@@ -2355,6 +2393,7 @@ def _sync_folders(
     local = threading.local()
     write_lock = threading.Lock()
     unlinker = first.unlinker  # (removes what the folders' plans discard, for all)
+    unlinker.leave_running = options.leave_removals
     first.write_lock = write_lock
     local.store = first
     stores: list[Store] = [first]
@@ -2363,7 +2402,7 @@ def _sync_folders(
     def thread_store() -> Store:
         s: Store | None = getattr(local, "store", None)
         if s is None:
-            s = Store.open(paths, defer_indexing=True)
+            s = _open_store(paths)
             s.write_lock = write_lock
             s.unlinker = unlinker
             local.store = s

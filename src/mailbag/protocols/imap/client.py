@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import re
 import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import IO, Generic, NamedTuple, Self, TypeVar
+from typing import IO, Generic, Self, TypeVar
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
@@ -64,7 +65,7 @@ from mailbag.protocols.imap.parser import (
 from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
-from mailbag.record import Record
+from mailbag.record import NamedTuple, Record
 
 PROTO = "imap"
 
@@ -74,10 +75,17 @@ _Batch = TypeVar("_Batch")
 #: called when a message body literal starts: (sequence number, item name, size) -> sink
 BodySink = Callable[[int, str, int], IO[bytes] | None]
 
-_BODY_ITEM_BEFORE_LITERAL = re.compile(
-    rb"(?:(?:BODY|BINARY)\[[^\]]*\](?:<\d+>)?|RFC822(?:\.TEXT|\.HEADER)?) $", re.IGNORECASE
-)
-_FETCH_START = re.compile(rb"^\* (\d+) FETCH ", re.IGNORECASE)
+
+@functools.cache
+def _literal_patterns() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """(a FETCH answer's start, a body item just before its literal), compiled on first
+    use: a sync that downloads nothing reads no literal."""
+    return (
+        re.compile(rb"^\* (\d+) FETCH ", re.IGNORECASE),
+        re.compile(
+            rb"(?:(?:BODY|BINARY)\[[^\]]*\](?:<\d+>)?|RFC822(?:\.TEXT|\.HEADER)?) $", re.IGNORECASE
+        ),
+    )
 
 
 class Pending(Record):
@@ -1005,9 +1013,10 @@ class ImapClient(StreamClient):
     ) -> Value:
         stream = self.stream
         first = parts[0]
-        fetch = _FETCH_START.match(first)
+        fetch_start, body_item_before_literal = _literal_patterns()
+        fetch = fetch_start.match(first)
         before = parts[-1][:marker]
-        body_item = _BODY_ITEM_BEFORE_LITERAL.search(before) if fetch is not None else None
+        body_item = body_item_before_literal.search(before) if fetch is not None else None
         if body_item is not None:
             if body_sink is not None:
                 assert fetch is not None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import IO, NamedTuple, TypeAlias
+from typing import IO, TypeAlias
 
 from mailbag.protocols.imap.mutf7 import encode_mailbox
 from mailbag.protocols.imap.parser import UidSet, format_sequence_set
+from mailbag.record import NamedTuple
 
 
 class Literal(NamedTuple):

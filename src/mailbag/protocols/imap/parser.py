@@ -22,11 +22,11 @@ import functools
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from typing import IO, NamedTuple, TypeAlias
+from typing import IO, TypeAlias
 
 from mailbag.errors import ProtocolError
 from mailbag.protocols.imap.mutf7 import decode_mailbox
-from mailbag.record import Record
+from mailbag.record import NamedTuple, Record
 
 
 class Atom(str):
@@ -444,11 +444,17 @@ def _flag_line(group: bytes) -> bytes:
     )
 
 
-_FLAG_LINE = re.compile(_flag_line(b"("))
-#: the flag lines at the start (its end: where the first other line starts), in one
-#: pass without captures (~2.5 ms for 20,000 lines, where looking for the first line
-#: that is not one, `^(?!...)` tried at each line, took ~6 ms)
-_FLAG_LINES = re.compile(rb"(?:" + _flag_line(b"(?:") + rb")*+")
+@functools.cache
+def _flag_line_patterns() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """(a flag line; the flag lines at the start, whose end is where the first other line
+    starts, in one pass without captures: ~2.5 ms for 20,000 lines, where looking for
+    the first line that is not one, `^(?!...)` tried at each line, took ~6 ms),
+    compiled on first use (~1 ms): a sync that reads no whole folder needs neither."""
+    return (
+        re.compile(_flag_line(b"(")),
+        re.compile(rb"(?:" + _flag_line(b"(?:") + rb")*+"),
+    )
+
 
 #: what a flag listing yields per message: (UID, flags)
 UidFlags: TypeAlias = "tuple[int, tuple[str, ...]]"
@@ -472,9 +478,10 @@ def scan_flag_lines(data: bytes, known: FlagTexts) -> tuple[list[int], list[tupl
     tuples seen so far (the caller bounds it). What is decoded here equals what
     `parse_response` and `parse_fetch` give for the same lines. Columns, not pairs:
     a whole buffer is decoded in C loops (`map`), with no Python step per line."""
-    lines = _FLAG_LINES.match(data)  # (always matches, maybe nothing)
+    flag_line, flag_lines = _flag_line_patterns()
+    lines = flag_lines.match(data)  # (always matches, maybe nothing)
     end = lines.end() if lines is not None else 0
-    hits = _FLAG_LINE.findall(data, 0, end) if end else []
+    hits = flag_line.findall(data, 0, end) if end else []
     if not hits:
         return [], [], 0
     uid_a, flags_a, flags_b, uid_b = zip(*hits, strict=True)
@@ -498,10 +505,17 @@ def scan_flag_lines(data: bytes, known: FlagTexts) -> tuple[list[int], list[tupl
 # that was two thirds of the client's time for a 100,000 message folder; these answers,
 # in exactly this shape, are cut here as the flag lines are, and anything else goes to
 # `parse_response`.
-_IDENTITY_HEAD = re.compile(
-    rb"\* \d+ FETCH \(UID (\d{1,10}) FLAGS \((" + _FLAGS_TEXT + rb")\) RFC822\.SIZE (\d{1,12}) "
-    rb"BODY\[HEADER\.FIELDS \(MESSAGE-ID\)\] \{(\d{1,6})\}\r\n"
-)
+
+
+@functools.cache
+def _identity_head() -> re.Pattern[bytes]:
+    """The line that starts an identity answer (compiled on first use: only a re-pair
+    reads them)."""
+    return re.compile(
+        rb"\* \d+ FETCH \(UID (\d{1,10}) FLAGS \((" + _FLAGS_TEXT + rb")\) RFC822\.SIZE (\d{1,12}) "
+        rb"BODY\[HEADER\.FIELDS \(MESSAGE-ID\)\] \{(\d{1,6})\}\r\n"
+    )
+
 
 #: what an identity listing yields per message: (UID, flags, size, the header block)
 UidIdentity: TypeAlias = "tuple[int, tuple[str, ...], int, bytes]"
@@ -516,7 +530,7 @@ def scan_identity_lines(
     equals what `parse_response` and `parse_fetch` give for the same answer."""
     out: list[UidIdentity] = []
     append = out.append
-    match = _IDENTITY_HEAD.match
+    match = _identity_head().match
     pos = 0
     while (m := match(data, pos)) is not None:
         start = m.end()
@@ -815,14 +829,19 @@ _MONTHS = {
         ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
     )
 }
-_DATE_TIME = re.compile(
-    r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$"
-)
+
+
+@functools.cache
+def _date_time() -> re.Pattern[str]:
+    """An INTERNALDATE (compiled on first use: a sync that downloads nothing reads none)."""
+    return re.compile(
+        r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$"
+    )
 
 
 def parse_internaldate(text: str) -> dt.datetime:
     """`17-Jul-1996 02:44:25 -0700` -> aware datetime (month names are not localised)."""
-    m = _DATE_TIME.match(text)
+    m = _date_time().match(text)
     if not m or m.group(2).upper() not in _MONTHS:
         raise ProtocolError(f"bad INTERNALDATE {text!r}", cause="parse")
     day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
