@@ -26,7 +26,9 @@ connects both tools through a relay that delays each direction by 20 ms, as a
 real network would: there the number of round trips shows.
 `--uidvalidity`: after the initial sync, only rounds where every folder gets a new
 UIDVALIDITY (as after a server migration) before the tools run: each must pair its
-messages again (mailbag by Message-ID and size; no body is downloaded again).
+messages again (mailbag by Message-ID and size; no body is downloaded again);
+`--without-message-id 5` leaves the Message-ID out of 5% of the corpus (mailbag pairs
+those by size and a digest of their header block).
 `--imap-without QRESYNC,CONDSTORE` hides those from the server's capabilities: every
 re-sync of a changed folder is then a full folder read (`UID FETCH 1:* (FLAGS)` against
 the whole index), as mbsync always does; with `--one-folder` all of it in INBOX.
@@ -134,7 +136,9 @@ def _paragraphs_fast(rng: random.Random, nbytes: int) -> str:
     return "\r\n".join(out)
 
 
-def make_message(rng: random.Random, i: int, small: bool, fast: bool = False) -> bytes:
+def make_message(
+    rng: random.Random, i: int, small: bool, fast: bool = False, message_id: bool = True
+) -> bytes:
     who = rng.choice(NAMES)
     subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 7)))
     date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(1_700_000_000 + i * 300))
@@ -143,8 +147,8 @@ def make_message(rng: random.Random, i: int, small: bool, fast: bool = False) ->
         f"To: Bench <bench@sandbox.test>\r\n"
         f"Subject: =?utf-8?b?{base64.b64encode(f'[{i}] {subject}'.encode()).decode()}?=\r\n"
         f"Date: {date}\r\n"
-        f"Message-ID: <bench-{i}@example.org>\r\n"
-        "MIME-Version: 1.0\r\n"
+        + (f"Message-ID: <bench-{i}@example.org>\r\n" if message_id else "")
+        + "MIME-Version: 1.0\r\n"
     )
     if i and rng.random() < 0.3:
         head += f"In-Reply-To: <bench-{rng.randint(max(0, i - 40), i - 1)}@example.org>\r\n"
@@ -171,8 +175,11 @@ def make_message(rng: random.Random, i: int, small: bool, fast: bool = False) ->
     ).encode()
 
 
-def build_corpus(sb: Sandbox, n: int, small: bool, big_mb: int) -> tuple[int, int]:
-    """Write the corpus into Dovecot's Maildir (Maildir++ layout); returns (messages, bytes)."""
+def build_corpus(
+    sb: Sandbox, n: int, small: bool, big_mb: int, without_id: float = 0.0
+) -> tuple[int, int]:
+    """Write the corpus into Dovecot's Maildir (Maildir++ layout); returns (messages, bytes).
+    `without_id`: the share of messages without a Message-ID (every k-th)."""
     root = sb.maildir(USER)
     rng = random.Random(42)
     total = 0
@@ -189,7 +196,8 @@ def build_corpus(sb: Sandbox, n: int, small: bool, big_mb: int) -> tuple[int, in
         for sub in ("cur", "new", "tmp"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         for _ in range(count):
-            data = make_message(rng, i, small, fast=n > 50_000)
+            named = not without_id or i % max(1, round(1 / without_id)) != 0
+            data = make_message(rng, i, small, fast=n > 50_000, message_id=named)
             flags = "S" if rng.random() < 0.6 else ""
             if rng.random() < 0.05:
                 flags = "F" + flags
@@ -525,6 +533,14 @@ def main() -> int:
         help="after the initial sync, only re-syncs after every folder got a new UIDVALIDITY",
     )
     ap.add_argument(
+        "--without-message-id",
+        type=float,
+        default=0.0,
+        metavar="PERCENT",
+        help="this share of the corpus has no Message-ID (with --uidvalidity: those are "
+        "paired again by size and header digest)",
+    )
+    ap.add_argument(
         "--repeat", type=int, default=5, help="rounds of each re-sync case (medians reported)"
     )
     args = ap.parse_args()
@@ -542,7 +558,9 @@ def main() -> int:
     try:
         with Sandbox(users={USER: "bench-secret"}, services={"imap"}, imap_without=without) as sb:
             t0 = time.perf_counter()
-            n, size = build_corpus(sb, args.messages, args.small, args.big_mb)
+            n, size = build_corpus(
+                sb, args.messages, args.small, args.big_mb, args.without_message_id / 100
+            )
             print(
                 f"corpus: {n} messages, {size / 1e6:.0f} MB, {len(FOLDERS)} folders "
                 f"(built and indexed in {time.perf_counter() - t0:.1f} s)"
