@@ -452,8 +452,25 @@ timeout_msecs = 5000
         return res.stdout
 
     def kick(self, user: str) -> None:
-        """Drop every connection of `user` (for fault tests)."""
+        """Drop every connection of `user` (for fault tests). `doveadm kick` only
+        signals the processes; this returns once those that served `user` are gone
+        (at most 5 s), so the next command on a dropped connection fails for sure and
+        a new login never meets the old session still at work."""
+        before = self._session_pids(user)
         self.doveadm("kick", user, check=False)
+        deadline = time.monotonic() + 5
+        while before & self._session_pids(user) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _session_pids(self, user: str) -> set[str]:
+        """The processes `doveadm who` lists for `user`: lines like
+        `alice@sandbox.test 1 pop3 (7332) (127.0.0.1)`."""
+        pids: set[str] = set()
+        for line in self.doveadm("who", user, check=False).splitlines():
+            fields = line.split("(")
+            if line.split(" ", 1)[0] == user and len(fields) > 1:
+                pids.update(fields[1].split(")")[0].split())
+        return pids
 
 
 def _login_service(proto: str, plain_port: int, tls_name: str, tls_port: int) -> str:
