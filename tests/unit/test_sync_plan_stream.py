@@ -112,6 +112,16 @@ def _reference(
     return plan(local, state, full, threshold=threshold, force=force, exclude_uids=excluded)
 
 
+def _same_expanded(got: Plan, want: Plan, local: list[LocalMessage], remote: RemoteFolder) -> None:
+    """`_same`, once the streaming plan's compact parts are written out as actions: its
+    downloads (`fetch`) and its pairings (`pairs`)."""
+    for uid in got.fetch:
+        got.actions.append(Download(uid, frozenset(remote.messages[uid].flags - {"\\Recent"})))
+    keys = {m.row: m.key for m in local}
+    got.actions.extend(got.pairs.actions(keys.__getitem__))
+    _same(got, want)
+
+
 @pytest.mark.parametrize("seed", range(600))
 def test_the_streaming_planner_plans_as_the_reference_does(seed: int) -> None:
     rng = random.Random(seed)
@@ -139,11 +149,7 @@ def test_the_streaming_planner_plans_as_the_reference_does(seed: int) -> None:
         exclude_uids=excluded,
     )
     assert list(got.fetch) == sorted(got.fetch)
-    for uid in got.fetch:  # (downloads as they are, kept compact)
-        got.actions.append(Download(uid, frozenset(remote.messages[uid].flags - {"\\Recent"})))
-    keys = {m.row: m.key for m in local}
-    got.actions.extend(got.pairs.actions(keys.__getitem__))  # (pairings, kept compact)
-    _same(got, want)
+    _same_expanded(got, want, local, remote)
     need = needs_identity(local, state, remote) - excluded
     assert sorted(need) == (asked[0] if asked else [])
 
@@ -207,11 +213,7 @@ def test_settled_messages_given_as_uid_and_flags_plan_the_same(seed: int) -> Non
         settled=_batches([(m.uid, m.flags) for m in settled if m.uid is not None], rng),
         settled_rows=None if changed else settled_rows,
     )
-    for uid in got.fetch:
-        got.actions.append(Download(uid, frozenset(remote.messages[uid].flags - {"\\Recent"})))
-    keys = {m.row: m.key for m in local}
-    got.actions.extend(got.pairs.actions(keys.__getitem__))
-    _same(got, want)
+    _same_expanded(got, want, local, remote)
     # only the settled messages whose server side differs were read in full
     differ = [
         m.uid
