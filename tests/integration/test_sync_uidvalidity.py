@@ -28,7 +28,7 @@ from synctools import (
 )
 
 pytestmark = pytest.mark.sandbox
-USERS = [f"uidv{i}" for i in range(12)]
+USERS = [f"uidv{i}" for i in range(16)]
 _next_user = iter(USERS)
 
 
@@ -261,3 +261,44 @@ def test_a_message_without_a_message_id_is_not_uploaded_twice_after_a_crash(
     final = sync(t, home)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)
+
+
+def test_rows_a_server_kept_under_a_new_uidvalidity_are_checked_not_rewritten(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    # Dovecot keeps its UIDs when only the UIDVALIDITY changes: the rows paired again
+    # with the UID and flags they had are left as they are (two UPDATE passes over
+    # every row before); those with a change on either side are written
+    sb.fill(user, 12, "INBOX", seed=21, seen_ratio=0.5)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        ms = sorted(store.folder_messages(inbox), key=lambda m: m.uid or 0)
+        store.set_flags(ms[0], ms[0].flags | {"\\Flagged"})  # changed here, not pushed
+        store.conn.execute("CREATE TABLE test_uid_writes(row INTEGER)")
+        store.conn.execute(
+            "CREATE TRIGGER test_count_uid_writes AFTER UPDATE OF uid ON messages "
+            "BEGIN INSERT INTO test_uid_writes VALUES (new.id); END"
+        )
+        store.commit()
+    sb.reset_uidvalidity(user, "INBOX")
+    with sb.control(user) as c:
+        assert c.uids("INBOX")[1] == ms[1].uid  # (the same UIDs)
+        c.store("INBOX", [ms[1].uid], "+FLAGS", ["\\Answered"])  # changed there
+    report = sync(t, home)
+    assert_ok(report)
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    assert (inbox_report.paired_again, inbox_report.new, inbox_report.uploaded) == (12, 0, 0)
+    assert inbox_report.updated == 2
+    with Store.open(home_paths(home)) as store:
+        written = {r for (r,) in store.conn.execute("SELECT row FROM test_uid_writes")}
+        assert written == {ms[0].id, ms[1].id}
+        store.conn.execute("DROP TRIGGER test_count_uid_writes")
+        store.commit()
+    assert assert_same(sb, user, home) == 12
+    state = server_state(sb, user)["INBOX"]
+    assert "\\Flagged" in state[ms[0].uid][1] and "\\Answered" in state[ms[1].uid][1]
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)

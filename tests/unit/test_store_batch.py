@@ -258,3 +258,48 @@ def test_file_renames_and_removals_overlap_the_index_but_failures_stop_the_plan(
         assert {e.name.partition(":2,")[2] for e in inbox.maildir.scan().values()} == {"FS"}
     finally:
         store.close()
+
+
+def test_unpair_all_leaves_the_rows_kept_as_they_are_and_pairs_the_rest(tmp_path: Path) -> None:
+    # after a UIDVALIDITY change where the server kept its UIDs: rows already recorded
+    # with the UID and flags found again are only checked; a candidate whose row says
+    # otherwise is paired anyway, every other row's UID is voided
+    store = _store(tmp_path)
+    folder = store.folder("acct", "INBOX")
+    rows = [store.add_bytes(folder, f"Subject: {i}\r\n\r\nbody\r\n".encode()).id for i in range(5)]
+    for uid, row in enumerate(rows, start=10):
+        store.pair(row, uid)
+        store.record_flags(row, {"\\Seen"})
+    store.conn.execute(
+        "UPDATE messages SET moved_from_folder = 7, moved_from_uid = 3 WHERE id = ?", (rows[1],)
+    )
+    store.record_flags(rows[2], {"\\Seen", "\\Flagged"}, synced=False)  # changed here
+    store.commit()
+    store.conn.execute(
+        "CREATE TEMP TRIGGER written AFTER UPDATE ON messages BEGIN "
+        "INSERT INTO written VALUES (new.id); END"
+    )
+    store.conn.execute("CREATE TEMP TABLE written(row INTEGER)")
+    # rows 0-2 kept as candidates, row 3 paired with another UID (by `pair_many`), row 4
+    # not paired again
+    store.unpair_all(
+        folder, [(rows[0], 10, "\\Seen"), (rows[1], 11, "\\Seen"), (rows[2], 12, "\\Seen")]
+    )
+    store.pair_many([(99, "\\Seen", "\\Seen", rows[3])])
+    got = {
+        row: (uid, flags, synced, moved)
+        for row, uid, flags, synced, moved in store.conn.execute(
+            "SELECT id, uid, flags, synced_flags, moved_from_uid FROM messages"
+        )
+    }
+    assert got == {
+        rows[0]: (10, "\\Seen", "\\Seen", None),
+        rows[1]: (11, "\\Seen", "\\Seen", None),  # (a pending move's marks cleared)
+        rows[2]: (12, "\\Seen", "\\Seen", None),  # (its row said otherwise: paired again)
+        rows[3]: (99, "\\Seen", "\\Seen", None),
+        rows[4]: (None, "\\Seen", None, None),
+    }
+    written = [r for (r,) in store.conn.execute("SELECT row FROM written")]
+    assert rows[0] not in written  # left as it was
+    assert sorted(set(written)) == sorted(rows[1:])
+    store.close()

@@ -1149,13 +1149,58 @@ class Store:
             pairs,
         )
 
-    def unpair_all(self, folder: Folder) -> None:
-        """Void every UID of a folder (after a UIDVALIDITY change); rows and files stay."""
+    def unpair_all(self, folder: Folder, keep: Iterable[tuple[int, int, str]] = ()) -> None:
+        """Void every UID of a folder (after a UIDVALIDITY change); rows and files stay.
+
+        `keep`: pairings found again, as (row, UID, flags text), whose row the index
+        should already hold with that UID and those flags as both its flags and its
+        last synced ones (a server that kept its UIDs). The rows for which that holds
+        are left as they are (but for a pending move's marks, which pairing clears);
+        the others among them are paired as `pair_many` would. Why: voiding and then
+        pairing again rewrites every row and its index entries twice (~0.1 s of CPU
+        per 20,000 rows, under the write lock), where checking costs a lookup."""
+        import itertools
+
         self._begin()
-        self.conn.execute(
-            "UPDATE messages SET uid = NULL, synced_flags = NULL WHERE folder_id = ?",
+        conn = self.conn
+        keep = iter(keep)
+        first = next(keep, None)
+        if first is None:
+            conn.execute(
+                "UPDATE messages SET uid = NULL, synced_flags = NULL WHERE folder_id = ?",
+                (folder.id,),
+            )
+            return
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS repair_keep(row INTEGER PRIMARY KEY, "
+            "uid INTEGER NOT NULL, flags TEXT NOT NULL)"
+        )
+        conn.execute("DELETE FROM temp.repair_keep")
+        conn.executemany(
+            "INSERT OR REPLACE INTO temp.repair_keep VALUES (?,?,?)",
+            itertools.chain((first,), keep),
+        )
+        conn.execute(
+            "UPDATE messages SET uid = NULL, synced_flags = NULL WHERE folder_id = ? "
+            "AND (uid IS NOT NULL OR synced_flags IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM "
+            "temp.repair_keep AS k WHERE k.row = messages.id AND k.uid = messages.uid "
+            "AND k.flags = messages.flags AND k.flags = messages.synced_flags)",
             (folder.id,),
         )
+        # what is left paired is what was kept; the rest of `keep` is paired here
+        conn.execute(
+            "UPDATE messages SET moved_from_folder = NULL, moved_from_uid = NULL "
+            "WHERE folder_id = ? AND uid IS NOT NULL "
+            "AND (moved_from_folder IS NOT NULL OR moved_from_uid IS NOT NULL)",
+            (folder.id,),
+        )
+        conn.execute(
+            "UPDATE messages SET uid = k.uid, synced_flags = k.flags, flags = k.flags, "
+            "moved_from_folder = NULL, moved_from_uid = NULL FROM temp.repair_keep AS k "
+            "WHERE messages.id = k.row AND messages.folder_id = ? AND messages.uid IS NULL",
+            (folder.id,),
+        )
+        conn.execute("DELETE FROM temp.repair_keep")
 
     def record_flags(
         self, row: int, flags: Iterable[str], *, synced: bool = True, modseq: int | None = None

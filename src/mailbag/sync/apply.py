@@ -403,6 +403,15 @@ def _unlike_pairs(
             yield row, entry, pairs.table[chunk[row]]
 
 
+def _settled(pairs: Pairs, texts: Sequence[str | None]) -> Iterator[tuple[int, int, str]]:
+    """(row, UID, flags text) of the pairings `Pairs.settled` marks (their flags the same
+    on both sides: `texts` has theirs)."""
+    for row, uid, n, s in zip(pairs.rows, pairs.uids, pairs.merges, pairs.settled, strict=True):
+        text = texts[n]
+        if s and text is not None:
+            yield row, uid, text
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -448,8 +457,14 @@ def apply_plan(
 
     # 1. pairs (and a new UIDVALIDITY)
     paired_before = report.paired
+    pairs = plan.pairs
+    # a pairing whose flags are the same on both sides is complete; the others get
+    # no base yet (a crash before their flags are done leaves them to be united)
+    texts = [flags_text(m[0]) if m[4] else None for m in pairs.table]
+    settled = pairs.settled if plan.uidvalidity_changed and any(pairs.settled) else None
     if plan.uidvalidity_changed:
-        store.unpair_all(folder)
+        # (the rows already recorded as paired again are checked, not rewritten)
+        store.unpair_all(folder, () if settled is None else _settled(pairs, texts))
     if folder.uidvalidity != uidvalidity:
         store.update_folder(folder, uidvalidity=uidvalidity)
     store.forget_many([a.row for a in plan.actions if isinstance(a, Forget)])
@@ -457,14 +472,13 @@ def apply_plan(
         if isinstance(a, Pair):
             store.pair(row_of(a.key, a.row), a.uid)
             report.paired += 1
-    pairs = plan.pairs
     if pairs:
-        # a pairing whose flags are the same on both sides is complete; the others get
-        # no base yet (a crash before their flags are done leaves them to be united)
-        texts = [flags_text(m[0]) if m[4] else None for m in pairs.table]
         store.pair_many(
             (uid, texts[n], texts[n], row)
-            for row, uid, n in zip(pairs.rows, pairs.uids, pairs.merges, strict=True)
+            for row, uid, n, s in zip(
+                pairs.rows, pairs.uids, pairs.merges, settled or bytes(len(pairs)), strict=True
+            )
+            if not s
         )
         report.paired += len(pairs)
     if plan.uidvalidity_changed:

@@ -374,7 +374,7 @@ class Pairs:
     and the flag merge (4, a number into `table`: a folder has few distinct pairs of
     flag sets). 16 bytes a pairing, where a `Pair` and a `SetFlags` took ~300."""
 
-    __slots__ = ("_ids", "merges", "rows", "table", "uids")
+    __slots__ = ("_ids", "merges", "rows", "settled", "table", "uids")
 
     def __init__(self) -> None:
         self.rows = array("q")
@@ -382,9 +382,16 @@ class Pairs:
         self.merges = array(_U32)
         self.table: list[Merge] = []
         self._ids: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+        # per pairing, 1 when the row is already recorded so (`add`'s `known`): 1 byte
+        self.settled = bytearray()
 
-    def add(self, row: int, uid: int, local: frozenset[str], remote: frozenset[str]) -> None:
-        """Pair `row` with `uid`; a new pairing has no common base: the flags are united."""
+    def add(
+        self, row: int, uid: int, local: frozenset[str], remote: frozenset[str], known: bool = False
+    ) -> None:
+        """Pair `row` with `uid`; a new pairing has no common base: the flags are united.
+        `known`: the index already pairs `row` with `uid` and last synced `local` (a
+        server that kept its UIDs under a new UIDVALIDITY): with the same flags there,
+        the pairing is `settled`, and applying it need not write the row."""
         key = (local, remote)
         n = self._ids.get(key)
         if n is None:
@@ -393,6 +400,7 @@ class Pairs:
         self.rows.append(row)
         self.uids.append(uid)
         self.merges.append(n)
+        self.settled.append(1 if known and self.table[n][4] else 0)
 
     def __len__(self) -> int:
         return len(self.rows)

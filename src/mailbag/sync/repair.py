@@ -508,7 +508,7 @@ def plan_repair(
         paired[pos] = 1
         uid, flags = server.uid_at(pos), server.flags_at(pos)
         if m.row is not None:
-            pairs.add(m.row, uid, m.flags, flags)
+            pairs.add(m.row, uid, m.flags, flags, m.uid == uid and m.synced_flags == m.flags)
         else:  # a file the index does not know yet: adopted when the plan is applied
             actions.append(Pair(m.key, None, uid))
             _merge_into(result, m, uid, flags, use_base=False)
