@@ -30,7 +30,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -43,15 +42,19 @@ from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, NoReturn, TypeVar
+
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
     from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
     from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing
 
+    _T = TypeVar("_T")
+
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
 
-_T = TypeVar("_T")
 #: array type code for UIDs (32-bit)
 _U32 = "I" if array("I").itemsize >= 4 else "L"
 

@@ -27,7 +27,6 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import IO, Generic, Self, TypeVar
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
@@ -66,15 +65,22 @@ from mailbag.protocols.imap.parser import (
 from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
-from mailbag.record import NamedTuple, Record
+from mailbag.record import Generic, NamedTuple, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Self, TypeVar
+
+    _Batch = TypeVar("_Batch")
+else:
+    _Batch = None  # (`Generic[_Batch]` below, at run time)
 
 PROTO = "imap"
 
 #: what a `_ScanStream` yields per buffer
-_Batch = TypeVar("_Batch")
 
 #: called when a message body literal starts: (sequence number, item name, size) -> sink
-BodySink = Callable[[int, str, int], IO[bytes] | None]
+BodySink = Callable[[int, str, int], "IO[bytes] | None"]  # (quoted: no typing at run time)
 
 
 @functools.cache
