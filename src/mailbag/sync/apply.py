@@ -606,11 +606,11 @@ def apply_plan(
             )
 
 
-#: the index's page cache while messages download, in KiB (SQLite's default). A download
-#: adds rows all over the indexes (by Message-ID, by date), so a bigger cache only fills
-#: with pages it may not need again: the sync's 16 MiB (`sync.imap._CACHE_KIB`, for the
-#: changes of a re-sync) took a 200,000-message first sync from 40 to 56 MB of peak RSS,
-#: where a 20,000-message one stays at 38 MB, its whole index being smaller than that.
+#: the index's page cache while messages download, in KiB: SQLite's default, which the
+#: sync's connections keep (`sync.imap._SPILL_KIB`), whatever cache the store was given.
+#: A download adds rows all over the indexes (by Message-ID, by date), so a bigger cache
+#: only fills with pages it may not need again, and a big first sync's peak RSS grows
+#: with it (a 16 MiB cache took 200,000 messages from 40 to 56 MB).
 DOWNLOAD_CACHE_KIB = 2000
 
 #: downloads a folder's messages another way (the driver's shared pool): (uids, replaces)

@@ -1,0 +1,75 @@
+"""The sync's index connections (`sync.imap._open_store`): a transaction's changed pages
+stay in memory up to `_SPILL_KIB` (none written to the WAL before the commit), while
+pages only read are kept no further than SQLite's default cache (a first sync that reads
+a big folder's rows must not grow its peak RSS with them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mailbag.paths import Paths
+from mailbag.sync.imap import _open_store
+
+
+def _paths(tmp_path: Path) -> Paths:
+    return Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
+
+
+def test_a_big_transaction_writes_nothing_to_the_wal_before_its_commit(tmp_path: Path) -> None:
+    store = _open_store(_paths(tmp_path))
+    try:
+        conn = store.conn
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+        conn.execute("CREATE INDEX t_v ON t(v)")
+        wal = Path(str(_paths(tmp_path).index_file) + "-wal")
+        at_begin = wal.stat().st_size  # (the schema's commits)
+        conn.execute("BEGIN IMMEDIATE")
+        # ~2,000 pages changed: four times SQLite's default cache, a quarter of the spill size
+        conn.executemany(
+            "INSERT INTO t (v) VALUES (?)", ((os.urandom(8) * 100,) for _ in range(6000))
+        )
+        before_commit = wal.stat().st_size
+        conn.execute("COMMIT")
+        assert before_commit == at_begin
+        assert wal.stat().st_size - at_begin > 6000 * 800  # (all of it went in with the commit)
+    finally:
+        store.close()
+
+
+SCAN = """\
+import sys
+from pathlib import Path
+from mailbag.paths import Paths
+from mailbag.sync.imap import _open_store
+def peak():  # (VmHWM: a child's ru_maxrss starts at its parent's)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+d = Path(sys.argv[1])
+store = _open_store(Paths(config_dir=d, data_dir=d / "data", state_dir=d / "state"))
+before = peak()
+n = sum(len(v) for (v,) in store.conn.execute("SELECT v FROM t"))
+grew = peak() - before
+store.close()
+print(n, grew)
+"""
+
+
+def test_pages_only_read_stay_within_the_default_cache(tmp_path: Path) -> None:
+    store = _open_store(_paths(tmp_path))
+    try:
+        store.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+        store.conn.execute("BEGIN IMMEDIATE")
+        store.conn.executemany(
+            "INSERT INTO t (v) VALUES (?)", ((os.urandom(1000),) for _ in range(24000))
+        )
+        store.conn.execute("COMMIT")  # ~28 MB of table pages
+    finally:
+        store.close()
+    res = subprocess.run(
+        [sys.executable, "-c", SCAN, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    read, grew_kib = map(int, res.stdout.split())
+    assert read == 24000 * 1000
+    assert grew_kib < 8 * 1024  # (a 16 MiB cache of read pages: ~17 MB more)
