@@ -20,6 +20,7 @@ from synctools import (
     assert_ok,
     assert_same,
     home_paths,
+    local_state,
     server_state,
     sync,
     sync_in_child,
@@ -299,6 +300,69 @@ def test_rows_a_server_kept_under_a_new_uidvalidity_are_checked_not_rewritten(
     assert assert_same(sb, user, home) == 12
     state = server_state(sb, user)["INBOX"]
     assert "\\Flagged" in state[ms[0].uid][1] and "\\Answered" in state[ms[1].uid][1]
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)
+
+
+def _lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def _same_but_line_ends(sb: Sandbox, user: str, home: Path) -> int:
+    """Both sides hold the same messages, the files here as the server gives them (bare
+    LFs as CRLF), none twice on either side; returns how many."""
+    server, local = server_state(sb, user), local_state(home, user)
+    for box, msgs in server.items():
+        mine = local.get(box, {})
+        assert set(mine) == set(msgs), (box, sorted(mine), sorted(msgs))
+        for uid, (data, flags) in msgs.items():
+            here, here_flags = mine[uid]
+            assert here.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") == data, (box, uid)
+            assert here_flags == flags, (box, uid, here_flags, flags)
+        assert len({d for d, _ in msgs.values()}) == len(msgs), f"duplicates in {box}"
+    return sum(len(m) for m in server.values())
+
+
+def test_files_with_bare_lf_line_ends_are_paired_again_not_copied_twice(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    # Mail delivered here by a program that writes bare LF line ends (procmail, a
+    # script), uploaded (the server keeps and counts it with CRLF: another size), and a
+    # downloaded message another program rewrote with bare LFs: after a UIDVALIDITY
+    # change each is paired again with its server copy (compared with CRLF line ends),
+    # not downloaded again and not uploaded again. A message of the same Message-ID
+    # with other content is not taken for it.
+    named = _lf(
+        b"From: cron@sandbox.test\r\nSubject: lf named\r\nMessage-ID: <lf-1@sandbox.test>\r\n"
+        b"\r\nline one\r\nline two\r\n"
+    )
+    unnamed = _lf(_bare("lf unnamed", "report line 1\r\nreport line 2"))
+    sb.fill(user, 4, "INBOX", seed=31)
+    with sb.control(user) as c:
+        c.append("INBOX", _bare("rewritten", "first\r\nsecond"))
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        store.add_bytes(inbox, named)
+        store.add_bytes(inbox, unnamed)
+        (rewritten,) = [m for m in store.folder_messages(inbox) if m.subject == "rewritten"]
+        entry = inbox.maildir.scan()[rewritten.key]
+        entry.path.write_bytes(_lf(entry.path.read_bytes()))  # in place, same name
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["uploaded"] == 2
+    assert _same_but_line_ends(sb, user, home) == 7
+    sb.reset_uidvalidity(user, "INBOX")
+    with sb.control(user) as c:  # new there: the same Message-ID, other content
+        c.append("INBOX", named.replace(b"line two", b"line 2").replace(b"\n", b"\r\n"))
+    report = sync(t, home)
+    assert_ok(report)
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    assert (inbox_report.paired_again, inbox_report.new, inbox_report.uploaded) == (7, 1, 0)
+    assert inbox_report.deleted == 0
+    assert _same_but_line_ends(sb, user, home) == 8
     again = sync(t, home)
     assert_ok(again)
     assert sum(totals(again).values()) == 0, totals(again)

@@ -1525,6 +1525,15 @@ class _Digests:
 
         return fetch_digests(self.client, uids, whole)
 
+    def measure(
+        self, files: Sequence[tuple[str, frozenset[str]]]
+    ) -> Iterator[tuple[int, bytes] | None]:
+        from mailbag.sync.digests import measure_file
+
+        for key, flags in files:
+            path = _locate(self.folder, self.local, key, flags)
+            yield None if path is None else measure_file(path)
+
 
 def _locate(folder: Folder, local: _LocalSide, key: str, flags: frozenset[str]) -> Path | None:
     """The file of a local message: as the scan found it, else where its flags put it
