@@ -19,8 +19,8 @@ from synctools import (
     Target,
     assert_ok,
     assert_same,
+    assert_same_but_line_ends,
     home_paths,
-    local_state,
     server_state,
     sync,
     sync_in_child,
@@ -309,21 +309,6 @@ def _lf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
-def _same_but_line_ends(sb: Sandbox, user: str, home: Path) -> int:
-    """Both sides hold the same messages, the files here as the server gives them (bare
-    LFs as CRLF), none twice on either side; returns how many."""
-    server, local = server_state(sb, user), local_state(home, user)
-    for box, msgs in server.items():
-        mine = local.get(box, {})
-        assert set(mine) == set(msgs), (box, sorted(mine), sorted(msgs))
-        for uid, (data, flags) in msgs.items():
-            here, here_flags = mine[uid]
-            assert here.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") == data, (box, uid)
-            assert here_flags == flags, (box, uid, here_flags, flags)
-        assert len({d for d, _ in msgs.values()}) == len(msgs), f"duplicates in {box}"
-    return sum(len(m) for m in server.values())
-
-
 def test_files_with_bare_lf_line_ends_are_paired_again_not_copied_twice(
     sb: Sandbox, user: str, home: Path
 ) -> None:
@@ -353,7 +338,7 @@ def test_files_with_bare_lf_line_ends_are_paired_again_not_copied_twice(
     report = sync(t, home)
     assert_ok(report)
     assert totals(report)["uploaded"] == 2
-    assert _same_but_line_ends(sb, user, home) == 7
+    assert assert_same_but_line_ends(sb, user, home) == 7
     sb.reset_uidvalidity(user, "INBOX")
     with sb.control(user) as c:  # new there: the same Message-ID, other content
         c.append("INBOX", named.replace(b"line two", b"line 2").replace(b"\n", b"\r\n"))
@@ -362,7 +347,7 @@ def test_files_with_bare_lf_line_ends_are_paired_again_not_copied_twice(
     (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
     assert (inbox_report.paired_again, inbox_report.new, inbox_report.uploaded) == (7, 1, 0)
     assert inbox_report.deleted == 0
-    assert _same_but_line_ends(sb, user, home) == 8
+    assert assert_same_but_line_ends(sb, user, home) == 8
     again = sync(t, home)
     assert_ok(again)
     assert sum(totals(again).values()) == 0, totals(again)
