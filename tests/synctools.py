@@ -232,7 +232,24 @@ def _main() -> int:
     spec = json.loads(sys.argv[1])
     t = Target(**spec["target"])
     report = sync(t, Path(spec["home"]))
-    print(json.dumps({"ok": report.ok, "totals": totals(report), "error": report.error}))
+    import resource
+
+    folders = {
+        f.name: {"paired_again": f.paired_again, "paired_by_hash": f.paired_by_hash}
+        for f in report.folders
+    }
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "ok": report.ok,
+                "totals": totals(report),
+                "error": report.error,
+                "folders": folders,
+                "peak_rss_kb": peak_kb,
+            }
+        )
+    )
     return 0 if report.ok else 1
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["digest_file", "fetch_digests", "head_digest", "measure_file"]
 
 _CHUNK = 64 * 1024
+_FIRST = 16 * 1024
 _END = b"\r\n\r\n"
 
 
@@ -108,13 +109,16 @@ def head_digest(chunks: Iterable[bytes]) -> bytes:
     return head.h.digest()
 
 
-def _chunks_of(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
+def _chunks_of(path: str | Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:  # (a str path: no Path made per file)
+        # (a first chunk that holds most header blocks, not 64 KB of a big message)
+        chunk = f.read(_FIRST)
+        while chunk:
             yield chunk
+            chunk = f.read(_CHUNK)
 
 
-def digest_file(path: Path, whole: bool) -> bytes | None:
+def digest_file(path: str | Path, whole: bool) -> bytes | None:
     """The digest of the message in `path`: of its header block, or of all of it when
     `whole` (bare LFs as CRLF); None when the file is gone."""
     try:
@@ -128,7 +132,7 @@ def digest_file(path: Path, whole: bool) -> bytes | None:
         return None
 
 
-def measure_file(path: Path) -> tuple[int, bytes] | None:
+def measure_file(path: str | Path) -> tuple[int, bytes] | None:
     """The size the server gives for the message in `path` (bare LFs counted as CRLF)
     and the digest of its header block, in one reading; None when the file is gone."""
     head = _Head()
