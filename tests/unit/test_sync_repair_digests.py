@@ -485,8 +485,19 @@ def test_bare_lfs_are_hashed_and_counted_as_crlf_however_the_file_is_cut(tmp_pat
         path = tmp_path / f"m{n}"
         path.write_bytes(data)
         assert measure_file(path) == (len(want), head_digest([want]))
+        assert digest_file(path, whole=False) == head_digest([want]), data
         assert digest_file(path, whole=True) == _whole(want)
     assert measure_file(tmp_path / "gone") is None
+    # header blocks longer than the first read, with and without a bare LF in them
+    for lf in (b"\r\n", b"\n"):
+        data = b"".join(
+            b"X-Long-%d: %s%s" % (i, b"v" * 90, lf if i == 300 else b"\r\n") for i in range(600)
+        )
+        data += b"\r\nbody\r\n"
+        path = tmp_path / "long"
+        path.write_bytes(data)
+        assert digest_file(path, whole=False) == head_digest([_crlf(data)])
+        assert digest_file(path, whole=False) != head_digest([_crlf(data)[:20000]])
     # a file with CRLF line ends is given as it is (not copied)
     crlf_file = b"A: b\r\n\r\nbody\r\n"
     assert _Crlf()(crlf_file) is crlf_file

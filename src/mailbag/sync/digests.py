@@ -110,24 +110,38 @@ def head_digest(chunks: Iterable[bytes]) -> bytes:
 
 
 def _chunks_of(path: str | Path) -> Iterator[bytes]:
-    with open(path, "rb") as f:  # (a str path: no Path made per file)
-        # (a first chunk that holds most header blocks, not 64 KB of a big message)
-        chunk = f.read(_FIRST)
-        while chunk:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
             yield chunk
-            chunk = f.read(_CHUNK)
 
 
 def digest_file(path: str | Path, whole: bool) -> bytes | None:
     """The digest of the message in `path`: of its header block, or of all of it when
     `whole` (bare LFs as CRLF); None when the file is gone."""
     try:
-        if not whole:
-            return head_digest(_chunks_of(path))
-        h = _hasher()
-        for chunk in _normal(_chunks_of(path)):
-            h.update(chunk)
-        return h.digest()
+        with open(path, "rb") as f:  # (a str path: no Path made per file)
+            chunk = f.read(_FIRST)
+            h = _hasher()
+            if not whole:
+                # The usual case, as `head_digest` finds it but without its generators
+                # and without counting line ends beyond the header block (~3x faster for
+                # a small message): the block ends at the first CRLF CRLF, and has no
+                # bare LF before it (else that may end it sooner, as CRLF)
+                if chunk[:2] == b"\r\n":
+                    h.update(b"\r\n")
+                    return h.digest()
+                end = chunk.find(_END)
+                head = chunk[: end + len(_END)] if end >= 0 else b""
+                if head and head.count(b"\n") == head.count(b"\r\n"):
+                    h.update(head)
+                    return h.digest()
+                f.seek(0)
+                return head_digest(iter(lambda: f.read(_CHUNK), b""))
+            crlf = _Crlf()
+            while chunk:
+                h.update(crlf(chunk))
+                chunk = f.read(_CHUNK)
+            return h.digest()
     except FileNotFoundError:
         return None
 
@@ -138,10 +152,12 @@ def measure_file(path: str | Path) -> tuple[int, bytes] | None:
     head = _Head()
     size = 0
     try:
-        for chunk in _normal(_chunks_of(path)):
-            size += len(chunk)
-            if not head.done:
-                head.feed(chunk)
+        with open(path, "rb") as f:
+            crlf = _Crlf()
+            while chunk := crlf(f.read(_CHUNK)):
+                size += len(chunk)
+                if not head.done:
+                    head.feed(chunk)
     except FileNotFoundError:
         return None
     return size, head.h.digest()
