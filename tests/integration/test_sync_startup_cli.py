@@ -233,6 +233,9 @@ def test_cli_sync_reports_a_failing_password_command_run_while_the_engine_loads(
 
 #: what a sync where nothing changed must not load (each costs start-up time)
 NOT_ON_THE_NO_OP_PATH = (
+    "argparse",  # a plain `mailbag sync` is parsed without it (cmd_sync.parse_plain)
+    "gettext",
+    "mailbag.cli.cmd_send",  # the outbox is empty
     "email",
     "json",
     "shutil",  # argparse asks it the terminal width; we measure it ourselves

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
-from typing import IO, Any
+from collections.abc import Callable, Sequence
 
 from mailbag.cli.context import Context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import IO, Any
 
 SYNC_HELP = "sync IMAP accounts with the local store (POP3: download new mail)"
 SYNC_DESCRIPTION = """\
@@ -24,6 +28,8 @@ FOLDERS_HELP = "list the folders known locally, with message counts"
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    import argparse
+
     p = sub.add_parser(
         "sync",
         help=SYNC_HELP,
@@ -70,6 +76,63 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     f.add_argument("--account", metavar="NAME", help="only this account")
     f.set_defaults(run=run_folders)
+
+
+#: `sync`'s options that take a value (written out in full, as `--x V` or `--x=V`)
+_VALUED = frozenset({"--folder", "--connections", "--wait"})
+
+
+def parse_plain(argv: Sequence[str], global_option: Callable[[str], bool]) -> dict[str, Any] | None:
+    """The values `register`'s `sync` parser gives for `argv` (what follows the command
+    name), without argparse (see `cli.main._parse_plain`); `global_option` takes the
+    global options. None when `argv` is not plain: an option not written out in full,
+    a value that is empty or starts with "-", account names not in one run, a number
+    `int`/`float` refuse, `--`, `-h`: argparse then parses it and explains."""
+    values: dict[str, Any] = {
+        "names": [],
+        "folder": [],
+        "force": False,
+        "connections": 4,
+        "wait": 0.0,
+        "run": run_sync,
+        "collects_late": True,
+        "quick_exit": True,
+    }
+    names_ended = False
+    at = 0
+    while at < len(argv):
+        arg = argv[at]
+        at += 1
+        option, equals, value = arg.partition("=")
+        if option in _VALUED:
+            if not equals:
+                if at == len(argv):
+                    return None
+                value = argv[at]
+                at += 1
+            if not value or value.startswith("-"):
+                return None
+            try:
+                if option == "--connections":
+                    values["connections"] = int(value)
+                elif option == "--wait":
+                    values["wait"] = float(value)
+                else:
+                    values["folder"].append(value)
+            except ValueError:
+                return None
+        elif arg == "--force":
+            values["force"] = True
+        elif arg.startswith("-"):
+            if not global_option(arg):
+                return None
+        elif not arg or names_ended:
+            return None
+        else:
+            values["names"].append(arg)
+            continue
+        names_ended = bool(values["names"])  # (argparse takes one run of names)
+    return values
 
 
 class ProgressBar:
@@ -158,7 +221,6 @@ def _sync_pop3(
 
 
 def run_sync(args: argparse.Namespace, ctx: Context) -> int:
-    from mailbag.cli.cmd_send import flush_before_sync
     from mailbag.config import load_config
     from mailbag.config.model import Protocol
     from mailbag.errors import MailbagError, UsageError
@@ -177,7 +239,14 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
     failed = False
     try:
         # queued outgoing mail goes first, so its Sent copies come down with this sync
-        outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
+        # (the sending code loads only when there is some: mostly there is none)
+        from mailbag.store.outbox_probe import has_entries
+
+        outbox: list[dict[str, Any]] = []
+        if has_entries(ctx.paths):
+            from mailbag.cli.cmd_send import flush_before_sync
+
+            outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
         _connect_early(accounts[0])
         early_secret = _EarlySecret.start(accounts[0])
         # the sync engine loads while that connection opens

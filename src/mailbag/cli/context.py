@@ -6,15 +6,18 @@ progress and warnings go to stderr.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import IO, Any
 
 from mailbag.errors import MailbagError
 from mailbag.paths import Paths
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.record import Record
 from mailbag.textsafe import clean_terminal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (neither loads on the way to a command: start-up time counts)
+    import argparse
+    from typing import IO, Any
 
 
 class Context(Record):

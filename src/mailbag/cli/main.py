@@ -1,26 +1,32 @@
 """Entry point: parse arguments, call the library, render the result.
 
 Startup must stay fast (`mailbag --version` well under 150 ms), so this module
-imports only argparse; each command module imports what it needs when it runs.
+imports neither argparse nor typing; the parser is built by `cli.parser` when a
+command line needs it, and each command module imports what it needs when it runs.
 Commands are listed in `COMMANDS`; each module provides `register(subparsers)`
-which adds its parser and sets `run` as the handler.
+which adds its parser and sets `run` as the handler. A plain `mailbag sync` (only
+its own options, written out in full) is parsed without argparse
+(`cmd_sync.parse_plain`): argparse, gettext and locale load in ~2 ms and the
+parser takes ~2 ms more to build, of a re-sync's ~110 ms of CPU time.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from mailbag import __version__
 from mailbag.cli import process
 from mailbag.cli.context import Context
 from mailbag.errors import MailbagError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 # module name under mailbag.cli -> registers one or more subcommands
 # Keep one per line, sorted: several people add commands at once.
@@ -53,105 +59,6 @@ exit codes: 0 success, 1 the operation ran and failed, 2 usage or configuration 
 """
 
 
-def _columns() -> int:
-    """`shutil.get_terminal_size().columns`, which argparse asks for every parser it
-    builds: importing shutil loads the zlib, bz2 and lzma modules, a few milliseconds of
-    a command that takes a hundred."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns > 0:
-        return columns
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
-class _Width:
-    """A help formatter as wide as the terminal, measured without shutil (`_columns`)."""
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        width = _columns() - 2 if width is None else width
-        super().__init__(prog, indent_increment, max_help_position, width)  # type: ignore[call-arg]
-
-
-class _Help(_Width, argparse.HelpFormatter):
-    pass
-
-
-class _RawHelp(_Width, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-_SIZED: dict[type, type] = {
-    argparse.HelpFormatter: _Help,
-    argparse.RawDescriptionHelpFormatter: _RawHelp,
-}
-
-
-def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
-    """The options every command takes, before or after its name. The subcommands'
-    copy has no defaults, so `mailbag --trace F send` keeps the F given before."""
-    common = argparse.ArgumentParser(
-        add_help=False,
-        argument_default=None if defaults else argparse.SUPPRESS,
-        formatter_class=_Help,
-    )
-    g = common.add_argument_group("global options")
-    g.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    g.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0 if defaults else argparse.SUPPRESS,
-        help="more detail on stderr (repeatable)",
-    )
-    g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    g.add_argument(
-        "--trace",
-        metavar="FILE",
-        help="write the protocol transcript to FILE (credentials redacted)",
-    )
-    return common
-
-
-class _Sink:
-    """Takes the place of the parsers of the commands not being run (see `build_parser`):
-    whatever a `register` adds to it is dropped."""
-
-    def __getattr__(self, name: str) -> Callable[..., _Sink]:
-        return self._ignore
-
-    def _ignore(self, *args: object, **kwargs: object) -> _Sink:
-        return self
-
-
-class _OneCommand:
-    """The subparsers action as `register` sees it when only `command` is wanted."""
-
-    def __init__(self, real: Any, command: str) -> None:
-        self.real = real
-        self.command = command
-        self.found = False
-
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        if self.command == name or self.command in kwargs.get("aliases", ()):
-            self.found = True
-            given = kwargs.get("formatter_class", argparse.HelpFormatter)
-            kwargs["formatter_class"] = _SIZED.get(given, given)
-            return self.real.add_parser(name, **kwargs)
-        return _Sink()
-
-
 #: what may come before the command name for `_command_of` to trust its guess
 _FLAGS = frozenset({"--json", "-q", "--quiet", "-v", "--verbose", "--debug"})
 
@@ -173,34 +80,57 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _plain_global(arg: str, into: dict[str, Any]) -> bool:
+    """Set global option `arg` in `into` as argparse does (`cli.parser._global_options`);
+    False when `arg` is not one a plain command line may have (`--trace` is left to
+    argparse, as is any abbreviation or combination of short options)."""
+    if arg == "--json":
+        into["json"] = True
+    elif arg in ("-q", "--quiet"):
+        into["quiet"] = True
+    elif arg == "--debug":
+        into["debug"] = True
+    elif arg == "--verbose" or (len(arg) > 1 and arg.strip("v") == "-"):
+        into["verbose"] = into.get("verbose", 0) + (1 if arg == "--verbose" else len(arg) - 1)
+    else:
+        return False
+    return True
+
+
+def _parse_plain(command: str | None, argv: Sequence[str]) -> Any | None:
+    """The values argparse would give for a plain `mailbag sync` command line, parsed
+    without it; None for any other command line (argparse parses it, and explains what
+    it refuses). The command's own options are `cmd_sync.parse_plain`'s. As with
+    argparse, a global option given after the command name wins over the same one
+    given before it (the subcommand's copies have no defaults)."""
+    if command != "sync":
+        return None
+    from types import SimpleNamespace
+
+    from mailbag.cli.cmd_sync import parse_plain
+
+    before: dict[str, Any] = {
+        "json": False,
+        "quiet": False,
+        "verbose": 0,
+        "debug": False,
+        "trace": None,
+    }
+    at = list(argv).index(command)
+    if not all(_plain_global(arg, before) for arg in argv[:at]):
+        return None
+    after: dict[str, Any] = {}
+    own = parse_plain(argv[at + 1 :], lambda arg: _plain_global(arg, after))
+    if own is None:
+        return None
+    return SimpleNamespace(**{**before, **after, "command": command, **own})
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; with `command`, one where only that command is built
-    (argparse takes ~15 ms to build all of them, a tenth of a no-op `mailbag sync`).
-    A `command` no module registers gets the whole parser (and its error message)."""
-    common = _global_options(defaults=False)
-    parser = argparse.ArgumentParser(
-        prog="mailbag",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=_RawHelp,
-        parents=[_global_options(defaults=True)],
-    )
-    parser.add_argument("--version", action="version", version=f"mailbag {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    one = _OneCommand(sub, command) if command is not None else None
-    modules = list(COMMANDS)
-    if one is not None and f"cmd_{command}" in modules:
-        # the module named after the command usually registers it: try that one first
-        modules.remove(f"cmd_{command}")
-        modules.insert(0, f"cmd_{command}")
-    for name in modules:
-        module = importlib.import_module(f"mailbag.cli.{name}")
-        module.register(one or sub, common)
-        if one is not None and one.found:
-            break
-    if one is not None and not one.found:
-        return build_parser()
-    return parser
+    """The argparse parser (`cli.parser.build_parser`; loaded only when needed)."""
+    from mailbag.cli.parser import build_parser as build
+
+    return build(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,15 +151,22 @@ def _run_command(argv: Sequence[str] | None) -> tuple[int, bool]:
         # fast path: no parser, no command modules
         print(f"mailbag {__version__}")
         return 0, False
+    parser: argparse.ArgumentParser | None = None
+    args: Any
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (mailbag completion)
         import argcomplete
 
         parser = build_parser()
         argcomplete.autocomplete(parser)
+        args = parser.parse_args(args_list)
     else:
-        parser = build_parser(_command_of(args_list))
-    args = parser.parse_args(args_list)
+        command = _command_of(args_list)
+        args = _parse_plain(command, args_list)
+        if args is None:
+            parser = build_parser(command)
+            args = parser.parse_args(args_list)
     if not getattr(args, "command", None):
+        assert parser is not None  # (a plain command line names its command)
         if sys.stdin.isatty() and sys.stdout.isatty():
             # plain `mailbag` on a terminal opens the interactive client
             args = parser.parse_args(["tui", *args_list])

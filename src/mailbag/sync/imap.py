@@ -220,11 +220,20 @@ class _Connections:
             client.finish(enabling)
 
     @contextlib.contextmanager
-    def client(self, *, enable_later: bool = False) -> Iterator[ImapClient]:
-        try:
-            c = self._free.popleft()
-        except IndexError:
-            c = self.open(enable_later=enable_later)
+    def client(
+        self, *, enable_later: bool = False, prefer: ImapClient | None = None
+    ) -> Iterator[ImapClient]:
+        """A free connection (`prefer` when it is free), else a new one."""
+        c: ImapClient | None = None
+        if prefer is not None:
+            with contextlib.suppress(ValueError):
+                self._free.remove(prefer)
+                c = prefer
+        if c is None:
+            try:
+                c = self._free.popleft()
+            except IndexError:
+                c = self.open(enable_later=enable_later)
         ok = False
         try:
             yield c
@@ -1385,13 +1394,15 @@ def _full_listing(
 class _ReadAhead:
     """A folder's SELECT and its flag listing, sent together before the local side is
     read: the server selects and lists while the index is read here (a round trip
-    less, and in a 20,000 message folder ~10-30 ms of the server's work overlapped)."""
+    less, and in a 20,000 message folder ~10-30 ms of the server's work overlapped).
+    `on_selected` is called with the SELECT's result before the listing is read."""
 
     def __init__(self, client: ImapClient, folder: Folder) -> None:
         self.client, self.folder = client, folder
         condstore = "CONDSTORE" in client.enabled
         self.select = client.submit_select(folder.name, condstore=condstore)
         self.listing = client.uid_fetch_flags("1:*")
+        self.on_selected: Callable[[SelectResult], None] | None = None
 
     def finish(self) -> tuple[SelectResult, RemoteListing | None]:
         """The SELECT's result and the listing; None after a UIDVALIDITY change (the
@@ -1404,7 +1415,161 @@ class _ReadAhead:
         if _repairing(self.folder, sel):
             self.listing.discard()
             return sel, None
+        if self.on_selected is not None:
+            self.on_selected(sel)
         return sel, _full_listing(self.client, sel, self.listing)
+
+    def drop(self) -> None:
+        """Read the answers and leave them (the folder goes another way)."""
+        with contextlib.suppress(ProtocolError):
+            self.client.finish_select(self.select, self.folder.name)
+        self.listing.discard()
+
+
+class _Ahead:
+    """A folder whose SELECT and listing were sent on `client` while the folder before
+    it was still being read (`_Pipeline`); `read` None: claimed, nothing sent (the
+    sending failed). `done`/`error`: read already, as `_ReadAhead.finish` gives it."""
+
+    def __init__(self, info: MailboxInfo, client: ImapClient) -> None:
+        self.info, self.client = info, client
+        self.read: _ReadAhead | None = None
+        self.done: tuple[SelectResult, RemoteListing | None] | None = None
+        self.error: ProtocolError | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Its answers are still to be read from the connection."""
+        return self.read is not None and self.done is None and self.error is None
+
+    def read_now(self) -> None:
+        """Read its answers now and keep them (`done`), so the connection is free for
+        other commands: one folder's listing in memory (~6 bytes a message)."""
+        if self.read is None or not self.pending:
+            return
+        self.read.on_selected = None
+        try:
+            self.done = self.read.finish()
+        except ProtocolError as exc:
+            self.error = exc
+
+    def drop(self) -> None:
+        """Leave its answers unused (read and dropped when still pending)."""
+        if self.pending and self.read is not None:
+            self.read.drop()
+        self.read, self.done = None, None
+
+
+class _Pipeline:
+    """One worker's folders read whole, each SELECT and flag listing sent while the
+    folder before it is still being read: the server selects and lists the next folder
+    while this one's listing streams in and is planned, instead of waiting idle for
+    the next command (a pass over the folder per SELECT for Dovecot), and no round
+    trip between folders. Only after a folder's SELECT showed nothing that needs more
+    commands on the connection (`_predict_local`: no new mail there, nothing to push
+    from here): its plan is then made without the connection (`usable` false), and a
+    plan that needs the server after all (rare: a message the index lacks) first has
+    the next folder's answers read and kept (`_Ahead.read_now`) and its own folder
+    selected again (`_select_again`). The next folder is taken from the board when sent
+    (one worker: nobody else uses the connection meanwhile)."""
+
+    def __init__(
+        self, board: _Board, known: dict[str, Folder], exclude_by_name: dict[str, set[int]]
+    ) -> None:
+        self.board, self.known, self.exclude_by_name = board, known, exclude_by_name
+        self.next: _Ahead | None = None  # sent ahead (or claimed), not yet begun
+        self.given: _Ahead | None = None  # the folder being synced, if it was sent ahead
+
+    def send_next(self, client: ImapClient) -> None:
+        """Take the next folder from the board and send its SELECT and listing, when it
+        is one that is read whole (synced before, no QRESYNC, no moves into it)."""
+        if self.next is not None:
+            return
+        board = self.board
+        with board.cond:
+            if not board.folders:
+                return
+            info = board.folders[0]
+            folder = self.known.get(info.name)
+            if (
+                folder is None
+                or folder.uidvalidity is None
+                or self.exclude_by_name.get(info.name)
+                or _qresync_ready(client, folder)
+            ):
+                return
+            board.folders.popleft()
+            board.active += 1
+        self.next = _Ahead(info, client)  # (claimed: synced next even if sending fails)
+        self.next.read = _ReadAhead(client, folder)
+
+    def claim(self) -> MailboxInfo | None:
+        """The folder sent ahead, to be synced now (its answers move to `given`)."""
+        self.given, self.next = self.next, None
+        return None if self.given is None else self.given.info
+
+    def take(self, name: str, client: ImapClient) -> _Ahead | None:
+        """What was sent ahead for folder `name` on `client` (None: nothing, or on a
+        connection lost since)."""
+        given, self.given = self.given, None
+        if given is None or given.info.name != name or given.read is None:
+            return None
+        if given.client is not client:
+            return None  # (its connection failed and was closed: nothing to read)
+        return given
+
+    def drop_given(self) -> None:
+        """After a folder's sync: answers sent ahead for it and not used are read and
+        dropped, before the connection is used again."""
+        given, self.given = self.given, None
+        if given is not None and given.pending:
+            try:
+                given.drop()
+            except MailbagError:
+                given.client.close()  # (out of step or gone: not used again)
+
+    def read_next(self, client: ImapClient) -> None:
+        """Read the answers sent ahead on `client` for the next folder and keep them."""
+        if self.next is not None and self.next.client is client:
+            self.next.read_now()
+
+
+def _predict_local(
+    folder: Folder, local: _LocalSide, dir_missing: bool, exclude_uids: set[int]
+) -> Callable[[SelectResult], bool]:
+    """Whether, by its SELECT, a folder's plan will need nothing from the server: no
+    new message there (UIDNEXT as recorded), the same UIDVALIDITY, and nothing to push
+    from here (the local side unchanged since the last sync). Flag changes and
+    expunges there are taken over here."""
+
+    def predict(sel: SelectResult) -> bool:
+        return (
+            not local.changed
+            and not dir_missing
+            and not exclude_uids
+            and folder.uidnext is not None
+            and sel.uidnext == folder.uidnext
+            and sel.uidvalidity == folder.uidvalidity
+        )
+
+    return predict
+
+
+def _select_again(
+    client: ImapClient, folder: Folder, sel: SelectResult, pipe: _Pipeline | None
+) -> None:
+    """Make the connection usable for `folder` again (see `_Pipeline`): the answers
+    sent ahead for the next folder are read and kept, then the folder is selected
+    again, with the UIDVALIDITY its plan was made for."""
+    if pipe is not None:
+        pipe.read_next(client)
+    again = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
+    if again.uidvalidity != sel.uidvalidity:
+        raise SyncError(
+            f"the UIDVALIDITY of {folder.name} changed during the sync: it is synced again "
+            "at the next run",
+            folder=folder.name,
+        )
 
 
 def _remote_state(
@@ -1557,6 +1722,43 @@ class _Digests:
         return got
 
 
+class _Held:
+    """A worker's folders applied here alone (their plans needed nothing from the
+    server: the server's flag changes and expunges, taken over) whose changes wait,
+    uncommitted, in its store's open transaction for the next folder's to join them:
+    one flush of the index, and of each changed directory, for several folders instead
+    of one each (without CONDSTORE every synced folder is read whole, so a small change
+    in each of six folders cost six flushes). Each joins in a savepoint
+    (`Store.savepoint`): a folder that fails undoes its own part alone, and what the
+    folders before it completed is kept (`settle`). What waits is committed before a
+    folder's server work, before the index would stay locked waiting for a slow server
+    (`_HOLD_WAIT`), and when the worker runs out of folders. For one worker only: the
+    open transaction holds the index's write lock, which others would wait for."""
+
+    def __init__(self) -> None:
+        self.folders = 0  # folders whose changes wait in the open transaction
+
+    def commit(self, store: Store) -> None:
+        """Commit what waits (nothing: no flush)."""
+        if store.conn.in_transaction:
+            store.commit()
+        self.folders = 0
+
+    def settle(self, store: Store) -> None:
+        """After a folder failed: commit what the folders before it completed, roll
+        back anything else. (What the failed folder wrote into their transaction is
+        its savepoint's, undone already, and complete records of the folder itself:
+        its row, role, stamp.)"""
+        if self.folders and store.conn.in_transaction:
+            try:
+                store.commit()
+            except (MailbagError, sqlite3.Error, OSError):
+                store.rollback()  # (as a crash: the next run finds the files as they are)
+        elif store.conn.in_transaction:
+            store.rollback()
+        self.folders = 0
+
+
 class _Start(NamedTuple):
     """A folder about to be synced, as found here (see `_start_folder`)."""
 
@@ -1568,10 +1770,16 @@ class _Start(NamedTuple):
 
 
 def _start_folder(
-    store: Store, account: Account, info: MailboxInfo, exclude_uids: set[int]
+    store: Store,
+    account: Account,
+    info: MailboxInfo,
+    exclude_uids: set[int],
+    held: _Held | None = None,
 ) -> _Start:
     """Make sure the folder exists here (row and Maildir), finish deliveries a crash
-    left incomplete, and find whether anything changed here since the last sync."""
+    left incomplete, and find whether anything changed here since the last sync. What
+    it writes (a new row, a new role) is committed at once, unless folders before it
+    wait uncommitted (`held`): then it joins them."""
     name = info.name
     report = FolderReport(name)
     existing = store.find_folder(account.name, name)
@@ -1585,7 +1793,8 @@ def _start_folder(
     folder = store.folder(account.name, name, delimiter=info.delimiter, role=role)
     if folder.delimiter != info.delimiter or folder.role != role:
         store.update_folder(folder, delimiter=info.delimiter, role=role)
-    store.commit()
+    if held is None or not held.folders:
+        store.commit()
     if store.recover(folder):
         report.notes.append("finished deliveries an earlier run left incomplete")
     stamp = _dir_stamp(folder)
@@ -1634,9 +1843,15 @@ def _sync_folder(
     board: _Board | None = None,
     rearm: _Changed | None = None,
     start: _Start | None = None,
+    held: _Held | None = None,
+    pipe: _Pipeline | None = None,
 ) -> FolderReport:
+    """Sync one folder. `held`: folders before it whose changes wait uncommitted in the
+    store's transaction (see `_Held`): this folder's join them when its plan needs
+    nothing from the server, else they are committed first. `pipe`: see `_Pipeline`
+    (with `held` only)."""
     if start is None:
-        start = _start_folder(store, account, info, exclude_uids)
+        start = _start_folder(store, account, info, exclude_uids, held)
     folder, report, dir_missing = start.folder, start.report, start.dir_missing
     local = None if start.clean else _read_local(store, folder)
     if (
@@ -1647,10 +1862,12 @@ def _sync_folder(
         and _unchanged(folder, status)
     ):
         report.skipped = True
-        _record_stamp(store, folder, start.stamp)
+        _record_stamp(store, folder, start.stamp, commit=held is None or not held.folders)
         return report
-    # a connection only for folders with work to do
-    with pool.client() as client:
+    # a connection only for folders with work to do (the one its answers were sent
+    # ahead on, if they were)
+    sent = pipe.given.client if pipe is not None and pipe.given is not None else None
+    with pool.client(prefer=sent) as client:
         base = _sync_folder_remote(
             client,
             store,
@@ -1666,8 +1883,11 @@ def _sync_folder(
             start.stamp if start.clean else None,
             # (opened when a change is to be watched: ctypes takes a few ms to load)
             rearm.watch if rearm is not None and start.clean else None,
+            held,
+            pipe,
         )
-    return _finish_folder(store, start, base, rearm)
+    # (held back with the others when this folder's changes joined them)
+    return _finish_folder(store, start, base, rearm, commit=held is None or not held.folders)
 
 
 def _plan_folder(
@@ -1785,20 +2005,35 @@ def _sync_folder_remote(
     board: _Board | None = None,
     stamp: str | None = None,
     watch: Callable[[], DirWatch | None] | None = None,
+    held: _Held | None = None,
+    pipe: _Pipeline | None = None,
 ) -> _Baseline | None:
     """Sync one folder on `client`; `local` None: the local side is unchanged since the
     last sync (the caller checked; `stamp` the directory times then), so a QRESYNC
     delta may be all that is read. Returns the baseline for `_rearm` (of a delta, or of
-    a full read of such a folder: `_full_baseline`); `watch` gives the `DirWatch`."""
-    if (
+    a full read of such a folder: `_full_baseline`); `watch` gives the `DirWatch`.
+    `held`: see `_sync_folder`; a plan that needs nothing from the server is applied
+    into their transaction (and `held.folders` counts it), the others after a commit.
+    `pipe`: the worker's `_Pipeline` (this folder's SELECT and listing may have been
+    sent already; the next folder's may be sent while this one's listing is read)."""
+    fresh = (
         local is not None
         and folder.uidvalidity is None
         and local.empty
         and not dir_missing
         and not exclude_uids
-    ):
+    )
+    given = pipe.take(folder.name, client) if pipe is not None else None
+    if given is not None and (fresh or _qresync_ready(client, folder)):
+        given.drop()  # (not read whole after all)
+        given = None
+    if fresh:
+        if held is not None:
+            held.commit(store)
         _download_fresh_folder(client, store, account, folder, options, on_progress, report, board)
         return None
+    if held is not None and held.folders and _qresync_ready(client, folder):
+        held.commit(store)  # (not kept open over a round trip)
     sel = _qresync_select(client, folder)
     base: _Baseline | None = None
     planned: tuple[int, Plan] | None = None
@@ -1815,28 +2050,79 @@ def _sync_folder_remote(
         if planned is not None and planned[1].stop is not None:
             # the mass-deletion guard speaks of the whole folder: plan it from a full read
             planned, base, local = None, None, None
+    usable = True  # the connection has the folder selected, nothing else in flight
     if planned is None:
-        ahead = _ReadAhead(client, folder) if sel is None else None
+        ahead: _ReadAhead | None = None
+        if given is not None and given.read is not None and given.pending:
+            ahead = given.read  # (sent while the folder before was read)
+            ahead.folder = folder
+        elif sel is None and given is None:
+            ahead = _ReadAhead(client, folder)
         local = local if local is not None else _read_local(store, folder)
         rows = local.messages if isinstance(local.messages, _IndexRows) else None
         full: RemoteListing | None = None
         if ahead is not None:
+            if pipe is not None:
+                predict = _predict_local(folder, local, dir_missing, exclude_uids)
+
+                def on_selected(sel: SelectResult) -> None:
+                    if predict(sel):
+                        pipe.send_next(client)
+
+                ahead.on_selected = on_selected
             if rows is not None:
                 rows.read_early()  # while the server selects and lists
+            if held is not None and held.folders and not client.stream.wait_readable(_HOLD_WAIT):
+                held.commit(store)  # (the index is not kept locked for a slow server)
             try:
                 sel, full = ahead.finish()
             finally:
                 if rows is not None:
                     rows.wait_early()  # (the store is this thread's again)
+        elif given is not None:  # read already, while the folder before needed the server
+            if given.error is not None:
+                raise given.error
+            assert given.done is not None
+            sel, full = given.done
         elif sel is not None and not _repairing(folder, sel):
             sel, full = _remote_state(client, store, folder, sel)
         assert sel is not None
+        # (a SELECT sent ahead for the next folder, or this folder's answers read while
+        # the folder before was selected: plan without the connection first)
+        usable = client.selected == folder.name
         if full is None:  # a new UIDVALIDITY: every message is paired again
+            if not usable:
+                _select_again(client, folder, sel, pipe)
+                usable = True
             planned = _plan_repair(client, folder, local, sel, exclude_uids)
         else:
             planned = _plan_folder(
-                client, account, options, folder, local, sel, full, dir_missing, exclude_uids
+                client if usable else None,
+                account,
+                options,
+                folder,
+                local,
+                sel,
+                full,
+                dir_missing,
+                exclude_uids,
             )
+            if planned is None or (planned[1].stop is None and not _local_only(planned[1])):
+                if not usable:  # the server is needed after all
+                    _select_again(client, folder, sel, pipe)
+                    usable = True
+                if planned is None:  # (pairing asks the server)
+                    planned = _plan_folder(
+                        client,
+                        account,
+                        options,
+                        folder,
+                        local,
+                        sel,
+                        full,
+                        dir_missing,
+                        exclude_uids,
+                    )
     assert planned is not None and local is not None and sel is not None
     uidvalidity, result = planned
     report.notes.extend(result.notes)
@@ -1853,6 +2139,31 @@ def _sync_folder_remote(
     looked_up = _with_entries(store, folder, local, result)
     if base is None and stamp is not None and watch is not None and _changes_files(result):
         base = _full_baseline(store, folder, stamp, local, result, watch(), looked_up)
+    if _local_only(result) and (held is not None or not usable):
+        # nothing for the server: applied into the transaction the folders before left
+        # open, in a savepoint (a failure undoes this folder's part alone); a folder
+        # with many changes goes first in a transaction of its own (see _SAVEPOINT_MAX)
+        if held is not None and held.folders and len(result.actions) > _SAVEPOINT_MAX:
+            held.commit(store)
+        with store.savepoint():
+            _apply_and_record(
+                store,
+                folder,
+                result,
+                uidvalidity,
+                _NoServer(),
+                local,
+                sel,
+                report,
+                on_progress,
+                options,
+            )
+        if held is not None:
+            held.folders += 1
+        return base
+    assert usable  # (a plan that needs the server was made with the folder selected)
+    if held is not None:
+        held.commit(store)  # (this folder's own commits, with its server work, follow)
     _apply_and_record(
         store,
         folder,
@@ -2434,6 +2745,16 @@ def _sync_folders(
     starts: dict[str, _Start] = {}
     # biggest folders first; then idle workers help with the big folders' downloads
     board = _Board(())
+    # (one worker: folders applied here alone share a commit, folders read whole are
+    # sent ahead)
+    held: _Held | None = None
+    pipe: _Pipeline | None = None
+
+    def unwind(s: Store) -> None:
+        if held is not None:
+            held.settle(s)
+        elif s.conn.in_transaction:
+            s.rollback()
 
     def work(info: MailboxInfo) -> FolderReport:
         delay = options.backoff
@@ -2453,12 +2774,13 @@ def _sync_folders(
                     board,
                     rearm,
                     starts.pop(info.name, None),  # (a retry looks again)
+                    held,
+                    pipe,
                 )
                 on_progress(Progress(account.name, info.name, "folder-done"))
                 return fr
             except NetworkError as exc:
-                if s.conn.in_transaction:
-                    s.rollback()
+                unwind(s)
                 attempt += 1
                 if attempt > options.retries:
                     return FolderReport(info.name, error=f"{exc.message} (after {attempt} tries)")
@@ -2466,8 +2788,7 @@ def _sync_folders(
                 time.sleep(delay)
                 delay *= 2
             except MailbagError as exc:
-                if s.conn.in_transaction:
-                    s.rollback()
+                unwind(s)
                 return FolderReport(info.name, error=exc.message)
 
     def help_out() -> None:
@@ -2497,11 +2818,15 @@ def _sync_folders(
                     board.piece_done(job, FolderReport(job.folder.name), exc)
 
     def worker() -> None:
-        while (info := board.next_folder()) is not None:
+        while info := (pipe.claim() if pipe is not None else None) or board.next_folder():
             try:
                 results[info.name] = work(info)
             finally:
+                if pipe is not None:
+                    pipe.drop_given()
                 board.folder_done()
+        if held is not None:
+            held.commit(thread_store())  # (what the last folders left waiting)
         help_out()
 
     try:
@@ -2529,6 +2854,11 @@ def _sync_folders(
         if not wanted:
             pass
         elif workers == 1:
+            held = _Held()
+            pipe = _Pipeline(board, store_folders, exclude_by_name)
+            # (a savepoint's copies of the pages it changes kept in memory, as
+            # `_select_ahead` does: at most _SAVEPOINT_MAX changes a savepoint)
+            thread_store().conn.execute("PRAGMA temp_store = MEMORY")
             worker()  # here, on the connection that listed the folders
         else:
             from concurrent.futures import ThreadPoolExecutor

@@ -1,0 +1,262 @@
+"""Several folders read whole, against a Dovecot without CONDSTORE/QRESYNC (every
+re-sync of a synced folder is one `UID FETCH 1:* (UID FLAGS)`), over one connection:
+the next folder's SELECT and listing are sent while the folder before is read
+(`_Pipeline`), so the server never waits for a command between folders; a plan that
+needs the server after all selects its folder again first; and the folders whose plans
+only take over the server's changes share one commit (`_Held`), with every rename made
+durable before it and a failing folder undoing its own part alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mailbag.sync.apply as apply_module
+from durability import assert_renames_durable_before_commit, record
+from mailbag.errors import StoreError
+from mailbag.protocols.trace import Transcript
+from mailbag.sandbox import Sandbox
+from mailbag.store.index import Folder, Store, flags_text
+from mailbag.sync.events import AccountReport
+from synctools import (
+    Target,
+    assert_ok,
+    assert_same,
+    home_paths,
+    server_state,
+    sync,
+    sync_in_child,
+    target,
+    totals,
+)
+
+pytestmark = pytest.mark.sandbox
+USERS = [f"pipe{i}" for i in range(8)]
+_next_user = iter(USERS)
+# biggest first: the order the folders are synced in
+FOLDERS = {"INBOX": 14, "Work": 10, "Lists": 7, "Family": 4}
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[Sandbox]:
+    with Sandbox(
+        users={u: f"{u}-secret" for u in USERS},
+        services={"imap"},
+        imap_without={"CONDSTORE", "QRESYNC"},
+    ) as sb:
+        yield sb
+
+
+@pytest.fixture
+def user() -> str:
+    return next(_next_user)
+
+
+def _settled(plain: Sandbox, user: str, home: Path) -> Target:
+    for n, (name, count) in enumerate(FOLDERS.items()):
+        plain.fill(user, count, name, seed=300 + n, seen_ratio=0.5)
+    t = target(plain, user)
+    assert_ok(sync(t, home, connections=1))
+    assert_ok(sync(t, home, connections=1))
+    return t
+
+
+def _server_changes(plain: Sandbox, user: str) -> None:
+    """Flags changed and a message expunged in every folder (nothing new)."""
+    with plain.control(user) as c:
+        for name in FOLDERS:
+            uids = c.uids(name)
+            c.store(name, uids[:2], "+FLAGS", ["\\Flagged"])
+            c.store(name, uids[2:3], "-FLAGS", ["\\Seen"])
+            c.expunge(name, uids[3:4])
+
+
+def _traced(t: Target, home: Path, trace: Path) -> tuple[AccountReport, list[str]]:
+    """A sync over one connection, and the lines it sent and received, in order."""
+    transcript = Transcript(trace)
+    try:
+        report = sync(t, home, connections=1, transcript=transcript)
+    finally:
+        transcript.close()
+    lines = [x.split(" ", 2)[2] for x in trace.read_text().splitlines() if " imap " in x]
+    trace.unlink()
+    return report, lines
+
+
+def _tag_of(lines: list[str], command: str) -> str:
+    """The tag of the first command sent that ends with `command`."""
+    return next(x.split()[1] for x in lines if x.startswith("C: ") and x.endswith(command))
+
+
+def _index_rows(home: Path, user: str, name: str) -> dict[int, str]:
+    """UID -> flags last synced, of the folder's live rows."""
+    with Store.open(home_paths(home)) as store:
+        folder = store.folder(user, name)
+        return {
+            m.uid: flags_text(m.synced_flags or frozenset())
+            for m in store.folder_messages(folder)
+            if m.uid is not None
+        }
+
+
+def _server_rows(plain: Sandbox, user: str, name: str) -> dict[int, str]:
+    return {uid: flags_text(flags) for uid, (_, flags) in server_state(plain, user)[name].items()}
+
+
+def test_the_next_folder_is_asked_for_while_one_is_read(
+    plain: Sandbox, user: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    _server_changes(plain, user)
+    report, lines = _traced(t, home, tmp_path / "trace")
+    assert_ok(report)
+    assert totals(report)["deleted"] == len(FOLDERS)
+    names = list(FOLDERS)
+    for here, after in itertools.pairwise(names):
+        select_here = lines.index(next(x for x in lines if x.endswith(f"SELECT {here}")))
+        fetch_tag = lines[select_here + 1].split()[1]  # (sent with its SELECT)
+        assert lines[select_here + 1].endswith("UID FETCH 1:* (UID FLAGS)")
+        fetched = next(i for i, x in enumerate(lines) if x.startswith(f"S: {fetch_tag} OK"))
+        next_select = lines.index(next(x for x in lines if x.endswith(f"SELECT {after}")))
+        # sent before this folder's listing had all come: no round trip between folders
+        assert select_here < next_select < fetched, (here, after)
+    # each folder selected once
+    assert sum(1 for x in lines if x.startswith("C: ") and " SELECT " in x) == len(FOLDERS)
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    again, lines = _traced(t, home, tmp_path / "trace")
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0
+
+
+def test_a_plan_that_needs_the_server_after_all_selects_its_folder_again(
+    plain: Sandbox, user: str, tmp_path: Path
+) -> None:
+    # A message gone here (file and row) but for the UIDs the server still has: nothing
+    # here shows a change to push and UIDNEXT is as recorded, so the next folder is
+    # asked for; the plan then downloads the message: its answers are read and kept,
+    # the folder selected again. The next folder (one such too) is planned from what
+    # was kept, and selected again for its download.
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    gone: dict[str, int] = {}
+    with Store.open(home_paths(home)) as store:
+        for name in ("INBOX", "Work"):
+            folder = store.folder(user, name)
+            m = max(store.folder_messages(folder), key=lambda m: m.uid or 0)
+            entry = folder.maildir.find(m.key)
+            assert entry is not None and m.uid is not None
+            entry.path.unlink()
+            store.forget_many([m.id])
+            gone[name] = m.uid
+        store.commit()
+    report, lines = _traced(t, home, tmp_path / "trace")
+    assert_ok(report)
+    by_name = {f.name: f for f in report.folders}
+    assert by_name["INBOX"].new == by_name["Work"].new == 1
+    assert by_name["Lists"].new == 0
+    sent = [x for x in lines if x.startswith("C: ")]
+    selects = [x.split(" SELECT ")[1] for x in sent if " SELECT " in x]
+    assert selects == ["INBOX", "Work", "INBOX", "Work", "Lists", "Family"], selects
+    # Work's listing was read once (before INBOX was selected again), not asked again
+    assert sum(1 for x in sent if x.endswith("UID FETCH 1:* (UID FLAGS)")) == len(FOLDERS)
+    assert assert_same(plain, user, home) == sum(FOLDERS.values())
+    for name, uid in gone.items():
+        assert uid in _index_rows(home, user, name)
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0
+
+
+def test_folders_taken_over_from_the_server_share_one_commit(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one flush for the four folders' changes (was one each), every directory their
+    # renames and removals changed made durable before it
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    _server_changes(plain, user)
+    seam = record(monkeypatch)
+    report = sync(t, home, connections=1)
+    monkeypatch.undo()
+    assert_ok(report)
+    assert totals(report)["deleted"] == len(FOLDERS)
+    assert totals(report)["updated"] >= 2 * len(FOLDERS)
+    commits = sum(1 for what, _ in seam.events if what == "commit")
+    # the folders' changes, then the re-armed directory times (`_rearm_all`)
+    assert commits == 2, seam.events
+    checked = assert_renames_durable_before_commit(seam)
+    assert len(checked) >= len(FOLDERS)  # (each folder's cur/)
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name)
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0
+
+
+def test_a_failing_folder_keeps_what_the_folders_before_it_did(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Work's changes fail halfway (after its renames): its part of the shared
+    # transaction is undone, INBOX's (applied before it, not committed yet) is kept, and
+    # the folders after it go on
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    _server_changes(plain, user)
+    real = apply_module.apply_plan  # (the driver imports it when a plan is applied)
+
+    def apply_plan(plan: object, *, folder: Folder, **kw: object) -> None:
+        real(plan, folder=folder, **kw)  # type: ignore[arg-type]
+        if folder.name == "Work":
+            raise StoreError("disk trouble (test)")
+
+    monkeypatch.setattr(apply_module, "apply_plan", apply_plan)
+    report = sync(t, home, connections=1)
+    monkeypatch.undo()
+    by_name = {f.name: f for f in report.folders}
+    assert by_name["Work"].error is not None and "disk trouble" in by_name["Work"].error
+    assert all(by_name[n].error is None for n in ("INBOX", "Lists", "Family"))
+    for name in ("INBOX", "Lists", "Family"):
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name), name
+    assert _index_rows(home, user, "Work") != _server_rows(plain, user, "Work")
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name), name
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    last = sync(t, home, connections=1)
+    assert_ok(last)
+    assert sum(totals(last).values()) == 0
+
+
+@pytest.mark.parametrize("point", ["local-files:1", "local-files:3"])
+def test_sigkill_before_the_shared_commit_converges(
+    plain: Sandbox, user: str, tmp_path: Path, point: str
+) -> None:
+    # the files of the folders applied so far are changed, their rows not (they wait
+    # for one commit): the next run finds the files as they are and records them
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    _server_changes(plain, user)
+    crashed = sync_in_child(t, home, crash=point)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    with Store.open(home_paths(home)) as store:
+        behind = [
+            f.name
+            for f in store.folders(user)
+            if len(f.maildir.scan()) < len(list(store.folder_messages(f)))
+        ]
+    assert len(behind) == int(point.split(":")[1]), behind
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name), name
+    final = sync(t, home, connections=1)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)
