@@ -274,3 +274,41 @@ def test_a_listing_left_unread_is_dropped_by_the_scanner(monkeypatch: pytest.Mon
         assert len(general) < 10, len(general)  # (EXISTS, the tagged OK, split lines)
         assert c.noop() == []
         c.logout()
+
+
+def test_a_listing_print_depends_on_its_bytes_only() -> None:
+    """The print of a listing (`FlagStream.print`): the same lines give the same print
+    however the reads cut them; another flag, UID or order another one; a line of
+    another kind among them (EXISTS, EXPUNGE, an odd FETCH) none at all."""
+    plain = b"".join(
+        b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (i, 3 * i, b"\\Seen" if i % 3 else b"")
+        for i in range(1, 2001)
+    )
+    cut = plain.index(b"\r\n", 1000) + 2  # (a line boundary)
+    cases = {
+        "whole": [plain],
+        "cut": [plain[:777], plain[777:5000], plain[5000:]],
+        "flag": [plain.replace(b"UID 30 FLAGS (\\Seen)", b"UID 30 FLAGS (\\Seen \\Flagged)")],
+        "exists": [plain[:cut] + b"* 2001 EXISTS\r\n" + plain[cut:]],
+        "odd": [plain + b"* 2001 FETCH (UID 9999 FLAGS (\\Seen) X-NOTE {5}\r\nhello)\r\n"],
+    }
+    prints: dict[str, str | None] = {}
+    for name, parts in cases.items():
+
+        def answer(peer: Peer, tag: bytes, parts: list[bytes] = parts) -> None:
+            for part in parts:
+                peer.send(part)
+                time.sleep(0.05)
+            peer.send(tag + b" OK done\r\n")
+
+        with _server(answer) as srv:
+            c = _client(srv)
+            with c.uid_fetch_flags() as stream:
+                n = sum(len(uids) for uids, _ in stream.batches())
+            prints[name] = stream.print
+            c.logout()
+        assert n >= 2000
+    assert prints["whole"] is not None
+    assert prints["cut"] == prints["whole"]
+    assert prints["flag"] not in (None, prints["whole"])
+    assert prints["exists"] is None and prints["odd"] is None

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 import mailbag.sync.apply as apply_module
+import mailbag.sync.imap as engine
 from durability import assert_renames_durable_before_commit, record
 from mailbag.errors import StoreError
 from mailbag.protocols.trace import Transcript
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Folder, Store, flags_text
+from mailbag.store.maildir import flags_to_info
 from mailbag.sync.events import AccountReport
 from synctools import (
     Target,
@@ -260,3 +262,98 @@ def test_sigkill_before_the_shared_commit_converges(
     final = sync(t, home, connections=1)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)
+
+
+def _states(home: Path, user: str) -> dict[str, str | None]:
+    with Store.open(home_paths(home)) as store:
+        return {f.name: f.sync_state for f in store.folders(user) if f.name in FOLDERS}
+
+
+def _row_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders whose rows a sync reads (for planning), and those it plans."""
+    read: list[str] = []
+    real_texts = engine._IndexRows._settled_texts
+    real_rows = engine._IndexRows._rows
+    real_plan = engine._plan_folder
+
+    def settled_texts(self: engine._IndexRows, after: int) -> object:
+        read.append(self.folder.name)
+        return real_texts(self, after)
+
+    def rows(self: engine._IndexRows, *args: object, **kw: object) -> object:
+        read.append(self.folder.name)
+        return real_rows(self, *args, **kw)  # type: ignore[arg-type]
+
+    def plan(*args: object) -> object:
+        read.append("plan")
+        return real_plan(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine._IndexRows, "_settled_texts", settled_texts)
+    monkeypatch.setattr(engine._IndexRows, "_rows", rows)
+    monkeypatch.setattr(engine, "_plan_folder", plan)
+    return read
+
+
+def test_a_listing_like_the_last_one_is_not_compared_with_the_rows(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the index matched the last listing (its print recorded with the directory times):
+    # an equal listing of a folder unchanged here is all the sync needs, no row is read
+    # and nothing planned; any change there (flags only: same count, same UIDNEXT) makes
+    # another print, and the folder is compared row by row as ever
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    states = _states(home, user)
+    assert all(s is not None and " list=" in s for s in states.values()), states
+    read = _row_reads(monkeypatch)
+    quiet = sync(t, home, connections=1)
+    assert_ok(quiet)
+    assert sum(totals(quiet).values()) == 0
+    assert read == []
+    assert _states(home, user) == states  # (nothing written)
+    with plain.control(user) as c:
+        c.store("Work", c.uids("Work")[4:5], "+FLAGS", ["$Later"])
+    changed = sync(t, home, connections=1)
+    assert_ok(changed)
+    by_name = {f.name: f for f in changed.folders}
+    assert by_name["Work"].updated == 1
+    assert set(read) == {"Work", "plan"}
+    monkeypatch.undo()
+    after = _states(home, user)
+    assert after["Work"] != states["Work"] and " list=" in (after["Work"] or "")
+    assert assert_same(plain, user, home) == sum(FOLDERS.values())
+
+
+def test_pushing_to_the_server_forgets_the_last_listing(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a change made here and pushed changes the server's listing: the print is dropped
+    # with the folder's first changes, before the push (killed right after it, the
+    # index does not still say "as listed"); the next sync compares the rows and records
+    # a new one
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    with Store.open(home_paths(home)) as store:
+        lists = store.folder(user, "Lists")
+        m = next(m for m in store.folder_messages(lists) if "\\Flagged" not in m.flags)
+    entry = lists.maildir.find(m.key)
+    assert entry is not None
+    info = flags_to_info(entry.flags | {"\\Flagged"})
+    entry.path.rename(entry.root / "cur" / f"{m.key}:2,{info}")  # (as mutt marks it)
+    crashed = sync_in_child(t, home, crash="local-files:1")  # (after the push)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    assert "\\Flagged" in server_state(plain, user)["Lists"][m.uid or 0][1]
+    states = _states(home, user)
+    assert " list=" not in (states["Lists"] or "")
+    assert all(" list=" in (s or "") for n, s in states.items() if n != "Lists"), states
+    read = _row_reads(monkeypatch)
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    assert set(read) == {"Lists", "plan"}  # compared with the rows, then recorded
+    monkeypatch.undo()
+    assert " list=" in (_states(home, user)["Lists"] or "")
+    assert assert_same(plain, user, home) == sum(FOLDERS.values())
+    read = _row_reads(monkeypatch)
+    last = sync(t, home, connections=1)
+    assert_ok(last)
+    assert sum(totals(last).values()) == 0 and read == []

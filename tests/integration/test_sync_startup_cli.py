@@ -234,6 +234,7 @@ def test_cli_sync_reports_a_failing_password_command_run_while_the_engine_loads(
 #: what a sync where nothing changed must not load (each costs start-up time)
 NOT_ON_THE_NO_OP_PATH = (
     "argparse",  # a plain `mailbag sync` is parsed without it (cmd_sync.parse_plain)
+    "typing",  # annotations only (TYPE_CHECKING); generics from mailbag.record
     "gettext",
     "mailbag.cli.cmd_send",  # the outbox is empty
     "email",
@@ -312,7 +313,7 @@ def _loaded_by_sync(home: str) -> set[str]:
 
 
 #: what a re-sync that downloads, changes flags and deletes must not load either
-NOT_ON_THE_RESYNC_PATH = ("dataclasses", "inspect", "ast", "tokenize", "dis")
+NOT_ON_THE_RESYNC_PATH = ("dataclasses", "inspect", "ast", "tokenize", "dis", "typing", "argparse")
 
 
 def test_a_resync_with_changes_loads_no_dataclass_machinery(

@@ -16,9 +16,11 @@ TYPE_CHECKING imports and to `__all__`; `__getattr__` finds its module.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from mailbag.auth.flows import DeviceCode, TokenSet
     from mailbag.auth.login import (
         login_imap,

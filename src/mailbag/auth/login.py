@@ -15,7 +15,6 @@ server offers and a callable that runs one SASL exchange.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailbag.config.model import Account, AuthMethod, Server
 from mailbag.errors import AuthError
@@ -23,11 +22,17 @@ from mailbag.paths import Paths
 from mailbag.protocols import sasl
 from mailbag.protocols.trace import NO_TRACE, Transcript
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Literal, TypeVar
+
     from mailbag.protocols.imap.client import ImapClient
     from mailbag.protocols.pop3 import Pop3Client
     from mailbag.protocols.smtp import SmtpClient
     from mailbag.protocols.stream import StreamClient
+
+    Which = Literal["incoming", "smtp"]
+    _Client = TypeVar("_Client", bound="StreamClient")
 
 __all__ = [
     "login_imap",
@@ -43,7 +48,6 @@ __all__ = [
 #: seconds a connection may wait for the server (as `Server.endpoint` defaults)
 DEFAULT_TIMEOUT = 30.0
 
-Which = Literal["incoming", "smtp"]
 #: runs AUTHENTICATE/AUTH with `mechanism` and the client responses, in order
 Authenticate = Callable[[str, list[bytes]], None]
 
@@ -192,9 +196,6 @@ def login_smtp(
 
 
 # --- connect and log in: the one path every command takes ------------------------------
-
-
-_Client = TypeVar("_Client", bound="StreamClient")
 
 
 def _opened(client: _Client, login: Callable[[], object]) -> _Client:

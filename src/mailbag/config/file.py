@@ -12,7 +12,6 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from mailbag.config.model import Account, DiscoverySettings, OAuth2Settings
 from mailbag.config.schema import (
@@ -30,6 +29,10 @@ from mailbag.config.schema import (
 from mailbag.errors import ConfigError
 from mailbag.paths import Paths
 from mailbag.record import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Config",

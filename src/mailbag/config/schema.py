@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
 
 from mailbag.config.model import (
     Account,
@@ -27,9 +26,14 @@ from mailbag.config.model import (
 from mailbag.errors import ConfigError
 from mailbag.protocols.transport import Security
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    E = TypeVar("E")
+    T = TypeVar("T")
+
 KeyPath = tuple[str, ...]
-E = TypeVar("E")
-T = TypeVar("T")
 
 TOP_KEYS = ("default", "accounts", "discovery", "oauth2")
 ACCOUNT_KEYS = (
@@ -381,7 +385,7 @@ def parse_discovery(raw: Any) -> DiscoverySettings:
 # --- writing -------------------------------------------------------------------------
 
 #: a value of None means "leave the key out"
-Plain = dict[str, Any]
+Plain = dict[str, "Any"]  # (quoted: typing is not loaded at run time)
 
 
 def _server_plain(

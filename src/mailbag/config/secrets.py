@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from typing import IO, Literal
 
 from mailbag.config.model import Account, SecretRef, SecretSource
 from mailbag.errors import SecretError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Literal
 
 __all__ = [
     "SERVICE",
@@ -31,7 +34,10 @@ __all__ = [
 
 #: the keyring "service" every mailbag secret is stored under
 SERVICE = "mailbag"
-Which = Literal["incoming", "smtp"]
+if TYPE_CHECKING:
+    Which = Literal["incoming", "smtp"]
+else:
+    Which = str  # (at run time only a name: typing is not loaded)
 #: characters that need a shell; commands without them run directly
 _SHELL_SYNTAX = set("|&;<>()$`\\\n*?[]{}~")
 COMMAND_TIMEOUT = 120.0

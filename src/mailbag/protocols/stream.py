@@ -19,18 +19,21 @@ import socket
 import ssl
 import zlib
 from types import TracebackType
-from typing import IO, Self, TypeVar
 
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, wrap_tls
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Self, TypeVar
+
+    _E = TypeVar("_E", bound=MailbagError)
+
 #: how much one recv() asks for; also the unit in which payloads are copied
 CHUNK = 256 * 1024
 #: longest protocol line we accept (a SEARCH answer for 200,000 UIDs is ~1.4 MB)
 MAX_LINE = 64 * 1024 * 1024
-
-_E = TypeVar("_E", bound=MailbagError)
 
 
 class LineStream:

@@ -12,7 +12,10 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import IO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 
 @functools.cache

@@ -33,10 +33,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mailbag.store.index import WHEN_INDEX
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from mailbag.store.index import Message, Store
 

@@ -51,7 +51,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
 
 from mailbag.errors import StoreError, UsageError
 from mailbag.paths import Paths
@@ -67,7 +66,10 @@ from mailbag.store.maildir import (
     writer_may_be_running,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from mailbag.store.envelope import Envelope
 
 __all__ = [
@@ -254,10 +256,12 @@ class Message(NamedTuple):
         return "\\Seen" in self.flags
 
 
-class StoreHook(Protocol):
-    def message_added(self, store: Store, message: Message, path: Path) -> None: ...
+if TYPE_CHECKING:  # (a Protocol: for the type checker only)
 
-    def message_removed(self, store: Store, message_id: int) -> None: ...
+    class StoreHook(Protocol):
+        def message_added(self, store: Store, message: Message, path: Path) -> None: ...
+
+        def message_removed(self, store: Store, message_id: int) -> None: ...
 
 
 _UNSAFE_PARTS = {"", ".", "..", "cur", "new", "tmp"}
@@ -443,6 +447,17 @@ class Store:
             self.conn.close()  # (its last checkpoint overlaps the removals)
         finally:
             self.unlinker.close()
+
+    @contextlib.contextmanager
+    def page_cache(self, kib: int) -> Iterator[None]:
+        """The index's page cache at most `kib` KiB while the block runs (unused pages
+        are let go at once when that is less than it was), then as it was."""
+        (before,) = self.conn.execute("PRAGMA cache_size").fetchone()
+        self.conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {int(before)}")
 
     def remove_later(self, path: str) -> None:
         """Remove a file that is out of its Maildir folder already (`Maildir.discard`),

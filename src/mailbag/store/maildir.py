@@ -31,13 +31,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from mailbag.errors import StoreError
 from mailbag.record import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import queue
+    from typing import BinaryIO
 
 __all__ = [
     "FLAG_LETTERS",

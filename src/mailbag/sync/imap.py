@@ -30,7 +30,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
 
 from mailbag.config.model import Account
 from mailbag.errors import MailbagError, NetworkError, ProtocolError, StoreError, SyncError
@@ -43,16 +42,20 @@ from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, flags_to_info
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, NoReturn, TypeVar
+
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
     from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
     from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing
 
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
+
 __all__ = ["SyncOptions", "folder_role", "sync_account", "sync_lock"]
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 #: array type code for UIDs (32-bit)
 _U32 = "I" if array("I").itemsize >= 4 else "L"
 
@@ -746,7 +749,7 @@ def _trusted_index(store: Store, folder: Folder) -> bool:
     stamp = _dir_stamp(folder)
     return (
         stamp is not None
-        and stamp == folder.sync_state
+        and stamp == _stamp_of(folder)
         and folder.id not in store.folders_with_pending(folder.account)
     )
 
@@ -991,24 +994,56 @@ def _skippable(
         and existing.id not in pending
         and _unchanged(existing, status)
         and existing.role == folder_role(info)
-        and _dir_stamp(existing) == existing.sync_state
+        and _dir_stamp(existing) == _stamp_of(existing)
     )
 
 
 def _record_stamp(
-    store: Store, folder: Folder, before_scan: str | None, *, commit: bool = True
+    store: Store,
+    folder: Folder,
+    before_scan: str | None,
+    *,
+    commit: bool = True,
+    listed: str | None = None,
 ) -> bool:
     """Remember the directory times taken before the scan, when nothing has changed
     them since: then the scan saw everything up to them. Otherwise forget the stamp,
-    so the next run scans (unless `_rearm` shows the files match the index). Commits
+    so the next run scans (unless `_rearm` shows the files match the index). `listed`:
+    the print of the server's listing the index now matches (`_state`). Commits
     (unless not `commit`), with whatever the caller left uncommitted; returns whether
     a stamp was recorded."""
     stamp = before_scan if before_scan is not None and _dir_stamp(folder) == before_scan else None
-    if stamp != folder.sync_state:
-        store.update_folder(folder, sync_state=stamp)
+    state = _state(stamp, listed)
+    if state != folder.sync_state:
+        store.update_folder(folder, sync_state=state)
     if commit:
         store.commit()
     return stamp is not None
+
+
+# A folder's `sync_state`: its directory times (`_dir_stamp`), recorded when the index
+# holds all its files, and, for a folder read whole, " list=" and the print of the last
+# flag listing (`FlagStream.print`) when the index holds exactly what it listed: every
+# server message with the flags last synced, nothing else, nothing changed on the server
+# by the sync since. A later listing with the same print, of a folder whose directory
+# times and rows show no change here, is then a sync with nothing to do: the rows are
+# not read, nothing is planned (`_listed_unchanged`).
+
+
+def _state(stamp: str | None, listed: str | None) -> str | None:
+    return stamp if stamp is None or listed is None else f"{stamp} list={listed}"
+
+
+def _stamp_of(folder: Folder) -> str | None:
+    """The directory times part of the folder's `sync_state`."""
+    state = folder.sync_state
+    return None if state is None else state.partition(" list=")[0]
+
+
+def _listed_of(folder: Folder) -> str | None:
+    """The listing print part of the folder's `sync_state`."""
+    state = folder.sync_state
+    return None if state is None else state.partition(" list=")[2] or None
 
 
 @functools.lru_cache(maxsize=256)
@@ -1184,6 +1219,7 @@ class _Changed:
 
     def __init__(self) -> None:
         self.folders: list[tuple[int, _Baseline | None]] = []  # (append is thread-safe)
+        self.listed: dict[int, str] = {}  # folder id -> listing print to record with it
         self._watch: DirWatch | None = None
         self._opened = False
         self._lock = threading.Lock()
@@ -1209,13 +1245,17 @@ class _Changed:
 
 def _rearm_all(store: Store, rearm: _Changed) -> None:
     """`_rearm` the folders this run changed; the stamps are recorded in one commit."""
-    _rearm_folders(store, rearm.folders)
+    _rearm_folders(store, rearm.folders, rearm.listed)
     store.commit()
 
 
-def _rearm_folders(store: Store, folders: Iterable[tuple[int, _Baseline | None]]) -> None:
-    """`_rearm` `folders` (ids and baselines); their stamps go into the open transaction
-    (the caller commits)."""
+def _rearm_folders(
+    store: Store,
+    folders: Iterable[tuple[int, _Baseline | None]],
+    listed: dict[int, str] | None = None,
+) -> None:
+    """`_rearm` `folders` (ids and baselines); their stamps (with the listing prints
+    `listed`, by folder id) go into the open transaction (the caller commits)."""
     stamps: list[tuple[Folder, str]] = []
     for folder_id, base in folders:
         with contextlib.suppress(StoreError):
@@ -1224,7 +1264,7 @@ def _rearm_folders(store: Store, folders: Iterable[tuple[int, _Baseline | None]]
             if stamp is not None:
                 stamps.append((folder, stamp))
     for folder, stamp in stamps:
-        store.update_folder(folder, sync_state=stamp)
+        store.update_folder(folder, sync_state=_state(stamp, (listed or {}).get(folder.id)))
     # a folder skipped by its stamp is not looked at (nor its tmp/): files this run took
     # out of the folders must be sure to go before the stamps say that nothing is left
     store.settle_removals()
@@ -1403,6 +1443,7 @@ class _ReadAhead:
         self.select = client.submit_select(folder.name, condstore=condstore)
         self.listing = client.uid_fetch_flags("1:*")
         self.on_selected: Callable[[SelectResult], None] | None = None
+        self.print: str | None = None  # the listing's (`FlagStream.print`), once read
 
     def finish(self) -> tuple[SelectResult, RemoteListing | None]:
         """The SELECT's result and the listing; None after a UIDVALIDITY change (the
@@ -1417,7 +1458,9 @@ class _ReadAhead:
             return sel, None
         if self.on_selected is not None:
             self.on_selected(sel)
-        return sel, _full_listing(self.client, sel, self.listing)
+        listing = _full_listing(self.client, sel, self.listing)
+        self.print = self.listing.print
+        return sel, listing
 
     def drop(self) -> None:
         """Read the answers and leave them (the folder goes another way)."""
@@ -1532,6 +1575,17 @@ class _Pipeline:
         """Read the answers sent ahead on `client` for the next folder and keep them."""
         if self.next is not None and self.next.client is client:
             self.next.read_now()
+
+
+def _listed_unchanged(folder: Folder, sel: SelectResult, listed: str | None) -> bool:
+    """Whether the SELECT leaves it possible that the listing is the last one (`listed`)
+    again: the same UIDVALIDITY, UIDNEXT and count as recorded."""
+    return (
+        listed is not None
+        and sel.uidvalidity == folder.uidvalidity
+        and sel.uidnext == folder.uidnext
+        and sel.exists == folder.messages
+    )
 
 
 def _predict_local(
@@ -1803,7 +1857,7 @@ def _start_folder(
     # as changed on the server is read (`_delta`), not the whole folder.
     clean = (
         stamp is not None
-        and stamp == folder.sync_state
+        and stamp == _stamp_of(folder)
         and not exclude_uids
         and not dir_missing
         and folder.id not in store.folders_with_pending(account.name)
@@ -1818,16 +1872,21 @@ def _finish_folder(
     rearm: _Changed | list[tuple[int, _Baseline | None]] | None,
     *,
     commit: bool = True,
+    listed: str | None = None,
 ) -> FolderReport:
-    """Commit the folder's last changes with its directory stamp (when still valid);
-    not `commit`: the caller commits them."""
+    """Commit the folder's last changes with its directory stamp (when still valid) and
+    the print `listed` of the listing the index now matches (see `_state`); not
+    `commit`: the caller commits them."""
     report = start.report
     # only a completed run has put into the index all the scan saw
     folder = store.folder_by_id(start.folder.id)
-    stamp = start.stamp if report.error is None else None
-    recorded = _record_stamp(store, folder, stamp, commit=commit)
-    if not recorded and report.error is None and rearm is not None:
+    ok = report.error is None
+    stamp = start.stamp if ok else None
+    recorded = _record_stamp(store, folder, stamp, commit=commit, listed=listed if ok else None)
+    if not recorded and ok and rearm is not None:
         rearm.append((folder.id, base))  # this run changed the folder: checked at the end
+        if listed is not None and isinstance(rearm, _Changed):
+            rearm.listed[folder.id] = listed
     return report
 
 
@@ -1862,13 +1921,19 @@ def _sync_folder(
         and _unchanged(folder, status)
     ):
         report.skipped = True
-        _record_stamp(store, folder, start.stamp, commit=held is None or not held.folders)
+        _record_stamp(
+            store,
+            folder,
+            start.stamp,
+            commit=held is None or not held.folders,
+            listed=_listed_of(folder),  # (nothing changed)
+        )
         return report
     # a connection only for folders with work to do (the one its answers were sent
     # ahead on, if they were)
     sent = pipe.given.client if pipe is not None and pipe.given is not None else None
     with pool.client(prefer=sent) as client:
-        base = _sync_folder_remote(
+        base, listed = _sync_folder_remote(
             client,
             store,
             account,
@@ -1887,7 +1952,9 @@ def _sync_folder(
             pipe,
         )
     # (held back with the others when this folder's changes joined them)
-    return _finish_folder(store, start, base, rearm, commit=held is None or not held.folders)
+    return _finish_folder(
+        store, start, base, rearm, commit=held is None or not held.folders, listed=listed
+    )
 
 
 def _plan_folder(
@@ -2007,11 +2074,13 @@ def _sync_folder_remote(
     watch: Callable[[], DirWatch | None] | None = None,
     held: _Held | None = None,
     pipe: _Pipeline | None = None,
-) -> _Baseline | None:
+) -> tuple[_Baseline | None, str | None]:
     """Sync one folder on `client`; `local` None: the local side is unchanged since the
     last sync (the caller checked; `stamp` the directory times then), so a QRESYNC
-    delta may be all that is read. Returns the baseline for `_rearm` (of a delta, or of
-    a full read of such a folder: `_full_baseline`); `watch` gives the `DirWatch`.
+    delta may be all that is read, or, for a folder read whole, a listing like the last
+    one says all (`_state`). Returns the baseline for `_rearm` (of a delta, or of a full
+    read of such a folder: `_full_baseline`), and the print of the listing the index now
+    matches, to record (None: none does); `watch` gives the `DirWatch`.
     `held`: see `_sync_folder`; a plan that needs nothing from the server is applied
     into their transaction (and `held.folders` counts it), the others after a commit.
     `pipe`: the worker's `_Pipeline` (this folder's SELECT and listing may have been
@@ -2031,7 +2100,7 @@ def _sync_folder_remote(
         if held is not None:
             held.commit(store)
         _download_fresh_folder(client, store, account, folder, options, on_progress, report, board)
-        return None
+        return None, None
     if held is not None and held.folders and _qresync_ready(client, folder):
         held.commit(store)  # (not kept open over a round trip)
     sel = _qresync_select(client, folder)
@@ -2051,6 +2120,7 @@ def _sync_folder_remote(
             # the mass-deletion guard speaks of the whole folder: plan it from a full read
             planned, base, local = None, None, None
     usable = True  # the connection has the folder selected, nothing else in flight
+    printed: str | None = None  # the print of the listing read (`FlagStream.print`)
     if planned is None:
         ahead: _ReadAhead | None = None
         if given is not None and given.read is not None and given.pending:
@@ -2058,19 +2128,23 @@ def _sync_folder_remote(
             ahead.folder = folder
         elif sel is None and given is None:
             ahead = _ReadAhead(client, folder)
+        # clean here, and the index matched the last listing: a listing like it is a
+        # sync with nothing to do (`_state`); the rows are read only if it is not
+        listed_before = _listed_of(folder) if local is None and stamp is not None else None
         local = local if local is not None else _read_local(store, folder)
         rows = local.messages if isinstance(local.messages, _IndexRows) else None
         full: RemoteListing | None = None
         if ahead is not None:
-            if pipe is not None:
-                predict = _predict_local(folder, local, dir_missing, exclude_uids)
+            predict = _predict_local(folder, local, dir_missing, exclude_uids)
 
-                def on_selected(sel: SelectResult) -> None:
-                    if predict(sel):
-                        pipe.send_next(client)
+            def on_selected(sel: SelectResult) -> None:
+                if pipe is not None and predict(sel):
+                    pipe.send_next(client)
+                if rows is not None and not _listed_unchanged(folder, sel, listed_before):
+                    rows.read_early()  # while the listing is read
 
-                ahead.on_selected = on_selected
-            if rows is not None:
+            ahead.on_selected = on_selected
+            if rows is not None and listed_before is None:
                 rows.read_early()  # while the server selects and lists
             if held is not None and held.folders and not client.stream.wait_readable(_HOLD_WAIT):
                 held.commit(store)  # (the index is not kept locked for a slow server)
@@ -2079,14 +2153,24 @@ def _sync_folder_remote(
             finally:
                 if rows is not None:
                     rows.wait_early()  # (the store is this thread's again)
+            printed = ahead.print
         elif given is not None:  # read already, while the folder before needed the server
             if given.error is not None:
                 raise given.error
-            assert given.done is not None
+            assert given.done is not None and given.read is not None
             sel, full = given.done
+            printed = given.read.print
         elif sel is not None and not _repairing(folder, sel):
             sel, full = _remote_state(client, store, folder, sel)
         assert sel is not None
+        if (
+            full is not None
+            and printed is not None
+            and printed == listed_before
+            and sel.uidvalidity is not None
+            and _recorded(folder, sel.uidvalidity, sel)
+        ):
+            return None, printed  # the same listing as last time: nothing to do
         # (a SELECT sent ahead for the next folder, or this folder's answers read while
         # the folder before was selected: plan without the connection first)
         usable = client.selected == folder.name
@@ -2131,11 +2215,14 @@ def _sync_folder_remote(
             f"{result.stop.reason}; nothing was changed in this folder. If that is what you "
             "want, run `mailbag sync --force`"
         )
-        return None
+        return None, None
+    # (the index will hold exactly what was listed: only when nothing was left out)
+    matched = None if exclude_uids or dir_missing else printed
     if not _changes_files(result) and _recorded(folder, uidvalidity, sel):
         # nothing to do and nothing new to record: no write, no flush of the index (as
         # for a folder STATUS shows unchanged, `last_sync` stays that of the last change)
-        return base
+        # but for the listing's print, once
+        return base, matched
     looked_up = _with_entries(store, folder, local, result)
     if base is None and stamp is not None and watch is not None and _changes_files(result):
         base = _full_baseline(store, folder, stamp, local, result, watch(), looked_up)
@@ -2160,10 +2247,14 @@ def _sync_folder_remote(
             )
         if held is not None:
             held.folders += 1
-        return base
+        return base, matched
     assert usable  # (a plan that needs the server was made with the folder selected)
     if held is not None:
         held.commit(store)  # (this folder's own commits, with its server work, follow)
+    if _listed_of(folder) is not None:
+        # the server changes now: the last listing's print no longer says anything (in
+        # the transaction of this folder's first changes)
+        store.update_folder(folder, sync_state=_stamp_of(folder))
     _apply_and_record(
         store,
         folder,
@@ -2177,7 +2268,7 @@ def _sync_folder_remote(
         options,
         _shared_download(board, client, store, folder, uidvalidity, report, on_progress, options),
     )
-    return base
+    return base, None
 
 
 # --- folders changed only on the server, selected together ---------------------------

@@ -26,10 +26,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from mailbag.record import FrozenRecord, NamedTuple, Record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from mailbag.sync.repair import Digests
 

@@ -23,10 +23,10 @@ import functools
 import re
 import socket
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import IO, Generic, Self, TypeVar
 
 from mailbag.errors import AuthError, NetworkError, ProtocolError, TLSError
 from mailbag.protocols import sasl
@@ -65,15 +65,22 @@ from mailbag.protocols.imap.parser import (
 from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.protocols.transport import Endpoint, Security, open_stream
-from mailbag.record import NamedTuple, Record
+from mailbag.record import Generic, NamedTuple, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Self, TypeVar
+
+    _Batch = TypeVar("_Batch")
+else:
+    _Batch = None  # (`Generic[_Batch]` below, at run time)
 
 PROTO = "imap"
 
 #: what a `_ScanStream` yields per buffer
-_Batch = TypeVar("_Batch")
 
 #: called when a message body literal starts: (sequence number, item name, size) -> sink
-BodySink = Callable[[int, str, int], IO[bytes] | None]
+BodySink = Callable[[int, str, int], "IO[bytes] | None"]  # (quoted: no typing at run time)
 
 
 @functools.cache
@@ -1163,6 +1170,21 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
         self.client = client
         self.pending = pending
         self._started = False
+        # (see `print`): CRC-32 and Adler-32 of the scanned lines, their bytes; None once
+        # a line came another way
+        self._print: tuple[int, int, int] | None = (0, 1, 0)
+
+    @property
+    def print(self) -> str | None:
+        """Once the answer is read: a checksum of its bytes (CRC-32 and Adler-32, 64 bits,
+        and the length), when every line was of the usual shape (no EXPUNGE, EXISTS or
+        other answer among them); else None. The same server state gives the same bytes
+        (sequence numbers, UIDs, flags in the server's order), so an equal print says
+        nothing changed there, but for a 2**-64 chance."""
+        if self._print is None or self.pending.status is None:
+            return None
+        crc, adler, size = self._print
+        return f"{crc:08x}{adler:08x}.{size}"
 
     @staticmethod
     def _scan(data: bytes, known: FlagTexts) -> tuple[_Batch, int]:
@@ -1187,6 +1209,14 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
                 found, used = scan(data, known)
                 if used:
                     stream.skip(used)
+                    if self._print is not None:
+                        crc, adler, size = self._print
+                        lines = memoryview(data)[:used]
+                        self._print = (
+                            zlib.crc32(lines, crc),
+                            zlib.adler32(lines, adler),
+                            size + used,
+                        )
                     if transcript.enabled:
                         for line in data[:used].split(b"\r\n")[:-1]:
                             transcript.received(PROTO, line)
@@ -1205,6 +1235,7 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
             # _SCAN_LINE_MAX, which that reader bounds)
             resp = client._read_response(None)
             if isinstance(resp, Untagged):
+                self._print = None
                 if resp.name == "FETCH":
                     batch = pick(parse_fetch(resp))
                     if batch is not None:

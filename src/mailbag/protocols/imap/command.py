@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import IO, TypeAlias
 
 from mailbag.protocols.imap.mutf7 import encode_mailbox
 from mailbag.protocols.imap.parser import UidSet, format_sequence_set
 from mailbag.record import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, TypeAlias
 
 
 class Literal(NamedTuple):

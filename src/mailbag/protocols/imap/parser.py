@@ -22,11 +22,14 @@ import functools
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from typing import IO, TypeAlias
 
 from mailbag.errors import ProtocolError
 from mailbag.protocols.imap.mutf7 import decode_mailbox
 from mailbag.record import NamedTuple, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, TypeAlias
 
 
 class Atom(str):
