@@ -245,6 +245,7 @@ def test_a_listing_sent_behind_a_refused_select_is_dropped() -> None:
         assert err.value.fields["server_code"] == "NONEXISTENT"
         listing.discard()
         assert listing.pending.status is not None and listing.pending.status.kind == "BAD"
+        assert listing.print is None  # (a refused listing says nothing of the folder)
         assert c.noop() == []
         c.logout()
 

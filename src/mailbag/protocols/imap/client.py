@@ -1181,7 +1181,8 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
         other answer among them); else None. The same server state gives the same bytes
         (sequence numbers, UIDs, flags in the server's order), so an equal print says
         nothing changed there, but for a 2**-64 chance."""
-        if self._print is None or self.pending.status is None:
+        status = self.pending.status
+        if self._print is None or status is None or status.kind != "OK":
             return None
         crc, adler, size = self._print
         return f"{crc:08x}{adler:08x}.{size}"
