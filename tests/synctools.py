@@ -211,11 +211,58 @@ def assert_same(sb: object, user: str, home: Path) -> int:
     return sum(len(m) for m in server.values())
 
 
+def assert_same_but_line_ends(sb: object, user: str, home: Path) -> int:
+    """`assert_same` with the files here taken as the server gives them (bare LFs as
+    CRLF: files written here by another program, or uploaded so); returns how many."""
+    server, local = server_state(sb, user), local_state(home, user)
+    for box, msgs in server.items():
+        mine = local.get(box, {})
+        assert set(mine) == set(msgs), (box, sorted(mine), sorted(msgs))
+        for uid, (data, flags) in msgs.items():
+            here, here_flags = mine[uid]
+            assert here.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") == data, (box, uid)
+            assert here_flags == flags, (box, uid, here_flags, flags)
+        assert len({d for d, _ in msgs.values()}) == len(msgs), f"duplicates in {box}"
+    for box in local:
+        assert box in server, f"folder {box} exists only here"
+    return sum(len(m) for m in server.values())
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS (kB): Linux's VmHWM, which starts anew at exec (getrusage's
+    ru_maxrss keeps the forking parent's: a test runner's hundreds of MB)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _main() -> int:
     spec = json.loads(sys.argv[1])
     t = Target(**spec["target"])
     report = sync(t, Path(spec["home"]))
-    print(json.dumps({"ok": report.ok, "totals": totals(report), "error": report.error}))
+    folders = {
+        f.name: {"paired_again": f.paired_again, "paired_by_hash": f.paired_by_hash}
+        for f in report.folders
+    }
+    peak_kb = _peak_rss_kb()
+    print(
+        json.dumps(
+            {
+                "ok": report.ok,
+                "totals": totals(report),
+                "error": report.error,
+                "folders": folders,
+                "peak_rss_kb": peak_kb,
+            }
+        )
+    )
     return 0 if report.ok else 1
 
 

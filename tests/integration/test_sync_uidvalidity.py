@@ -19,6 +19,7 @@ from synctools import (
     Target,
     assert_ok,
     assert_same,
+    assert_same_but_line_ends,
     home_paths,
     server_state,
     sync,
@@ -302,3 +303,72 @@ def test_rows_a_server_kept_under_a_new_uidvalidity_are_checked_not_rewritten(
     again = sync(t, home)
     assert_ok(again)
     assert sum(totals(again).values()) == 0, totals(again)
+
+
+def _lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def _lf_migrated(sb: Sandbox, user: str, home: Path) -> Target:
+    """Mail delivered here by a program that writes bare LF line ends (procmail, a
+    script), uploaded (the server keeps and counts it with CRLF: another size), and a
+    downloaded message another program rewrote with bare LFs; then a UIDVALIDITY
+    change, and new there a message of the first one's Message-ID, other content."""
+    named = _lf(
+        b"From: cron@sandbox.test\r\nSubject: lf named\r\nMessage-ID: <lf-1@sandbox.test>\r\n"
+        b"\r\nline one\r\nline two\r\n"
+    )
+    unnamed = _lf(_bare("lf unnamed", "report line 1\r\nreport line 2"))
+    sb.fill(user, 4, "INBOX", seed=31)
+    with sb.control(user) as c:
+        c.append("INBOX", _bare("rewritten", "first\r\nsecond"))
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        store.add_bytes(inbox, named)
+        store.add_bytes(inbox, unnamed)
+        (rewritten,) = [m for m in store.folder_messages(inbox) if m.subject == "rewritten"]
+        entry = inbox.maildir.scan()[rewritten.key]
+        entry.path.write_bytes(_lf(entry.path.read_bytes()))  # in place, same name
+    report = sync(t, home)
+    assert_ok(report)
+    assert totals(report)["uploaded"] == 2
+    assert assert_same_but_line_ends(sb, user, home) == 7
+    sb.reset_uidvalidity(user, "INBOX")
+    with sb.control(user) as c:
+        c.append("INBOX", named.replace(b"line two", b"line 2").replace(b"\n", b"\r\n"))
+    return t
+
+
+def test_files_with_bare_lf_line_ends_are_paired_again_not_copied_twice(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    # after the UIDVALIDITY change each file is paired again with its server copy
+    # (compared with CRLF line ends), not downloaded again and not uploaded again; the
+    # message of the same Message-ID with other content is not taken for one
+    t = _lf_migrated(sb, user, home)
+    report = sync(t, home)
+    assert_ok(report)
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    assert (inbox_report.paired_again, inbox_report.new, inbox_report.uploaded) == (7, 1, 0)
+    assert inbox_report.deleted == 0
+    assert assert_same_but_line_ends(sb, user, home) == 8
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)
+
+
+@pytest.mark.parametrize("point", ["paired:1", "download:1"])
+def test_a_sync_killed_while_pairing_files_with_bare_lfs_converges(
+    sb: Sandbox, user: str, home: Path, point: str
+) -> None:
+    t = _lf_migrated(sb, user, home)
+    crashed = sync_in_child(t, home, crash=point)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert assert_same_but_line_ends(sb, user, home) == 8  # nothing lost or doubled
+    final = sync(t, home)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)

@@ -31,8 +31,13 @@ def digest_file_bytes(data: bytes, whole: bool) -> bytes:
     import hashlib
 
     if whole:
-        return hashlib.blake2b(data, digest_size=16).digest()
+        return hashlib.blake2b(_crlf(data), digest_size=16).digest()
     return head_digest([data])
+
+
+def _crlf(data: bytes) -> bytes:
+    """`data` as an IMAP server gives it: every bare LF made CRLF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 @pytest.mark.parametrize(("message", "header"), HEADER_CASES)
@@ -87,6 +92,7 @@ class Mail:
         self.here, self.there = here, there
         self.asked_here: list[tuple[str, bool]] = []
         self.asked_there: list[tuple[int, bool]] = []
+        self.measured: list[str] = []
 
     def digests_here(
         self, files: Sequence[tuple[str, frozenset[str]]], whole: bool
@@ -95,6 +101,14 @@ class Mail:
             self.asked_here.append((key, whole))
             data = self.here.get(key)
             yield None if data is None else digest_file_bytes(data, whole)
+
+    def measure_here(
+        self, files: Sequence[tuple[str, frozenset[str]]]
+    ) -> Iterator[tuple[int, bytes] | None]:
+        for key, _flags in files:
+            self.measured.append(key)
+            data = self.here.get(key)
+            yield None if data is None else (len(_crlf(data)), head_digest([data]))
 
     def digests_there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
         assert list(uids) == sorted(uids)
@@ -115,6 +129,11 @@ class Digests:
 
     def there(self, uids: Sequence[int], whole: bool) -> Iterable[tuple[int, bytes]]:
         return self.mail.digests_there(uids, whole)
+
+    def measure(
+        self, files: Sequence[tuple[str, frozenset[str]]]
+    ) -> Iterable[tuple[int, bytes] | None]:
+        return self.mail.measure_here(files)
 
 
 def _message_id(data: bytes) -> str:
@@ -394,6 +413,11 @@ def test_memory_stays_a_few_bytes_a_message_when_none_has_a_message_id() -> None
                 for uid in uids:
                     yield uid, str(uid - 10).encode()
 
+            def measure(
+                self, files: Sequence[tuple[str, frozenset[str]]]
+            ) -> Iterator[tuple[int, bytes] | None]:
+                raise AssertionError("all paired in the first round")
+
         tracemalloc.start()
         try:
             result = plan_repair(rows(), SyncedState(1), 2, server, digests=Counted())
@@ -438,3 +462,100 @@ def test_the_streaming_planner_pairs_unpaired_ones_without_a_message_id_too() ->
     # by that ID and size)
     got = plan_stream(local, SyncedState(1), 1, listing, identities=identities)
     assert list(got.fetch) == [7, 8] and _uploads(got) == ["kd"]
+
+
+# --- files with bare LF line ends ---------------------------------------------------------
+
+
+def test_bare_lfs_are_hashed_and_counted_as_crlf_however_the_file_is_cut(tmp_path: Path) -> None:
+    from mailbag.sync.digests import _Crlf, measure_file
+
+    rng = random.Random(9)
+    for n in range(400):
+        parts = [
+            rng.choice([b"\r\n", b"\r", b"\n", b"\n\n", b"A: b", b"x", b" "]) for _ in range(14)
+        ]
+        data = b"".join(parts)
+        want = _crlf(data)
+        cuts = sorted(rng.sample(range(len(data) + 1), min(len(data) + 1, rng.randint(0, 5))))
+        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        crlf = _Crlf()
+        assert b"".join(map(crlf, pieces)) == want, (data, pieces)
+        assert head_digest(pieces) == head_digest([want]), data
+        path = tmp_path / f"m{n}"
+        path.write_bytes(data)
+        assert measure_file(path) == (len(want), head_digest([want]))
+        assert digest_file(path, whole=False) == head_digest([want]), data
+        assert digest_file(path, whole=True) == _whole(want)
+    assert measure_file(tmp_path / "gone") is None
+    # header blocks longer than the first read, with and without a bare LF in them
+    for lf in (b"\r\n", b"\n"):
+        data = b"".join(
+            b"X-Long-%d: %s%s" % (i, b"v" * 90, lf if i == 300 else b"\r\n") for i in range(600)
+        )
+        data += b"\r\nbody\r\n"
+        path = tmp_path / "long"
+        path.write_bytes(data)
+        assert digest_file(path, whole=False) == head_digest([_crlf(data)])
+        assert digest_file(path, whole=False) != head_digest([_crlf(data)[:20000]])
+    # a file with CRLF line ends is given as it is (not copied)
+    crlf_file = b"A: b\r\n\r\nbody\r\n"
+    assert _Crlf()(crlf_file) is crlf_file
+
+
+LF_NAMED = b"From: cron@host\nSubject: lf\nMessage-ID: <lf@x>\n\nline one\nline two\n"
+LF_UNNAMED = _msg("lf unnamed", "one\r\ntwo").replace(b"\r\n", b"\n")
+
+
+def test_files_here_with_bare_lf_line_ends_pair_with_the_servers_crlf_copies() -> None:
+    # their sizes here (recorded from the file) are not the server's: paired in the
+    # second round, as the server gives them; a message of the same Message-ID and
+    # other content is not taken for one
+    other = _crlf(LF_NAMED.replace(b"line two", b"line 2"))
+    plain = _msg("plain", "crlf")
+    mail = Mail(
+        {"kn": LF_NAMED, "ku": LF_UNNAMED, "kp": plain},
+        {30: other, 31: _crlf(LF_UNNAMED), 32: plain, 33: _crlf(LF_NAMED)},
+    )
+    got = _plan(mail)
+    assert _pairs(got, mail) == {"kn": 33, "ku": 31, "kp": 32}
+    assert list(got.fetch) == [30] and not _uploads(got)
+    assert sorted(mail.measured) == ["kn", "ku"]  # (read whole: only the ones left over)
+    # the same with the local side spilled to SQLite
+    mail.measured.clear()
+    got = _plan(mail, limit=0)
+    assert _pairs(got, mail) == {"kn": 33, "ku": 31, "kp": 32}
+    assert list(got.fetch) == [30] and not _uploads(got)
+
+
+def test_no_file_is_read_whole_when_one_side_has_nothing_left() -> None:
+    new_here = _msg("draft", "mine").replace(b"\r\n", b"\n")
+    mail = Mail({"kn": new_here, "kp": _msg("p", "q")}, {40: _msg("p", "q")})
+    got = _plan(mail)
+    assert _pairs(got, mail) == {"kp": 40} and _uploads(got) == ["kn"]
+    assert mail.measured == []
+
+
+def test_an_unpaired_file_with_bare_lfs_is_not_uploaded_again_by_a_plain_sync() -> None:
+    # UIDVALIDITY holds: a file with bare LFs uploaded to a server without UIDPLUS (no
+    # UID given back) or by a sync killed before it recorded the UID; the server's copy
+    # has CRLFs and another size: paired, not uploaded once more at every sync
+    from mailbag.sync.plan import RemoteListing, plan_stream
+
+    mail = Mail({"kn": LF_NAMED, "ku": LF_UNNAMED}, {5: _crlf(LF_NAMED), 6: _crlf(LF_UNNAMED)})
+    local = [
+        LocalMessage(1, "kn", None, NONE, True, "<lf@x>", len(LF_NAMED)),
+        LocalMessage(2, "ku", None, NONE, True, "", len(LF_UNNAMED)),
+    ]
+    listing = RemoteListing.of({5: NONE, 6: NONE})
+
+    def identities(uids: Sequence[int]) -> Iterator[tuple[int, str | None, int | None]]:
+        for uid in uids:
+            yield uid, _message_id(mail.there[uid]), len(mail.there[uid])
+
+    got = plan_stream(
+        local, SyncedState(1), 1, listing, identities=identities, digests=Digests(mail)
+    )
+    pairs = sorted((a.key, a.uid) for a in got.actions if type(a).__name__ == "Pair")
+    assert pairs == [("kn", 5), ("ku", 6)]
+    assert not got.fetch and not _uploads(got)

@@ -874,6 +874,9 @@ def plan_stream(
             ident = _identity(message_id, size)
             found = None if ident is None else by_identity.pop(ident, None)
             if ident is None or found is None:
+                if ident is not None and unnamed is not None:
+                    # (compared again as a file with bare LF line ends may be)
+                    unnamed.take_remote(i, message_id, size, named=True)
                 continue
             if isinstance(found, list):
                 pos = found.pop(0)
@@ -889,6 +892,10 @@ def plan_stream(
             _merge_into(result, m, uid, remote.flags_at(i), use_base=False)
         del by_identity
     if unnamed is not None and digests is not None:
+        for pos, m in enumerate(unpaired):
+            if not matched[pos]:  # (no partner by Message-ID and size: see `_Unnamed`)
+                unnamed.take_leftover(m)
+                matched[pos] = 1
 
         def on_pair(m: LocalMessage, i: int) -> None:
             paired_here[i] = 2

@@ -78,6 +78,13 @@ class Digests(Protocol):
         """(UID, digest) of server messages (ascending `uids`), the same digests of their
         BODY[HEADER] (or BODY[]), in any order; messages gone meanwhile are left out."""
 
+    def measure(
+        self, files: Sequence[tuple[str, frozenset[str]]]
+    ) -> Iterable[tuple[int, bytes] | None]:
+        """(size, header digest) of each local message as the server would give it (bare
+        LF line ends as CRLF: the size its RFC822.SIZE would be), in the order given;
+        None for a file that is gone."""
+
 
 def _private_db() -> sqlite3.Connection:
     """A private temporary SQLite database: its pages beyond a small cache live in a file
@@ -158,6 +165,20 @@ class _Spill:
         for row, key, flags, pos in rows:
             yield LocalMessage(row, key, None, sets[flags], True), pos
 
+    def left_there(self) -> Iterator[tuple[int, str, int]]:
+        """(position, Message-ID, size) of the waiting server messages without a
+        partner here (by `matches`' rule)."""
+        self._flush()
+        rows = self.db.execute(
+            "SELECT t.pos, t.mid, t.size FROM "
+            "(SELECT pos, mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY pos) "
+            " AS k FROM there) AS t "
+            "LEFT JOIN (SELECT mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY seq) "
+            " AS k FROM here) AS h "
+            "ON h.mid = t.mid AND h.size = t.size AND h.k = t.k WHERE h.k IS NULL"
+        )
+        yield from rows
+
     def close(self) -> None:
         self.db.close()
 
@@ -215,11 +236,18 @@ class _Matcher:
                     spill.remote(pos, ident)
             self.here, self.there = {}, {}
 
-    def finish(self) -> Iterator[LocalMessage]:
-        """Pair what the spill holds; yields the local messages left without a partner."""
+    def finish(
+        self, left_there: Callable[[int, tuple[str, int]], None] | None = None
+    ) -> Iterator[LocalMessage]:
+        """Pair what the spill holds; yields the local messages left without a partner,
+        then gives `left_there` each server message left so (position, identity)."""
         if self.spill is None:
             for ms in self.here.values():
                 yield from ms if isinstance(ms, list) else (ms,)
+            if left_there is not None:
+                for ident, ps in self.there.items():
+                    for at in ps if isinstance(ps, list) else (ps,):
+                        left_there(at, ident)
             return
         try:
             for m, pos in self.spill.matches():
@@ -227,6 +255,9 @@ class _Matcher:
                     yield m
                 else:
                     self.on_pair(m, pos)
+            if left_there is not None:
+                for at, mid, size in self.spill.left_there():
+                    left_there(at, (mid, size))
         finally:
             self.spill.close()
             self.spill = None
@@ -291,16 +322,30 @@ class _Unnamed:
     without this: nothing is deleted, and nothing is paired that is not the same
     message (but for a 128-bit digest collision).
 
+    Files with bare LF line ends (written or rewritten here by another program, or
+    uploaded so: the server stores and counts such a message with CRLF, as IMAP
+    gives it): their size is not the server's, so neither the pairing by Message-ID
+    and size nor the first round here finds them. A second round takes what is still
+    unpaired on both sides, also the messages with a Message-ID that found no
+    partner by it (`take_leftover`, `take_remote(named=True)`), and compares each
+    file as the server would give it (`Digests.measure`: the size and header digest
+    with every bare LF made CRLF) with the server's, by the same rules. That reads
+    the whole of each such file here, so it runs only when both sides still have
+    unpaired messages after the first round (new mail on both sides, or such files).
+
     Both sides wait in a private SQLite database, so a folder of 200,000 such messages
-    keeps 12 bytes each of the server's in memory (`positions`, `sizes`), no more."""
+    keeps 13 bytes each of the server's in memory (`positions`, `sizes`, `named`),
+    no more."""
 
     def __init__(self) -> None:
         self.db: sqlite3.Connection | None = None
-        self._here: list[tuple[int, int, int | None, str, int]] = []
+        self._here: list[tuple[int, int, int | None, str, int, int]] = []
         self._seq = 0
+        self._unnamed_here = 0
         self.flag_sets = _FlagSets()
-        self.positions = array(_U32)  # the server's, and their sizes
+        self.positions = array(_U32)  # the server's, their sizes, 1 for a Message-ID
         self.sizes = array("q")
+        self.named = bytearray()
         self.paired = 0
 
     def take_local(self, m: LocalMessage) -> bool:
@@ -308,19 +353,33 @@ class _Unnamed:
         size): True when kept."""
         if m.size is None or _named(m.message_id):
             return False
-        self._here.append((self._seq, m.size, m.row, m.key, self.flag_sets.number(m.flags)))
+        self._keep(m, m.size, 0)
+        self._unnamed_here += 1
+        return True
+
+    def take_leftover(self, m: LocalMessage) -> None:
+        """Keep the local message `m`, which has a Message-ID but no partner by it, for
+        the second round (its file may have bare LF line ends)."""
+        self._keep(m, -1 if m.size is None else m.size, 1)
+
+    def _keep(self, m: LocalMessage, size: int, named: int) -> None:
+        flags = self.flag_sets.number(m.flags)
+        self._here.append((self._seq, size, m.row, m.key, flags, named))
         self._seq += 1
         if len(self._here) >= 1000:
             self._flush()
-        return True
 
-    def take_remote(self, pos: int, message_id: str | None, size: int | None) -> bool:
+    def take_remote(
+        self, pos: int, message_id: str | None, size: int | None, *, named: bool = False
+    ) -> bool:
         """The same for the server's message at `pos` with this Message-ID and size
-        (None: not asked for)."""
-        if message_id is None or size is None or _named(message_id):
+        (None: not asked for). `named`: one with a Message-ID that no local message
+        had (with its size), kept for the second round."""
+        if message_id is None or size is None or (_named(message_id) and not named):
             return False
         self.positions.append(pos)
         self.sizes.append(size)
+        self.named.append(1 if named else 0)
         return True
 
     def _open(self) -> sqlite3.Connection:
@@ -328,26 +387,30 @@ class _Unnamed:
             db = self.db = _private_db()
             db.executescript(
                 "CREATE TABLE here(seq INTEGER PRIMARY KEY, size INTEGER NOT NULL, row INTEGER, "
-                " key TEXT NOT NULL, flags INTEGER NOT NULL);"
+                " key TEXT NOT NULL, flags INTEGER NOT NULL, named INTEGER NOT NULL);"
                 "CREATE INDEX here_size ON here(size);"
                 "CREATE TABLE there(uid INTEGER PRIMARY KEY, pos INTEGER NOT NULL, "
-                " size INTEGER NOT NULL);"
+                " size INTEGER NOT NULL, named INTEGER NOT NULL);"
                 "CREATE INDEX there_size ON there(size);"
                 # digests of header blocks (h: here, t: there) and of whole messages
                 "CREATE TABLE hh(seq INTEGER PRIMARY KEY, d BLOB NOT NULL);"
                 "CREATE TABLE th(uid INTEGER PRIMARY KEY, d BLOB NOT NULL);"
                 "CREATE TABLE hw(seq INTEGER PRIMARY KEY, d BLOB NOT NULL);"
                 "CREATE TABLE tw(uid INTEGER PRIMARY KEY, d BLOB NOT NULL);"
+                # a round's keys: (size, header digest) of the messages it compares
+                "CREATE TABLE hk(seq INTEGER PRIMARY KEY, size INTEGER NOT NULL, d BLOB NOT NULL);"
+                "CREATE TABLE tk(uid INTEGER PRIMARY KEY, size INTEGER NOT NULL, d BLOB NOT NULL);"
                 # the (size, header digest) found on both sides, with how many each has
                 "CREATE TABLE g(size INTEGER, d BLOB, nh INTEGER, nt INTEGER, "
                 " PRIMARY KEY (size, d)) WITHOUT ROWID;"
                 "CREATE TABLE done(seq INTEGER PRIMARY KEY);"
+                "CREATE TABLE tdone(uid INTEGER PRIMARY KEY);"
                 "BEGIN"
             )
         return self.db
 
     def _flush(self) -> None:
-        self._open().executemany("INSERT INTO here VALUES (?,?,?,?,?)", self._here)
+        self._open().executemany("INSERT INTO here VALUES (?,?,?,?,?,?)", self._here)
         self._here.clear()
 
     def finish(
@@ -377,63 +440,118 @@ class _Unnamed:
         # (a UID the server gave twice, as another client's flag change in the middle of
         # the listing makes it: its first place counts, as for the others)
         db.executemany(
-            "INSERT OR IGNORE INTO there VALUES (?,?,?)",
+            "INSERT OR IGNORE INTO there VALUES (?,?,?,?)",
             (
-                (uid_at(pos), pos, size)
-                for pos, size in zip(self.positions, self.sizes, strict=True)
+                (uid_at(pos), pos, size, named)
+                for pos, size, named in zip(self.positions, self.sizes, self.named, strict=True)
             ),
         )
-        self.positions, self.sizes = array(_U32), array("q")
-        db.execute("DELETE FROM there WHERE size NOT IN (SELECT size FROM here)")
-        self._digest_here(
-            digests, "hh", "SELECT seq, key, flags FROM here WHERE size IN (SELECT size FROM there)"
+        self.positions, self.sizes, self.named = array(_U32), array("q"), bytearray()
+        if self._unnamed_here:
+            # round 1: the messages without a Message-ID, by the sizes recorded
+            self._digest_here(
+                digests,
+                "hh",
+                "SELECT seq, key, flags FROM here WHERE named = 0 AND size IN "
+                "(SELECT size FROM there WHERE named = 0)",
+            )
+            self._digest_there(
+                digests,
+                "th",
+                "SELECT uid FROM there WHERE named = 0 AND size IN "
+                "(SELECT size FROM here JOIN hh USING (seq))",
+            )
+            db.execute("INSERT INTO hk SELECT seq, size, d FROM here JOIN hh USING (seq)")
+            db.execute(
+                "INSERT INTO tk SELECT uid, size, d FROM there JOIN th USING (uid) WHERE named = 0"
+            )
+            self._round(digests, on_pair)
+        # round 2: what is left on both sides, the files here as the server would count
+        # and give them (bare LF line ends as CRLF): only those whose size that changes
+        if not db.execute(
+            "SELECT EXISTS (SELECT 1 FROM there WHERE uid NOT IN (SELECT uid FROM tdone)) "
+            "AND EXISTS (SELECT 1 FROM here WHERE seq NOT IN (SELECT seq FROM done))"
+        ).fetchone()[0]:
+            return
+        sets = self.flag_sets.sets
+        rows = db.execute(
+            "SELECT seq, key, flags, size FROM here WHERE seq NOT IN (SELECT seq FROM done) "
+            "ORDER BY seq"
         )
+        while batch := rows.fetchmany(_BATCH):
+            found = digests.measure([(key, sets[flags]) for _, key, flags, _ in batch])
+            db.executemany(
+                "INSERT INTO hk VALUES (?,?,?)",
+                (
+                    (seq, got[0], got[1])
+                    for (seq, _, _, size), got in zip(batch, found, strict=True)
+                    if got is not None and got[0] != size
+                ),
+            )
         self._digest_there(
             digests,
             "th",
-            "SELECT uid FROM there WHERE size IN (SELECT size FROM here JOIN hh USING (seq))",
+            "SELECT uid FROM there WHERE uid NOT IN (SELECT uid FROM tdone) "
+            "AND uid NOT IN (SELECT uid FROM th) AND size IN (SELECT size FROM hk)",
         )
         db.execute(
+            "INSERT INTO tk SELECT uid, size, d FROM there JOIN th USING (uid) "
+            "WHERE uid NOT IN (SELECT uid FROM tdone)"
+        )
+        self._round(digests, on_pair)
+
+    def _round(self, digests: Digests, on_pair: Callable[[LocalMessage, int], None]) -> None:
+        """Pair the messages of `hk` (here) and `tk` (there) of equal (size, header
+        digest), as the class says; empties both for the next round."""
+        assert self.db is not None
+        db = self.db
+        db.execute("DELETE FROM g")
+        db.execute(
             "INSERT INTO g SELECT a.size, a.d, a.n, b.n FROM "
-            "(SELECT size, d, count(*) AS n FROM here JOIN hh USING (seq) GROUP BY size, d) AS a "
-            "JOIN (SELECT size, d, count(*) AS n FROM there JOIN th USING (uid) "
-            " GROUP BY size, d) AS b ON a.size = b.size AND a.d = b.d"
+            "(SELECT size, d, count(*) AS n FROM hk GROUP BY size, d) AS a "
+            "JOIN (SELECT size, d, count(*) AS n FROM tk GROUP BY size, d) AS b "
+            "ON a.size = b.size AND a.d = b.d"
         )
         # where a (size, header digest) is more than one message's on either side
         self._digest_here(
             digests,
             "hw",
-            "SELECT s.seq, s.key, s.flags FROM here AS s JOIN hh AS x USING (seq) "
-            "JOIN g ON g.size = s.size AND g.d = x.d WHERE g.nh > 1 OR g.nt > 1",
+            "SELECT s.seq, s.key, s.flags FROM here AS s JOIN hk AS x USING (seq) "
+            "JOIN g ON g.size = x.size AND g.d = x.d WHERE (g.nh > 1 OR g.nt > 1) "
+            "AND s.seq NOT IN (SELECT seq FROM hw)",
             whole=True,
         )
         self._digest_there(
             digests,
             "tw",
-            "SELECT s.uid FROM there AS s JOIN th AS x USING (uid) "
-            "JOIN g ON g.size = s.size AND g.d = x.d WHERE g.nh > 1 OR g.nt > 1",
+            "SELECT x.uid FROM tk AS x JOIN g ON g.size = x.size AND g.d = x.d "
+            "WHERE (g.nh > 1 OR g.nt > 1) AND x.uid NOT IN (SELECT uid FROM tw)",
             whole=True,
         )
         # the k-th of a (size, header digest[, whole digest]) here with the k-th there;
         # of an ambiguous group only those with a whole digest
         rows = db.execute(
-            "WITH h AS (SELECT s.seq, s.row, s.key, s.flags, s.size, x.d AS hd, w.d AS wd, "
-            " row_number() OVER (PARTITION BY s.size, x.d, w.d ORDER BY s.seq) AS k "
-            " FROM here AS s JOIN hh AS x USING (seq) JOIN g ON g.size = s.size AND g.d = x.d "
+            "WITH h AS (SELECT x.seq, x.size, x.d AS hd, w.d AS wd, "
+            " row_number() OVER (PARTITION BY x.size, x.d, w.d ORDER BY x.seq) AS k "
+            " FROM hk AS x JOIN g ON g.size = x.size AND g.d = x.d "
             " LEFT JOIN hw AS w USING (seq) WHERE (g.nh = 1 AND g.nt = 1) OR w.d IS NOT NULL), "
-            "t AS (SELECT s.pos, s.size, x.d AS hd, w.d AS wd, "
-            " row_number() OVER (PARTITION BY s.size, x.d, w.d ORDER BY s.pos) AS k "
-            " FROM there AS s JOIN th AS x USING (uid) JOIN g ON g.size = s.size AND g.d = x.d "
+            "t AS (SELECT s.pos, s.uid, x.size, x.d AS hd, w.d AS wd, "
+            " row_number() OVER (PARTITION BY x.size, x.d, w.d ORDER BY s.pos) AS k "
+            " FROM tk AS x JOIN there AS s USING (uid) JOIN g ON g.size = x.size AND g.d = x.d "
             " LEFT JOIN tw AS w USING (uid) WHERE (g.nh = 1 AND g.nt = 1) OR w.d IS NOT NULL) "
-            "SELECT h.seq, h.row, h.key, h.flags, t.pos FROM h JOIN t ON t.size = h.size "
-            " AND t.hd = h.hd AND t.wd IS h.wd AND t.k = h.k ORDER BY h.seq"
+            "SELECT h.seq, s.row, s.key, s.flags, t.pos, t.uid FROM h JOIN here AS s USING (seq) "
+            " JOIN t ON t.size = h.size AND t.hd = h.hd AND t.wd IS h.wd AND t.k = h.k "
+            " ORDER BY h.seq"
         )
         sets = self.flag_sets.sets
         while batch := rows.fetchmany(_BATCH):
-            for _seq, row, key, flags, pos in batch:
+            for _seq, row, key, flags, pos, _uid in batch:
                 on_pair(LocalMessage(row, key, None, sets[flags], True), pos)
             db.executemany("INSERT INTO done VALUES (?)", ((b[0],) for b in batch))
+            db.executemany("INSERT INTO tdone VALUES (?)", ((b[5],) for b in batch))
             self.paired += len(batch)
+        db.execute("DELETE FROM hk")
+        db.execute("DELETE FROM tk")
 
     def _digest_here(self, digests: Digests, table: str, query: str, whole: bool = False) -> None:
         assert self.db is not None
@@ -460,7 +578,7 @@ class _Unnamed:
     def _left(self) -> Iterator[LocalMessage]:
         sets = self.flag_sets.sets
         if self.db is None:
-            for _, _, row, key, flags in self._here:
+            for _, _, row, key, flags, _ in self._here:
                 yield LocalMessage(row, key, None, sets[flags], True)
             return
         self._flush()
@@ -563,8 +681,18 @@ def plan_repair(
                 take_local(m)
             if r is not None:
                 take_remote(r)
-        for m in matcher.finish():
-            actions.append(Upload(m.key, m.row, _clean(m.flags)))
+        if unnamed is None:
+            for m in matcher.finish():
+                actions.append(Upload(m.key, m.row, _clean(m.flags)))
+        else:
+            # (left without a partner by Message-ID and size: compared again as files
+            # with bare LF line ends may be, see `_Unnamed`)
+            def left_there(pos: int, ident: tuple[str, int]) -> None:
+                assert unnamed is not None
+                unnamed.take_remote(pos, ident[0], ident[1], named=True)
+
+            for m in matcher.finish(left_there):
+                unnamed.take_leftover(m)
         if unnamed is not None and digests is not None:
             for m in unnamed.finish(digests, server.uid_at, on_pair):
                 actions.append(Upload(m.key, m.row, _clean(m.flags)))
