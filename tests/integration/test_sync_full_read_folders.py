@@ -10,6 +10,7 @@ durable before it and a failing folder undoing its own part alone.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def _settled(plain: Sandbox, user: str, home: Path) -> Target:
         plain.fill(user, count, name, seed=300 + n, seen_ratio=0.5)
     t = target(plain, user)
     assert_ok(sync(t, home, connections=1))
+    time.sleep(0.1)  # (directory times older than a clock tick: trusted)
     assert_ok(sync(t, home, connections=1))
+    time.sleep(0.1)
     return t
 
 
@@ -182,6 +185,8 @@ def test_folders_taken_over_from_the_server_share_one_commit(
     home = tmp_path / "home"
     t = _settled(plain, user, home)
     _server_changes(plain, user)
+    # (however slow a loaded machine makes the server, the index is not committed early)
+    monkeypatch.setattr(engine, "_HOLD_WAIT", 60.0)
     seam = record(monkeypatch)
     report = sync(t, home, connections=1)
     monkeypatch.undo()
@@ -253,7 +258,8 @@ def test_sigkill_before_the_shared_commit_converges(
             for f in store.folders(user)
             if len(f.maildir.scan()) < len(list(store.folder_messages(f)))
         ]
-    assert len(behind) == int(point.split(":")[1]), behind
+    # (all of them unless the server was slow to answer: then what waited was committed)
+    assert 1 <= len(behind) <= int(point.split(":")[1]), behind
     again = sync_in_child(t, home)
     assert again.returncode == 0, again.stdout + again.stderr
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
@@ -353,6 +359,7 @@ def test_pushing_to_the_server_forgets_the_last_listing(
     monkeypatch.undo()
     assert " list=" in (_states(home, user)["Lists"] or "")
     assert assert_same(plain, user, home) == sum(FOLDERS.values())
+    time.sleep(0.1)  # (directory times older than a clock tick: trusted)
     read = _row_reads(monkeypatch)
     last = sync(t, home, connections=1)
     assert_ok(last)
