@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mailbag.paths import Paths
-from mailbag.sync.imap import _open_store
+from mailbag.sync.imap import _SPILL_KIB, _open_store
 
 
 def _paths(tmp_path: Path) -> Paths:
@@ -73,3 +73,19 @@ def test_pages_only_read_stay_within_the_default_cache(tmp_path: Path) -> None:
     read, grew_kib = map(int, res.stdout.split())
     assert read == 24000 * 1000
     assert grew_kib < 8 * 1024  # (a 16 MiB cache of read pages: ~17 MB more)
+
+
+def test_a_resync_keeps_what_it_reads_a_first_sync_does_not(tmp_path: Path) -> None:
+    store = _open_store(_paths(tmp_path))
+    try:
+        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000  # (no mail yet)
+        folder = store.folder("acct", "INBOX")
+        store.add_bytes(folder, b"Subject: x\r\nMessage-ID: <x@example.org>\r\n\r\nhi\r\n")
+        store.commit()
+    finally:
+        store.close()
+    store = _open_store(_paths(tmp_path))
+    try:
+        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -_SPILL_KIB
+    finally:
+        store.close()
