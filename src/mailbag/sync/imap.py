@@ -2180,33 +2180,14 @@ def _sync_folder_remote(
                 usable = True
             planned = _plan_repair(client, folder, local, sel, exclude_uids)
         else:
-            planned = _plan_folder(
-                client if usable else None,
-                account,
-                options,
-                folder,
-                local,
-                sel,
-                full,
-                dir_missing,
-                exclude_uids,
-            )
+            args = (account, options, folder, local, sel, full, dir_missing, exclude_uids)
+            planned = _plan_folder(client if usable else None, *args)
             if planned is None or (planned[1].stop is None and not _local_only(planned[1])):
                 if not usable:  # the server is needed after all
                     _select_again(client, folder, sel, pipe)
                     usable = True
                 if planned is None:  # (pairing asks the server)
-                    planned = _plan_folder(
-                        client,
-                        account,
-                        options,
-                        folder,
-                        local,
-                        sel,
-                        full,
-                        dir_missing,
-                        exclude_uids,
-                    )
+                    planned = _plan_folder(client, *args)
     assert planned is not None and local is not None and sel is not None
     uidvalidity, result = planned
     report.notes.extend(result.notes)
