@@ -1681,6 +1681,19 @@ def _repairing(folder: Folder, sel: SelectResult) -> bool:
     return folder.uidvalidity is not None and sel.uidvalidity not in (None, folder.uidvalidity)
 
 
+def _journals_on_disk(store: Store) -> None:
+    """Pairing a folder again writes every row of it in statements as big as the folder
+    (`Store.unpair_all`). With `temp_store` MEMORY (set for the savepoints of folders
+    applied together, see `_select_ahead`) SQLite keeps the original of every page such
+    a statement changes in memory until it ends (its statement journal), and the
+    temporary table of the pairings kept too: 100,000 messages took 15 MB more at the
+    peak. With the default those go to a temporary file past a small size. For the rest
+    of the worker's run (a UIDVALIDITY change is rare): it can only change outside a
+    transaction."""
+    if not store.conn.in_transaction:
+        store.conn.execute("PRAGMA temp_store = DEFAULT")
+
+
 #: the index's page cache (KiB) while a folder is paired again after a UIDVALIDITY change:
 #: SQLite's default, not the sync's 16 MiB (`_SPILL_KIB`), and the rows it changes go to
 #: the WAL (uncommitted) past it. Planning reads every row of the folder, and applying
@@ -2192,6 +2205,9 @@ def _sync_folder_remote(
         # the folder before was selected: plan without the connection first)
         usable = client.selected == folder.name
         if full is None:  # a new UIDVALIDITY: every message is paired again
+            if held is not None:
+                held.commit(store)  # (for `_journals_on_disk`)
+            _journals_on_disk(store)
             if not usable:
                 _select_again(client, folder, sel, pipe)
                 usable = True
