@@ -186,17 +186,23 @@ class _Connections:
         """Connect and log in. `enable_later`: send the ENABLE without waiting for its
         answer, so it shares a round trip with the caller's next command; the caller
         calls `ready` before anything depends on what got enabled."""
-        from mailbag.auth.login import login_imap
+        from mailbag.sync import early
 
         endpoint = self.account.incoming.endpoint(self.account.ca_file)
-        client = ImapClient(endpoint, self.transcript)
+        # logged in already while the engine loaded (`early.login_early`; what went
+        # wrong there is raised here), else here
+        claimed = early.claim(self.account)
+        client = claimed or ImapClient(endpoint, self.transcript)
         try:
-            client.connect()
-            if endpoint.security.value == "starttls":
-                client.starttls()
-            # password or OAuth2 token (refreshed as needed, one retry on refusal): the
-            # shared login; the password was read once for all the pool's connections
-            login_imap(client, self.account, secret=self.secret)
+            if claimed is None:
+                from mailbag.auth.login import login_imap
+
+                client.connect()
+                if endpoint.security.value == "starttls":
+                    client.starttls()
+                # password or OAuth2 token (refreshed as needed, one retry on refusal):
+                # the shared login; the password was read once for all the connections
+                login_imap(client, self.account, secret=self.secret)
             compress = self.options.compress
             if compress is None:
                 compress = endpoint.host not in _LOOPBACK
