@@ -38,7 +38,7 @@ from synctools import (
 )
 
 pytestmark = pytest.mark.sandbox
-USERS = [f"pipe{i}" for i in range(8)]
+USERS = [f"pipe{i}" for i in range(12)]
 _next_user = iter(USERS)
 # biggest first: the order the folders are synced in
 FOLDERS = {"INBOX": 14, "Work": 10, "Lists": 7, "Family": 4}
@@ -412,7 +412,13 @@ def test_a_changed_listing_is_compared_with_a_copy_of_the_last_one(
     with Store.open(home_paths(home)) as store:
         ids = {f.name: f.id for f in store.folders(user) if f.name in FOLDERS}
     listings = home / "data" / "listings"
-    assert {p.name for p in listings.iterdir()} == {str(i) for i in ids.values()}
+
+    def copies() -> dict[int, Path]:
+        found = {int(p.name.split(".", 1)[0]): p for p in listings.iterdir()}
+        assert len(found) == len(list(listings.iterdir()))  # (one a folder)
+        return found
+
+    assert set(copies()) == set(ids.values())
     _keyword_and_expunge(plain, user)
     from_index, from_copy = _copy_reads(monkeypatch)
     changed = sync(t, home, connections=1)
@@ -425,17 +431,17 @@ def test_a_changed_listing_is_compared_with_a_copy_of_the_last_one(
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
     for name in FOLDERS:
         assert _index_rows(home, user, name) == _server_rows(plain, user, name)
-    # a damaged copy (one bit of a flag set's number) and a copy of an earlier listing
-    work = listings / str(ids["Work"])
-    stale = work.read_bytes()
+    # a damaged copy (one bit of a flag set's number), and a copy of an earlier listing
+    # under the name of the last one's
+    stale = copies()[ids["Work"]].read_bytes()
     time.sleep(0.1)  # (directory times older than a clock tick: trusted)
     _keyword_and_expunge(plain, user)
     sync(t, home, connections=1)
-    inbox = listings / str(ids["INBOX"])
+    inbox = copies()[ids["INBOX"]]
     damaged = bytearray(inbox.read_bytes())
     damaged[-1] ^= 0x01
     inbox.write_bytes(bytes(damaged))
-    work.write_bytes(stale)
+    copies()[ids["Work"]].write_bytes(stale)
     time.sleep(0.1)
     _keyword_and_expunge(plain, user)
     from_index, from_copy = _copy_reads(monkeypatch)

@@ -56,9 +56,17 @@ def test_a_copy_gives_the_rows_as_the_index_holds_them(store: Store) -> None:
     listing = _listing()
     copy = _ListingCopy(store, 7)
     copy.save(PRINT, 99, listing)
-    assert copy.path.parent == Path(store_file(store)).parent / "listings"
+    listings = Path(store_file(store)).parent / "listings"
+    assert [p.name for p in listings.iterdir()] == [f"7.{PRINT}"]
     assert _loaded(copy, PRINT, 99) == _rows(listing)
     assert _loaded(_ListingCopy(store, 7), PRINT, 99) == _rows(listing)  # (read again)
+    # the copy of the next listing replaces it (another folder's stays)
+    _ListingCopy(store, 17).save(PRINT, 99, listing)
+    later = RemoteListing.of({uid: flags for uid, flags in listing if uid % 3})
+    copy.save("feedfeedfeedfeed.123", 99, later)
+    assert sorted(p.name for p in listings.iterdir()) == ["17." + PRINT, "7.feedfeedfeedfeed.123"]
+    assert copy.load(PRINT, 99) is None
+    assert _loaded(copy, "feedfeedfeedfeed.123", 99) == _rows(later)
 
 
 def store_file(store: Store) -> str:
@@ -68,12 +76,18 @@ def store_file(store: Store) -> str:
 def test_a_copy_of_another_listing_folder_or_uidvalidity_is_not_taken(store: Store) -> None:
     copy = _ListingCopy(store, 7)
     copy.save(PRINT, 99, _listing())
+    data = copy.path(PRINT).read_bytes()
     assert copy.load("0123abcd4567ef01.421", 99) is None  # another listing
-    assert copy.load(PRINT, 98) is None  # another UIDVALIDITY
+    assert copy.load(PRINT, 98) is None  # another UIDVALIDITY (and removed)
+    assert not copy.path(PRINT).exists()
+    copy.save(PRINT, 99, _listing())
     assert copy.load(PRINT, None) is None
     other = _ListingCopy(store, 8)
-    other.path.write_bytes(copy.path.read_bytes())  # (another folder's file)
+    other.path(PRINT).write_bytes(data)  # (another folder's file)
     assert other.load(PRINT, 99) is None
+    other.path(PRINT + "0").write_bytes(data)  # (another listing's, under this name)
+    assert other.load(PRINT + "0", 99) is None
+    copy.save(PRINT, 99, _listing())
     assert copy.load(PRINT, 99) is not None
 
 
@@ -82,7 +96,7 @@ def test_a_damaged_copy_is_not_taken(store: Store, damage: str) -> None:
     # (the file is not flushed: a crash may leave it torn or empty)
     copy = _ListingCopy(store, 7)
     copy.save(PRINT, 99, _listing())
-    data = bytearray(copy.path.read_bytes())
+    data = bytearray(copy.path(PRINT).read_bytes())
     if damage == "flip":
         data[-5] ^= 0x01  # one bit of a flag set's number
     elif damage == "truncate":
@@ -93,23 +107,28 @@ def test_a_damaged_copy_is_not_taken(store: Store, damage: str) -> None:
         data = bytearray()
     else:
         data[:5] = b"xxxxx"
-    copy.path.write_bytes(bytes(data))
+    copy.path(PRINT).write_bytes(bytes(data))
     assert copy.load(PRINT, 99) is None
+    assert not copy.path(PRINT).exists()  # (removed: the next sync writes it again)
+    copy.save(PRINT, 99, _listing())
+    assert copy.load(PRINT, 99) is not None
 
 
 def test_no_copy_where_there_is_none_to_take(store: Store) -> None:
     copy = _ListingCopy(store, 7)
     assert copy.load(PRINT, 99) is None  # (no file)
     copy.save(PRINT, 99, _listing())
-    assert copy.path.exists()
-    copy.save(PRINT, 99, RemoteListing().finish())  # an empty folder: nothing to keep
-    assert not copy.path.exists()
+    assert copy.path(PRINT).exists()
+    copy.save("0" + PRINT, 99, RemoteListing().finish())  # an empty folder: nothing to keep
+    assert not list(copy.dir.iterdir())
+    copy.save(PRINT, 99, _listing())
     big = RemoteListing()
     big.extend(list(range(1, _EARLY_MAX + 2)), [()] * (_EARLY_MAX + 1))
-    copy.save(PRINT, 99, big.finish())  # more than the rows read early at most
-    assert not copy.path.exists()
+    copy.save("1" + PRINT, 99, big.finish())  # more than the rows read early at most
+    assert not list(copy.dir.iterdir())
+    copy.save(PRINT, 99, _listing())
     many = RemoteListing()
     for uid in range(1, 0x10002):
         many.add(uid, (f"$k{uid}",))  # more distinct flag sets than a copy numbers
-    copy.save(PRINT, 99, many.finish())
-    assert not copy.path.exists()
+    copy.save("2" + PRINT, 99, many.finish())
+    assert not list(copy.dir.iterdir())
