@@ -110,13 +110,11 @@ def test_the_message_id_read_quickly_is_the_envelope_s() -> None:
 
 def _flat(items: list[object]) -> list[tuple[int, tuple[str, ...], int, str]]:
     """Runs and single answers as (UID, flags, size, Message-ID), for comparing."""
-    out = []
+    out: list[tuple[int, tuple[str, ...], int, str]] = []
     for item in items:
         if isinstance(item, IdentityRun):
-            for uid, flags, size, mid in zip(
-                item.uids, item.flags, item.sizes, item.message_ids, strict=True
-            ):
-                out.append((int(uid), tuple(flags.decode().split()), int(size), mid.decode()))
+            for u, f, s, m in zip(item.uids, item.flags, item.sizes, item.message_ids, strict=True):
+                out.append((int(u), tuple(f.decode().split()), int(s), m.decode()))
         else:
             uid, flags, size, head = item  # type: ignore[misc]
             out.append((uid, flags, size, message_id_of(head)))
@@ -168,11 +166,8 @@ def test_a_run_whose_literal_length_says_otherwise_is_read_answer_by_answer() ->
     found, used = scan_identity_runs(data, {})
     by_one, used_one = scan_identity_lines(data, {})
     assert used == used_one == len(data)
-    assert (
-        _flat(found)
-        == _flat(by_one)
-        == [general(a)[:3] + (message_id_of(general(a)[3]),) for a in (good, odd, good)]
-    )  # type: ignore[arg-type,operator]
+    want = [(*general(a)[:3], message_id_of(general(a)[3])) for a in (good, odd, good)]  # type: ignore[arg-type]
+    assert _flat(found) == _flat(by_one) == want  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

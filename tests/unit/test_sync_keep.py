@@ -8,6 +8,7 @@ once, with its Message-ID (with an "@"), size and flags as last synced."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable, Sequence
 
@@ -178,7 +179,7 @@ def test_answers_without_a_message_id_and_ignored_flags() -> None:
     listed = [listed_of(r) for r in rows]
     listed[4] = (5, (), 100, None)
     listed[6] = (7, ("\\Seen", "\\Recent"), 100, "<m7@x>")  # \Recent is not a flag kept
-    kept, uids, left, _ = run_keep(rows, listed, run=10)
+    _, uids, left, _ = run_keep(rows, listed, run=10)
     assert uids == set(range(1, 101)) - {5}
     assert [item[0] for item in left] == [5]
 
@@ -190,7 +191,7 @@ def test_a_uid_given_twice_or_out_of_order_never_pairs_twice() -> None:
     # out of order, then a new one
     listed += [(50, ("\\Seen",), 100, "<m50@x>"), (30, ("\\Seen",), 100, "<m30@x>")]
     listed.append((101, ("\\Seen",), 100, "<m101@x>"))
-    kept, uids, left, _ = run_keep(rows, listed, run=20)
+    _, uids, left, _ = run_keep(rows, listed, run=20)
     # every row kept once; the repeated UIDs are not given to the planner again
     assert uids == set(range(1, 101))
     assert [item[0] for item in left] == [101]
@@ -230,7 +231,7 @@ def test_random_listings_follow_the_rule() -> None:
                     rows[i] = r._replace(flags="\\Seen \\Flagged")  # not pushed yet
         excluded = {r.uid for r in rows if rng.random() < 0.03}
         kept, uids, left, _ = run_keep(rows, listed, excluded, run=rng.randint(1, 30))
-        ordered = all(a[0] < b[0] for a, b in zip(listed, listed[1:], strict=False))
+        ordered = all(a[0] < b[0] for a, b in itertools.pairwise(listed))
         rule = expected(rows, listed, excluded)
         if ordered:
             assert uids == rule
