@@ -449,15 +449,29 @@ class Store:
             self.unlinker.close()
 
     @contextlib.contextmanager
-    def page_cache(self, kib: int) -> Iterator[None]:
+    def page_cache(self, kib: int, *, spill: bool = False) -> Iterator[None]:
         """The index's page cache at most `kib` KiB while the block runs (unused pages
-        are let go at once when that is less than it was), then as it was."""
-        (before,) = self.conn.execute("PRAGMA cache_size").fetchone()
-        self.conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+        are let go at once when that is less than it was), then as it was. `spill`:
+        pages changed in the block go to the WAL (uncommitted) past that size too,
+        instead of waiting in memory for the commit (`cache_spill`): more writes, but
+        memory that does not grow with the number of rows changed."""
+        conn = self.conn
+        (before,) = conn.execute("PRAGMA cache_size").fetchone()
+        spilled = conn.execute("PRAGMA cache_spill").fetchone()[0] if spill else None
+        conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+        if spill:
+            conn.execute(f"PRAGMA cache_spill = -{int(kib)}")
         try:
             yield
         finally:
-            self.conn.execute(f"PRAGMA cache_size = {int(before)}")
+            conn.execute(f"PRAGMA cache_size = {int(before)}")
+            if spilled:
+                # (as pages; then turned on again: SQLite reads a number as a boolean
+                # too, and one such as 3840 as "off", its low byte being 0)
+                conn.execute(f"PRAGMA cache_spill = {int(spilled)}")
+                conn.execute("PRAGMA cache_spill = ON")
+            elif spilled is not None:
+                conn.execute("PRAGMA cache_spill = OFF")
 
     def remove_later(self, path: str) -> None:
         """Remove a file that is out of its Maildir folder already (`Maildir.discard`),

@@ -1693,8 +1693,18 @@ def _repairing(folder: Folder, sel: SelectResult) -> bool:
     return folder.uidvalidity is not None and sel.uidvalidity not in (None, folder.uidvalidity)
 
 
+#: the index's page cache (KiB) while a folder is paired again after a UIDVALIDITY change:
+#: SQLite's default, not the sync's 16 MiB (`_SPILL_KIB`), and the rows it changes go to
+#: the WAL (uncommitted) past it. Planning reads every row of the folder, and applying
+#: the plan writes every one of them, so a bigger cache would only fill up with them:
+#: the peak RSS grew with the folder until the cache was full (100,000 messages without
+#: a Message-ID: 64 MB, of which 16 MB of index pages).
+_REPAIR_CACHE_KIB = 2000
+
+
 def _plan_repair(
     client: ImapClient,
+    store: Store,
     folder: Folder,
     local: _LocalSide,
     sel: SelectResult,
@@ -1733,15 +1743,16 @@ def _plan_repair(
     state = SyncedState(folder.uidvalidity)
     messages = local.messages
     digests = _Digests(client, folder, local)
-    if isinstance(messages, _IndexRows) and local.trusted and not local.empty and sel.exists:
-        return sel.uidvalidity, _plan_repair_kept(
-            client, folder, messages, state, sel.uidvalidity, exclude_uids, digests
+    with store.page_cache(_REPAIR_CACHE_KIB):
+        if isinstance(messages, _IndexRows) and local.trusted and not local.empty and sel.exists:
+            return sel.uidvalidity, _plan_repair_kept(
+                client, folder, messages, state, sel.uidvalidity, exclude_uids, digests
+            )
+        if isinstance(messages, _IndexRows):
+            messages = messages.by_uid()
+        return sel.uidvalidity, plan_repair(
+            messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids, digests=digests
         )
-    if isinstance(messages, _IndexRows):
-        messages = messages.by_uid()
-    return sel.uidvalidity, plan_repair(
-        messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids, digests=digests
-    )
 
 
 def _plan_repair_kept(
@@ -2071,19 +2082,25 @@ def _apply_and_record(
 
     todo = len(result.fetch) + sum(1 for a in result.actions if isinstance(a, Download | Upload))
     on_progress(Progress(folder.account, folder.name, "plan", todo))
-    apply_plan(
-        result,
-        store=store,
-        folder=folder,
-        remote=ops,
-        entries=local.entries,
-        report=report,
-        on_progress=on_progress,
-        uidvalidity=uidvalidity,
-        chunk_messages=options.chunk_messages,
-        chunk_bytes=options.chunk_bytes,
-        download=download,
-    )
+    # (pairing again writes every row of the folder: see `_REPAIR_CACHE_KIB`)
+    with (
+        store.page_cache(_REPAIR_CACHE_KIB, spill=True)
+        if result.uidvalidity_changed
+        else contextlib.nullcontext()
+    ):
+        apply_plan(
+            result,
+            store=store,
+            folder=folder,
+            remote=ops,
+            entries=local.entries,
+            report=report,
+            on_progress=on_progress,
+            uidvalidity=uidvalidity,
+            chunk_messages=options.chunk_messages,
+            chunk_bytes=options.chunk_bytes,
+            download=download,
+        )
     _record_selected(store, folder, sel)
 
 
@@ -2229,7 +2246,7 @@ def _sync_folder_remote(
             if not usable:
                 _select_again(client, folder, sel, pipe)
                 usable = True
-            planned = _plan_repair(client, folder, local, sel, exclude_uids)
+            planned = _plan_repair(client, store, folder, local, sel, exclude_uids)
         else:
             args = (account, options, folder, local, sel, full, dir_missing, exclude_uids)
             planned = _plan_folder(client if usable else None, *args)
