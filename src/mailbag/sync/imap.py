@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
     from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
-    from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing
+    from mailbag.sync.keep import Kept
+    from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing, SyncedState
 
     _T = TypeVar("_T")
     _R = TypeVar("_R")
@@ -740,6 +741,17 @@ class _IndexRows:
         for m in rows:
             if m.uid is None or not early.has(m.uid):
                 yield m
+
+    def by_uid_except(self, kept: Kept) -> Iterator[LocalMessage]:
+        """`by_uid`'s rows but those `kept` (`keep.find_kept`): the rows in its open UID
+        ranges but its UIDs, then those without a UID."""
+        for after, upto in kept.open:
+            for m in self._rows(
+                " AND uid > ? AND uid <= ? ORDER BY uid", (after, upto), unknown=False
+            ):
+                if m.uid is None or not kept.has(m.uid):
+                    yield m
+        yield from self._rows(" AND uid IS NULL")
 
     def rows_of(self, uids: Sequence[int]) -> Iterator[LocalMessage]:
         for chunk in _chunks(uids, 500):
@@ -1875,13 +1887,52 @@ def _plan_repair(
 
     state = SyncedState(folder.uidvalidity)
     messages = local.messages
-    if isinstance(messages, _IndexRows):
-        messages = messages.by_uid()
     digests = _Digests(client, folder, local)
     with store.page_cache(_REPAIR_CACHE_KIB):
+        if isinstance(messages, _IndexRows) and local.trusted and not local.empty and sel.exists:
+            return sel.uidvalidity, _plan_repair_kept(
+                client, folder, messages, state, sel.uidvalidity, exclude_uids, digests
+            )
+        if isinstance(messages, _IndexRows):
+            messages = messages.by_uid()
         return sel.uidvalidity, plan_repair(
             messages, state, sel.uidvalidity, server, exclude_uids=exclude_uids, digests=digests
         )
+
+
+def _plan_repair_kept(
+    client: ImapClient,
+    folder: Folder,
+    rows: _IndexRows,
+    state: SyncedState,
+    uidvalidity: int,
+    exclude_uids: set[int],
+    digests: _Digests,
+) -> Plan:
+    """`_plan_repair` where the index is the folder's local side: the rows the server
+    kept under their UIDs are found a run of answers at a time (`keep`), and only the
+    rest goes through the planner."""
+    from mailbag.sync.keep import Leftovers, StoreSide, find_kept
+    from mailbag.sync.repair import plan_repair
+
+    rows.wait_early()
+    left = Leftovers()
+    try:
+        with client.uid_fetch_identity_runs("1:*") as stream:
+            kept = find_kept(
+                stream.batches(), StoreSide(rows.store, folder), exclude_uids, left.add
+            )
+        return plan_repair(
+            rows.by_uid_except(kept),
+            state,
+            uidvalidity,
+            lambda want: iter(left),
+            exclude_uids=exclude_uids,
+            digests=digests,
+            kept=kept,
+        )
+    finally:
+        left.close()
 
 
 class _Digests:
