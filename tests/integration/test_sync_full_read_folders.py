@@ -38,7 +38,7 @@ from synctools import (
 )
 
 pytestmark = pytest.mark.sandbox
-USERS = [f"pipe{i}" for i in range(8)]
+USERS = [f"pipe{i}" for i in range(12)]
 _next_user = iter(USERS)
 # biggest first: the order the folders are synced in
 FOLDERS = {"INBOX": 14, "Work": 10, "Lists": 7, "Family": 4}
@@ -364,3 +364,92 @@ def test_pushing_to_the_server_forgets_the_last_listing(
     last = sync(t, home, connections=1)
     assert_ok(last)
     assert sum(totals(last).values()) == 0 and read == []
+
+
+def _copy_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """The folders whose settled rows a sync reads from the index, and those it takes
+    from the copy of the last listing (`_ListingCopy`)."""
+    from_index: list[str] = []
+    from_copy: list[str] = []
+    real_texts = engine._IndexRows._settled_texts
+    real_load = engine._ListingCopy.load
+
+    def settled_texts(self: engine._IndexRows, after: int) -> object:
+        from_index.append(self.folder.name)
+        return real_texts(self, after)
+
+    def load(self: engine._ListingCopy, *args: object) -> object:
+        early = real_load(self, *args)  # type: ignore[arg-type]
+        if early is not None:
+            from_copy.append(self.folder_id)  # type: ignore[arg-type]
+        return early
+
+    monkeypatch.setattr(engine._IndexRows, "_settled_texts", settled_texts)
+    monkeypatch.setattr(engine._ListingCopy, "load", load)
+    return from_index, from_copy
+
+
+def _keyword_and_expunge(plain: Sandbox, user: str) -> None:
+    """In every folder: a keyword toggled on its first message, its last expunged."""
+    with plain.control(user) as c:
+        for name in FOLDERS:
+            uids = c.uids(name)
+            flags = server_state(plain, user)[name][uids[0]][1]
+            c.store(name, uids[:1], "-FLAGS" if "$Later" in flags else "+FLAGS", ["$Later"])
+            c.expunge(name, uids[-1:])
+
+
+def test_a_changed_listing_is_compared_with_a_copy_of_the_last_one(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the index matched the last listing, kept beside it: when the server changed flags
+    # and expunged (the listing differs), the folders clean here take their settled
+    # rows from that copy instead of reading them from the index; the result is what
+    # reading them gives. A copy that does not check out (damaged, or of another
+    # listing) is not taken: the rows are read from the index, as ever.
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    with Store.open(home_paths(home)) as store:
+        ids = {f.name: f.id for f in store.folders(user) if f.name in FOLDERS}
+    listings = home / "data" / "listings"
+
+    def copies() -> dict[int, Path]:
+        found = {int(p.name.split(".", 1)[0]): p for p in listings.iterdir()}
+        assert len(found) == len(list(listings.iterdir()))  # (one a folder)
+        return found
+
+    assert set(copies()) == set(ids.values())
+    _keyword_and_expunge(plain, user)
+    from_index, from_copy = _copy_reads(monkeypatch)
+    changed = sync(t, home, connections=1)
+    assert_ok(changed)
+    assert totals(changed)["deleted"] == len(FOLDERS)
+    assert totals(changed)["updated"] == len(FOLDERS)
+    assert from_index == []
+    assert sorted(from_copy) == sorted(ids.values())
+    monkeypatch.undo()
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name)
+    # a damaged copy (one bit of a flag set's number), and a copy of an earlier listing
+    # under the name of the last one's
+    stale = copies()[ids["Work"]].read_bytes()
+    time.sleep(0.1)  # (directory times older than a clock tick: trusted)
+    _keyword_and_expunge(plain, user)
+    sync(t, home, connections=1)
+    inbox = copies()[ids["INBOX"]]
+    damaged = bytearray(inbox.read_bytes())
+    damaged[-1] ^= 0x01
+    inbox.write_bytes(bytes(damaged))
+    copies()[ids["Work"]].write_bytes(stale)
+    time.sleep(0.1)
+    _keyword_and_expunge(plain, user)
+    from_index, from_copy = _copy_reads(monkeypatch)
+    last = sync(t, home, connections=1)
+    assert_ok(last)
+    assert sorted(set(from_index)) == ["INBOX", "Work"]
+    assert sorted(from_copy) == sorted([ids["Lists"], ids["Family"]])
+    monkeypatch.undo()
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - 3 * len(FOLDERS)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name)

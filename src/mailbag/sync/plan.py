@@ -205,6 +205,11 @@ class RemoteListing:
     def __len__(self) -> int:
         return len(self._uids)
 
+    def parts(self) -> tuple[array[int], array[int], list[frozenset[str]]]:
+        """UIDs and the numbers of their flag sets side by side, and the sets (after
+        `finish`; not to be changed)."""
+        return self._uids, self._flag_ids, self._sets
+
     def index(self, uid: int) -> int:
         """The position of `uid`, -1 when the server does not have it."""
         i = bisect_left(self._uids, uid)
