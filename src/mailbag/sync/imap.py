@@ -596,14 +596,15 @@ class _IndexRows:
         *,
         unknown: bool = True,
         unsettled: bool = False,
+        join: tuple[str, Sequence[object]] = ("", ()),
     ) -> Iterator[LocalMessage]:
         from mailbag.sync.plan import LocalMessage
 
         self.wait_early()
         odd = self.odd
-        # `where` is one of this class's own conditions; values are bound
-        query = f"SELECT {_ROW_COLUMNS} FROM messages WHERE folder_id = ?{where}"  # noqa: S608
-        rows = self.store.conn.execute(query, (self.folder.id, *args))
+        # `where` and `join` are this class's own clauses; values are bound
+        query = f"SELECT {_ROW_COLUMNS} FROM messages{join[0]} WHERE folder_id = ?{where}"  # noqa: S608
+        rows = self.store.conn.execute(query, (*join[1], self.folder.id, *args))
         for row_id, uid, key, flags_txt, synced_txt, message_id, size in rows:
             if unsettled and (row_id in odd or (uid is not None and synced_txt == flags_txt)):
                 continue  # given by `odd` or `settled`
@@ -745,10 +746,15 @@ class _IndexRows:
     def by_uid_except(self, kept: Kept) -> Iterator[LocalMessage]:
         """`by_uid`'s rows but those `kept` (`keep.find_kept`): the rows in its open UID
         ranges but its UIDs, then those without a UID."""
-        for after, upto in kept.open:
-            for m in self._rows(
-                " AND uid > ? AND uid <= ? ORDER BY uid", (after, upto), unknown=False
-            ):
+        # (ranges in one query a hundred at a time: a folder where every twentieth
+        # message has no Message-ID has a range for each)
+        for chunk in _chunks(kept.open, _OPEN_RANGES):
+            ranges = ",".join(["(?,?)"] * len(chunk))
+            join = (
+                f" JOIN (VALUES {ranges}) AS r ON uid > r.column1 AND uid <= r.column2",
+                [bound for pair in chunk for bound in pair],
+            )
+            for m in self._rows(" ORDER BY uid", unknown=False, join=join):
                 if m.uid is None or not kept.has(m.uid):
                     yield m
         yield from self._rows(" AND uid IS NULL")
@@ -759,6 +765,8 @@ class _IndexRows:
             yield from self._rows(f" AND uid IN ({marks})", chunk, unknown=False)
 
 
+#: open UID ranges read per query (`_IndexRows.by_uid_except`)
+_OPEN_RANGES = 100
 #: settled rows read per query (`_IndexRows.settled`)
 _SETTLED_BATCH = 4096
 #: settled rows read ahead at most (`_IndexRows.read_early`): ~600 KB
