@@ -231,6 +231,83 @@ def test_cli_sync_reports_a_failing_password_command_run_while_the_engine_loads(
     assert "no such entry" in err
 
 
+def test_cli_sync_logs_in_on_the_early_connection_while_the_engine_loads(
+    cli_home: Paths,
+    sb: Sandbox,
+    opened: list[socket.socket],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the password command's answer is sent on the early connection by a thread of its
+    # own (`sync.early`): the server checks it while the engine loads; the pool takes
+    # that logged-in connection, logs in nowhere else, and closes it at the end
+    import threading
+
+    from mailbag.auth import login
+    from mailbag.sync import early
+
+    threads: list[str] = []
+    real = login.login_imap
+
+    def login_imap(*args: object, **kw: object) -> str:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(login, "login_imap", login_imap)
+    trace = tmp_path / "trace.txt"
+    assert main(["sync", "--trace", str(trace)]) == 0, capsys.readouterr().err
+    assert threads == ["mailbag-login"]
+    assert len(opened) == 1 and opened[0].fileno() == -1  # the early one, used, closed
+    sent = [x.split(" C: ", 1)[1] for x in trace.read_text().splitlines() if " C: " in x]
+    assert sum(1 for x in sent if " LOGIN " in x or " AUTHENTICATE " in x) == 1
+    assert sb.password(USER) not in trace.read_text()  # (redacted)
+    assert not early._early
+
+
+def _errors_both_ways(
+    paths: Paths, account: object, secret: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, list[str], list[str]]:
+    """`mailbag sync` of the account (logging in early): its exit code and what it said;
+    and what it says of the error the sync engine gives when it connects and logs in
+    itself (no early login)."""
+    from mailbag.config.model import Account
+    from mailbag.sync.imap import sync_account
+
+    assert isinstance(account, Account)
+    save_account(paths, account)
+    code = main(["sync"])
+    lines = capsys.readouterr().err.splitlines()
+    report = sync_account(account, secret, paths)
+    assert report.error is not None and report.hint is not None
+    said = [f"mailbag: warning: early: {report.error}", f"mailbag: warning:   hint: {report.hint}"]
+    return code, lines, said
+
+
+def test_an_early_login_that_fails_reports_what_a_login_then_would(
+    cli_home: Paths, sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a wrong password, and a server whose certificate is not trusted: the same message,
+    # hint and exit code as when the sync connects and logs in itself
+    from mailbag.config.model import SecretRef, SecretSource
+    from mailbag.record import replace
+    from mailbag.sandbox.certs import make_certs
+    from mailbag.sync import early
+
+    account = sb.account(USER, name="early", password_command=True)
+    wrong = SecretRef(SecretSource.COMMAND, "echo not-the-password")
+    refused = replace(account, incoming=replace(account.incoming, secret=wrong))
+    code, lines, said = _errors_both_ways(cli_home, refused, "not-the-password", capsys)
+    assert code == 1
+    assert lines[:2] == said and "refused the login" in said[0]
+    other = make_certs(tmp_path / "other-ca")  # (a CA that did not sign the server's)
+    untrusted = replace(account, ca_file=other.ca_file)
+    code, lines, said = _errors_both_ways(cli_home, untrusted, sb.password(USER), capsys)
+    assert code == 1
+    assert lines[:2] == said and "certificate" in said[0]
+    assert not early._early
+
+
 #: what a sync where nothing changed must not load (each costs start-up time)
 NOT_ON_THE_NO_OP_PATH = (
     "argparse",  # a plain `mailbag sync` is parsed without it (cmd_sync.parse_plain)

@@ -29,7 +29,7 @@ from synctools import (
 )
 
 pytestmark = pytest.mark.sandbox
-USERS = [f"uidv{i}" for i in range(16)]
+USERS = [f"uidv{i}" for i in range(20)]
 _next_user = iter(USERS)
 
 
@@ -369,6 +369,87 @@ def test_a_sync_killed_while_pairing_files_with_bare_lfs_converges(
     again = sync_in_child(t, home)
     assert again.returncode == 0, again.stdout + again.stderr
     assert assert_same_but_line_ends(sb, user, home) == 8  # nothing lost or doubled
+    final = sync(t, home)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)
+
+
+def _kept_migrated(sb: Sandbox, user: str, home: Path) -> tuple[Target, dict[str, int]]:
+    """A synced folder with nothing to push here (the index is its local side), then a
+    new UIDVALIDITY with the same UIDs (Dovecot keeps them), and after it changes there:
+    a flag added, one expunged, one new, one new without a Message-ID."""
+    sb.fill(user, 40, "INBOX", seed=41, seen_ratio=0.5)
+    with sb.control(user) as c:
+        c.append("INBOX", _bare("unnamed kept", "body"))
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    sb.reset_uidvalidity(user, "INBOX")
+    with sb.control(user) as c:
+        uids = c.uids("INBOX")
+        c.store("INBOX", [uids[3]], "+FLAGS", ["\\Flagged"])
+        c.expunge("INBOX", [uids[7]])
+        c.append("INBOX", b"Subject: new\r\nMessage-ID: <kept-new@sandbox.test>\r\n\r\nhi\r\n")
+        c.append("INBOX", _bare("unnamed new", "other"))
+    return t, {"flagged": uids[3], "expunged": uids[7]}
+
+
+def test_rows_the_server_kept_are_found_by_runs_and_left_as_they_are(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbag.protocols.imap import parser
+
+    t, changed = _kept_migrated(sb, user, home)
+    with Store.open(home_paths(home)) as store:
+        inbox = store.folder(user, "INBOX")
+        before = {m.uid: m.id for m in store.folder_messages(inbox)}
+        (unnamed,) = [m.id for m in store.folder_messages(inbox) if m.subject == "unnamed kept"]
+        store.conn.execute("CREATE TABLE test_uid_writes(row INTEGER)")
+        store.conn.execute(
+            "CREATE TRIGGER test_count_uid_writes AFTER UPDATE OF uid, synced_flags ON "
+            "messages BEGIN INSERT INTO test_uid_writes VALUES (new.id); END"
+        )
+        store.commit()
+    runs: list[int] = []
+
+    def counting(data: bytes, known: dict[bytes, tuple[str, ...]]) -> tuple[list[Any], int]:
+        found, used = parser.scan_identity_runs(data, known)
+        runs.extend(len(f.uids) for f in found if isinstance(f, parser.IdentityRun))
+        return found, used
+
+    monkeypatch.setattr(client_module, "scan_identity_runs", counting)
+    report = sync(t, home)
+    assert_ok(report)
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    # 41 here: 39 kept as they were, the flagged one paired again (its flag taken
+    # over), the unnamed one by its header hash, the expunged one uploaded again (it
+    # is not deleted here), the two new ones downloaded
+    assert sum(runs) >= 38
+    assert (inbox_report.paired_again, inbox_report.paired_by_hash) == (40, 1)
+    assert (inbox_report.new, inbox_report.uploaded, inbox_report.deleted) == (2, 1, 0)
+    assert inbox_report.updated == 1
+    with Store.open(home_paths(home)) as store:
+        written = {r for (r,) in store.conn.execute("SELECT row FROM test_uid_writes")}
+        store.conn.execute("DROP TRIGGER test_count_uid_writes")
+        store.commit()
+    # only the rows paired anew (or voided) were written, not the 38 the server kept
+    assert written == {before[changed["flagged"]], before[changed["expunged"]], unnamed}
+    assert assert_same(sb, user, home) == 43
+    assert "\\Flagged" in server_state(sb, user)["INBOX"][changed["flagged"]][1]
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)
+
+
+@pytest.mark.parametrize("point", ["download:1", "upload:1"])
+def test_a_sync_killed_after_keeping_rows_converges(
+    sb: Sandbox, user: str, home: Path, point: str
+) -> None:
+    t, _ = _kept_migrated(sb, user, home)
+    crashed = sync_in_child(t, home, crash=point)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert assert_same(sb, user, home) == 43  # nothing lost or doubled
     final = sync(t, home)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)

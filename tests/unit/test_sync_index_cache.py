@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mailbag.paths import Paths
-from mailbag.sync.imap import _SPILL_KIB, _open_store
+from mailbag.sync.imap import _REPAIR_CACHE_KIB, _SPILL_KIB, _open_store
 
 
 def _paths(tmp_path: Path) -> Paths:
@@ -87,5 +87,53 @@ def test_a_resync_keeps_what_it_reads_a_first_sync_does_not(tmp_path: Path) -> N
     store = _open_store(_paths(tmp_path))
     try:
         assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -_SPILL_KIB
+    finally:
+        store.close()
+
+
+def test_pairing_again_writes_its_changed_pages_to_the_wal_before_the_commit(
+    tmp_path: Path,
+) -> None:
+    """A UIDVALIDITY change rewrites every row of the folder (`_REPAIR_CACHE_KIB`): those
+    pages go to the WAL, uncommitted, instead of waiting in memory; afterwards the
+    connection keeps changed pages until the commit again, as before."""
+    store = _open_store(_paths(tmp_path))
+    try:
+        conn = store.conn
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+        wal = Path(str(_paths(tmp_path).index_file) + "-wal")
+        spill_before = conn.execute("PRAGMA cache_spill").fetchone()[0]
+        conn.execute("BEGIN IMMEDIATE")
+        at_begin = wal.stat().st_size
+        with store.page_cache(_REPAIR_CACHE_KIB, spill=True):
+            # ~2,000 pages changed: four times the cache
+            conn.executemany(
+                "INSERT INTO t (v) VALUES (?)", ((os.urandom(8) * 100,) for _ in range(6000))
+            )
+            spilled = wal.stat().st_size
+        assert spilled - at_begin > 2 * 1024 * 1024  # (what went past the cache, uncommitted)
+        assert conn.execute("PRAGMA cache_spill").fetchone()[0] == spill_before
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -2000  # (as it was)
+        conn.executemany(
+            "INSERT INTO t (v) VALUES (?)", ((os.urandom(8) * 100,) for _ in range(6000))
+        )
+        assert wal.stat().st_size == spilled  # (kept in memory until the commit again)
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 12000
+    finally:
+        store.close()
+
+
+def test_a_cache_spill_size_whose_low_byte_is_zero_comes_back_turned_on(tmp_path: Path) -> None:
+    # (SQLite reads `PRAGMA cache_spill = 3840` as a boolean too: its low byte, 0, is "off")
+    store = _open_store(_paths(tmp_path))
+    try:
+        store.conn.execute("PRAGMA cache_spill = -16384")
+        store.conn.execute("PRAGMA cache_spill = 3840")
+        store.conn.execute("PRAGMA cache_spill = ON")
+        assert store.conn.execute("PRAGMA cache_spill").fetchone()[0] == 3840
+        with store.page_cache(512, spill=True):
+            assert store.conn.execute("PRAGMA cache_spill").fetchone()[0] < 3840
+        assert store.conn.execute("PRAGMA cache_spill").fetchone()[0] == 3840
     finally:
         store.close()

@@ -249,6 +249,11 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
             outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
         _connect_early(accounts[0])
         early_secret = _EarlySecret.start(accounts[0])
+        if early_secret is not None:
+            # and log in on that connection once the password is read (`sync.early`)
+            from mailbag.sync.early import login_early
+
+            login_early(early_secret.account, early_secret.take, transcript)
         # the sync engine loads while that connection opens
         from mailbag.cli import process
         from mailbag.config.secrets import get_secret
@@ -299,7 +304,10 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
             failed = failed or not report.ok
             _print_human(ctx, report)
     finally:
-        discard_early()  # nobody took it: the sync ended before connecting
+        from mailbag.sync import early
+
+        early.discard()  # nobody took them: the sync ended before connecting
+        discard_early()
         transcript.close()
     failed = failed or any(not r["ok"] for r in results)
     if ctx.json:

@@ -466,9 +466,16 @@ def apply_plan(
     # no base yet (a crash before their flags are done leaves them to be united)
     texts = [flags_text(m[0]) if m[4] else None for m in pairs.table]
     settled = pairs.settled if plan.uidvalidity_changed and any(pairs.settled) else None
+    kept = plan.kept
     if plan.uidvalidity_changed:
-        # (the rows already recorded as paired again are checked, not rewritten)
-        store.unpair_all(folder, () if settled is None else _settled(pairs, texts))
+        # (the rows already recorded as paired again are checked, not rewritten; those
+        # found kept in bulk are left as they are)
+        store.unpair_all(
+            folder,
+            () if settled is None else _settled(pairs, texts),
+            only=None if kept is None else kept.open,
+            also_kept=() if kept is None else kept.uids,
+        )
     if folder.uidvalidity != uidvalidity:
         store.update_folder(folder, uidvalidity=uidvalidity)
     store.forget_many([a.row for a in plan.actions if isinstance(a, Forget)])
@@ -485,6 +492,8 @@ def apply_plan(
             if not s
         )
         report.paired += len(pairs)
+    if kept is not None:
+        report.paired += kept.count
     if plan.uidvalidity_changed:
         report.paired_again += report.paired - paired_before
         report.paired_by_hash += plan.hashed

@@ -31,6 +31,7 @@ from mailbag.record import FrozenRecord, NamedTuple, Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from mailbag.sync.keep import Kept
     from mailbag.sync.repair import Digests
 
 __all__ = [
@@ -203,6 +204,11 @@ class RemoteListing:
 
     def __len__(self) -> int:
         return len(self._uids)
+
+    def parts(self) -> tuple[array[int], array[int], list[frozenset[str]]]:
+        """UIDs and the numbers of their flag sets side by side, and the sets (after
+        `finish`; not to be changed)."""
+        return self._uids, self._flag_ids, self._sets
 
     def index(self, uid: int) -> int:
         """The position of `uid`, -1 when the server does not have it."""
@@ -426,6 +432,7 @@ class Plan(Record):
         "actions",
         "fetch",
         "hashed",
+        "kept",
         "notes",
         "pairs",
         "restored",
@@ -444,6 +451,9 @@ class Plan(Record):
     uidvalidity_changed: bool
     restored: int  # local files lost and downloaded again
     hashed: int  # of the pairings, those made by size and a hash (no Message-ID): `repair`
+    # after a UIDVALIDITY change, the index rows paired again with the message of their
+    # own UID and left as they are (`keep`): not in `pairs`
+    kept: Kept | None
     notes: list[str]
 
     def __init__(
@@ -464,6 +474,7 @@ class Plan(Record):
         self.notes = [] if notes is None else notes
         self.pairs = Pairs() if pairs is None else pairs
         self.hashed = 0
+        self.kept = None
 
     def of(self, kind: type) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]

@@ -53,6 +53,8 @@ from mailbag.sync.plan import (
 if TYPE_CHECKING:
     import sqlite3
 
+    from mailbag.sync.keep import Kept
+
 _W = TypeVar("_W")
 
 __all__ = ["Digests", "RemoteIdentity", "listed_identities", "plan_repair"]
@@ -601,6 +603,7 @@ def plan_repair(
     exclude_uids: Iterable[int] = (),
     limit: int = LIMIT,
     digests: Digests | None = None,
+    kept: Kept | None = None,
 ) -> Plan:
     """The plan after the server's UIDVALIDITY changed (`last_synced.uidvalidity` is the
     old one), the same as `plan.plan`'s, with the pairings of index rows in `Plan.pairs`
@@ -613,9 +616,12 @@ def plan_repair(
     two streams are read in turns, so each side's message meets its partner soon.
     `exclude_uids`: server messages another step owns (neither paired nor fetched).
     `digests`: how messages without a usable Message-ID are paired (by size and a hash
-    of their headers, see `_Unnamed`); None: they are not (copied to the other side)."""
+    of their headers, see `_Unnamed`); None: they are not (copied to the other side).
+    `kept`: index rows paired already with the message of their own UID (`keep`),
+    neither among `local` nor among `remote`'s; counted in the plan's note."""
     result = Plan()
     result.uidvalidity_changed = True
+    result.kept = kept
     excluded = set(exclude_uids)
     server = RemoteListing()  # in arrival order: position -> UID and flags
     paired = bytearray()  # per position: 1 when paired
@@ -708,6 +714,8 @@ def plan_repair(
         fetch = array(_U32, (u for u in sorted(set(fetch)) if not _among(done, u)))
     result.fetch = fetch
     pairings = len(pairs) + sum(1 for a in actions if isinstance(a, Pair))
+    if kept is not None:
+        pairings += kept.count
     uploads = sum(1 for a in actions if isinstance(a, Upload))
     result.notes.append(
         repair_note(

@@ -37,6 +37,7 @@ from mailbag.protocols.imap.parser import (
     Continuation,
     FetchResult,
     FlagTexts,
+    IdentityItem,
     MailboxInfo,
     MailboxStatus,
     SearchResult,
@@ -61,6 +62,7 @@ from mailbag.protocols.imap.parser import (
     parse_vanished,
     scan_flag_lines,
     scan_identity_lines,
+    scan_identity_runs,
 )
 from mailbag.protocols.stream import LineStream, StreamClient
 from mailbag.protocols.trace import NO_TRACE, Transcript
@@ -696,6 +698,16 @@ class ImapClient(StreamClient):
         p = self.submit(*_uid_fetch_args(uids, items, None, False))
         return IdentityStream(self, p)
 
+    def uid_fetch_identity_runs(
+        self, uids: str | UidSet | Iterable[int] = "1:*"
+    ) -> IdentityRunStream:
+        """The same answers as `uid_fetch_identities`, the usual ones as `IdentityRun`s
+        (see `parser.scan_identity_runs`), the others as `uid_fetch_identities` gives
+        them; in batches, in the order they came."""
+        items = ["UID", "FLAGS", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+        p = self.submit(*_uid_fetch_args(uids, items, None, False))
+        return IdentityRunStream(self, p)
+
     def uid_fetch_many(
         self,
         uid_sets: Iterable[str | UidSet | Iterable[int]],
@@ -1317,6 +1329,19 @@ class IdentityStream(_ScanStream[list[UidIdentity]]):
     def __iter__(self) -> Iterator[UidIdentity]:
         for batch in self.batches():
             yield from batch
+
+
+class IdentityRunStream(_ScanStream[list[IdentityItem]]):
+    """The answer to `uid_fetch_identity_runs`, read lazily in batches (`batches`)."""
+
+    @staticmethod
+    def _scan(data: bytes, known: FlagTexts) -> tuple[list[IdentityItem], int]:
+        return scan_identity_runs(data, known)
+
+    @staticmethod
+    def _pick(r: FetchResult) -> list[IdentityItem] | None:
+        found = IdentityStream._pick(r)
+        return None if found is None else list(found)
 
 
 def _discard(seq: int, item: str, size: int) -> None:
