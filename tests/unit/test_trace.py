@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mailbag.protocols.trace import Transcript
 
 
@@ -26,3 +28,23 @@ def test_disabled_transcript_writes_nothing() -> None:
     t = Transcript(None)
     assert not t.enabled
     t.sent("imap", b"a1 LOGIN x y")
+
+
+def test_a_line_written_while_the_transcript_closes_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a helper thread may still be logging in (`sync.early`) when the command ends and
+    # closes the transcript: its line is dropped, nothing raised in that thread
+    from mailbag.protocols import trace
+
+    path = tmp_path / "t.log"
+    t = Transcript(path)
+    t.sent("imap", b"A1 NOOP")
+
+    def closing() -> tuple[()]:
+        t.close()  # (between the check for an open file and the write)
+        return ()
+
+    monkeypatch.setattr(trace, "_secret_patterns", closing)
+    t.sent("imap", b"A2 NOOP")
+    assert path.read_text().splitlines()[-1].endswith("C: A1 NOOP")

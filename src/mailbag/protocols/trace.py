@@ -59,15 +59,18 @@ class Transcript:
                     line = pattern.sub(rb"\1 <redacted>", line)
                     break
         stamp = f"{time.time():.3f} {proto} ".encode()
-        assert self._file is not None
         with self._lock:
-            self._file.write(stamp + direction + b" " + line + b"\n")
-            self._file.flush()
+            # (closed meanwhile: a connection still being opened in a helper thread,
+            # `sync.early`, when the command ended without it)
+            if self._file is not None:
+                self._file.write(stamp + direction + b" " + line + b"\n")
+                self._file.flush()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 NO_TRACE = Transcript(None)
