@@ -177,6 +177,23 @@ def test_a_plan_that_needs_the_server_after_all_selects_its_folder_again(
     assert sum(totals(again).values()) == 0
 
 
+def _flushing_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The directories a sync fsyncs, and the thread each was fsynced in (last)."""
+    import threading
+
+    import mailbag.store.index as index_module
+
+    flushed_by: dict[str, str] = {}
+    real = index_module.fsync_dir
+
+    def fsync_dir(path: str | Path) -> None:
+        flushed_by[str(path)] = threading.current_thread().name
+        real(path)
+
+    monkeypatch.setattr(index_module, "fsync_dir", fsync_dir)
+    return flushed_by
+
+
 def test_folders_taken_over_from_the_server_share_one_commit(
     plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,16 +205,22 @@ def test_folders_taken_over_from_the_server_share_one_commit(
     # (however slow a loaded machine makes the server, the index is not committed early)
     monkeypatch.setattr(engine, "_HOLD_WAIT", 60.0)
     seam = record(monkeypatch)
+    flushed_by = _flushing_threads(monkeypatch)
     report = sync(t, home, connections=1)
     monkeypatch.undo()
     assert_ok(report)
     assert totals(report)["deleted"] == len(FOLDERS)
     assert totals(report)["updated"] >= 2 * len(FOLDERS)
+    # each folder's directories made durable in a helper thread while the next folders
+    # were read (`Store.flush_dirs_ahead`), not all at the commit
+    assert flushed_by and set(flushed_by.values()) == {"mailbag-flush"}, flushed_by
     commits = sum(1 for what, _ in seam.events if what == "commit")
-    # the folders' changes, then the re-armed directory times (`_rearm_all`)
-    assert commits == 2, seam.events
+    # the folders' changes, with their re-armed directory times (`_rearm`)
+    assert commits == 1, seam.events
     checked = assert_renames_durable_before_commit(seam)
     assert len(checked) >= len(FOLDERS)  # (each folder's cur/)
+    states = _states(home, user)
+    assert all(s is not None and " list=" in s for s in states.values()), states
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
     for name in FOLDERS:
         assert _index_rows(home, user, name) == _server_rows(plain, user, name)
@@ -453,3 +476,54 @@ def test_a_changed_listing_is_compared_with_a_copy_of_the_last_one(
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - 3 * len(FOLDERS)
     for name in FOLDERS:
         assert _index_rows(home, user, name) == _server_rows(plain, user, name)
+
+
+def test_the_first_folder_is_asked_for_with_the_folder_list(
+    plain: Sandbox, user: str, tmp_path: Path
+) -> None:
+    # the biggest folder read whole (the one synced first) has its SELECT and listing
+    # sent behind the LIST: the server works on it while the folders are settled here
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    _server_changes(plain, user)
+    report, lines = _traced(t, home, tmp_path / "trace")
+    assert_ok(report)
+    assert totals(report)["deleted"] == len(FOLDERS)
+    list_tag = next(x.split()[1] for x in lines if x.startswith("C: ") and ' LIST "" *' in x)
+    listed = next(i for i, x in enumerate(lines) if x.startswith(f"S: {list_tag} "))
+    select_inbox = next(i for i, x in enumerate(lines) if x.endswith("SELECT INBOX"))
+    assert select_inbox < listed
+    assert lines[select_inbox + 1].endswith("UID FETCH 1:* (UID FLAGS)")
+    assert sum(1 for x in lines if x.startswith("C: ") and " SELECT " in x) == len(FOLDERS)
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0
+
+
+def test_answers_sent_with_the_list_are_kept_while_a_move_is_made(
+    plain: Sandbox, user: str, tmp_path: Path
+) -> None:
+    # a move made here goes to the server before the folders are synced: the first
+    # folder's answers, sent with the LIST, are read and kept first; the folder is then
+    # planned from them (its changes taken over), not selected and listed again
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    _server_changes(plain, user)
+    with Store.open(home_paths(home)) as store:
+        work = store.folder(user, "Work")
+        m = next(iter(store.folder_messages(work)))
+        store.move(m, store.folder(user, "Lists"))
+    report, lines = _traced(t, home, tmp_path / "trace")
+    assert_ok(report)
+    sent = [x for x in lines if x.startswith("C: ")]
+    selects = [x.split(" SELECT ")[1] for x in sent if " SELECT " in x]
+    assert selects[:2] == ["INBOX", "Work"], selects  # (INBOX with the LIST; Work: the move)
+    assert selects.count("INBOX") == 1, selects
+    assert sum(1 for x in sent if x.endswith("UID FETCH 1:* (UID FLAGS)")) == len(FOLDERS)
+    by_name = {f.name: f for f in report.folders}
+    assert by_name["INBOX"].deleted == 1
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0

@@ -374,6 +374,8 @@ class Store:
         #: shared by the Stores of one process that write at once (see `_begin`)
         self.write_lock: threading.Lock | None = None
         self._pending = _Pending()
+        #: directories being made durable ahead of the commit (`flush_dirs_ahead`)
+        self._flushing: list[tuple[threading.Thread, list[BaseException]]] = []
         self._folder_cache: dict[int, Folder] = {}
         #: removes discarded files (`remove_later`); the Stores of one sync share one
         self.unlinker = Unlinker()
@@ -533,6 +535,39 @@ class Store:
         makes those directories durable before the index says so."""
         self._pending.dirs.update(map(str, directories))
 
+    def flush_dirs_ahead(self) -> None:
+        """Start making the directories noted so far (`note_dir_changes`) durable now, in
+        a helper thread, while the caller goes on (with the next folder of a commit that
+        several share): `commit` waits for it, and flushes only the directories noted
+        since. A directory changed again after is noted again, and flushed again."""
+        dirs = sorted(self._pending.dirs)
+        if not dirs:
+            return
+        self._pending.dirs = set()
+        errors: list[BaseException] = []
+
+        def flush() -> None:
+            try:
+                for d in dirs:
+                    with contextlib.suppress(FileNotFoundError):  # (as `commit`)
+                        fsync_dir(d)
+            except BaseException as exc:  # noqa: BLE001 - raised by the commit
+                errors.append(exc)
+
+        thread = threading.Thread(target=flush, name="mailbag-flush", daemon=True)
+        thread.start()
+        self._flushing.append((thread, errors))
+
+    def _flushed(self) -> None:
+        """Wait for `flush_dirs_ahead`'s flushes; raise the first failure."""
+        flushing, self._flushing = self._flushing, []
+        failed: list[BaseException] = []
+        for thread, errors in flushing:
+            thread.join()
+            failed.extend(errors)
+        if failed:
+            raise failed[0]
+
     def commit(self, *, fsync: bool = True) -> None:
         """fsync pending files and changed directories, commit the index, then rename
         the files into place. (`fsync=False`: the caller made the pending files durable;
@@ -550,6 +585,7 @@ class Store:
         when the inode has more than timestamp changes. The first directory fsync on
         ext4 commits the whole journal transaction, so the others cost little."""
         pending, self._pending = self._pending, _Pending()
+        self._flushed()
         if fsync:
             fsync_many(pending.fsync)
             pending.dirs.update(str(p.parent) for p in pending.fsync)
@@ -604,6 +640,8 @@ class Store:
 
     def rollback(self) -> None:
         pending, self._pending = self._pending, _Pending()
+        with contextlib.suppress(OSError):
+            self._flushed()  # (nothing is recorded: a failed flush does not matter)
         if self.conn.in_transaction:
             self._end("ROLLBACK")
         for maildir, key, _ in pending.deliver:

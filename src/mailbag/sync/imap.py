@@ -1846,6 +1846,19 @@ def _repairing(folder: Folder, sel: SelectResult) -> bool:
     return folder.uidvalidity is not None and sel.uidvalidity not in (None, folder.uidvalidity)
 
 
+def _journals_on_disk(store: Store) -> None:
+    """Pairing a folder again writes every row of it in statements as big as the folder
+    (`Store.unpair_all`). With `temp_store` MEMORY (set for the savepoints of folders
+    applied together, see `_select_ahead`) SQLite keeps the original of every page such
+    a statement changes in memory until it ends (its statement journal), and the
+    temporary table of the pairings kept too: 100,000 messages took 15 MB more at the
+    peak. With the default those go to a temporary file past a small size. For the rest
+    of the worker's run (a UIDVALIDITY change is rare): it can only change outside a
+    transaction."""
+    if not store.conn.in_transaction:
+        store.conn.execute("PRAGMA temp_store = DEFAULT")
+
+
 #: the index's page cache (KiB) while a folder is paired again after a UIDVALIDITY change:
 #: SQLite's default, not the sync's 16 MiB (`_SPILL_KIB`), and the rows it changes go to
 #: the WAL (uncommitted) past it. Planning reads every row of the folder, and applying
@@ -2411,6 +2424,9 @@ def _sync_folder_remote(
         # the folder before was selected: plan without the connection first)
         usable = client.selected == folder.name
         if full is None:  # a new UIDVALIDITY: every message is paired again
+            if held is not None:
+                held.commit(store)  # (for `_journals_on_disk`)
+            _journals_on_disk(store)
             if not usable:
                 _select_again(client, folder, sel, pipe)
                 usable = True
@@ -2465,6 +2481,9 @@ def _sync_folder_remote(
             )
         if held is not None:
             held.folders += 1
+            # (its directories made durable while the next folders are read: the
+            # shared commit then flushes only the last ones')
+            store.flush_dirs_ahead()
         _keep_copy(store, folder, matched, uidvalidity, full)
         return base, matched
     assert usable  # (a plan that needs the server was made with the folder selected)
@@ -2780,14 +2799,17 @@ def _settle_folders(
     options: SyncOptions,
     server: dict[str, MailboxInfo],
     report: AccountReport,
+    before_server: Callable[[], None] = lambda: None,
 ) -> None:
-    """Folders in the index but not on the server: create, follow a rename, or delete."""
+    """Folders in the index but not on the server: create, follow a rename, or delete.
+    `before_server` is called before the first command sent."""
     known = {f.name: f for f in store.folders(account.name)}
     gone = [
         f for n, f in known.items() if n not in server and _selected(account, options, n, f.role)
     ]
     if not gone:
         return
+    before_server()
     new_names = [n for n in server if n not in known]
     statuses: dict[str, MailboxStatus] = {}
     for n in new_names:
@@ -2844,9 +2866,15 @@ def _settle_folders(
         fr.notes.append("deleted on the server; deleted here")
 
 
-def _apply_moves(client: ImapClient, store: Store, account: Account) -> dict[int, set[int]]:
+def _apply_moves(
+    client: ImapClient,
+    store: Store,
+    account: Account,
+    before_server: Callable[[], None] = lambda: None,
+) -> dict[int, set[int]]:
     """Carry out moves made here (`mailbag move`) with UID MOVE; returns the source
-    UIDs still pending per folder id (left alone by this run's folder syncs)."""
+    UIDs still pending per folder id (left alone by this run's folder syncs).
+    `before_server` is called before the first command sent."""
     # PENDING_ROWS (implied by the rest) lets SQLite use the pending-rows index: no scan
     query = (  # noqa: S608 (PENDING_ROWS is a constant)
         "SELECT m.id, m.moved_from_folder, m.moved_from_uid, f.name FROM messages m "
@@ -2855,6 +2883,8 @@ def _apply_moves(client: ImapClient, store: Store, account: Account) -> dict[int
     ) + PENDING_ROWS
     rows = store.conn.execute(query, (account.name,)).fetchall()
     pending: dict[int, set[int]] = {}
+    if rows:
+        before_server()
     for row, src_id, src_uid, target_name in rows:
         try:
             source = store.folder_by_id(src_id)
@@ -2944,18 +2974,23 @@ def _sync_locked(
 ) -> None:
     store: Store | None = _open_store(paths)
     assert store is not None
+    first: _Ahead | None = None  # the first folder's SELECT and listing, sent with the LIST
     try:
         store.account_id(account.name)
         store.commit()
         with pool.client(enable_later=True) as client:
             statuses: dict[str, MailboxStatus] | None = None
+            sent: _ReadAhead | None = None
             before = store.folders(account.name)
             whole = _read_whole(client, before)
             if whole:
                 # the folders, and the STATUS of those known here that are not read whole
-                # anyway, in one round trip
+                # anyway, in one round trip; behind them the SELECT and the listing of the
+                # folder synced first (`_first_whole`): the server works on it while the
+                # folders are settled here
                 others = [f.name for f in before if f.name not in whole]
-                everything, statuses = _list_with_statuses(client, others)
+                biggest = _first_whole(account, options, before, whole)
+                everything, statuses, sent = _list_with_statuses(client, others, biggest)
                 infos = [i for i in everything if i.selectable]
             elif "LIST-STATUS" in client.capabilities:
                 # folders and their STATUS in one command, sent with the ENABLE: one
@@ -2967,7 +3002,20 @@ def _sync_locked(
                 infos = [i for i in client.list_folders() if i.selectable]
             pool.ready(client)
             server = {i.name: i for i in infos}
-            _settle_folders(client, store, account, options, server, report)
+            if sent is not None:
+                info = server.get(sent.folder.name)
+                if info is None:
+                    sent.drop()  # (gone from the server)
+                else:
+                    first = _Ahead(info, client)
+                    first.read = sent
+
+            def quiet() -> None:
+                """Before another command: the answers sent ahead, read and kept."""
+                if first is not None:
+                    first.read_now()
+
+            _settle_folders(client, store, account, options, server, report, quiet)
             wanted = [
                 server[n] for n in server if _selected(account, options, n, folder_role(server[n]))
             ]
@@ -2975,8 +3023,10 @@ def _sync_locked(
                 statuses = _statuses(client, [i.name for i in wanted])
             elif whole:  # (new folders, or renamed here just now)
                 asked = set(statuses) | whole
-                statuses.update(_statuses(client, [i.name for i in wanted if i.name not in asked]))
-            pending_moves = _apply_moves(client, store, account)
+                if new := [i.name for i in wanted if i.name not in asked]:
+                    quiet()
+                    statuses.update(_statuses(client, new))
+            pending_moves = _apply_moves(client, store, account, quiet)
             exclude_by_name: dict[str, set[int]] = {}
             for fid, uids in pending_moves.items():
                 with contextlib.suppress(StoreError):
@@ -3001,6 +3051,7 @@ def _sync_locked(
             if store.conn.in_transaction:
                 store.rollback()
             given, store = store, None
+            taken, first = first, None  # (`_sync_folders` takes it, or drops it)
             _sync_folders(
                 account,
                 paths,
@@ -3013,8 +3064,14 @@ def _sync_locked(
                 results,
                 known,
                 given,
+                taken,
             )
     finally:
+        if first is not None:  # (not taken: left unread, they would hold up the logout)
+            try:
+                first.drop()
+            except MailbagError:
+                first.client.close()  # (out of step or gone: not used again)
         if store is not None:
             store.close()
     report.folders.extend(results[i.name] for i in wanted if i.name in results)
@@ -3032,9 +3089,12 @@ def _sync_folders(
     results: dict[str, FolderReport],
     store_folders: dict[str, Folder],
     first: Store,
+    sent: _Ahead | None = None,
 ) -> None:
     """Sync the folders that have work, over the pool's connections (threads when
-    there is much to download). `first` is this thread's store (closed here)."""
+    there is much to download). `first` is this thread's store (closed here). `sent`:
+    a folder's SELECT and listing sent ahead (by `_sync_locked`): taken by the worker
+    as the first folder when it is that, else read and dropped."""
 
     local = threading.local()
     write_lock = threading.Lock()
@@ -3143,10 +3203,19 @@ def _sync_folders(
                     pipe.drop_given()
                 board.folder_done()
         if held is not None:
-            held.commit(thread_store())  # (what the last folders left waiting)
+            s = thread_store()
+            if held.folders and rearm.folders:
+                # the folders this run changed get their re-armed stamps (`_rearm`) in
+                # the commit of what the last folders left waiting: one flush of the
+                # index for both
+                _rearm_folders(s, rearm.folders, rearm.listed)
+                rearm.folders.clear()
+            held.commit(s)  # (what the last folders left waiting)
         help_out()
 
     try:
+        if sent is not None and "QRESYNC" in sent.client.enabled:
+            sent.read_now()  # (the connection may be used for QRESYNC selects below)
         wanted, starts = _select_ahead(
             pool,
             thread_store(),
@@ -3168,11 +3237,20 @@ def _sync_folders(
             # cost more (a TLS handshake and a login each, threads taking turns for the
             # GIL) than they could save
             workers = 1
+        if sent is not None:
+            if workers == 1 and wanted and wanted[0].name == sent.info.name:
+                with board.cond:  # (the pipeline's next folder: as `_Pipeline.send_next`)
+                    board.folders.popleft()
+                    board.active += 1
+            else:
+                sent.drop()
+                sent = None
         if not wanted:
             pass
         elif workers == 1:
             held = _Held()
             pipe = _Pipeline(board, store_folders, exclude_by_name)
+            pipe.next = sent
             # (a savepoint's copies of the pages it changes kept in memory, as
             # `_select_ahead` does: at most _SAVEPOINT_MAX changes a savepoint)
             thread_store().conn.execute("PRAGMA temp_store = MEMORY")
@@ -3236,10 +3314,11 @@ def _read_whole(client: ImapClient, known: Iterable[Folder]) -> set[str]:
 
 
 def _list_with_statuses(
-    client: ImapClient, names: Sequence[str]
-) -> tuple[list[MailboxInfo], dict[str, MailboxStatus]]:
+    client: ImapClient, names: Sequence[str], behind: Folder | None = None
+) -> tuple[list[MailboxInfo], dict[str, MailboxStatus], _ReadAhead | None]:
     """LIST, and the STATUS of the folders `names` (those of them that exist), sent
-    together: one round trip."""
+    together: one round trip; and behind them the SELECT and listing of the folder
+    `behind` (`_ReadAhead`, its answers not read yet)."""
     from mailbag.protocols.imap.parser import parse_list
 
     args = [b'""', b"*"]
@@ -3247,9 +3326,24 @@ def _list_with_statuses(
         args.append(b"RETURN (SPECIAL-USE)")
     listing = client.submit(b"LIST", *args)
     pending = _submit_statuses(client, names)
+    sent = None if behind is None else _ReadAhead(client, behind)
     client.finish(listing)
     infos = [parse_list(u, client.utf8) for u in listing.untagged if u.name == "LIST"]
-    return infos, _finish_statuses(client, names, pending)
+    return infos, _finish_statuses(client, names, pending), sent
+
+
+def _first_whole(
+    account: Account, options: SyncOptions, known: Iterable[Folder], whole: set[str]
+) -> Folder | None:
+    """The folder read whole that is synced first: the biggest selected one, as the
+    board orders them (when one worker syncs them: none downloads much, see
+    `_downloads_at_most`, which leaves the folders read whole out)."""
+    candidates = [
+        f
+        for f in known
+        if f.name in whole and f.messages and _selected(account, options, f.name, f.role)
+    ]
+    return max(candidates, key=lambda f: f.messages or 0, default=None)
 
 
 def _downloads_at_most(

@@ -369,7 +369,9 @@ class Leftovers:
     private temporary SQLite database (memory stays bounded when few are kept, as after
     a server renumbered its messages)."""
 
-    def __init__(self, limit: int = 10_000) -> None:
+    # 1,000: what waits in the list stops growing there (at 10,000 a folder of 8,000
+    # messages without a Message-ID, all left over, peaked 1.5 MB above one of 1,000)
+    def __init__(self, limit: int = 1_000) -> None:
         self.limit = limit
         self.items: list[RemoteIdentity] = []
         self.db: sqlite3.Connection | None = None
