@@ -1262,8 +1262,11 @@ class Store:
                 "AND synced_flags IS NOT NULL",
                 (folder.id,),
             )
+            # (CROSS JOIN: the ranges outside, each looked up by the UID index; SQLite
+            # otherwise took every row of the folder and each range below its UID, 0.1 s
+            # for a folder of 9,000 with a range every twentieth)
             rows = (
-                "id IN (SELECT m.id FROM temp.repair_open AS r JOIN messages AS m "
+                "id IN (SELECT m.id FROM temp.repair_open AS r CROSS JOIN messages AS m "
                 "ON m.folder_id = ?1 AND m.uid > r.after AND m.uid <= r.upto "
                 "WHERE m.uid NOT IN (SELECT uid FROM temp.repair_kept))"
             )
