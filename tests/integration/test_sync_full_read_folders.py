@@ -59,6 +59,13 @@ def user() -> str:
     return next(_next_user)
 
 
+def _nothing_left(t: Target, home: Path) -> None:
+    """One more sync (one connection) succeeds and changes nothing: converged."""
+    again = sync(t, home, connections=1)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0
+
+
 def _settled(plain: Sandbox, user: str, home: Path) -> Target:
     for n, (name, count) in enumerate(FOLDERS.items()):
         plain.fill(user, count, name, seed=300 + n, seen_ratio=0.5)
@@ -172,9 +179,7 @@ def test_a_plan_that_needs_the_server_after_all_selects_its_folder_again(
     assert assert_same(plain, user, home) == sum(FOLDERS.values())
     for name, uid in gone.items():
         assert uid in _index_rows(home, user, name)
-    again = sync(t, home, connections=1)
-    assert_ok(again)
-    assert sum(totals(again).values()) == 0
+    _nothing_left(t, home)
 
 
 def _flushing_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -224,9 +229,7 @@ def test_folders_taken_over_from_the_server_share_one_commit(
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
     for name in FOLDERS:
         assert _index_rows(home, user, name) == _server_rows(plain, user, name)
-    again = sync(t, home, connections=1)
-    assert_ok(again)
-    assert sum(totals(again).values()) == 0
+    _nothing_left(t, home)
 
 
 def test_a_failing_folder_keeps_what_the_folders_before_it_did(
@@ -496,9 +499,7 @@ def test_the_first_folder_is_asked_for_with_the_folder_list(
     assert lines[select_inbox + 1].endswith("UID FETCH 1:* (UID FLAGS)")
     assert sum(1 for x in lines if x.startswith("C: ") and " SELECT " in x) == len(FOLDERS)
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
-    again = sync(t, home, connections=1)
-    assert_ok(again)
-    assert sum(totals(again).values()) == 0
+    _nothing_left(t, home)
 
 
 def test_answers_sent_with_the_list_are_kept_while_a_move_is_made(
@@ -524,6 +525,4 @@ def test_answers_sent_with_the_list_are_kept_while_a_move_is_made(
     by_name = {f.name: f for f in report.folders}
     assert by_name["INBOX"].deleted == 1
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
-    again = sync(t, home, connections=1)
-    assert_ok(again)
-    assert sum(totals(again).values()) == 0
+    _nothing_left(t, home)
