@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mailbag.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from mailbag.store.index import Store
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +44,18 @@ def mailbag_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("MAILBAG_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def tmp_store(tmp_path: Path) -> Iterator[Store]:
+    """An empty index and mail directory under `tmp_path/data`, closed after the test."""
+    from mailbag.store.index import Store
+
+    s = Store.open_at(tmp_path / "data" / "index.sqlite3", tmp_path / "data" / "mail")
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 class MemoryKeyring:

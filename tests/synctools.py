@@ -117,6 +117,26 @@ def sync_in_child(
     )
 
 
+def killed_at(t: Target, home: Path, point: str) -> None:
+    """A sync in a child process, killed (SIGKILL) at crash point `point`."""
+    crashed = sync_in_child(t, home, crash=point)
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+
+
+def rerun_in_child(t: Target, home: Path) -> None:
+    """A whole sync in a child process (as after a crash), which must succeed."""
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def assert_nothing_left(t: Target, home: Path, connections: int = 3) -> None:
+    """One more sync succeeds and changes nothing on either side: the ones before it
+    converged."""
+    final = sync(t, home, connections=connections)
+    assert_ok(final)
+    assert sum(totals(final).values()) == 0, totals(final)
+
+
 def totals(report: AccountReport) -> dict[str, int]:
     out = {"new": 0, "updated": 0, "deleted": 0, "uploaded": 0, "paired": 0, "restored": 0}
     for f in report.folders:

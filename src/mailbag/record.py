@@ -135,15 +135,168 @@ _PROHIBITED = frozenset(
 _SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
 
 
+# `__new__` of a class of 1 to 12 fields: these compiled with the module (the .pyc), each
+# class gets a copy of one with its own parameter names (`_new_for`). collections.namedtuple
+# compiles a `__new__` for every class with `eval` instead: ~115 us of the ~180 us it
+# takes to make one (Python 3.11), and a `mailbag sync` makes ~20 such classes as it
+# loads. A class of more fields gets collections.namedtuple's own.
+_tuple_new = tuple.__new__
+
+
+def _new1(_cls, a):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a,))
+
+
+def _new2(_cls, a, b):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b))
+
+
+def _new3(_cls, a, b, c):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c))
+
+
+def _new4(_cls, a, b, c, d):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d))
+
+
+def _new5(_cls, a, b, c, d, e):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e))
+
+
+def _new6(_cls, a, b, c, d, e, f):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f))
+
+
+def _new7(_cls, a, b, c, d, e, f, g):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f, g))
+
+
+def _new8(_cls, a, b, c, d, e, f, g, h):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f, g, h))
+
+
+def _new9(_cls, a, b, c, d, e, f, g, h, i):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f, g, h, i))
+
+
+def _new10(_cls, a, b, c, d, e, f, g, h, i, j):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f, g, h, i, j))
+
+
+def _new11(_cls, a, b, c, d, e, f, g, h, i, j, k):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f, g, h, i, j, k))
+
+
+def _new12(_cls, a, b, c, d, e, f, g, h, i, j, k, m):  # type: ignore[no-untyped-def]
+    return _tuple_new(_cls, (a, b, c, d, e, f, g, h, i, j, k, m))
+
+
+_NEW = (_new1, _new2, _new3, _new4, _new5, _new6, _new7, _new8, _new9, _new10, _new11, _new12)
+
+
+def _new_for(typename: str, fields: tuple[str, ...], defaults: tuple[Any, ...]) -> Any:
+    """The class's `__new__(_cls, *fields)`, made without compiling; None when there is
+    no template for that many fields."""
+    import types
+
+    if not 0 < len(fields) <= len(_NEW):
+        return None
+    template = _NEW[len(fields) - 1]
+    code = template.__code__.replace(co_varnames=("_cls", *fields), co_name="__new__")
+    new = types.FunctionType(code, template.__globals__, "__new__")
+    new.__defaults__ = defaults
+    new.__qualname__ = f"{typename}.__new__"
+    new.__doc__ = f"Create new instance of {typename}({_arg_list(fields)})"
+    return new
+
+
+def _arg_list(fields: tuple[str, ...]) -> str:
+    """The fields as their docstrings list them ("a, b"; "a," for one)."""
+    return repr(fields).replace("'", "")[1:-1]
+
+
+# the other methods of every such class: shared, as they read the fields from the class
+
+
+def _make(cls: Any, iterable: Any) -> Any:
+    """Make a new instance from a sequence or iterable."""
+    made = _tuple_new(cls, iterable)
+    if len(made) != len(cls._fields):
+        raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(made)}")
+    return made
+
+
+def _replace(self: Any, /, **changes: Any) -> Any:
+    """Return a new instance replacing the fields given with new values."""
+    made = self._make(map(changes.pop, self._fields, self))
+    if changes:
+        raise ValueError(f"Got unexpected field names: {list(changes)!r}")
+    return made
+
+
+def _repr(self: Any) -> str:
+    shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True))
+    return f"{self.__class__.__name__}({shown})"
+
+
+def _asdict(self: Any) -> dict[str, Any]:
+    """Return a new dict which maps field names to their values."""
+    return dict(zip(self._fields, self, strict=True))
+
+
+def _getnewargs(self: Any) -> tuple[Any, ...]:
+    """Return self as a plain tuple. Used by copy and pickle."""
+    return tuple(self)
+
+
+def _namedtuple(
+    typename: str, fields: tuple[str, ...], defaults: tuple[Any, ...], module: str
+) -> Any:
+    """The class `collections.namedtuple(typename, fields, defaults=defaults,
+    module=module)` makes (the same attributes, methods and behaviour), without its
+    `eval` (see `_new_for`)."""
+    import collections
+
+    new = _new_for(typename, fields, defaults)
+    if new is None:
+        make: Any = collections.namedtuple  # (a class made at run time: no checks apply)
+        return make(typename, fields, defaults=defaults, module=module)
+    for name in fields:  # (names from a class body's annotations: identifiers)
+        if name.startswith("_"):
+            raise ValueError(f"Field names cannot start with an underscore: {name!r}")
+    getter: Any = getattr(collections, "_tuplegetter", None)
+    namespace: dict[str, Any] = {
+        "__doc__": f"{typename}({_arg_list(fields)})",
+        "__slots__": (),
+        "_fields": fields,
+        "_field_defaults": dict(zip(fields[len(fields) - len(defaults) :], defaults, strict=True)),
+        "__new__": new,
+        "_make": classmethod(_make),
+        "_replace": _replace,
+        "__repr__": _repr,
+        "_asdict": _asdict,
+        "__getnewargs__": _getnewargs,
+        "__match_args__": fields,
+        "__module__": module,
+    }
+    for index, name in enumerate(fields):
+        doc = f"Alias for field number {index}"
+        if getter is not None:
+            namespace[name] = getter(index, doc)
+        else:  # (another Python: a property does the same, a little slower)
+            import operator
+
+            namespace[name] = property(operator.itemgetter(index), doc=doc)
+    return type(typename, (tuple,), namespace)
+
+
 class _NamedTupleMeta(type):
     """What `typing.NamedTupleMeta` does (Python 3.11), but the annotations are kept as
     they are written (strings, under `from __future__ import annotations`), not checked
-    and compiled one by one: `collections.namedtuple` with the class body's defaults,
-    methods and docstring."""
+    and compiled one by one: the class `collections.namedtuple` makes (`_namedtuple`)
+    with the class body's defaults, methods and docstring."""
 
     def __new__(mcls, typename: str, bases: tuple[type, ...], ns: dict[str, Any]) -> Any:
-        import collections
-
         if bases != (_NamedTupleBase,):
             raise TypeError("a NamedTuple class can only inherit from NamedTuple")
         fields: dict[str, Any] = ns.get("__annotations__", {})
@@ -153,8 +306,7 @@ class _NamedTupleMeta(type):
                 defaults.append(ns[name])
             elif defaults:
                 raise TypeError(f"non-default namedtuple field {name} follows a default one")
-        make: Any = collections.namedtuple  # (a class made at run time: no checks apply)
-        cls = make(typename, list(fields), defaults=defaults, module=ns["__module__"])
+        cls = _namedtuple(typename, tuple(fields), tuple(defaults), ns["__module__"])
         cls.__annotations__ = dict(fields)
         for key, value in ns.items():
             if key in _PROHIBITED:

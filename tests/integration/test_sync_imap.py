@@ -25,10 +25,13 @@ from mailbag.sync.imap import sync_lock
 from synctools import (
     SIZE,
     Target,
+    assert_nothing_left,
     assert_ok,
     assert_same,
     home_paths,
+    killed_at,
     local_state,
+    rerun_in_child,
     server_state,
     sync,
     sync_in_child,
@@ -129,9 +132,7 @@ def test_changes_on_both_sides_converge(sb: Sandbox, user: str, home: Path) -> N
     assert {"\\Flagged", "todo"} <= server["INBOX"][uids[12]][1]
     assert new_uid in server["INBOX"]
     assert any(b"later" in data for data, _ in server["Drafts"].values())
-    again = sync(t, home)
-    assert_ok(again)
-    assert sum(totals(again).values()) == 0, totals(again)
+    assert_nothing_left(t, home)
 
 
 def test_flag_conflict_merges_three_ways(sb: Sandbox, user: str, home: Path) -> None:
@@ -346,15 +347,11 @@ def test_sigkill_at_any_point_loses_and_duplicates_nothing(
                 store.add_bytes(
                     drafts, f"Subject: d{i}\r\nMessage-ID: <d{i}@x>\r\n\r\n{i}\r\n".encode()
                 )
-    crashed = sync_in_child(t, home, crash=point)
-    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
-    again = sync_in_child(t, home)
-    assert again.returncode == 0, again.stdout + again.stderr
+    killed_at(t, home, point)
+    rerun_in_child(t, home)
     n = assert_same(sb, user, home)
     assert n >= SIZE
-    final = sync(t, home)
-    assert_ok(final)
-    assert sum(totals(final).values()) == 0, totals(final)
+    assert_nothing_left(t, home)
 
 
 @pytest.mark.parametrize("point", ["local-files:1", "local-files:3"])
@@ -371,8 +368,7 @@ def test_sigkill_between_local_file_changes_and_their_commit_converges(
             uids = c.uids(box)
             c.store(box, uids[:2], "+FLAGS", ["\\Flagged"])
             c.expunge(box, uids[2:3])
-    crashed = sync_in_child(t, home, crash=point)
-    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    killed_at(t, home, point)
     # the files of the folders applied so far are changed, their rows not (the folders
     # changed only on the server share one transaction)
     with Store.open(home_paths(home)) as store:
@@ -382,12 +378,9 @@ def test_sigkill_between_local_file_changes_and_their_commit_converges(
             if len(f.maildir.scan()) < len(list(store.folder_messages(f)))
         ]
     assert 1 <= len(behind) <= int(point.split(":")[1]), behind
-    again = sync_in_child(t, home)
-    assert again.returncode == 0, again.stdout + again.stderr
+    rerun_in_child(t, home)
     assert_same(sb, user, home)  # (and nothing left in any tmp/)
-    final = sync(t, home)
-    assert_ok(final)
-    assert sum(totals(final).values()) == 0, totals(final)
+    assert_nothing_left(t, home)
 
 
 def test_repeated_kills_during_a_big_download(sb: Sandbox, user: str, home: Path) -> None:
@@ -625,9 +618,7 @@ def test_fast_path_sees_files_added_and_deleted_by_other_programs(
     with sb.control(user) as c:
         assert len(c.uids("INBOX")) == 6 and len(c.uids("Archive")) == 2
     time.sleep(0.25)
-    again = sync(t, home)
-    assert_ok(again)
-    assert sum(totals(again).values()) == 0, totals(again)
+    assert_nothing_left(t, home)
 
 
 def _sync_states(home: Path, user: str) -> dict[str, str | None]:

@@ -338,6 +338,9 @@ NOT_ON_THE_NO_OP_PATH = (
     "inspect",
     "ast",  # the parsed config is cached with marshal, not as Python literals
     "tokenize",
+    # the password command runs without `subprocess`, and takes its signal numbers from
+    # `_signal`: `signal` builds enum classes of them as it loads
+    "signal",
 )
 
 

@@ -6,7 +6,6 @@ since (a directory changed again is flushed again), and a failed flush fails the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,8 @@ from mailbag.store.index import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open_at(tmp_path / "data" / "index.sqlite3", tmp_path / "data" / "mail")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(tmp_store: Store) -> Store:
+    return tmp_store
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ class _Server:
 def _open(tmp_path: Path) -> Store:
     p = Paths(config_dir=tmp_path, data_dir=tmp_path / "data", state_dir=tmp_path / "state")
     store = Store.open(p, defer_indexing=True)
-    store.conn.execute("PRAGMA cache_size = -16384")  # (as the sync's connections have)
+    store.conn.execute("PRAGMA cache_size = -16384")  # (bigger than the download's)
     return store
 
 

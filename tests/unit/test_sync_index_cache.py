@@ -57,8 +57,14 @@ print(n, grew)
 
 
 def test_pages_only_read_stay_within_the_default_cache(tmp_path: Path) -> None:
+    """Also in an index that has mail (a re-sync's): a full read of a big folder goes
+    through all its rows, and a 16 MiB cache kept 16 MiB of them (62 MB of peak RSS for
+    a 1% re-sync of a 200,000 message folder without CONDSTORE, 49 MB without them)."""
     store = _open_store(_paths(tmp_path))
     try:
+        folder = store.folder("acct", "INBOX")
+        store.add_bytes(folder, b"Subject: x\r\nMessage-ID: <x@example.org>\r\n\r\nhi\r\n")
+        store.commit()
         store.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
         store.conn.execute("BEGIN IMMEDIATE")
         store.conn.executemany(
@@ -75,7 +81,7 @@ def test_pages_only_read_stay_within_the_default_cache(tmp_path: Path) -> None:
     assert grew_kib < 8 * 1024  # (a 16 MiB cache of read pages: ~17 MB more)
 
 
-def test_a_resync_keeps_what_it_reads_a_first_sync_does_not(tmp_path: Path) -> None:
+def test_a_resync_keeps_the_default_cache_with_the_big_spill_size(tmp_path: Path) -> None:
     store = _open_store(_paths(tmp_path))
     try:
         assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000  # (no mail yet)
@@ -86,7 +92,10 @@ def test_a_resync_keeps_what_it_reads_a_first_sync_does_not(tmp_path: Path) -> N
         store.close()
     store = _open_store(_paths(tmp_path))
     try:
-        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -_SPILL_KIB
+        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
+        (spill_pages,) = store.conn.execute("PRAGMA cache_spill").fetchone()
+        (page_size,) = store.conn.execute("PRAGMA page_size").fetchone()
+        assert spill_pages * page_size > (_SPILL_KIB - 1024) * 1024  # (changed pages: 16 MiB)
     finally:
         store.close()
 

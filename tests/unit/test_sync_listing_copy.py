@@ -5,7 +5,6 @@ records, for this folder and UIDVALIDITY, with its bytes as written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,8 @@ PRINT = "0123abcd4567ef01.420"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open_at(tmp_path / "data" / "index.sqlite3", tmp_path / "data" / "mail")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(tmp_store: Store) -> Store:
+    return tmp_store
 
 
 def _listing() -> RemoteListing:

@@ -17,7 +17,7 @@ from mailbag.errors import SecretError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Literal
+    from typing import IO, Any, Literal
 
 __all__ = [
     "SERVICE",
@@ -64,9 +64,10 @@ def keyring_problem() -> str | None:
     Every keyring access here and in `mailbag.auth.tokens` asks this first, so it is
     where the backend gets resolved: through `keyring_backend.active_backend`, which
     remembers keyring's choice between runs (the search costs ~50-110 ms)."""
-    from keyring.backends import chainer, fail, null
+    from mailbag.config.keyring_backend import active_backend, load_keyring
 
-    from mailbag.config.keyring_backend import active_backend
+    load_keyring()
+    from keyring.backends import chainer, fail, null
 
     backend = active_backend()
     name = f"{type(backend).__module__}.{type(backend).__name__}"
@@ -172,8 +173,8 @@ def _run_captured(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
     Raises what starting the program raises (FileNotFoundError...), and TimeoutError
     when it has not ended within `timeout` (it is killed then)."""
     import select
-    import signal
 
+    signal = _signal_numbers()
     out_r, out_w = os.pipe()  # (not inherited: the child gets them as 1 and 2 only)
     err_r, err_w = os.pipe()
     try:
@@ -225,6 +226,15 @@ def _run_captured(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
         os.close(out_r)
         os.close(err_r)
     return status, b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+def _signal_numbers() -> Any:
+    """The signal numbers, from `_signal`, the C module the interpreter loaded as it
+    started: the `signal` module over it makes enum classes of them as it loads (~1 ms
+    of a `mailbag sync`, where nothing else needs it)."""
+    import importlib
+
+    return importlib.import_module("_signal")
 
 
 def run_password_command(command: str, timeout: float = COMMAND_TIMEOUT) -> str:
