@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailbag.config import save_account
-from mailbag.config.keyring_backend import CACHE_FILE, active_backend
+from mailbag.config.keyring_backend import CACHE_FILE, DEFERRED, active_backend
 from mailbag.config.schema import keyring_key
 from mailbag.config.secrets import SERVICE, keyring_problem
 from mailbag.paths import Paths
@@ -94,6 +94,34 @@ class Machine:
     def sync(self, **env: str) -> Run:
         return self.run("sync", "--json", **env)
 
+    def modules_after_sync(self) -> dict[str, str]:
+        """The modules a `mailbag sync` process loaded (name -> the type of its module
+        object: "_Deferred" for one whose code has not run)."""
+        code = (
+            "import sys\n"
+            "from mailbag.cli.main import main\n"
+            "assert main(['sync', '-q']) == 0\n"
+            "print(' '.join(f'{n}={type(m).__name__}' for n, m in sys.modules.items()))\n"
+        )
+        base = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.root),
+            "XDG_CONFIG_HOME": str(self.xdg_config),
+            "MAILBAG_HOME": str(self.home),
+            "MAILBAG_TEST_KEYRING": str(self.file),
+        }
+        res = subprocess.run(
+            [sys.executable, "-c", code],
+            env=keyring_plugin.environment(self.plugin, base=base),
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr
+        return dict(item.split("=", 1) for item in res.stdout.split())
+
     def remembered(self) -> str:
         return self.cache.read_text(encoding="utf-8").splitlines()[3]
 
@@ -129,6 +157,19 @@ def test_the_second_sync_uses_the_remembered_backend(machine: Machine) -> None:
     assert "search" not in new.log
     assert json.loads(machine.file.read_text())[f"{SERVICE}\x00{KEY}"] == "changed"
     assert "changed" not in machine.cache.read_text()
+
+
+def test_a_keyring_sync_leaves_what_keyring_loads_for_other_work_unrun(machine: Machine) -> None:
+    searched = machine.modules_after_sync()  # (the search, remembered)
+    assert searched["importlib_metadata"] == "module"  # (its entry points scanned)
+    loaded = machine.modules_after_sync()
+    assert loaded["keyring"] == "module" and "mailbag.sync.imap" in loaded  # it synced
+    # imported by keyring's modules, deferred: their code never ran
+    assert {name: loaded.get(name, "-") for name in DEFERRED} == dict.fromkeys(
+        DEFERRED, "_Deferred"
+    )
+    # so neither did what they import (the http client, the email package, zip files)
+    assert [m for m in ("http.client", "email", "zipfile", "csv") if m in loaded] == []
 
 
 @pytest.mark.parametrize("how", ["environment", "keyringrc.cfg"])

@@ -58,15 +58,26 @@ import os
 import sys
 import threading
 import time
+import types
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailbag.paths import Paths
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from keyring.backend import KeyringBackend
 
-__all__ = ["CACHE_FILE", "MAX_AGE", "active_backend", "user_configured"]
+__all__ = [
+    "CACHE_FILE",
+    "DEFERRED",
+    "MAX_AGE",
+    "active_backend",
+    "deferring",
+    "load_keyring",
+    "user_configured",
+]
 
 CACHE_FILE = "keyring-backend"
 #: seconds a remembered choice is trusted before the full search runs again
@@ -85,8 +96,120 @@ _lock = threading.Lock()
 _UNKNOWN = object()
 
 
+#: modules keyring's own imports load (through jaraco.context, jaraco.functools,
+#: keyring.backend and keyring.core) but only use in functions a password read does not
+#: call: the package download helpers (urllib.request, with http.client and the email
+#: package; tempfile; subprocess), the entry point scan of the full search
+#: (importlib_metadata, with zipfile and csv), inspect (with ast and dis), more_itertools
+#: and keyringrc.cfg's parser. ~105 million instructions (~30 ms) of the ~190 million
+#: `import keyring` costs on top of what a sync loads. They are imported deferred
+#: (`load_keyring`), and load when something uses them.
+DEFERRED = frozenset(
+    {
+        "configparser",
+        "importlib_metadata",
+        "inspect",
+        "more_itertools",
+        "subprocess",
+        "tempfile",
+        "urllib.request",
+    }
+)
+
+
+def load_keyring() -> None:
+    """Import keyring, with the modules named in `DEFERRED` that are not loaded yet
+    deferred (`deferring`)."""
+    if "keyring" in sys.modules:
+        return
+    with deferring(DEFERRED):
+        import keyring.core  # noqa: F401
+
+
+@contextlib.contextmanager
+def deferring(names: frozenset[str]) -> Iterator[None]:
+    """While in it, the modules named in `names` (those with Python source) are imported
+    deferred: each is in sys.modules as usual, and its code runs when something first
+    reads one of its attributes (`from urllib.request import x` does; `import
+    urllib.request` alone does not), in whichever thread, once (`_Deferred`)."""
+    import importlib.machinery
+
+    class Finder:
+        @staticmethod
+        def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+            if name not in names:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+                return None  # (anything else is imported as usual)
+            spec.loader = spec.loader_state = _DeferredLoader(spec.loader)  # type: ignore[assignment]
+            return spec
+
+    sys.meta_path.insert(0, Finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(Finder)
+
+
+class _Deferred(types.ModuleType):
+    """A module imported under `deferring` whose code has not run yet: it has the
+    attributes the import system set (__name__, __spec__, __path__, ...); reading any
+    other runs its code (`_realize`), after which it is a plain module."""
+
+    def __getattr__(self, name: str) -> Any:
+        _realize(self)
+        if type(self) is _Deferred:  # its code runs in this thread: a circular import
+            raise AttributeError(
+                f"partially initialized module {self.__name__!r} has no attribute {name!r}"
+            )
+        return getattr(self, name)
+
+
+class _DeferredLoader:
+    """The loader of a deferred module: the module is made as usual, its code is not run
+    (`_Deferred`)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        # taken to run the module's code: a thread that reads an attribute meanwhile
+        # waits for it (one lock a module, as the import system's own)
+        self.lock = threading.Lock()
+        self.running: int | None = None  # the thread running it
+
+    def create_module(self, spec: Any) -> None:
+        return None  # (a plain module, as a source file's loader makes)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__class__ = _Deferred
+
+
+def _realize(module: types.ModuleType) -> None:
+    """Run a deferred module's code, once: a thread that comes meanwhile waits for it."""
+    spec = module.__spec__
+    deferred = None if spec is None else spec.loader_state
+    if not isinstance(deferred, _DeferredLoader) or deferred.running == threading.get_ident():
+        return  # (its code reads itself: running in this thread)
+    with deferred.lock:
+        if type(module) is not _Deferred:
+            return  # run by another thread meanwhile
+        deferred.running = threading.get_ident()
+        spec.loader = module.__loader__ = deferred.real  # type: ignore[union-attr]
+        try:
+            deferred.real.exec_module(module)
+        except BaseException:
+            # as for a failed import: gone from sys.modules, the next import tries again
+            if sys.modules.get(module.__name__) is module:
+                del sys.modules[module.__name__]
+            raise
+        finally:
+            deferred.running = None
+            module.__class__ = types.ModuleType  # type: ignore[assignment]
+
+
 def active_backend(paths: Paths | None = None) -> KeyringBackend:
     """The backend keyring uses in this process (resolved now if it is not yet)."""
+    load_keyring()
     with _lock:
         import keyring
         import keyring.core

@@ -64,9 +64,10 @@ def keyring_problem() -> str | None:
     Every keyring access here and in `mailbag.auth.tokens` asks this first, so it is
     where the backend gets resolved: through `keyring_backend.active_backend`, which
     remembers keyring's choice between runs (the search costs ~50-110 ms)."""
-    from keyring.backends import chainer, fail, null
+    from mailbag.config.keyring_backend import active_backend, load_keyring
 
-    from mailbag.config.keyring_backend import active_backend
+    load_keyring()
+    from keyring.backends import chainer, fail, null
 
     backend = active_backend()
     name = f"{type(backend).__module__}.{type(backend).__name__}"
