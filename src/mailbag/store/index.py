@@ -1314,9 +1314,10 @@ class Store:
         conn.execute("DELETE FROM temp.repair_keep")
 
     def uid_range_columns(
-        self, folder: Folder, after: int, upto: int
+        self, folder: Folder, after: int, upto: int, limit: int = -1
     ) -> tuple[int, str, str, str, str, str]:
-        """The folder's rows with after < UID <= upto, in UID order, as SQLite joins them
+        """The folder's rows with after < UID <= upto, in UID order (the first `limit`; -1:
+        all), as SQLite joins them
         (`sync.keep.IndexColumns`): their count, UIDs and sizes comma separated,
         Message-IDs and flags one a line, and a "1" for each that cannot be kept as it
         is (flags not as last synced, deleted or moved here, no size, no Message-ID with
@@ -1329,20 +1330,20 @@ class Store:
             "synced_flags IS NOT flags OR gone != 0 OR moved_from_uid IS NOT NULL OR size IS NULL "
             "OR message_id IS NULL OR instr(message_id, '@') = 0 THEN '1' ELSE '0' END, ''), '') "
             "FROM (SELECT uid, size, message_id, flags, synced_flags, gone, moved_from_uid "
-            "FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ? ORDER BY uid)",
-            (folder.id, after, upto),
+            "FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ? ORDER BY uid LIMIT ?)",
+            (folder.id, after, upto, limit),
         ).fetchone()
         return row  # type: ignore[no-any-return]
 
     def uid_range_rows(
-        self, folder: Folder, after: int, upto: int
+        self, folder: Folder, after: int, upto: int, limit: int = -1
     ) -> list[tuple[int, int | None, str | None, str, str | None, int, int | None]]:
         """The same rows one by one: UID, size, Message-ID, flags, last synced flags, gone,
         moved from UID (`sync.keep.IndexRow`)."""
         return self.conn.execute(
             "SELECT uid, size, message_id, flags, synced_flags, gone, moved_from_uid "
-            "FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ? ORDER BY uid",
-            (folder.id, after, upto),
+            "FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ? ORDER BY uid LIMIT ?",
+            (folder.id, after, upto, limit),
         ).fetchall()
 
     def has_uid(self, folder: Folder, uid: int) -> bool:

@@ -386,31 +386,47 @@ def _unlike_pairs(
 ) -> Iterator[tuple[int, MaildirEntry | None, Merge]]:
     """The pairings whose flags must change on some side, with their files, looked up
     500 rows at a time: where the scan found them (`entries`) or where their row's flags
-    put them."""
+    put them. (The pairings are read a chunk at a time: `Pairs.chunks`.)"""
+    chunk: dict[int, int] = {}
+    for rows, _, merges, _ in pairs.chunks():
+        for row, n in zip(rows, merges, strict=True):
+            if n in unlike:
+                chunk[row] = n
+                if len(chunk) >= 500:
+                    yield from _unlike_chunk(store, folder, entries, pairs, chunk)
+                    chunk = {}
+    if chunk:
+        yield from _unlike_chunk(store, folder, entries, pairs, chunk)
+
+
+def _unlike_chunk(
+    store: Store,
+    folder: Folder,
+    entries: dict[str, MaildirEntry],
+    pairs: Pairs,
+    chunk: dict[int, int],
+) -> Iterator[tuple[int, MaildirEntry | None, Merge]]:
     cur, new = str(folder.path / "cur"), str(folder.path / "new")
-    todo = [(row, n) for row, n in zip(pairs.rows, pairs.merges, strict=True) if n in unlike]
-    for start in range(0, len(todo), 500):
-        chunk = dict(todo[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        for row, key, flags in store.conn.execute(
-            f"SELECT id, key, flags FROM messages WHERE id IN ({marks})",  # noqa: S608
-            tuple(chunk),
-        ):
-            entry = entries.get(key)
-            if entry is None:
-                info = flags_to_info(parse_flags(flags))
-                name = f"{key}:2,{info}"
-                if os.path.exists(f"{cur}/{name}"):
-                    entry = MaildirEntry(key, "cur", name, folder.path)
-                elif not info and os.path.exists(f"{new}/{key}"):
-                    entry = MaildirEntry(key, "new", key, folder.path)
-            yield row, entry, pairs.table[chunk[row]]
+    marks = ",".join("?" * len(chunk))
+    for row, key, flags in store.conn.execute(
+        f"SELECT id, key, flags FROM messages WHERE id IN ({marks})",  # noqa: S608
+        tuple(chunk),
+    ).fetchall():
+        entry = entries.get(key)
+        if entry is None:
+            info = flags_to_info(parse_flags(flags))
+            name = f"{key}:2,{info}"
+            if os.path.exists(f"{cur}/{name}"):
+                entry = MaildirEntry(key, "cur", name, folder.path)
+            elif not info and os.path.exists(f"{new}/{key}"):
+                entry = MaildirEntry(key, "new", key, folder.path)
+        yield row, entry, pairs.table[chunk[row]]
 
 
 def _settled(pairs: Pairs, texts: Sequence[str | None]) -> Iterator[tuple[int, int, str]]:
     """(row, UID, flags text) of the pairings `Pairs.settled` marks (their flags the same
     on both sides: `texts` has theirs)."""
-    for row, uid, n, s in zip(pairs.rows, pairs.uids, pairs.merges, pairs.settled, strict=True):
+    for row, uid, n, s in pairs.settled_rows():
         text = texts[n]
         if s and text is not None:
             yield row, uid, text
@@ -465,14 +481,14 @@ def apply_plan(
     # a pairing whose flags are the same on both sides is complete; the others get
     # no base yet (a crash before their flags are done leaves them to be united)
     texts = [flags_text(m[0]) if m[4] else None for m in pairs.table]
-    settled = pairs.settled if plan.uidvalidity_changed and any(pairs.settled) else None
+    settled = plan.uidvalidity_changed and pairs.settled_count > 0
     kept = plan.kept
     if plan.uidvalidity_changed:
         # (the rows already recorded as paired again are checked, not rewritten; those
         # found kept in bulk are left as they are)
         store.unpair_all(
             folder,
-            () if settled is None else _settled(pairs, texts),
+            _settled(pairs, texts) if settled else (),
             only=None if kept is None else kept.open,
             also_kept=() if kept is None else kept.uids,
         )
@@ -486,10 +502,8 @@ def apply_plan(
     if pairs:
         store.pair_many(
             (uid, texts[n], texts[n], row)
-            for row, uid, n, s in zip(
-                pairs.rows, pairs.uids, pairs.merges, settled or bytes(len(pairs)), strict=True
-            )
-            if not s
+            for row, uid, n, s in pairs.settled_rows()
+            if not (s and settled)
         )
         report.paired += len(pairs)
     if kept is not None:
@@ -511,9 +525,10 @@ def apply_plan(
         unlike = {n for n, m in enumerate(pairs.table) if not m[4]}
         pair_uids: dict[int, array[int]] = {}
         if unlike:
-            for paired_uid, n in zip(pairs.uids, pairs.merges, strict=True):
-                if n in unlike:
-                    pair_uids.setdefault(n, array(pairs.uids.typecode)).append(paired_uid)
+            for _, of_chunk, merges, _ in pairs.chunks():
+                for paired_uid, n in zip(of_chunk, merges, strict=True):
+                    if n in unlike:
+                        pair_uids.setdefault(n, array(of_chunk.typecode)).append(paired_uid)
             for n, of_merge in pair_uids.items():
                 _, _, add_flags, remove_flags, _ = pairs.table[n]
                 if add_flags:

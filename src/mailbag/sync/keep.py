@@ -88,9 +88,11 @@ class IndexRow(NamedTuple):
 class IndexSide(Protocol):
     """A folder's rows in the index, by UID range (`after` < UID <= `upto`)."""
 
-    def columns(self, after: int, upto: int) -> IndexColumns: ...
+    def columns(self, after: int, upto: int, limit: int) -> IndexColumns:
+        """The rows (at most `limit`, the lowest UIDs)."""
+        ...
 
-    def rows(self, after: int, upto: int) -> Iterable[IndexRow]: ...
+    def rows(self, after: int, upto: int, limit: int) -> Iterable[IndexRow]: ...
 
     def has_uid(self, uid: int) -> bool: ...
 
@@ -101,11 +103,11 @@ class StoreSide:
     def __init__(self, store: Store, folder: Folder) -> None:
         self.store, self.folder = store, folder
 
-    def columns(self, after: int, upto: int) -> IndexColumns:
-        return IndexColumns(*self.store.uid_range_columns(self.folder, after, upto))
+    def columns(self, after: int, upto: int, limit: int) -> IndexColumns:
+        return IndexColumns(*self.store.uid_range_columns(self.folder, after, upto, limit))
 
-    def rows(self, after: int, upto: int) -> list[IndexRow]:
-        return [IndexRow(*r) for r in self.store.uid_range_rows(self.folder, after, upto)]
+    def rows(self, after: int, upto: int, limit: int) -> list[IndexRow]:
+        return [IndexRow(*r) for r in self.store.uid_range_rows(self.folder, after, upto, limit)]
 
     def has_uid(self, uid: int) -> bool:
         return self.store.has_uid(self.folder, uid)
@@ -165,6 +167,12 @@ class _Flags:
 
 #: listed messages compared with the index at once (one query for their UID range)
 _BATCH = 2048
+#: index rows read for a batch at most. A batch's UID range may hold many more rows
+#: than it has messages (a server that renumbered its messages, or expunged most of
+#: them): all of them read at once made the memory grow with the folder (every row of a
+#: 200,000 message folder in one query, where the server's new UIDs started above the
+#: old ones). Rows past it stay in an open range, as any not kept (`Kept.open`).
+_ROWS_AT_MOST = 2 * _BATCH
 
 
 class _Run(NamedTuple):
@@ -179,9 +187,12 @@ class _Batch:
     def __init__(self) -> None:
         self.parts: list[_Run | UidIdentity] = []
         self.size = 0
+        self.first = 0
         self.last = 0
 
-    def add(self, part: _Run | UidIdentity, n: int, last: int) -> None:
+    def add(self, part: _Run | UidIdentity, n: int, first: int, last: int) -> None:
+        if not self.parts:
+            self.first = first
         self.parts.append(part)
         self.size += n
         self.last = last
@@ -236,7 +247,7 @@ def find_kept(
                 flush()
                 ordered = False
             if ordered:
-                batch.add(part, n, last)
+                batch.add(part, n, first, last)
                 if batch.size >= _BATCH:
                     flush()
             else:
@@ -289,8 +300,10 @@ def _compare(
 ) -> None:
     """Compare a batch with the index's rows of its UID range (after, batch.last]: a run
     equal to the rows of its own range is kept whole, the others message by message;
-    the UID ranges of rows not kept whole are opened (`Kept.open`)."""
-    cols = index.columns(after, batch.last)
+    the UID ranges of rows not kept whole are opened (`Kept.open`). The rows below the
+    batch's first UID cannot be kept by it: they are not read (but opened)."""
+    low = max(after, batch.first - 1)
+    cols = index.columns(low, batch.last, _ROWS_AT_MOST)
     n = cols.rows
     ids = cols.uids.split(",") if n else []
     sizes = cols.sizes.split(",") if n else []
@@ -325,7 +338,7 @@ def _compare(
         if aligned and at is None:
             at = {uid: i for i, uid in enumerate(uids)}
         if not aligned and rows is None:
-            rows = {r.uid: r for r in index.rows(after, batch.last)}
+            rows = {r.uid: r for r in index.rows(low, batch.last, _ROWS_AT_MOST)}
         for uid, raw, text, mid, size_b in zip(
             run_uids, run.flags, flags.texts(run.flags), run.message_ids, run.sizes, strict=True
         ):

@@ -378,18 +378,38 @@ Merge = tuple[frozenset[str], bool, frozenset[str], frozenset[str], bool]
 class Pairs:
     """Index rows paired with server UIDs, as columns: the row (8 bytes), the UID (4)
     and the flag merge (4, a number into `table`: a folder has few distinct pairs of
-    flag sets). 16 bytes a pairing, where a `Pair` and a `SetFlags` took ~300."""
+    flag sets). 16 bytes a pairing, where a `Pair` and a `SetFlags` took ~300.
 
-    __slots__ = ("_ids", "merges", "rows", "settled", "table", "uids")
+    Past `_PAIRS_CHUNK` pairings the columns go, a chunk at a time, to a file of their
+    own (unlinked: the system removes it when it is closed, at the latest when the
+    process ends) and are read back a chunk at a time (`chunks`): a UIDVALIDITY change
+    pairs every message of a folder again, and 17 bytes a message in memory made the
+    peak grow with the folder (3.4 MB at 200,000). What stays in memory is one chunk
+    and the table."""
+
+    __slots__ = (
+        "_fd",
+        "_ids",
+        "_merges",
+        "_rows",
+        "_settled",
+        "_spilled",
+        "_uids",
+        "settled_count",
+        "table",
+    )
 
     def __init__(self) -> None:
-        self.rows = array("q")
-        self.uids = array(_U32)
-        self.merges = array(_U32)
+        self._rows = array("q")
+        self._uids = array(_U32)
+        self._merges = array(_U32)
         self.table: list[Merge] = []
         self._ids: dict[tuple[frozenset[str], frozenset[str]], int] = {}
         # per pairing, 1 when the row is already recorded so (`add`'s `known`): 1 byte
-        self.settled = bytearray()
+        self._settled = bytearray()
+        self._fd: _Spilled | None = None
+        self._spilled = 0  # pairings in the file
+        self.settled_count = 0
 
     def add(
         self, row: int, uid: int, local: frozenset[str], remote: frozenset[str], known: bool = False
@@ -403,21 +423,89 @@ class Pairs:
         if n is None:
             n = self._ids[key] = len(self.table)
             self.table.append(_merged(local, None, remote))
-        self.rows.append(row)
-        self.uids.append(uid)
-        self.merges.append(n)
-        self.settled.append(1 if known and self.table[n][4] else 0)
+        self._rows.append(row)
+        self._uids.append(uid)
+        self._merges.append(n)
+        settled = known and self.table[n][4]
+        self._settled.append(1 if settled else 0)
+        self.settled_count += settled
+        if len(self._rows) >= _PAIRS_CHUNK:
+            self._spill()
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    def _spill(self) -> None:
+        if self._fd is None:
+            self._fd = _Spilled()
+        self._fd.write(
+            self._rows.tobytes()
+            + self._uids.tobytes()
+            + self._merges.tobytes()
+            + bytes(self._settled)
+        )
+        self._spilled += len(self._rows)
+        del self._rows[:], self._uids[:], self._merges[:], self._settled[:]
 
-    def __bool__(self) -> bool:
-        return len(self.rows) > 0
+    def chunks(self) -> Iterator[tuple[array[int], array[int], array[int], bytes]]:
+        """The pairings in the order added, as columns a chunk at a time: rows, UIDs,
+        merges (numbers into `table`), settled (1 a byte)."""
+        if self._fd is not None:
+            rows, uids, merges = array("q"), array(_U32), array(_U32)
+            sizes = (rows.itemsize, uids.itemsize, merges.itemsize, 1)
+            step = _PAIRS_CHUNK * sum(sizes)
+            for at in range(0, self._spilled * sum(sizes), step):
+                data = self._fd.read(at, step)
+                a = _PAIRS_CHUNK * sizes[0]
+                b = a + _PAIRS_CHUNK * sizes[1]
+                c = b + _PAIRS_CHUNK * sizes[2]
+                rows, uids, merges = array("q"), array(_U32), array(_U32)
+                rows.frombytes(data[:a])
+                uids.frombytes(data[a:b])
+                merges.frombytes(data[b:c])
+                yield rows, uids, merges, data[c:]
+        if self._rows:
+            yield self._rows, self._uids, self._merges, bytes(self._settled)
 
     def __iter__(self) -> Iterator[tuple[int, int, Merge]]:
         table = self.table
-        for row, uid, n in zip(self.rows, self.uids, self.merges, strict=True):
-            yield row, uid, table[n]
+        for rows, uids, merges, _ in self.chunks():
+            for row, uid, n in zip(rows, uids, merges, strict=True):
+                yield row, uid, table[n]
+
+    def settled_rows(self) -> Iterator[tuple[int, int, int, int]]:
+        """(row, UID, merge, settled) of every pairing, in the order added."""
+        for rows, uids, merges, settled in self.chunks():
+            yield from zip(rows, uids, merges, settled, strict=True)
+
+    # the whole columns (for tests and small plans: they hold every pairing in memory)
+
+    @property
+    def rows(self) -> array[int]:
+        return self._column(0, array("q"))
+
+    @property
+    def uids(self) -> array[int]:
+        return self._column(1, array(_U32))
+
+    @property
+    def merges(self) -> array[int]:
+        return self._column(2, array(_U32))
+
+    @property
+    def settled(self) -> bytearray:
+        out = bytearray()
+        for part in self.chunks():
+            out += part[3]
+        return out
+
+    def _column(self, i: int, out: array[int]) -> array[int]:
+        for part in self.chunks():
+            out.extend(part[i])
+        return out
+
+    def __len__(self) -> int:
+        return self._spilled + len(self._rows)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
 
     def actions(self, key_of: Callable[[int], str]) -> Iterator[Action]:
         """The same as `Pair` and `SetFlags` actions (for tests and small plans)."""
@@ -425,6 +513,50 @@ class Pairs:
             key = key_of(row)
             yield Pair(key, row, uid)
             yield SetFlags(uid, key, row, flags, local, add, remove)
+
+
+#: pairings kept in memory before `Pairs` writes them to its file (~140 KB)
+_PAIRS_CHUNK = 8192
+
+
+class _Spilled:
+    """An unlinked temporary file written and read by offset (its pages live in the
+    system's cache, not in this process's memory), closed when it is collected (with
+    the plan that holds it)."""
+
+    __slots__ = ("__weakref__", "fd", "size")
+
+    def __init__(self) -> None:
+        import os
+        import tempfile
+        import weakref
+
+        fd, path = tempfile.mkstemp(prefix="mailbag-pairs-")
+        os.unlink(path)
+        self.fd, self.size = fd, 0
+        weakref.finalize(self, os.close, fd)
+
+    def write(self, data: bytes) -> None:
+        import os
+
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self.fd, view, self.size)
+            self.size += done
+            view = view[done:]
+
+    def read(self, at: int, n: int) -> bytes:
+        import os
+
+        parts = []
+        while n > 0:
+            got = os.pread(self.fd, n, at)
+            if not got:
+                break
+            parts.append(got)
+            at += len(got)
+            n -= len(got)
+        return b"".join(parts)
 
 
 class Plan(Record):

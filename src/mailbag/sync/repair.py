@@ -17,8 +17,9 @@ and a server that renumbers a folder keeps its messages' order (a rebuilt index,
 migration copying the folder in order), so few wait: two, measured on 100,000. When
 more than `limit` wait (the orders differ), the waiting ones and all that follow go
 to a private temporary SQLite database, which keeps a bounded cache in memory and the
-rest in a file, and are matched there at the end. What is kept per message is the
-server's UID and flags (8 bytes) and, per pairing, 16 bytes (`Pairs`).
+rest in a file, and are matched there at the end. Nothing is kept per message but
+what waits, the UIDs to download (`Plan.fetch`) and the pairings, which `Pairs` writes
+to a file of its own a chunk at a time: memory does not grow with the folder.
 
 Messages without a usable Message-ID (none, empty, or garbage such as "<>" that one
 broken program gives all its mail) cannot be paired that way: given `digests`, they
@@ -28,7 +29,9 @@ are copied to the other side as before (and so end up twice there).
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import operator
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -124,31 +127,32 @@ class _Spill:
         self.db = _private_db()
         self.db.execute(
             "CREATE TABLE here(seq INTEGER PRIMARY KEY, mid TEXT NOT NULL, size INTEGER NOT NULL, "
-            "row INTEGER, key TEXT NOT NULL, flags INTEGER NOT NULL)"
+            "row INTEGER, key TEXT NOT NULL, flags INTEGER NOT NULL, kuid INTEGER)"
         )
         self.db.execute(
-            "CREATE TABLE there(pos INTEGER PRIMARY KEY, mid TEXT NOT NULL, size INTEGER NOT NULL)"
+            "CREATE TABLE there(seq INTEGER PRIMARY KEY, pos INTEGER NOT NULL, "
+            "mid TEXT NOT NULL, size INTEGER NOT NULL)"
         )
         self.db.execute("BEGIN")
-        self._here: list[tuple[int, str, int, int | None, str, int]] = []
-        self._there: list[tuple[int, str, int]] = []
+        self._here: list[tuple[int, str, int, int | None, str, int, int | None]] = []
+        self._there: list[tuple[int, int, str, int]] = []
         self._seq = itertools.count()
         self.flag_sets = _FlagSets()
 
     def local(self, m: LocalMessage, ident: tuple[str, int]) -> None:
         n = self.flag_sets.number(m.flags)
-        self._here.append((next(self._seq), ident[0], ident[1], m.row, m.key, n))
+        self._here.append((next(self._seq), ident[0], ident[1], m.row, m.key, n, _known_uid(m)))
         if len(self._here) >= 1000:
             self._flush()
 
     def remote(self, pos: int, ident: tuple[str, int]) -> None:
-        self._there.append((pos, ident[0], ident[1]))
+        self._there.append((next(self._seq), pos, ident[0], ident[1]))
         if len(self._there) >= 1000:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT INTO here VALUES (?,?,?,?,?,?)", self._here)
-        self.db.executemany("INSERT INTO there VALUES (?,?,?)", self._there)
+        self.db.executemany("INSERT INTO here VALUES (?,?,?,?,?,?,?)", self._here)
+        self.db.executemany("INSERT INTO there VALUES (?,?,?,?)", self._there)
         self._here.clear()
         self._there.clear()
 
@@ -158,28 +162,28 @@ class _Spill:
         self._flush()
         sets = self.flag_sets.sets
         rows = self.db.execute(
-            "SELECT h.row, h.key, h.flags, t.pos FROM "
-            "(SELECT seq, mid, size, row, key, flags, "
+            "SELECT h.row, h.key, h.flags, h.kuid, t.pos FROM "
+            "(SELECT seq, mid, size, row, key, flags, kuid, "
             " row_number() OVER (PARTITION BY mid, size ORDER BY seq) AS k FROM here) AS h "
             "LEFT JOIN "
-            "(SELECT pos, mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY pos) AS k "
+            "(SELECT pos, mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY seq) AS k "
             " FROM there) AS t "
             "ON t.mid = h.mid AND t.size = h.size AND t.k = h.k"
         )
-        for row, key, flags, pos in rows:
-            yield LocalMessage(row, key, None, sets[flags], True), pos
+        for row, key, flags, kuid, pos in rows:
+            yield _unnamed_row(row, key, sets[flags], kuid), pos
 
     def left_there(self) -> Iterator[tuple[int, str, int]]:
         """(position, Message-ID, size) of the waiting server messages without a
-        partner here (by `matches`' rule)."""
+        partner here (by `matches`' rule), in the order of their positions."""
         self._flush()
         rows = self.db.execute(
             "SELECT t.pos, t.mid, t.size FROM "
-            "(SELECT pos, mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY pos) "
+            "(SELECT pos, mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY seq) "
             " AS k FROM there) AS t "
             "LEFT JOIN (SELECT mid, size, row_number() OVER (PARTITION BY mid, size ORDER BY seq) "
             " AS k FROM here) AS h "
-            "ON h.mid = t.mid AND h.size = t.size AND h.k = t.k WHERE h.k IS NULL"
+            "ON h.mid = t.mid AND h.size = t.size AND h.k = t.k WHERE h.k IS NULL ORDER BY t.pos"
         )
         yield from rows
 
@@ -287,6 +291,21 @@ def _take(d: dict[tuple[str, int], _W | list[_W]], ident: tuple[str, int]) -> _W
     return found
 
 
+def _known_uid(m: LocalMessage) -> int | None:
+    """The UID the index pairs `m` with where its flags are as last synced (else None):
+    paired again with the message of that UID, with those flags there, its row need not
+    be written (`Pairs.add`'s `known`)."""
+    return m.uid if m.synced_flags == m.flags else None
+
+
+def _unnamed_row(
+    row: int | None, key: str, flags: frozenset[str], kuid: int | None
+) -> LocalMessage:
+    """A waiting local message as it comes back from SQLite (what the planner needs of
+    it): `kuid` as `_known_uid` gave it."""
+    return LocalMessage(row, key, kuid, flags, True, "", None, None if kuid is None else flags)
+
+
 # --- messages without a Message-ID --------------------------------------------------------
 
 
@@ -300,6 +319,8 @@ def _named(message_id: str) -> bool:
 
 #: a batch of local files asked for their digests at once
 _BATCH = 500
+#: server messages asked for their digests at once (several commands in flight)
+_THERE_BATCH = 4096
 
 
 class _Unnamed:
@@ -343,7 +364,7 @@ class _Unnamed:
 
     def __init__(self) -> None:
         self.db: sqlite3.Connection | None = None
-        self._here: list[tuple[int, int, int | None, str, int, int]] = []
+        self._here: list[tuple[int, int, int | None, str, int, int, int | None]] = []
         self._seq = 0
         self._unnamed_here = 0
         self.flag_sets = _FlagSets()
@@ -368,7 +389,7 @@ class _Unnamed:
 
     def _keep(self, m: LocalMessage, size: int, named: int) -> None:
         flags = self.flag_sets.number(m.flags)
-        self._here.append((self._seq, size, m.row, m.key, flags, named))
+        self._here.append((self._seq, size, m.row, m.key, flags, named, _known_uid(m)))
         self._seq += 1
         if len(self._here) >= 1000:
             self._flush()
@@ -392,7 +413,7 @@ class _Unnamed:
             db = self.db = _private_db()
             db.executescript(
                 "CREATE TABLE here(seq INTEGER PRIMARY KEY, size INTEGER NOT NULL, row INTEGER, "
-                " key TEXT NOT NULL, flags INTEGER NOT NULL, named INTEGER NOT NULL);"
+                " key TEXT NOT NULL, flags INTEGER NOT NULL, named INTEGER NOT NULL, kuid INTEGER);"
                 "CREATE INDEX here_size ON here(size);"
                 "CREATE TABLE there(uid INTEGER PRIMARY KEY, pos INTEGER NOT NULL, "
                 " size INTEGER NOT NULL, named INTEGER NOT NULL);"
@@ -424,7 +445,7 @@ class _Unnamed:
 
     def _flush(self) -> None:
         db = self._open()
-        db.executemany("INSERT INTO here VALUES (?,?,?,?,?,?)", self._here)
+        db.executemany("INSERT INTO here VALUES (?,?,?,?,?,?,?)", self._here)
         db.executemany("INSERT INTO tpos VALUES (?,?,?)", self._there)
         self._here.clear()
         self._there.clear()
@@ -434,12 +455,19 @@ class _Unnamed:
         digests: Digests,
         uid_at: Callable[[int], int],
         on_pair: Callable[[LocalMessage, int], None],
+        left_there: Callable[[int], None] | None = None,
     ) -> Iterator[LocalMessage]:
-        """Pair what can be; yields the local messages left without a partner."""
+        """Pair what can be; yields the local messages left without a partner, then gives
+        `left_there` the position of each server message left so, in ascending order
+        (a UID given twice may come twice)."""
         try:
-            if self._seq and self._there_count:
+            listed = bool(self._seq and self._there_count)
+            if listed:
                 self._pair(digests, uid_at, on_pair)
             yield from self._left()
+            if left_there is not None and self._there_count:
+                for pos in self._left_there(listed):
+                    left_there(pos)
         finally:
             if self.db is not None:
                 self.db.close()
@@ -546,6 +574,7 @@ class _Unnamed:
             "SELECT x.uid FROM tk AS x JOIN g ON g.size = x.size AND g.d = x.d "
             "WHERE (g.nh > 1 OR g.nt > 1) AND x.uid NOT IN (SELECT uid FROM tw)",
             whole=True,
+            uid="x.uid",
         )
         # the k-th of a (size, header digest[, whole digest]) here with the k-th there;
         # of an ambiguous group only those with a whole digest. Both sides in the order
@@ -584,11 +613,11 @@ class _Unnamed:
         # order they were read, page after page
         sets = self.flag_sets.sets
         rows = db.execute(
-            "SELECT s.row, s.key, s.flags, p.pos FROM pr AS p JOIN here AS s USING (seq) "
+            "SELECT s.row, s.key, s.flags, s.kuid, p.pos FROM pr AS p JOIN here AS s USING (seq) "
             "ORDER BY p.seq"
         )
-        for row, key, flags, pos in rows:
-            on_pair(LocalMessage(row, key, None, sets[flags], True), pos)
+        for row, key, flags, kuid, pos in rows:
+            on_pair(_unnamed_row(row, key, sets[flags], kuid), pos)
         db.execute("INSERT INTO done SELECT seq FROM pr")
         db.execute("INSERT INTO tdone SELECT uid FROM pr")
         self.paired += db.execute("SELECT count(*) FROM pr").fetchone()[0]
@@ -606,21 +635,54 @@ class _Unnamed:
                 ((seq, d) for (seq, _, _), d in zip(batch, found, strict=True) if d is not None),
             )
 
-    def _digest_there(self, digests: Digests, table: str, query: str, whole: bool = False) -> None:
+    def _digest_there(
+        self, digests: Digests, table: str, query: str, whole: bool = False, uid: str = "uid"
+    ) -> None:
+        """Digests of the server messages `query` gives (`uid` its column of their UIDs),
+        _THERE_BATCH at a time in UID order: each batch asked for by a query of its own
+        (the one before may have written to a table the query reads), so that neither
+        the UIDs nor a cursor over them are held while the server answers."""
         assert self.db is not None
-        uids = array(_U32, (uid for (uid,) in self.db.execute(query + " ORDER BY uid")))
-        if not uids:
+        after = -1
+        while True:
+            uids = array(
+                _U32,
+                (
+                    u
+                    for (u,) in self.db.execute(
+                        f"{query} AND {uid} > ? ORDER BY {uid} LIMIT ?", (after, _THERE_BATCH)
+                    )
+                ),
+            )
+            if not uids:
+                return
+            # (a UID answered twice: its first digest counts; one not asked for pairs
+            # nothing)
+            self.db.executemany(
+                f"INSERT OR IGNORE INTO {table} VALUES (?,?)",  # noqa: S608 (as above)
+                digests.there(uids, whole),
+            )
+            if len(uids) < _THERE_BATCH:
+                return
+            after = uids[-1]
+
+    def _left_there(self, listed: bool) -> Iterator[int]:
+        if self.db is None:
+            yield from sorted(pos for pos, _, _ in self._there)
             return
-        # (a UID answered twice: its first digest counts; one not asked for pairs nothing)
-        self.db.executemany(
-            f"INSERT OR IGNORE INTO {table} VALUES (?,?)",  # noqa: S608 (as above)
-            digests.there(uids, whole),
-        )
+        self._flush()
+        if listed:  # (by `_pair`: in `there` once a UID, paired in `tdone`)
+            # (positions go up with UIDs in both planners: ordered by the primary key)
+            query = "SELECT pos FROM there WHERE uid NOT IN (SELECT uid FROM tdone) ORDER BY uid"
+        else:
+            query = "SELECT pos FROM tpos ORDER BY pos"
+        for (pos,) in self.db.execute(query):
+            yield pos
 
     def _left(self) -> Iterator[LocalMessage]:
         sets = self.flag_sets.sets
         if self.db is None:
-            for _, _, row, key, flags, _ in self._here:
+            for _, _, row, key, flags, _, _ in self._here:
                 yield LocalMessage(row, key, None, sets[flags], True)
             return
         self._flush()
@@ -663,14 +725,17 @@ def plan_repair(
     result.uidvalidity_changed = True
     result.kept = kept
     excluded = set(exclude_uids)
-    server = RemoteListing()  # in arrival order: position -> UID and flags
-    paired = bytearray()  # per position: 1 when paired
+    # A server message is known by one number, its UID and the number of its flag set
+    # (`_at`), not by its place in a listing of all of them: nothing is kept per server
+    # message but while it waits for its partner (`_Matcher`, `_Unnamed`) and, if it is
+    # to be downloaded, its UID in `fetch` (a listing took 9 bytes a message and a
+    # "paired" mark 1 more: 2 MB at 200,000)
+    flag_sets = _FlagSets()
     pairs = result.pairs
     actions = result.actions
 
-    def on_pair(m: LocalMessage, pos: int) -> None:
-        paired[pos] = 1
-        uid, flags = server.uid_at(pos), server.flags_at(pos)
+    def on_pair(m: LocalMessage, at: int) -> None:
+        uid, flags = at >> _FLAG_BITS, flag_sets.sets[at & _FLAG_MASK]
         if m.row is not None:
             pairs.add(m.row, uid, m.flags, flags, m.uid == uid and m.synced_flags == m.flags)
         else:  # a file the index does not know yet: adopted when the plan is applied
@@ -679,6 +744,12 @@ def plan_repair(
 
     matcher = _Matcher(on_pair, limit)
     unnamed = _Unnamed() if digests is not None else None
+    # the UIDs to download: those without an identity as they come (ascending from a
+    # server that answers in order), those left without a partner at the end (each
+    # source ascending), merged
+    direct = array(_U32)
+    left = array(_U32)
+    late = array(_U32)
 
     def take_local(m: LocalMessage) -> None:
         if not m.present:
@@ -699,17 +770,18 @@ def plan_repair(
         uid, flags, message_id, size = item
         if uid in excluded:
             return
-        pos = len(server)
-        server.add(uid, flags)
-        paired.append(0)
         if uid <= last:
             in_order = False
         last = uid
         ident = _identity(message_id, size)
         if ident is not None and (unnamed is None or "@" in ident[0]):  # (`_named`)
-            matcher.remote(pos, ident)
-        elif unnamed is not None:
-            unnamed.take_remote(pos, message_id, size)
+            fs = flags if isinstance(flags, frozenset) else frozenset(flags)
+            matcher.remote(uid << _FLAG_BITS | flag_sets.number(fs), ident)
+        elif unnamed is not None and message_id is not None and size is not None:
+            fs = flags if isinstance(flags, frozenset) else frozenset(flags)
+            unnamed.take_remote(uid << _FLAG_BITS | flag_sets.number(fs), message_id, size)
+        else:
+            direct.append(uid)
 
     here = iter(local)
     first = None
@@ -728,30 +800,46 @@ def plan_repair(
             if r is not None:
                 take_remote(r)
         if unnamed is None:
-            for m in matcher.finish():
-                actions.append(Upload(m.key, m.row, _clean(m.flags)))
+
+            def left_there(at: int, ident: tuple[str, int]) -> None:
+                left.append(at >> _FLAG_BITS)
+
         else:
             # (left without a partner by Message-ID and size: compared again as files
             # with bare LF line ends may be, see `_Unnamed`)
-            def left_there(pos: int, ident: tuple[str, int]) -> None:
+            def left_there(at: int, ident: tuple[str, int]) -> None:
                 assert unnamed is not None
-                unnamed.take_remote(pos, ident[0], ident[1], named=True)
+                unnamed.take_remote(at, ident[0], ident[1], named=True)
 
-            for m in matcher.finish(left_there):
+        for m in matcher.finish(left_there):
+            if unnamed is None:
+                actions.append(Upload(m.key, m.row, _clean(m.flags)))
+            else:
                 unnamed.take_leftover(m)
         if unnamed is not None and digests is not None:
-            for m in unnamed.finish(digests, server.uid_at, on_pair):
+
+            def left_late(at: int) -> None:
+                late.append(at >> _FLAG_BITS)
+
+            for m in unnamed.finish(digests, lambda at: at >> _FLAG_BITS, on_pair, left_late):
                 actions.append(Upload(m.key, m.row, _clean(m.flags)))
             result.hashed = unnamed.paired
-    else:
+    else:  # (nothing here to pair: every server message is downloaded)
         for r in there:
-            take_remote(r)
-    fetch = array(_U32, (server.uid_at(i) for i in range(len(server)) if not paired[i]))
-    if not in_order:
+            uid = r[0]
+            if uid not in excluded:
+                in_order = in_order and uid > last
+                last = uid
+                direct.append(uid)
+    if not _ascending(left):  # (the matcher's own leftovers: at most `limit`)
+        left = array(_U32, sorted(left))
+    if in_order:
+        fetch = array(_U32, _unique(heapq.merge(direct, left, late)))
+    else:
         # (rare: a server answering out of order, or a UID twice, as when another
         # client's flag change comes in the middle) each UID once, none that is paired
-        done = sorted(server.uid_at(i) for i in range(len(server)) if paired[i])
-        fetch = array(_U32, (u for u in sorted(set(fetch)) if not _among(done, u)))
+        done = sorted(itertools.chain(pairs.uids, (a.uid for a in actions if isinstance(a, Pair))))
+        fetch = array(_U32, (u for u in sorted({*direct, *left, *late}) if not _among(done, u)))
     result.fetch = fetch
     pairings = len(pairs) + sum(1 for a in actions if isinstance(a, Pair))
     if kept is not None:
@@ -763,6 +851,24 @@ def plan_repair(
         )
     )
     return result
+
+
+#: a server message in the planner: its UID above this many bits, its flag set's number
+#: below (UIDs are 32-bit: at most 63 bits in all, an SQLite integer)
+_FLAG_BITS = 31
+_FLAG_MASK = (1 << _FLAG_BITS) - 1
+
+
+def _ascending(items: array[int]) -> bool:
+    return all(map(operator.le, items, itertools.islice(items, 1, None)))
+
+
+def _unique(ordered: Iterable[int]) -> Iterator[int]:
+    last = -1
+    for item in ordered:
+        if item != last:
+            yield item
+            last = item
 
 
 def _among(ordered: list[int], item: int) -> bool:
