@@ -23,6 +23,7 @@ from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from synctools import (
     append_many,
+    assert_nothing_left,
     assert_ok,
     home_paths,
     sync,
@@ -106,9 +107,7 @@ def _resync_peak(sb: Sandbox, user: str, count: int, home: Path) -> int:
         c.select("INBOX")
         typ, data = c.imap.uid("FETCH", str(mine), "(FLAGS)")
         assert typ == "OK" and b"\\Seen" in data[0], data  # (pushed to the server)
-    final = sync(t, home)
-    assert_ok(final)
-    assert sum(totals(final).values()) == 0, totals(final)
+    assert_nothing_left(t, home)
     print(f"{count} messages: the re-sync's peak RSS {got['peak_rss_kb']} kB")
     return int(got["peak_rss_kb"])
 
