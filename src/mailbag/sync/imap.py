@@ -1973,7 +1973,7 @@ class _Digests:
         for key, flags in files:
             yield self._each(key, flags, lambda path: digest_file(path, whole))
 
-    def there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
+    def there(self, uids: Iterable[int], whole: bool) -> Iterator[tuple[int, bytes]]:
         from mailbag.sync.digests import fetch_digests
 
         return fetch_digests(self.client, uids, whole)
