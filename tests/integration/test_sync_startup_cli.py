@@ -265,6 +265,42 @@ def test_cli_sync_logs_in_on_the_early_connection_while_the_engine_loads(
     assert not early._early
 
 
+def test_cli_sync_loads_what_the_early_login_needs_before_the_engine(
+    cli_home: Paths, sb: Sandbox, tmp_path: Path
+) -> None:
+    # the main thread loads the login's modules first (the login thread waits for them
+    # instead of loading them at the same time), so the login is done while the rest of
+    # the engine loads: when the engine starts loading, the IMAP client is complete,
+    # even though the login thread is still waiting for a slow password command
+    import os
+    import sys
+
+    _command_account(sb, cli_home, tmp_path / "pw.sh", f"sleep 0.3\necho '{sb.password(USER)}'\n")
+
+    code = """\
+import sys, threading
+seen = {}
+class Watch:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "mailbag.sync.imap" and threading.current_thread().name == "MainThread":
+            client = sys.modules.get("mailbag.protocols.imap.client")
+            seen["client"] = getattr(client, "ImapClient", None) is not None
+            seen["login"] = "mailbag.auth.login" in sys.modules
+        return None
+sys.meta_path.insert(0, Watch)
+from mailbag.cli.main import main
+assert main(["sync", "-q"]) == 0
+print(seen)
+"""
+    env = {"MAILBAG_HOME": os.environ["MAILBAG_HOME"], "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[0] == "{'client': True, 'login': True}"
+
+
 def _errors_both_ways(
     paths: Paths, account: object, secret: str, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, list[str], list[str]]:

@@ -254,6 +254,12 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
             from mailbag.sync.early import login_early
 
             login_early(early_secret.account, early_secret.take, transcript)
+            # what that login needs loads first, here: the thread waits for it instead of
+            # loading it at the same time as this thread loads the engine (two threads
+            # loading at once take turns for the GIL, and both finish late); it then logs
+            # in while the rest of the engine loads, and is done when it is needed
+            import mailbag.auth.login
+            import mailbag.protocols.imap.client  # noqa: F401
         # the sync engine loads while that connection opens
         from mailbag.cli import process
         from mailbag.config.secrets import get_secret

@@ -9,7 +9,6 @@ plaintext file by itself.
 from __future__ import annotations
 
 import os
-import shlex
 import time
 
 from mailbag.config.model import Account, SecretRef, SecretSource
@@ -40,6 +39,7 @@ else:
     Which = str  # (at run time only a name: typing is not loaded)
 #: characters that need a shell; commands without them run directly
 _SHELL_SYNTAX = set("|&;<>()$`\\\n*?[]{}~")
+_QUOTES = frozenset("'\"")
 COMMAND_TIMEOUT = 120.0
 
 NO_KEYRING_HINT = (
@@ -156,6 +156,16 @@ def get_secret(account: Account, which: Which) -> str:
 def _argv(command: str) -> list[str]:
     if set(command) & _SHELL_SYNTAX:
         return ["/bin/sh", "-c", command]
+    if command.isprintable() and not set(command) & _QUOTES:
+        # what shlex.split gives for words without quotes (and, here, without
+        # backslashes), split at spaces; the shlex module (~0.5 ms) loads for the others
+        argv = command.split(" ")
+        argv = [word for word in argv if word]
+        if not argv:
+            raise SecretError("the password command is empty")
+        return argv
+    import shlex
+
     try:
         argv = shlex.split(command)
     except ValueError as exc:

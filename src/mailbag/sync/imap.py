@@ -133,6 +133,10 @@ class SyncOptions(NamedTuple):
 # --- the account lock --------------------------------------------------------------------
 
 
+#: the bytes of the lock file's process id (padded with spaces; a line)
+_PID_WIDTH = 16
+
+
 @contextlib.contextmanager
 def sync_lock(paths: Paths, account: str, wait: float = 0.0) -> Iterator[None]:
     """Hold the account's sync lock; another holder makes this wait `wait` seconds, then fail."""
@@ -158,8 +162,10 @@ def sync_lock(paths: Paths, account: str, wait: float = 0.0) -> Iterator[None]:
                         cause="locked",
                     ) from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        # the holder's process id, written over the last one in place: the same length
+        # every time, so no truncation (ext4 writes a file truncated and written again
+        # out at its close: ~0.3 ms of a sync where nothing changed)
+        os.pwrite(fd, f"{os.getpid():<{_PID_WIDTH - 1}}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -2074,7 +2080,7 @@ class _Digests:
         for key, flags in files:
             yield self._each(key, flags, lambda path: digest_file(path, whole))
 
-    def there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
+    def there(self, uids: Iterable[int], whole: bool) -> Iterator[tuple[int, bytes]]:
         from mailbag.sync.digests import fetch_digests
 
         return fetch_digests(self.client, uids, whole)

@@ -358,18 +358,30 @@ def _values(lx: _Lexer) -> list[Value]:
         current.append(lx.literal())
 
 
-_FAST_HEAD = re.compile(rb"\* (\d+) FETCH \(")
-_FAST_ITEM = re.compile(
-    rb"(?:(UID|RFC822\.SIZE) (\d+)|(FLAGS) \(([^()\"{}\x00-\x1f]*)\)|(MODSEQ) \((\d+)\)"
-    rb"|(INTERNALDATE) \"([^\"\\\x00-\x1f]*)\")( |\)$)",
-    re.IGNORECASE,
-)
-# a body item whose literal ends the line: `BODY[] {1234}`
-_FAST_BODY = re.compile(
-    rb"((?:BODY|BINARY)\[[^\]\x00-\x1f]*\](?:<\d+>)?|RFC822(?:\.TEXT|\.HEADER)?) ~?\{\d+\+?\}$",
-    re.IGNORECASE,
-)
+#: `_fast_fetch`'s patterns (a FETCH line's start, one item, a body item whose literal ends
+#: the line: `BODY[] {1234}`), compiled when the first FETCH line comes (`_fast_patterns`):
+#: ~0.8 ms, and a sync where nothing changed reads none
+_FAST: tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]] | None = None
 _NO_LITERAL = object()
+
+
+def _fast_patterns() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
+    global _FAST
+    if _FAST is None:  # (two threads may both compile them: the same patterns)
+        _FAST = (
+            re.compile(rb"\* (\d+) FETCH \("),
+            re.compile(
+                rb"(?:(UID|RFC822\.SIZE) (\d+)|(FLAGS) \(([^()\"{}\x00-\x1f]*)\)"
+                rb"|(MODSEQ) \((\d+)\)|(INTERNALDATE) \"([^\"\\\x00-\x1f]*)\")( |\)$)",
+                re.IGNORECASE,
+            ),
+            re.compile(
+                rb"((?:BODY|BINARY)\[[^\]\x00-\x1f]*\](?:<\d+>)?|RFC822(?:\.TEXT|\.HEADER)?)"
+                rb" ~?\{\d+\+?\}$",
+                re.IGNORECASE,
+            ),
+        )
+    return _FAST
 
 
 def _fast_fetch(line: bytes, literal: object = _NO_LITERAL) -> Untagged | None:
@@ -377,20 +389,23 @@ def _fast_fetch(line: bytes, literal: object = _NO_LITERAL) -> Untagged | None:
     general path. These are flag listings (`UID`, `FLAGS`, `MODSEQ`, `RFC822.SIZE`)
     and downloads (those plus `INTERNALDATE` and a body literal at the end, given as
     `literal`): most of what a sync reads, so this is where parsing time goes."""
-    head = _FAST_HEAD.match(line)
+    if b" FETCH (" not in line:
+        return None  # (what the first pattern needs: no FETCH line, nothing compiled)
+    fast_head, fast_item, fast_body = _FAST or _fast_patterns()
+    head = fast_head.match(line)
     if head is None:
         return None
     seq = int(head.group(1))
     fetch = FetchResult(seq=seq)
     items: list[Value] = []
     pos = head.end()
-    match = _FAST_ITEM.match
+    match = fast_item.match
     while True:
         m = match(line, pos)
         if m is None:
             if literal is _NO_LITERAL or not isinstance(literal, (bytes, StreamedLiteral)):
                 return None
-            body = _FAST_BODY.match(line, pos)
+            body = fast_body.match(line, pos)
             if body is None:
                 return None
             key = body.group(1).decode("latin-1")

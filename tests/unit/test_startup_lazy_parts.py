@@ -1,0 +1,70 @@
+"""Parts of a sync compiled or loaded only when needed: `_fast_fetch`'s FETCH patterns
+(none when no FETCH line comes, as in a sync where nothing changed) and `shlex` (not for
+a password command without quotes). Each runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import random
+import shlex
+import subprocess
+import sys
+import textwrap
+
+from mailbag.config.secrets import _argv
+
+
+def _run(code: str) -> list[str]:
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
+def test_the_fetch_patterns_are_compiled_with_the_first_fetch_line() -> None:
+    out = _run(
+        """
+        from mailbag.protocols.imap import parser
+        for raw in (
+            b'* LIST (\\\\HasNoChildren) "/" INBOX\\r\\n',
+            b'* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 1)\\r\\n',
+            b'* 3 EXISTS\\r\\n',
+            b'A1 OK done\\r\\n',
+        ):
+            parser.parse_raw(raw)
+        print(parser._FAST is None)
+        fetch = parser.parse_raw(b'* 2 FETCH (UID 7 FLAGS (\\\\Seen) MODSEQ (9))\\r\\n')
+        print(parser._FAST is None, fetch.fetch.uid, fetch.fetch.flags, fetch.fetch.modseq)
+        """
+    )
+    assert out == ["True", "False", "7", "('\\\\Seen',)", "9"]
+
+
+def test_a_plain_password_command_is_split_without_shlex() -> None:
+    out = _run(
+        """
+        import sys
+        from mailbag.config.secrets import _argv
+        print(_argv("pass show mail/work"), "shlex" in sys.modules)
+        print(_argv("pass show 'mail work'")[2], "shlex" in sys.modules)
+        """
+    )
+    assert out == ["['pass',", "'show',", "'mail/work']", "False", "mail", "work", "True"]
+
+
+def test_commands_split_as_shlex_splits_them() -> None:
+    rng = random.Random(4)
+    alphabet = "ab/-_.=@:,+% \t'\"\xa0\u2003x\x0b"
+    for _ in range(3000):
+        command = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        try:
+            expected = shlex.split(command)
+        except ValueError:
+            continue  # (unbalanced quotes: refused either way, tested in test_secrets)
+        if not expected:
+            continue
+        assert _argv(command) == expected, repr(command)
