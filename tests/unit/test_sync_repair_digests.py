@@ -110,8 +110,9 @@ class Mail:
             data = self.here.get(key)
             yield None if data is None else (len(_crlf(data)), head_digest([data]))
 
-    def digests_there(self, uids: Sequence[int], whole: bool) -> Iterator[tuple[int, bytes]]:
-        assert list(uids) == sorted(uids)
+    def digests_there(self, uids: Iterable[int], whole: bool) -> Iterator[tuple[int, bytes]]:
+        uids = list(uids)  # (taken as needed: here all at once)
+        assert uids == sorted(uids)
         for uid in reversed(uids):  # (in any order)
             self.asked_there.append((uid, whole))
             if uid in self.there:
@@ -127,7 +128,7 @@ class Digests:
     ) -> Iterable[bytes | None]:
         return self.mail.digests_here(files, whole)
 
-    def there(self, uids: Sequence[int], whole: bool) -> Iterable[tuple[int, bytes]]:
+    def there(self, uids: Iterable[int], whole: bool) -> Iterable[tuple[int, bytes]]:
         return self.mail.digests_there(uids, whole)
 
     def measure(

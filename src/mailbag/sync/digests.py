@@ -22,7 +22,8 @@ only when a planner has such messages to compare (`sync.imap._Digests`).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,15 +184,17 @@ _UIDS_PER_COMMAND = 500
 
 
 def fetch_digests(
-    client: ImapClient, uids: Sequence[int], whole: bool
+    client: ImapClient, uids: Iterable[int], whole: bool
 ) -> Iterator[tuple[int, bytes]]:
     """(UID, digest) of the server's copies of `uids` in the folder selected on `client`
     (no command in flight): of BODY[HEADER], or BODY[] when `whole`, hashed as they
-    arrive. Several UID sets in flight: one round trip for the usual few."""
+    arrive. Several UID sets in flight: one round trip for the usual few; `uids` is
+    taken a command's worth at a time, as commands are sent."""
     from mailbag.protocols.imap.parser import StreamedLiteral
 
     item, answer = ("BODY.PEEK[]", "BODY[]") if whole else ("BODY.PEEK[HEADER]", "BODY[HEADER]")
-    chunks = [uids[i : i + _UIDS_PER_COMMAND] for i in range(0, len(uids), _UIDS_PER_COMMAND)]
+    source = iter(uids)
+    chunks = iter(lambda: list(itertools.islice(source, _UIDS_PER_COMMAND)), [])
 
     def sink(seq: int, name: str, size: int) -> _HashSink:
         return _HashSink()

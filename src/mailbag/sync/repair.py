@@ -79,9 +79,10 @@ class Digests(Protocol):
         """The digest of each local message (Maildir key, flags), in the order given: of
         its header block, or of all of it when `whole`; None for a file that is gone."""
 
-    def there(self, uids: Sequence[int], whole: bool) -> Iterable[tuple[int, bytes]]:
-        """(UID, digest) of server messages (ascending `uids`), the same digests of their
-        BODY[HEADER] (or BODY[]), in any order; messages gone meanwhile are left out."""
+    def there(self, uids: Iterable[int], whole: bool) -> Iterable[tuple[int, bytes]]:
+        """(UID, digest) of server messages (ascending `uids`, taken as needed), the same
+        digests of their BODY[HEADER] (or BODY[]), in any order; messages gone meanwhile
+        are left out."""
 
     def measure(
         self, files: Sequence[tuple[str, frozenset[str]]]
@@ -439,6 +440,8 @@ class _Unnamed:
                 " uid INTEGER NOT NULL);"
                 "CREATE TABLE done(seq INTEGER PRIMARY KEY);"
                 "CREATE TABLE tdone(uid INTEGER PRIMARY KEY);"
+                # the server messages whose digests `_digest_there` asks for
+                "CREATE TABLE want(uid INTEGER PRIMARY KEY);"
                 "BEGIN"
             )
         return self.db
@@ -574,7 +577,6 @@ class _Unnamed:
             "SELECT x.uid FROM tk AS x JOIN g ON g.size = x.size AND g.d = x.d "
             "WHERE (g.nh > 1 OR g.nt > 1) AND x.uid NOT IN (SELECT uid FROM tw)",
             whole=True,
-            uid="x.uid",
         )
         # the k-th of a (size, header digest[, whole digest]) here with the k-th there;
         # of an ambiguous group only those with a whole digest. Both sides in the order
@@ -635,36 +637,46 @@ class _Unnamed:
                 ((seq, d) for (seq, _, _), d in zip(batch, found, strict=True) if d is not None),
             )
 
-    def _digest_there(
-        self, digests: Digests, table: str, query: str, whole: bool = False, uid: str = "uid"
-    ) -> None:
-        """Digests of the server messages `query` gives (`uid` its column of their UIDs),
-        _THERE_BATCH at a time in UID order: each batch asked for by a query of its own
-        (the one before may have written to a table the query reads), so that neither
-        the UIDs nor a cursor over them are held while the server answers."""
+    def _digest_there(self, digests: Digests, table: str, query: str, whole: bool = False) -> None:
+        """Digests of the server messages whose UIDs `query` gives, into `table`. The
+        UIDs go to a table first (one run of the query: a query run per batch ran its
+        subqueries again each time), then to the server _THERE_BATCH at a time, read
+        while it answers (one stream of pipelined commands): neither the UIDs nor the
+        digests are all held at once."""
         assert self.db is not None
-        after = -1
-        while True:
-            uids = array(
-                _U32,
-                (
-                    u
-                    for (u,) in self.db.execute(
-                        f"{query} AND {uid} > ? ORDER BY {uid} LIMIT ?", (after, _THERE_BATCH)
-                    )
-                ),
-            )
-            if not uids:
-                return
-            # (a UID answered twice: its first digest counts; one not asked for pairs
-            # nothing)
-            self.db.executemany(
-                f"INSERT OR IGNORE INTO {table} VALUES (?,?)",  # noqa: S608 (as above)
-                digests.there(uids, whole),
-            )
-            if len(uids) < _THERE_BATCH:
-                return
-            after = uids[-1]
+        db = self.db
+        db.execute("DELETE FROM want")
+        # `query` is one of this class's own
+        if not db.execute(f"INSERT OR IGNORE INTO want {query}").rowcount:
+            return
+
+        def uids() -> Iterator[int]:
+            after = -1
+            while True:
+                batch = array(
+                    _U32,
+                    (
+                        u
+                        for (u,) in db.execute(
+                            "SELECT uid FROM want WHERE uid > ? ORDER BY uid LIMIT ?",
+                            (after, _THERE_BATCH),
+                        )
+                    ),
+                )
+                yield from batch
+                if len(batch) < _THERE_BATCH:
+                    return
+                after = batch[-1]
+
+        # (a UID answered twice: its first digest counts; one not asked for pairs nothing)
+        insert = f"INSERT OR IGNORE INTO {table} VALUES (?,?)"  # noqa: S608 (as above)
+        got: list[tuple[int, bytes]] = []
+        for item in digests.there(uids(), whole):
+            got.append(item)
+            if len(got) >= _BATCH:
+                db.executemany(insert, got)
+                got.clear()
+        db.executemany(insert, got)
 
     def _left_there(self, listed: bool) -> Iterator[int]:
         if self.db is None:
