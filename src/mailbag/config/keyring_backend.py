@@ -131,7 +131,12 @@ def deferring(names: frozenset[str]) -> Iterator[None]:
     """While in it, the modules named in `names` (those with Python source) are imported
     deferred: each is in sys.modules as usual, and its code runs when something first
     reads one of its attributes (`from urllib.request import x` does; `import
-    urllib.request` alone does not), in whichever thread, once (`_Deferred`)."""
+    urllib.request` alone does not), in whichever thread, once (`_Deferred`).
+
+    Our own rather than the standard `importlib.util.LazyLoader`: on Python 3.11 its
+    module runs its code at a second `import` of it, and reading an attribute while
+    another thread runs that code can fail (CPython gh-114763, fixed in 3.12); the
+    secret may be read in a background thread here."""
     import importlib.machinery
 
     class Finder:
