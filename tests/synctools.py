@@ -7,10 +7,12 @@ tests, which SIGKILL that child at chosen points through MAILBAG_TEST_CRASH).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +137,40 @@ def assert_nothing_left(t: Target, home: Path, connections: int = 3) -> None:
     final = sync(t, home, connections=connections)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)
+
+
+def append_many(sb: object, user: str, messages: Iterable[bytes], batch: int = 500) -> int:
+    """APPEND `messages` to `user`'s INBOX, `batch` in each command (MULTIAPPEND, RFC 3502,
+    with LITERAL+): imaplib's one at a time takes ~3 ms each here. Returns how many."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(sb.ca_file))  # type: ignore[attr-defined]
+    host, port = sb.host, sb.ports.imaps  # type: ignore[attr-defined]
+    count = 0
+    with (
+        socket.create_connection((host, port)) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as conn,
+        conn.makefile("rb") as answers,
+    ):
+
+        def finish(tag: bytes) -> None:
+            while not (line := answers.readline()).startswith(tag + b" "):
+                assert line, "connection closed"
+            assert line.startswith(tag + b" OK"), line
+
+        answers.readline()  # (the greeting)
+        address, password = sb.address(user), sb.password(user)  # type: ignore[attr-defined]
+        conn.sendall(b'L LOGIN "%s" "%s"\r\n' % (address.encode(), password.encode()))
+        finish(b"L")
+        it = iter(messages)
+        while chunk := list(itertools.islice(it, batch)):
+            parts = [b"A APPEND INBOX"]
+            parts.extend(b" {%d+}\r\n%s" % (len(data), data) for data in chunk)
+            conn.sendall(b"".join(parts) + b"\r\n")
+            finish(b"A")
+            count += len(chunk)
+    return count
 
 
 def totals(report: AccountReport) -> dict[str, int]:

@@ -498,6 +498,12 @@ def test_offline_send_waits_in_the_outbox_and_goes_out_later(sb: Sandbox, tmp_pa
     assert _arrived(sb, "bob", subject) is not None
 
 
+def _shown(menu: CompletionMenu) -> bool:
+    """The list is shown and laid out (its place and size are set a refresh after it is
+    shown: under load a check can come in between)."""
+    return bool(menu.display) and menu.region.height > 0
+
+
 def _options(menu: OptionList) -> list[str]:
     return [str(menu.get_option_at_index(i).prompt) for i in range(menu.option_count)]
 
@@ -526,7 +532,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert not menu.display
             # the second address of a list: the list shows the matches for it, best first
             await pilot.press(*"dave@sandbox.test, qu")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             assert _options(menu) == [
                 "Quentin Alpha <quentin@sandbox.test>",
                 "Quinn Beta <quinn@sandbox.test>",
@@ -548,7 +554,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert to.value == "dave@sandbox.test, qu"
             to.focus()
             await pilot.press("end", "backspace", "u")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             # ↓ then Tab takes the second; the first address stays; Tab stays in the field
             await pilot.press("down", "tab")
             await wait_for(
@@ -570,7 +576,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             screen._forget()
             # the next address: Enter takes the highlighted one
             await pilot.press(*"qu")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             await pilot.press("enter")
             assert to.value == (
                 "dave@sandbox.test, Quinn Beta <quinn@sandbox.test>, "
@@ -578,7 +584,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             )
             # Esc closes the list, not the screen; with the list closed Tab moves on
             await pilot.press(*"qu")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             await pilot.press("escape")
             await pilot.pause(0.3)
             assert app.screen is screen and not menu.display
@@ -588,7 +594,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             assert app.focused is cc
             # a later word of the name matches too; a mouse click picks
             await pilot.press(*"bet")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             assert _options(menu) == ["Quinn Beta <quinn@sandbox.test>"]
             assert menu.region.y == cc.region.y + 1
             assert menu.region.x == cc.region.x  # the first address: from the field's edge
@@ -599,7 +605,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             bcc = screen.query_one("#bcc", Input)
             bcc.focus()
             await pilot.press(*"qu")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             await pilot.press(*"zz")
             await wait_for(pilot, lambda: not menu.display)
             # our own address is never suggested; leaving the field closes the list
@@ -607,7 +613,7 @@ def test_address_completion_from_the_index(sb: Sandbox, tmp_path: Path) -> None:
             await pilot.pause(0.5)
             assert not menu.display
             await pilot.press(*["backspace"] * 2, *"qu")
-            await wait_for(pilot, lambda: menu.display)
+            await wait_for(pilot, lambda: _shown(menu))
             screen.query_one("#subject", Input).focus()
             await pilot.pause()
             assert not menu.display

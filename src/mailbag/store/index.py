@@ -1412,12 +1412,17 @@ class Store:
         names = maildir.tmp_names()
         if not names:
             return 0
-        known = {
-            r[0]: parse_flags(r[1])
-            for r in self.conn.execute(
-                "SELECT key, flags FROM messages WHERE folder_id = ?", (folder.id,)
-            )
-        }
+        # the rows of those names only (not every row of the folder: a big one's keys would
+        # take ~150 bytes a message), 500 names a query
+        known: dict[str, frozenset[str]] = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, flags in self.conn.execute(
+                f"SELECT key, flags FROM messages WHERE folder_id = ? AND key IN ({marks})",  # noqa: S608
+                (folder.id, *chunk),
+            ):
+                known[key] = parse_flags(flags)
         delivered = 0
         for name in names:
             if name in known:

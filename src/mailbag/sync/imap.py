@@ -1968,7 +1968,7 @@ def _journals_on_disk(store: Store) -> None:
 
 #: the index's page cache (KiB) while a folder is paired again after a UIDVALIDITY change:
 #: SQLite's default, and the rows it changes go to the WAL (uncommitted) past it, not
-#: kept in memory up to the sync's 16 MiB (`_SPILL_KIB`). Planning reads every row of the
+#: kept in memory up to the sync's 8 MiB (`_SPILL_KIB`). Planning reads every row of the
 #: folder, and applying the plan writes every one of them, so a bigger cache would only
 #: fill up with them:
 #: the peak RSS grew with the folder until the cache was full (100,000 messages without
@@ -3053,17 +3053,20 @@ def sync_account(
 
 #: the changed pages a sync's index connection holds before it writes any to the WAL
 #: ahead of the commit ("spills"), in KiB: the pages a 1% re-sync of 20,000 messages
-#: changes (~1,000, in seven b-trees) fit, so none is written to the WAL before the
-#: commit and again in it (with every later frame's checksum computed again: ~4,000 more
-#: reads and writes of the WAL). Pages only read stay within SQLite's default cache
-#: (2,000 KiB), whatever the size of the folder: a 16 MiB cache filled up with the rows
-#: a full read of a big folder goes through (a 200,000 message folder without CONDSTORE:
-#: 1% re-sync 62 -> 49 MB of peak RSS, of which 16 MiB were pages only read; the read
-#: done in a helper thread (`_IndexRows.read_early`) left its pages in that thread's
-#: malloc arena, freed there when the main thread's changes evicted them, and RSS grew by
-#: as much again). Measured no slower (1% re-syncs of 20,000 messages with and without
-#: CONDSTORE, 10-12 rounds each): those read few rows (`_delta`, `_ListingCopy`).
-_SPILL_KIB = 16384
+#: changes (~1,000, in seven b-trees; SQLite's memory peaks at 3-4.5 MB there, its cache
+#: included) fit, so none is written to the WAL before the commit and again in it (with
+#: every later frame's checksum computed again: ~4,000 more reads and writes of the
+#: WAL). A bigger sync's changes spill past it: a 1% re-sync of 200,000 messages in one
+#: folder changes ~4,000 rows, and held them in up to 16 MiB before (peak RSS 47 MB, 39
+#: with 8 MiB; wall and CPU time the same in 12 A/B rounds). Pages only read stay within
+#: SQLite's default cache (2,000 KiB), whatever the size of the folder: a 16 MiB cache
+#: filled up with the rows a full read of a big folder goes through (that re-sync: peak
+#: RSS 62 -> 49 MB, of which 16 MiB were pages only read; the read done in a helper
+#: thread (`_IndexRows.read_early`) left its pages in that thread's malloc arena, freed
+#: there when the main thread's changes evicted them, and RSS grew by as much again).
+#: Measured no slower (1% re-syncs of 20,000 messages with and without CONDSTORE, 10-12
+#: rounds each): those read few rows (`_delta`, `_ListingCopy`).
+_SPILL_KIB = 8192
 
 
 def _open_store(paths: Paths) -> Store:
