@@ -458,3 +458,47 @@ def test_a_sync_killed_after_keeping_rows_converges(
     final = sync(t, home)
     assert_ok(final)
     assert sum(totals(final).values()) == 0, totals(final)
+
+
+def test_folders_paired_again_that_did_not_grow_use_one_connection(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    # pairing again is the work: one connection (a handshake and a login each, threads
+    # taking turns, cost more than they save); a folder that grew by more than a share
+    # downloads on several, as new mail does
+    from mailbag.protocols.trace import Transcript
+
+    sb.fill(user, 30, "INBOX", seed=41)
+    sb.fill(user, 30, "Archive", seed=42)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+
+    def logins(**kw: Any) -> int:
+        trace = tmp_path / f"trace-{len(list(tmp_path.iterdir()))}.txt"
+        transcript = Transcript(trace)
+        try:
+            report = sync(t, home, transcript=transcript, connections=4, share_chunk=20, **kw)
+        finally:
+            transcript.close()
+        assert_ok(report)
+        logins.report = report  # type: ignore[attr-defined]
+        sent = [
+            x.split(" C: ", 1)[1].split() for x in trace.read_text().splitlines() if " C: " in x
+        ]
+        return sum(1 for words in sent if words[1].upper() in ("LOGIN", "AUTHENTICATE"))
+
+    sb.reset_uidvalidity(user, "INBOX")
+    sb.reset_uidvalidity(user, "Archive")
+    assert logins() == 1
+    report = logins.report  # type: ignore[attr-defined]
+    assert totals(report) == {**totals(report), "paired": 60, "new": 0, "uploaded": 0}
+    assert assert_same(sb, user, home) == 60
+    # grown by more than a share (20) under a new UIDVALIDITY: several connections
+    sb.fill(user, 25, "INBOX", seed=43)
+    sb.reset_uidvalidity(user, "INBOX")
+    sb.reset_uidvalidity(user, "Archive")
+    assert logins() > 1
+    report = logins.report  # type: ignore[attr-defined]
+    assert totals(report)["new"] == 25 and totals(report)["paired"] == 60
+    assert assert_same(sb, user, home) == 85
+    assert totals(sync(t, home)) == dict.fromkeys(totals(report), 0)

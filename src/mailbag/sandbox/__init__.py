@@ -57,6 +57,7 @@ class Sandbox:
         smtp_without_auth: bool = False,
     ) -> None:
         self._own_root = root is None
+        self._uidvalidity = 0  # the last one `reset_uidvalidity` gave
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mailbag-sandbox-"))
         # Dovecot's unprivileged mail processes must be able to walk into the tree
         self.root.chmod(0o755)
@@ -293,7 +294,9 @@ class Sandbox:
         """Give `folder` a new UIDVALIDITY (as after a server migration); returns it."""
         import time
 
-        new = int(time.time()) % 2_000_000_000 + 7
+        # (a new one each time: two resets in the same second gave the same value, which
+        # changed nothing)
+        new = self._uidvalidity = max(int(time.time()) % 2_000_000_000 + 7, self._uidvalidity + 1)
         self.dovecot.kick(self.address(user))
         self.dovecot.doveadm(
             "mailbox", "update", "-u", self.address(user), "--uid-validity", str(new), folder
