@@ -67,15 +67,18 @@ class Machine:
     def cache(self) -> Path:
         return self.paths.state_dir / CACHE_FILE
 
-    def run(self, *argv: str, stdin: str = "", **env: str) -> Run:
-        base = {
+    def _base(self) -> dict[str, str]:
+        """The environment of a mailbag process here: this home, this test keyring."""
+        return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.root),
             "XDG_CONFIG_HOME": str(self.xdg_config),
             "MAILBAG_HOME": str(self.home),
             "MAILBAG_TEST_KEYRING": str(self.file),
-            "MAILBAG_TEST_KEYRING_LOG": str(self.log_file),
         }
+
+    def run(self, *argv: str, stdin: str = "", **env: str) -> Run:
+        base = {**self._base(), "MAILBAG_TEST_KEYRING_LOG": str(self.log_file)}
         full = keyring_plugin.environment(self.plugin, base=base, **env)
         before = self.log_file.read_text().splitlines() if self.log_file.exists() else []
         res = subprocess.run(
@@ -103,16 +106,9 @@ class Machine:
             "assert main(['sync', '-q']) == 0\n"
             "print(' '.join(f'{n}={type(m).__name__}' for n, m in sys.modules.items()))\n"
         )
-        base = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.root),
-            "XDG_CONFIG_HOME": str(self.xdg_config),
-            "MAILBAG_HOME": str(self.home),
-            "MAILBAG_TEST_KEYRING": str(self.file),
-        }
         res = subprocess.run(
             [sys.executable, "-c", code],
-            env=keyring_plugin.environment(self.plugin, base=base),
+            env=keyring_plugin.environment(self.plugin, base=self._base()),
             cwd=self.cwd,
             capture_output=True,
             text=True,

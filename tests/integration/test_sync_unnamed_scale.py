@@ -25,7 +25,16 @@ import pytest
 
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
-from synctools import assert_ok, home_paths, sync, sync_in_child, target, totals
+from synctools import (
+    append_many,
+    assert_nothing_left,
+    assert_ok,
+    home_paths,
+    sync,
+    sync_in_child,
+    target,
+    totals,
+)
 
 pytestmark = pytest.mark.sandbox
 SMALL = 1000
@@ -81,39 +90,6 @@ def _report(i: int, named: bool = False) -> bytes:
     ).encode()
 
 
-def _append_all(sb: Sandbox, user: str, count: int, named: bool = False) -> None:
-    """APPEND messages 0..count-1 to `user`'s INBOX, 500 in each command (MULTIAPPEND, LITERAL+):
-    imaplib's one at a time takes ~3 ms each here (10 minutes at 200,000)."""
-    import socket
-    import ssl
-
-    ctx = ssl.create_default_context(cafile=str(sb.ca_file))
-    with (
-        socket.create_connection((sb.host, sb.ports.imaps)) as raw,
-        ctx.wrap_socket(raw, server_hostname=sb.host) as conn,
-        conn.makefile("rb") as answers,
-    ):
-
-        def finish(tag: bytes) -> None:
-            while not (line := answers.readline()).startswith(tag + b" "):
-                assert line, "connection closed"
-            assert line.startswith(tag + b" OK"), line
-
-        answers.readline()  # (the greeting)
-        conn.sendall(
-            b'L LOGIN "%s" "%s"\r\n' % (sb.address(user).encode(), sb.password(user).encode())
-        )
-        finish(b"L")
-        for start in range(0, count, 500):
-            # one MULTIAPPEND (RFC 3502) of 500: Dovecot saves them in one transaction
-            parts = [b"A APPEND INBOX"]
-            for i in range(start, min(count, start + 500)):
-                data = _report(i, named)
-                parts.append(b" {%d+}\r\n%s" % (len(data), data))
-            conn.sendall(b"".join(parts) + b"\r\n")
-            finish(b"A")
-
-
 def _pair_again(sb: Sandbox, user: str, count: int, home: Path, *, renumber: bool = False) -> int:
     """Fill `user`'s INBOX with `count` messages, sync them, give the folder a new
     UIDVALIDITY and sync again in a child process: everything is paired again, nothing
@@ -121,7 +97,7 @@ def _pair_again(sb: Sandbox, user: str, count: int, home: Path, *, renumber: boo
     Message-IDs, and are moved out of the folder and back (new UIDs, above the old
     ones) before the new UIDVALIDITY."""
     started = time.monotonic()
-    _append_all(sb, user, count, named=renumber)
+    assert append_many(sb, user, (_report(i, renumber) for i in range(count))) == count
     appended = time.monotonic() - started
     t = target(sb, user, threshold=count + 1)
     first = sync(t, home)
@@ -162,9 +138,7 @@ def _pair_again(sb: Sandbox, user: str, count: int, home: Path, *, renumber: boo
         f"{count} messages: appended in {appended:.1f} s, paired again in {repaired:.1f} s "
         f"(a child process), its peak RSS {got['peak_rss_kb']} kB"
     )
-    final = sync(t, home)
-    assert_ok(final)
-    assert sum(totals(final).values()) == 0, totals(final)
+    assert_nothing_left(t, home)
     return int(got["peak_rss_kb"])
 
 
