@@ -3462,8 +3462,7 @@ def _downloads_at_most(
     known: dict[str, Folder], statuses: dict[str, MailboxStatus], todo: Sequence[MailboxInfo]
 ) -> int:
     """An upper bound of the messages to download, from STATUS and the index: UIDs are
-    handed out in ascending order, so no more than UIDNEXT grew by are new (after a
-    UIDVALIDITY change: an estimate, see below)."""
+    handed out in ascending order, so no more than UIDNEXT grew by are new."""
     total = 0
     for info in todo:
         folder, st = known.get(info.name), statuses.get(info.name)
@@ -3478,17 +3477,8 @@ def _downloads_at_most(
             and folder.uidvalidity == st.uidvalidity
         ):
             total += min(st.messages, max(0, st.uidnext - folder.uidnext))
-        elif folder is not None and folder.uidvalidity is not None and folder.messages:
-            # A new UIDVALIDITY: its messages are paired again, and only those that find
-            # no partner here are downloaded. Not a bound but the likely case (a server
-            # migration, a rebuilt index: the same messages): as many as the folder grew
-            # by. Pairing again is the work, and on one connection it costs less than on
-            # four (a handshake and a login each, threads taking turns for the GIL: 20%
-            # of its CPU at 20,000 messages in 6 folders). A folder whose content really
-            # changed downloads on fewer connections than it could: slower, not unsafe.
-            total += max(0, st.messages - folder.messages)
         else:
-            total += st.messages  # never synced
+            total += st.messages  # never synced, or a new UIDVALIDITY
     return total
 
 
