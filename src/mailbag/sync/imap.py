@@ -46,6 +46,7 @@ from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressC
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from io import BufferedReader
     from typing import IO, NoReturn, TypeVar
 
     # the planner and executor load only when a folder has work: a sync where nothing
@@ -778,6 +779,14 @@ _OPEN_RANGES = 100
 _SETTLED_BATCH = 4096
 #: settled rows read ahead at most (`_IndexRows.read_early`): ~600 KB
 _EARLY_MAX = 100_000
+#: messages of a folder whose listing is copied at most (`_ListingCopy`): ~6 bytes a
+#: message when read (the listing itself holds 8). Far more than the rows read ahead
+#: from the index: a copy reads a 200,000 message folder's rows in ~3 ms instead of
+#: ~150 ms of SQLite's, and holds them in 1.2 MB instead of SQLite's 2 MB page cache.
+_COPY_MAX = 1_000_000
+#: the head line of a copy at most, and its flag texts (a damaged head is not believed)
+_COPY_HEAD_MAX = 256
+_COPY_TEXT_MAX = 64 << 20
 
 
 class _ListingCopy:
@@ -797,14 +806,15 @@ class _ListingCopy:
     its bytes check out (a CRC-32 of the rest: a torn or half-written file, which a
     crash may leave since it is not flushed, is not taken but removed); then it is
     exactly what reading the rows gives. Anything else and the rows are read from the
-    index, as without a copy. Only folders of at most _EARLY_MAX messages (the rows
-    read early at most). A new copy is written under its own name (renamed from a
-    temporary one, never over another file: ext4 flushes a file renamed over another,
-    ~1-3 ms), and the folder's other copies are removed after."""
+    index, as without a copy. Only folders of at most _COPY_MAX messages. A new copy is
+    written under its own name (renamed from a temporary one, never over another file:
+    ext4 flushes a file renamed over another, ~1-3 ms), and the folder's other copies
+    are removed after."""
 
     MAGIC = b"mailbag-listing 1"
 
     def __init__(self, store: Store, folder_id: int) -> None:
+        self.store = store
         self.dir = _listings_dir(store)
         self.folder_id = folder_id
 
@@ -814,29 +824,38 @@ class _ListingCopy:
     def save(self, listed: str, uidvalidity: int, listing: RemoteListing) -> None:
         """Write the copy for the listing with print `listed` (not flushed), unless there
         is one; remove the folder's others. A failure only leaves it out (the rows are
-        read from the index then)."""
+        read from the index then). The listing's arrays are written as they are, with a
+        CRC taken piece by piece: no copy of them is made but the flag numbers' (2 bytes
+        a message)."""
         from mailbag.sync.plan import IGNORED_FLAGS
 
         uids, ids, sets = listing.parts()
         path = self.path(listed)
-        if 0 < len(uids) <= _EARLY_MAX and len(sets) <= 0xFFFF and not path.exists():
+        if 0 < len(uids) <= _COPY_MAX and len(sets) <= 0xFFFF and not path.exists():
             texts = "\n".join(" ".join(sorted(fs - IGNORED_FLAGS)) for fs in sets).encode()
-            body = b"".join((texts, array(_U32, uids).tobytes(), array("H", ids).tobytes()))
+            if not isinstance(uids, array) or uids.typecode != _U32:
+                uids = array(_U32, uids)
+            numbers = array("H", ids)
+            crc = zlib.crc32(numbers, zlib.crc32(uids, zlib.crc32(texts)))
             head = (
-                f"{self.MAGIC.decode()} {array(_U32).itemsize} {sys.byteorder} "
-                f"{self.folder_id} {uidvalidity} {listed} {len(uids)} {len(texts)} "
-                f"{zlib.crc32(body)}\n"
+                f"{self.MAGIC.decode()} {uids.itemsize} {sys.byteorder} "
+                f"{self.folder_id} {uidvalidity} {listed} {len(uids)} {len(texts)} {crc}\n"
             ).encode()
             tmp = self.dir / f".{self.folder_id}.tmp"
             try:
                 self.dir.mkdir(exist_ok=True)
                 with open(tmp, "wb") as fh:
-                    fh.write(head + body)
+                    for part in (head, texts, uids, numbers):
+                        fh.write(part)
                 os.rename(tmp, path)
             except OSError:
                 self.remove()
                 return
-        self.remove(keep=path.name if path.exists() else None)
+        # the others go with the files the sync removed (`Store.remove_later`: one `rm`
+        # at its end, not an unlink each here, which waits for the file system's journal
+        # when other work flushes it). Left behind by a crash, they are never taken (a
+        # copy is taken only under the print the index records) and go at the next save
+        self.remove(keep=path.name if path.exists() else None, later=True)
 
     def load(self, listed: str, uidvalidity: int | None) -> _EarlyRows | None:
         """The settled rows as `_IndexRows.read_early` reads them, from a sound copy for
@@ -844,18 +863,20 @@ class _ListingCopy:
         path = self.path(listed)
         try:
             with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError:
+                early = self._read(fh, listed, uidvalidity)
+        except FileNotFoundError:
             return None
-        early = self._parse(data, listed, uidvalidity)
+        except OSError:
+            early = None
         if early is None:
             with contextlib.suppress(OSError):
                 path.unlink()
         return early
 
-    def _parse(self, data: bytes, listed: str, uidvalidity: int | None) -> _EarlyRows | None:
-        head, _, body = data.partition(b"\n")
-        parts = head.split()
+    def _read(self, fh: BufferedReader, listed: str, uidvalidity: int | None) -> _EarlyRows | None:
+        """The rows of the copy open as `fh`, when it is sound. Its arrays are read
+        straight into arrays of their size (~6 bytes a message, nothing besides)."""
+        parts = fh.readline(_COPY_HEAD_MAX).split()
         if len(parts) != 10 or b" ".join(parts[:2]) != self.MAGIC:
             return None
         itemsize, order, folder_id, validity, printed, count, size, crc = parts[2:]
@@ -867,27 +888,42 @@ class _ListingCopy:
                 and int(folder_id) == self.folder_id
                 and int(validity) == uidvalidity
                 and printed.decode() == listed
-                and len(body) == ntext + n * (array(_U32).itemsize + 2)
-                and zlib.crc32(body) == int(crc)
+                and 0 < n <= _COPY_MAX
+                and 0 <= ntext <= _COPY_TEXT_MAX
             )
-        except ValueError:
+            expected = int(crc)
+        except (ValueError, UnicodeDecodeError):
             return None
         if not sound:
             return None
-        uids, ids = array(_U32), array("H")
-        uids.frombytes(body[ntext : ntext + n * uids.itemsize])
-        ids.frombytes(body[ntext + n * uids.itemsize :])
-        sets = [parse_flags(t) for t in body[:ntext].decode().split("\n")]
-        if any(i >= len(sets) for i in set(ids)):
+        texts = fh.read(ntext)
+        uids, ids = array(_U32, [0]) * n, array("H", [0]) * n
+        if (
+            len(texts) != ntext
+            or fh.readinto(uids) != n * uids.itemsize
+            or fh.readinto(ids) != n * ids.itemsize
+            or fh.read(1)
+            or zlib.crc32(ids, zlib.crc32(uids, zlib.crc32(texts))) != expected
+        ):
+            return None
+        try:
+            sets = [parse_flags(t) for t in texts.decode().split("\n")]
+        except UnicodeDecodeError:
+            return None
+        if max(ids) >= len(sets):
             return None
         return _EarlyRows(uids, ids, sets, None)
 
-    def remove(self, keep: str | None = None) -> None:
-        """Remove the folder's copies (but `keep`)."""
+    def remove(self, keep: str | None = None, *, later: bool = False) -> None:
+        """Remove the folder's copies (but `keep`); `later`: by the store's removals
+        (`Store.remove_later`), not here."""
         prefix = f"{self.folder_id}."
         with contextlib.suppress(OSError), os.scandir(self.dir) as it:
             for e in it:
                 if e.name.startswith(prefix) and e.name != keep:
+                    if later:
+                        self.store.remove_later(e.path)
+                        continue
                     with contextlib.suppress(OSError):
                         os.unlink(e.path)
 
