@@ -533,7 +533,7 @@ def test_header_digests_are_asked_for_before_the_files_here_are_hashed(
     _assert_kept_paired(sb, user, home, t, report)
 
 
-@pytest.mark.parametrize("where", ["submit_uid_fetch", "fetch_answers"])
+@pytest.mark.parametrize("where", ["submit_uid_fetch", "header_answers"])
 def test_a_connection_lost_with_digests_asked_for_ahead_pairs_the_same_on_a_new_one(
     sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
@@ -558,3 +558,24 @@ def test_a_connection_lost_with_digests_asked_for_ahead_pairs_the_same_on_a_new_
     assert_ok(report)
     assert lost == ["INBOX"]
     _assert_kept_paired(sb, user, home, t, report)
+
+
+def test_a_header_block_longer_than_a_receive_buffer_is_paired_by_its_hash(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    # its header answer, asked for ahead, is read by the general reader (hashed as it
+    # comes), the short one beside it cut from the buffer: both pair
+    long_head = b"".join(b"X-Trace-%d: %s\r\n" % (i, b"t" * 70) for i in range(1500))
+    sb.fill(user, 5, "INBOX", seed=51)
+    with sb.control(user) as c:
+        c.append("INBOX", _bare("long header", "body", long_head.decode()))
+        c.append("INBOX", _bare("short header", "body"))
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    sb.reset_uidvalidity(user, "INBOX")
+    report = sync(t, home)
+    assert_ok(report)
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    assert (inbox_report.paired_again, inbox_report.paired_by_hash) == (7, 2)
+    assert (inbox_report.new, inbox_report.uploaded, inbox_report.deleted) == (0, 0, 0)
+    assert assert_same(sb, user, home) == 7

@@ -212,19 +212,28 @@ def _sink(seq: int, name: str, size: int) -> _HashSink:
 
 
 def _digests_of(answers: Iterable[FetchResult], answer: str) -> Iterator[tuple[int, bytes]]:
-    from mailbag.protocols.imap.parser import StreamedLiteral
-
     for r in answers:
         got = r.bodies.get(answer)
-        if r.uid is None:
-            continue
-        if isinstance(got, StreamedLiteral):
-            assert isinstance(got.sink, _HashSink)
-            yield r.uid, got.sink.hash.digest()
-        elif isinstance(got, bytes):  # (a quoted string, as a server may send a short one)
-            h = _hasher()
-            h.update(_Crlf()(got))
-            yield r.uid, h.digest()
+        if r.uid is not None and got is not None:
+            digest = _digest_of(got)
+            if digest is not None:
+                yield r.uid, digest
+
+
+def _digest_of(got: object) -> bytes | None:
+    """The digest of an answer's literal: hashed as it came (`_HashSink`), or given as
+    bytes (cut from the receive buffer, or a quoted string as a server may send a short
+    one)."""
+    from mailbag.protocols.imap.parser import StreamedLiteral
+
+    if isinstance(got, StreamedLiteral):
+        assert isinstance(got.sink, _HashSink)
+        return got.sink.hash.digest()
+    if isinstance(got, bytes):
+        h = _hasher()
+        h.update(_Crlf()(got))
+        return h.digest()
+    return None
 
 
 #: header digests asked for ahead (`Ahead`) at most, in commands of this many UIDs
@@ -271,8 +280,10 @@ class Ahead:
         got: dict[int, bytes] = {}
         sent, self.sent = self.sent, []
         for p in sent:
-            for uid, digest in _digests_of(
-                self.client.fetch_answers(p, body_sink=_sink), _HEADER[1]
-            ):
-                got.setdefault(uid, digest)
+            with self.client.header_answers(p, body_sink=_sink) as answers:
+                for batch in answers.batches():
+                    for uid, head in batch:
+                        digest = _digest_of(head)
+                        if digest is not None:
+                            got.setdefault(uid, digest)
         return got

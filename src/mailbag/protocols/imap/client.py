@@ -61,6 +61,7 @@ from mailbag.protocols.imap.parser import (
     parse_status,
     parse_vanished,
     scan_flag_lines,
+    scan_header_answers,
     scan_identity_lines,
     scan_identity_runs,
 )
@@ -764,17 +765,10 @@ class ImapClient(StreamClient):
         sends later, or closes the connection."""
         return self.submit(*_uid_fetch_args(uids, items, None, False))
 
-    def fetch_answers(
-        self, p: Pending, *, body_sink: BodySink | None = None
-    ) -> Iterator[FetchResult]:
-        """The FETCH answers to `p` (from `submit_uid_fetch`) as they arrive, other
-        untagged responses kept on `p`; raises ProtocolError when it was refused."""
-        for u in self._pump(p, body_sink):
-            if u.name == "FETCH":
-                yield parse_fetch(u)
-            else:
-                p.untagged.append(u)
-        self._check(p, p.name)
+    def header_answers(self, p: Pending, *, body_sink: BodySink | None = None) -> HeaderStream:
+        """The answers to `p`, a `submit_uid_fetch` of `(UID BODY.PEEK[HEADER])`, read
+        lazily in batches of (UID, header block) (see `HeaderStream`)."""
+        return HeaderStream(self, p, body_sink)
 
     def _drain(self, p: Pending) -> None:
         for _ in self._pump(p, _discard):
@@ -1198,6 +1192,8 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
 
     #: distinct flag texts remembered (a hostile server could send endless new ones)
     KNOWN_MAX = 4096
+    #: where the general reader puts a literal (None: in memory)
+    body_sink: BodySink | None = None
 
     def __init__(self, client: ImapClient, pending: Pending) -> None:
         self.client = client
@@ -1267,7 +1263,7 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
                 continue
             # a line the scanner leaves to the general reader (or a longer one than
             # _SCAN_LINE_MAX, which that reader bounds)
-            resp = client._read_response(None)
+            resp = client._read_response(self.body_sink)
             if isinstance(resp, Untagged):
                 self._print = None
                 if resp.name == "FETCH":
@@ -1363,6 +1359,31 @@ class IdentityRunStream(_ScanStream[list[IdentityItem]]):
     def _pick(r: FetchResult) -> list[IdentityItem] | None:
         found = IdentityStream._pick(r)
         return None if found is None else list(found)
+
+
+class HeaderStream(_ScanStream[list[tuple[int, "bytes | StreamedLiteral"]]]):
+    """The answer to a `UID FETCH uids (UID BODY.PEEK[HEADER])`, read lazily in batches
+    of (UID, header block): the usual answers cut from the receive buffer
+    (`parser.scan_header_answers`), any other through the general reader, its literal
+    given to `body_sink` (a header block may be long)."""
+
+    def __init__(self, client: ImapClient, pending: Pending, body_sink: BodySink | None) -> None:
+        super().__init__(client, pending)
+        self.body_sink = body_sink
+
+    @staticmethod
+    def _scan(
+        data: bytes, known: FlagTexts
+    ) -> tuple[list[tuple[int, bytes | StreamedLiteral]], int]:
+        found, used = scan_header_answers(data)
+        return list(found), used
+
+    @staticmethod
+    def _pick(r: FetchResult) -> list[tuple[int, bytes | StreamedLiteral]] | None:
+        head = r.bodies.get("BODY[HEADER]")
+        if r.uid is None or not isinstance(head, bytes | StreamedLiteral):
+            return None
+        return [(r.uid, head)]
 
 
 def _discard(seq: int, item: str, size: int) -> None:

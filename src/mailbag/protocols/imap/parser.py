@@ -651,6 +651,36 @@ def scan_identity_runs(
         pos += used
 
 
+# --- header blocks: `UID FETCH uids (UID BODY.PEEK[HEADER])` -------------------------------
+# Pairing messages without a Message-ID again asks for their header blocks, one answer
+# each, `* 7 FETCH (UID 9 BODY[HEADER] {312}` CRLF, the block, `)` CRLF: cut here a
+# buffer at a time (no `Untagged` or `FetchResult` per answer), anything else goes to
+# `parse_response`.
+
+
+@functools.cache
+def _header_answer() -> re.Pattern[bytes]:
+    return re.compile(rb"\* \d+ FETCH \(UID (\d{1,10}) BODY\[HEADER\] \{(\d{1,9})\}\r\n")
+
+
+def scan_header_answers(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """(UID, header block) of the plain header answers at the start of `data`, and how
+    many bytes they take (as `scan_flag_lines`): the scan stops at the first other
+    answer, or one whose literal is not all in `data`. What is decoded here equals what
+    `parse_response` and `parse_fetch` give for the same answer."""
+    out: list[tuple[int, bytes]] = []
+    match = _header_answer().match
+    pos = 0
+    while (m := match(data, pos)) is not None:
+        start = m.end()
+        end = start + int(m.group(2))
+        if data[end : end + 3] != b")\r\n":
+            break  # (cut off here, or more after the literal: the general reader's)
+        out.append((int(m.group(1)), data[start:end]))
+        pos = end + 3
+    return out, pos
+
+
 def _word(lx: _Lexer) -> str:
     lx.skip_spaces()
     start = lx.pos
