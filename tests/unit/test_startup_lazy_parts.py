@@ -68,3 +68,19 @@ def test_commands_split_as_shlex_splits_them() -> None:
         if not expected:
             continue
         assert _argv(command) == expected, repr(command)
+
+
+def test_the_program_loads_little_before_it_pauses_the_collector() -> None:
+    # `cli.main.entry` pauses the collector first; what `mailbag.cli.main` itself loads
+    # comes before that and is walked by collections meanwhile (~4M instructions)
+    out = _run(
+        """
+        import sys
+        before = set(sys.modules)
+        import mailbag.cli.main
+        print(" ".join(sorted(set(sys.modules) - before)))
+        """
+    )
+    heavy = {"pathlib", "threading", "re", "contextlib", "collections", "mailbag.paths"}
+    assert heavy & set(out) == set()
+    assert "mailbag.cli.main" in out
