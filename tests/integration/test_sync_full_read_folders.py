@@ -526,3 +526,52 @@ def test_answers_sent_with_the_list_are_kept_while_a_move_is_made(
     assert by_name["INBOX"].deleted == 1
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
     _nothing_left(t, home)
+
+
+def _recorded_prints(home: Path, user: str) -> dict[int, str | None]:
+    """Folder id -> the print of the listing its index rows are recorded to match."""
+    with Store.open(home_paths(home)) as store:
+        return {
+            f.id: (f.sync_state or "").partition(" list=")[2] or None
+            for f in store.folders(user)
+            if f.name in FOLDERS
+        }
+
+
+def test_a_crash_before_the_old_copies_are_removed_converges(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a folder's new copy is written before the commit that records its print; its old
+    # one goes with the sync's other removals, at the end (`Store.remove_later`). Killed
+    # in between, both are there and the index records the old print: the next run
+    # reads the folders whole (their files changed), records new prints and copies, and
+    # the old ones go; the copies left are those the run after takes
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    listings = home / "data" / "listings"
+    before = {p.name for p in listings.iterdir()}
+    prints = _recorded_prints(home, user)
+    assert before == {f"{fid}.{p}" for fid, p in prints.items()}
+    _keyword_and_expunge(plain, user)
+    crashed = sync_in_child(t, home, crash="local-files:2")
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout, crashed.stderr)
+    after = {p.name for p in listings.iterdir()}
+    assert before < after, (before, after)  # (the first folder's new copy, the old kept)
+    assert _recorded_prints(home, user) == prints
+    again = sync_in_child(t, home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
+    prints = _recorded_prints(home, user)
+    assert None not in prints.values()
+    assert {p.name for p in listings.iterdir()} == {f"{fid}.{p}" for fid, p in prints.items()}
+    time.sleep(0.1)  # (directory times older than a clock tick: trusted)
+    _keyword_and_expunge(plain, user)
+    from_index, from_copy = _copy_reads(monkeypatch)
+    last = sync(t, home, connections=1)
+    assert_ok(last)
+    assert from_index == []
+    assert sorted(from_copy) == sorted(prints)
+    monkeypatch.undo()
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - 2 * len(FOLDERS)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name)

@@ -321,7 +321,7 @@ def test_writers_without_the_hook_are_caught_up(store: Store, tmp_path: Path) ->
 def test_an_old_index_is_rebuilt_on_first_search(store: Store) -> None:
     from mailbag.store import fulltext
 
-    store.conn.execute("DROP TRIGGER fulltext_drop_gone")  # as a store migration might
+    store.conn.execute("DROP TRIGGER fulltext_forget_gone")  # as a store migration might
     fulltext.ensure_schema(store.conn)
     assert fulltext.needs_rebuild(store.conn)
     assert _subjects(store, "report") == ["Build failed", "Quarterly report"]
@@ -412,7 +412,7 @@ def test_an_index_that_dropped_text_at_once_is_upgraded_without_a_rebuild(store:
     from mailbag.store import fulltext
 
     conn = store.conn
-    for name in ("fulltext_drop_deleted", "fulltext_drop_gone"):
+    for name in ("fulltext_forget_deleted", "fulltext_forget_gone"):
         conn.execute(f"DROP TRIGGER {name}")
     conn.execute("DROP TABLE fulltext_gone")
     drop = "DELETE FROM fulltext WHERE rowid = old.id; DELETE FROM fulltext_todo WHERE id = old.id;"
@@ -424,9 +424,72 @@ def test_an_index_that_dropped_text_at_once_is_upgraded_without_a_rebuild(store:
     fulltext.ensure_schema(conn)
     assert not fulltext.needs_rebuild(conn)
     triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
-    assert triggers == {"fulltext_on_insert", "fulltext_drop_deleted", "fulltext_drop_gone"}
+    assert triggers == {"fulltext_on_insert", "fulltext_forget_deleted", "fulltext_forget_gone"}
     [q3] = search(store, "quarterly", tz=UTC)
     store.forget(q3.id)
     store.commit()
     assert _in_text_index(store, q3.id)  # the new triggers only list it
     assert _subjects(store, "quarterly OR report") == ["Build failed"]
+
+
+def _listed(store: Store) -> tuple[set[int], set[int]]:
+    todo = {r[0] for r in store.conn.execute("SELECT id FROM fulltext_todo")}
+    gone = {r[0] for r in store.conn.execute("SELECT id FROM fulltext_gone")}
+    return todo, gone
+
+
+def test_mail_that_comes_and_goes_between_searches_leaves_no_rows_behind(tmp_path: Path) -> None:
+    # the sync defers indexing: a store synced for months and never searched must not
+    # keep a to-do or drop row for every message the server expunged meanwhile
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path / "d", state_dir=tmp_path / "s")
+    writer = Store.open(paths, defer_indexing=True)
+    inbox = writer.folder("home", "INBOX")
+    rows = [
+        writer.add_bytes(inbox, _msg(f"Note {i}", mid=f"n{i}", body=f"word{i}")).id
+        for i in range(6)
+    ]
+    writer.commit()
+    writer.forget_many(rows[:2])  # expunged on the server
+    gone = writer.get(rows[2])
+    assert gone is not None
+    writer.remove(gone)  # a tombstone
+    writer.commit()
+    assert _listed(writer) == (set(rows[3:]), set())
+    writer.close()
+    reader = Store.open(paths)
+    assert _subjects(reader, "word0 OR word2 OR word4") == ["Note 4"]
+    assert _listed(reader) == (set(), set())
+    # once indexed, a deletion is listed (its text must leave the index)
+    reader.forget(rows[4])
+    reader.commit()
+    assert _listed(reader) == (set(), {rows[4]})
+    assert _subjects(reader, "word4 OR word5") == ["Note 5"]
+    assert reader.conn.execute("SELECT count(*) FROM fulltext").fetchone() == (2,)
+    reader.close()
+
+
+def test_an_index_that_listed_every_deletion_is_upgraded_and_pruned(store: Store) -> None:
+    from mailbag.store import fulltext
+
+    conn = store.conn
+    [q3] = search(store, "quarterly", tz=UTC)  # indexes the fixture's seven messages
+    for name in ("fulltext_forget_deleted", "fulltext_forget_gone"):
+        conn.execute(f"DROP TRIGGER {name}")
+    for name, when in (("deleted", "DELETE"), ("gone", "UPDATE OF gone")):
+        conn.execute(
+            f"CREATE TRIGGER fulltext_drop_{name} AFTER {when} ON messages BEGIN "  # noqa: S608
+            "INSERT OR IGNORE INTO fulltext_gone(id) VALUES (old.id); END"
+        )
+    inbox = store.folder("home", "INBOX")
+    never = store.add_bytes(inbox, _msg("Never searched", mid="ns", body="zebra")).id
+    conn.execute("INSERT INTO fulltext_todo(id) VALUES (?)", (never,))  # as if deferred
+    conn.execute("DELETE FROM fulltext WHERE rowid = ?", (never,))
+    store.forget_many([q3.id, never])
+    conn.execute("INSERT INTO fulltext_gone(id) VALUES (9999)")  # an ID never indexed
+    store.commit()
+    assert _listed(store) == ({never}, {q3.id, never, 9999})
+    fulltext.ensure_schema(conn)
+    assert not fulltext.needs_rebuild(conn)
+    assert _listed(store) == (set(), {q3.id})  # q3's text still has to leave the index
+    assert _subjects(store, "quarterly OR zebra") == []
+    assert not _in_text_index(store, q3.id)

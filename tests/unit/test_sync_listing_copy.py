@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mailbag.store.index import Store
-from mailbag.sync.imap import _EARLY_MAX, _ListingCopy
+from mailbag.sync import imap as engine
+from mailbag.sync.imap import _ListingCopy
 from mailbag.sync.plan import RemoteListing
 
 PRINT = "0123abcd4567ef01.420"
@@ -59,6 +60,9 @@ def test_a_copy_gives_the_rows_as_the_index_holds_them(store: Store) -> None:
     _ListingCopy(store, 17).save(PRINT, 99, listing)
     later = RemoteListing.of({uid: flags for uid, flags in listing if uid % 3})
     copy.save("feedfeedfeedfeed.123", 99, later)
+    # (the old copy goes with the sync's other removals, at its end)
+    assert copy.load(PRINT, 99) is not None
+    store.finish_removals()
     assert sorted(p.name for p in listings.iterdir()) == ["17." + PRINT, "7.feedfeedfeedfeed.123"]
     assert copy.load(PRINT, 99) is None
     assert _loaded(copy, "feedfeedfeedfeed.123", 99) == _rows(later)
@@ -109,21 +113,45 @@ def test_a_damaged_copy_is_not_taken(store: Store, damage: str) -> None:
     assert copy.load(PRINT, 99) is not None
 
 
-def test_no_copy_where_there_is_none_to_take(store: Store) -> None:
+def test_no_copy_where_there_is_none_to_take(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_COPY_MAX", 1000)
     copy = _ListingCopy(store, 7)
     assert copy.load(PRINT, 99) is None  # (no file)
     copy.save(PRINT, 99, _listing())
     assert copy.path(PRINT).exists()
     copy.save("0" + PRINT, 99, RemoteListing().finish())  # an empty folder: nothing to keep
+    store.finish_removals()
     assert not list(copy.dir.iterdir())
     copy.save(PRINT, 99, _listing())
     big = RemoteListing()
-    big.extend(list(range(1, _EARLY_MAX + 2)), [()] * (_EARLY_MAX + 1))
-    copy.save("1" + PRINT, 99, big.finish())  # more than the rows read early at most
+    big.extend(list(range(1, 1002)), [()] * 1001)
+    copy.save("1" + PRINT, 99, big.finish())  # more than a copy is kept for
+    store.finish_removals()
     assert not list(copy.dir.iterdir())
     copy.save(PRINT, 99, _listing())
     many = RemoteListing()
     for uid in range(1, 0x10002):
         many.add(uid, (f"$k{uid}",))  # more distinct flag sets than a copy numbers
     copy.save("2" + PRINT, 99, many.finish())
+    store.finish_removals()
     assert not list(copy.dir.iterdir())
+
+
+def test_a_folder_bigger_than_the_rows_read_early_has_its_copy(store: Store) -> None:
+    # (a copy is read in ~6 bytes a message, straight into its arrays: a folder of
+    # 200,000 messages is read from it, not from the index)
+    n = engine._EARLY_MAX + 50_000
+    big = RemoteListing()
+    big.extend(list(range(1, n + 1)), [("\\Seen",) if uid % 3 else () for uid in range(1, n + 1)])
+    big.finish()
+    copy = _ListingCopy(store, 7)
+    copy.save(PRINT, 99, big)
+    early = copy.load(PRINT, 99)
+    assert early is not None and early.rest_after is None
+    assert len(early.uids) == n and early.uids[-1] == n
+    assert [early.sets[early.ids[i]] for i in (0, 1, 2, n - 1)] == [
+        frozenset({"\\Seen"}),
+        frozenset({"\\Seen"}),
+        frozenset(),
+        frozenset({"\\Seen"}) if n % 3 else frozenset(),
+    ]

@@ -11,7 +11,10 @@ that is deleted or becomes a tombstone on a list of index rows to drop
 ticks it off the list); a writer that defers indexing (the sync, for speed)
 leaves it on the list, and `search` catches up with `index_missing` first,
 which drops the index rows of the messages gone, indexes the new ones, and is
-one tiny query when nothing is pending. `rebuild` recreates everything from
+one tiny query when nothing is pending. A message deleted while still on the
+to-do list was never indexed: it only leaves that list, so neither list grows
+with mail that comes and goes between searches (a store synced for months and
+never searched keeps both as small as its mailbox). `rebuild` recreates everything from
 the Maildir files.
 
 Why dropping is deferred: an FTS5 row is deleted by tokenizing its whole
@@ -57,10 +60,15 @@ VERSION = 2
 # FTS5 column names; the query language maps from:/to:/cc:/subject:/body: onto them
 COLUMNS = ("subject", "sender", "recipients", "cc", "body", "attachments")
 MAX_BODY_CHARS = 200_000  # text indexed per message; the rest is not searchable
-_TRIGGERS = ("fulltext_on_insert", "fulltext_drop_deleted", "fulltext_drop_gone")
-# the triggers of an index made before dropping was deferred: upgraded in place (their
-# index is exact, so it needs no rebuild)
-_OLD_TRIGGERS = ("fulltext_on_insert", "fulltext_on_delete", "fulltext_on_gone")
+_TRIGGERS = ("fulltext_on_insert", "fulltext_forget_deleted", "fulltext_forget_gone")
+# the triggers of earlier indexes, upgraded in place (their index is exact, so it needs
+# no rebuild): dropping at once, then listing every deletion (indexed or not)
+_OLD_TRIGGERS = (
+    "fulltext_on_delete",
+    "fulltext_on_gone",
+    "fulltext_drop_deleted",
+    "fulltext_drop_gone",
+)
 # Newest-first order as indexes: `list` and `search` walk them and stop at their
 # LIMIT instead of sorting every match (40 ms -> 1 ms on 20,000 messages); the
 # partial one makes has:attachment as quick when few messages have any.
@@ -74,17 +82,28 @@ _INDEXES = {
 # the index rows of messages deleted or gone, dropped by `index_missing` (see above); a
 # new row that reuses an ID is taken off the list by `fulltext_on_insert`'s to-do entry
 # being indexed with `replace` (which drops the old text first)
+# A row still on the to-do list has no text in the index (indexing takes it off the
+# list): it only leaves the list. (An ID listed for an earlier message's text stays
+# listed.) A tombstone's text was listed when it became one.
+_FORGET = """
+        INSERT OR IGNORE INTO fulltext_gone(id)
+            SELECT old.id WHERE NOT EXISTS (SELECT 1 FROM fulltext_todo WHERE id = old.id);
+        DELETE FROM fulltext_todo WHERE id = old.id;
+"""
 _DEFERRED_DROP = [
     "CREATE TABLE IF NOT EXISTS fulltext_gone (id INTEGER PRIMARY KEY)",
-    """CREATE TRIGGER IF NOT EXISTS fulltext_drop_deleted AFTER DELETE ON messages
-    BEGIN
-        INSERT OR IGNORE INTO fulltext_gone(id) VALUES (old.id);
-    END""",
-    """CREATE TRIGGER IF NOT EXISTS fulltext_drop_gone AFTER UPDATE OF gone ON messages
-    WHEN new.gone != 0
-    BEGIN
-        INSERT OR IGNORE INTO fulltext_gone(id) VALUES (old.id);
-    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS fulltext_forget_deleted AFTER DELETE ON messages
+    WHEN old.gone = 0
+    BEGIN {_FORGET} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS fulltext_forget_gone AFTER UPDATE OF gone ON messages
+    WHEN new.gone != 0 AND old.gone = 0
+    BEGIN {_FORGET} END""",
+]
+# what older triggers left behind: to-do rows of deleted mail, listed IDs never indexed
+_PRUNE = [
+    "DELETE FROM fulltext_todo WHERE id NOT IN (SELECT id FROM messages WHERE gone = 0)",
+    "DELETE FROM fulltext_gone WHERE NOT EXISTS "
+    "(SELECT 1 FROM fulltext WHERE fulltext.rowid = fulltext_gone.id)",
 ]
 
 _SCHEMA = [
@@ -123,7 +142,9 @@ def _state(conn: sqlite3.Connection) -> str:
     }
     # a store migration that rebuilds `messages` drops our triggers and index with it
     if not set(_TRIGGERS) <= names:
-        return "old-drop" if set(_OLD_TRIGGERS) <= names else "stale"
+        return (
+            "old-drop" if "fulltext_on_insert" in names and set(_OLD_TRIGGERS) & names else "stale"
+        )
     return "current" if set(_INDEXES) <= names else "no-index"
 
 
@@ -149,9 +170,9 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
                 (VERSION, int(has_mail)),
             )
         elif state == "old-drop":
-            for name in _OLD_TRIGGERS[1:]:
+            for name in _OLD_TRIGGERS:
                 conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-            for statement in _DEFERRED_DROP:
+            for statement in (*_DEFERRED_DROP, *_PRUNE):
                 conn.execute(statement)
         if state != "current":
             for statement in _INDEXES.values():
@@ -260,9 +281,9 @@ class FulltextHook:
         _write(store.conn, message.id, extract(path.read_bytes()))
 
     def message_removed(self, store: Store, message_id: int) -> None:
-        # the triggers do this when the row goes; kept for removals that keep the row.
-        # Dropped later (`index_missing`), as the triggers do.
-        store.conn.execute("INSERT OR IGNORE INTO fulltext_gone(id) VALUES (?)", (message_id,))
+        # nothing to do: every removal deletes the row or makes it a tombstone (a folder's
+        # rows go by its foreign key's cascade, which fires the triggers too)
+        pass
 
 
 def store_hook(store: Store) -> FulltextHook:

@@ -477,8 +477,9 @@ class Store:
 
     def remove_later(self, path: str) -> None:
         """Remove a file that is out of its Maildir folder already (`Maildir.discard`),
-        in a helper thread; `finish_removals` and `close` wait for it. Callable from
-        any thread."""
+        or that nothing reads any more (a sync's old copies of listings), in a helper
+        thread or process; `finish_removals` and `close` wait for it. Callable from any
+        thread."""
         self.unlinker.put(path)
 
     def start_removals(self) -> None:

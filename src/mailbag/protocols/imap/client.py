@@ -755,6 +755,27 @@ class ImapClient(StreamClient):
                         break
                     self._drain(p)
 
+    def submit_uid_fetch(
+        self, uids: str | UidSet | Iterable[int], items: str | Sequence[str]
+    ) -> Pending:
+        """Send `UID FETCH uids items` now, its answers read later by `fetch_answers`
+        (also while the answers to an earlier command are still being read: the server
+        runs it after that one). The caller reads them before those of any command it
+        sends later, or closes the connection."""
+        return self.submit(*_uid_fetch_args(uids, items, None, False))
+
+    def fetch_answers(
+        self, p: Pending, *, body_sink: BodySink | None = None
+    ) -> Iterator[FetchResult]:
+        """The FETCH answers to `p` (from `submit_uid_fetch`) as they arrive, other
+        untagged responses kept on `p`; raises ProtocolError when it was refused."""
+        for u in self._pump(p, body_sink):
+            if u.name == "FETCH":
+                yield parse_fetch(u)
+            else:
+                p.untagged.append(u)
+        self._check(p, p.name)
+
     def _drain(self, p: Pending) -> None:
         for _ in self._pump(p, _discard):
             pass
