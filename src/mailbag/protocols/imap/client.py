@@ -33,7 +33,6 @@ from mailbag.protocols import sasl
 from mailbag.protocols.imap import command as cmd
 from mailbag.protocols.imap.command import Literal, Piece
 from mailbag.protocols.imap.parser import (
-    LITERAL_AT_END,
     Continuation,
     FetchResult,
     FlagTexts,
@@ -50,6 +49,7 @@ from mailbag.protocols.imap.parser import (
     Value,
     flag_tuple,
     format_internaldate,
+    literal_at_end,
     parse_appenduid,
     parse_capabilities,
     parse_copyuid,
@@ -1019,7 +1019,7 @@ class ImapClient(StreamClient):
                 text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
                 self.transcript.received(PROTO, text)
                 parts.append(text)
-                m = LITERAL_AT_END.search(text)
+                m = literal_at_end(text)
                 if m is None:
                     break
                 size = int(m.group(1))

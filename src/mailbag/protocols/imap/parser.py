@@ -52,10 +52,39 @@ class StreamedLiteral(Record):
 
 Value: TypeAlias = "bytes | Atom | StreamedLiteral | list[Value] | None"
 
-LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}$")  # "~{n}" is a literal8 (RFC 3516)
 _ATOM = re.compile(rb"[^ ()\[{\x00-\x1f\x7f]+")
 _QUOTED = re.compile(rb'"((?:[^"\\\r\n]|\\.)*)"')
-_UNESCAPE = re.compile(rb"\\(.)")
+
+#: a literal announced at the end of a line ("~{n}" is a literal8, RFC 3516), and a
+#: quoted string's escapes: compiled when first needed (`literal_at_end`, `_unescape`),
+#: which a sync where nothing changed never is (~0.7M instructions of its start-up)
+_LITERAL_AT_END: re.Pattern[bytes] | None = None
+_UNESCAPE: re.Pattern[bytes] | None = None
+
+
+def _literal_pattern() -> re.Pattern[bytes]:
+    global _LITERAL_AT_END
+    if _LITERAL_AT_END is None:  # (two threads may both compile it: the same pattern)
+        _LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}$")
+    return _LITERAL_AT_END
+
+
+def literal_at_end(line: bytes) -> re.Match[bytes] | None:
+    """The literal announced at the end of `line` (`{n}`, `{n+}`, `~{n}`), if any. Most
+    lines end otherwise and are not searched (`$` also matches before a final newline)."""
+    if not line.endswith((b"}", b"}\n")):
+        return None
+    return _literal_pattern().search(line)
+
+
+def _unescape(raw: bytes) -> bytes:
+    """A quoted string's content without its backslash escapes."""
+    global _UNESCAPE
+    if b"\\" not in raw:
+        return raw
+    if _UNESCAPE is None:
+        _UNESCAPE = re.compile(rb"\\(.)")
+    return _UNESCAPE.sub(rb"\1", raw)
 
 
 class ParseError(ProtocolError):
@@ -203,7 +232,7 @@ class _Lexer:
         if c == 0x22:  # "
             return self.quoted()
         if c == 0x7B or c == 0x7E:  # { or ~{ (literal8)
-            m = LITERAL_AT_END.match(self.cur, self.pos)
+            m = _literal_pattern().match(self.cur, self.pos)
             if m and m.end() == len(self.cur):
                 return self.literal()
         return self.atom()
@@ -214,7 +243,7 @@ class _Lexer:
             raise self.error("unterminated quoted string")
         self.pos = m.end()
         raw = m.group(1)
-        return _UNESCAPE.sub(rb"\1", raw) if b"\\" in raw else raw
+        return _unescape(raw)
 
     def literal(self) -> Value:
         if self.index >= len(self.literals):
@@ -261,7 +290,7 @@ def split_raw(raw: bytes) -> tuple[list[bytes], list[Value]]:
         eol = raw.find(b"\r\n", pos)
         line = raw[pos:] if eol < 0 else raw[pos:eol]
         parts.append(line)
-        m = LITERAL_AT_END.search(line)
+        m = literal_at_end(line)
         if eol < 0 or m is None:
             return parts, literals
         size = int(m.group(1))
@@ -346,7 +375,7 @@ def _values(lx: _Lexer) -> list[Value]:
                     raise lx.error("unbalanced )")
                 current = stack.pop()
             elif quoted:
-                current.append(_UNESCAPE.sub(rb"\1", inner) if b"\\" in inner else inner)
+                current.append(_unescape(inner))
             elif lit:
                 literal = True
         if not literal:
