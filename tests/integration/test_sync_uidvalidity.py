@@ -15,6 +15,7 @@ from mailbag.protocols.imap import client as client_module
 from mailbag.protocols.imap.parser import scan_identity_lines
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
+from mailbag.sync.events import AccountReport
 from synctools import (
     Target,
     assert_nothing_left,
@@ -486,3 +487,95 @@ def test_new_uidvalidities_in_a_row_pair_again_and_fetch_only_what_grew(
     assert totals(report) == {**totals(report), "paired": 60, "new": 25, "uploaded": 0}
     assert assert_same(sb, user, home) == 85
     assert_nothing_left(t, home)
+
+
+def _assert_kept_paired(
+    sb: Sandbox, user: str, home: Path, t: Target, report: AccountReport
+) -> None:
+    """`_kept_migrated`'s INBOX paired again as it should be: 40 paired (one of them by
+    its header hash), the two new ones downloaded, the expunged one uploaded, nothing
+    deleted; and nothing left to do."""
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    assert (inbox_report.paired_again, inbox_report.paired_by_hash) == (40, 1)
+    assert (inbox_report.new, inbox_report.uploaded, inbox_report.deleted) == (2, 1, 0)
+    assert assert_same(sb, user, home) == 43
+    again = sync(t, home)
+    assert_ok(again)
+    assert sum(totals(again).values()) == 0, totals(again)
+
+
+def test_header_digests_are_asked_for_before_the_files_here_are_hashed(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the server reads the headers of its messages without a Message-ID while the
+    # listing is compared and the files here are hashed, not after
+    from mailbag.sync import digests
+
+    t, _ = _kept_migrated(sb, user, home)
+    events: list[str] = []
+    submit, digest_file = client_module.ImapClient.submit, digests.digest_file
+
+    def submitting(self: client_module.ImapClient, *args: Any) -> Any:
+        if any(isinstance(a, bytes) and b"BODY.PEEK[HEADER]" in a for a in args):
+            events.append("header fetch")
+        return submit(self, *args)
+
+    def hashing(path: Any, whole: bool) -> bytes | None:
+        events.append("hash here")
+        return digest_file(path, whole)
+
+    monkeypatch.setattr(client_module.ImapClient, "submit", submitting)
+    monkeypatch.setattr(digests, "digest_file", hashing)
+    report = sync(t, home)
+    assert_ok(report)
+    assert "hash here" in events and "header fetch" in events, events
+    assert events.index("header fetch") < events.index("hash here"), events
+    _assert_kept_paired(sb, user, home, t, report)
+
+
+@pytest.mark.parametrize("where", ["submit_uid_fetch", "header_answers"])
+def test_a_connection_lost_with_digests_asked_for_ahead_pairs_the_same_on_a_new_one(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # the connection is lost as the header digests are asked for ahead, or as their
+    # answers are read: the folder is synced again on a new connection and pairs as it
+    # would have (nothing uploaded or downloaded twice, nothing deleted)
+    from mailbag.errors import NetworkError
+
+    t, _ = _kept_migrated(sb, user, home)
+    method = getattr(client_module.ImapClient, where)
+    lost: list[str] = []
+
+    def losing(self: client_module.ImapClient, *args: Any, **kwargs: Any) -> Any:
+        if not lost:
+            lost.append(self.selected or "")
+            self.close()
+            raise NetworkError("connection lost (test)")
+        return method(self, *args, **kwargs)
+
+    monkeypatch.setattr(client_module.ImapClient, where, losing)
+    report = sync(t, home)
+    assert_ok(report)
+    assert lost == ["INBOX"]
+    _assert_kept_paired(sb, user, home, t, report)
+
+
+def test_a_header_block_longer_than_a_receive_buffer_is_paired_by_its_hash(
+    sb: Sandbox, user: str, home: Path
+) -> None:
+    # its header answer, asked for ahead, is read by the general reader (hashed as it
+    # comes), the short one beside it cut from the buffer: both pair
+    long_head = b"".join(b"X-Trace-%d: %s\r\n" % (i, b"t" * 70) for i in range(1500))
+    sb.fill(user, 5, "INBOX", seed=51)
+    with sb.control(user) as c:
+        c.append("INBOX", _bare("long header", "body", long_head.decode()))
+        c.append("INBOX", _bare("short header", "body"))
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    sb.reset_uidvalidity(user, "INBOX")
+    report = sync(t, home)
+    assert_ok(report)
+    (inbox_report,) = [f for f in report.folders if f.name == "INBOX"]
+    assert (inbox_report.paired_again, inbox_report.paired_by_hash) == (7, 2)
+    assert (inbox_report.new, inbox_report.uploaded, inbox_report.deleted) == (0, 0, 0)
+    assert assert_same(sb, user, home) == 7

@@ -44,6 +44,27 @@ def test_the_fetch_patterns_are_compiled_with_the_first_fetch_line() -> None:
     assert out == ["True", "False", "7", "('\\\\Seen',)", "9"]
 
 
+def test_the_literal_and_escape_patterns_are_compiled_when_first_needed() -> None:
+    out = _run(
+        """
+        from mailbag.protocols.imap import parser
+        for raw in (
+            b'* OK [CAPABILITY IMAP4rev1] ready\\r\\n',
+            b'* LIST (\\\\HasNoChildren) "/" INBOX\\r\\n',
+            b'* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 1)\\r\\n',
+            b'A1 OK done\\r\\n',
+        ):
+            parser.parse_raw(raw)
+        print(parser._LITERAL_AT_END is None, parser._UNESCAPE is None)
+        listed = parser.parse_raw(b'* LIST () "/" "a\\\\"b"\\r\\n')
+        print(parser._LITERAL_AT_END is None, parser._UNESCAPE is None, listed.values[-1])
+        body = parser.parse_raw(b'* 1 FETCH (UID 9 BODY[] {3}\\r\\nabc)\\r\\n')
+        print(parser._LITERAL_AT_END is None, body.fetch.uid, body.fetch.body)
+        """
+    )
+    assert out == ["True", "True", "True", "False", "b'a\"b'", "False", "9", "b'abc'"]
+
+
 def test_a_plain_password_command_is_split_without_shlex() -> None:
     out = _run(
         """
@@ -68,3 +89,19 @@ def test_commands_split_as_shlex_splits_them() -> None:
         if not expected:
             continue
         assert _argv(command) == expected, repr(command)
+
+
+def test_the_program_loads_little_before_it_pauses_the_collector() -> None:
+    # `cli.main.entry` pauses the collector first; what `mailbag.cli.main` itself loads
+    # comes before that and is walked by collections meanwhile (~4M instructions)
+    out = _run(
+        """
+        import sys
+        before = set(sys.modules)
+        import mailbag.cli.main
+        print(" ".join(sorted(set(sys.modules) - before)))
+        """
+    )
+    heavy = {"pathlib", "threading", "re", "contextlib", "collections", "mailbag.paths"}
+    assert heavy & set(out) == set()
+    assert "mailbag.cli.main" in out

@@ -71,6 +71,79 @@ def test_a_file_is_read_no_further_than_its_header_block() -> None:
     assert digest_file(Path("/nonexistent/mailbag-test"), whole=False) is None
 
 
+def _long_header(length: int, bare_lf_at: int | None = None) -> bytes:
+    """A message whose header block (its closing empty line included) is `length`
+    bytes, a bare LF line end at `bare_lf_at` if given, then a body."""
+    lines = b"Subject: long\r\n"
+    n = 0
+    while len(lines) + 2 < length:
+        room = length - 2 - len(lines)
+        line = b"X-Pad-%d: " % n
+        line += b"p" * max(0, min(70, room - len(line) - 2)) + b"\r\n"
+        if len(line) > room:
+            line = b"Y:" + b"q" * max(0, room - 4) + b"\r\n"
+        lines += line
+        n += 1
+    data = lines + b"\r\n" + b"body line\r\n" * 50
+    assert data.index(b"\r\n\r\n") + 4 == length, (data.index(b"\r\n\r\n") + 4, length)
+    if bare_lf_at is not None:
+        # a CRLF at or after `bare_lf_at` inside the header made a bare LF
+        at = data.index(b"\r\n", bare_lf_at)
+        data = data[:at] + data[at + 1 :]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("length", "bare_lf_at"),
+    [
+        (4000, None),
+        (4094, None),  # the empty line's CRLF is the first read's last two bytes
+        (4095, None),  # cut between its CR and LF, then after its CR LF CR
+        (4096, None),
+        (4097, None),
+        (4099, None),
+        (4101, None),
+        (9000, None),
+        (70_000, None),  # longer than a chunk of the reads after the first
+        (4000, 100),  # a bare LF in the first read
+        (9000, 5000),  # a bare LF only after the first read
+        (9000, 8990),
+    ],
+)
+def test_a_header_block_longer_than_the_first_read_gives_the_servers_digest(
+    length: int, bare_lf_at: int | None, tmp_path: Path
+) -> None:
+    import hashlib
+
+    data = _long_header(length, bare_lf_at)
+    header = _crlf(data)[: _crlf(data).index(b"\r\n\r\n") + 4]  # (what Dovecot gives)
+    path = tmp_path / "m"
+    path.write_bytes(data)
+    assert digest_file(path, whole=False) == hashlib.blake2b(header, digest_size=16).digest()
+    assert digest_file(str(path), whole=False) == head_digest([data])
+
+
+def test_a_file_whose_header_block_ends_early_is_read_4_kb_at_most(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from mailbag.sync import digests
+
+    reads: list[int] = []
+    real = os.read
+
+    def reading(fd: int, n: int) -> bytes:
+        reads.append(n)
+        return real(fd, n)
+
+    path = tmp_path / "m"
+    path.write_bytes(b"Subject: short\r\n\r\n" + b"body line\r\n" * 5000)
+    monkeypatch.setattr(digests.os, "read", reading)
+    assert digest_file(path, whole=False) == head_digest([b"Subject: short\r\n\r\n"])
+    assert reads == [4096]
+
+
 def test_random_cuts_give_the_same_digest() -> None:
     rng = random.Random(5)
     for _ in range(300):

@@ -226,6 +226,8 @@ def message_id_of(data: bytes) -> str:
     """`envelope_from_bytes(data).message_id`, reading nothing else (pairing by identity
     asks the server for the Message-ID header of every message of a folder: the usual
     answer, that one line and the empty one, is read without a regular expression)."""
+    if data == b"\r\n":
+        return ""  # (the usual answer for a message without one: no header line at all)
     end = data.find(b"\r\n")
     if (
         end > 0

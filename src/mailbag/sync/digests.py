@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,12 +33,14 @@ if TYPE_CHECKING:
 
     from _typeshed import ReadableBuffer
 
-    from mailbag.protocols.imap.client import ImapClient
+    from mailbag.protocols.imap.client import ImapClient, Pending
+    from mailbag.protocols.imap.parser import FetchResult
 
-__all__ = ["digest_file", "fetch_digests", "head_digest", "measure_file"]
+__all__ = ["Ahead", "digest_file", "fetch_digests", "head_digest", "measure_file"]
 
 _CHUNK = 64 * 1024
-_FIRST = 16 * 1024
+#: the first read of a file for its header block: most are well under 1 KB
+_FIRST = 4 * 1024
 _END = b"\r\n\r\n"
 
 
@@ -120,31 +123,37 @@ def digest_file(path: str | Path, whole: bool) -> bytes | None:
     """The digest of the message in `path`: of its header block, or of all of it when
     `whole` (bare LFs as CRLF); None when the file is gone."""
     try:
-        with open(path, "rb") as f:  # (a str path: no Path made per file)
-            chunk = f.read(_FIRST)
-            h = _hasher()
-            if not whole:
-                # The usual case, as `head_digest` finds it but without its generators
-                # and without counting line ends beyond the header block (~3x faster for
-                # a small message): the block ends at the first CRLF CRLF, and has no
-                # bare LF before it (else that may end it sooner, as CRLF)
-                if chunk[:2] == b"\r\n":
-                    h.update(b"\r\n")
-                    return h.digest()
-                end = chunk.find(_END)
-                head = chunk[: end + len(_END)] if end >= 0 else b""
-                if head and head.count(b"\n") == head.count(b"\r\n"):
-                    h.update(head)
-                    return h.digest()
-                f.seek(0)
-                return head_digest(iter(lambda: f.read(_CHUNK), b""))
-            crlf = _Crlf()
-            while chunk:
-                h.update(crlf(chunk))
-                chunk = f.read(_CHUNK)
-            return h.digest()
+        # (a bare descriptor: a buffered file object costs ~3 us more a file, and these
+        # come by the thousand after a UIDVALIDITY change)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        h = _hasher()
+        if not whole:
+            # The usual case, as `head_digest` finds it but without its generators
+            # and without counting line ends beyond the header block (~3x faster for
+            # a small message): the block ends at the first CRLF CRLF, and has no
+            # bare LF before it (else that may end it sooner, as CRLF). A header block
+            # is usually well under `_FIRST`; a longer one goes on from where this read
+            # stopped
+            chunk = os.read(fd, _FIRST)
+            if chunk[:2] == b"\r\n":
+                h.update(b"\r\n")
+                return h.digest()
+            end = chunk.find(_END)
+            head = chunk[: end + len(_END)] if end >= 0 else b""
+            if head and head.count(b"\n") == head.count(b"\r\n"):
+                h.update(head)
+                return h.digest()
+            rest = iter(lambda: os.read(fd, _CHUNK), b"")
+            return head_digest(itertools.chain((chunk,), rest))
+        crlf = _Crlf()
+        while chunk := os.read(fd, _CHUNK):
+            h.update(crlf(chunk))
+        return h.digest()
+    finally:
+        os.close(fd)
 
 
 def measure_file(path: str | Path) -> tuple[int, bytes] | None:
@@ -181,6 +190,8 @@ class _HashSink(io.BytesIO):
 
 #: UIDs asked for in one command (several are in flight at once)
 _UIDS_PER_COMMAND = 500
+#: what is asked of the server for a header digest, and the name of its answer
+_HEADER = ("BODY.PEEK[HEADER]", "BODY[HEADER]")
 
 
 def fetch_digests(
@@ -190,23 +201,89 @@ def fetch_digests(
     (no command in flight): of BODY[HEADER], or BODY[] when `whole`, hashed as they
     arrive. Several UID sets in flight: one round trip for the usual few; `uids` is
     taken a command's worth at a time, as commands are sent."""
-    from mailbag.protocols.imap.parser import StreamedLiteral
-
-    item, answer = ("BODY.PEEK[]", "BODY[]") if whole else ("BODY.PEEK[HEADER]", "BODY[HEADER]")
+    item, answer = ("BODY.PEEK[]", "BODY[]") if whole else _HEADER
     source = iter(uids)
     chunks = iter(lambda: list(itertools.islice(source, _UIDS_PER_COMMAND)), [])
+    return _digests_of(client.uid_fetch_many(chunks, ["UID", item], body_sink=_sink), answer)
 
-    def sink(seq: int, name: str, size: int) -> _HashSink:
-        return _HashSink()
 
-    for r in client.uid_fetch_many(chunks, ["UID", item], body_sink=sink):
+def _sink(seq: int, name: str, size: int) -> _HashSink:
+    return _HashSink()
+
+
+def _digests_of(answers: Iterable[FetchResult], answer: str) -> Iterator[tuple[int, bytes]]:
+    for r in answers:
         got = r.bodies.get(answer)
-        if r.uid is None:
-            continue
-        if isinstance(got, StreamedLiteral):
-            assert isinstance(got.sink, _HashSink)
-            yield r.uid, got.sink.hash.digest()
-        elif isinstance(got, bytes):  # (a quoted string, as a server may send a short one)
-            h = _hasher()
-            h.update(_Crlf()(got))
-            yield r.uid, h.digest()
+        if r.uid is not None and got is not None:
+            digest = _digest_of(got)
+            if digest is not None:
+                yield r.uid, digest
+
+
+def _digest_of(got: object) -> bytes | None:
+    """The digest of an answer's literal: hashed as it came (`_HashSink`), or given as
+    bytes (cut from the receive buffer, or a quoted string as a server may send a short
+    one)."""
+    from mailbag.protocols.imap.parser import StreamedLiteral
+
+    if isinstance(got, StreamedLiteral):
+        assert isinstance(got.sink, _HashSink)
+        return got.sink.hash.digest()
+    if isinstance(got, bytes):
+        h = _hasher()
+        h.update(_Crlf()(got))
+        return h.digest()
+    return None
+
+
+#: header digests asked for ahead (`Ahead`) at most, in commands of this many UIDs
+_AHEAD_MAX = 2048
+_AHEAD_PER_COMMAND = 128
+
+
+class Ahead:
+    """Header digests of server messages asked for ahead, while the answers to an
+    earlier command are still coming (the identity listing after a UIDVALIDITY
+    change): the server reads those headers as soon as it has listed the folder, while
+    the listing is compared and the files here are hashed, instead of after (`take`
+    then finds them waiting). At most `_AHEAD_MAX` (what waits in `take`'s dict, and
+    the commands in flight, stay small); the rest is asked for as before.
+
+    Each UID is asked for as the listing gives it (`add`), in commands of a few; nothing
+    else may be sent on the connection until `take` has read their answers (or the
+    connection is closed)."""
+
+    def __init__(self, client: ImapClient) -> None:
+        self.client = client
+        self.uids: list[int] = []
+        self.asked = 0
+        self.sent: list[Pending] = []
+
+    def add(self, uid: int) -> None:
+        if self.asked >= _AHEAD_MAX:
+            return
+        self.uids.append(uid)
+        self.asked += 1
+        if len(self.uids) >= _AHEAD_PER_COMMAND:
+            self.send()
+
+    def send(self) -> None:
+        """Send what `add` has gathered."""
+        if self.uids:
+            self.sent.append(self.client.submit_uid_fetch(self.uids, ["UID", _HEADER[0]]))
+            self.uids = []
+
+    def take(self) -> dict[int, bytes]:
+        """The digests asked for (UID -> digest; a message expunged meanwhile left out),
+        read now: every answer sent is read (then the connection is free again)."""
+        self.send()
+        got: dict[int, bytes] = {}
+        sent, self.sent = self.sent, []
+        for p in sent:
+            with self.client.header_answers(p, body_sink=_sink) as answers:
+                for batch in answers.batches():
+                    for uid, head in batch:
+                        digest = _digest_of(head)
+                        if digest is not None:
+                            got.setdefault(uid, digest)
+        return got

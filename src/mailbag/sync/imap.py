@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     # the planner and executor load only when a folder has work: a sync where nothing
     # changed never needs them (start-up time is most of a no-op sync)
     from mailbag.sync.apply import DownloadFn, DownloadSink, RemoteOps
+    from mailbag.sync.digests import Ahead
     from mailbag.sync.keep import Kept
     from mailbag.sync.plan import Identities, LocalMessage, Plan, RemoteListing, SyncedState
 
@@ -2077,17 +2078,30 @@ def _plan_repair_kept(
     """`_plan_repair` where the index is the folder's local side: the rows the server
     kept under their UIDs are found a run of answers at a time (`keep`), and only the
     rest goes through the planner."""
+    from mailbag.sync.digests import Ahead
     from mailbag.sync.keep import Leftovers, StoreSide, find_kept
-    from mailbag.sync.repair import plan_repair
+    from mailbag.sync.repair import RemoteIdentity, plan_repair
 
     rows.wait_early()
     left = Leftovers()
+    # the header digests of the server's messages without a Message-ID, asked for as
+    # the listing gives them: the server reads those headers right after the listing,
+    # while it is compared and the files here are hashed (`digests.Ahead`)
+    ahead = digests.ahead = Ahead(client)
+
+    def leftover(item: RemoteIdentity) -> None:
+        left.add(item)
+        message_id = item[2]
+        if message_id is not None and "@" not in message_id:  # (`repair._named`)
+            ahead.add(item[0])
+
     try:
         with client.uid_fetch_identity_runs("1:*") as stream:
             kept = find_kept(
-                stream.batches(), StoreSide(rows.store, folder), exclude_uids, left.add
+                stream.batches(), StoreSide(rows.store, folder), exclude_uids, leftover
             )
-        return plan_repair(
+        ahead.send()
+        plan = plan_repair(
             rows.by_uid_except(kept),
             state,
             uidvalidity,
@@ -2096,6 +2110,9 @@ def _plan_repair_kept(
             digests=digests,
             kept=kept,
         )
+        digests.settle()  # (answers not asked for by the planner: read, the connection free)
+        digests.early = {}
+        return plan
     finally:
         left.close()
 
@@ -2107,6 +2124,16 @@ class _Digests:
     def __init__(self, client: ImapClient, folder: Folder, local: _LocalSide) -> None:
         self.client, self.folder, self.local = client, folder, local
         self.root = str(folder.path)
+        # header digests asked for ahead (`_plan_repair_kept`), read at the first use of
+        # the connection (their answers come before any other's)
+        self.ahead: Ahead | None = None
+        self.early: dict[int, bytes] = {}
+
+    def settle(self) -> None:
+        """Read the answers to what was asked for ahead (the connection is then free)."""
+        if self.ahead is not None:
+            ahead, self.ahead = self.ahead, None
+            self.early = ahead.take()
 
     def here(
         self, files: Sequence[tuple[str, frozenset[str]]], whole: bool
@@ -2119,7 +2146,34 @@ class _Digests:
     def there(self, uids: Iterable[int], whole: bool) -> Iterator[tuple[int, bytes]]:
         from mailbag.sync.digests import fetch_digests
 
-        return fetch_digests(self.client, uids, whole)
+        self.settle()
+        if whole or not self.early:
+            return fetch_digests(self.client, uids, whole)
+        return self._there_early(uids, self.early)
+
+    def _there_early(
+        self, uids: Iterable[int], early: dict[int, bytes]
+    ) -> Iterator[tuple[int, bytes]]:
+        """`there`'s header digests, those asked for ahead from `early` (taken out), the
+        others from the server."""
+        from mailbag.sync.digests import fetch_digests
+
+        found: list[tuple[int, bytes]] = []
+
+        def others() -> Iterator[int]:
+            for uid in uids:
+                digest = early.pop(uid, None)
+                if digest is None:
+                    yield uid
+                else:
+                    found.append((uid, digest))
+
+        for item in fetch_digests(self.client, others(), False):
+            if found:
+                yield from found
+                found.clear()
+            yield item
+        yield from found
 
     def measure(
         self, files: Sequence[tuple[str, frozenset[str]]]

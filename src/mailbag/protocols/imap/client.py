@@ -33,7 +33,6 @@ from mailbag.protocols import sasl
 from mailbag.protocols.imap import command as cmd
 from mailbag.protocols.imap.command import Literal, Piece
 from mailbag.protocols.imap.parser import (
-    LITERAL_AT_END,
     Continuation,
     FetchResult,
     FlagTexts,
@@ -50,6 +49,7 @@ from mailbag.protocols.imap.parser import (
     Value,
     flag_tuple,
     format_internaldate,
+    literal_at_end,
     parse_appenduid,
     parse_capabilities,
     parse_copyuid,
@@ -61,6 +61,7 @@ from mailbag.protocols.imap.parser import (
     parse_status,
     parse_vanished,
     scan_flag_lines,
+    scan_header_answers,
     scan_identity_lines,
     scan_identity_runs,
 )
@@ -755,6 +756,20 @@ class ImapClient(StreamClient):
                         break
                     self._drain(p)
 
+    def submit_uid_fetch(
+        self, uids: str | UidSet | Iterable[int], items: str | Sequence[str]
+    ) -> Pending:
+        """Send `UID FETCH uids items` now, its answers read later by `fetch_answers`
+        (also while the answers to an earlier command are still being read: the server
+        runs it after that one). The caller reads them before those of any command it
+        sends later, or closes the connection."""
+        return self.submit(*_uid_fetch_args(uids, items, None, False))
+
+    def header_answers(self, p: Pending, *, body_sink: BodySink | None = None) -> HeaderStream:
+        """The answers to `p`, a `submit_uid_fetch` of `(UID BODY.PEEK[HEADER])`, read
+        lazily in batches of (UID, header block) (see `HeaderStream`)."""
+        return HeaderStream(self, p, body_sink)
+
     def _drain(self, p: Pending) -> None:
         for _ in self._pump(p, _discard):
             pass
@@ -1004,7 +1019,7 @@ class ImapClient(StreamClient):
                 text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
                 self.transcript.received(PROTO, text)
                 parts.append(text)
-                m = LITERAL_AT_END.search(text)
+                m = literal_at_end(text)
                 if m is None:
                     break
                 size = int(m.group(1))
@@ -1177,6 +1192,8 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
 
     #: distinct flag texts remembered (a hostile server could send endless new ones)
     KNOWN_MAX = 4096
+    #: where the general reader puts a literal (None: in memory)
+    body_sink: BodySink | None = None
 
     def __init__(self, client: ImapClient, pending: Pending) -> None:
         self.client = client
@@ -1246,7 +1263,7 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
                 continue
             # a line the scanner leaves to the general reader (or a longer one than
             # _SCAN_LINE_MAX, which that reader bounds)
-            resp = client._read_response(None)
+            resp = client._read_response(self.body_sink)
             if isinstance(resp, Untagged):
                 self._print = None
                 if resp.name == "FETCH":
@@ -1342,6 +1359,31 @@ class IdentityRunStream(_ScanStream[list[IdentityItem]]):
     def _pick(r: FetchResult) -> list[IdentityItem] | None:
         found = IdentityStream._pick(r)
         return None if found is None else list(found)
+
+
+class HeaderStream(_ScanStream[list[tuple[int, "bytes | StreamedLiteral"]]]):
+    """The answer to a `UID FETCH uids (UID BODY.PEEK[HEADER])`, read lazily in batches
+    of (UID, header block): the usual answers cut from the receive buffer
+    (`parser.scan_header_answers`), any other through the general reader, its literal
+    given to `body_sink` (a header block may be long)."""
+
+    def __init__(self, client: ImapClient, pending: Pending, body_sink: BodySink | None) -> None:
+        super().__init__(client, pending)
+        self.body_sink = body_sink
+
+    @staticmethod
+    def _scan(
+        data: bytes, known: FlagTexts
+    ) -> tuple[list[tuple[int, bytes | StreamedLiteral]], int]:
+        found, used = scan_header_answers(data)
+        return list(found), used
+
+    @staticmethod
+    def _pick(r: FetchResult) -> list[tuple[int, bytes | StreamedLiteral]] | None:
+        head = r.bodies.get("BODY[HEADER]")
+        if r.uid is None or not isinstance(head, bytes | StreamedLiteral):
+            return None
+        return [(r.uid, head)]
 
 
 def _discard(seq: int, item: str, size: int) -> None:
