@@ -383,6 +383,10 @@ NOT_ON_THE_NO_OP_PATH = (
     # the password command runs without `subprocess`, and takes its signal numbers from
     # `_signal`: `signal` builds enum classes of them as it loads
     "signal",
+    # indexing is deferred and the full-text schema in place (`fulltext_in_place`)
+    "mailbag.store.fulltext",
+    # a password login chooses no SASL mechanism (`sasl_mechanisms`: an enum to build)
+    "mailbag.protocols.sasl_mechanisms",
 )
 
 

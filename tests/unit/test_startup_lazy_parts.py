@@ -65,6 +65,24 @@ def test_the_literal_and_escape_patterns_are_compiled_when_first_needed() -> Non
     assert out == ["True", "True", "True", "False", "b'a\"b'", "False", "9", "b'abc'"]
 
 
+def test_the_sasl_mechanisms_enum_is_built_on_first_use() -> None:
+    out = _run(
+        """
+        import sys
+        from mailbag.protocols import sasl
+        print(sasl.plain("a", "b") == b"\\x00a\\x00b", "Mechanism" in vars(sasl))
+        print("mailbag.protocols.sasl_mechanisms" in sys.modules)
+        print(sasl.choose({"LOGIN", "PLAIN"}, sasl.PASSWORD_MECHANISMS) is sasl.Mechanism.PLAIN)
+        print(sasl.TOKEN_MECHANISMS[0] is sasl.Mechanism.OAUTHBEARER)
+        try:
+            sasl.NOPE
+        except AttributeError as exc:
+            print("refused", "NOPE" in str(exc))
+        """
+    )
+    assert out == ["True", "False", "False", "True", "True", "refused", "True"]
+
+
 def test_a_plain_password_command_is_split_without_shlex() -> None:
     out = _run(
         """

@@ -155,6 +155,39 @@ def test_the_sync_path_loads_nothing_it_does_not_need(tmp_path: Path) -> None:
         assert getattr(mailbag.auth, name).__name__ == name
 
 
+def test_a_store_deferring_indexing_loads_the_fulltext_module_only_to_mend_its_schema(
+    tmp_path: Path,
+) -> None:
+    import mailbag.store.fulltext as fulltext
+    from mailbag.store.index import FULLTEXT_INDEXES, FULLTEXT_TRIGGERS, fulltext_in_place
+
+    assert tuple(fulltext._INDEXES) == FULLTEXT_INDEXES
+    p = paths(tmp_path)
+    opened = (
+        "from mailbag.paths import Paths\n"
+        "from mailbag.store.index import Store\n"
+        "store = Store.open(Paths.from_env(), defer_indexing=True)\n"
+        "inbox = store.folder('acct', 'INBOX')\n"
+        "store.add_bytes(inbox, b'Subject: hi\\r\\n\\r\\nbody\\r\\n')\n"
+        "store.commit()\n"
+        "store.close()\n"
+    )
+    # a new store: the module makes the tables, triggers and indexes
+    assert "mailbag.store.fulltext" in _loaded_after(opened, tmp_path)
+    with Store.open(p, hooks=False) as store:
+        assert fulltext_in_place(store.conn)
+    # then a sync's store needs nothing of it: its triggers list the new mail to index
+    assert "mailbag.store.fulltext" not in _loaded_after(opened, tmp_path)
+    with Store.open(p, hooks=False) as store:
+        assert fulltext.pending(store.conn) == 2
+        # a store migration that rebuilds `messages` drops the triggers: put back
+        store.conn.execute(f"DROP TRIGGER {FULLTEXT_TRIGGERS[0]}")
+        assert not fulltext_in_place(store.conn)
+    assert "mailbag.store.fulltext" in _loaded_after(opened, tmp_path)
+    with Store.open(p, hooks=False) as store:
+        assert fulltext_in_place(store.conn)
+
+
 def test_files_are_checked_against_every_row(tmp_path: Path) -> None:
     from mailbag.sync.imap import _matches_index
 

@@ -6,20 +6,39 @@ clients do the base64 framing; these functions only build the payloads.
 
 from __future__ import annotations
 
-from enum import StrEnum
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mailbag.protocols.sasl_mechanisms import (
+        PASSWORD_MECHANISMS,
+        TOKEN_MECHANISMS,
+        Mechanism,
+    )
+
+__all__ = [
+    "PASSWORD_MECHANISMS",
+    "TOKEN_MECHANISMS",
+    "Mechanism",
+    "choose",
+    "login_responses",
+    "oauthbearer",
+    "plain",
+    "xoauth2",
+]
+
+#: the names `__getattr__` (PEP 562) loads from `sasl_mechanisms` on first use
+_MECHANISM_NAMES = frozenset({"Mechanism", "PASSWORD_MECHANISMS", "TOKEN_MECHANISMS"})
 
 
-class Mechanism(StrEnum):
-    PLAIN = "PLAIN"
-    LOGIN = "LOGIN"
-    XOAUTH2 = "XOAUTH2"
-    OAUTHBEARER = "OAUTHBEARER"
+def __getattr__(name: str) -> Any:
+    if name in _MECHANISM_NAMES:
+        from mailbag.protocols import sasl_mechanisms
 
-
-#: our order of preference among password mechanisms
-PASSWORD_MECHANISMS = (Mechanism.PLAIN, Mechanism.LOGIN)
-#: our order of preference among token mechanisms (RFC 7628 first)
-TOKEN_MECHANISMS = (Mechanism.OAUTHBEARER, Mechanism.XOAUTH2)
+        value = getattr(sasl_mechanisms, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plain(username: str, password: str, authzid: str = "") -> bytes:

@@ -37,7 +37,13 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from mailbag.store.index import WHEN_INDEX
+from mailbag.store.index import (
+    FULLTEXT_INDEXES,
+    FULLTEXT_TRIGGERS,
+    FULLTEXT_VERSION,
+    WHEN_INDEX,
+    fulltext_names,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,11 +62,11 @@ __all__ = [
     "store_hook",
 ]
 
-VERSION = 2
+VERSION = FULLTEXT_VERSION
 # FTS5 column names; the query language maps from:/to:/cc:/subject:/body: onto them
 COLUMNS = ("subject", "sender", "recipients", "cc", "body", "attachments")
 MAX_BODY_CHARS = 200_000  # text indexed per message; the rest is not searchable
-_TRIGGERS = ("fulltext_on_insert", "fulltext_forget_deleted", "fulltext_forget_gone")
+_TRIGGERS = FULLTEXT_TRIGGERS
 # the triggers of earlier indexes, upgraded in place (their index is exact, so it needs
 # no rebuild): dropping at once, then listing every deletion (indexed or not)
 _OLD_TRIGGERS = (
@@ -72,7 +78,7 @@ _OLD_TRIGGERS = (
 # Newest-first order as indexes: `list` and `search` walk them and stop at their
 # LIMIT instead of sorting every match (40 ms -> 1 ms on 20,000 messages); the
 # partial one makes has:attachment as quick when few messages have any.
-_INDEXES = {
+_INDEXES = {  # (by the names of FULLTEXT_INDEXES)
     WHEN_INDEX: f"CREATE INDEX IF NOT EXISTS {WHEN_INDEX} "
     "ON messages(COALESCE(date, internal_date), id)",
     "messages_with_attachments": "CREATE INDEX IF NOT EXISTS messages_with_attachments "
@@ -127,25 +133,15 @@ _SCHEMA = [
 def _state(conn: sqlite3.Connection) -> str:
     """'current', 'no-index' (only the order indexes are missing), 'old-drop' (the
     triggers that dropped index rows at once: replaced in place) or 'stale'."""
-    try:
-        row = conn.execute("SELECT version FROM fulltext_meta").fetchone()
-    except sqlite3.OperationalError:
+    names = fulltext_names(conn)
+    if names is None:
         return "stale"
-    if row is None or row[0] != VERSION:
-        return "stale"
-    names = {
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE (type = 'trigger' AND name LIKE 'fulltext_%')"
-            " OR (type = 'index' AND name LIKE 'messages_%')"
-        )
-    }
     # a store migration that rebuilds `messages` drops our triggers and index with it
     if not set(_TRIGGERS) <= names:
         return (
             "old-drop" if "fulltext_on_insert" in names and set(_OLD_TRIGGERS) & names else "stale"
         )
-    return "current" if set(_INDEXES) <= names else "no-index"
+    return "current" if set(FULLTEXT_INDEXES) <= names else "no-index"
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:

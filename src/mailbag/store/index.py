@@ -33,7 +33,8 @@ Hooks: the full-text index plugs in through `Store.hooks` (objects with
 `message_added(store, message, path)` and `message_removed(store, message_id)`),
 called inside the same transaction (the sync defers `message_added`, see `open`).
 If `mailbag.store.fulltext` defines `store_hook(store)`, `Store.open` adds what
-it returns.
+it returns (a store that defers indexing skips it when the full-text schema is in
+place: `fulltext_in_place`).
 
 This module must never delete a file it has not been asked to delete, and
 never turn a missing file or a missing index into a deletion anywhere else.
@@ -88,6 +89,40 @@ __all__ = [
 
 #: the newest-first order (`list`, `search`, contacts): COALESCE(date, internal_date), id
 WHEN_INDEX = "messages_by_when"
+
+#: what the full-text index (`mailbag.store.fulltext`, which makes them) keeps in the
+#: index file: its tables' version, and its triggers and indexes on `messages`. Named
+#: here so that a store deferring indexing (the sync) can tell they are in place without
+#: loading that module (`fulltext_in_place`): then the triggers keep its to-do lists,
+#: and nothing of the module would run.
+FULLTEXT_VERSION = 2
+FULLTEXT_TRIGGERS = ("fulltext_on_insert", "fulltext_forget_deleted", "fulltext_forget_gone")
+FULLTEXT_INDEXES = (WHEN_INDEX, "messages_with_attachments")
+
+
+def fulltext_names(conn: sqlite3.Connection) -> set[str] | None:
+    """The full-text index's triggers and the `messages_` indexes in the index file, when
+    its tables are of `FULLTEXT_VERSION`; None when they are missing or older."""
+    try:
+        row = conn.execute("SELECT version FROM fulltext_meta").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    if row is None or row[0] != FULLTEXT_VERSION:
+        return None
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE (type = 'trigger' AND name LIKE 'fulltext_%')"
+            " OR (type = 'index' AND name LIKE 'messages_%')"
+        )
+    }
+
+
+def fulltext_in_place(conn: sqlite3.Connection) -> bool:
+    """The full-text tables, triggers and indexes are all there, at this version."""
+    names = fulltext_names(conn)
+    return names is not None and names.issuperset((*FULLTEXT_TRIGGERS, *FULLTEXT_INDEXES))
+
 
 _MIGRATIONS: list[str] = [
     # 1: first schema
@@ -428,6 +463,11 @@ class Store:
         return store
 
     def _load_hooks(self) -> None:
+        if self.defer_indexing and fulltext_in_place(self.conn):
+            # the full-text hook indexes nothing while indexing is deferred, and has
+            # nothing to do for removals: its triggers keep its lists (loading the
+            # module, ~1M instructions, saved on every sync)
+            return
         try:
             fulltext = importlib.import_module("mailbag.store.fulltext")
         except ModuleNotFoundError as exc:

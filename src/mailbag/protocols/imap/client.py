@@ -397,7 +397,7 @@ class ImapClient(StreamClient):
     def login_sasl(self, username: str, password: str) -> None:
         """Password login, preferring SASL PLAIN when offered, else LOGIN."""
         offered = {c[5:] for c in self.capabilities if c.startswith("AUTH=")}
-        if sasl.Mechanism.PLAIN.value in offered:
+        if "PLAIN" in offered:  # (not `sasl.Mechanism`: its enum is not built for this)
             self.authenticate("PLAIN", sasl.plain(username, password))
         else:
             self.login(username, password)
