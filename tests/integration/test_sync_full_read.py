@@ -55,6 +55,13 @@ def user() -> str:
     return next(_next_user)
 
 
+@pytest.fixture(autouse=True)
+def watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folders here are watched however small (`_LIST_MAX`: a run changing
+    folders of a few hundred files in all lists them instead, as without inotify)."""
+    monkeypatch.setattr(engine, "_LIST_MAX", 0)
+
+
 def _settled(t: Target, home: Path) -> None:
     """Sync until the folders' directory times are recorded (they are once the last
     change is older than a file-system timestamp tick)."""

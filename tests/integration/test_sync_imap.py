@@ -970,9 +970,13 @@ def test_a_delta_sync_checks_its_own_changes_without_listing_the_folders(
 ) -> None:
     # the kernel reports what changed in cur/ and new/ since the delta began: the run
     # compares that with the rows it changed, and re-arms the fast path without a listing
+    # (here though the folders are small enough to be listed: see the next test)
     fill(sb, user, 24)
     t = target(sb, user)
     _settled(t, home)
+    import mailbag.sync.imap as engine
+
+    monkeypatch.setattr(engine, "_LIST_MAX", 0)
     listed = _listings(monkeypatch)
     _server_changes(sb, user, ("INBOX", "Archive"))
     report = sync(t, home)
@@ -985,18 +989,23 @@ def test_a_delta_sync_checks_its_own_changes_without_listing_the_folders(
     assert all(f.skipped for f in sync(t, home).folders)
 
 
+@pytest.mark.parametrize("check", ["watch", "listing"])
 @pytest.mark.parametrize("how", ["rename", "create", "delete"])
 def test_a_change_by_another_program_right_after_the_syncs_own_is_still_seen(
-    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch, how: str, check: str
 ) -> None:
     # another Maildir program changes a file after the sync's own changes, within the
     # same clock tick, before the run checks them: the directory times the run then
-    # reads already include the change, so only what the watch saw can tell
+    # reads already include the change, so only what the watch saw (or a listing made
+    # after the times were read, for a small folder) can tell
     sb.fill(user, 12, "INBOX", seed=43, seen_ratio=0.0)
     t = target(sb, user)
     _settled(t, home)
     import mailbag.sync.imap as engine
 
+    if check == "watch":
+        monkeypatch.setattr(engine, "_LIST_MAX", 0)
+    listed = _listings(monkeypatch)
     real_times_stamp = engine._times_stamp
     done: list[str] = []
 
@@ -1019,6 +1028,7 @@ def test_a_change_by_another_program_right_after_the_syncs_own_is_still_seen(
         c.store("INBOX", c.uids("INBOX")[-1:], "+FLAGS", ["\\Flagged"])
     assert_ok(sync(t, home))
     assert done
+    assert ("INBOX" in listed) == (check == "listing")
     assert _sync_states(home, user)["INBOX"] is None  # not re-armed over the change
     monkeypatch.setattr(engine, "_times_stamp", real_times_stamp)
     report = sync(t, home)  # reads the folder and pushes the other program's change
@@ -1037,11 +1047,13 @@ def test_a_change_by_another_program_right_after_the_syncs_own_is_still_seen(
 def test_without_a_usable_watch_the_delta_is_checked_by_listing(
     sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch, lost: str
 ) -> None:
+    import mailbag.sync.imap as engine
     from mailbag.store.maildir import DirWatch
 
     fill(sb, user, 24)
     t = target(sb, user)
     _settled(t, home)
+    monkeypatch.setattr(engine, "_LIST_MAX", 0)  # (folders big enough to be watched)
     listed = _listings(monkeypatch)
     if lost == "no-inotify":
         monkeypatch.setattr(DirWatch, "open", classmethod(lambda cls: None))
@@ -1061,6 +1073,47 @@ def test_without_a_usable_watch_the_delta_is_checked_by_listing(
     report = sync(t, home)
     assert_ok(report)
     assert totals(report)["updated"] == 1
+    assert_same(sb, user, home)
+
+
+def test_a_small_run_checks_its_changes_by_listing_and_opens_no_watch(
+    sb: Sandbox, user: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a watch loads ctypes (~8M instructions): folders of _LIST_MAX files in all are
+    # listed instead (before and after); past that the run opens its watch after all
+    import mailbag.sync.imap as engine
+    from mailbag.store.maildir import DirWatch
+
+    fill(sb, user, 24)  # INBOX 24, Work/Projects 6, Archive 3
+    t = target(sb, user)
+    _settled(t, home)
+    real_open = DirWatch.open.__func__  # type: ignore[attr-defined]
+    opened: list[bool] = []
+
+    def open_watch(cls: type[DirWatch]) -> DirWatch | None:
+        watch = real_open(cls)
+        opened.append(watch is not None)
+        return watch
+
+    monkeypatch.setattr(DirWatch, "open", classmethod(open_watch))
+    listed = _listings(monkeypatch)
+    _server_changes(sb, user, ("INBOX", "Archive"))
+    assert_ok(sync(t, home))
+    assert opened == []
+    assert sorted(listed) == ["Archive", "Archive", "INBOX", "INBOX"]  # before and after
+    states = _sync_states(home, user)
+    assert states["INBOX"] and states["Archive"], states  # re-armed
+    assert_same(sb, user, home)
+    # past _LIST_MAX the run opens its watch (one for the run; the folders are selected
+    # together, and it may open while they are, before either is looked at)
+    monkeypatch.setattr(engine, "_LIST_MAX", 25)
+    listed.clear()
+    _server_changes(sb, user, ("INBOX", "Work/Projects"))
+    assert_ok(sync(t, home))
+    assert opened == [True]
+    assert len(listed) in (0, 2) and len(set(listed)) <= 1, listed  # one folder at most
+    states = _sync_states(home, user)
+    assert states["INBOX"] and states["Work/Projects"], states
     assert_same(sb, user, home)
 
 

@@ -25,11 +25,17 @@ from mailbag.sync.imap import sync_lock
 USER = "early"
 RESYNC = "resync"  # the re-sync test's own user: its changes do not disturb the others
 LEAVE = "leave"  # the left-running removals test's own user
+AHEAD = "ahead"  # the server-only changes test's own user
 
 
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Sandbox]:
-    users = {USER: "early-secret", RESYNC: "resync-secret", LEAVE: "leave-secret"}
+    users = {
+        USER: "early-secret",
+        RESYNC: "resync-secret",
+        LEAVE: "leave-secret",
+        AHEAD: "ahead-secret",
+    }
     with Sandbox(users=users, services={"imap", "smtp"}) as box:
         box.fill(USER, 3, "INBOX")
         yield box
@@ -428,8 +434,41 @@ def _loaded_by_sync(home: str) -> set[str]:
     return set(res.stdout.split())
 
 
-#: what a re-sync that downloads, changes flags and deletes must not load either
-NOT_ON_THE_RESYNC_PATH = ("dataclasses", "inspect", "ast", "tokenize", "dis", "typing", "argparse")
+#: what a re-sync that downloads, changes flags and deletes must not load either (ctypes
+#: it needs, for syncfs, but not `ctypes.util` to find libc: that loads subprocess)
+NOT_ON_THE_RESYNC_PATH = (
+    "dataclasses",
+    "inspect",
+    "ast",
+    "tokenize",
+    "dis",
+    "typing",
+    "argparse",
+    "ctypes.util",
+    "subprocess",
+)
+
+
+def _synced_twice(
+    sb: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    user: str,
+    inbox: int,
+    archive: int,
+) -> tuple[Path, Paths]:
+    """`user`'s account with mail in INBOX and Archive, synced, and synced again once its
+    directory times are old enough to be trusted (the delta path arms)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MAILBAG_HOME", str(home))
+    paths = Paths.from_env()
+    save_account(paths, sb.account(user, name=user, password_command=True))
+    sb.fill(user, inbox, "INBOX")
+    sb.fill(user, archive, "Archive", seed=2)
+    assert main(["sync", "-q"]) == 0
+    time.sleep(0.25)
+    assert main(["sync", "-q"]) == 0
+    return home, paths
 
 
 def test_a_resync_with_changes_loads_no_dataclass_machinery(
@@ -437,15 +476,7 @@ def test_a_resync_with_changes_loads_no_dataclass_machinery(
 ) -> None:
     import sqlite3
 
-    home = tmp_path / "home"
-    monkeypatch.setenv("MAILBAG_HOME", str(home))
-    paths = Paths.from_env()
-    save_account(paths, sb.account(RESYNC, name="resync", password_command=True))
-    sb.fill(RESYNC, 6, "INBOX")
-    sb.fill(RESYNC, 4, "Archive", seed=2)
-    assert main(["sync", "-q"]) == 0
-    time.sleep(0.25)  # directory times old enough to be trusted: the delta path arms
-    assert main(["sync", "-q"]) == 0
+    home, paths = _synced_twice(sb, tmp_path, monkeypatch, RESYNC, 6, 4)
     with sb.control(RESYNC) as control:
         uids = control.uids("INBOX")
         control.store("INBOX", uids[:1], "+FLAGS", ["\\Flagged"])
@@ -470,6 +501,37 @@ def test_a_resync_with_changes_loads_no_dataclass_machinery(
         assert sorted(uid for name, uid, *_ in rows if name == "Archive") == control.uids("Archive")
     assert uids[1] not in inbox and "\\Flagged" in inbox[uids[0]][0]
     assert any(mid == "<resync-new@example.org>" for _, mid in inbox.values())
+
+
+def test_a_resync_of_changes_made_only_on_the_server_loads_no_ctypes(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # flags changed and mail expunged in two folders: both are selected together and
+    # their QRESYNC deltas applied; in a mailbox this small the folders are checked by
+    # listing them, without loading ctypes for a watch (`_LIST_MAX`)
+    import sqlite3
+
+    home, paths = _synced_twice(sb, tmp_path, monkeypatch, AHEAD, 8, 5)
+    with sb.control(AHEAD) as control:
+        for box in ("INBOX", "Archive"):
+            uids = control.uids(box)
+            control.store(box, uids[:1], "+FLAGS", ["\\Flagged"])
+            control.expunge(box, uids[1:2])
+    loaded = _loaded_by_sync(str(home))
+    assert "mailbag.sync.apply" in loaded  # it did work
+    assert "ctypes" not in loaded
+    with sqlite3.connect(paths.index_file) as conn:
+        rows = conn.execute(
+            "SELECT f.name, m.uid, m.flags, f.sync_state FROM messages m "
+            "JOIN folders f ON f.id = m.folder_id"
+        ).fetchall()
+    with sb.control(AHEAD) as control:
+        for box in ("INBOX", "Archive"):
+            mine = {uid: flags for name, uid, flags, _ in rows if name == box}
+            uids = control.uids(box)
+            assert sorted(mine) == uids, box
+            assert "\\Flagged" in mine[uids[0]], box
+    assert all(state for *_, state in rows)  # both re-armed: checked all the same
 
 
 #: `python -c` running the `mailbag` program as installed (`entry`), telling on stderr

@@ -192,10 +192,11 @@ def _load_syncfs() -> Callable[[int], int] | None:
     if release is None or (int(release.group(1)), int(release.group(2))) < (5, 8):
         return None  # before 5.8 syncfs did not report write-back errors
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the program's own symbols, libc's among them: no `ctypes.util.find_library`,
+        # which loads subprocess, shutil and signal and runs ldconfig (~40M instructions)
+        libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.syncfs
     except (OSError, AttributeError):
         return None

@@ -1524,6 +1524,14 @@ def _rearm(store: Store, folder: Folder, base: _Baseline | None) -> str | None:
     return stamp
 
 
+#: files (in the folders a run checks after changing them) up to which the run checks
+#: them by listing the folders (`_listing_print`, `_matches_index`) rather than through
+#: a `DirWatch`: opening one loads ctypes (~8M instructions, 2-4 ms), about what listing
+#: 700-1,000 files twice costs (~11k instructions a file). Either way the check is the
+#: same: a change another program made meanwhile is seen.
+_LIST_MAX = 1000
+
+
 class _Changed:
     """The folders this run changed itself, with their delta baselines (checked by
     `_rearm_all` at the end), and the watch on their directories (`DirWatch`, opened
@@ -1534,14 +1542,21 @@ class _Changed:
         self.listed: dict[int, str] = {}  # folder id -> listing print to record with it
         self._watch: DirWatch | None = None
         self._opened = False
+        self._unwatched = 0  # files of the folders checked by listing
         self._lock = threading.Lock()
 
     def append(self, item: tuple[int, _Baseline | None]) -> None:
         self.folders.append(item)
 
-    def watch(self) -> DirWatch | None:
+    def watch(self, files: int | None = None) -> DirWatch | None:
+        """The run's watch, for a folder of about `files` files (None: any number);
+        None while the folders checked by listing hold `_LIST_MAX` files at most (a
+        small mailbox: cheaper than loading what a watch needs), or without inotify."""
         with self._lock:
             if not self._opened:
+                if files is not None and self._unwatched + files <= _LIST_MAX:
+                    self._unwatched += files
+                    return None
                 self._opened = True
                 self._watch = DirWatch.open()
             return self._watch
@@ -2548,7 +2563,7 @@ def _sync_folder_remote(
     exclude_uids: set[int],
     board: _Board | None = None,
     stamp: str | None = None,
-    watch: Callable[[], DirWatch | None] | None = None,
+    watch: Callable[[int], DirWatch | None] | None = None,
     held: _Held | None = None,
     pipe: _Pipeline | None = None,
 ) -> tuple[_Baseline | None, str | None]:
@@ -2584,7 +2599,7 @@ def _sync_folder_remote(
     base: _Baseline | None = None
     planned: tuple[int, Plan] | None = None
     delta = (
-        _delta(store, folder, stamp, sel, watch() if watch is not None else None)
+        _delta(store, folder, stamp, sel, watch(sel.exists) if watch is not None else None)
         if sel and local is None and stamp
         else None
     )
@@ -2689,7 +2704,7 @@ def _sync_folder_remote(
         return base, matched
     looked_up = _with_entries(store, folder, local, result)
     if base is None and stamp is not None and watch is not None and _changes_files(result):
-        base = _full_baseline(store, folder, stamp, local, result, watch(), looked_up)
+        base = _full_baseline(store, folder, stamp, local, result, watch(sel.exists), looked_up)
     if _local_only(result) and (held is not None or not usable):
         # nothing for the server: applied into the transaction the folders before left
         # open, in a savepoint (a failure undoes this folder's part alone); a folder
@@ -2846,8 +2861,11 @@ def _select_ahead(
                 sent.append(
                     (s, client.submit_select(f.name, qresync=(f.uidvalidity, f.highestmodseq)))
                 )
-            if sent:  # the watch (ctypes, a few ms to load) is made while the server answers
+            # the watch (ctypes, a few ms to load) is made while the server answers, when
+            # these folders are too big to be checked by listing them (`_Changed.watch`)
+            if sum((statuses[s.folder.name].messages or 0) for s, _ in sent) > _LIST_MAX:
                 threading.Thread(target=rearm.watch, name="mailbag-watch", daemon=True).start()
+            if sent:
                 # and so are the planner and the executor loaded (~3 ms), which every
                 # folder here needs, instead of after the first answer has come
                 import mailbag.sync.apply
@@ -2911,7 +2929,7 @@ def _apply_selected_ahead(
     try:
         with store.savepoint():
             return _apply_server_changes(
-                store, account, start, sel, options, on_progress, rearm.watch()
+                store, account, start, sel, options, on_progress, rearm.watch(sel.exists)
             )
     except MailbagError:
         return None  # (its changes undone) the usual path tries again, and reports
