@@ -10,6 +10,7 @@ durable before it and a failing folder undoing its own part alone.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ from synctools import (
 )
 
 pytestmark = pytest.mark.sandbox
-USERS = [f"pipe{i}" for i in range(12)]
+USERS = [f"pipe{i}" for i in range(16)]
 _next_user = iter(USERS)
 # biggest first: the order the folders are synced in
 FOLDERS = {"INBOX": 14, "Work": 10, "Lists": 7, "Family": 4}
@@ -538,6 +539,29 @@ def _recorded_prints(home: Path, user: str) -> dict[int, str | None]:
         }
 
 
+def _copies_match_and_are_taken(
+    plain: Sandbox, user: str, home: Path, t: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copies beside the index are one per folder, those of the prints it records,
+    and the next sync after a change on the server takes them all; its result is the
+    server's. (Two syncs with a change before each have run on the settled folders.)"""
+    prints = _recorded_prints(home, user)
+    assert None not in prints.values()
+    listings = home / "data" / "listings"
+    assert {p.name for p in listings.iterdir()} == {f"{fid}.{p}" for fid, p in prints.items()}
+    time.sleep(0.1)  # (directory times older than a clock tick: trusted)
+    _keyword_and_expunge(plain, user)
+    from_index, from_copy = _copy_reads(monkeypatch)
+    last = sync(t, home, connections=1)
+    assert_ok(last)
+    assert from_index == []
+    assert sorted(from_copy) == sorted(prints)
+    monkeypatch.undo()
+    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - 2 * len(FOLDERS)
+    for name in FOLDERS:
+        assert _index_rows(home, user, name) == _server_rows(plain, user, name)
+
+
 def test_a_crash_before_the_old_copies_are_removed_converges(
     plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -561,17 +585,47 @@ def test_a_crash_before_the_old_copies_are_removed_converges(
     again = sync_in_child(t, home)
     assert again.returncode == 0, again.stdout + again.stderr
     assert assert_same(plain, user, home) == sum(FOLDERS.values()) - len(FOLDERS)
-    prints = _recorded_prints(home, user)
-    assert None not in prints.values()
-    assert {p.name for p in listings.iterdir()} == {f"{fid}.{p}" for fid, p in prints.items()}
-    time.sleep(0.1)  # (directory times older than a clock tick: trusted)
+    _copies_match_and_are_taken(plain, user, home, t, monkeypatch)
+
+
+def test_a_big_folders_copy_is_written_aside_and_in_place_at_its_commit(
+    plain: Sandbox, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the copy of a big folder's listing (here: every folder, by a low threshold) is
+    # written in a helper thread while the sync goes on; the commit that records the
+    # folder's print waits for it: at every commit, each print being recorded has its
+    # copy in place (a crash right after the commit finds the copy it records)
+    home = tmp_path / "home"
+    t = _settled(plain, user, home)
+    listings = home / "data" / "listings"
+    monkeypatch.setattr(engine, "_COPY_AHEAD_MIN", 1, raising=False)
+    writers: list[str] = []
+    real_save = engine._ListingCopy.save
+
+    def save(self: engine._ListingCopy, *args: object) -> None:
+        writers.append(threading.current_thread().name)
+        time.sleep(0.05)  # (a slow disk: the commit must still wait for it)
+        real_save(self, *args)  # type: ignore[arg-type]
+
+    missing: list[str] = []
+    commits: list[int] = []
+    real_end = Store._end
+
+    def end(self: Store, statement: str) -> None:
+        if statement == "COMMIT" and self.conn.in_transaction:
+            commits.append(1)
+            for fid, state in self.conn.execute("SELECT id, sync_state FROM folders"):
+                printed = (state or "").partition(" list=")[2]
+                if printed and not (listings / f"{fid}.{printed}").exists():
+                    missing.append(f"{fid}.{printed}")
+        real_end(self, statement)
+
+    monkeypatch.setattr(engine._ListingCopy, "save", save)
+    monkeypatch.setattr(Store, "_end", end)
     _keyword_and_expunge(plain, user)
-    from_index, from_copy = _copy_reads(monkeypatch)
-    last = sync(t, home, connections=1)
-    assert_ok(last)
-    assert from_index == []
-    assert sorted(from_copy) == sorted(prints)
+    changed = sync(t, home, connections=1)
+    assert_ok(changed)
+    assert commits and missing == []
+    assert writers == ["mailbag-copy"] * len(FOLDERS)
     monkeypatch.undo()
-    assert assert_same(plain, user, home) == sum(FOLDERS.values()) - 2 * len(FOLDERS)
-    for name in FOLDERS:
-        assert _index_rows(home, user, name) == _server_rows(plain, user, name)
+    _copies_match_and_are_taken(plain, user, home, t, monkeypatch)
