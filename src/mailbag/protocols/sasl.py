@@ -31,14 +31,17 @@ __all__ = [
 _MECHANISM_NAMES = frozenset({"Mechanism", "PASSWORD_MECHANISMS", "TOKEN_MECHANISMS"})
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MECHANISM_NAMES:
-        from mailbag.protocols import sasl_mechanisms
+if not TYPE_CHECKING:  # (hidden from mypy: it sees the names imported above, and still
+    # flags any other name as missing instead of typing it as `Any`)
 
-        value = getattr(sasl_mechanisms, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name in _MECHANISM_NAMES:
+            from mailbag.protocols import sasl_mechanisms
+
+            value = getattr(sasl_mechanisms, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plain(username: str, password: str, authzid: str = "") -> bytes:
