@@ -73,14 +73,47 @@ DOVECOT_IMAP_CAPABILITIES = [
 ]
 
 
+#: the lowest port `free_ports` picks from (below it: well-known and common services)
+_SANDBOX_PORTS_FROM = 10_000
+
+
+def _below_ephemeral() -> range | None:
+    """Ports below the kernel's ephemeral range (Linux), which it never hands out on its
+    own: None where that range is unknown or leaves too few below it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return range(_SANDBOX_PORTS_FROM, low) if low - _SANDBOX_PORTS_FROM >= 2_000 else None
+
+
+def _bind_one_of(s: socket.socket, ports: range, tries: int = 50) -> bool:
+    import random
+
+    for port in random.sample(ports, min(tries, len(ports))):
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return True
+    return False
+
+
 def free_ports(n: int) -> list[int]:
     """`n` distinct free loopback ports: the sockets are held open together, since one
     closed before the next is asked for can be handed out again (Dovecot then refused a
-    config with the same port twice: "duplicate listener")."""
+    config with the same port twice: "duplicate listener").
+
+    Picked at random below the kernel's ephemeral range where it is known: a port the
+    kernel gave (bind to port 0) is free only until a server binds it, and meanwhile
+    any connection this machine opens may be given it as its own port (seen: the SMTP
+    sandbox failing to bind during a test run, "address already in use")."""
+    ports = _below_ephemeral()
     held = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
     try:
         for s in held:
-            s.bind(("127.0.0.1", 0))
+            if ports is None or not _bind_one_of(s, ports):
+                s.bind(("127.0.0.1", 0))
         return [int(s.getsockname()[1]) for s in held]
     finally:
         for s in held:
