@@ -4,12 +4,12 @@ thread). Each case runs in a fresh interpreter, with throwaway modules."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from pyrun import python_words
 
 PRELUDE = """\
 import sys, threading
@@ -18,16 +18,7 @@ from mailbag.config.keyring_backend import deferring
 
 
 def _run(tmp_path: Path, code: str) -> list[str]:
-    res = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr
-    return res.stdout.split()
+    return python_words(PRELUDE + textwrap.dedent(code), cwd=tmp_path)
 
 
 @pytest.fixture

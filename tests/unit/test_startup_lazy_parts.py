@@ -6,27 +6,13 @@ from __future__ import annotations
 
 import random
 import shlex
-import subprocess
-import sys
-import textwrap
 
 from mailbag.config.secrets import _argv
-
-
-def _run(code: str) -> list[str]:
-    res = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr
-    return res.stdout.split()
+from pyrun import python_words
 
 
 def test_the_fetch_patterns_are_compiled_with_the_first_fetch_line() -> None:
-    out = _run(
+    out = python_words(
         """
         from mailbag.protocols.imap import parser
         for raw in (
@@ -45,7 +31,7 @@ def test_the_fetch_patterns_are_compiled_with_the_first_fetch_line() -> None:
 
 
 def test_the_literal_and_escape_patterns_are_compiled_when_first_needed() -> None:
-    out = _run(
+    out = python_words(
         """
         from mailbag.protocols.imap import parser
         for raw in (
@@ -66,7 +52,7 @@ def test_the_literal_and_escape_patterns_are_compiled_when_first_needed() -> Non
 
 
 def test_the_sasl_mechanisms_enum_is_built_on_first_use() -> None:
-    out = _run(
+    out = python_words(
         """
         import sys
         from mailbag.protocols import sasl
@@ -84,7 +70,7 @@ def test_the_sasl_mechanisms_enum_is_built_on_first_use() -> None:
 
 
 def test_a_plain_password_command_is_split_without_shlex() -> None:
-    out = _run(
+    out = python_words(
         """
         import sys
         from mailbag.config.secrets import _argv
@@ -112,7 +98,7 @@ def test_commands_split_as_shlex_splits_them() -> None:
 def test_the_program_loads_little_before_it_pauses_the_collector() -> None:
     # `cli.main.entry` pauses the collector first; what `mailbag.cli.main` itself loads
     # comes before that and is walked by collections meanwhile (~4M instructions)
-    out = _run(
+    out = python_words(
         """
         import sys
         before = set(sys.modules)
