@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from mailbag.paths import Paths
 from mailbag.store.index import _WAL_KEPT_BYTES, Store
 
@@ -42,8 +44,9 @@ def _count_in_file_alone(paths: Paths, tmp_path: Path) -> int:
     return int(n)
 
 
-def test_close_leaves_the_committed_wal_and_every_reader_sees_it(tmp_path: Path) -> None:
-    paths = _paths(tmp_path)
+@pytest.mark.parametrize("name", ["plain", "odd 50% ?x=1 #y"])
+def test_close_leaves_the_committed_wal_and_every_reader_sees_it(tmp_path: Path, name: str) -> None:
+    paths = _paths(tmp_path / name)  # (the read-only connection's URI escapes the path)
     with Store.open(paths) as store:
         _add(store, 50)
     wal = _wal(paths)
