@@ -2114,7 +2114,7 @@ def _plan_repair_kept(
             ahead.add(item[0])
 
     try:
-        with client.uid_fetch_identity_runs("1:*") as stream:
+        with client.uid_fetch_identity_runs("1:*", others=ahead.found) as stream:
             kept = find_kept(
                 stream.batches(), StoreSide(rows.store, folder), exclude_uids, leftover
             )
