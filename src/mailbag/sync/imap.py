@@ -3232,6 +3232,7 @@ def _sync_locked(
 ) -> None:
     store: Store | None = _open_store(paths)
     assert store is not None
+    store.checkpoint_ahead()  # (what the last run left in the WAL, while this one logs in)
     first: _Ahead | None = None  # the first folder's SELECT and listing, sent with the LIST
     try:
         store.account_id(account.name)
