@@ -1460,6 +1460,20 @@ class Store:
         Message-IDs and flags one a line, and a "1" for each that cannot be kept as it
         is (flags not as last synced, deleted or moved here, no size, no Message-ID with
         an "@"), else a "0". (~2x faster than a tuple a row: a re-pair reads them all.)"""
+        if limit == 0:
+            return (0, "", "", "", "", "")
+        if limit > 0 and upto - after > limit:
+            # (the limit as a UID bound: the aggregate over a subquery with ORDER BY and
+            # LIMIT took 1.6x as long, its rows copied once more)
+            last = self.conn.execute(
+                "SELECT uid FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ? "
+                "ORDER BY uid LIMIT 1 OFFSET ?",
+                (folder.id, after, upto, limit - 1),
+            ).fetchone()
+            if last is not None:
+                upto = last[0]
+        # the values in the order of the UID index (SQLite's for this search; another
+        # order would cost `keep` its speed, not its answer: it compares UIDs too)
         row = self.conn.execute(
             "SELECT count(*), coalesce(group_concat(uid), ''), "
             "coalesce(group_concat(coalesce(size, -1)), ''), "
@@ -1467,9 +1481,8 @@ class Store:
             "coalesce(group_concat(flags, char(10)), ''), coalesce(group_concat(CASE WHEN "
             "synced_flags IS NOT flags OR gone != 0 OR moved_from_uid IS NOT NULL OR size IS NULL "
             "OR message_id IS NULL OR instr(message_id, '@') = 0 THEN '1' ELSE '0' END, ''), '') "
-            "FROM (SELECT uid, size, message_id, flags, synced_flags, gone, moved_from_uid "
-            "FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ? ORDER BY uid LIMIT ?)",
-            (folder.id, after, upto, limit),
+            "FROM messages WHERE folder_id = ? AND uid > ? AND uid <= ?",
+            (folder.id, after, upto),
         ).fetchone()
         return row  # type: ignore[no-any-return]
 
