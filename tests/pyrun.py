@@ -6,14 +6,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 
-def python_words(code: str, *, cwd: Path | None = None) -> list[str]:
-    """Run `code` (dedented) with this interpreter; the words it printed. It must exit 0."""
+def python_words(
+    code: str, *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Run `code` (dedented) with this interpreter and `args` as its `sys.argv[1:]` (and
+    `env`, if given, as its whole environment); the words it printed. It must exit 0."""
     res = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

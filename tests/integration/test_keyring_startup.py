@@ -23,6 +23,7 @@ from mailbag.config.schema import keyring_key
 from mailbag.config.secrets import SERVICE, keyring_problem
 from mailbag.paths import Paths
 from mailbag.sandbox import Sandbox, keyring_plugin
+from pyrun import python_words
 
 USER = "kring"
 PASSWORD = "kring-secret"
@@ -106,17 +107,9 @@ class Machine:
             "assert main(['sync', '-q']) == 0\n"
             "print(' '.join(f'{n}={type(m).__name__}' for n, m in sys.modules.items()))\n"
         )
-        res = subprocess.run(
-            [sys.executable, "-c", code],
-            env=keyring_plugin.environment(self.plugin, base=self._base()),
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert res.returncode == 0, res.stderr
-        return dict(item.split("=", 1) for item in res.stdout.split())
+        env = keyring_plugin.environment(self.plugin, base=self._base())
+        words = python_words(code, cwd=self.cwd, env=env)
+        return dict(item.split("=", 1) for item in words)
 
     def remembered(self) -> str:
         return self.cache.read_text(encoding="utf-8").splitlines()[3]
@@ -345,7 +338,4 @@ def test_an_oauth2_account_with_a_refresh_token_command_never_loads_keyring(
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MAILBAG_HOME": str(home)}
     # one run: the sandbox rotates refresh tokens (as Microsoft does), and a command's
     # token cannot be replaced, so a second run would need a new sign-in
-    res = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert res.stdout.split() == ["0", "False"], res.stderr
+    assert python_words(code, env=env) == ["0", "False"]

@@ -202,6 +202,32 @@ def test_emptied_local_folder_stops_and_force_carries_it_out(
     assert server_state(sb, user)["INBOX"] == {}
 
 
+def test_a_sync_leaves_its_wal_and_the_next_one_checkpoints_it(
+    sb: Sandbox, user: str, home: Path, tmp_path: Path
+) -> None:
+    """The index is not checkpointed at the end of a sync (`Store.close`): its commits are
+    durable in the WAL, which every reader sees; the next sync moves them into the
+    database file while it logs in (`Store.checkpoint_ahead`)."""
+    import sqlite3
+
+    fill(sb, user, 12)
+    t = target(sb, user)
+    assert_ok(sync(t, home))
+    index = home_paths(home).index_file
+    wal = Path(f"{index}-wal")
+    assert wal.exists() and wal.stat().st_size > 0
+    with sqlite3.connect(index) as conn:
+        (synced,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    conn.close()
+    assert synced == assert_same(sb, user, home)
+    assert_ok(sync(t, home))  # nothing to do: it checkpoints what the first one left
+    copy = tmp_path / "alone.sqlite3"
+    shutil.copyfile(index, copy)  # the database file by itself, without its WAL
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (synced,)
+    conn.close()
+
+
 def test_wiped_index_pairs_instead_of_duplicating(sb: Sandbox, user: str, home: Path) -> None:
     fill(sb, user, 20)
     t = target(sb, user, threshold=5)

@@ -185,3 +185,21 @@ def test_runs_stop_where_the_general_parser_takes_over(other: bytes) -> None:
     assert used == len(first)
     assert len(found) == 1 and isinstance(found[0], IdentityRun)
     assert found[0].uids == (b"1", b"2") and found[0].message_ids == (b"<1@y>", b"<2@y>")
+
+
+def test_answers_without_a_message_id_stay_in_the_run() -> None:
+    # the usual answer for a message without one (an empty header block) does not cut
+    # the run: its Message-ID is empty there, as `message_id_of` gives it
+    heads = [b"Message-ID: <1@y>\r\n\r\n", b"\r\n", b"Message-ID: <3@y>\r\n\r\n", b"\r\n"]
+    data = b"".join(answer(i, i, b"\\Seen", 10 + i, h) for i, h in enumerate(heads, 1))
+    found, used = scan_identity_runs(data, {})
+    assert used == len(data)
+    assert found == [
+        IdentityRun(
+            (b"1", b"2", b"3", b"4"),
+            (b"\\Seen",) * 4,
+            (b"11", b"12", b"13", b"14"),
+            (b"<1@y>", b"", b"<3@y>", b""),
+        )
+    ]
+    assert [message_id_of(h) for h in heads] == ["<1@y>", "", "<3@y>", ""]

@@ -4,11 +4,10 @@ typing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import TypeVar
 
 from mailbag.record import Generic
+from pyrun import python_words
 
 T = TypeVar("T")
 
@@ -37,5 +36,4 @@ def test_the_sync_paths_modules_load_without_typing() -> None:
         "import mailbag.store.index, mailbag.store.fulltext, mailbag.protocols.imap.client\n"
         "print('typing' in sys.modules)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.stdout.strip() == "False", res.stderr
+    assert python_words(code) == ["False"]

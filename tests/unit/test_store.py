@@ -13,6 +13,7 @@ from mailbag.paths import Paths
 from mailbag.store.envelope import envelope_from_bytes
 from mailbag.store.index import SCHEMA_VERSION, Store, folder_dir
 from mailbag.store.maildir import Maildir, flags_to_info, info_to_flags, split_name
+from pyrun import python_words
 
 MSG = (
     b"From: =?utf-8?q?Chlo=C3=A9?= <chloe@example.org>\r\n"
@@ -294,9 +295,6 @@ def test_discard_takes_a_message_out_and_the_store_removes_it_later(
 
 
 def test_discarded_files_a_crash_left_in_tmp_are_removed_by_recover(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     p = paths(tmp_path)
     with Store.open(p) as store:
         inbox = store.folder("acct", "INBOX")
@@ -310,7 +308,7 @@ def test_discarded_files_a_crash_left_in_tmp_are_removed_by_recover(tmp_path: Pa
         "md.discard(md.scan()[sys.argv[2]])\n"
         "os._exit(0)\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(inbox.path), m.key], check=True)
+    python_words(code, str(inbox.path), m.key)
     with Store.open(p) as store:
         inbox = store.folder("acct", "INBOX")
         assert len(inbox.maildir.tmp_names()) == 1
@@ -399,8 +397,6 @@ def test_a_savepoint_that_begins_the_transaction_is_the_transaction(
 
 @pytest.mark.parametrize("remover", ["rm", "thread"])
 def test_settled_removals_complete_even_when_the_process_dies(tmp_path: Path, remover: str) -> None:
-    import subprocess
-    import sys
     import time
 
     p = paths(tmp_path)
@@ -423,7 +419,7 @@ def test_settled_removals_complete_even_when_the_process_dies(tmp_path: Path, re
         "store.settle_removals()\n"
         "os._exit(0)\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(tmp_path), m.key, remover], check=True)
+    python_words(code, str(tmp_path), m.key, remover)
     deadline = time.monotonic() + 10
     while inbox.maildir.tmp_names() and time.monotonic() < deadline:
         time.sleep(0.01)  # (an `rm` may still be at work)

@@ -6,12 +6,11 @@ a big folder's rows must not grow its peak RSS with them)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from mailbag.paths import Paths
 from mailbag.sync.imap import _REPAIR_CACHE_KIB, _SPILL_KIB, _open_store
+from pyrun import python_words
 
 
 def _paths(tmp_path: Path) -> Paths:
@@ -98,10 +97,7 @@ def test_pages_only_read_stay_within_the_default_cache(tmp_path: Path) -> None:
         store.conn.execute("COMMIT")  # ~28 MB of table pages
     finally:
         store.close()
-    res = subprocess.run(
-        [sys.executable, "-c", SCAN, str(tmp_path)], capture_output=True, text=True, check=True
-    )
-    read, grew_kib = map(int, res.stdout.split())
+    read, grew_kib = map(int, python_words(SCAN, str(tmp_path)))
     assert read == 24000 * 1000
     assert grew_kib < 8 * 1024  # (a 16 MiB cache of read pages: ~17 MB more)
 
@@ -219,8 +215,5 @@ def test_pairing_a_folder_again_keeps_the_originals_of_its_pages_out_of_memory(
         store.conn.execute("COMMIT")  # ~13 MB of table and index pages
     finally:
         store.close()
-    res = subprocess.run(
-        [sys.executable, "-c", REPAIR, str(tmp_path)], capture_output=True, text=True, check=True
-    )
-    grew_kib = int(res.stdout)
+    (grew_kib,) = map(int, python_words(REPAIR, str(tmp_path)))
     assert grew_kib < 6 * 1024, grew_kib

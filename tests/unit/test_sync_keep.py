@@ -74,9 +74,13 @@ def listed_of(r: Row) -> Listed:
     return (r.uid, tuple(r.flags.split()), r.size or 0, r.message_id)
 
 
-def answers(listed: Sequence[Listed], run: int = 50) -> list[list[object]]:
+def answers(
+    listed: Sequence[Listed], run: int = 50, unnamed_in_runs: bool = False
+) -> list[list[object]]:
     """The listing as the scanner gives it: runs of the usual answers (`run` at most in
-    one), an answer of another shape for one without a Message-ID."""
+    one), an answer of another shape for one without a Message-ID (or, with
+    `unnamed_in_runs`, in the run with an empty one, as `scan_identity_runs` gives the
+    usual empty header block)."""
     batches: list[list[object]] = []
     cur: list[Listed] = []
 
@@ -96,7 +100,7 @@ def answers(listed: Sequence[Listed], run: int = 50) -> list[list[object]]:
 
     for item in listed:
         uid, flags, size, mid = item
-        if mid is None:
+        if mid is None and not unnamed_in_runs:
             close()
             batches.append([(uid, flags, size, b"\r\n")])
         else:
@@ -117,11 +121,16 @@ def kept_uids(kept: Kept, index: FakeIndex) -> set[int]:
 
 
 def run_keep(
-    rows: list[Row], listed: list[Listed], excluded: set[int] | None = None, run: int = 50
+    rows: list[Row],
+    listed: list[Listed],
+    excluded: set[int] | None = None,
+    run: int = 50,
+    unnamed_in_runs: bool = False,
 ) -> tuple[Kept, set[int], list[tuple[int, frozenset[str], str, int]], FakeIndex]:
     index = FakeIndex(rows)
     left: list[tuple[int, frozenset[str], str, int]] = []
-    kept = find_kept(answers(listed, run), index, excluded or set(), left.append)  # type: ignore[arg-type]
+    got = answers(listed, run, unnamed_in_runs)
+    kept = find_kept(got, index, excluded or set(), left.append)  # type: ignore[arg-type]
     return kept, kept_uids(kept, index), left, index
 
 
@@ -190,6 +199,25 @@ def test_answers_without_a_message_id_and_ignored_flags() -> None:
     assert [item[0] for item in left] == [5]
 
 
+@pytest.mark.parametrize("cut", [7, 50, 2048])
+def test_rows_beside_unnamed_ones_are_kept_outside_the_open_ranges(cut: int) -> None:
+    # every 20th message without a Message-ID, here and there, in the runs (cut where
+    # a read ended): the others are kept as runs, whole; only the unnamed rows are in
+    # open ranges (what the planner reads), each alone
+    rows = [row(u) for u in range(1, 1001)]
+    for u in range(20, 1001, 20):
+        rows[u - 1] = Row(u, 100, None, "\\Seen", "\\Seen", 0, None)
+    listed = [listed_of(r) for r in rows]
+    kept, uids, left, _ = run_keep(rows, listed, run=cut, unnamed_in_runs=True)
+    unnamed = list(range(20, 1001, 20))
+    assert uids == expected(rows, listed, set()) == set(range(1, 1001)) - set(unnamed)
+    assert kept.count == len(uids)
+    assert [item[0] for item in left] == unnamed
+    assert all(item[2] == "" and item[1] == frozenset({"\\Seen"}) for item in left)
+    assert kept.open == [(u - 1, u) for u in unnamed[:-1]] + [(999, NO_END)]
+    assert not kept.uids
+
+
 def test_a_uid_given_twice_or_out_of_order_never_pairs_twice() -> None:
     rows = [row(u) for u in range(1, 101)]
     listed = [listed_of(r) for r in rows]
@@ -228,8 +256,11 @@ def test_a_server_that_renumbered_its_messages_costs_few_rows_at_a_time() -> Non
         assert r.uid in uids or (kept.in_open(r.uid) and not kept.has(r.uid))
 
 
+@pytest.mark.parametrize("unnamed_in_runs", [False, True])
 @pytest.mark.parametrize("small", [False, True])
-def test_random_listings_follow_the_rule(small: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_random_listings_follow_the_rule(
+    small: bool, unnamed_in_runs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if small:  # (batches of a few, a few rows read for each)
         monkeypatch.setattr(keep, "_BATCH", 7)
         monkeypatch.setattr(keep, "_ROWS_AT_MOST", 9)
@@ -258,7 +289,9 @@ def test_random_listings_follow_the_rule(small: bool, monkeypatch: pytest.Monkey
                 if rng.random() < 0.1:
                     rows[i] = r._replace(flags="\\Seen \\Flagged")  # not pushed yet
         excluded = {r.uid for r in rows if rng.random() < 0.03}
-        kept, uids, left, _ = run_keep(rows, listed, excluded, run=rng.randint(1, 30))
+        kept, uids, left, _ = run_keep(
+            rows, listed, excluded, run=rng.randint(1, 30), unnamed_in_runs=unnamed_in_runs
+        )
         ordered = all(a[0] < b[0] for a, b in itertools.pairwise(listed))
         rule = expected(rows, listed, excluded)
         if ordered and not small:

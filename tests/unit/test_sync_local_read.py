@@ -28,6 +28,7 @@ from mailbag.sync.imap import (
     _with_entries,
 )
 from mailbag.sync.plan import DeleteLocal, LocalMessage, Plan, SetFlags, Upload
+from pyrun import python_words
 
 MAILDIR_FLAGS = frozenset(FLAG_LETTERS)
 
@@ -355,13 +356,7 @@ def _big_folder(home: Path, count: int) -> None:
 
 
 def _peak_growth(home: Path) -> tuple[int, int, int, int]:
-    import subprocess
-    import sys
-
-    res = subprocess.run(
-        [sys.executable, "-c", PEAK, str(home)], capture_output=True, text=True, check=True
-    )
-    rows, entries, changed, grew = map(int, res.stdout.split())
+    rows, entries, changed, grew = map(int, python_words(PEAK, str(home)))
     return rows, entries, changed, grew
 
 

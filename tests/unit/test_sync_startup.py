@@ -15,6 +15,7 @@ import pytest
 from mailbag.paths import Paths
 from mailbag.store.index import _MIGRATIONS, PENDING_ROWS, SCHEMA_VERSION, Store
 from mailbag.store.outbox import Outbox, OutboxRecord, OutboxState
+from pyrun import python_words
 
 MESSAGE = b"Subject: hi\r\nMessage-ID: <p1@example.org>\r\n\r\nbody\r\n"
 
@@ -85,14 +86,8 @@ def test_outbox_has_entries(tmp_path: Path) -> None:
 
 
 def _loaded_after(code: str, env_home: Path) -> set[str]:
-    res = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
-        capture_output=True,
-        text=True,
-        env={"MAILBAG_HOME": str(env_home), "PATH": "/usr/bin:/bin"},
-        check=True,
-    )
-    return set(res.stdout.split())
+    code += "\nimport sys; print(' '.join(sorted(sys.modules)))"
+    return set(python_words(code, env={"MAILBAG_HOME": str(env_home), "PATH": "/usr/bin:/bin"}))
 
 
 HEAVY = (

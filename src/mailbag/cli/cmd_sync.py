@@ -416,15 +416,24 @@ def _print_human(ctx: Context, report: Any) -> None:
         if report.hint:
             ctx.warn(f"  hint: {report.hint}")
     total = {"new": 0, "updated": 0, "deleted": 0, "uploaded": 0}
+    failed = 0
     for f in report.folders:
         for k in total:
             total[k] += getattr(f, k)
+        changes = [f"{getattr(f, k)} {k}" for k in total if getattr(f, k)]
         if f.error:
+            failed += 1
             ctx.warn(f"{report.name}/{f.name}: {f.error}")
+            # what the tries before the failure committed is kept: say what it was
+            if f.paired_again:
+                changes.append(f"{f.paired_again} paired again after a UIDVALIDITY change")
+            if f.restored:
+                changes.append(f"{f.restored} restored")
+            if changes:
+                ctx.warn(f"{report.name}/{f.name}: done before that (kept): " + ", ".join(changes))
         for note in f.notes:
             ctx.info(f"{report.name}/{f.name}: {note}")
-        changes = [f"{getattr(f, k)} {k}" for k in total if getattr(f, k)]
-        if ctx.verbose and changes:
+        if ctx.verbose and changes and not f.error:
             ctx.info(f"{report.name}/{f.name}: " + ", ".join(changes))
     summary = ", ".join(f"{v} {k}" for k, v in total.items())
     again = sum(f.paired_again for f in report.folders)
@@ -433,6 +442,8 @@ def _print_human(ctx: Context, report: Any) -> None:
         summary += f"; {again} paired again after a UIDVALIDITY change"
         if hashed:
             summary += f" ({hashed} without a Message-ID, by size and header hash)"
+    if failed:
+        summary += f"; {failed} not finished (see above)"
     ctx.info(f"{report.name}: {len(report.folders)} folders; {summary}")
 
 

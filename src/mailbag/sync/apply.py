@@ -447,8 +447,9 @@ def apply_plan(
     download: DownloadFn | None = None,
 ) -> None:
     """Execute `plan` for `folder`; counts go into `report`. Raises on failure
-    after committing everything that completed. Returns with the last local
-    changes uncommitted (one transaction): the caller commits them."""
+    after committing everything that completed (and marking its counts in `report`
+    as committed: `FolderReport.committed`). Returns with the last local changes
+    uncommitted (one transaction): the caller commits them."""
     account = folder.account
 
     def tick(kind: str, nbytes: int = 0) -> None:
@@ -461,6 +462,7 @@ def apply_plan(
         # no transaction (the write lock) is held while waiting for the server
         if store.conn.in_transaction:
             store.commit()
+        report.committed()  # (a server that fails from here takes none of it back)
 
     rows: dict[str, int] = {}  # key -> row, for files adopted during this run
 
@@ -594,6 +596,7 @@ def apply_plan(
     for up in (a for a in plan.actions if isinstance(a, Upload)):
         row = row_of(up.key, up.row)
         store.commit()
+        report.committed()
         entry = folder.maildir.find(up.key, entries.get(up.key))
         if entry is None:
             continue  # deleted meanwhile: nothing to upload

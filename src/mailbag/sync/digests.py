@@ -251,13 +251,17 @@ class Ahead:
 
     Each UID is asked for as the listing gives it (`add`), in commands of a few; nothing
     else may be sent on the connection until `take` has read their answers (or the
-    connection is closed)."""
+    connection is closed). Dovecot may answer them while the listing is still coming,
+    among its answers: the listing's reader gives those to `found` (kept, not asked for
+    again after)."""
 
     def __init__(self, client: ImapClient) -> None:
         self.client = client
         self.uids: list[int] = []
         self.asked = 0
         self.sent: list[Pending] = []
+        self.wanted: set[int] = set()  # (sent)
+        self.early: dict[int, bytes] = {}  # (answered among the listing's answers)
 
     def add(self, uid: int) -> None:
         if self.asked >= _AHEAD_MAX:
@@ -271,13 +275,23 @@ class Ahead:
         """Send what `add` has gathered."""
         if self.uids:
             self.sent.append(self.client.submit_uid_fetch(self.uids, ["UID", _HEADER[0]]))
+            self.wanted.update(self.uids)
             self.uids = []
+
+    def found(self, answer: FetchResult) -> None:
+        """An answer that came among another command's (the listing's): kept when it is
+        a header block asked for here."""
+        head = answer.bodies.get(_HEADER[1])
+        if head is not None and answer.uid in self.wanted:
+            digest = _digest_of(head)
+            if digest is not None:
+                self.early.setdefault(answer.uid, digest)
 
     def take(self) -> dict[int, bytes]:
         """The digests asked for (UID -> digest; a message expunged meanwhile left out),
         read now: every answer sent is read (then the connection is free again)."""
         self.send()
-        got: dict[int, bytes] = {}
+        got, self.early = self.early, {}
         sent, self.sent = self.sent, []
         for p in sent:
             with self.client.header_answers(p, body_sink=_sink) as answers:

@@ -7,6 +7,7 @@ bar from them, tests count them. Reports are what `sync --json` prints.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 
 from mailbag.record import NamedTuple, Record
 
@@ -34,11 +35,13 @@ def no_progress(event: Progress) -> None:
 
 
 class FolderReport(Record):
-    """What a sync did to one folder."""
+    """What a sync did to one folder: what was done and committed, also when a step
+    failed and the folder was tried again (then `error` is None) or not (`error`)."""
 
     __slots__ = (
         "deleted",
         "error",
+        "kept",
         "name",
         "new",
         "notes",
@@ -62,6 +65,10 @@ class FolderReport(Record):
     skipped: bool  # unchanged on both sides: not even selected
     error: str | None
     notes: list[str]
+    #: the counts and how many notes there were at the index's last commit of this
+    #: folder's changes (`committed`)
+    kept: tuple[int, ...]
+    _hidden = ("kept",)
 
     def __init__(
         self,
@@ -88,6 +95,22 @@ class FolderReport(Record):
         self.skipped = skipped
         self.error = error
         self.notes = [] if notes is None else notes
+        self.kept = (updated, deleted, uploaded, paired, 0, 0, len(self.notes))
+
+    def committed(self) -> None:
+        """What is counted so far is in the index for good: a later failure keeps it.
+        Called where a folder's changes are committed before a step that may fail (a
+        server command). Downloads count only what is committed (`new`, `restored`:
+        not kept here)."""
+        self.kept = (*_kept_counts(self), len(self.notes))
+
+    def rolled_back(self) -> None:
+        """Forget what was counted since `committed`: it was rolled back, and a retry
+        does it again (or the report says it was not done)."""
+        *counts, notes = self.kept
+        for name, value in zip(_KEPT, counts, strict=True):
+            setattr(self, name, value)
+        del self.notes[notes:]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -103,6 +126,11 @@ class FolderReport(Record):
             "error": self.error,
             "notes": list(self.notes),
         }
+
+
+#: the counts of `FolderReport` that a failed try's rollback takes back
+_KEPT = ("updated", "deleted", "uploaded", "paired", "paired_again", "paired_by_hash")
+_kept_counts = attrgetter(*_KEPT)
 
 
 class AccountReport(Record):

@@ -2075,7 +2075,7 @@ def _plan_repair_kept(
             ahead.add(item[0])
 
     try:
-        with client.uid_fetch_identity_runs("1:*") as stream:
+        with client.uid_fetch_identity_runs("1:*", others=ahead.found) as stream:
             kept = find_kept(
                 stream.batches(), StoreSide(rows.store, folder), exclude_uids, leftover
             )
@@ -2256,13 +2256,16 @@ def _start_folder(
     info: MailboxInfo,
     exclude_uids: set[int],
     held: _Held | None = None,
+    report: FolderReport | None = None,
 ) -> _Start:
     """Make sure the folder exists here (row and Maildir), finish deliveries a crash
     left incomplete, and find whether anything changed here since the last sync. What
     it writes (a new row, a new role) is committed at once, unless folders before it
-    wait uncommitted (`held`): then it joins them."""
+    wait uncommitted (`held`): then it joins them. `report`: the folder's, when tried
+    again (with what the tries before committed), else a new one."""
     name = info.name
-    report = FolderReport(name)
+    if report is None:
+        report = FolderReport(name)
     existing = store.find_folder(account.name, name)
     dir_missing = (
         existing is not None
@@ -2278,6 +2281,7 @@ def _start_folder(
         store.commit()
     if store.recover(folder):
         report.notes.append("finished deliveries an earlier run left incomplete")
+        report.committed()  # (done in the files: no rollback undoes it)
     stamp = _dir_stamp(folder)
     # The local side is what the index says when the directory times are those of the
     # last complete scan and no row waits to be pushed: then only what QRESYNC reports
@@ -2331,13 +2335,14 @@ def _sync_folder(
     start: _Start | None = None,
     held: _Held | None = None,
     pipe: _Pipeline | None = None,
+    report: FolderReport | None = None,
 ) -> FolderReport:
     """Sync one folder. `held`: folders before it whose changes wait uncommitted in the
     store's transaction (see `_Held`): this folder's join them when its plan needs
     nothing from the server, else they are committed first. `pipe`: see `_Pipeline`
-    (with `held` only)."""
+    (with `held` only). `report`: see `_start_folder` (without `start`)."""
     if start is None:
-        start = _start_folder(store, account, info, exclude_uids, held)
+        start = _start_folder(store, account, info, exclude_uids, held, report)
     folder, report, dir_missing = start.folder, start.report, start.dir_missing
     local = None if start.clean else _read_local(store, folder)
     if (
@@ -2893,6 +2898,7 @@ def _apply_selected_ahead(
                 store, account, start, sel, options, on_progress, rearm.watch(sel.exists)
             )
     except MailbagError:
+        start.report.rolled_back()  # (and so are its counts)
         return None  # (its changes undone) the usual path tries again, and reports
 
 
@@ -3191,6 +3197,7 @@ def _sync_locked(
     index_before = quick.index_stamp(paths)
     store: Store | None = _open_store(paths)
     assert store is not None
+    store.checkpoint_ahead()  # (what the last run left in the WAL, while this one logs in)
     first: _Ahead | None = None  # the first folder's SELECT and listing, sent with the LIST
     # the listing read by `quick.sync_if_unchanged`, on the connection it leaves here
     listed = early.take_listed(account)
@@ -3372,6 +3379,10 @@ def _sync_folders(
     def work(info: MailboxInfo) -> FolderReport:
         delay = options.backoff
         attempt = 0
+        start = starts.pop(info.name, None)
+        # one report for every try: each adds what it committed (a failed try's
+        # uncommitted part is taken back with its rollback: `FolderReport.committed`)
+        report = start.report if start is not None else FolderReport(info.name)
         while True:
             s = thread_store()
             try:
@@ -3386,23 +3397,29 @@ def _sync_folders(
                     exclude_by_name.get(info.name, set()),
                     board,
                     rearm,
-                    starts.pop(info.name, None),  # (a retry looks again)
+                    start,
                     held,
                     pipe,
+                    report,
                 )
                 on_progress(Progress(account.name, info.name, "folder-done"))
                 return fr
             except NetworkError as exc:
                 unwind(s)
+                report.rolled_back()
                 attempt += 1
                 if attempt > options.retries:
-                    return FolderReport(info.name, error=f"{exc.message} (after {attempt} tries)")
+                    report.error = f"{exc.message} (after {attempt} tries)"
+                    return report
                 on_progress(Progress(account.name, info.name, "retry", detail=exc.message))
+                start = None  # (a retry looks again)
                 time.sleep(delay)
                 delay *= 2
             except MailbagError as exc:
                 unwind(s)
-                return FolderReport(info.name, error=exc.message)
+                report.rolled_back()
+                report.error = exc.message
+                return report
 
     def help_out() -> None:
         while (got := board.steal()) is not None:

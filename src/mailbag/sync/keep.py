@@ -32,7 +32,7 @@ import itertools
 import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from mailbag.protocols.imap.parser import IdentityRun
 from mailbag.record import NamedTuple, Record
@@ -298,65 +298,176 @@ def _compare(
     kept: Kept,
     left: Callable[[int, frozenset[str], str, int], None],
 ) -> None:
-    """Compare a batch with the index's rows of its UID range (after, batch.last]: a run
-    equal to the rows of its own range is kept whole, the others message by message;
-    the UID ranges of rows not kept whole are opened (`Kept.open`). The rows below the
-    batch's first UID cannot be kept by it: they are not read (but opened)."""
-    low = max(after, batch.first - 1)
-    cols = index.columns(low, batch.last, _ROWS_AT_MOST)
-    n = cols.rows
-    ids = cols.uids.split(",") if n else []
-    sizes = cols.sizes.split(",") if n else []
-    mids = cols.message_ids.split("\n") if n else []
-    texts = cols.flags.split("\n") if n else []
-    aligned = len(ids) == len(sizes) == len(mids) == len(texts) == len(cols.odd) == n
-    uids = list(map(int, ids)) if aligned else []
-    at: dict[int, int] | None = None  # row by UID, made when needed
-    rows: dict[int, IndexRow] | None = None  # (rows one by one: a value had a separator)
+    """Compare a batch with the index's rows of its UID range (after, batch.last]: the
+    runs in a row (the scanner cuts them where a read ended) are compared as one, else
+    each alone, else message by message; the rows of a run equal to them are kept but
+    those `odd` (their messages go to the planner), and the UID ranges of rows not kept
+    whole are opened (`Kept.open`). The rows below the batch's first UID cannot be kept
+    by it: they are not read (but opened)."""
+    rows = _Rows(index, max(after, batch.first - 1), batch.last)
     cursor = after
-    for part in batch.parts:
+    parts = batch.parts
+    i = 0
+    while i < len(parts):
+        part = parts[i]
         if not isinstance(part, _Run):
             _leave(part, flags, left)  # (its row, if any, stays in an open range)
+            i += 1
             continue
-        run, run_uids = part
-        if aligned and not excluded.intersection(run_uids):
-            a = bisect.bisect_left(uids, run_uids[0])
-            b = bisect.bisect_right(uids, run_uids[-1])
-            if (
-                uids[a:b] == run_uids
-                and "1" not in cols.odd[a:b]
-                and ",".join(sizes[a:b]).encode("ascii") == b",".join(run.sizes)
-                and "\n".join(mids[a:b]).encode("utf-8") == b"\n".join(run.message_ids)
-                and "\n".join(texts[a:b]).encode("utf-8") == b"\n".join(flags.texts(run.flags))
-            ):
-                if run_uids[0] - 1 > cursor:
-                    kept.opened(cursor, run_uids[0] - 1)
-                cursor = run_uids[-1]
-                kept.count += len(run_uids)
+        j = i + 1
+        while j < len(parts) and isinstance(parts[j], _Run):
+            j += 1
+        runs = cast("list[_Run]", parts[i:j])
+        i = j
+        if len(runs) > 1:
+            whole = _joined(runs)
+            span = rows.span(whole, flags, excluded)
+            if span is not None:
+                cursor = _keep(whole, span, rows, flags, kept, left, cursor)
                 continue
-        # message by message
-        if aligned and at is None:
-            at = {uid: i for i, uid in enumerate(uids)}
-        if not aligned and rows is None:
-            rows = {r.uid: r for r in index.rows(low, batch.last, _ROWS_AT_MOST)}
+        for run in runs:
+            span = rows.span(run, flags, excluded)
+            if span is not None:
+                cursor = _keep(run, span, rows, flags, kept, left, cursor)
+            else:
+                rows.one_by_one(run, flags, excluded, kept, left)
+    if cursor < batch.last:
+        kept.opened(cursor, batch.last)
+
+
+def _joined(runs: Sequence[_Run]) -> _Run:
+    """Runs one after the other as one."""
+    chain = itertools.chain.from_iterable
+    return _Run(
+        IdentityRun(
+            tuple(chain(r.run.uids for r in runs)),
+            tuple(chain(r.run.flags for r in runs)),
+            tuple(chain(r.run.sizes for r in runs)),
+            tuple(chain(r.run.message_ids for r in runs)),
+        ),
+        list(chain(r.uids for r in runs)),
+    )
+
+
+def _keep(
+    part: _Run,
+    span: tuple[int, int],
+    rows: _Rows,
+    flags: _Flags,
+    kept: Kept,
+    left: Callable[[int, frozenset[str], str, int], None],
+    cursor: int,
+) -> int:
+    """Keep the rows `span` of a run equal to them (`_Rows.span`) but those `odd`, whose
+    messages go to the planner; the new cursor (the end of the ranges compared)."""
+    run, uids = part
+    odd = rows.cols.odd[span[0] : span[1]]
+    if uids[0] - 1 > cursor:
+        kept.opened(cursor, uids[0] - 1)
+    k = odd.find("1")
+    kept.count += len(uids) - (0 if k < 0 else odd.count("1"))
+    while k >= 0:
+        # (the range of its UID alone: the rows of the span are the run's UIDs)
+        kept.opened(uids[k] - 1, uids[k])
+        left(uids[k], flags.set_of(run.flags[k]), run.message_ids[k].decode(), int(run.sizes[k]))
+        k = odd.find("1", k + 1)
+    return uids[-1]
+
+
+class _Rows:
+    """The index's rows of a batch's UID range (after, upto] (`IndexSide.columns`),
+    split into values only when a run is not compared with all of them at once."""
+
+    def __init__(self, index: IndexSide, after: int, upto: int) -> None:
+        self.index, self.after, self.upto = index, after, upto
+        self.cols = index.columns(after, upto, _ROWS_AT_MOST)
+        self._split: tuple[list[int], list[str], list[str], list[str]] | None = None
+        self._at: dict[int, int] | None = None  # row by UID, made when needed
+        self._rows: dict[int, IndexRow] | None = None  # (a value had a separator)
+
+    def _values(self) -> tuple[list[int], list[str], list[str], list[str]] | None:
+        """UIDs, sizes, Message-IDs, flags, one a row; None when a value had a
+        separator."""
+        if self._split is None:
+            cols, n = self.cols, self.cols.rows
+            ids = cols.uids.split(",") if n else []
+            sizes = cols.sizes.split(",") if n else []
+            mids = cols.message_ids.split("\n") if n else []
+            texts = cols.flags.split("\n") if n else []
+            if not len(ids) == len(sizes) == len(mids) == len(texts) == len(cols.odd) == n:
+                return None
+            self._split = (list(map(int, ids)), sizes, mids, texts)
+        return self._split
+
+    def span(self, part: _Run, flags: _Flags, excluded: set[int]) -> tuple[int, int] | None:
+        """(a, b) when the rows [a:b] are the run's messages, with their UIDs, sizes,
+        Message-IDs and flags (whatever their `odd`) and none excluded; else None."""
+        run, uids = part
+        if excluded and not excluded.isdisjoint(uids):
+            return None
+        cols = self.cols
+        if len(uids) == cols.rows:
+            # all the rows: compared as SQLite joined them (the values on the wire have no
+            # separator, so equal texts of as many values are equal values)
+            if (
+                b",".join(run.uids) == cols.uids.encode("ascii")
+                and b",".join(run.sizes) == cols.sizes.encode("ascii")
+                and b"\n".join(run.message_ids) == cols.message_ids.encode("utf-8")
+                and b"\n".join(flags.texts(run.flags)) == cols.flags.encode("utf-8")
+            ):
+                return 0, len(uids)
+            return None
+        values = self._values()
+        if values is None:
+            return None
+        ids, sizes, mids, texts = values
+        a = bisect.bisect_left(ids, uids[0])
+        b = bisect.bisect_right(ids, uids[-1])
+        if (
+            ids[a:b] == uids
+            and ",".join(sizes[a:b]).encode("ascii") == b",".join(run.sizes)
+            and "\n".join(mids[a:b]).encode("utf-8") == b"\n".join(run.message_ids)
+            and "\n".join(texts[a:b]).encode("utf-8") == b"\n".join(flags.texts(run.flags))
+        ):
+            return a, b
+        return None
+
+    def one_by_one(
+        self,
+        part: _Run,
+        flags: _Flags,
+        excluded: set[int],
+        kept: Kept,
+        left: Callable[[int, frozenset[str], str, int], None],
+    ) -> None:
+        """Compare a run's messages each with the row of its UID."""
+        run, uids = part
+        values = self._values()
+        if values is not None and self._at is None:
+            self._at = {uid: i for i, uid in enumerate(values[0])}
+        if values is None and self._rows is None:
+            self._rows = {r.uid: r for r in self.index.rows(self.after, self.upto, _ROWS_AT_MOST)}
+        odd = self.cols.odd
         for uid, raw, text, mid, size_b in zip(
-            run_uids, run.flags, flags.texts(run.flags), run.message_ids, run.sizes, strict=True
+            uids, run.flags, flags.texts(run.flags), run.message_ids, run.sizes, strict=True
         ):
             size = int(size_b)
             if uid in excluded:
                 same = False
-            elif at is not None:
-                i = at.get(uid, -1)
+            elif values is not None:
+                assert self._at is not None
+                _, sizes, mids, texts = values
+                i = self._at.get(uid, -1)
                 same = (
                     i >= 0
-                    and cols.odd[i] == "0"
+                    and odd[i] == "0"
                     and sizes[i] == str(size)
                     and mids[i].encode("utf-8") == mid
                     and texts[i].encode("utf-8") == text
                 )
             else:
-                assert rows is not None
-                r = rows.get(uid)
+                assert self._rows is not None
+                r = self._rows.get(uid)
                 same = (
                     r is not None
                     and r.size == size
@@ -373,8 +484,6 @@ def _compare(
                 kept.count += 1
             else:
                 left(uid, flags.set_of(raw), mid.decode(), size)
-    if cursor < batch.last:
-        kept.opened(cursor, batch.last)
 
 
 class Leftovers:

@@ -700,14 +700,21 @@ class ImapClient(StreamClient):
         return IdentityStream(self, p)
 
     def uid_fetch_identity_runs(
-        self, uids: str | UidSet | Iterable[int] = "1:*"
+        self,
+        uids: str | UidSet | Iterable[int] = "1:*",
+        *,
+        others: Callable[[FetchResult], None] | None = None,
     ) -> IdentityRunStream:
         """The same answers as `uid_fetch_identities`, the usual ones as `IdentityRun`s
         (see `parser.scan_identity_runs`), the others as `uid_fetch_identities` gives
-        them; in batches, in the order they came."""
+        them; in batches, in the order they came. `others`: given each FETCH answer
+        among them that is not an identity (the answers to a command sent while this
+        one's are read may come among them: Dovecot runs such commands side by side)."""
         items = ["UID", "FLAGS", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
         p = self.submit(*_uid_fetch_args(uids, items, None, False))
-        return IdentityRunStream(self, p)
+        stream = IdentityRunStream(self, p)
+        stream.others = others
+        return stream
 
     def uid_fetch_many(
         self,
@@ -1180,6 +1187,18 @@ class FetchStream(_LazyAnswer):
 _SCAN_LINE_MAX = 64 * 1024
 
 
+def _cut_in_literal(data: bytes, at: int, buffered: int) -> bool:
+    """Whether the line of `data` at `at` announces a literal (of at most
+    `_SCAN_LINE_MAX` bytes) that, with the ")" CRLF after it, is not all among the
+    `buffered` bytes received (of which `data` is the start)."""
+    end = data.find(b"\n", at)
+    m = literal_at_end(data[at : end - 1]) if end > at and data[end - 1] == 0x0D else None
+    if m is None:
+        return False
+    size = int(m.group(1))
+    return size <= _SCAN_LINE_MAX and buffered < end + 1 + size + 3
+
+
 class _ScanStream(_LazyAnswer, Generic[_Batch]):
     """An answer to a `UID FETCH` read lazily, a buffer's worth at a time: the answers
     of the one usual shape are cut straight out of the receive buffer by `_scan` (a
@@ -1194,6 +1213,10 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
     KNOWN_MAX = 4096
     #: where the general reader puts a literal (None: in memory)
     body_sink: BodySink | None = None
+    #: given the FETCH answers `_pick` leaves (None: they are dropped)
+    others: Callable[[FetchResult], None] | None = None
+    #: whether `print` is made (~5 ms of checksums for a 20,000 message identity listing)
+    printed = True
 
     def __init__(self, client: ImapClient, pending: Pending) -> None:
         self.client = client
@@ -1201,15 +1224,16 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
         self._started = False
         # (see `print`): CRC-32 and Adler-32 of the scanned lines, their bytes; None once
         # a line came another way
-        self._print: tuple[int, int, int] | None = (0, 1, 0)
+        self._print: tuple[int, int, int] | None = (0, 1, 0) if self.printed else None
 
     @property
     def print(self) -> str | None:
         """Once the answer is read: a checksum of its bytes (CRC-32 and Adler-32, 64 bits,
         and the length), when every line was of the usual shape (no EXPUNGE, EXISTS or
-        other answer among them); else None. The same server state gives the same bytes
-        (sequence numbers, UIDs, flags in the server's order), so an equal print says
-        nothing changed there, but for a 2**-64 chance."""
+        other answer among them) and the stream makes one (`printed`); else None. The
+        same server state gives the same bytes (sequence numbers, UIDs, flags in the
+        server's order), so an equal print says nothing changed there, but for a 2**-64
+        chance."""
         status = self.pending.status
         if self._print is None or status is None or status.kind != "OK":
             return None
@@ -1255,6 +1279,12 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
                     yield found
                     if used == len(data):
                         continue
+                if _cut_in_literal(data, used, used + stream.buffered()):
+                    # the next answer ends in a literal not all received (~120 times in
+                    # a 20,000 message identity listing): receive the rest and scan it,
+                    # rather than hand that answer to the general reader
+                    stream.receive()
+                    continue
             elif stream.buffered() < _SCAN_LINE_MAX:
                 # no whole line buffered (the last one cut by a read, ~250 times in a
                 # 20,000 message listing): receive the rest and scan it, rather than
@@ -1267,9 +1297,12 @@ class _ScanStream(_LazyAnswer, Generic[_Batch]):
             if isinstance(resp, Untagged):
                 self._print = None
                 if resp.name == "FETCH":
-                    batch = pick(parse_fetch(resp))
+                    fetched = parse_fetch(resp)
+                    batch = pick(fetched)
                     if batch is not None:
                         yield batch
+                    elif self.others is not None:
+                        self.others(fetched)
                 else:
                     p.untagged.append(resp)
             elif isinstance(resp, StatusResponse):
@@ -1350,6 +1383,8 @@ class IdentityStream(_ScanStream[list[UidIdentity]]):
 
 class IdentityRunStream(_ScanStream[list[IdentityItem]]):
     """The answer to `uid_fetch_identity_runs`, read lazily in batches (`batches`)."""
+
+    printed = False
 
     @staticmethod
     def _scan(data: bytes, known: FlagTexts) -> tuple[list[IdentityItem], int]:
