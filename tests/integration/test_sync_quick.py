@@ -32,10 +32,12 @@ def sb() -> Iterator[Sandbox]:
 
 
 def _age_index(paths: Paths) -> None:
-    """The index as if last written a minute ago (its time is trusted only when older
-    than a file-system tick could hide: `quick._INDEX_SAFE_NS`)."""
+    """The index and its WAL as if last written a minute ago (their times are trusted
+    only when older than a file-system tick could hide: `quick.index_stamp`)."""
     old = time.time() - 60
-    os.utime(paths.index_file, (old, old))
+    for path in (paths.index_file, Path(f"{paths.index_file}-wal")):
+        if path.exists():
+            os.utime(path, (old, old))
 
 
 @pytest.fixture
@@ -47,6 +49,7 @@ def armed(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths
     assert main(["sync", "-q"]) == 0
     time.sleep(0.25)  # directory times old enough to be trusted
     assert main(["sync", "-q"]) == 0  # (records them)
+    assert main(["sync", "-q"]) == 0  # (checkpoints the WAL the last runs left)
     _age_index(paths)
     assert main(["sync", "-q"]) == 0  # nothing to do: recorded
     assert (paths.state_dir / f"sync-{USER}.quick").exists()

@@ -7,18 +7,18 @@ for that (sqlite3, `store.index`, `store.maildir`, `sync.imap`: ~20M of a ~190M
 instruction `mailbag sync`) decide nothing then that was not decided the time before.
 
 So when such a run ends, the engine records what it decided on (`record`): the
-account's settings, the index file as it was (inode, size, modification time; no
-write-ahead log), each folder's directory times, the server's capabilities and the
-listing it answered. The next `mailbag sync` compares (`sync_if_unchanged`), under the
-account's sync lock, on the connection logged in early (`sync.early`): when all of it
-is the same, the engine would take the same inputs to the same decision, and the run
-ends with the same report. Anything different (a flag renamed by a mail reader, a
-file added or removed, any write to the index by any program, new mail, a changed
-setting) leaves the sync to the engine, which then takes that connection and the
-listing read on it (`early.hand_back`): no round trip is added.
+account's settings, the index as it was (`index_stamp`), each folder's directory
+times, the server's capabilities and the listing it answered. The next `mailbag sync`
+compares (`sync_if_unchanged`), under the account's sync lock, on the connection
+logged in early (`sync.early`): when all of it is the same, the engine would take the
+same inputs to the same decision, and the run ends with the same report. Anything
+different (a flag renamed by a mail reader, a file added or removed, any write to the
+index by any program, new mail, a changed setting) leaves the sync to the engine,
+which then takes that connection and the listing read on it (`early.hand_back`): no
+round trip is added.
 
-Times are trusted only when older than a file-system timestamp tick can hide: the
-index's by `_INDEX_SAFE_NS` here, the directories' as the engine does (`_dir_stamp`).
+Times are trusted only when older than a file-system timestamp tick can hide, the
+index's (`index_stamp`) as the directories' (`sync.imap._dir_stamp`).
 Never raises for a missing or unreadable record: the engine runs.
 """
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     #: (layout, version, settings, index, capabilities, listing, folders)
     _Saved = tuple[
-        int, str, str, tuple[int, int, int], tuple[str, ...], Any, tuple[tuple[str, str, str], ...]
+        int, str, str, tuple[int, ...], tuple[str, ...], Any, tuple[tuple[str, str, str], ...]
     ]
 
 __all__ = [
@@ -68,8 +68,10 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 #: the record's layout; a different one (or another mailbag version) is not read
 _FORMAT = 1
 #: an index file changed less than this long ago is not trusted to show the next write
-#: in its time (a coarse file system keeps whole seconds)
-_INDEX_SAFE_NS = 2_000_000_000
+#: in its time, as the engine's directory times (`sync.imap._STAMP_SAFE_NS`); on a file
+#: system that keeps whole milliseconds or seconds, less than this
+_SAFE_NS = 30_000_000
+_COARSE_SAFE_NS = 2_000_000_000
 
 
 def _file(paths: Paths, account: str) -> str:
@@ -82,20 +84,34 @@ def _settings(account: Account, folders: Sequence[str]) -> str:
     return f"{account!r} folders={tuple(folders)!r}"
 
 
-def index_stamp(paths: Paths) -> tuple[int, int, int] | None:
-    """The index file's inode, size and modification time; None when it has a
-    write-ahead log or journal (a connection is open, or one did not close) or changed
-    too recently for its time to show the next write."""
+def index_stamp(paths: Paths) -> tuple[int, ...] | None:
+    """What shows a write to the index by any program: its write-ahead log's inode,
+    size and modification time (every commit is written there first; the WAL stays
+    between runs, `Store.close`) and the index file's inode and size. Not the index
+    file's time: a sync checkpoints the WAL into it (`Store.checkpoint_ahead`, every
+    run, the same pages again: a WAL read back at the first open counts as not
+    checkpointed), which rewrites it without changing what it holds. Without a WAL
+    (an index closed by SQLite's own last checkpoint), the index file's time as well.
+    None when there is a rollback journal, or when that time is too recent to show
+    the next write within the same file-system tick (`sync.imap._stamp_margin`'s
+    margins)."""
     db = str(paths.index_file)
     try:
         st = os.stat(db)
+        if os.path.exists(db + "-journal"):
+            return None
+        try:
+            wal = os.stat(db + "-wal")
+        except FileNotFoundError:
+            wal = None
     except OSError:
         return None
-    if os.path.exists(db + "-wal") or os.path.exists(db + "-journal"):
+    last = st if wal is None else wal
+    when = last.st_mtime_ns
+    coarse = when % 1_000_000 == 0  # (a whole millisecond: a coarse clock)
+    if time.time_ns() - when < (_COARSE_SAFE_NS if coarse else _SAFE_NS):
         return None
-    if time.time_ns() - st.st_mtime_ns < _INDEX_SAFE_NS:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_ino, st.st_size, last.st_ino, last.st_size, when)
 
 
 def dir_times(path: str | os.PathLike[str]) -> str | None:
@@ -116,7 +132,7 @@ def record(
     paths: Paths,
     account: Account,
     folders: Sequence[str],
-    index: tuple[int, int, int],
+    index: tuple[int, ...],
     client: ImapClient,
     listing: Sequence[tuple[MailboxInfo, MailboxStatus | None]],
     stamps: Sequence[tuple[str, str, str]],
