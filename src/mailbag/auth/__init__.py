@@ -15,8 +15,6 @@ TYPE_CHECKING imports and to `__all__`; `__getattr__` finds its module.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -75,6 +73,9 @@ _MODULES = ("login", "providers", "flows", "tokens")
 
 
 def __getattr__(name: str) -> Any:
+    # (importlib loads here: a login through `mailbag.auth.login` never needs it)
+    import importlib
+
     if name in __all__:
         for module in _MODULES:
             loaded = importlib.import_module(f"{__name__}.{module}")

@@ -260,21 +260,32 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
             # in while the rest of the engine loads, and is done when it is needed
             import mailbag.auth.login
             import mailbag.protocols.imap.client  # noqa: F401
-        # the sync engine loads while that connection opens
-        from mailbag.cli import process
-        from mailbag.config.secrets import get_secret
-        from mailbag.sync.events import AccountReport, no_progress
-        from mailbag.sync.imap import SyncOptions, sync_account
+        if early_secret is not None and len(accounts) == 1:
+            # a re-sync with nothing to do here or there ends here, before the sync
+            # engine loads (`sync.quick`); else the engine takes that connection
+            quick = _sync_quick(ctx, early_secret.account, args)
+            if quick is not None:
+                results.append(quick.to_json())
+                failed = not quick.ok
+                _print_human(ctx, quick)
+                accounts = []
+        if accounts:  # (else done: `_sync_quick`)
+            # the sync engine loads while that connection opens
+            from mailbag.cli import process
+            from mailbag.config.secrets import get_secret
+            from mailbag.sync.events import AccountReport, no_progress
+            from mailbag.sync.imap import SyncOptions, sync_account
 
-        process.resume_collector()  # loaded: collect garbage again before any mail is handled
+            process.resume_collector()  # loaded: collect garbage again before any mail is handled
 
-        options = SyncOptions(
-            folders=tuple(args.folder),
-            force=args.force,
-            connections=args.connections,
-            lock_wait=args.wait,
-            leave_removals=process.program,
-        )
+            options = SyncOptions(
+                folders=tuple(args.folder),
+                force=args.force,
+                connections=args.connections,
+                lock_wait=args.wait,
+                leave_removals=process.program,
+            )
+
         for account in accounts:
             try:
                 if account.protocol is Protocol.POP3:
@@ -363,6 +374,29 @@ class _EarlySecret:
             raise self.error
         assert self.value is not None
         return self.value
+
+
+def _sync_quick(ctx: Context, account: Any, args: argparse.Namespace) -> Any | None:
+    """`sync.quick.sync_if_unchanged` (its report, or None: the engine syncs), with the
+    progress bar and the errors as the engine's sync of the account has them."""
+    from mailbag.errors import MailbagError
+    from mailbag.sync.quick import sync_if_unchanged
+
+    show_bar = not ctx.quiet and ctx.stderr.isatty()
+    bar = ProgressBar(ctx.stderr, account.name) if show_bar else None
+    try:
+        report = sync_if_unchanged(
+            account, ctx.paths, tuple(args.folder), args.wait, bar or (lambda _: None)
+        )
+    except MailbagError as exc:  # (another sync holds the lock)
+        if exc.exit_code == 2:
+            raise
+        from mailbag.sync.events import AccountReport
+
+        report = AccountReport(account.name, error=exc.message, hint=exc.hint)
+    if bar is not None and report is not None:
+        bar.close()
+    return report
 
 
 def _connect_early(account: Any) -> None:

@@ -9,6 +9,7 @@ plaintext file by itself.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from mailbag.config.model import Account, SecretRef, SecretSource
@@ -241,7 +242,11 @@ def _run_captured(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
 def _signal_numbers() -> Any:
     """The signal numbers, from `_signal`, the C module the interpreter loaded as it
     started: the `signal` module over it makes enum classes of them as it loads (~1 ms
-    of a `mailbag sync`, where nothing else needs it)."""
+    of a `mailbag sync`, where nothing else needs it). Taken from `sys.modules`: even
+    the `importlib` package is ~0.5M instructions to load, for one look-up."""
+    loaded = sys.modules.get("_signal")
+    if loaded is not None:
+        return loaded
     import importlib
 
     return importlib.import_module("_signal")

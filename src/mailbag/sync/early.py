@@ -29,9 +29,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from mailbag.config.model import Account
     from mailbag.protocols.imap.client import ImapClient
+    from mailbag.protocols.imap.parser import MailboxInfo, MailboxStatus
     from mailbag.protocols.trace import Transcript
 
-__all__ = ["claim", "discard", "login_early"]
+    Listing = list[tuple[MailboxInfo, MailboxStatus | None]]
+
+__all__ = ["claim", "claim_ready", "discard", "hand_back", "login_early", "take_listed"]
 
 #: a logged-in connection older than this when claimed is closed and a fresh one opened
 #: (as `transport.EARLY_MAX_AGE` for one that is only open)
@@ -104,6 +107,16 @@ class _EarlyLogin:
             return None
         return client
 
+    def ready(self) -> ImapClient | None:
+        """The logged-in connection (waiting for it) when logging in went well and it is
+        not too old; else None, and what went wrong stays for `take` to raise."""
+        self.done.wait()
+        if self.error is not None or time.monotonic() - self.started > EARLY_MAX_AGE:
+            return None
+        with self._lock:
+            client, self.client = self.client, None
+        return client
+
     def discard(self) -> None:
         with self._lock:
             self.discarded = True
@@ -140,11 +153,56 @@ def claim(account: Account) -> ImapClient | None:
     return early.take()
 
 
+def claim_ready(account: Account) -> ImapClient | None:
+    """The connection `login_early` logged in for this account (waiting for it), only
+    when that went well; otherwise None, and `claim` (the engine's) raises what went
+    wrong, as always (`sync.quick`, which then leaves the sync to the engine)."""
+    with _early_lock:
+        early = _early.get(account.name)
+        if early is None or early.account != account:
+            return None
+    client = early.ready()
+    if client is not None:
+        with _early_lock:
+            _early.pop(account.name, None)
+    return client
+
+
+#: account name -> (account, a logged-in connection, the folder listing read on it), left
+#: by `sync.quick` for the engine (`take_listed`)
+_listed: dict[str, tuple[Account, ImapClient, Listing]] = {}
+
+
+def hand_back(account: Account, client: ImapClient, listing: Listing) -> None:
+    """Leave a logged-in connection, on which `listing` (its folders and their STATUS)
+    was just read, for the engine's first use (`take_listed`)."""
+    with _early_lock:
+        _listed[account.name] = (account, client, listing)
+
+
+def take_listed(account: Account) -> tuple[ImapClient, Listing] | None:
+    """The connection and listing `hand_back` left for this account (once), else None."""
+    if not _listed:  # the usual case, without taking the lock
+        return None
+    with _early_lock:
+        left = _listed.pop(account.name, None)
+    if left is None:
+        return None
+    if left[0] != account:
+        left[1].close()
+        return None
+    return left[1], left[2]
+
+
 def discard() -> None:
     """Close the logged-in connections nobody took (one still logging in closes when
     done)."""
     with _early_lock:
         pending = list(_early.values())
         _early.clear()
+        listed = [c for _, c, _ in _listed.values()]
+        _listed.clear()
     for early in pending:
         early.discard()
+    for client in listed:
+        client.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import fcntl
 import fnmatch
 import functools
 import itertools
@@ -42,7 +41,9 @@ from mailbag.protocols.trace import NO_TRACE, Transcript
 from mailbag.record import NamedTuple
 from mailbag.store.index import PENDING_ROWS, Folder, Store, parse_flags
 from mailbag.store.maildir import FLAG_LETTERS, DirWatch, MaildirEntry, flags_to_info
+from mailbag.sync import quick
 from mailbag.sync.events import AccountReport, FolderReport, Progress, ProgressCallback, no_progress
+from mailbag.sync.lock import sync_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ _ROLE_BY_NAME = {
     "[gmail]/all mail": "all",
 }
 _MAILDIR_FLAGS = frozenset(FLAG_LETTERS)
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_LOOPBACK = quick.LOOPBACK
 
 
 def folder_role(info: MailboxInfo) -> str | None:
@@ -130,47 +131,6 @@ class SyncOptions(NamedTuple):
     # the process ends with the sync (the `mailbag` program): the removal of discarded
     # files (`Unlinker`) may go on after it, as after a crash, instead of being waited for
     leave_removals: bool = False
-
-
-# --- the account lock --------------------------------------------------------------------
-
-
-#: the bytes of the lock file's process id (padded with spaces; a line)
-_PID_WIDTH = 16
-
-
-@contextlib.contextmanager
-def sync_lock(paths: Paths, account: str, wait: float = 0.0) -> Iterator[None]:
-    """Hold the account's sync lock; another holder makes this wait `wait` seconds, then fail."""
-    lock_dir = paths.data_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in account)
-    path = lock_dir / f"sync-{safe}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise SyncError(
-                        f"another `mailbag sync` of account {account!r} is running "
-                        f"(process {holder})",
-                        hint="wait for it to finish; two syncs of one account never run at once",
-                        account=account,
-                        cause="locked",
-                    ) from None
-                time.sleep(0.1)
-        # the holder's process id, written over the last one in place: the same length
-        # every time, so no truncation (ext4 writes a file truncated and written again
-        # out at its close: ~0.3 ms of a sync where nothing changed)
-        os.pwrite(fd, f"{os.getpid():<{_PID_WIDTH - 1}}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 # --- connections -------------------------------------------------------------------------
@@ -231,6 +191,12 @@ class _Connections:
         with self._lock:
             self._all.append(client)
         return client
+
+    def adopt(self, client: ImapClient) -> None:
+        """Take a logged-in connection made elsewhere (`early.take_listed`) as a free one."""
+        with self._lock:
+            self._all.append(client)
+        self._free.append(client)
 
     def ready(self, client: ImapClient) -> None:
         """Wait for the answer to an ENABLE sent with `enable_later` (usually read
@@ -1265,12 +1231,7 @@ def _dir_stamp(folder: Folder) -> str | None:
 
 def _times_stamp(folder: Folder) -> str | None:
     """`_dir_stamp` however fresh (for times `_step_back` made safe)."""
-    try:
-        cur = os.stat(folder.path / "cur").st_mtime_ns
-        new = os.stat(folder.path / "new").st_mtime_ns
-    except FileNotFoundError:
-        return None
-    return f"dirs={cur}:{new}"
+    return quick.dir_times(folder.path)
 
 
 def _step_back(path: Path, st: os.stat_result) -> bool:
@@ -3230,10 +3191,20 @@ def _sync_locked(
     pool: _Connections,
     report: AccountReport,
 ) -> None:
+    from mailbag.sync import early
+
+    # (for `quick.record`: the index as it was before this run opened it)
+    index_before = quick.index_stamp(paths)
     store: Store | None = _open_store(paths)
     assert store is not None
     store.checkpoint_ahead()  # (what the last run left in the WAL, while this one logs in)
     first: _Ahead | None = None  # the first folder's SELECT and listing, sent with the LIST
+    # the listing read by `quick.sync_if_unchanged`, on the connection it leaves here
+    listed = early.take_listed(account)
+    if listed is not None:
+        pool.adopt(listed[0])
+    quiet_listing: list[tuple[MailboxInfo, MailboxStatus | None]] | None = None
+    unchanged = False  # nothing to do, nothing done: `quick.record`
     try:
         store.account_id(account.name)
         store.commit()
@@ -3254,7 +3225,8 @@ def _sync_locked(
             elif "LIST-STATUS" in client.capabilities:
                 # folders and their STATUS in one command, sent with the ENABLE: one
                 # round trip after the login
-                listing = client.list_status(_STATUS_ITEMS)
+                listing = listed[1] if listed is not None else client.list_status(_STATUS_ITEMS)
+                quiet_listing = listing
                 infos = [i for i, _ in listing if i.selectable]
                 statuses = {i.name: st for i, st in listing if st is not None}
             else:
@@ -3304,6 +3276,13 @@ def _sync_locked(
                 on_progress(Progress(account.name, info.name, "folder-done"))
             else:
                 todo.append(info)
+        unchanged = (
+            not todo
+            and not report.folders
+            and not pending_moves
+            and store.conn.total_changes == 0
+            and "CONDSTORE" in client.capabilities
+        )
         if todo:
             # (the store goes on as the first thread's, and is closed there; as closing
             # it here did, nothing left uncommitted is kept)
@@ -3333,6 +3312,11 @@ def _sync_locked(
                 first.client.close()  # (out of step or gone: not used again)
         if store is not None:
             store.close()
+    if unchanged and index_before is not None and quiet_listing is not None:
+        stamps = [(i.name, str(known[i.name].path), _stamp_of(known[i.name]) or "") for i in wanted]
+        quick.record(paths, account, options.folders, index_before, client, quiet_listing, stamps)
+    else:
+        quick.forget(paths, account.name)
     report.folders.extend(results[i.name] for i in wanted if i.name in results)
 
 
@@ -3560,7 +3544,7 @@ def _close_overlapping(stores: list[Store], pool: _Connections) -> None:
 
 
 #: what STATUS tells about a folder (HIGHESTMODSEQ too, where CONDSTORE is offered)
-_STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+_STATUS_ITEMS = quick.STATUS_ITEMS
 
 
 def _size_of(name: str, statuses: dict[str, MailboxStatus], known: dict[str, Folder]) -> int | None:

@@ -524,7 +524,7 @@ def sync_pop3_account(
     turned off at the provider" is recognised and explained. Holds the account's
     sync lock (the one `mailbag sync` uses), waiting up to `lock_wait` seconds.
     """
-    from mailbag.sync.imap import sync_lock
+    from mailbag.sync.lock import sync_lock
 
     with sync_lock(paths, account.name, lock_wait):
         return _sync_locked(

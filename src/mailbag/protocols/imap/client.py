@@ -18,7 +18,6 @@ callers decide.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import functools
 import re
 import socket
@@ -72,6 +71,7 @@ from mailbag.record import Generic, NamedTuple, Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
     from typing import IO, Self, TypeVar
 
     _Batch = TypeVar("_Batch")

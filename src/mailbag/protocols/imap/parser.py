@@ -17,7 +17,6 @@ It must never allocate what a server announces: sizes are the client's business.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import re
 import sys
@@ -29,6 +28,9 @@ from mailbag.record import NamedTuple, Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    # (at run time loaded by the functions that make dates: a sync with nothing to do,
+    # `sync.quick`, reads none and loads no sqlite3, which would load it)
+    import datetime as dt
     from typing import IO, TypeAlias
 
 
@@ -1011,6 +1013,8 @@ def parse_internaldate(text: str) -> dt.datetime:
     m = _date_time().match(text)
     if not m or m.group(2).upper() not in _MONTHS:
         raise ProtocolError(f"bad INTERNALDATE {text!r}", cause="parse")
+    import datetime as dt
+
     day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
     tz = _zone(sign, oh, om)
     return dt.datetime(int(year), _MONTHS[mon.upper()], int(day), int(hh), int(mm), int(ss), 0, tz)
@@ -1018,12 +1022,16 @@ def parse_internaldate(text: str) -> dt.datetime:
 
 @functools.lru_cache(maxsize=64)
 def _zone(sign: str, oh: str, om: str) -> dt.timezone:
+    import datetime as dt
+
     offset = dt.timedelta(hours=int(oh), minutes=int(om))
     return dt.timezone(-offset if sign == "-" else offset)
 
 
 def format_internaldate(when: dt.datetime) -> str:
     """Aware datetime -> `"17-Jul-1996 02:44:25 -0700"` (quoted, for APPEND)."""
+    import datetime as dt
+
     if when.tzinfo is None:
         when = when.astimezone()
     offset = when.utcoffset() or dt.timedelta(0)
