@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import os
 import sqlite3
 import threading
@@ -500,6 +499,8 @@ class Store:
             # nothing to do for removals: its triggers keep its lists (loading the
             # module, ~1M instructions, saved on every sync)
             return
+        import importlib  # (here: a sync loads the module only for this, and seldom)
+
         try:
             fulltext = importlib.import_module("mailbag.store.fulltext")
         except ModuleNotFoundError as exc:
