@@ -674,8 +674,10 @@ class DirWatch:
 
     def changes(self, wd: int) -> list[tuple[bool, str]] | None:
         """(added?, name) for every name added to or removed from the directory since
-        `watch`, in order; None when that is not known."""
+        `watch`, in order; None when that is not known (also once closed)."""
         with self._lock:
+            if self._fd < 0:
+                return None  # (closed: what came since is not known)
             self._read()
             if self._overflow or wd in self._broken or wd not in self._events:
                 return None

@@ -3463,6 +3463,10 @@ def _sync_folders(
                 # index for both
                 _rearm_folders(s, rearm.folders, rearm.listed)
                 rearm.folders.clear()
+                # the watch has served (those checks were its last use): the kernel frees
+                # it (10-30 ms, which the process's exit waits for) while the commit
+                # flushes, not after it; a later check finds it closed and reads the folder
+                rearm.close()
             held.commit(s)  # (what the last folders left waiting)
         help_out()
 
