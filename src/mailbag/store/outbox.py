@@ -33,7 +33,6 @@ This module only keeps records; it never talks to a server.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbag.errors import StoreError, UsageError
+from mailbag.filelock import flock_within
 from mailbag.paths import Paths
 from mailbag.store.maildir import fsync_dir, fsync_file
 
@@ -293,18 +293,11 @@ class Outbox:
         """Hold the outbox lock; raises OutboxLocked if still busy after `wait` s."""
         fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise OutboxLocked(
-                            "another mailbag process is sending from the outbox",
-                            hint="wait for it to finish, then run `mailbag outbox flush`",
-                        ) from None
-                    time.sleep(0.1)
+            if not flock_within(fd, wait):
+                raise OutboxLocked(
+                    "another mailbag process is sending from the outbox",
+                    hint="wait for it to finish, then run `mailbag outbox flush`",
+                )
             yield
         finally:
             os.close(fd)  # closing releases the lock

@@ -6,12 +6,11 @@ Its own module so that `sync.quick` takes it without loading the engine.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import time
 from collections.abc import Iterator
 
 from mailbag.errors import SyncError
+from mailbag.filelock import flock_within
 from mailbag.paths import Paths
 
 __all__ = ["sync_lock"]
@@ -29,22 +28,14 @@ def sync_lock(paths: Paths, account: str, wait: float = 0.0) -> Iterator[None]:
     path = lock_dir / f"sync-{safe}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise SyncError(
-                        f"another `mailbag sync` of account {account!r} is running "
-                        f"(process {holder})",
-                        hint="wait for it to finish; two syncs of one account never run at once",
-                        account=account,
-                        cause="locked",
-                    ) from None
-                time.sleep(0.1)
+        if not flock_within(fd, wait):
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise SyncError(
+                f"another `mailbag sync` of account {account!r} is running (process {holder})",
+                hint="wait for it to finish; two syncs of one account never run at once",
+                account=account,
+                cause="locked",
+            )
         # the holder's process id, written over the last one in place: the same length
         # every time, so no truncation (ext4 writes a file truncated and written again
         # out at its close: ~0.3 ms of a sync where nothing changed)
