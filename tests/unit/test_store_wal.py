@@ -113,3 +113,51 @@ def test_the_kept_wal_stays_bounded_over_many_runs(tmp_path: Path) -> None:
     assert max(sizes[1:]) <= _WAL_KEPT_BYTES, sizes
     with Store.open(paths) as store:
         assert len(store.messages(account="acct", folder="INBOX", limit=None)) == 125
+
+
+def _checkpoint_run(paths: Paths) -> None:
+    """A run that writes nothing: open, checkpoint ahead, close."""
+    with Store.open(paths) as store:
+        store.checkpoint_ahead()
+        store.wait_checkpoint()
+
+
+def test_runs_that_write_nothing_do_not_copy_the_same_pages_again(tmp_path: Path) -> None:
+    """SQLite, opening an index whose WAL was left at close, takes none of its pages as
+    checkpointed: without the checkpoint's note every run rewrote (and synced) the same
+    pages of the database file, a run that changed nothing too."""
+    paths = _paths(tmp_path)
+    with Store.open(paths) as store:
+        _add(store, 40)
+    _checkpoint_run(paths)  # copies the WAL into the file, once
+    assert _count_in_file_alone(paths, tmp_path) == 40
+    copied = paths.index_file.stat().st_mtime_ns
+    for _ in range(3):
+        _checkpoint_run(paths)
+    assert paths.index_file.stat().st_mtime_ns == copied  # not written again
+    # a run that writes: its pages are copied by the next checkpoint, as before
+    with Store.open(paths) as store:
+        _add(store, 5, start=40)
+    _checkpoint_run(paths)
+    assert _count_in_file_alone(paths, tmp_path) == 45
+    assert paths.index_file.stat().st_mtime_ns != copied
+    with Store.open(paths) as store:
+        assert len(store.messages(account="acct", folder="INBOX", limit=None)) == 45
+
+
+def test_a_checkpoint_note_that_is_wrong_or_unreadable_only_costs_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    paths = _paths(tmp_path)
+    with Store.open(paths) as store:
+        _add(store, 10)
+    note = Path(f"{paths.index_file}-checkpointed")
+    note.write_bytes(b"\xff\xfe not a mark")
+    _checkpoint_run(paths)
+    assert _count_in_file_alone(paths, tmp_path) == 10
+    # a note of an earlier WAL (as left by a run that then wrote more)
+    note.write_text("1 2 3", encoding="ascii")
+    with Store.open(paths) as store:
+        _add(store, 10, start=10)
+    _checkpoint_run(paths)
+    assert _count_in_file_alone(paths, tmp_path) == 20

@@ -406,18 +406,48 @@ class _Pending(Record):
 _WAL_KEPT_BYTES = 8 * 1024 * 1024
 
 
-def _checkpoint(index_file: Path) -> None:
-    """`Store.checkpoint_ahead`'s work, in its thread."""
+def _wal_mark(index_file: Path) -> str | None:
+    """The index's WAL as a file (inode, size, time), or None when it has none or an
+    empty one; a commit writes it, a checkpoint only reads it."""
+    try:
+        st = os.stat(f"{index_file}-wal")
+    except OSError:
+        return None
+    return f"{st.st_ino} {st.st_size} {st.st_mtime_ns}" if st.st_size else None
+
+
+def _checkpointed_file(index_file: Path) -> str:
+    """Where `_checkpoint` notes the WAL whose every page it copied (`_wal_mark`)."""
+    return f"{index_file}-checkpointed"
+
+
+def _checkpoint(index_file: Path, mark: str) -> None:
+    """`Store.checkpoint_ahead`'s work, in its thread: checkpoint the WAL found as `mark`;
+    when that copied all of it and nothing wrote it meanwhile, note so, so that later
+    runs do not copy the same pages again (SQLite, opening an index whose WAL was left at
+    close, takes none of its pages as checkpointed). A note gone stale costs nothing
+    but a checkpoint skipped: the WAL holds whatever it holds, and readers read it."""
     try:
         conn = sqlite3.connect(index_file, timeout=0.0, isolation_level=None)
     except sqlite3.Error:
         return
     try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except sqlite3.Error:
-        pass  # (busy, or the index damaged: the WAL stays as it was; others report it)
+        return  # (busy, or the index damaged: the WAL stays as it was; others report it)
     finally:
         conn.close()
+    if busy or frames != copied or _wal_mark(index_file) != mark:
+        return
+    note = _checkpointed_file(index_file)
+    tmp = f"{note}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(mark)
+        os.replace(tmp, note)  # (no fsync: a note lost means one more checkpoint)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 class Store:
@@ -567,17 +597,25 @@ class Store:
         neither this connection's writes nor readers wait for it): what the last run
         left there (`close`) goes into the database file while this one waits for the
         server (the sync calls it before its login). A failure is not an error: the
-        WAL stays, whole, as it was (the next checkpoint copies it)."""
+        WAL stays, whole, as it was (the next checkpoint copies it). Nothing to do when
+        the WAL is the one a checkpoint copied whole (`_checkpoint`'s note): a run that
+        wrote nothing does not make the next copy the same pages again."""
         if self.index_file is None or self._checkpoint is not None:
             return
-        wal = Path(f"{self.index_file}-wal")
-        try:
-            if wal.stat().st_size == 0:
-                return
-        except OSError:
+        mark = _wal_mark(self.index_file)
+        if mark is None:
             return  # (none: nothing to checkpoint)
+        try:
+            with open(_checkpointed_file(self.index_file), encoding="ascii") as fh:
+                if fh.read(100) == mark:
+                    return
+        except (OSError, ValueError):
+            pass  # (no note, or not ours: checkpoint)
         thread = threading.Thread(
-            target=_checkpoint, args=(self.index_file,), name="mailbag-checkpoint", daemon=True
+            target=_checkpoint,
+            args=(self.index_file, mark),
+            name="mailbag-checkpoint",
+            daemon=True,
         )
         thread.start()
         self._checkpoint = thread
