@@ -416,6 +416,10 @@ def _wal_mark(index_file: Path) -> str | None:
     return f"{st.st_ino} {st.st_size} {st.st_mtime_ns}" if st.st_size else None
 
 
+#: the bytes of `_checkpoint`'s note (a `_wal_mark`, padded with spaces; a line)
+_NOTE_WIDTH = 80
+
+
 def _checkpointed_file(index_file: Path) -> str:
     """Where `_checkpoint` notes the WAL whose every page it copied (`_wal_mark`)."""
     return f"{index_file}-checkpointed"
@@ -439,15 +443,14 @@ def _checkpoint(index_file: Path, mark: str) -> None:
         conn.close()
     if busy or frames != copied or _wal_mark(index_file) != mark:
         return
-    note = _checkpointed_file(index_file)
-    tmp = f"{note}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(mark)
-        os.replace(tmp, note)  # (no fsync: a note lost means one more checkpoint)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    # written over in place at one length (no rename, no truncation: the note needs no
+    # sync, and a torn or lost one means one more checkpoint)
+    with contextlib.suppress(OSError):
+        fd = os.open(_checkpointed_file(index_file), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, f"{mark:<{_NOTE_WIDTH - 1}}\n".encode("ascii"), 0)
+        finally:
+            os.close(fd)
 
 
 class Store:
@@ -607,7 +610,7 @@ class Store:
             return  # (none: nothing to checkpoint)
         try:
             with open(_checkpointed_file(self.index_file), encoding="ascii") as fh:
-                if fh.read(100) == mark:
+                if fh.read(_NOTE_WIDTH).rstrip() == mark:
                     return
         except (OSError, ValueError):
             pass  # (no note, or not ours: checkpoint)
