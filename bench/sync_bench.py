@@ -501,8 +501,10 @@ def change_one_percent(sb: Sandbox, seed: int = 7) -> int:
             c.store(folder, flag, "+FLAGS", ["\\Flagged"])
             flagged = set(flag)
             rest = [u for u in uids if u not in flagged]
-            c.expunge(folder, rng.sample(rest, min(k, len(rest))))
-            changed += 2 * k
+            gone = rng.sample(rest, min(k, len(rest)))
+            if gone:  # (a folder of one message has none left to expunge)
+                c.expunge(folder, gone)
+            changed += k + len(gone)
     return changed
 
 
