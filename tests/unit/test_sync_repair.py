@@ -6,7 +6,6 @@ does not grow by more than a few bytes a message."""
 from __future__ import annotations
 
 import random
-import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from mailbag.sync.plan import (
     plan_stream,
 )
 from mailbag.sync.repair import RemoteIdentity, plan_repair
+from memtools import least_peak
 
 FLAGS = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Recent", "$label"]
 
@@ -167,12 +167,7 @@ def _peak_of_repair(n: int, reverse: bool) -> tuple[int, Plan]:
         for i in order:
             yield 10 + i, seen, f"<{i}@x>", 3000 + i % 977
 
-    tracemalloc.start()
-    try:
-        result = plan_repair(rows(), SyncedState(1), 2, server)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak, result = least_peak(lambda: plan_repair(rows(), SyncedState(1), 2, server))
     assert len(result.pairs) == n and not result.actions and not result.fetch
     return peak, result
 
@@ -203,16 +198,14 @@ def test_the_streaming_planner_keeps_a_few_bytes_a_message_after_a_uidvalidity_c
             for uid in uids:  # type: ignore[attr-defined]
                 yield uid, f"<{uid - 1}@x>", 3000
 
-        tracemalloc.start()
-        try:
+        def plan() -> Plan:
             listing = RemoteListing()
             for uid in range(1, n + 1):
                 listing.add(uid, seen)
             listing.finish()
-            result = plan_stream(rows(), SyncedState(1), 2, listing, identities=identities)
-            _, top = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+            return plan_stream(rows(), SyncedState(1), 2, listing, identities=identities)
+
+        top, result = least_peak(plan)
         assert len(result.pairs) + sum(1 for a in result.actions if type(a).__name__ == "Pair") == n
         return top
 
