@@ -1,13 +1,13 @@
 """Peak Python memory of a piece of work, measured so that only the work counts.
 
-`tracemalloc` counts every thread's allocations, and whatever the cyclic collector
-happens to find while it runs: in the whole suite, on a loaded machine, a test's
-threads left behind or a collection of an earlier test's garbage added ~100-300 kB
-to one measure of two, and a "bytes a message" test failed once in a while. So the
-collector runs before the measure and not during it (garbage the work itself leaves
-in cycles stays counted: it only adds), and `least_peak` takes the least of two
-measures, as others' allocations can only add to a peak, never take from it (and
-the first measure also counts what is built on first use: ~90 kB in the planner).
+Two things besides the work reach a `tracemalloc` peak. The cyclic collector: where
+in the work it happened to run (its phase depends on everything that ran before,
+other threads included) decided whether ~170-310 kB more fell in one measure or the
+other, and a "bytes a message" test failed once in a while; so it runs before the
+measure and not during it (garbage the work itself leaves in cycles stays counted:
+it only adds). And every other thread's allocations (a thread an earlier test left
+running): those only add to a peak, never take from it, so `least_of_three` takes
+the least of up to three figures.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def traced_peak(work: Callable[[], T]) -> tuple[int, T]:
     return peak, result
 
 
-def least_peak(work: Callable[[], T], times: int = 2) -> tuple[int, T]:
-    """`traced_peak` of `work` run `times` times: the least peak, the last result."""
-    peak, result = traced_peak(work)
-    for _ in range(times - 1):
-        again, result = traced_peak(work)
-        peak = min(peak, again)
-    return peak, result
+def least_of_three(measure: Callable[[], float], bound: float) -> float:
+    """The least of up to three figures of `measure`, stopping at the first under
+    `bound` (a figure that others' allocations raised is measured again)."""
+    figures = [measure()]
+    while len(figures) < 3 and figures[-1] >= bound:
+        figures.append(measure())
+    return min(figures)
