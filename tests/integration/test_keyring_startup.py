@@ -159,8 +159,11 @@ def test_a_keyring_sync_leaves_what_keyring_loads_for_other_work_unrun(machine: 
     assert {name: loaded.get(name, "-") for name in DEFERRED} == dict.fromkeys(
         DEFERRED, "_Deferred"
     )
-    # so neither did what they import (the http client, the email package, zip files)
+    # so neither did what they import (the http client, the email package, zip files;
+    # traceback's linecache and tokenize, which logging loads to format exceptions)
     assert [m for m in ("http.client", "email", "zipfile", "csv") if m in loaded] == []
+    assert loaded["traceback"] == "_Deferred"
+    assert [m for m in ("linecache", "tokenize") if m in loaded] == []
 
 
 @pytest.mark.parametrize("how", ["environment", "keyringrc.cfg"])

@@ -107,7 +107,10 @@ _UNKNOWN = object()
 #: package; tempfile; subprocess), the entry point scan of the full search
 #: (importlib_metadata, with zipfile and csv), inspect (with ast and dis), more_itertools
 #: and keyringrc.cfg's parser. ~105 million instructions (~30 ms) of the ~190 million
-#: `import keyring` costs on top of what a sync loads. They are imported deferred
+#: `import keyring` costs on top of what a sync loads. Also `traceback` (with linecache,
+#: tokenize and textwrap), which `logging` imports to format exceptions: ~9.5 million
+#: instructions of a no-op `mailbag sync` on the quick path (278 -> 268M with
+#: keyrings.alt's file; 174M with a password command). They are imported deferred
 #: (`load_keyring`), and load when something uses them.
 DEFERRED = frozenset(
     {
@@ -117,6 +120,7 @@ DEFERRED = frozenset(
         "more_itertools",
         "subprocess",
         "tempfile",
+        "traceback",
         "urllib.request",
     }
 )
