@@ -5,9 +5,10 @@ does not grow by more than a few bytes a message."""
 
 from __future__ import annotations
 
+import gc
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -177,16 +178,31 @@ def _peak_of_repair(n: int, reverse: bool) -> tuple[int, Plan]:
     return peak, result
 
 
+def _least_of_three(measure: Callable[[], float], bound: float) -> float:
+    """The least of up to three measures, stopping at the first under `bound`:
+    tracemalloc counts every thread's allocations, and a thread left running by
+    an earlier test (a sandbox server's) can add to one measure, never take from it."""
+    gc.collect()
+    figures = [measure()]
+    while len(figures) < 3 and figures[-1] >= bound:
+        gc.collect()
+        figures.append(measure())
+    return min(figures)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_pairing_again_keeps_a_few_bytes_a_message(reverse: bool) -> None:
     _peak_of_repair(1000, reverse)  # (what is imported on first use is not counted)
-    (small, _), (big, _) = _peak_of_repair(20_000, reverse), _peak_of_repair(60_000, reverse)
+
+    def per_message() -> float:
+        (small, _), (big, _) = _peak_of_repair(20_000, reverse), _peak_of_repair(60_000, reverse)
+        return (big - small) / 40_000
+
     # nothing a message: the pairings go to a file a chunk at a time (`Pairs`), and the
     # server's messages are known by UID and flags, not kept in a listing. Before: the
     # pairing's 16 bytes and the server's UID, flags and a byte (9) a message; before
     # that a list of LocalMessage, a dict by identity, a Pair and a SetFlags, ~700 bytes
-    per_message = (big - small) / 40_000
-    assert per_message < 2, per_message
+    assert _least_of_three(per_message, 2) < 2
 
 
 def test_the_streaming_planner_keeps_a_few_bytes_a_message_after_a_uidvalidity_change() -> None:
@@ -216,8 +232,7 @@ def test_the_streaming_planner_keeps_a_few_bytes_a_message_after_a_uidvalidity_c
         assert len(result.pairs) + sum(1 for a in result.actions if type(a).__name__ == "Pair") == n
         return top
 
-    per_message = (peak(60_000) - peak(20_000)) / 40_000
-    assert per_message < 50, per_message
+    assert _least_of_three(lambda: (peak(60_000) - peak(20_000)) / 40_000, 50) < 50
 
 
 def test_few_wait_when_both_sides_come_in_the_same_order() -> None:

@@ -193,7 +193,8 @@ class ProgressBar:
 def _sync_pop3(
     account: Any, ctx: Context, force: bool, transcript: Any, wait: float
 ) -> dict[str, Any]:
-    from mailbag.sync.pop3 import sync_pop3_account
+    from mailbag.errors import MailbagError
+    from mailbag.sync.pop3 import partial_report, sync_pop3_account
 
     bar = ProgressBar(ctx.stderr, account.name) if not ctx.quiet and ctx.stderr.isatty() else None
     try:
@@ -206,9 +207,30 @@ def _sync_pop3(
             warn=lambda text: ctx.warn(f"{account.name}: {text}"),
             lock_wait=wait,
         )
+    except MailbagError as exc:
+        # a session that failed (a dropped connection, QUIT not acknowledged) keeps every
+        # message it stored before: say how many, with the error
+        done = partial_report(exc)
+        if done is None or not (done.new or done.headers_only):
+            raise
+        ctx.warn(f"{account.name}: {exc.message}")
+        if exc.hint:
+            ctx.warn(f"  hint: {exc.hint}")
+        ctx.warn(
+            f"{account.name}: INBOX (POP3): done before that (kept): "
+            + ", ".join(_pop_notes(done))
+            + "; the rest comes with the next sync"
+        )
+        summary = {**done.folder_summary(), "error": exc.message}
+        return {"name": account.name, "ok": False, "folders": [summary], "error": exc.message}
     finally:
         if bar is not None:
             bar.close()
+    ctx.info(f"{account.name}: INBOX (POP3); " + ", ".join(_pop_notes(report)))
+    return {"name": account.name, "ok": True, "folders": [report.folder_summary()], "error": None}
+
+
+def _pop_notes(report: Any) -> list[str]:
     notes = [f"{report.new} new", f"{report.removed} removed from the server"]
     if report.headers_only:
         notes.append(f"{report.headers_only} over the size limit (header only)")
@@ -216,8 +238,7 @@ def _sync_pop3(
         notes.append(f"{report.skipped} over the size limit (left on the server)")
     if report.deferred:
         notes.append(f"{report.deferred} left for the next sync (max_per_session)")
-    ctx.info(f"{account.name}: INBOX (POP3); " + ", ".join(notes))
-    return {"name": account.name, "ok": True, "folders": [report.folder_summary()], "error": None}
+    return notes
 
 
 def run_sync(args: argparse.Namespace, ctx: Context) -> int:
