@@ -15,7 +15,15 @@ from start to exit (wall, and CPU user+sys of the child):
   each run (every run pays keyring's full search: the cost before it was remembered);
 - `sync/secret-service`: the password in a real Secret Service (gnome-keyring-daemon
   on a private D-Bus session bus), when gnome-keyring-daemon and dbus-daemon are
-  installed (`--no-secret-service` leaves it out).
+  installed (`--no-secret-service` leaves it out);
+- `sync/alt-file`: the password in keyrings.alt's file backend, found by keyring's
+  search with no D-Bus session: what a Debian user without a desktop has who follows
+  mailbag's hint (`pip install keyrings.alt`, or Debian's python3-keyrings.alt), when
+  keyrings.alt is installed in this interpreter or in `--alt-path DIR` (`pip install
+  --target DIR keyrings.alt`: kept out of the dev venv, where it would join every
+  test's keyring search); `--no-alt` leaves it out;
+- `mbsync` (PassCmd): mbsync's no-op sync of the same INBOX, its password from a
+  command, the reference (once per round, not per checkout; `--no-mbsync`).
 
 Each `--src` checkout (its `src/` put first on PYTHONPATH; default: the installed
 mailbag) gets its own homes; in each round every case runs once per checkout, the
@@ -26,6 +34,7 @@ alike. Prints medians over the rounds and the machine load. Not a test.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import shutil
@@ -38,6 +47,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import sync_bench  # (beside this script)
 
 from mailbag.config import save_account
 from mailbag.config.keyring_backend import CACHE_FILE
@@ -131,6 +142,21 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=50, help="messages in the INBOX")
     ap.add_argument("--src", action="append", default=[], help="a mailbag checkout to time")
     ap.add_argument("--no-secret-service", action="store_true")
+    ap.add_argument("--no-alt", action="store_true", help="leave out sync/alt-file")
+    ap.add_argument(
+        "--alt-path",
+        type=Path,
+        metavar="DIR",
+        help="where keyrings.alt is installed (pip install --target DIR keyrings.alt)",
+    )
+    ap.add_argument("--no-mbsync", action="store_true", help="leave out the mbsync reference")
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="CASE",
+        help="time only this mailbag case (repeatable; e.g. sync/command, sync/alt-file)",
+    )
     args = ap.parse_args()
     sources = [Path(s).resolve() for s in args.src] or [None]
     mailbag = str(Path(sys.executable).parent / "mailbag")
@@ -143,7 +169,27 @@ def main() -> None:
             ss_cm = secret_service(root) if not args.no_secret_service else None
             ss_env = ss_cm.__enter__() if ss_cm else None
             try:
-                cases = build_cases(sb, root, sources, mailbag, plugin_dir, plugin_file, ss_env)
+                cases = build_cases(
+                    sb,
+                    root,
+                    sources,
+                    mailbag,
+                    plugin_dir,
+                    plugin_file,
+                    ss_env,
+                    None if args.no_alt else alt_path(args.alt_path),
+                )
+                if args.only:
+                    cases = [[c for c in group if c.name in args.only] for group in cases]
+                mbsync = None if args.no_mbsync else shutil.which("mbsync")
+                if mbsync:
+                    conf = mbsync_reference(sb, root)
+                    cases.append(
+                        [Case("mbsync", [mbsync, "-q", "-c", str(conf), "-a"], {"HOME": str(root)})]
+                    )
+                    run_once(cases[-1][0])  # the initial sync
+                    cases[-1][0].wall.clear()
+                    cases[-1][0].cpu.clear()
                 print(f"load before: {os.getloadavg()}", flush=True)
                 for r in range(args.rounds):
                     order = list(cases) if r % 2 == 0 else list(reversed(cases))
@@ -167,6 +213,7 @@ def build_cases(
     plugin_dir: Path,
     plugin_file: Path,
     ss_env: dict[str, str] | None,
+    alt: Path | None,
 ) -> list[list[Case]]:
     """One list of cases per checkout; each case's home is synced once first."""
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root / "home")}
@@ -208,8 +255,50 @@ def build_cases(
                     home("ss", ss_case_env, keyring=True),
                 )
             )
+        if alt is not None:
+            alt_env = alt_environment(env, root / f"{len(groups)}-alt-home", alt)
+            cases.append(
+                Case("sync/alt-file", [mailbag, "sync", "-q"], home("alt", alt_env, keyring=True))
+            )
         groups.append(cases)
     return groups
+
+
+def alt_path(given: Path | None) -> Path | None:
+    """The directory to put on PYTHONPATH for keyrings.alt ("" : it is installed here);
+    None when it is nowhere."""
+    if given is not None:
+        return given.resolve() if (given / "keyrings" / "alt").is_dir() else None
+    return Path("") if importlib.util.find_spec("keyrings.alt") is not None else None
+
+
+def alt_environment(env: dict[str, str], home: Path, alt: Path) -> dict[str, str]:
+    """`env` with its own HOME (keyrings.alt's file lives in its XDG data dir), no D-Bus
+    session (as without a desktop), keyrings.alt on PYTHONPATH (when `alt` is a
+    directory), and the password stored there by keyring's choice."""
+    home.mkdir()
+    alt_env = {
+        **env,
+        "HOME": str(home),
+        "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/mailbag-bench-bus",
+    }
+    if str(alt) not in ("", "."):
+        alt_env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(alt)) if p)
+    code = (
+        "import keyring; b = keyring.get_keyring(); "
+        "assert type(b).__module__ == 'keyrings.alt.file', b; "
+        f"keyring.set_password({SERVICE!r}, {keyring_key('kr', 'incoming')!r}, {PASSWORD!r})"
+    )
+    subprocess.run([sys.executable, "-c", code], env=alt_env, check=True)
+    return alt_env
+
+
+def mbsync_reference(sb: Sandbox, root: Path) -> Path:
+    """mbsync's configuration for the sandbox INBOX, its password from a command."""
+    pw = root / "mbsync-pw.sh"
+    pw.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    pw.chmod(0o700)
+    return sync_bench.mbsync_config(sb, root, USER, password_command=pw)
 
 
 def make_home(
@@ -225,6 +314,8 @@ def make_home(
 
 
 def report(groups: list[list[Case]], sources: list[Path | None]) -> None:
+    reference = [g[0] for g in groups if g and g[0].name == "mbsync"]
+    groups = [g for g in groups if g and g[0].name != "mbsync"]
     rounds = len(groups[0][0].wall)
     print(f"\nmedians of {rounds} rounds, ms (wall / CPU)")
     names = [c.name for c in groups[0]]
@@ -238,6 +329,9 @@ def report(groups: list[list[Case]], sources: list[Path | None]) -> None:
             wall, cpu = (1000 * statistics.median(v) for v in (cases[k].wall, cases[k].cpu))
             row += f"{wall:14.1f} /{cpu:7.1f} ms"
         print(row)
+    for case in reference:
+        wall, cpu = (1000 * statistics.median(v) for v in (case.wall, case.cpu))
+        print("mbsync (PassCmd)".ljust(22) + f"{wall:14.1f} /{cpu:7.1f} ms")
 
 
 if __name__ == "__main__":

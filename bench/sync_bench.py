@@ -364,16 +364,21 @@ def precompile() -> None:
     compileall.compile_dir(Path(mailbag.__file__).parent, quiet=1)
 
 
-def mbsync_config(sb: Sandbox, work: Path) -> Path:
+def mbsync_config(
+    sb: Sandbox, work: Path, user: str = USER, password_command: Path | None = None
+) -> Path:
+    """mbsync's configuration for `user`'s mail in the sandbox: the password written in
+    it, or from `password_command` (PassCmd, as mailbag's password_command)."""
     store = work / "mbsync-mail"
     store.mkdir()
     conf = work / "mbsyncrc"
+    password = f'PassCmd "{password_command}"' if password_command else f"Pass {sb.password(user)}"
     conf.write_text(
         f"""IMAPAccount bench
 Host localhost
 Port {imaps_port(sb)}
-User {sb.address(USER)}
-Pass {sb.password(USER)}
+User {sb.address(user)}
+{password}
 SSLType IMAPS
 CertificateFile {sb.ca_file}
 

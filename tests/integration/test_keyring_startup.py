@@ -6,11 +6,13 @@ PyPI is (mailbag.sandbox.keyring_plugin), so keyring's own search finds it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +159,11 @@ def test_a_keyring_sync_leaves_what_keyring_loads_for_other_work_unrun(machine: 
     assert {name: loaded.get(name, "-") for name in DEFERRED} == dict.fromkeys(
         DEFERRED, "_Deferred"
     )
-    # so neither did what they import (the http client, the email package, zip files)
+    # so neither did what they import (the http client, the email package, zip files;
+    # traceback's linecache and tokenize, which logging loads to format exceptions)
     assert [m for m in ("http.client", "email", "zipfile", "csv") if m in loaded] == []
+    assert loaded["traceback"] == "_Deferred"
+    assert [m for m in ("linecache", "tokenize") if m in loaded] == []
 
 
 @pytest.mark.parametrize("how", ["environment", "keyringrc.cfg"])
@@ -283,6 +288,131 @@ def test_a_chain_of_backends_is_remembered_as_a_chain(machine: Machine) -> None:
     ok(alone)
     assert alone.log == ["search", f"get FileKeyring {KEY}"]
     assert machine.remembered() == FILE_BACKEND
+
+
+def test_a_backend_below_priority_1_is_remembered_too(machine: Machine) -> None:
+    # keyrings.alt's file backend (0.5), what a machine without a desktop session has:
+    # keyring's search chooses it when it is the only one, and so does every later run
+    low = {"MAILBAG_TEST_KEYRING_RANK": "0.5"}
+    first = machine.sync(**low)
+    ok(first)
+    assert first.log == ["search", f"get FileKeyring {KEY}"]
+    assert machine.remembered() == FILE_BACKEND
+    second = machine.sync(**low)
+    ok(second)
+    assert second.log == [f"get FileKeyring {KEY}"]  # no search
+    # a better backend appears (a new package: sys.path changes): keyring's search again
+    keyring_plugin.store(machine.other, SERVICE, KEY, PASSWORD)
+    (machine.plugin / "new_package.py").write_text("")
+    third = machine.sync(**low, MAILBAG_TEST_KEYRING_OTHER=str(machine.other))
+    ok(third)
+    assert third.log[0] == "search"
+
+
+# --- the early login and the quick no-op path, for a password in the keyring ----------
+
+#: the plugin's read, as logged with MAILBAG_TEST_KEYRING_WHEN: before the sync engine
+#: loaded, in the main thread (a prompt stays where Ctrl-C reaches it)
+READ_EARLY = f"get FileKeyring {KEY} engine=0 thread=MainThread"
+WHEN = {"MAILBAG_TEST_KEYRING_WHEN": "1"}
+
+
+def _age_index(paths: Paths) -> None:
+    old = time.time() - 60
+    for path in (paths.index_file, Path(f"{paths.index_file}-wal")):
+        if path.exists():
+            os.utime(path, (old, old))
+
+
+def _arm(machine: Machine) -> Path:
+    """Synced, and the last sync found nothing to do and recorded it (`sync.quick`, as
+    tests/integration/test_sync_quick.py's `armed`); returns the record."""
+    ok(machine.sync())
+    time.sleep(0.25)  # directory times old enough to be trusted
+    ok(machine.sync())  # (records them)
+    ok(machine.sync())  # (checkpoints the WAL the last runs left)
+    _age_index(machine.paths)
+    ok(machine.sync())  # nothing to do: recorded
+    record = machine.paths.state_dir / f"sync-{NAME}.quick"
+    assert record.exists()
+    return record
+
+
+def test_a_keyring_sync_with_nothing_to_do_ends_before_the_engine_loads(
+    machine: Machine,
+) -> None:
+    record = _arm(machine)
+    quick = machine.run("sync", **WHEN)
+    assert quick.code == 0, quick.err
+    assert quick.log == [READ_EARLY]  # one read, early
+    assert "; 0 new, 0 updated, 0 deleted, 0 uploaded" in quick.err
+    loaded = machine.modules_after_sync()
+    assert "mailbag.sync.quick" in loaded
+    assert "mailbag.sync.imap" not in loaded and "mailbag.store.index" not in loaded
+    # what the engine says for the same sync (without the record, the engine runs)
+    record.unlink()
+    engine = machine.run("sync", **WHEN)
+    assert (engine.code, engine.out, engine.err) == (quick.code, quick.out, quick.err)
+    # (a search first: `modules_after_sync`'s `python -c` has another sys.path)
+    assert engine.log == ["search", READ_EARLY]
+
+
+def _command_account_saying(machine: Machine, sb: Sandbox, password: str) -> None:
+    from mailbag.config import SecretRef, SecretSource
+    from mailbag.record import replace
+
+    account = sb.account(USER, name=NAME)
+    ref = SecretRef(SecretSource.COMMAND, f"echo {password}")
+    save_account(machine.paths, replace(account, incoming=replace(account.incoming, secret=ref)))
+
+
+def test_a_wrong_password_in_the_keyring_fails_as_from_a_command(
+    machine: Machine, sb: Sandbox
+) -> None:
+    _arm(machine)
+    keyring_plugin.store(machine.file, SERVICE, KEY, "wrong")
+    runs = [machine.run("sync", **WHEN), machine.run("sync", "--json", **WHEN)]
+    assert [r.log for r in runs] == [[READ_EARLY], [READ_EARLY]]  # logged in early
+    assert runs[0].code == 1 and "authentication failed" in runs[0].err.lower(), runs[0].err
+    # the same account with the same wrong password from a password command
+    _command_account_saying(machine, sb, "wrong")
+    expected = [machine.run("sync"), machine.run("sync", "--json")]
+    assert [(r.code, r.out, r.err) for r in runs] == [(r.code, r.out, r.err) for r in expected]
+
+
+NO_ENTRY = (
+    f"mailbag: error: no password for {NAME!r} (incoming) in the keyring\n"
+    f"  hint: store it with: mailbag account set-password {NAME}\n"
+)
+LOCKED = (
+    f"mailbag: error: cannot read the password of {NAME!r} from the keyring: the collection is "
+    "locked (the unlock prompt was dismissed)\n  hint: unlock your keyring and try again\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [("empty", NO_ENTRY), ("locked", LOCKED), ("locked, another sync running", LOCKED)],
+    ids=["empty", "locked", "locked-while-another-sync-runs"],
+)
+def test_a_keyring_that_fails_is_reported_as_always(
+    machine: Machine, failure: str, said: str
+) -> None:
+    from mailbag.sync.lock import sync_lock
+
+    _arm(machine)
+    env = dict(WHEN)
+    if failure == "empty":
+        machine.file.write_text("{}")
+    else:
+        env["MAILBAG_TEST_KEYRING_LOCKED"] = "1"
+    with contextlib.ExitStack() as stack:
+        if "another sync" in failure:  # the keyring's error comes first, as it always did
+            stack.enter_context(sync_lock(machine.paths, NAME, 0))
+        runs = [machine.run("sync", **env), machine.run("sync", "--json", **env)]
+    for run in runs:
+        assert run.log == [READ_EARLY]  # read once, early
+        assert (run.code, run.out, run.err) == (2, "", said)
 
 
 # --- in the test process ---------------------------------------------------------------

@@ -20,7 +20,7 @@ from mailbag.protocols.transport import Security
 from mailbag.sandbox import Sandbox
 from mailbag.store.index import Store
 from mailbag.store.pop_ledger import PopLedger, server_key
-from mailbag.sync.pop3 import PopWire, open_pop3, sync_pop3_account
+from mailbag.sync.pop3 import PopWire, open_pop3, partial_report, sync_pop3_account
 
 
 def home(tmp_path: Path) -> Paths:
@@ -74,20 +74,20 @@ class _DropMidMessage:
         return getattr(self.fh, name)
 
 
-def test_connection_dropped_mid_retr_discards_the_partial_message(
-    pop_sandbox: Sandbox, tmp_path: Path
-) -> None:
-    sb, user = pop_sandbox, take_user()
+def _small_then_big(sb: Sandbox, user: str) -> tuple[bytes, bytes]:
     small = b"From: a@example.org\r\nSubject: small\r\n\r\nsmall\r\n"
     line = b"0123456789" * 9 + b"\r\n"
     big = b"From: a@example.org\r\nSubject: big\r\n\r\n" + line * 400_000  # ~37 MB
     with sb.control(user) as imap:
         imap.append("INBOX", small)
         imap.append("INBOX", big)
-    paths = home(tmp_path)
-    acct = pop_account(sb, user)
-    tmp_dir = paths.mail_dir / user / "INBOX" / "tmp"
-    sinks: list[_DropMidMessage] = []
+    return small, big
+
+
+def _dropping_connect(
+    sb: Sandbox, user: str, sinks: list[_DropMidMessage]
+) -> Callable[[Account, str, Transcript], PopWire]:
+    """`open_pop3` whose connection the server drops 1 MB into a message's RETR."""
 
     def connect(account: Account, password: str, transcript: Transcript) -> PopWire:
         wire = open_pop3(account, password, transcript)
@@ -106,9 +106,25 @@ def test_connection_dropped_mid_retr_discards_the_partial_message(
         wire.retr_into = dropping  # type: ignore[method-assign]
         return wire
 
-    with pytest.raises(NetworkError):
-        sync_pop3_account(acct, paths, connect=connect)
+    return connect
+
+
+def test_connection_dropped_mid_retr_discards_the_partial_message(
+    pop_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sb, user = pop_sandbox, take_user()
+    small, big = _small_then_big(sb, user)
+    paths = home(tmp_path)
+    acct = pop_account(sb, user)
+    tmp_dir = paths.mail_dir / user / "INBOX" / "tmp"
+    sinks: list[_DropMidMessage] = []
+    with pytest.raises(NetworkError) as err:
+        sync_pop3_account(acct, paths, connect=_dropping_connect(sb, user, sinks))
     assert [s.dropped for s in sinks] == [False, True]  # the drop came mid-way through `big`
+    # the error tells what was stored before it
+    done = partial_report(err.value)
+    assert done is not None and (done.new, done.removed) == (1, 0)
+    assert done.bytes == len(small)
     # the complete message is kept, the partial one is gone without a trace
     assert local_bodies(paths, user) == [small]
     assert list(tmp_dir.glob("*")) == []
@@ -117,6 +133,36 @@ def test_connection_dropped_mid_retr_discards_the_partial_message(
     # the next run fetches it whole
     assert sync_pop3_account(acct, paths).new == 1
     assert local_bodies(paths, user) == sorted([small, big])
+
+
+def test_mailbag_sync_says_what_a_dropped_pop3_session_stored_before(
+    pop_sandbox: Sandbox, mailbag_home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailbag.sync.pop3 as pop3
+
+    sb, user = pop_sandbox, take_user()
+    _small_then_big(sb, user)
+    save_account(Paths.from_env(), pop_account(sb, user, name="pop"), make_default=True)
+    sinks: list[_DropMidMessage] = []
+    monkeypatch.setattr(pop3, "open_pop3", _dropping_connect(sb, user, sinks))
+    code, out, err = cli("sync", "--json")
+    assert code == 1
+    (account,) = json.loads(out)["accounts"]
+    assert account["ok"] is False and account["error"]
+    (inbox,) = account["folders"]
+    assert (inbox["new"], inbox["deleted"], inbox["error"]) == (1, 0, account["error"])
+    assert "pop: INBOX (POP3): done before that (kept): 1 new" in err
+    assert "the rest comes with the next sync" in err
+    # a session that failed before storing anything reports the error alone, as before
+    sinks.clear()
+    code, out, err = cli("sync", "--json")
+    assert code == 1 and [s.dropped for s in sinks] == [True]
+    (account,) = json.loads(out)["accounts"]
+    assert account["ok"] is False and account["folders"] == []
+    assert "done before that" not in err
+    monkeypatch.setattr(pop3, "open_pop3", open_pop3)
+    code, _, err = cli("sync")
+    assert code == 0 and "1 new" in err  # the big one, whole
 
 
 def test_pop_turned_off_is_explained(tmp_path: Path) -> None:

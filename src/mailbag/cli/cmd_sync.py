@@ -193,7 +193,8 @@ class ProgressBar:
 def _sync_pop3(
     account: Any, ctx: Context, force: bool, transcript: Any, wait: float
 ) -> dict[str, Any]:
-    from mailbag.sync.pop3 import sync_pop3_account
+    from mailbag.errors import MailbagError
+    from mailbag.sync.pop3 import partial_report, sync_pop3_account
 
     bar = ProgressBar(ctx.stderr, account.name) if not ctx.quiet and ctx.stderr.isatty() else None
     try:
@@ -206,9 +207,30 @@ def _sync_pop3(
             warn=lambda text: ctx.warn(f"{account.name}: {text}"),
             lock_wait=wait,
         )
+    except MailbagError as exc:
+        # a session that failed (a dropped connection, QUIT not acknowledged) keeps every
+        # message it stored before: say how many, with the error
+        done = partial_report(exc)
+        if done is None or not (done.new or done.headers_only):
+            raise
+        ctx.warn(f"{account.name}: {exc.message}")
+        if exc.hint:
+            ctx.warn(f"  hint: {exc.hint}")
+        ctx.warn(
+            f"{account.name}: INBOX (POP3): done before that (kept): "
+            + ", ".join(_pop_notes(done))
+            + "; the rest comes with the next sync"
+        )
+        summary = {**done.folder_summary(), "error": exc.message}
+        return {"name": account.name, "ok": False, "folders": [summary], "error": exc.message}
     finally:
         if bar is not None:
             bar.close()
+    ctx.info(f"{account.name}: INBOX (POP3); " + ", ".join(_pop_notes(report)))
+    return {"name": account.name, "ok": True, "folders": [report.folder_summary()], "error": None}
+
+
+def _pop_notes(report: Any) -> list[str]:
     notes = [f"{report.new} new", f"{report.removed} removed from the server"]
     if report.headers_only:
         notes.append(f"{report.headers_only} over the size limit (header only)")
@@ -216,8 +238,7 @@ def _sync_pop3(
         notes.append(f"{report.skipped} over the size limit (left on the server)")
     if report.deferred:
         notes.append(f"{report.deferred} left for the next sync (max_per_session)")
-    ctx.info(f"{account.name}: INBOX (POP3); " + ", ".join(notes))
-    return {"name": account.name, "ok": True, "folders": [report.folder_summary()], "error": None}
+    return notes
 
 
 def run_sync(args: argparse.Namespace, ctx: Context) -> int:
@@ -249,7 +270,10 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
             outbox = flush_before_sync(ctx, config, [a.name for a in accounts], transcript)
         _connect_early(accounts[0])
         early_secret = _EarlySecret.start(accounts[0])
-        if early_secret is not None:
+        # (a keyring that could not be read: the engine's path reports it, where it
+        # always did, before taking the account's lock)
+        log_in_early = early_secret is not None and not early_secret.failed
+        if early_secret is not None and log_in_early:
             # and log in on that connection once the password is read (`sync.early`)
             from mailbag.sync.early import login_early
 
@@ -260,7 +284,7 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
             # in while the rest of the engine loads, and is done when it is needed
             import mailbag.auth.login
             import mailbag.protocols.imap.client  # noqa: F401
-        if early_secret is not None and len(accounts) == 1:
+        if early_secret is not None and log_in_early and len(accounts) == 1:
             # a re-sync with nothing to do here or there ends here, before the sync
             # engine loads (`sync.quick`); else the engine takes that connection
             quick = _sync_quick(ctx, early_secret.account, args)
@@ -333,31 +357,52 @@ def run_sync(args: argparse.Namespace, ctx: Context) -> int:
 
 
 class _EarlySecret:
-    """The first IMAP account's password command, run in a background thread while the
-    sync engine loads (as its connection opens, `_connect_early`): the command's start
-    and run (a few ms, more for `pass` and the like) then no longer come between the
-    loading and the login. Only a command: a keyring is asked where it always was."""
+    """The first IMAP account's password, read before the sync engine loads, so that its
+    connection (opening meanwhile, `_connect_early`) can log in early (`sync.early`) and
+    a re-sync with nothing to do can end before the engine loads (`sync.quick`).
+
+    A password command runs in a background thread while the engine loads: the command's
+    start and run (a few ms, more for `pass` and the like) then no longer come between
+    the loading and the login. A keyring is read here, in the calling (main) thread,
+    before anything else: a keyring may prompt (keyrings.alt's encrypted file asks for
+    its password on the terminal, a Secret Service may show an unlock dialog), and a
+    terminal prompt must stay in the main thread, where Ctrl-C interrupts it and its
+    terminal settings are put back (a daemon thread killed in `getpass` would leave the
+    terminal without echo). Reading it in a thread would gain nothing either: it is
+    mostly imports, which hold the GIL (see `config.keyring_backend`). What goes wrong
+    reading either is raised by `take`, where the secret was always read, so errors,
+    messages and exit codes stay the same."""
 
     def __init__(self, account: Any) -> None:
         self.account = account
         self.value: str | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="mailbag-secret", daemon=True)
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def start(cls, account: Any) -> _EarlySecret | None:
         from mailbag.config.model import Protocol, SecretSource
 
         incoming = account.incoming
-        if (
-            account.protocol is not Protocol.IMAP
-            or incoming.auth.value == "oauth2"
-            or incoming.secret.source is not SecretSource.COMMAND
-        ):
+        if account.protocol is not Protocol.IMAP or incoming.auth.value == "oauth2":
             return None
         early = cls(account)
-        early._thread.start()
+        if incoming.secret.source is SecretSource.COMMAND:
+            early._thread = threading.Thread(target=early._run, name="mailbag-secret", daemon=True)
+            early._thread.start()
+        elif incoming.secret.source is SecretSource.KEYRING:
+            early._read()
+        else:
+            return None
         return early
+
+    def _read(self) -> None:
+        from mailbag.config.secrets import get_secret
+
+        try:
+            self.value = get_secret(self.account, "incoming")
+        except Exception as exc:  # noqa: BLE001 - raised by `take`, where it always was
+            self.error = exc
 
     def _run(self) -> None:
         from mailbag.config.secrets import get_secret
@@ -367,9 +412,15 @@ class _EarlySecret:
         except BaseException as exc:  # noqa: BLE001 - raised by `take`, in the caller's thread
             self.error = exc
 
+    @property
+    def failed(self) -> bool:
+        """Whether reading it failed already (a keyring; a command may still run)."""
+        return self._thread is None and self.error is not None
+
     def take(self) -> str:
         """The secret (waiting for the command), or what went wrong, raised here."""
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self.error is not None:
             raise self.error
         assert self.value is not None

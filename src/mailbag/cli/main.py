@@ -214,13 +214,15 @@ def entry() -> int:
     collections walk every object the imports made (about 10 ms): frozen objects are
     skipped by them. Objects are still released and finalized as usual; files and
     connections were closed by `main`, and sys.stdout/stderr are flushed at exit as
-    always."""
+    always. A daemon thread still running then (an early connection nobody took) ends
+    it after Python's part of the exit (`process.exit_past_threads`)."""
     before = process.open_files()
     process.program = True
     process.pause_collector()
     code, quick_exit = _run(None)
     if quick_exit and code == 0:
         process.exit_now_if_clean(code, before)
+    process.exit_past_threads(code)  # (returns when no thread but this one runs)
     gc.freeze()
     return code
 

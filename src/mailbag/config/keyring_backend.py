@@ -13,9 +13,14 @@ importing SecretStorage/jeepney/cryptography). A `mailbag sync` with nothing to 
 
 So the search's choice is remembered in the state directory (`keyring-backend`, mode
 0600: class paths and a fingerprint, never a secret), and the next process imports
-only that backend, asks its priority again (it must still be viable, and >= 1, keyring's
-"recommended") and hands it to keyring with `keyring.set_keyring`, as keyring's own
-start-up would. When the search chose a chain (several viable backends: GNOME's Secret
+only that backend, asks its priority again (it must still be viable: priority > 0) and
+hands it to keyring with `keyring.set_keyring`, as keyring's own start-up would. That
+includes a backend of priority below 1 when the search found nothing better:
+keyrings.alt's file backends (0.5, 0.6), what a Debian user without a desktop session
+has (no Secret Service on a D-Bus session bus) who follows `secrets.NO_KEYRING_HINT`;
+before they were remembered, every such run paid the search (no-op `mailbag sync` with
+600 messages, bench/startup_bench.py, load ~9: 245 ms against 73 ms with a password
+command). When the search chose a chain (several viable backends: GNOME's Secret
 Service and libsecret on a distribution's Python, say), its members are remembered in
 order, each must still be viable (priority > 0, keyring's rule for a chain), and they
 are chained again (`_chain`). Anything else means the full search, after which the file
@@ -26,8 +31,8 @@ never written, when:
   in-memory backends, or an earlier search): that one is used as it is;
 - the user chose a backend (PYTHON_KEYRING_BACKEND, or keyringrc.cfg in keyring's
   config directory): keyring resolves it, as always;
-- the search chose no real backend (fail, null), a single backend of priority below 1,
-  or a class that cannot be imported again by its name (one made at run time).
+- the search chose no real backend (fail, null), or a class that cannot be imported
+  again by its name (one made at run time).
 
 The fingerprint covers what decides the search: the interpreter, each `sys.path`
 directory's modification time (installing or removing a package changes it), the
@@ -102,7 +107,10 @@ _UNKNOWN = object()
 #: package; tempfile; subprocess), the entry point scan of the full search
 #: (importlib_metadata, with zipfile and csv), inspect (with ast and dis), more_itertools
 #: and keyringrc.cfg's parser. ~105 million instructions (~30 ms) of the ~190 million
-#: `import keyring` costs on top of what a sync loads. They are imported deferred
+#: `import keyring` costs on top of what a sync loads. Also `traceback` (with linecache,
+#: tokenize and textwrap), which `logging` imports to format exceptions: ~9.5 million
+#: instructions of a no-op `mailbag sync` on the quick path (278 -> 268M with
+#: keyrings.alt's file; 174M with a password command). They are imported deferred
 #: (`load_keyring`), and load when something uses them.
 DEFERRED = frozenset(
     {
@@ -112,6 +120,7 @@ DEFERRED = frozenset(
         "more_itertools",
         "subprocess",
         "tempfile",
+        "traceback",
         "urllib.request",
     }
 )
@@ -312,7 +321,7 @@ def _members(backend: KeyringBackend) -> list[str] | None:
             return None
     else:
         classes = [type(backend)]
-        if (_priority(classes[0]) or 0) < 1:  # keyring's "recommended"
+        if (_priority(classes[0]) or 0) <= 0:  # (not viable: keyring would not choose it)
             return None
     names = [_class_path(cls) for cls in classes]
     return None if None in names else [n for n in names if n]
@@ -353,7 +362,7 @@ def _load_remembered(cache: Path, fingerprint: str) -> KeyringBackend | None:
         if cls is None or priority is None or priority <= 0:
             return None  # no longer there or viable (e.g. its daemon is gone): search
         ranked.append((priority, cls))
-    if not ranked or (len(ranked) == 1 and ranked[0][0] < 1):
+    if not ranked:
         return None
     try:
         members = [cls() for _, cls in sorted(ranked, key=lambda pc: pc[0], reverse=True)]

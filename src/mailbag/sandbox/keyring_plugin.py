@@ -7,14 +7,17 @@ PYTHONPATH (`environment(...)`) then finds these backends by keyring's own searc
 exactly like a backend from PyPI. Secrets live in a JSON file named by an environment
 variable, never in the user's real keyring.
 
-- `FileKeyring` (priority 3): viable while MAILBAG_TEST_KEYRING names its file and
-  MAILBAG_TEST_KEYRING_OFF is not "1".
+- `FileKeyring` (priority 3, or MAILBAG_TEST_KEYRING_RANK: 0.5 is keyrings.alt's
+  file backend's): viable while MAILBAG_TEST_KEYRING names its file and
+  MAILBAG_TEST_KEYRING_OFF is not "1"; MAILBAG_TEST_KEYRING_LOCKED="1" makes reads
+  fail as a locked Secret Service collection does (KeyringLocked).
 - `OtherFileKeyring` (priority 2): viable only while MAILBAG_TEST_KEYRING_OTHER names
   its file (so normally the search sees one backend, not a chain of two).
 
 MAILBAG_TEST_KEYRING_LOG, when set, gets one line per event: "search" each time
 keyring's search loads the plugins, "get CLASS KEY" per password read (the key, never
-the secret).
+the secret); with MAILBAG_TEST_KEYRING_WHEN="1" that line ends with where the read
+happened: "engine=0|1" (whether the sync engine had loaded), "thread=NAME".
 """
 
 from __future__ import annotations

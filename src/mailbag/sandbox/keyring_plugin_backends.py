@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
-from keyring.errors import PasswordDeleteError
+from keyring.errors import KeyringLocked, PasswordDeleteError
 
 __all__ = ["FileKeyring", "OtherFileKeyring", "searched"]
 
@@ -39,7 +41,7 @@ class FileKeyring(KeyringBackend):
             raise RuntimeError(f"{cls.variable} is not set")
         if os.environ.get(cls.switch) == "1":
             raise RuntimeError("switched off")
-        return cls.rank
+        return float(os.environ.get(f"{cls.variable}_RANK") or cls.rank)
 
     def _file(self) -> Path:
         return Path(os.environ[self.variable])
@@ -57,7 +59,14 @@ class FileKeyring(KeyringBackend):
             json.dump(data, fh)
 
     def get_password(self, service: str, username: str) -> str | None:
-        _log(f"get {type(self).__name__} {username}")
+        line = f"get {type(self).__name__} {username}"
+        if os.environ.get("MAILBAG_TEST_KEYRING_WHEN") == "1":
+            # where the read happened: before or after the sync engine loaded, which thread
+            engine = int("mailbag.sync.imap" in sys.modules)
+            line += f" engine={engine} thread={threading.current_thread().name}"
+        _log(line)
+        if os.environ.get(f"{self.variable}_LOCKED") == "1":
+            raise KeyringLocked("the collection is locked (the unlock prompt was dismissed)")
         return self._read().get(f"{service}\x00{username}")
 
     def set_password(self, service: str, username: str, password: str) -> None:

@@ -10,9 +10,9 @@ loads, instead of after. The sync's pool takes that connection for its first one
 (`claim`): what went wrong there (refused, a TLS failure, a wrong password) is raised
 where it takes it, as if it had connected and logged in then itself: the same calls
 in the same order (`ImapClient.connect`, `starttls`, `auth.login.login_imap`), only
-earlier, so the same errors, messages and exit codes. Only for an account logging in
-with a password from a command: a keyring is asked where it always was (see
-`config.keyring_backend`), and an OAuth2 token may need a refresh over HTTP.
+earlier, so the same errors, messages and exit codes. For an account logging in with
+a password, from a command or the keyring (`cli.cmd_sync._EarlySecret` reads it first);
+not OAuth2, whose token may need a refresh over HTTP.
 
 Loaded by `cmd_sync` before the engine: imports only what the thread needs, in it.
 """

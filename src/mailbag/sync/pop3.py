@@ -261,9 +261,38 @@ def run_pop_session(
     """Download and apply the server-copy policy over a logged-in `wire`.
 
     Ends the session with QUIT (which commits DELEs). The caller closes `wire`
-    on errors. `clock` gives epoch seconds (tests pass a controlled one).
+    on errors. `clock` gives epoch seconds (tests pass a controlled one). A
+    `MailbagError` raised once the session began carries what it did before (kept:
+    every message stored is committed) as `fields["pop_report"]` (`partial_report`).
     """
     report = PopReport(account=folder.account)
+    try:
+        return _run_session(
+            wire, store, folder, ledger, policy, report, clock, force, progress, warn
+        )
+    except MailbagError as exc:
+        exc.fields.setdefault("pop_report", report)
+        raise
+
+
+def partial_report(exc: MailbagError) -> PopReport | None:
+    """What a POP3 session that failed with `exc` did before (`run_pop_session`)."""
+    report = exc.fields.get("pop_report")
+    return report if isinstance(report, PopReport) else None
+
+
+def _run_session(
+    wire: PopWire,
+    store: Store,
+    folder: Folder,
+    ledger: PopLedger,
+    policy: PopPolicy,
+    report: PopReport,
+    clock: Callable[[], float],
+    force: bool,
+    progress: ProgressCallback | None,
+    warn: Warn | None,
+) -> PopReport:
 
     def _warn(text: str) -> None:
         report.warnings.append(text)
