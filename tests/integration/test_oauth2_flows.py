@@ -289,14 +289,17 @@ def test_access_token_is_refreshed_before_it_expires(
     home: Paths,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server.access_ttl = 3  # short-lived tokens
-    monkeypatch.setattr(tokens, "REFRESH_MARGIN", 2.0)
+    # short-lived tokens, fresh for the first 30 s. (Before: a 3 s token and a 2 s
+    # margin, so the first check failed when more than 1 s passed after the sign-in,
+    # and a 1.2 s sleep: a loaded machine broke it.) The time left is not waited for:
+    # the margin grows past it, as time passing would bring the expiry within it
+    server.access_ttl = 60
+    monkeypatch.setattr(tokens, "REFRESH_MARGIN", 30.0)
     account = make_account()
     first = auth.sign_in(account, paths=home, open_browser=browser_for())
     assert auth.get_access_token(account, paths=home) == first.access_token
-    import time
-
-    time.sleep(1.2)  # now within the margin: must refresh
+    assert server.stats.token_requests.get("refresh_token", 0) == 0
+    monkeypatch.setattr(tokens, "REFRESH_MARGIN", 61.0)  # now within the margin: must refresh
     second = auth.get_access_token(account, paths=home)
     assert second != first.access_token
     assert server.stats.token_requests["refresh_token"] == 1

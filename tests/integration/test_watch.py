@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -49,6 +50,29 @@ def _account(tmp_path: Path, sb: Sandbox, user: str = "bob") -> tuple[Paths, Acc
     return paths, account
 
 
+def _wait_for_first_sync(paths: Paths, timeout: float = 60) -> None:
+    """Until the watch has caught up with the INBOX once (its SELECT came first, so
+    mail delivered from now on is new to it). A fixed sleep was not enough on a
+    loaded machine: mail delivered before that SELECT is part of the initial download
+    and rightly never reported. Read-only: the watch's own sync creates the index."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = None
+        if paths.index_file.exists():
+            try:
+                with sqlite3.connect(f"file:{paths.index_file}?mode=ro", uri=True) as db:
+                    done = db.execute(
+                        "SELECT f.last_sync FROM folders f JOIN accounts a ON a.id = f.account_id"
+                        " WHERE a.name = 'push' AND f.name = 'INBOX'"
+                    ).fetchone()
+            except sqlite3.Error:
+                pass  # (being created)
+        if done and done[0] is not None:
+            return
+        assert time.monotonic() < deadline, "the watch never synced its INBOX"
+        time.sleep(0.05)
+
+
 def _message(subject: str) -> bytes:
     return f"From: carol@sandbox.test\r\nSubject: {subject}\r\n\r\nhi\r\n".encode()
 
@@ -71,8 +95,9 @@ def test_new_mail_is_reported_as_it_arrives(watch_sandbox: Sandbox, tmp_path: Pa
     )
     t.start()
     try:
-        time.sleep(1.5)  # the initial download (empty local INBOX) is not reported as new
-        assert got.empty()
+        _wait_for_first_sync(paths)
+        time.sleep(0.5)  # (time for a wrong report of the initial download to show)
+        assert got.empty()  # the initial download (empty local INBOX) is not reported as new
         subject = f"pushed {time.time_ns()}"
         watch_sandbox.deliver("bob", _message(subject))
         batch = got.get(timeout=15)
@@ -97,7 +122,7 @@ def test_new_mail_is_reported_as_it_arrives(watch_sandbox: Sandbox, tmp_path: Pa
 def test_watch_command_prints_json_lines_and_runs_exec(
     watch_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    _account(tmp_path, watch_sandbox, "carol")
+    paths, _ = _account(tmp_path, watch_sandbox, "carol")
     out_file = tmp_path / "exec.txt"
     hook = tmp_path / "hook.sh"
     hook.write_text(f'#!/bin/sh\necho "$MAILBAG_ID $MAILBAG_SUBJECT" >> {out_file}\n')
@@ -123,7 +148,7 @@ def test_watch_command_prints_json_lines_and_runs_exec(
     try:
         assert proc.stderr is not None and proc.stdout is not None
         assert "watching push/INBOX" in proc.stderr.readline()
-        time.sleep(1.0)
+        _wait_for_first_sync(paths)
         # a subject with a terminal escape: the hook gets it cleaned
         subject = f"watch cli {time.time_ns()} \x1b[31mred"
         watch_sandbox.deliver("carol", _message(subject))

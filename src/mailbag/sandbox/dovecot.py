@@ -487,11 +487,12 @@ timeout_msecs = 5000
     def kick(self, user: str) -> None:
         """Drop every connection of `user` (for fault tests). `doveadm kick` only
         signals the processes; this returns once those that served `user` are gone
-        (at most 5 s), so the next command on a dropped connection fails for sure and
-        a new login never meets the old session still at work."""
+        (at most 30 s: a loaded machine may take seconds), so the next command on a
+        dropped connection fails for sure and a new login never meets the old session
+        still at work."""
         before = self._session_pids(user)
         self.doveadm("kick", user, check=False)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while before & self._session_pids(user) and time.monotonic() < deadline:
             time.sleep(0.02)
 
