@@ -9,30 +9,15 @@ from pathlib import Path
 
 from mailbag.paths import Paths
 from mailbag.store.index import Store
+from memtools import RSS_PEAK_PRELUDE
 from pyrun import python_words
 
+#: (after `RSS_PEAK_PRELUDE`)
 PEAK = """\
-import ctypes
-import ctypes.util
-import gc
-import sys
-from pathlib import Path
-from mailbag.paths import Paths
-from mailbag.sync.imap import _open_store
-def status(field):  # (kB; VmHWM: a child's ru_maxrss starts at its parent's)
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field))
-d = Path(sys.argv[1])
-store = _open_store(Paths(config_dir=d, data_dir=d / "data", state_dir=d / "state"))
-folder = store.find_folder("acct", "INBOX")
 rows = "SELECT id FROM messages WHERE folder_id = ? AND uid % 100 = ?"
 gone = [r for (r,) in store.conn.execute(rows, (folder.id, 7))]
 flagged = [(r, "\\\\Flagged \\\\Seen") for (r,) in store.conn.execute(rows, (folder.id, 3))]
-# the peak starts again from here, with the memory freed so far given back
-gc.collect()
-ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS")
+before = peak_from_here()
 store.forget_many(gone)  # (as a 1% re-sync: 1% expunged, 1% flagged on the server)
 store.record_flags_many(flagged)
 store.commit()
@@ -84,6 +69,6 @@ def test_a_resync_changing_many_rows_holds_memory_that_stops_growing(tmp_path: P
     for count in (SMALL, BIG):
         home = tmp_path / str(count)
         _index(home, count)
-        gone, flagged, grew[count] = map(int, python_words(PEAK, str(home)))
+        gone, flagged, grew[count] = map(int, python_words(RSS_PEAK_PRELUDE + PEAK, str(home)))
         assert gone == flagged == count // 100
     assert grew[BIG] - grew[SMALL] < 2048, grew
