@@ -43,3 +43,32 @@ def least_of_three(measure: Callable[[], float], bound: float) -> float:
     while len(figures) < 3 and figures[-1] >= bound:
         figures.append(measure())
     return min(figures)
+
+
+#: the start of a script run in a fresh interpreter (`pyrun.python_words`) that measures
+#: how much a piece of work grows the peak RSS: `store` is the sync's index
+#: (`_open_store`) under the directory `sys.argv[1]`, `folder` its INBOX; `peak_from_here()`
+#: gives back the memory freed so far (what was freed, e.g. by compiling modules, would
+#: otherwise take in what the work needs unseen), starts the peak again and returns the
+#: RSS then; `status("VmHWM")` is the peak since (kB; a child's ru_maxrss would start at
+#: its parent's)
+RSS_PEAK_PRELUDE = """\
+import ctypes
+import ctypes.util
+import gc
+import sys
+from pathlib import Path
+from mailbag.paths import Paths
+from mailbag.sync.imap import _open_store
+def status(field):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field))
+def peak_from_here():
+    gc.collect()
+    ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return status("VmRSS")
+d = Path(sys.argv[1])
+store = _open_store(Paths(config_dir=d, data_dir=d / "data", state_dir=d / "state"))
+folder = store.find_folder("acct", "INBOX")
+"""

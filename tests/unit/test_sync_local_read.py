@@ -28,6 +28,7 @@ from mailbag.sync.imap import (
     _with_entries,
 )
 from mailbag.sync.plan import DeleteLocal, LocalMessage, Plan, SetFlags, Upload
+from memtools import RSS_PEAK_PRELUDE
 from pyrun import python_words
 
 MAILDIR_FLAGS = frozenset(FLAG_LETTERS)
@@ -287,32 +288,18 @@ def test_a_row_changed_after_it_was_read_early_is_given_once(tmp_path: Path) -> 
 BIG = int(os.environ.get("MAILBAG_TEST_LOCAL_READ_MESSAGES", "20000"))
 SMALL = 1000
 
-PEAK = """\
-import ctypes
-import ctypes.util
-import gc
-import sys
-from pathlib import Path
-from mailbag.paths import Paths
-from mailbag.sync.imap import _open_store, _read_local
-def status(field):  # (kB; VmHWM: a child's ru_maxrss starts at its parent's)
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field))
-d = Path(sys.argv[1])
-store = _open_store(Paths(config_dir=d, data_dir=d / "data", state_dir=d / "state"))
-folder = store.find_folder("acct", "INBOX")
-# the peak starts again from here, with the memory freed so far given back (what was
-# freed, e.g. by compiling modules, would otherwise take in what the read needs unseen)
-gc.collect()
-ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS")
+PEAK = (
+    RSS_PEAK_PRELUDE
+    + """\
+from mailbag.sync.imap import _read_local
+before = peak_from_here()
 local = _read_local(store, folder)
 rows = sum(1 for _ in local.messages)  # (what planning reads of them)
 grew = status("VmHWM") - before
 store.close()
 print(rows, len(local.entries), int(local.changed), grew)
 """
+)
 
 
 def _big_folder(home: Path, count: int) -> None:
