@@ -309,7 +309,10 @@ def test_a_stuck_source_costs_only_its_timeout(net: Net) -> None:
         start = time.monotonic()
         found = discover(EMAIL, options)
         took = time.monotonic() - start
-    assert took < 3.5
+    # the sources' 1 s timeouts and the search's own deadline (2 timeouts + 1 s), with
+    # room for a loaded machine (3.5 s was too little there); without the timeouts a
+    # silent server holds the search until the test's own timeout
+    assert took < 9, took
     assert found.incoming is not None and found.incoming.source is Source.SRV
     statuses = {r.source: r.status for r in found.reports}
     assert statuses[Source.AUTOCONFIG] == "failed"
