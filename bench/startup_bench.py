@@ -21,7 +21,8 @@ from start to exit (wall, and CPU user+sys of the child):
   mailbag's hint (`pip install keyrings.alt`, or Debian's python3-keyrings.alt), when
   keyrings.alt is installed in this interpreter or in `--alt-path DIR` (`pip install
   --target DIR keyrings.alt`: kept out of the dev venv, where it would join every
-  test's keyring search); `--no-alt` leaves it out;
+  test's keyring search; `scripts/setup --bench` puts it in .venv/bench-keyrings-alt,
+  the default); `--no-alt` leaves it out;
 - `mbsync` (PassCmd): mbsync's no-op sync of the same INBOX, its password from a
   command, the reference (once per round, not per checkout; `--no-mbsync`).
 
@@ -269,7 +270,13 @@ def alt_path(given: Path | None) -> Path | None:
     None when it is nowhere."""
     if given is not None:
         return given.resolve() if (given / "keyrings" / "alt").is_dir() else None
-    return Path("") if importlib.util.find_spec("keyrings.alt") is not None else None
+    try:
+        if importlib.util.find_spec("keyrings.alt") is not None:
+            return Path("")
+    except ModuleNotFoundError:  # (no keyrings package at all)
+        pass
+    beside = Path(sys.prefix) / "bench-keyrings-alt"  # (scripts/setup --bench)
+    return beside if (beside / "keyrings" / "alt").is_dir() else None
 
 
 def alt_environment(env: dict[str, str], home: Path, alt: Path) -> dict[str, str]:
