@@ -4,6 +4,7 @@ planner (`plan`) on generated folders, and its memory on a big one."""
 from __future__ import annotations
 
 import random
+from array import array
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -298,6 +299,46 @@ def test_a_listing_in_any_order_is_sorted_and_the_last_flags_count() -> None:
     listing.finish()
     assert list(listing) == [(2, frozenset({"c"})), (5, frozenset({"a"})), (9, frozenset({"b"}))]
     assert listing.index(5) == 1 and listing.index(3) == -1 and listing.index(10) == -1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_listing_sorted_from_an_ascending_head_and_a_tail_is_what_a_dict_gives(
+    seed: int,
+) -> None:
+    # (`finish` keeps the ascending head and sorts only what follows it: the tail's UIDs
+    # may fall before, between, on and after the head's, and come more than once)
+    rng = random.Random(seed)
+    head = sorted(rng.sample(range(1, 60), rng.randint(0, 25)))
+    given = [(uid, tuple(sorted(_flags(rng)))) for uid in head]
+    given += [(rng.randint(1, 70), tuple(sorted(_flags(rng)))) for _ in range(rng.randint(0, 12))]
+    if seed % 5 == 0:
+        rng.shuffle(given)
+    listing = RemoteListing()
+    for uid, flags in given:
+        listing.add(uid, flags)
+    want = {uid: frozenset(flags) for uid, flags in given}
+    assert list(listing.finish()) == sorted(want.items())
+
+
+def _peak_of_finish(n: int) -> int:
+    """Peak traced memory of sorting a listing of `n` messages given in order but for
+    the last 1% (as the index's rows with the server's changes after them)."""
+    seen = ("\\Seen",)
+    listing = RemoteListing()
+    listing.extend(array("I", [u for u in range(1, n + 1) if u % 100]), [seen] * (n - n // 100))
+    listing.extend(array("I", range(n - n % 100, 0, -100)), [()] * (n // 100))
+    peak, _ = traced_peak(listing.finish)
+    assert len(listing) == n and listing.flags_at(99) == frozenset()
+    return peak
+
+
+def test_sorting_a_listing_given_nearly_in_order_keeps_a_few_bytes_a_message() -> None:
+    # the sorted copy's arrays (8 bytes a message) and the tail's positions (1%); a sort of
+    # every position took ~80 bytes a message
+    per_message = least_of_three(
+        lambda: (_peak_of_finish(60_000) - _peak_of_finish(20_000)) / 40_000, 12
+    )
+    assert per_message < 12, per_message
 
 
 def _peak_of_full_read(n: int) -> int:

@@ -1926,23 +1926,35 @@ def _remote_state(
     if sel is None:
         sel = client.select(folder.name, condstore="CONDSTORE" in client.enabled)
     elif sel.uidvalidity == folder.uidvalidity and not sel.nomodseq:
-        vanished = set(sel.vanished)
         changed = {r.uid: r.flags for r in sel.changed if r.uid is not None and r.flags is not None}
+        skip = set(sel.vanished).union(changed)
+        # the changed messages go in among the rows, in UID order: the listing comes
+        # sorted, so `finish` has nothing to sort (after them, a 200,000 message folder
+        # was sorted whole: ~80 bytes a message for a moment)
+        later = sorted(changed.items(), reverse=True)
+        above = later[-1][0] if later else _NO_UID
         view = RemoteListing()
         for uid, synced_txt in store.conn.execute(
             "SELECT uid, synced_flags FROM messages WHERE folder_id = ? AND uid IS NOT NULL "
             "ORDER BY uid",
             (folder.id,),
         ):
-            if uid not in vanished and uid not in changed:
+            while uid >= above:
+                view.add(*later.pop())
+                above = later[-1][0] if later else _NO_UID
+            if uid not in skip:
                 view.add(uid, parse_flags(synced_txt))
-        for uid, flags in changed.items():
-            view.add(uid, flags)
+        while later:
+            view.add(*later.pop())
         view.finish()
         if len(view) == sel.exists:
             return sel, view
         # counts disagree (a server that forgot expunges): ask for everything
     return sel, _full_listing(client, sel)
+
+
+#: above every UID (they are 32-bit)
+_NO_UID = 1 << 32
 
 
 class _NoClient(Exception):
