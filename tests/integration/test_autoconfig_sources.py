@@ -253,8 +253,10 @@ def test_guessing_against_the_sandbox(sandbox: Sandbox) -> None:
         found = discover(
             sandbox.address("alice"),
             DiscoveryOptions(
+                # (timeouts to spare: a dozen TLS probes at once on a loaded machine; the
+                # search ends when they answer, it waits for none)
                 settings=DiscoverySettings(
-                    dns_server=dns.host, dns_port=dns.port, timeout=3.0, ca_file=sandbox.ca_file
+                    dns_server=dns.host, dns_port=dns.port, timeout=10.0, ca_file=sandbox.ca_file
                 ),
                 sources=(Source.GUESS,),
                 port_map=port_map,
@@ -281,7 +283,7 @@ def test_guess_without_ca_marks_certificate_problem(sandbox: Sandbox) -> None:
         found = discover(
             sandbox.address("bob"),
             DiscoveryOptions(
-                settings=DiscoverySettings(dns_server=dns.host, dns_port=dns.port, timeout=3.0),
+                settings=DiscoverySettings(dns_server=dns.host, dns_port=dns.port, timeout=10.0),
                 sources=(Source.GUESS,),
                 port_map={993: sandbox.ports.imaps, 143: sandbox.ports.imap},
             ),
@@ -309,7 +311,10 @@ def test_a_stuck_source_costs_only_its_timeout(net: Net) -> None:
         start = time.monotonic()
         found = discover(EMAIL, options)
         took = time.monotonic() - start
-    assert took < 3.5
+    # the sources' 1 s timeouts and the search's own deadline (2 timeouts + 1 s), with
+    # room for a loaded machine (3.5 s was too little there); without the timeouts a
+    # silent server holds the search until the test's own timeout
+    assert took < 9, took
     assert found.incoming is not None and found.incoming.source is Source.SRV
     statuses = {r.source: r.status for r in found.reports}
     assert statuses[Source.AUTOCONFIG] == "failed"

@@ -526,7 +526,9 @@ def test_idle_wakes_on_new_mail_and_times_out(sandbox: Sandbox) -> None:
     c.select("proto-idle")
     start = time.monotonic()
     assert [u for u in c.idle(0.3) if u.name == "EXISTS"] == []
-    assert time.monotonic() - start < 2
+    # it ends at its 0.3 s, not at the server's word (which never comes); 2 s was tight
+    # for a round trip on a loaded machine
+    assert time.monotonic() - start < 10
 
     def later() -> None:
         time.sleep(0.3)
