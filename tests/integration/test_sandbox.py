@@ -275,3 +275,27 @@ def test_dovecot_stops_when_its_starter_is_killed(tmp_path: Path) -> None:
         time.sleep(0.1)
     os.kill(pid, 9)
     raise AssertionError(f"Dovecot {pid} outlived the process that started it")
+
+
+def test_the_smtp_server_moves_to_other_ports_when_a_picked_one_was_taken(
+    tmp_path: Path,
+) -> None:
+    # another process bound one of the ports `free_ports` picked before the server did
+    import smtplib
+    import socket
+
+    from mailbag.sandbox.certs import make_certs
+    from mailbag.sandbox.smtpd import SmtpServer
+
+    server = SmtpServer(make_certs(tmp_path), {"alice": "pw"}, "sandbox.test", lmtp_port=1)
+    taken = server.submission_port
+    with socket.create_server(("127.0.0.1", taken)):
+        server.start()
+        try:
+            assert server.submission_port != taken
+            with smtplib.SMTP("127.0.0.1", server.submission_port, timeout=10) as smtp:
+                code, reply = smtp.ehlo()
+                assert code == 250 and b"STARTTLS" in reply
+        finally:
+            server.stop()
+    assert not server.running

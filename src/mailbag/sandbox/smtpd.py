@@ -12,6 +12,7 @@ kept in `relayed` for tests to inspect.
 
 from __future__ import annotations
 
+import errno
 import json
 import smtplib
 import ssl
@@ -243,6 +244,24 @@ class SmtpServer:
         return ctx
 
     def start(self) -> None:
+        """Start the listeners. `free_ports` can race with other processes on a busy
+        machine (seen: "address already in use" binding one of the picked ports): then
+        new ports are picked and the start tried again, as Dovecot's (`Dovecot.start`)."""
+        from mailbag.sandbox.dovecot import free_ports
+
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except OSError as exc:
+                self.stop()
+                if attempt == 2 or exc.errno != errno.EADDRINUSE:
+                    raise
+                self.submission_port, self.smtps_port, open_port = free_ports(3)
+                if self.open_port is not None:
+                    self.open_port = open_port
+
+    def _start_once(self) -> None:
         import logging
 
         from aiosmtpd.controller import Controller
@@ -304,8 +323,17 @@ class SmtpServer:
                 )
             )
         with self._lock:
-            for c in controllers:
-                c.start()
+            for i, c in enumerate(controllers):
+                try:
+                    c.start()
+                except BaseException:
+                    # its thread ended at the failed bind; its event loop, and those of
+                    # the controllers not started yet, are left open (`stop` closes the
+                    # ones started)
+                    c.stop(no_assert=True)
+                    for left in controllers[i:]:
+                        left.loop.close()
+                    raise
                 self._controllers.append(c)
 
     def stop(self) -> None:
